@@ -15,14 +15,19 @@
 //! Backends: `memory::MemoryStore` (volatile) and `sled_store::SledStore` (embedded,
 //! persistent). Each must pass the suite in `conformance` unchanged.
 
+pub mod audit;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod error;
 pub mod memory;
 pub mod record;
-
+pub mod sled_store;
 pub mod store;
 pub mod txn;
 
+pub use audit::{Inv02Report, audit_inv02};
 pub use error::{MetaError, MetaResult};
 pub use record::{ChunkRow, DirEntry, InodeRecord, ShareRecord};
+pub use sled_store::SledStore;
 pub use store::{Durability, MetadataStore, StoreInfo};
 pub use txn::{Check, Op, Txn};

@@ -1,1 +1,27 @@
-//! placeholder
+//! NFS adapters of DittoFS.
+//!
+//! Wire codecs:
+//! * [`xdr`]: XDR encoding/decoding (RFC 4506).
+//! * [`rpc`]: ONC RPC v2 call/reply messages and AUTH_NONE/AUTH_SYS (RFC 5531).
+//! * [`record`]: record marking over stream transports (RFC 5531 section 11).
+//! * [`mount3`]: MOUNT protocol version 3 (RFC 1813 appendix I).
+//! * [`nfs3`]: NFS version 3 (RFC 1813).
+//!
+//! The server: [`server::NfsServer`] dispatches NFSv3 (`proc3`) and MOUNT (`mountd`)
+//! calls onto the protocol-neutral core (`dittofs-vfs`), applying each share's
+//! [`export::ExportPolicy`]; [`portmap`] is the optional embedded portmapper.
+
+mod conv;
+pub mod export;
+pub mod metrics;
+pub mod mount3;
+mod mountd;
+pub mod nfs3;
+pub mod portmap;
+mod proc3;
+pub mod record;
+pub mod rpc;
+pub mod server;
+pub mod xdr;
+
+pub use xdr::{Decoder, XdrDecode, XdrEncode, XdrError, XdrResult, XdrWrite};

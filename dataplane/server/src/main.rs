@@ -1,1 +1,322 @@
-fn main() {}
+//! `dfs`: the DittoFS data-plane server.
+//!
+//! `dfs start` with no configuration serves one share, `/export`, from an embedded
+//! metadata store and a local block store under the data directory (printed at start),
+//! over NFSv3 + MOUNT on port 12049.
+
+use clap::{Parser, Subcommand};
+use dittofs_server::config::{self, Config};
+use dittofs_server::{http, runtime, telemetry};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "dfs",
+    version,
+    about = "DittoFS file server: NFSv3 over pluggable metadata and content-addressed block stores"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start the server (embedded defaults when no config is given).
+    Start {
+        /// YAML configuration file (see `dfs init`). Keys can also be set with DITTOFS_* variables.
+        #[arg(long, short, env = "DITTOFS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (overrides `data_dir` of the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Write a commented sample configuration.
+    Init {
+        /// Where to write it ("-" for standard output).
+        #[arg(long, short, default_value = "dittofs.yaml")]
+        output: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Version => {
+            println!("dfs {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Cmd::Init { output, force } => init(&output, force),
+        Cmd::Start { config, data_dir } => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("dfs-worker")
+            .build()
+        {
+            Ok(rt) => rt.block_on(start(config, data_dir)),
+            Err(e) => {
+                eprintln!("dfs: cannot start the async runtime: {e}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}
+
+fn init(output: &Path, force: bool) -> i32 {
+    if output == Path::new("-") {
+        print!("{}", config::SAMPLE);
+        return 0;
+    }
+    if output.exists() && !force {
+        eprintln!("dfs: {} exists; use --force to overwrite", output.display());
+        return 2;
+    }
+    match std::fs::write(output, config::SAMPLE) {
+        Ok(()) => {
+            println!("wrote {}", output.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("dfs: cannot write {}: {e}", output.display());
+            1
+        }
+    }
+}
+
+/// Checks that the data directory exists (creating it) and is writable.
+fn prepare_data_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"ok")
+        .map_err(|e| format!("data directory {} is not writable: {e}", dir.display()))?;
+    std::fs::remove_file(&probe).map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+    Ok(())
+}
+
+/// Takes an exclusive lock on the data directory so two servers never share one.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("dfs.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: flock on a valid open descriptor has no memory-safety preconditions.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(format!(
+            "data directory {} is in use by another dfs process (lock {})",
+            dir.display(),
+            path.display()
+        ));
+    }
+    Ok(f)
+}
+
+async fn bind(what: &str, addr: &str, port: u16) -> Result<tokio::net::TcpListener, String> {
+    let a = format!("{}:{port}", addr.trim_matches(|c| c == '[' || c == ']'));
+    let a = if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        a
+    };
+    tokio::net::TcpListener::bind(&a).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "{what} port {a} is already in use (another server running? set a different port)"
+            )
+        } else {
+            format!("cannot listen for {what} on {a}: {e}")
+        }
+    })
+}
+
+async fn start(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> i32 {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let mut cfg = match Config::load(config_path.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dfs: {e}");
+            return 2;
+        }
+    };
+    if let Some(d) = data_dir {
+        cfg.data_dir = Some(d);
+    }
+    let _telemetry = match telemetry::init(&cfg) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("dfs: {e}");
+            return 2;
+        }
+    };
+    match serve(cfg).await {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("dfs: {e}");
+            1
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> Result<(), String> {
+    let data_dir = cfg.data_dir();
+    prepare_data_dir(&data_dir)?;
+    let _lock = lock_data_dir(&data_dir)?;
+
+    let mut registry = prometheus_client::registry::Registry::with_prefix("dittofs");
+    let nfs_metrics = Arc::new(dittofs_nfs::metrics::NfsMetrics::new(&mut registry));
+
+    // Bind first: a busy port should fail fast, before stores are opened.
+    let nfs_listener = if cfg.nfs.enabled {
+        Some(bind("NFS", &cfg.nfs.bind, cfg.nfs.port).await?)
+    } else {
+        None
+    };
+    let pmap_listener = if cfg.nfs.enabled && cfg.nfs.portmapper.enabled {
+        Some(bind("portmapper", &cfg.nfs.bind, cfg.nfs.portmapper.port).await?)
+    } else {
+        None
+    };
+    let http_listener = if cfg.http.enabled {
+        Some(bind("HTTP", &cfg.http.bind, cfg.http.port).await?)
+    } else {
+        None
+    };
+
+    let rt = Arc::new(
+        runtime::Runtime::build(&cfg, &data_dir)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let stop = CancellationToken::new();
+    let http_state = Arc::new(http::HttpState {
+        registry,
+        ready: false.into(),
+    });
+    let mut tasks = Vec::new();
+    if let Some(l) = http_listener {
+        let (st, stop2) = (http_state.clone(), stop.clone());
+        tasks.push(tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(e) = http::serve(l, st, stop2).await {
+                    tracing::error!(error = %e, "HTTP listener failed");
+                }
+            },
+            tracing::info_span!("task", name = "http"),
+        )));
+    }
+    let flusher = rt.spawn_flusher(stop.clone());
+
+    let mut nfs_task = None;
+    if let Some(l) = nfs_listener {
+        let exports = rt
+            .shares
+            .iter()
+            .map(|s| {
+                dittofs_nfs::export::ExportPolicy::from_options(
+                    s.fs.share_id(),
+                    &s.cfg.squash,
+                    s.cfg.anon_uid,
+                    s.cfg.anon_gid,
+                    &s.cfg.allowed_clients,
+                )
+                .map_err(|e| format!("share {}: {e}", s.cfg.name))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let server = dittofs_nfs::server::NfsServer::new(
+            rt.registry.clone(),
+            exports,
+            dittofs_nfs::server::NfsServerConfig {
+                max_record_bytes: cfg.nfs.max_record_bytes as usize,
+                max_inflight_per_connection: cfg.nfs.max_inflight_per_connection as usize,
+                port: cfg.nfs.port,
+            },
+            nfs_metrics.clone(),
+        );
+        if let Some(pl) = pmap_listener {
+            let port = cfg.nfs.port;
+            let stop2 = stop.clone();
+            tasks.push(tokio::spawn(tracing::Instrument::instrument(
+                async move { dittofs_nfs::portmap::serve(pl, port, stop2).await },
+                tracing::info_span!("task", name = "portmapper"),
+            )));
+        }
+        let stop2 = stop.clone();
+        nfs_task = Some(tokio::spawn(tracing::Instrument::instrument(
+            async move { server.serve(l, stop2).await },
+            tracing::info_span!("task", name = "nfs"),
+        )));
+    }
+
+    http_state.ready.store(true, Ordering::Release);
+    let shares: Vec<&str> = rt.shares.iter().map(|s| s.cfg.name.as_str()).collect();
+    tracing::info!(data_dir = %data_dir.display(), shares = ?shares, nfs_port = cfg.nfs.port, "DittoFS {} ready", env!("CARGO_PKG_VERSION"));
+    println!("DittoFS {} serving {:?}", env!("CARGO_PKG_VERSION"), shares);
+    println!("  data directory: {}", data_dir.display());
+    if cfg.nfs.enabled {
+        println!("  NFSv3 + MOUNT on {}:{}", cfg.nfs.bind, cfg.nfs.port);
+        println!(
+            "  mount with: mount -t nfs -o nfsvers=3,tcp,port={p},mountport={p} <server>:{s} /mnt/test",
+            p = cfg.nfs.port,
+            s = shares.first().copied().unwrap_or("/export")
+        );
+    }
+    if cfg.http.enabled {
+        println!(
+            "  health/metrics on http://{}:{}/metrics",
+            cfg.http.bind, cfg.http.port
+        );
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections, finishing in-flight calls");
+    http_state.ready.store(false, Ordering::Release);
+    stop.cancel();
+    if let Some(t) = nfs_task {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), t).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "NFS listener ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "NFS task failed"),
+            Err(_) => tracing::warn!("in-flight NFS calls did not finish within 30 s"),
+        }
+    }
+    let _ = flusher.await;
+    rt.shutdown().await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut i), Ok(mut t)) => {
+            tokio::select! {
+                _ = i.recv() => {}
+                _ = t.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

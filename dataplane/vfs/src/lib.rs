@@ -1,1 +1,30 @@
-//! placeholder
+//! The protocol-neutral filesystem core of DittoFS.
+//!
+//! [`Fs`] is one share's filesystem: POSIX semantics (permissions, sticky directories,
+//! setgid inheritance, suid/sgid clearing, timestamps, link counts, name rules) over a
+//! [`dittofs_metadata::MetadataStore`] (one transaction per namespace change) and a
+//! [`dittofs_blockstore::Engine`] (content). Protocol adapters (NFS, SMB) depend on this
+//! crate only; they never see a concrete store.
+//!
+//! [`ShareRegistry`] maps handles and export names to shares.
+
+pub mod attr;
+pub mod cred;
+pub mod error;
+mod fs;
+pub mod handle;
+mod locks;
+mod ops_attr;
+mod ops_io;
+mod ops_ns;
+pub mod registry;
+
+pub use attr::{
+    Attr, CreateMode, DirEntryOut, FsStat, ReadDirPage, SetAttr, SetTime, SpecialKind, Stability,
+};
+pub use cred::{Credentials, access};
+pub use error::{FsError, FsResult};
+pub use fs::{Fs, LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, ShareOptions};
+pub use handle::{FileHandle, HANDLE_LEN};
+pub use ops_io::WriteOutcome;
+pub use registry::ShareRegistry;

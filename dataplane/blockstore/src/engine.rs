@@ -1,0 +1,689 @@
+//! The block engine: journaled writes, merged reads, and flushes that re-chunk dirty
+//! regions into the local CAS. It never touches metadata: the caller (vfs) commits the
+//! block lists it returns.
+//!
+//! Invariants:
+//! - Per file, a journal append and the matching overlay insert happen under the file's
+//!   lock, so the overlay's write ids (= journal seqs) grow in the order writes are
+//!   applied. Hence a flush snapshot taken under that lock holds every write of the file
+//!   with seq <= its highest seq, which makes `FlushPlan::applied_seq` a valid
+//!   "everything up to here is in the blocks" watermark for the journal.
+//! - Reads see the merged view: newest overlay data, else the committed block covering
+//!   the byte, else zeros (hole). Journal segment files are captured under the file lock,
+//!   so a segment reclaimed concurrently stays readable for reads already in flight.
+//! - A flush never materializes a hole: windows stop at the end of a contiguous data run.
+//!   Every chunk a `FlushPlan` references is in the CAS and its directory entry durable
+//!   before the plan is returned. Blocks away from dirty ranges are reused unchanged;
+//!   a window ends at the first cut point past the dirty range that coincides with the
+//!   start of an unchanged base block (boundaries realigned) or at the end of the run.
+//! - Blocking work (file I/O, hashing, fsync) runs in `spawn_blocking`; no lock is held
+//!   across an `.await`. Lock order: file map, then one file's state, then journal.
+//!
+//! Recovery protocol for the caller: `Engine::open` returns the journal records in seq
+//! order. For each, skip it if its seq is <= the inode's committed `applied_seq`, else
+//! [`Engine::restore`] it (in the returned order, before new writes to that file). Then,
+//! for every key seen, call [`Engine::note_applied`] with the inode's `applied_seq`, or
+//! [`Engine::discard`] if the inode is gone, so old segments become reclaimable.
+//!
+//! Flush protocol: at most one `prepare_flush` .. `finish_flush` per file at a time (the
+//! caller serializes them, e.g. under its per-inode lock); writes may continue meanwhile.
+//! `truncate` requires the file to be clean, so the caller flushes first.
+//!
+//! Journal reclaim protocol: `ids = engine.journal_reclaimable()`, then make the metadata
+//! store durable (its `sync()`), then `engine.delete_journal_segments(&ids)`.
+
+use crate::cas::LocalCas;
+use crate::chunker::{Chunker, ChunkerConfig, StreamChunker};
+use crate::error::{BlockError, Result};
+use crate::journal::{DEFAULT_SEGMENT_BYTES, Journal, RecoveredRecord};
+use crate::overlay::{Extent, Overlay};
+use bytes::Bytes;
+use dittofs_types::{BlockRef, ContentHash, FileKey, validate_blocks};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+
+/// Engine settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    pub chunker: ChunkerConfig,
+    /// Journal segment roll size in bytes.
+    pub journal_segment_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            chunker: ChunkerConfig::default(),
+            journal_segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// Result of [`Engine::prepare_flush`]: commit `new_blocks` (with refcount deltas and
+/// `applied_seq`) in one metadata transaction, then call [`Engine::finish_flush`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlushPlan {
+    pub new_blocks: Vec<BlockRef>,
+    /// max(end of the last block, end of the dirty data).
+    pub data_end: u64,
+    /// Highest journal seq included in `new_blocks`.
+    pub applied_seq: u64,
+    /// Highest overlay write id included (equal to `applied_seq` in this engine).
+    pub max_write_id: u64,
+    /// Chunks newly written to the CAS (dedup hits excluded).
+    pub chunks_written: usize,
+    pub bytes_written: u64,
+}
+
+/// Disk usage of the store's file system plus the store's own footprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskStats {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    pub avail_bytes: u64,
+    pub total_files: u64,
+    pub free_files: u64,
+    /// Bytes in the local CAS.
+    pub cas_bytes: u64,
+    /// Bytes in journal segments.
+    pub journal_bytes: u64,
+}
+
+#[derive(Debug)]
+struct FileState {
+    overlay: Overlay,
+    last_write: Instant,
+}
+
+/// An overlay extent with the journal segment holding its bytes.
+type Piece = (Extent, Arc<File>);
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    cas: LocalCas,
+    journal: Journal,
+    chunker: Chunker,
+    files: Mutex<HashMap<FileKey, Arc<Mutex<FileState>>>>,
+}
+
+/// The block engine (cheap to share; all methods take `&self`).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BlockError::Task(e.to_string()))?
+}
+
+/// Merges sorted-by-start intervals that overlap or touch.
+fn merge_intervals(sorted: impl IntoIterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in sorted {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// Opens the CAS and the journal under `root`. Returns the journal's records for the
+    /// caller's recovery (see the module documentation).
+    pub fn open(root: &Path, cfg: EngineConfig) -> Result<(Engine, Vec<RecoveredRecord>)> {
+        let chunker = Chunker::new(cfg.chunker)?;
+        let cas = LocalCas::open(root)?;
+        let (journal, records) = Journal::open(root, cfg.journal_segment_bytes)?;
+        let inner = Inner {
+            root: root.to_path_buf(),
+            cas,
+            journal,
+            chunker,
+            files: Mutex::new(HashMap::new()),
+        };
+        Ok((
+            Engine {
+                inner: Arc::new(inner),
+            },
+            records,
+        ))
+    }
+
+    pub fn cas(&self) -> &LocalCas {
+        &self.inner.cas
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    pub fn chunker(&self) -> Chunker {
+        self.inner.chunker
+    }
+
+    /// Journals `data` at `offset` and makes it visible to reads. With `durable`, returns
+    /// only once the journal is fsynced. Returns the write's seq (0 for empty data).
+    pub async fn write(
+        &self,
+        key: FileKey,
+        offset: u64,
+        data: Bytes,
+        durable: bool,
+    ) -> Result<u64> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if offset.checked_add(data.len() as u64).is_none() {
+            return Err(BlockError::Invalid(format!(
+                "write of {} bytes at {offset} overflows",
+                data.len()
+            )));
+        }
+        let inner = self.inner.clone();
+        let seq = blocking(move || {
+            let state = inner.file(key);
+            let mut st = state.lock();
+            let loc = inner.journal.append(key, offset, &data)?;
+            st.overlay.insert(offset, loc, loc.seq);
+            st.last_write = Instant::now();
+            Ok(loc.seq)
+        })
+        .await?;
+        if durable {
+            let inner = self.inner.clone();
+            blocking(move || inner.journal.sync()).await?;
+        }
+        Ok(seq)
+    }
+
+    /// Re-inserts a replayed record into the overlay (see the recovery protocol).
+    pub fn restore(&self, key: FileKey, rec: &RecoveredRecord) {
+        let state = self.inner.file(key);
+        let mut st = state.lock();
+        st.overlay.insert(rec.offset, rec.loc, rec.seq);
+        st.last_write = Instant::now();
+    }
+
+    /// Makes every write so far and every chunk put so far durable.
+    pub async fn commit_durable(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            inner.journal.sync()?;
+            inner.cas.sync_dirs()
+        })
+        .await
+    }
+
+    /// End of the dirty data of `key`, `None` if it has none.
+    pub fn dirty_end(&self, key: FileKey) -> Option<u64> {
+        let state = self.inner.existing(key)?;
+        let st = state.lock();
+        (!st.overlay.is_empty()).then(|| st.overlay.end())
+    }
+
+    pub fn dirty_bytes(&self, key: FileKey) -> u64 {
+        self.inner
+            .existing(key)
+            .map_or(0, |s| s.lock().overlay.dirty_bytes())
+    }
+
+    pub fn is_dirty(&self, key: FileKey) -> bool {
+        self.dirty_bytes(key) > 0
+    }
+
+    /// Every file with dirty data: (key, dirty bytes, time of its last write).
+    pub fn dirty_files(&self) -> Vec<(FileKey, u64, Instant)> {
+        let files: Vec<_> = self
+            .inner
+            .files
+            .lock()
+            .iter()
+            .map(|(k, s)| (*k, s.clone()))
+            .collect();
+        files
+            .into_iter()
+            .filter_map(|(k, s)| {
+                let st = s.lock();
+                (!st.overlay.is_empty()).then(|| (k, st.overlay.dirty_bytes(), st.last_write))
+            })
+            .collect()
+    }
+
+    /// Reads `min(len, size - offset)` bytes at `offset` of the merged view (dirty data
+    /// over `blocks`, holes as zeros); `size` is the logical size the caller reports.
+    /// Block data is read with ranged CAS reads (a 4 KiB read preads 4 KiB).
+    pub async fn read(
+        &self,
+        key: FileKey,
+        blocks: &[BlockRef],
+        size: u64,
+        offset: u64,
+        len: u32,
+    ) -> Result<Bytes> {
+        if offset >= size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let n = u64::from(len).min(size - offset);
+        let end = offset + n;
+        let pieces = match self.inner.existing(key) {
+            Some(state) => {
+                let st = state.lock();
+                self.inner.pieces(&st.overlay.extents_in(offset, end))?
+            }
+            None => Vec::new(),
+        };
+        let first = blocks.partition_point(|b| b.end() <= offset);
+        let last = blocks.partition_point(|b| b.offset < end);
+        let blocks = blocks[first..last.max(first)].to_vec();
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut buf = vec![0u8; n as usize];
+            inner.fill(&blocks, &pieces, offset, &mut buf)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    /// Snapshots all dirty data of `key`, re-chunks the dirty windows against `blocks`
+    /// (the committed list) and stores the new chunks durably. `None` if not dirty.
+    pub async fn prepare_flush(
+        &self,
+        key: FileKey,
+        blocks: &[BlockRef],
+    ) -> Result<Option<FlushPlan>> {
+        validate_blocks(blocks).map_err(|e| BlockError::Invalid(e.to_string()))?;
+        let Some(state) = self.inner.existing(key) else {
+            return Ok(None);
+        };
+        let (snap, max_write_id) = {
+            let st = state.lock();
+            if st.overlay.is_empty() {
+                return Ok(None);
+            }
+            (
+                self.inner.pieces(&st.overlay.snapshot())?,
+                st.overlay.max_write_id(),
+            )
+        };
+        let blocks = blocks.to_vec();
+        let inner = self.inner.clone();
+        blocking(move || {
+            // The seqs this plan marks as applied must be durable in the journal: seqs
+            // lost in a crash are reused, and a reused seq <= applied_seq would be
+            // skipped by recovery.
+            inner.journal.sync()?;
+            let (new_blocks, chunks_written, bytes_written) = inner.rechunk(&blocks, &snap)?;
+            inner.cas.sync_dirs()?;
+            let dirty_end = snap.last().map_or(0, |(e, _)| e.end());
+            let base_end = blocks.last().map_or(0, BlockRef::end);
+            Ok(Some(FlushPlan {
+                new_blocks,
+                data_end: dirty_end.max(base_end),
+                applied_seq: max_write_id,
+                max_write_id,
+                chunks_written,
+                bytes_written,
+            }))
+        })
+        .await
+    }
+
+    /// After the caller committed `plan`: drops the flushed dirty data and tells the
+    /// journal that `key` is applied up to `plan.applied_seq`.
+    pub fn finish_flush(&self, key: FileKey, plan: &FlushPlan) {
+        if let Some(state) = self.inner.existing(key) {
+            state.lock().overlay.prune(plan.max_write_id);
+        }
+        self.inner.journal.note_applied(key, plan.applied_seq);
+        self.inner.drop_if_clean(key);
+    }
+
+    /// Cuts `blocks` at `new_size`. The file must have no dirty data: the caller flushes
+    /// first, under the lock that keeps writers out (this signature carries no key, so
+    /// the engine cannot check it). The ref straddling `new_size` is replaced by the
+    /// re-chunked prefix. Growing keeps the blocks (the new tail is a hole).
+    pub async fn truncate(&self, blocks: &[BlockRef], new_size: u64) -> Result<Vec<BlockRef>> {
+        let k = blocks.partition_point(|b| b.end() <= new_size);
+        let mut out = blocks[..k].to_vec();
+        let Some(&straddle) = blocks.get(k).filter(|b| b.offset < new_size) else {
+            return Ok(out);
+        };
+        let inner = self.inner.clone();
+        let tail = blocking(move || {
+            let data = inner.cas.read_chunk(&straddle.hash)?;
+            let keep = (new_size - straddle.offset) as usize;
+            let prefix = data.get(..keep).ok_or(BlockError::Corrupt {
+                hash: straddle.hash,
+            })?;
+            let mut refs = Vec::new();
+            for (o, n) in inner.chunker.chunk(prefix) {
+                let piece = &prefix[o..o + n];
+                let hash = ContentHash::of(piece);
+                inner.cas.put(&hash, piece)?;
+                refs.push(BlockRef {
+                    hash,
+                    offset: straddle.offset + o as u64,
+                    size: n as u32,
+                });
+            }
+            inner.cas.sync_dirs()?;
+            Ok(refs)
+        })
+        .await?;
+        out.extend(tail);
+        Ok(out)
+    }
+
+    /// Whether `key` has dirty data newer than `max_write_id` (i.e. the file will still be
+    /// dirty after `finish_flush` of a plan with that `max_write_id`).
+    pub fn has_writes_after(&self, key: FileKey, max_write_id: u64) -> bool {
+        self.inner
+            .existing(key)
+            .is_some_and(|s| s.lock().overlay.max_write_id() > max_write_id)
+    }
+
+    /// The file is deleted: drops its dirty data and its journal claims.
+    pub fn discard(&self, key: FileKey) {
+        if let Some(state) = self.inner.existing(key) {
+            state.lock().overlay = Overlay::new();
+        }
+        self.inner.journal.forget(key);
+        self.inner.drop_if_clean(key);
+    }
+
+    /// The block list of a copy (the CAS makes copies free; the caller adds refcounts).
+    pub fn copy_payload(&self, blocks: &[BlockRef]) -> Vec<BlockRef> {
+        blocks.to_vec()
+    }
+
+    /// See [`Journal::note_applied`] (used after recovery).
+    pub fn note_applied(&self, key: FileKey, applied_seq: u64) {
+        self.inner.journal.note_applied(key, applied_seq);
+    }
+
+    /// Journal segments that may be deleted once the caller's metadata is durable.
+    pub fn journal_reclaimable(&self) -> Vec<u64> {
+        self.inner.journal.reclaimable()
+    }
+
+    /// Deletes journal segments (after the caller made its metadata durable).
+    pub async fn delete_journal_segments(&self, ids: &[u64]) -> Result<()> {
+        let inner = self.inner.clone();
+        let ids = ids.to_vec();
+        blocking(move || inner.journal.delete_segments(&ids)).await
+    }
+
+    pub fn journal_bytes(&self) -> u64 {
+        self.inner.journal.bytes_total()
+    }
+
+    /// Deletes every reclaimable journal segment; returns how many. Precondition: every
+    /// `note_applied`/`finish_flush` so far reflects metadata that is already durable
+    /// (call the metadata store's `sync()` first, and make sure no flush commit that is
+    /// not yet durable can call `finish_flush` in between; durable commits satisfy this).
+    pub fn reclaim_journal(&self) -> Result<usize> {
+        let ids = self.inner.journal.reclaimable();
+        self.inner.journal.delete_segments(&ids)?;
+        Ok(ids.len())
+    }
+
+    /// Space of the file system holding the store (statvfs of its root).
+    // The statvfs field types differ between platforms (u32 on macOS).
+    #[allow(clippy::unnecessary_cast)]
+    pub fn disk_stats(&self) -> Result<DiskStats> {
+        let root = &self.inner.root;
+        let path = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
+            .map_err(|_| BlockError::Invalid(format!("path {} has a NUL", root.display())))?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+        // SAFETY: `path` is a valid NUL-terminated string and `st` points to writable
+        // memory of the right type; statvfs fills it on success.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(crate::error::io_err(root)(std::io::Error::last_os_error()));
+        }
+        // SAFETY: statvfs returned 0, so the struct is initialized.
+        let st = unsafe { st.assume_init() };
+        let frsize = st.f_frsize as u64;
+        Ok(DiskStats {
+            total_bytes: st.f_blocks as u64 * frsize,
+            free_bytes: st.f_bfree as u64 * frsize,
+            avail_bytes: st.f_bavail as u64 * frsize,
+            total_files: st.f_files as u64,
+            free_files: st.f_ffree as u64,
+            cas_bytes: self.inner.cas.total_bytes(),
+            journal_bytes: self.inner.journal.bytes_total(),
+        })
+    }
+}
+
+impl Inner {
+    fn file(&self, key: FileKey) -> Arc<Mutex<FileState>> {
+        self.files
+            .lock()
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(FileState {
+                    overlay: Overlay::new(),
+                    last_write: Instant::now(),
+                }))
+            })
+            .clone()
+    }
+
+    fn existing(&self, key: FileKey) -> Option<Arc<Mutex<FileState>>> {
+        self.files.lock().get(&key).cloned()
+    }
+
+    /// Forgets a clean file's state unless someone holds it (who could be about to
+    /// insert: only the map hands out new references, and we hold the map lock).
+    fn drop_if_clean(&self, key: FileKey) {
+        let mut files = self.files.lock();
+        if let Some(s) = files.get(&key)
+            && Arc::strong_count(s) == 1
+            && s.lock().overlay.is_empty()
+        {
+            files.remove(&key);
+        }
+    }
+
+    fn pieces(&self, extents: &[Extent]) -> Result<Vec<Piece>> {
+        extents
+            .iter()
+            .map(|e| {
+                self.journal
+                    .segment_file(e.loc.segment)
+                    .map(|f| (*e, f))
+                    .ok_or_else(|| {
+                        BlockError::Invalid(format!("journal segment {} is gone", e.loc.segment))
+                    })
+            })
+            .collect()
+    }
+
+    /// Fills `buf` with the merged view at `start`: `pieces` (sorted, non-overlapping)
+    /// over `blocks`, zeros in holes.
+    fn fill(
+        &self,
+        blocks: &[BlockRef],
+        pieces: &[Piece],
+        start: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
+        let end = start + buf.len() as u64;
+        let mut pos = start;
+        let first = pieces.partition_point(|(e, _)| e.end() <= start);
+        for (e, f) in pieces[first..].iter().take_while(|(e, _)| e.offset < end) {
+            let e = e.slice(e.offset.max(start), e.end().min(end));
+            if e.offset > pos {
+                let gap = &mut buf[(pos - start) as usize..(e.offset - start) as usize];
+                self.fill_blocks(blocks, pos, gap)?;
+            }
+            let dst = &mut buf[(e.offset - start) as usize..(e.end() - start) as usize];
+            f.read_exact_at(dst, e.loc.data_pos)
+                .map_err(|source| BlockError::Io {
+                    path: format!("journal segment {}", e.loc.segment).into(),
+                    source,
+                })?;
+            pos = e.end();
+        }
+        if pos < end {
+            self.fill_blocks(blocks, pos, &mut buf[(pos - start) as usize..])?;
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` from the blocks covering `[start, start + len)`, zeros elsewhere.
+    fn fill_blocks(&self, blocks: &[BlockRef], start: u64, buf: &mut [u8]) -> Result<()> {
+        let end = start + buf.len() as u64;
+        let mut pos = start;
+        let mut i = blocks.partition_point(|b| b.end() <= start);
+        while pos < end {
+            let Some(b) = blocks.get(i).filter(|b| b.offset < end) else {
+                buf[(pos - start) as usize..].fill(0);
+                break;
+            };
+            if b.offset > pos {
+                buf[(pos - start) as usize..(b.offset - start) as usize].fill(0);
+                pos = b.offset;
+            }
+            let upto = end.min(b.end());
+            let dst = &mut buf[(pos - start) as usize..(upto - start) as usize];
+            if self.cas.read_at(&b.hash, pos - b.offset, dst)? != dst.len() {
+                return Err(BlockError::Corrupt { hash: b.hash });
+            }
+            pos = upto;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// The re-chunk algorithm (see the module invariants). Returns the new block list,
+    /// the number of chunks newly stored and their bytes. Cutting runs on this thread;
+    /// hashing and storing the chunks on a helper thread (the two overlap).
+    fn rechunk(&self, blocks: &[BlockRef], snap: &[Piece]) -> Result<(Vec<BlockRef>, usize, u64)> {
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(2);
+            let store = s.spawn(move || {
+                let mut done = Vec::new();
+                for (idx, data) in rx {
+                    let hash = ContentHash::of(&data);
+                    let new = self.cas.put(&hash, &data)?;
+                    done.push((idx, hash, new.then_some(data.len() as u64)));
+                }
+                Ok::<_, BlockError>(done)
+            });
+            let cut = self.cut_windows(blocks, snap, &tx);
+            drop(tx);
+            let stored = store
+                .join()
+                .map_err(|_| BlockError::Task("chunk store thread panicked".into()))?;
+            let mut out = cut?;
+            let (mut written, mut written_bytes) = (0usize, 0u64);
+            for (idx, hash, new) in stored? {
+                out[idx].hash = hash;
+                if let Some(n) = new {
+                    written += 1;
+                    written_bytes += n;
+                }
+            }
+            Ok((out, written, written_bytes))
+        })
+    }
+
+    /// Computes the new block list; new chunks get a placeholder hash and are sent with
+    /// their index in the list to `store`.
+    fn cut_windows(
+        &self,
+        blocks: &[BlockRef],
+        snap: &[Piece],
+        store: &mpsc::SyncSender<(usize, Vec<u8>)>,
+    ) -> Result<Vec<BlockRef>> {
+        let dirty = merge_intervals(snap.iter().map(|(e, _)| (e.offset, e.end())));
+        let mut all: Vec<(u64, u64)> = blocks
+            .iter()
+            .map(|b| (b.offset, b.end()))
+            .chain(dirty.iter().copied())
+            .collect();
+        all.sort_unstable();
+        let runs = merge_intervals(all);
+        // An old block starting at `at` that no remaining dirty interval touches.
+        let unchanged_start = |at: u64, rest: &[(u64, u64)]| {
+            let k = blocks.partition_point(|b| b.offset < at);
+            blocks
+                .get(k)
+                .is_some_and(|b| b.offset == at && rest.first().is_none_or(|d| d.0 >= b.end()))
+        };
+        let max = self.chunker.config().max as usize;
+        let mut scratch = vec![0u8; max];
+        let mut out = Vec::with_capacity(blocks.len() + 8);
+        let (mut bi, mut prev_we, mut i) = (0usize, 0u64, 0usize);
+        while let Some(&(ds, de0)) = dirty.get(i) {
+            i += 1;
+            let mut de = de0;
+            let k = blocks.partition_point(|b| b.end() <= ds);
+            let ws = match (blocks.get(k), k.checked_sub(1).and_then(|p| blocks.get(p))) {
+                (Some(b), _) if b.offset <= ds => b.offset,
+                (_, Some(prev)) if prev.end() == ds => prev.offset,
+                _ => ds,
+            };
+            debug_assert!(ws >= prev_we);
+            let ws = ws.max(prev_we);
+            while let Some(b) = blocks.get(bi).filter(|b| b.offset < ws) {
+                out.push(*b);
+                bi += 1;
+            }
+            let run_end = runs
+                .get(runs.partition_point(|r| r.1 <= ws))
+                .map(|r| r.1)
+                .ok_or_else(|| BlockError::Invalid(format!("no data run at {ws}")))?;
+            let mut sc = StreamChunker::new(self.chunker, ws);
+            let mut fed = ws;
+            let we = loop {
+                while sc.needs_input() && fed < run_end {
+                    let n = (max as u64).min(run_end - fed) as usize;
+                    self.fill(blocks, snap, fed, &mut scratch[..n])?;
+                    sc.push(&scratch[..n]);
+                    fed += n as u64;
+                }
+                let Some((co, data)) = sc.next_chunk(fed == run_end) else {
+                    break fed;
+                };
+                store
+                    .send((out.len(), data.to_vec()))
+                    .map_err(|_| BlockError::Task("chunk store thread stopped".into()))?;
+                let ce = co + data.len() as u64;
+                out.push(BlockRef {
+                    hash: ContentHash::ZERO,
+                    offset: co,
+                    size: data.len() as u32,
+                });
+                while let Some(&(s, e)) = dirty.get(i).filter(|d| d.0 < ce) {
+                    debug_assert!(s >= ws);
+                    de = de.max(e);
+                    i += 1;
+                }
+                if ce >= run_end || (ce >= de && unchanged_start(ce, &dirty[i..])) {
+                    break ce;
+                }
+            };
+            while blocks.get(bi).is_some_and(|b| b.offset < we) {
+                bi += 1;
+            }
+            prev_we = we;
+        }
+        out.extend_from_slice(&blocks[bi..]);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,415 @@
+//! Engine tests: a naive byte model with an explicit hole bitmap checks every read and
+//! every flushed block list (content, holes never materialized, validity).
+
+use super::*;
+use dittofs_types::{Ino, ShareId};
+use proptest::prelude::*;
+use std::collections::HashSet;
+
+fn small_cfg() -> EngineConfig {
+    EngineConfig {
+        chunker: ChunkerConfig {
+            min: 64,
+            avg: 256,
+            max: 1024,
+        },
+        journal_segment_bytes: 8192,
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn key(ino: u64) -> FileKey {
+    FileKey {
+        share: ShareId(1),
+        ino: Ino(ino),
+    }
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The caller's view (what vfs keeps in metadata) plus the model of the content.
+struct Harness {
+    dir: tempfile::TempDir,
+    engine: Engine,
+    key: FileKey,
+    blocks: Vec<BlockRef>,
+    applied_seq: u64,
+    data: Vec<u8>,
+    present: Vec<bool>,
+    size: u64,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, recs) = Engine::open(dir.path(), small_cfg()).unwrap();
+        assert!(recs.is_empty());
+        Harness {
+            dir,
+            engine,
+            key: key(7),
+            blocks: Vec::new(),
+            applied_seq: 0,
+            data: Vec::new(),
+            present: Vec::new(),
+            size: 0,
+        }
+    }
+
+    async fn write(&mut self, off: u64, bytes: Vec<u8>) {
+        let end = off as usize + bytes.len();
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+            self.present.resize(end, false);
+        }
+        self.data[off as usize..end].copy_from_slice(&bytes);
+        self.present[off as usize..end].fill(true);
+        self.size = self.size.max(end as u64);
+        self.engine
+            .write(self.key, off, Bytes::from(bytes), false)
+            .await
+            .unwrap();
+    }
+
+    async fn flush(&mut self) {
+        let Some(plan) = self
+            .engine
+            .prepare_flush(self.key, &self.blocks)
+            .await
+            .unwrap()
+        else {
+            assert!(!self.engine.is_dirty(self.key));
+            return;
+        };
+        validate_blocks(&plan.new_blocks).unwrap();
+        assert_eq!(plan.applied_seq, plan.max_write_id);
+        assert!(plan.applied_seq > self.applied_seq);
+        // "Commit" and finish.
+        self.blocks = plan.new_blocks.clone();
+        self.applied_seq = plan.applied_seq;
+        self.engine.finish_flush(self.key, &plan);
+        assert!(!self.engine.is_dirty(self.key));
+        assert_eq!(
+            plan.data_end,
+            self.blocks
+                .last()
+                .map_or(0, BlockRef::end)
+                .max(plan.data_end)
+        );
+        self.check_blocks();
+    }
+
+    /// Blocks cover exactly the present bytes (holes are never materialized) and hold
+    /// the model's bytes.
+    fn check_blocks(&self) {
+        let mut covered = vec![false; self.present.len()];
+        for b in &self.blocks {
+            let chunk = self.engine.cas().read_chunk(&b.hash).unwrap();
+            assert_eq!(chunk.len(), b.size as usize);
+            let (s, e) = (b.offset as usize, b.end() as usize);
+            assert!(e <= self.present.len(), "block past data");
+            assert_eq!(&chunk[..], &self.data[s..e]);
+            covered[s..e].fill(true);
+        }
+        assert_eq!(
+            covered, self.present,
+            "block coverage differs from data bitmap"
+        );
+    }
+
+    async fn truncate(&mut self, n: u64) {
+        self.flush().await;
+        self.blocks = self.engine.truncate(&self.blocks, n).await.unwrap();
+        validate_blocks(&self.blocks).unwrap();
+        let keep = (n as usize).min(self.data.len());
+        self.data.truncate(keep);
+        self.present.truncate(keep);
+        self.size = n;
+        self.check_blocks();
+    }
+
+    /// Crash-free restart: drop the engine (unflushed data only in the journal), reopen
+    /// and run the caller's recovery protocol.
+    fn reopen(&mut self) {
+        let (engine, recs) = Engine::open(self.dir.path(), small_cfg()).unwrap();
+        self.engine = engine;
+        for r in &recs {
+            assert_eq!(r.key, self.key);
+            if r.seq > self.applied_seq {
+                self.engine.restore(r.key, r);
+            }
+        }
+        self.engine.note_applied(self.key, self.applied_seq);
+    }
+
+    async fn reclaim(&self) {
+        let ids = self.engine.journal_reclaimable();
+        // (the caller would sync its metadata here)
+        self.engine.delete_journal_segments(&ids).await.unwrap();
+    }
+
+    async fn check_read(&self, off: u64, len: u32) {
+        let got = self
+            .engine
+            .read(self.key, &self.blocks, self.size, off, len)
+            .await
+            .unwrap();
+        let end = (off + u64::from(len)).min(self.size).max(off);
+        let want: Vec<u8> = (off..end)
+            .map(|p| self.data.get(p as usize).copied().unwrap_or(0))
+            .collect();
+        assert_eq!(got.len(), want.len(), "read len at {off}+{len}");
+        assert!(got[..] == want[..], "read content at {off}+{len}");
+    }
+
+    async fn check_all(&self) {
+        self.check_read(0, self.size as u32 + 10).await;
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write { off: u64, len: usize, seed: u64 },
+    Flush,
+    Truncate(u64),
+    Reopen,
+    Reclaim,
+    Read(u64, u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u64..12_000, 1usize..3_000, any::<u64>())
+            .prop_map(|(off, len, seed)| Op::Write { off, len, seed }),
+        2 => Just(Op::Flush),
+        1 => (0u64..14_000).prop_map(Op::Truncate),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Reclaim),
+        2 => (0u64..14_000, 1u32..5_000).prop_map(|(o, l)| Op::Read(o, l)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #[test]
+    fn engine_matches_model(ops in prop::collection::vec(op(), 1..40)) {
+        rt().block_on(async {
+            let mut h = Harness::new();
+            for op in ops {
+                match op {
+                    Op::Write { off, len, seed } => h.write(off, pseudo_random(len, seed)).await,
+                    Op::Flush => h.flush().await,
+                    Op::Truncate(n) => h.truncate(n).await,
+                    Op::Reopen => h.reopen(),
+                    Op::Reclaim => h.reclaim().await,
+                    Op::Read(o, l) => h.check_read(o, l).await,
+                }
+                h.check_all().await;
+            }
+            h.flush().await;
+            h.check_all().await;
+            // Everything is applied now: all but the active segment can go.
+            h.reclaim().await;
+            assert_eq!(h.engine.journal().segments().len(), 1);
+        });
+    }
+}
+
+#[test]
+fn small_overwrite_reuses_untouched_blocks() {
+    rt().block_on(async {
+        let mut h = Harness::new();
+        h.write(0, pseudo_random(200_000, 1)).await;
+        h.flush().await;
+        let old: HashSet<(ContentHash, u64)> =
+            h.blocks.iter().map(|b| (b.hash, b.offset)).collect();
+        assert!(old.len() > 300);
+        h.write(100_000, b"0123456789".to_vec()).await;
+        h.flush().await;
+        let new: Vec<_> = h
+            .blocks
+            .iter()
+            .filter(|b| !old.contains(&(b.hash, b.offset)))
+            .collect();
+        // CDC resynchronizes within a few chunks (5 with this data and these sizes).
+        assert!(
+            !new.is_empty() && new.len() <= 8,
+            "{} new blocks",
+            new.len()
+        );
+        for b in &new {
+            assert!(b.offset <= 100_010 + 4096 && b.end() + 4096 >= 100_000);
+        }
+        h.check_all().await;
+    });
+}
+
+#[test]
+fn appends_chunk_like_one_write() {
+    rt().block_on(async {
+        let mut h = Harness::new();
+        let all = pseudo_random(50_000, 2);
+        for piece in all.chunks(7_000).enumerate() {
+            h.write((piece.0 * 7_000) as u64, piece.1.to_vec()).await;
+            h.flush().await;
+        }
+        let want: Vec<(u64, u32)> = h
+            .engine
+            .chunker()
+            .chunk(&all)
+            .into_iter()
+            .map(|(o, n)| (o as u64, n as u32))
+            .collect();
+        let got: Vec<(u64, u32)> = h.blocks.iter().map(|b| (b.offset, b.size)).collect();
+        assert_eq!(got, want);
+    });
+}
+
+#[test]
+fn holes_stay_holes_and_reads_clip_at_size() {
+    rt().block_on(async {
+        let mut h = Harness::new();
+        h.write(10_000, pseudo_random(500, 3)).await;
+        h.write(20_000, pseudo_random(3_000, 4)).await;
+        h.flush().await;
+        assert_eq!(h.blocks.first().unwrap().offset, 10_000);
+        assert!(h.blocks.iter().all(|b| b.offset >= 10_000));
+        h.check_all().await;
+        // Read past EOF is empty; read straddling EOF is clipped.
+        let past = h
+            .engine
+            .read(h.key, &h.blocks, h.size, h.size, 100)
+            .await
+            .unwrap();
+        assert!(past.is_empty());
+        h.check_read(h.size - 10, 100).await;
+        // Fill the hole between the two runs: they join into one run.
+        h.write(10_500, pseudo_random(9_500, 5)).await;
+        h.flush().await;
+        h.check_all().await;
+        h.truncate(5_000).await;
+        assert!(h.blocks.is_empty());
+        h.truncate(30_000).await;
+        h.check_all().await;
+    });
+}
+
+#[test]
+fn has_writes_after_and_disk_stats() {
+    rt().block_on(async {
+        let mut h = Harness::new();
+        h.write(0, vec![1; 100]).await;
+        let plan = h.engine.prepare_flush(h.key, &[]).await.unwrap().unwrap();
+        assert!(!h.engine.has_writes_after(h.key, plan.max_write_id));
+        h.engine
+            .write(h.key, 50, Bytes::from_static(b"x"), false)
+            .await
+            .unwrap();
+        assert!(h.engine.has_writes_after(h.key, plan.max_write_id));
+        h.engine.finish_flush(h.key, &plan);
+        assert_eq!(h.engine.dirty_bytes(h.key), 1);
+        let s = h.engine.disk_stats().unwrap();
+        assert!(s.total_bytes >= s.free_bytes && s.free_bytes > 0);
+        assert_eq!(s.cas_bytes, 100);
+        assert!(s.journal_bytes >= 101);
+        assert_eq!(h.engine.reclaim_journal().unwrap(), 0);
+    });
+}
+
+#[test]
+fn small_read_of_a_base_chunk_preads_only_its_range() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = EngineConfig {
+            chunker: ChunkerConfig {
+                min: 64 << 10,
+                avg: 256 << 10,
+                max: 1 << 20,
+            },
+            ..EngineConfig::default()
+        };
+        let (engine, _) = Engine::open(dir.path(), cfg).unwrap();
+        let k = key(9);
+        let data = pseudo_random(4 << 20, 6);
+        engine
+            .write(k, 0, Bytes::from(data.clone()), false)
+            .await
+            .unwrap();
+        let plan = engine.prepare_flush(k, &[]).await.unwrap().unwrap();
+        engine.finish_flush(k, &plan);
+        let b = plan.new_blocks.iter().find(|b| b.size >= 16384).unwrap();
+        let before = engine.cas().bytes_read();
+        let got = engine
+            .read(k, &plan.new_blocks, 4 << 20, b.offset + 4096, 4096)
+            .await
+            .unwrap();
+        assert_eq!(engine.cas().bytes_read() - before, 4096);
+        let s = (b.offset + 4096) as usize;
+        assert_eq!(&got[..], &data[s..s + 4096]);
+    });
+}
+
+#[test]
+fn durable_writes_survive_reopen_and_discard_frees_journal() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _) = Engine::open(dir.path(), small_cfg()).unwrap();
+        let writers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    for i in 0..10u64 {
+                        let d = Bytes::from(pseudo_random(700, t * 100 + i));
+                        engine
+                            .write(key(t + 2), i * 700, d, i % 3 == 0)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        engine.commit_durable().await.unwrap();
+        assert_eq!(engine.dirty_files().len(), 4);
+        assert_eq!(engine.dirty_end(key(2)), Some(7_000));
+        assert_eq!(engine.dirty_bytes(key(3)), 7_000);
+        drop(engine);
+        let (engine, recs) = Engine::open(dir.path(), small_cfg()).unwrap();
+        assert_eq!(recs.len(), 40);
+        for r in &recs {
+            engine.restore(r.key, r);
+        }
+        for t in 0..4u64 {
+            let got = engine.read(key(t + 2), &[], 7_000, 0, 7_000).await.unwrap();
+            let want: Vec<u8> = (0..10)
+                .flat_map(|i| pseudo_random(700, t * 100 + i))
+                .collect();
+            assert_eq!(&got[..], &want[..]);
+            engine.discard(key(t + 2));
+        }
+        assert!(engine.dirty_files().is_empty());
+        let before = engine.journal_bytes();
+        let ids = engine.journal_reclaimable();
+        engine.delete_journal_segments(&ids).await.unwrap();
+        assert!(engine.journal_bytes() < before);
+        assert_eq!(engine.journal().segments().len(), 1);
+    });
+}

@@ -1,0 +1,42 @@
+//! Errors of the block store.
+//!
+//! Invariants: every I/O error carries the path it happened on (a bare `io::Error` with
+//! no context makes an EIO at the protocol layer impossible to diagnose), and a content
+//! hash mismatch is always reported as [`BlockError::Corrupt`], never as data.
+
+use dittofs_types::ContentHash;
+use std::path::{Path, PathBuf};
+
+/// Errors returned by the chunker, the CAS, the journal and the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("chunk {hash} is corrupt")]
+    Corrupt { hash: ContentHash },
+    #[error("chunk {hash} is missing from the local store")]
+    NotFound { hash: ContentHash },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("busy: {0}")]
+    Busy(String),
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, BlockError>;
+
+/// Returns a closure wrapping an `io::Error` with `path` (for `map_err`).
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BlockError + '_ {
+    move |source| BlockError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

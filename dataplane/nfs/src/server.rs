@@ -1,0 +1,417 @@
+//! The NFS server: TCP listener, per-connection record loop with bounded concurrency, the
+//! duplicate request cache, and program dispatch (RFC 5531 sections 9-11; NFS program
+//! 100003 v3 and MOUNT program 100005 v3 on one port).
+//!
+//! Invariants:
+//! - a record larger than `max_record_bytes` closes the connection before it is read;
+//! - at most `max_inflight_per_connection` calls of one connection run at once (the reader
+//!   stops reading until a slot frees up: backpressure, not buffering);
+//! - a retransmitted non-idempotent call (same client, xid, procedure and arguments) gets
+//!   the cached reply, or is dropped while the original is still running;
+//! - on shutdown no new connection or record is accepted, in-flight calls finish and their
+//!   replies are written.
+
+use crate::export::ExportPolicy;
+use crate::metrics::{ErrorLabels, NfsMetrics, ProcLabels};
+use crate::record::{RecordError, read_record, write_record_parts};
+use crate::rpc::{
+    AcceptStat, Auth, AuthStat, RpcCall, RpcDecodeError, encode_accepted, encode_auth_error,
+    encode_rpc_mismatch,
+};
+use crate::{mount3, nfs3};
+use bytes::{Bytes, BytesMut};
+use dittofs_types::ShareId;
+use dittofs_vfs::ShareRegistry;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Listener settings.
+#[derive(Clone, Debug)]
+pub struct NfsServerConfig {
+    pub max_record_bytes: usize,
+    pub max_inflight_per_connection: usize,
+    /// Port NFS and MOUNT are served on (reported by the portmapper).
+    pub port: u16,
+}
+
+impl Default for NfsServerConfig {
+    fn default() -> Self {
+        NfsServerConfig {
+            max_record_bytes: 4 << 20,
+            max_inflight_per_connection: 64,
+            port: 12049,
+        }
+    }
+}
+
+/// A reply: record parts written as one record (lets READ data go out without a copy).
+pub(crate) type Reply = Vec<Bytes>;
+
+pub(crate) struct Shared {
+    pub(crate) registry: Arc<ShareRegistry>,
+    pub(crate) exports: HashMap<ShareId, ExportPolicy>,
+    pub(crate) cfg: NfsServerConfig,
+    pub(crate) metrics: Arc<NfsMetrics>,
+    drc: Drc,
+    /// WRITE/COMMIT verifier: new on every start, so clients resend uncommitted writes.
+    pub(crate) write_verifier: [u8; 8],
+    pub(crate) mounts: Mutex<Vec<(IpAddr, Vec<u8>)>>,
+}
+
+/// The NFSv3 + MOUNT server.
+#[derive(Clone)]
+pub struct NfsServer {
+    shared: Arc<Shared>,
+}
+
+/// Per-call context handed to the handlers.
+pub(crate) struct CallCtx {
+    pub(crate) client: SocketAddr,
+    pub(crate) auth: Auth,
+}
+
+impl NfsServer {
+    pub fn new(
+        registry: Arc<ShareRegistry>,
+        exports: Vec<ExportPolicy>,
+        cfg: NfsServerConfig,
+        metrics: Arc<NfsMetrics>,
+    ) -> NfsServer {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut v = (now.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32);
+        if v == 0 {
+            v = 1;
+        }
+        NfsServer {
+            shared: Arc::new(Shared {
+                registry,
+                exports: exports.into_iter().map(|e| (e.share, e)).collect(),
+                cfg,
+                metrics,
+                drc: Drc::new(8192),
+                write_verifier: v.to_be_bytes(),
+                mounts: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The current write verifier (tests: it must change across restarts).
+    pub fn write_verifier(&self) -> [u8; 8] {
+        self.shared.write_verifier
+    }
+
+    /// Accepts connections until `stop` is cancelled, then waits for every connection to
+    /// finish its in-flight calls.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        stop: CancellationToken,
+    ) -> std::io::Result<()> {
+        let tracker = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let (sock, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = sock.set_nodelay(true);
+            let shared = self.shared.clone();
+            let stop = stop.clone();
+            tracker.spawn(tracing::Instrument::instrument(
+                async move { connection(shared, sock, peer, stop).await },
+                tracing::debug_span!("task", name = "nfs-conn", %peer),
+            ));
+        }
+        drop(listener);
+        tracker.close();
+        tracker.wait().await;
+        Ok(())
+    }
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    stop: CancellationToken,
+) {
+    shared.metrics.connections.inc();
+    shared.metrics.connections_total.inc();
+    let (mut rd, mut wr) = sock.into_split();
+    let (tx, mut rx) = mpsc::channel::<Reply>(shared.cfg.max_inflight_per_connection);
+    let writer = tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            while let Some(parts) = rx.recv().await {
+                let refs: Vec<&[u8]> = parts.iter().map(|b| b.as_ref()).collect();
+                if let Err(e) = write_record_parts(&mut wr, &refs).await {
+                    tracing::debug!(error = %e, "write to client failed");
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+        },
+        tracing::debug_span!("task", name = "nfs-conn-writer"),
+    ));
+    let slots = Arc::new(Semaphore::new(shared.cfg.max_inflight_per_connection));
+    let calls = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let rec = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = read_record(&mut rd, shared.cfg.max_record_bytes) => r,
+        };
+        let record = match rec {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(RecordError::RecordTooLarge { size, max }) => {
+                shared.metrics.rejected_records.inc();
+                tracing::warn!(%peer, size, max, "record exceeds the limit; closing the connection");
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection read ended");
+                break;
+            }
+        };
+        let shared2 = shared.clone();
+        let tx2 = tx.clone();
+        calls.spawn(async move {
+            let _permit = permit;
+            if let Some(reply) = handle_record(&shared2, peer, Bytes::from(record)).await {
+                let _ = tx2.send(reply).await;
+            }
+        });
+    }
+    calls.close();
+    calls.wait().await;
+    drop(tx);
+    let _ = writer.await;
+    shared.metrics.connections.dec();
+}
+
+fn header_only(f: impl FnOnce(&mut BytesMut)) -> Reply {
+    let mut b = BytesMut::with_capacity(32);
+    f(&mut b);
+    vec![b.freeze()]
+}
+
+/// Decodes one call and produces its reply (None: nothing to send).
+pub(crate) async fn handle_record(
+    shared: &Shared,
+    peer: SocketAddr,
+    record: Bytes,
+) -> Option<Reply> {
+    let (call, args) = match RpcCall::decode(&record) {
+        Ok((c, args)) => {
+            let off = record.len() - args.len();
+            (c, record.slice(off..))
+        }
+        Err(e) => {
+            shared.metrics.rejected_records.inc();
+            tracing::debug!(%peer, error = %e, "bad RPC header");
+            return match e {
+                RpcDecodeError::Garbage { xid: Some(xid), .. } => Some(header_only(|b| {
+                    encode_accepted(b, xid, AcceptStat::GarbageArgs)
+                })),
+                RpcDecodeError::RpcMismatch { xid, .. } => {
+                    Some(header_only(|b| encode_rpc_mismatch(b, xid)))
+                }
+                RpcDecodeError::BadCred { xid, .. } => Some(header_only(|b| {
+                    encode_auth_error(b, xid, AuthStat::BadCred)
+                })),
+                _ => None,
+            };
+        }
+    };
+    let xid = call.xid;
+    if let Auth::Other(_) = call.cred {
+        return Some(header_only(|b| {
+            encode_auth_error(b, xid, AuthStat::TooWeak)
+        }));
+    }
+    let (program, procedure, idempotent) = match (call.prog, call.vers) {
+        (nfs3::PROGRAM, nfs3::VERSION) => match nfs3::Nfs3Proc::from_u32(call.proc_num) {
+            Some(p) => (
+                "nfs3",
+                crate::proc3::proc_name(p),
+                crate::proc3::is_idempotent(p),
+            ),
+            None => {
+                return Some(header_only(|b| {
+                    encode_accepted(b, xid, AcceptStat::ProcUnavail)
+                }));
+            }
+        },
+        (nfs3::PROGRAM, _) => {
+            return Some(header_only(|b| {
+                encode_accepted(b, xid, AcceptStat::ProgMismatch { low: 3, high: 3 })
+            }));
+        }
+        (mount3::PROGRAM, mount3::VERSION) => match mount3::MountProc::from_u32(call.proc_num) {
+            Some(p) => ("mount3", crate::mountd::proc_name(p), true),
+            None => {
+                return Some(header_only(|b| {
+                    encode_accepted(b, xid, AcceptStat::ProcUnavail)
+                }));
+            }
+        },
+        (mount3::PROGRAM, _) => {
+            return Some(header_only(|b| {
+                encode_accepted(b, xid, AcceptStat::ProgMismatch { low: 3, high: 3 })
+            }));
+        }
+        _ => {
+            return Some(header_only(|b| {
+                encode_accepted(b, xid, AcceptStat::ProgUnavail)
+            }));
+        }
+    };
+    let drc_key = if idempotent {
+        None
+    } else {
+        Some(DrcKey::new(peer.ip(), &call, &args))
+    };
+    if let Some(k) = &drc_key {
+        match shared.drc.begin(k) {
+            DrcState::New => {}
+            DrcState::InProgress => return None,
+            DrcState::Done(reply) => return Some(reply),
+        }
+    }
+    let started = Instant::now();
+    let ctx = CallCtx {
+        client: peer,
+        auth: call.cred.clone(),
+    };
+    let outcome = if program == "nfs3" {
+        crate::proc3::dispatch(shared, &ctx, &call, args).await
+    } else {
+        crate::mountd::dispatch(shared, &ctx, &call, args).await
+    };
+    let labels = ProcLabels { program, procedure };
+    shared.metrics.requests.get_or_create(&labels).inc();
+    shared
+        .metrics
+        .latency
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(status) = outcome.error {
+        shared
+            .metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                program,
+                procedure,
+                status,
+            })
+            .inc();
+    }
+    if let Some(k) = drc_key {
+        shared.drc.finish(k, &outcome.reply);
+    }
+    Some(outcome.reply)
+}
+
+/// What a dispatcher returns: the reply and, for metrics, the error status name if any.
+pub(crate) struct Outcome {
+    pub(crate) reply: Reply,
+    pub(crate) error: Option<&'static str>,
+}
+
+// ---- duplicate request cache ------------------------------------------------------------
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct DrcKey {
+    client: IpAddr,
+    xid: u32,
+    prog: u32,
+    proc_num: u32,
+    args_hash: u64,
+}
+
+impl DrcKey {
+    fn new(client: IpAddr, call: &RpcCall, args: &[u8]) -> DrcKey {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        args.hash(&mut h);
+        DrcKey {
+            client,
+            xid: call.xid,
+            prog: call.prog,
+            proc_num: call.proc_num,
+            args_hash: h.finish(),
+        }
+    }
+}
+
+enum DrcState {
+    New,
+    InProgress,
+    Done(Reply),
+}
+
+enum DrcEntry {
+    InProgress,
+    Done(Reply),
+}
+
+/// Bounded cache of non-idempotent calls and their replies (oldest evicted first).
+struct Drc {
+    cap: usize,
+    inner: Mutex<(HashMap<DrcKey, DrcEntry>, VecDeque<DrcKey>)>,
+}
+
+impl Drc {
+    fn new(cap: usize) -> Drc {
+        Drc {
+            cap,
+            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    fn begin(&self, k: &DrcKey) -> DrcState {
+        let mut g = self.inner.lock();
+        let (map, order) = &mut *g;
+        match map.get(k) {
+            Some(DrcEntry::InProgress) => return DrcState::InProgress,
+            Some(DrcEntry::Done(r)) => return DrcState::Done(r.clone()),
+            None => {}
+        }
+        map.insert(k.clone(), DrcEntry::InProgress);
+        order.push_back(k.clone());
+        while order.len() > self.cap {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+        DrcState::New
+    }
+
+    fn finish(&self, k: DrcKey, reply: &Reply) {
+        let mut g = self.inner.lock();
+        if let Some(e) = g.0.get_mut(&k) {
+            *e = DrcEntry::Done(reply.clone());
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! `dfs` configuration: YAML file, `DITTOFS_*` environment overrides, defaults, validation.
+//!
+//! Every key of the file can also be set by an environment variable named
+//! `DITTOFS_` + the key path joined by `_`, upper-cased: `logging.level` is
+//! `DITTOFS_LOGGING_LEVEL`, `nfs.port` is `DITTOFS_NFS_PORT`. The value is parsed as YAML,
+//! so lists and maps can be given too (`DITTOFS_SHARES='[{name: /a}]'`).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {detail}")]
+    Parse { path: String, detail: String },
+    #[error("environment variable {var}: {detail}")]
+    Env { var: String, detail: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where embedded metadata, local blocks and server state live.
+    pub data_dir: Option<PathBuf>,
+    pub logging: Logging,
+    pub nfs: NfsSection,
+    pub http: HttpSection,
+    pub telemetry: Telemetry,
+    pub metadata_stores: Vec<MetadataStoreCfg>,
+    pub block_stores: BlockStores,
+    pub shares: Vec<ShareCfg>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    /// TRACE, DEBUG, INFO, WARN or ERROR (case-insensitive).
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NfsSection {
+    pub enabled: bool,
+    pub bind: String,
+    /// NFS and MOUNT share this port.
+    pub port: u16,
+    /// Largest RPC record accepted; larger records close the connection.
+    pub max_record_bytes: u32,
+    /// Calls processed concurrently per connection.
+    pub max_inflight_per_connection: u32,
+    pub portmapper: Portmapper,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Portmapper {
+    pub enabled: bool,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub enabled: bool,
+    /// Loopback by default: /metrics is not meant for the world.
+    pub bind: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    /// OTLP/gRPC endpoint (e.g. http://127.0.0.1:4317); empty = no trace export.
+    pub otlp_endpoint: String,
+    pub service_name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataStoreCfg {
+    pub name: String,
+    /// `memory` or `sled`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Directory of a persistent store (default: `<data_dir>/metadata/<name>`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockStores {
+    pub local: Vec<LocalBlockStoreCfg>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LocalBlockStoreCfg {
+    pub name: String,
+    /// `fs` (directory on local disk).
+    #[serde(rename = "type", default = "default_fs")]
+    pub kind: String,
+    /// Default: `<data_dir>/blocks/<name>`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+fn default_fs() -> String {
+    "fs".into()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShareCfg {
+    /// Export path, e.g. `/export`.
+    pub name: String,
+    #[serde(default = "default_name")]
+    pub metadata: String,
+    #[serde(default = "default_name")]
+    pub local: String,
+    #[serde(default)]
+    pub read_only: bool,
+    /// `none`, `root_to_anonymous` (default) or `all_to_anonymous`.
+    #[serde(default = "default_squash")]
+    pub squash: String,
+    #[serde(default = "default_anon")]
+    pub anon_uid: u32,
+    #[serde(default = "default_anon")]
+    pub anon_gid: u32,
+    /// Client address patterns allowed to mount: `*`, an IP, a CIDR (`10.0.0.0/8`).
+    #[serde(default = "default_clients")]
+    pub allowed_clients: Vec<String>,
+    /// Mode of the share root when the share is first created (octal string or number).
+    #[serde(default = "default_root_mode")]
+    pub root_mode: u32,
+}
+
+fn default_name() -> String {
+    "default".into()
+}
+fn default_squash() -> String {
+    "root_to_anonymous".into()
+}
+fn default_anon() -> u32 {
+    65534
+}
+fn default_clients() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_root_mode() -> u32 {
+    0o777
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            level: "INFO".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+impl Default for NfsSection {
+    fn default() -> Self {
+        NfsSection {
+            enabled: true,
+            bind: "0.0.0.0".into(),
+            port: 12049,
+            max_record_bytes: 4 * 1024 * 1024,
+            max_inflight_per_connection: 64,
+            portmapper: Portmapper::default(),
+        }
+    }
+}
+
+impl Default for Portmapper {
+    fn default() -> Self {
+        Portmapper {
+            enabled: false,
+            port: 10111,
+        }
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            enabled: true,
+            bind: "127.0.0.1".into(),
+            port: 12080,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: None,
+            logging: Logging::default(),
+            nfs: NfsSection::default(),
+            http: HttpSection::default(),
+            telemetry: Telemetry::default(),
+            metadata_stores: vec![MetadataStoreCfg {
+                name: "default".into(),
+                kind: "sled".into(),
+                path: None,
+            }],
+            block_stores: BlockStores {
+                local: vec![LocalBlockStoreCfg {
+                    name: "default".into(),
+                    kind: "fs".into(),
+                    path: None,
+                }],
+            },
+            shares: vec![ShareCfg {
+                name: "/export".into(),
+                metadata: default_name(),
+                local: default_name(),
+                read_only: false,
+                squash: default_squash(),
+                anon_uid: 65534,
+                anon_gid: 65534,
+                allowed_clients: default_clients(),
+                root_mode: default_root_mode(),
+            }],
+        }
+    }
+}
+
+/// The data directory when none is configured: `/var/lib/dittofs` for root,
+/// `$XDG_DATA_HOME/dittofs` or `~/.local/share/dittofs` otherwise.
+pub fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return PathBuf::from("/var/lib/dittofs");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("dittofs");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/dittofs"),
+        None => PathBuf::from("./dittofs-data"),
+    }
+}
+
+impl Config {
+    /// Loads `file` (if given) over the defaults, then applies `DITTOFS_*` variables from
+    /// `env`, then validates.
+    pub fn load(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut value = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                let v: serde_yaml::Value =
+                    serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+                        path: p.display().to_string(),
+                        detail: e.to_string(),
+                    })?;
+                if v.is_null() {
+                    serde_yaml::Value::Mapping(Default::default())
+                } else {
+                    v
+                }
+            }
+            None => serde_yaml::Value::Mapping(Default::default()),
+        };
+        apply_env(&mut value, env)?;
+        let cfg: Config =
+            serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Parse {
+                path: file
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(environment)".into()),
+                detail: format!("{}: {}", e.path(), e.inner()),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        match self.logging.level.to_ascii_uppercase().as_str() {
+            "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR" => {}
+            other => {
+                return bad(format!(
+                    "logging.level {other:?}: use TRACE, DEBUG, INFO, WARN or ERROR"
+                ));
+            }
+        }
+        if !matches!(self.logging.format.as_str(), "text" | "json") {
+            return bad(format!(
+                "logging.format {:?}: use text or json",
+                self.logging.format
+            ));
+        }
+        if self.nfs.max_record_bytes < 64 * 1024 || self.nfs.max_record_bytes > 64 * 1024 * 1024 {
+            return bad("nfs.max_record_bytes must be between 64 KiB and 64 MiB".into());
+        }
+        if self.nfs.max_inflight_per_connection == 0 {
+            return bad("nfs.max_inflight_per_connection must be at least 1".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for m in &self.metadata_stores {
+            if !matches!(m.kind.as_str(), "memory" | "sled") {
+                return bad(format!(
+                    "metadata store {:?}: type {:?} is not one of memory, sled",
+                    m.name, m.kind
+                ));
+            }
+            if !names.insert(m.name.clone()) {
+                return bad(format!("metadata store {:?} defined twice", m.name));
+            }
+        }
+        let mut locals = std::collections::BTreeSet::new();
+        for l in &self.block_stores.local {
+            if l.kind != "fs" {
+                return bad(format!(
+                    "local block store {:?}: type {:?} is not fs",
+                    l.name, l.kind
+                ));
+            }
+            if !locals.insert(l.name.clone()) {
+                return bad(format!("local block store {:?} defined twice", l.name));
+            }
+        }
+        let mut shares = std::collections::BTreeSet::new();
+        for s in &self.shares {
+            if !s.name.starts_with('/')
+                || s.name.len() < 2
+                || s.name.contains("//")
+                || s.name.contains('\0')
+            {
+                return bad(format!(
+                    "share {:?}: the name must be an absolute path like /export",
+                    s.name
+                ));
+            }
+            if !shares.insert(s.name.clone()) {
+                return bad(format!("share {:?} defined twice", s.name));
+            }
+            if !names.contains(&s.metadata) {
+                return bad(format!(
+                    "share {:?}: metadata store {:?} is not defined",
+                    s.name, s.metadata
+                ));
+            }
+            if !locals.contains(&s.local) {
+                return bad(format!(
+                    "share {:?}: local block store {:?} is not defined",
+                    s.name, s.local
+                ));
+            }
+            if !matches!(
+                s.squash.as_str(),
+                "none" | "root_to_anonymous" | "all_to_anonymous"
+            ) {
+                return bad(format!(
+                    "share {:?}: squash {:?} is not one of none, root_to_anonymous, all_to_anonymous",
+                    s.name, s.squash
+                ));
+            }
+            if s.root_mode > 0o7777 {
+                return bad(format!(
+                    "share {:?}: root_mode {:o} is not a permission mode",
+                    s.name, s.root_mode
+                ));
+            }
+            for c in &s.allowed_clients {
+                dittofs_nfs::export::ClientPattern::parse(c).map_err(|e| {
+                    ConfigError::Invalid(format!("share {:?}: allowed client {c:?}: {e}", s.name))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies `DITTOFS_<PATH>` variables onto the YAML tree. A variable names a key path of
+/// the default configuration (every key, leaf or not); unknown `DITTOFS_*` names are errors
+/// so typos do not go unnoticed.
+fn apply_env(value: &mut serde_yaml::Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let defaults =
+        serde_yaml::to_value(Config::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let mut paths = Vec::new();
+    collect_paths(&defaults, &mut Vec::new(), &mut paths);
+    // a few variables belong to the CLI, not to the file
+    const NOT_CONFIG: &[&str] = &["DITTOFS_CONFIG"];
+    for (var, raw) in env {
+        if !var.starts_with("DITTOFS_") || NOT_CONFIG.contains(&var.as_str()) {
+            continue;
+        }
+        let Some(path) = paths.iter().find(|p| env_name(p) == *var) else {
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                detail: "not a configuration key".into(),
+            });
+        };
+        let parsed: serde_yaml::Value =
+            serde_yaml::from_str(raw).map_err(|e| ConfigError::Env {
+                var: var.clone(),
+                detail: e.to_string(),
+            })?;
+        set_path(value, path, parsed);
+    }
+    Ok(())
+}
+
+fn env_name(path: &[String]) -> String {
+    format!("DITTOFS_{}", path.join("_").to_ascii_uppercase())
+}
+
+fn collect_paths(v: &serde_yaml::Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    if let serde_yaml::Value::Mapping(m) = v {
+        for (k, child) in m {
+            if let Some(k) = k.as_str() {
+                prefix.push(k.to_owned());
+                out.push(prefix.clone());
+                collect_paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+    }
+}
+
+fn set_path(v: &mut serde_yaml::Value, path: &[String], new: serde_yaml::Value) {
+    let mut cur = v;
+    for (i, k) in path.iter().enumerate() {
+        if !cur.is_mapping() {
+            *cur = serde_yaml::Value::Mapping(Default::default());
+        }
+        let serde_yaml::Value::Mapping(m) = cur else {
+            return;
+        };
+        let key = serde_yaml::Value::String(k.clone());
+        if i == path.len() - 1 {
+            m.insert(key, new);
+            return;
+        }
+        cur = m
+            .entry(key)
+            .or_insert(serde_yaml::Value::Mapping(Default::default()));
+    }
+}
+
+/// The commented sample written by `dfs init`.
+pub const SAMPLE: &str = r#"# DittoFS server configuration (dfs start --config FILE).
+# Every key can also be set with an environment variable: DITTOFS_ + the key path in
+# upper case joined by '_', e.g. DITTOFS_LOGGING_LEVEL=DEBUG or DITTOFS_NFS_PORT=2049.
+
+# Where embedded metadata and local blocks live. Default: /var/lib/dittofs for root,
+# ~/.local/share/dittofs otherwise.
+# data_dir: /var/lib/dittofs
+
+logging:
+  level: INFO        # TRACE, DEBUG, INFO, WARN, ERROR
+  format: text       # text or json
+
+nfs:
+  enabled: true
+  bind: 0.0.0.0
+  port: 12049        # NFSv3 and MOUNT on the same port
+  max_record_bytes: 4194304
+  max_inflight_per_connection: 64
+  portmapper:        # embedded rpcbind (program 100000 v2) for clients that insist on it
+    enabled: false
+    port: 10111
+
+http:                # /health, /ready, /metrics (Prometheus)
+  enabled: true
+  bind: 127.0.0.1
+  port: 12080
+
+telemetry:
+  otlp_endpoint: ""  # e.g. http://127.0.0.1:4317 to export traces over OTLP/gRPC
+  service_name: dittofs
+
+metadata_stores:
+  - name: default
+    type: sled       # sled (embedded, persistent) or memory
+    # path: /var/lib/dittofs/metadata/default
+
+block_stores:
+  local:
+    - name: default
+      type: fs
+      # path: /var/lib/dittofs/blocks/default
+
+shares:
+  - name: /export
+    metadata: default
+    local: default
+    read_only: false
+    squash: root_to_anonymous   # none | root_to_anonymous | all_to_anonymous
+    anon_uid: 65534
+    anon_gid: 65534
+    allowed_clients: ["*"]      # "*", an address, or a CIDR like 10.0.0.0/8
+    root_mode: 0o777            # mode of the share root when first created
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.nfs.port, 12049);
+        assert_eq!(c.shares[0].name, "/export");
+    }
+
+    #[test]
+    fn sample_parses_to_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, SAMPLE).unwrap();
+        let c = Config::load(Some(&p), &[]).unwrap();
+        let mut d = Config::default();
+        d.telemetry.service_name = "dittofs".into();
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn env_overrides_any_key() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("DITTOFS_LOGGING_LEVEL", "debug"),
+                ("DITTOFS_NFS_PORT", "2049"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.logging.level, "debug");
+        assert_eq!(c.nfs.port, 2049);
+        let c = Config::load(
+            None,
+            &env(&[(
+                "DITTOFS_SHARES",
+                "[{name: /a}, {name: /b, read_only: true}]",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(c.shares.len(), 2);
+        assert!(c.shares[1].read_only);
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        let e = Config::load(None, &env(&[("DITTOFS_NFS_PORTT", "1")])).unwrap_err();
+        assert!(e.to_string().contains("DITTOFS_NFS_PORTT"));
+        let e = Config::load(None, &env(&[("DITTOFS_NFS_PORT", "99999")])).unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+        let e = Config::load(None, &env(&[("DITTOFS_LOGGING_LEVEL", "loud")])).unwrap_err();
+        assert!(e.to_string().contains("logging.level"));
+        let e = Config::load(
+            None,
+            &env(&[("DITTOFS_SHARES", "[{name: /a, metadata: nope}]")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("nope"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, "nfs: {port: 1, bogus: 2}\n").unwrap();
+        let e = Config::load(Some(&p), &[]).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        assert!(Config::load(Some(Path::new("/nonexistent/x.yaml")), &[]).is_err());
+    }
+}

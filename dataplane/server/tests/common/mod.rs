@@ -1,0 +1,159 @@
+//! Starts the real `dfs` binary on free loopback ports with a temporary data directory.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub nfs_port: u16,
+    pub http_port: u16,
+    pub data: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl Server {
+    /// Starts `dfs` with squash none (tests act as root) and waits until it is ready.
+    pub fn start() -> Server {
+        Server::start_with(Vec::new())
+    }
+
+    pub fn start_with(extra_env: Vec<(String, String)>) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut s = Server {
+            child: None,
+            nfs_port: free_port(),
+            http_port: free_port(),
+            data,
+            _tmp: Some(tmp),
+            extra_env,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn command(&self) -> Command {
+        self.command_with_dir(&self.data)
+    }
+
+    pub fn command_with_dir(&self, dir: &std::path::Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dfs"));
+        c.arg("start")
+            .arg("--data-dir")
+            .arg(dir)
+            .env("DITTOFS_NFS_BIND", "127.0.0.1")
+            .env("DITTOFS_NFS_PORT", self.nfs_port.to_string())
+            .env("DITTOFS_HTTP_PORT", self.http_port.to_string())
+            .env("DITTOFS_SHARES", "[{name: /export, squash: none}]")
+            .env("DITTOFS_LOGGING_LEVEL", "WARN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub fn spawn(&mut self) {
+        let child = self.command().spawn().expect("spawn dfs");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("dfs exited early: {st}");
+            }
+            if http_get(self.http_port, "/ready")
+                .map(|b| b.contains("ready"))
+                .unwrap_or(false)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("dfs did not become ready");
+    }
+
+    /// SIGTERM and wait (graceful), returning the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        // SAFETY: kill(2) on the pid of a child we spawned and still own.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        c.wait().ok().and_then(|s| s.code())
+    }
+
+    /// SIGKILL: a crash.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "nfs://127.0.0.1/export{path}?nfsport={p}&mountport={p}&version=3",
+            p = self.nfs_port
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Fails the test in CI when a prerequisite is missing; skips it with a message elsewhere.
+pub fn require_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{tool} is required in CI (scripts/install-deps.sh installs it)");
+        }
+        eprintln!("SKIP: {tool} not installed (run scripts/install-deps.sh)");
+    }
+    found
+}

@@ -1,0 +1,436 @@
+//! Protocol tests against the real `dfs` binary: a raw ONC RPC client built on the
+//! project's codec (malformed input, RPC-level errors, duplicate request cache, bad
+//! handles) and the libnfs command-line client (copy in and out, listing, restart).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Server, http_get, require_tool};
+use dittofs_nfs::mount3::{DirPath, MntArgs, MntRes};
+use dittofs_nfs::nfs3::*;
+use dittofs_nfs::record::frame_record;
+use dittofs_nfs::rpc::{AcceptStat, Auth, OpaqueAuth, ReplyStat, RpcCall, RpcReply};
+use dittofs_nfs::{Decoder, XdrDecode, XdrEncode};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+struct Client {
+    sock: TcpStream,
+    xid: u32,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client { sock, xid: 1000 }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.sock.write_all(bytes).unwrap();
+    }
+
+    /// Reads one reply record; None when the server closed the connection.
+    fn recv(&mut self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut mark = [0u8; 4];
+            if self.sock.read_exact(&mut mark).is_err() {
+                return None;
+            }
+            let m = u32::from_be_bytes(mark);
+            let mut frag = vec![0u8; (m & 0x7fff_ffff) as usize];
+            self.sock.read_exact(&mut frag).ok()?;
+            out.extend_from_slice(&frag);
+            if m & 0x8000_0000 != 0 {
+                return Some(out);
+            }
+        }
+    }
+
+    fn call_raw(
+        &mut self,
+        prog: u32,
+        vers: u32,
+        proc_num: u32,
+        rpcvers_ok: bool,
+        args: &[u8],
+    ) -> (RpcReply, Vec<u8>) {
+        self.xid += 1;
+        let call = RpcCall {
+            xid: self.xid,
+            prog,
+            vers,
+            proc_num,
+            cred: Auth::Sys {
+                stamp: 1,
+                machine: b"test".to_vec(),
+                uid: 0,
+                gid: 0,
+                gids: vec![],
+            },
+            verf: OpaqueAuth::none(),
+        };
+        let mut msg = Vec::new();
+        call.encode(&mut msg);
+        if !rpcvers_ok {
+            msg[8..12].copy_from_slice(&3u32.to_be_bytes());
+        }
+        msg.extend_from_slice(args);
+        self.send_raw(&frame_record(&msg));
+        let rec = self.recv().expect("reply");
+        let (reply, rest) = RpcReply::decode(&rec).expect("decode reply");
+        assert_eq!(reply.xid, self.xid);
+        let rest = rest.to_vec();
+        (reply, rest)
+    }
+
+    fn call<A: XdrEncode, R: XdrDecode>(&mut self, prog: u32, proc_num: u32, args: &A) -> R {
+        let (reply, rest) = self.call_raw(prog, 3, proc_num, true, &args.to_xdr());
+        assert_eq!(reply.stat, ReplyStat::Accepted(AcceptStat::Success));
+        R::decode(&mut Decoder::new(&rest)).expect("decode results")
+    }
+
+    fn null_ok(&mut self) -> bool {
+        self.call_raw(PROGRAM, 3, 0, true, &[]).0.stat == ReplyStat::Accepted(AcceptStat::Success)
+    }
+
+    fn mount_root(&mut self) -> NfsFh3 {
+        let r: MntRes = self.call(
+            dittofs_nfs::mount3::PROGRAM,
+            1,
+            &MntArgs {
+                dirpath: DirPath(b"/export".to_vec()),
+            },
+        );
+        match r {
+            MntRes::Ok(ok) => ok.fhandle,
+            MntRes::Err(e) => panic!("mount failed: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn rpc_level_errors_and_server_keeps_serving() {
+    let srv = Server::start();
+    let mut c = Client::connect(srv.nfs_port);
+    assert!(c.null_ok());
+    let (r, _) = c.call_raw(100_099, 1, 0, true, &[]);
+    assert_eq!(r.stat, ReplyStat::Accepted(AcceptStat::ProgUnavail));
+    let (r, _) = c.call_raw(PROGRAM, 4, 0, true, &[]);
+    assert_eq!(
+        r.stat,
+        ReplyStat::Accepted(AcceptStat::ProgMismatch { low: 3, high: 3 })
+    );
+    let (r, _) = c.call_raw(PROGRAM, 3, 99, true, &[]);
+    assert_eq!(r.stat, ReplyStat::Accepted(AcceptStat::ProcUnavail));
+    let (r, _) = c.call_raw(PROGRAM, 3, 0, false, &[]);
+    assert_eq!(r.stat, ReplyStat::RpcMismatch { low: 2, high: 2 });
+    // GETATTR with arguments cut short: GARBAGE_ARGS
+    let (r, _) = c.call_raw(PROGRAM, 3, 1, true, &[0, 0, 0, 40, 1, 2]);
+    assert_eq!(r.stat, ReplyStat::Accepted(AcceptStat::GarbageArgs));
+    // a garbage handle is NFS3ERR_BADHANDLE, a well-formed unknown one NFS3ERR_STALE
+    let r: GetattrRes = c.call(
+        PROGRAM,
+        1,
+        &GetattrArgs {
+            object: NfsFh3(vec![7u8; 30]),
+        },
+    );
+    assert_eq!(r.status(), NfsStat3::BadHandle);
+    let root = c.mount_root();
+    let mut stale = root.clone();
+    stale.0[12] ^= 0xff; // inode number changed: checksum fails -> BADHANDLE
+    let r: GetattrRes = c.call(PROGRAM, 1, &GetattrArgs { object: stale });
+    assert_eq!(r.status(), NfsStat3::BadHandle);
+    assert!(c.null_ok(), "connection still usable after errors");
+    // unknown export
+    let r: MntRes = c.call(
+        dittofs_nfs::mount3::PROGRAM,
+        1,
+        &MntArgs {
+            dirpath: DirPath(b"/nope".to_vec()),
+        },
+    );
+    assert!(matches!(
+        r,
+        MntRes::Err(dittofs_nfs::mount3::MountStat3::NoEnt)
+    ));
+}
+
+#[test]
+fn malformed_records_close_only_that_connection() {
+    let srv = Server::start();
+    // oversized record mark: the server closes the connection without reading 2 GiB
+    let mut c = Client::connect(srv.nfs_port);
+    c.send_raw(&0xffff_fff0u32.to_be_bytes());
+    assert!(c.recv().is_none(), "connection closed");
+    // garbage that is not even an RPC header
+    let mut c = Client::connect(srv.nfs_port);
+    c.send_raw(&frame_record(&[1, 2, 3]));
+    assert!(c.recv().is_none());
+    // a truncated record followed by EOF
+    let mut c = Client::connect(srv.nfs_port);
+    c.send_raw(&[0x80, 0, 0, 100, 1, 2, 3]);
+    drop(c);
+    // the server still serves everyone else
+    let mut c = Client::connect(srv.nfs_port);
+    assert!(c.null_ok());
+    let root = c.mount_root();
+    let r: GetattrRes = c.call(PROGRAM, 1, &GetattrArgs { object: root });
+    assert_eq!(r.status(), NfsStat3::Ok);
+}
+
+#[test]
+fn namespace_procedures_and_duplicate_request_cache() {
+    let srv = Server::start();
+    let mut c = Client::connect(srv.nfs_port);
+    let root = c.mount_root();
+    let name = |s: &str| DirOpArgs3 {
+        dir: root.clone(),
+        name: Filename3(s.as_bytes().to_vec()),
+    };
+    let create = CreateArgs {
+        where_: name("f"),
+        how: CreateHow3::Guarded(Sattr3 {
+            mode: Some(0o644),
+            ..Default::default()
+        }),
+    };
+    // send the same CREATE twice with the same xid: the retransmission gets the cached reply
+    let args = create.to_xdr();
+    let (r1, b1) = c.call_raw(PROGRAM, 3, 8, true, &args);
+    assert_eq!(r1.stat, ReplyStat::Accepted(AcceptStat::Success));
+    c.xid -= 1;
+    let (_, b2) = c.call_raw(PROGRAM, 3, 8, true, &args);
+    assert_eq!(b1, b2, "retransmitted CREATE answered from the cache");
+    let first = CreateRes::decode(&mut Decoder::new(&b1)).unwrap();
+    assert_eq!(first.status(), NfsStat3::Ok);
+    // a fresh CREATE (new xid) of the same name is EXIST
+    let r: CreateRes = c.call(PROGRAM, 8, &create);
+    assert_eq!(r.status(), NfsStat3::Exist);
+    // WRITE + READ + COMMIT
+    let Res3::Ok(ok) = first else { panic!() };
+    let fh = ok.obj.unwrap();
+    let data = bytes::Bytes::from(vec![42u8; 100_000]);
+    let w: WriteRes = c.call(
+        PROGRAM,
+        7,
+        &WriteArgs {
+            file: fh.clone(),
+            offset: 0,
+            count: data.len() as u32,
+            stable: StableHow::Unstable,
+            data,
+        },
+    );
+    let Res3::Ok(w) = w else {
+        panic!("write failed")
+    };
+    assert_eq!(w.count, 100_000);
+    let cm: CommitRes = c.call(
+        PROGRAM,
+        21,
+        &CommitArgs {
+            file: fh.clone(),
+            offset: 0,
+            count: 0,
+        },
+    );
+    let Res3::Ok(cm) = cm else { panic!() };
+    assert_eq!(cm.verf, w.verf);
+    let r: ReadRes = c.call(
+        PROGRAM,
+        6,
+        &ReadArgs {
+            file: fh.clone(),
+            offset: 99_990,
+            count: 100,
+        },
+    );
+    let Res3::Ok(r) = r else { panic!() };
+    assert_eq!((r.count, r.eof, &r.data[..]), (10, true, &[42u8; 10][..]));
+    // REMOVE retransmission: cached OK, not NOENT
+    let rm = RemoveArgs { object: name("f") }.to_xdr();
+    let (_, b1) = c.call_raw(PROGRAM, 3, 12, true, &rm);
+    c.xid -= 1;
+    let (_, b2) = c.call_raw(PROGRAM, 3, 12, true, &rm);
+    assert_eq!(b1, b2);
+    assert_eq!(
+        RemoveRes::decode(&mut Decoder::new(&b2)).unwrap().status(),
+        NfsStat3::Ok
+    );
+    // the removed file's handle is now stale
+    let g: GetattrRes = c.call(PROGRAM, 1, &GetattrArgs { object: fh });
+    assert_eq!(g.status(), NfsStat3::Stale);
+    // hostile names
+    let bad: CreateRes = c.call(
+        PROGRAM,
+        8,
+        &CreateArgs {
+            where_: name("a/b"),
+            how: CreateHow3::Unchecked(Sattr3::default()),
+        },
+    );
+    assert_eq!(bad.status(), NfsStat3::Inval);
+    let long = "x".repeat(256);
+    let bad: CreateRes = c.call(
+        PROGRAM,
+        8,
+        &CreateArgs {
+            where_: name(&long),
+            how: CreateHow3::Unchecked(Sattr3::default()),
+        },
+    );
+    assert_eq!(bad.status(), NfsStat3::NameTooLong);
+    let dotdot: LookupRes = c.call(PROGRAM, 3, &LookupArgs { what: name("..") });
+    assert_eq!(dotdot.status(), NfsStat3::Ok);
+    // FSINFO advertises 1 MiB transfers
+    let fi: FsinfoRes = c.call(
+        PROGRAM,
+        19,
+        &FsinfoArgs {
+            fsroot: root.clone(),
+        },
+    );
+    let Res3::Ok(fi) = fi else { panic!() };
+    assert_eq!((fi.rtmax, fi.wtmax), (1 << 20, 1 << 20));
+    // metrics saw the calls
+    let m = http_get(srv.http_port, "/metrics").unwrap();
+    assert!(
+        m.contains("dittofs_nfs_requests_total{program=\"nfs3\",procedure=\"CREATE\"}"),
+        "{m}"
+    );
+}
+
+#[test]
+fn write_verifier_changes_across_restarts() {
+    let mut srv = Server::start();
+    let verf = |srv: &Server| {
+        let mut c = Client::connect(srv.nfs_port);
+        let root = c.mount_root();
+        let cm: CommitRes = c.call(
+            PROGRAM,
+            21,
+            &CommitArgs {
+                file: root,
+                offset: 0,
+                count: 0,
+            },
+        );
+        match cm {
+            Res3::Ok(ok) => ok.verf,
+            Res3::Fail(..) => panic!("commit failed"),
+        }
+    };
+    let v1 = verf(&srv);
+    assert_eq!(srv.stop(), Some(0), "graceful stop exits 0");
+    srv.spawn();
+    assert_ne!(v1, verf(&srv));
+}
+
+#[test]
+fn libnfs_client_copies_in_and_out_across_restart() {
+    if !require_tool("nfs-cp") {
+        return;
+    }
+    let mut srv = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.bin");
+    let mut data = vec![0u8; 3 * 1024 * 1024 + 123];
+    let mut x = 0x1234_5678u64;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(&src, &data).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run(&["nfs-cp", src.to_str().unwrap(), &srv.url("/big.bin")]);
+    let ls = run(&["nfs-ls", &srv.url("/")]);
+    assert!(ls.contains("big.bin"), "{ls}");
+    let back = tmp.path().join("back.bin");
+    run(&["nfs-cp", &srv.url("/big.bin"), back.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "bytes differ after round trip"
+    );
+    // crash (SIGKILL) and restart: the data is recovered from the journal / chunks
+    srv.crash();
+    srv.spawn();
+    let back2 = tmp.path().join("back2.bin");
+    run(&["nfs-cp", &srv.url("/big.bin"), back2.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&back2).unwrap() == data,
+        "bytes differ after crash + restart"
+    );
+    // an unknown export is refused
+    let out = Command::new("nfs-ls")
+        .arg(format!(
+            "nfs://127.0.0.1/nope?nfsport={p}&mountport={p}&version=3",
+            p = srv.nfs_port
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let srv = Server::start();
+    // busy port
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = srv.command_with_dir(dir.path());
+    cmd.stderr(std::process::Stdio::piped());
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+    // bad config value
+    let out = Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .arg("start")
+        .env("DITTOFS_NFS_PORT", "notaport")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nfs"));
+    // unwritable data directory
+    let out = Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .args(["start", "--data-dir", "/proc/dittofs-cannot-exist"])
+        .env("DITTOFS_NFS_PORT", common::free_port().to_string())
+        .env("DITTOFS_HTTP_PORT", common::free_port().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("data directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // init writes a sample that start accepts
+    let sample = dir.path().join("c.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .args(["init", "--output"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        std::fs::read_to_string(&sample)
+            .unwrap()
+            .contains("DITTOFS_LOGGING_LEVEL")
+    );
+}

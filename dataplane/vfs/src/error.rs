@@ -1,0 +1,215 @@
+//! The one error enum of the filesystem core and every protocol mapping of it.
+//!
+//! Adapters never invent status codes: NFSv3 (RFC 1813 section 2.6), NFSv4 (RFC 7530
+//! section 13), SMB (MS-ERREF 2.3 NTSTATUS) and errno values all come from the tables
+//! below, so one failure reads the same through every protocol.
+
+use dittofs_metadata::MetaError;
+
+pub type FsResult<T> = Result<T, FsError>;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum FsError {
+    #[error("operation not permitted")]
+    Perm,
+    #[error("no such file or directory")]
+    NoEnt,
+    #[error("I/O error: {0}")]
+    Io(String),
+    #[error("permission denied")]
+    Access,
+    #[error("file exists")]
+    Exist,
+    #[error("cross-device link")]
+    XDev,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("invalid argument: {0}")]
+    Inval(&'static str),
+    #[error("file too large")]
+    FBig,
+    #[error("no space left on device")]
+    NoSpc,
+    #[error("read-only file system")]
+    RoFs,
+    #[error("too many links")]
+    MLink,
+    #[error("file name too long")]
+    NameTooLong,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("stale file handle")]
+    Stale,
+    #[error("malformed file handle")]
+    BadHandle,
+    #[error("operation not supported")]
+    NotSupp,
+    #[error("readdir cookie is no longer valid")]
+    BadCookie,
+    #[error("buffer too small")]
+    TooSmall,
+    #[error("object type not supported by this operation")]
+    BadType,
+    #[error("resource temporarily unavailable, retry later")]
+    Jukebox,
+    #[error("device or resource busy")]
+    Busy,
+    #[error("object changed since the guard time (sattrguard3)")]
+    NotSync,
+    #[error("internal server error: {0}")]
+    ServerFault(String),
+}
+
+impl FsError {
+    /// Linux errno value.
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::Perm => 1,
+            FsError::NoEnt => 2,
+            FsError::Io(_) => 5,
+            FsError::Access => 13,
+            FsError::Exist => 17,
+            FsError::XDev => 18,
+            FsError::NotDir => 20,
+            FsError::IsDir => 21,
+            FsError::Inval(_) => 22,
+            FsError::FBig => 27,
+            FsError::NoSpc => 28,
+            FsError::RoFs => 30,
+            FsError::MLink => 31,
+            FsError::NameTooLong => 36,
+            FsError::NotEmpty => 39,
+            FsError::Stale => 116,
+            FsError::BadHandle => 116,
+            FsError::NotSupp => 95,
+            FsError::BadCookie => 22,
+            FsError::TooSmall => 22,
+            FsError::BadType => 22,
+            FsError::Jukebox => 11,
+            FsError::Busy => 16,
+            FsError::NotSync => 22,
+            FsError::ServerFault(_) => 5,
+        }
+    }
+
+    /// `nfsstat3` (RFC 1813 section 2.6).
+    pub fn nfsstat3(&self) -> u32 {
+        match self {
+            FsError::Perm => 1,
+            FsError::NoEnt => 2,
+            FsError::Io(_) => 5,
+            FsError::Access => 13,
+            FsError::Exist => 17,
+            FsError::XDev => 18,
+            FsError::NotDir => 20,
+            FsError::IsDir => 21,
+            FsError::Inval(_) => 22,
+            FsError::FBig => 27,
+            FsError::NoSpc => 28,
+            FsError::RoFs => 30,
+            FsError::MLink => 31,
+            FsError::NameTooLong => 63,
+            FsError::NotEmpty => 66,
+            FsError::Stale => 70,
+            FsError::BadHandle => 10001,
+            FsError::NotSupp => 10004,
+            FsError::BadCookie => 10003,
+            FsError::TooSmall => 10005,
+            FsError::BadType => 10007,
+            FsError::Jukebox => 10008,
+            FsError::Busy => 10008,
+            FsError::NotSync => 10002,
+            FsError::ServerFault(_) => 10006,
+        }
+    }
+
+    /// `nfsstat4` (RFC 7530 section 13.1).
+    pub fn nfsstat4(&self) -> u32 {
+        match self {
+            FsError::Perm => 1,
+            FsError::NoEnt => 2,
+            FsError::Io(_) => 5,
+            FsError::Access => 13,
+            FsError::Exist => 17,
+            FsError::XDev => 18,
+            FsError::NotDir => 20,
+            FsError::IsDir => 21,
+            FsError::Inval(_) => 22,
+            FsError::FBig => 27,
+            FsError::NoSpc => 28,
+            FsError::RoFs => 30,
+            FsError::MLink => 31,
+            FsError::NameTooLong => 63,
+            FsError::NotEmpty => 66,
+            FsError::Stale => 70,
+            FsError::BadHandle => 10001,
+            FsError::BadCookie => 10003,
+            FsError::NotSupp => 10004,
+            FsError::TooSmall => 10005,
+            FsError::ServerFault(_) => 10006,
+            FsError::BadType => 10007,
+            FsError::Jukebox => 10008,
+            FsError::Busy => 10008,
+            FsError::NotSync => 22,
+        }
+    }
+
+    /// NTSTATUS (MS-ERREF section 2.3.1).
+    pub fn ntstatus(&self) -> u32 {
+        match self {
+            FsError::Perm | FsError::Access => 0xC000_0022, // STATUS_ACCESS_DENIED
+            FsError::NoEnt => 0xC000_0034,                  // STATUS_OBJECT_NAME_NOT_FOUND
+            FsError::Io(_) => 0xC000_0185,                  // STATUS_IO_DEVICE_ERROR
+            FsError::Exist => 0xC000_0035,                  // STATUS_OBJECT_NAME_COLLISION
+            FsError::XDev => 0xC000_00D4,                   // STATUS_NOT_SAME_DEVICE
+            FsError::NotDir => 0xC000_0103,                 // STATUS_NOT_A_DIRECTORY
+            FsError::IsDir => 0xC000_00BA,                  // STATUS_FILE_IS_A_DIRECTORY
+            FsError::Inval(_) | FsError::BadCookie | FsError::BadType => 0xC000_000D, // STATUS_INVALID_PARAMETER
+            FsError::FBig => 0xC000_007F,        // STATUS_DISK_FULL
+            FsError::NoSpc => 0xC000_007F,       // STATUS_DISK_FULL
+            FsError::RoFs => 0xC000_00A2,        // STATUS_MEDIA_WRITE_PROTECTED
+            FsError::MLink => 0xC000_0361,       // STATUS_TOO_MANY_LINKS
+            FsError::NameTooLong => 0xC000_0033, // STATUS_OBJECT_NAME_INVALID
+            FsError::NotEmpty => 0xC000_0101,    // STATUS_DIRECTORY_NOT_EMPTY
+            FsError::Stale | FsError::BadHandle => 0xC000_0128, // STATUS_FILE_CLOSED
+            FsError::NotSupp => 0xC000_00BB,     // STATUS_NOT_SUPPORTED
+            FsError::TooSmall => 0xC000_0023,    // STATUS_BUFFER_TOO_SMALL
+            FsError::Jukebox | FsError::Busy => 0xC000_0043, // STATUS_SHARING_VIOLATION
+            FsError::NotSync => 0xC000_000D,     // STATUS_INVALID_PARAMETER
+            FsError::ServerFault(_) => 0xC000_0001, // STATUS_UNSUCCESSFUL
+        }
+    }
+}
+
+impl From<MetaError> for FsError {
+    fn from(e: MetaError) -> FsError {
+        match e {
+            MetaError::Conflict(_) => FsError::Jukebox,
+            MetaError::NoSuchShare(_) => FsError::Stale,
+            MetaError::NoSuchInode { .. } => FsError::Stale,
+            other => FsError::Io(other.to_string()),
+        }
+    }
+}
+
+impl From<dittofs_blockstore::BlockError> for FsError {
+    fn from(e: dittofs_blockstore::BlockError) -> FsError {
+        FsError::Io(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_are_distinct_where_protocols_distinguish() {
+        assert_eq!(FsError::NoEnt.nfsstat3(), 2);
+        assert_eq!(FsError::NameTooLong.nfsstat3(), 63);
+        assert_eq!(FsError::NotEmpty.errno(), 39);
+        assert_eq!(FsError::Stale.nfsstat4(), 70);
+        assert_eq!(FsError::NoEnt.ntstatus(), 0xC000_0034);
+    }
+}

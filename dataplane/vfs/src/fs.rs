@@ -1,0 +1,357 @@
+//! [`Fs`]: the filesystem of one share over a metadata store and a block engine.
+//!
+//! Every method is protocol-neutral: it takes [`Credentials`], inode numbers and byte
+//! names, enforces POSIX semantics, and commits each namespace change as one metadata
+//! transaction. The operations live in `ops_*.rs`; this file holds the shared state and
+//! helpers.
+
+use crate::attr::Attr;
+use crate::error::{FsError, FsResult};
+use crate::handle::FileHandle;
+use crate::locks::{FlushLocks, LockTable};
+use dittofs_blockstore::Engine;
+use dittofs_metadata::{Durability, InodeRecord, MetadataStore, Op, Txn};
+use dittofs_types::{FileKey, Ino, ShareId, Timestamp};
+use parking_lot::Mutex as PlMutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// Longest name component (POSIX NAME_MAX).
+pub const NAME_MAX: usize = 255;
+/// Longest symlink target / path.
+pub const PATH_MAX: usize = 4096;
+/// Largest file size (bytes).
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+/// Highest link count of a file.
+pub const LINK_MAX: u32 = 65_000;
+/// Inode numbers reserved per durable allocator commit.
+const INO_RESERVE: u64 = 4096;
+
+/// Per-share behaviour.
+#[derive(Clone, Debug)]
+pub struct ShareOptions {
+    pub read_only: bool,
+    /// Mode of the root directory when the share is first created.
+    pub root_mode: u32,
+}
+
+impl Default for ShareOptions {
+    fn default() -> Self {
+        ShareOptions {
+            read_only: false,
+            root_mode: 0o755,
+        }
+    }
+}
+
+/// What the core remembers about a file with unflushed writes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DirtyInfo {
+    /// Time of the last write; becomes mtime/ctime at flush.
+    pub(crate) mtime: Timestamp,
+    /// Bumped on every write and explicit time change, so a flush knows whether the
+    /// mtime it captured is still the one to apply.
+    pub(crate) epoch: u64,
+}
+
+struct InoAlloc {
+    next: u64,
+    reserved_until: u64,
+}
+
+/// The filesystem of one share.
+pub struct Fs {
+    pub(crate) share: ShareId,
+    pub(crate) name: String,
+    pub(crate) incarnation: u32,
+    pub(crate) store: Arc<dyn MetadataStore>,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) opts: ShareOptions,
+    pub(crate) locks: LockTable,
+    pub(crate) flush_locks: FlushLocks,
+    /// Serialises directory renames that change the parent, so the "not into its own
+    /// subtree" walk cannot race with another such rename.
+    pub(crate) rename_lock: Mutex<()>,
+    alloc: Mutex<InoAlloc>,
+    pub(crate) dirty: PlMutex<HashMap<Ino, DirtyInfo>>,
+    pub(crate) opens: PlMutex<HashMap<Ino, u32>>,
+}
+
+impl Fs {
+    /// Opens (creating if needed) share `id` named `name` in `store`, using `engine` for
+    /// content. Purges orphans left by a previous run. Journal records recovered by the
+    /// engine are handed in with [`Fs::recover`].
+    pub async fn open(
+        store: Arc<dyn MetadataStore>,
+        engine: Arc<Engine>,
+        id: ShareId,
+        name: &str,
+        opts: ShareOptions,
+    ) -> FsResult<Arc<Fs>> {
+        let rec = store.create_share(id, name, opts.root_mode).await?;
+        let fs = Arc::new(Fs {
+            share: id,
+            name: name.to_owned(),
+            incarnation: rec.incarnation,
+            store,
+            engine,
+            opts,
+            locks: LockTable::new(),
+            flush_locks: FlushLocks::new(),
+            rename_lock: Mutex::new(()),
+            alloc: Mutex::new(InoAlloc {
+                next: rec.next_ino,
+                reserved_until: rec.next_ino,
+            }),
+            dirty: PlMutex::new(HashMap::new()),
+            opens: PlMutex::new(HashMap::new()),
+        });
+        fs.purge_orphans().await?;
+        Ok(fs)
+    }
+
+    pub fn share_id(&self) -> ShareId {
+        self.share
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn options(&self) -> &ShareOptions {
+        &self.opts
+    }
+
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub(crate) fn key(&self, ino: Ino) -> FileKey {
+        FileKey {
+            share: self.share,
+            ino,
+        }
+    }
+
+    /// Handle of the share root.
+    pub async fn root_handle(&self) -> FsResult<FileHandle> {
+        self.handle_of(Ino::ROOT).await
+    }
+
+    /// Handle of an inode of this share.
+    pub async fn handle_of(&self, ino: Ino) -> FsResult<FileHandle> {
+        let rec = self.inode(ino).await?;
+        Ok(self.handle_for(&rec))
+    }
+
+    pub(crate) fn handle_for(&self, rec: &InodeRecord) -> FileHandle {
+        FileHandle {
+            share: self.share,
+            incarnation: self.incarnation,
+            ino: rec.ino,
+            generation: rec.generation,
+        }
+    }
+
+    /// Validates a decoded handle against this share: `Stale` if the inode is gone or the
+    /// handle belongs to another incarnation/generation.
+    pub async fn resolve(&self, h: &FileHandle) -> FsResult<Ino> {
+        if h.share != self.share || h.incarnation != self.incarnation {
+            return Err(FsError::Stale);
+        }
+        match self.store.get_inode(self.share, h.ino).await? {
+            Some(r) if r.generation == h.generation && (r.nlink > 0 || self.is_open(r.ino)) => {
+                Ok(h.ino)
+            }
+            _ => Err(FsError::Stale),
+        }
+    }
+
+    /// Loads an inode; a missing inode is `Stale` (callers hold a handle to it).
+    pub(crate) async fn inode(&self, ino: Ino) -> FsResult<InodeRecord> {
+        self.store
+            .get_inode(self.share, ino)
+            .await?
+            .ok_or(FsError::Stale)
+    }
+
+    /// Attributes including the effect of unflushed writes (size, mtime).
+    pub(crate) fn attr_of(&self, rec: &InodeRecord) -> Attr {
+        let mut a = Attr::from_record(self.share, rec);
+        if let Some(end) = self.engine.dirty_end(self.key(rec.ino))
+            && end > a.size
+        {
+            a.size = end;
+            a.used = end.div_ceil(4096) * 4096;
+        }
+        if let Some(d) = self.dirty.lock().get(&rec.ino) {
+            if d.mtime > a.mtime {
+                a.mtime = d.mtime;
+            }
+            if d.mtime > a.ctime {
+                a.ctime = d.mtime;
+            }
+        }
+        a
+    }
+
+    pub(crate) async fn commit(&self, txn: Txn) -> FsResult<()> {
+        self.store
+            .commit(txn, Durability::Durable)
+            .await
+            .map_err(FsError::from)
+    }
+
+    pub(crate) fn check_writable(&self) -> FsResult<()> {
+        if self.opts.read_only {
+            Err(FsError::RoFs)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Allocates a never-used inode number (durably reserving ranges ahead).
+    pub(crate) async fn alloc_ino(&self) -> FsResult<Ino> {
+        let mut a = self.alloc.lock().await;
+        if a.next >= a.reserved_until {
+            let until = a.next + INO_RESERVE;
+            let mut t = Txn::new(self.share);
+            t.op(Op::ReserveInodes { next_ino: until });
+            self.commit(t).await?;
+            a.reserved_until = until;
+        }
+        let ino = Ino(a.next);
+        a.next += 1;
+        Ok(ino)
+    }
+
+    pub(crate) fn new_generation() -> u32 {
+        rand::random::<u32>() | 1
+    }
+
+    pub(crate) fn is_open(&self, ino: Ino) -> bool {
+        self.opens.lock().get(&ino).copied().unwrap_or(0) > 0
+    }
+
+    /// Records an open of `ino` (SMB/NFSv4 opens): an unlinked file stays readable until
+    /// its last close.
+    pub fn open_ref(&self, ino: Ino) {
+        *self.opens.lock().entry(ino).or_insert(0) += 1;
+    }
+
+    /// Drops an open; the last close of an unlinked file frees it.
+    pub async fn close_ref(&self, ino: Ino) -> FsResult<()> {
+        let last = {
+            let mut o = self.opens.lock();
+            match o.get_mut(&ino) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    o.remove(&ino);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            let _g = self.locks.write_many(&[ino]).await;
+            if let Some(rec) = self.store.get_inode(self.share, ino).await?
+                && rec.nlink == 0
+            {
+                self.destroy_locked(&rec, true).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an inode whose last link is gone and releases its chunk references.
+    /// The caller holds the inode's write lock.
+    pub(crate) async fn destroy_locked(&self, rec: &InodeRecord, was_orphan: bool) -> FsResult<()> {
+        let blocks = self.store.get_blocks(self.share, rec.ino).await?;
+        let mut t = Txn::new(self.share);
+        t.op(Op::DeleteInode(rec.ino));
+        if was_orphan {
+            t.op(Op::RemoveOrphan(rec.ino));
+        }
+        t.adjust_refs(&blocks, &[]);
+        self.commit(t).await?;
+        self.engine.discard(self.key(rec.ino));
+        self.dirty.lock().remove(&rec.ino);
+        Ok(())
+    }
+
+    async fn purge_orphans(&self) -> FsResult<()> {
+        for ino in self.store.list_orphans(self.share).await? {
+            let _g = self.locks.write_many(&[ino]).await;
+            match self.store.get_inode(self.share, ino).await? {
+                Some(rec) if rec.nlink == 0 => self.destroy_locked(&rec, true).await?,
+                _ => {
+                    let mut t = Txn::new(self.share);
+                    t.op(Op::RemoveOrphan(ino));
+                    self.commit(t).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `ino` is `ancestor` or lies below it (walks `parent` links up to the root).
+    pub(crate) async fn is_descendant(&self, ino: Ino, ancestor: Ino) -> FsResult<bool> {
+        let mut cur = ino;
+        // Bounded walk: a corrupt parent chain must not loop forever.
+        for _ in 0..100_000 {
+            if cur == ancestor {
+                return Ok(true);
+            }
+            if cur == Ino::ROOT {
+                return Ok(false);
+            }
+            cur = self.inode(cur).await?.parent;
+        }
+        Err(FsError::ServerFault(
+            "directory parent chain too deep or cyclic".into(),
+        ))
+    }
+}
+
+/// Validates a name component for creation or lookup.
+pub(crate) fn check_name(name: &[u8]) -> FsResult<()> {
+    if name.is_empty() {
+        return Err(FsError::Inval("empty name"));
+    }
+    if name.len() > NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    if name.contains(&b'/') || name.contains(&0) {
+        return Err(FsError::Inval("name contains '/' or NUL"));
+    }
+    Ok(())
+}
+
+pub(crate) fn is_dot_or_dotdot(name: &[u8]) -> bool {
+    name == b"." || name == b".."
+}
+
+/// Marks `rec` changed at `now` (ctime + change counter; `mtime` too if asked).
+pub(crate) fn touch(rec: &mut InodeRecord, now: Timestamp, mtime: bool) {
+    rec.ctime = now;
+    if mtime {
+        rec.mtime = now;
+    }
+    rec.change += 1;
+}
+
+impl Fs {
+    /// Attributes and handle of `ino` from one inode read (READDIRPLUS, LOOKUP).
+    pub async fn attr_and_handle(&self, ino: Ino) -> FsResult<(Attr, FileHandle)> {
+        let rec = self.inode(ino).await?;
+        Ok((self.attr_of(&rec), self.handle_for(&rec)))
+    }
+}

@@ -1,0 +1,305 @@
+//! READ, WRITE, COMMIT (RFC 1813 sections 3.3.6, 3.3.7, 3.3.21), truncate, and the flush
+//! that turns journaled writes into chunks.
+//!
+//! Write path: WRITE appends to the engine's journal and overlay (fsync'd first for
+//! DATA_SYNC/FILE_SYNC); COMMIT fsyncs the journal. A flush (background: idle or large
+//! files; foreground: truncate, shutdown) re-chunks the dirty ranges and publishes the new
+//! block list + size + mtime + refcount deltas + journal watermark in ONE durable metadata
+//! transaction, then prunes the overlay. Readers hold the file's read lock while they pick
+//! up (block list, overlay), and the publish holds the write lock, so a read never sees a
+//! pruned overlay with the old block list.
+
+use crate::attr::{Attr, Stability};
+use crate::cred::{Credentials, R, W, may_io};
+use crate::error::{FsError, FsResult};
+use crate::fs::{DirtyInfo, Fs, MAX_FILE_SIZE};
+use bytes::Bytes;
+use dittofs_blockstore::RecoveredRecord;
+use dittofs_metadata::{Check, Op, Txn};
+use dittofs_types::{FileType, Ino, ObjectId, Timestamp};
+
+/// Result of a WRITE.
+#[derive(Clone, Debug)]
+pub struct WriteOutcome {
+    pub count: u32,
+    pub committed: Stability,
+    pub attr: Attr,
+}
+
+impl Fs {
+    /// READ up to `len` bytes at `offset`. Returns the data and whether it reaches EOF.
+    pub async fn read(
+        &self,
+        cred: &Credentials,
+        ino: Ino,
+        offset: u64,
+        len: u32,
+    ) -> FsResult<(Bytes, bool, Attr)> {
+        let _g = self.locks.read(ino).await;
+        let rec = self.inode(ino).await?;
+        match rec.kind {
+            FileType::Regular => {}
+            FileType::Directory => return Err(FsError::IsDir),
+            _ => return Err(FsError::Inval("read of a special file")),
+        }
+        if !may_io(cred, &rec, R) {
+            return Err(FsError::Access);
+        }
+        let attr = self.attr_of(&rec);
+        if offset >= attr.size || len == 0 {
+            return Ok((Bytes::new(), offset >= attr.size, attr));
+        }
+        let blocks = self.store.get_blocks(self.share, ino).await?;
+        let data = self
+            .engine
+            .read(self.key(ino), &blocks, attr.size, offset, len)
+            .await?;
+        let eof = offset + data.len() as u64 >= attr.size;
+        Ok((data, eof, attr))
+    }
+
+    /// WRITE `data` at `offset`. UNSTABLE data may be lost in a crash until COMMIT;
+    /// DATA_SYNC/FILE_SYNC return after the data is on stable storage.
+    pub async fn write(
+        &self,
+        cred: &Credentials,
+        ino: Ino,
+        offset: u64,
+        data: Bytes,
+        stability: Stability,
+    ) -> FsResult<WriteOutcome> {
+        self.check_writable()?;
+        let len = data.len() as u64;
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > MAX_FILE_SIZE)
+        {
+            return Err(FsError::FBig);
+        }
+        let rec = {
+            let _g = self.locks.read(ino).await;
+            let rec = self.inode(ino).await?;
+            match rec.kind {
+                FileType::Regular => {}
+                FileType::Directory => return Err(FsError::IsDir),
+                _ => return Err(FsError::Inval("write to a special file")),
+            }
+            if !may_io(cred, &rec, W) {
+                return Err(FsError::Access);
+            }
+            if len > 0 {
+                self.engine
+                    .write(
+                        self.key(ino),
+                        offset,
+                        data,
+                        stability != Stability::Unstable,
+                    )
+                    .await?;
+                let now = Timestamp::now();
+                let mut d = self.dirty.lock();
+                let e = d.entry(ino).or_insert(DirtyInfo {
+                    mtime: now,
+                    epoch: 0,
+                });
+                e.mtime = now;
+                e.epoch += 1;
+            }
+            rec
+        };
+        // Writing clears suid, and sgid when group-executable, unless the writer is root.
+        if !cred.is_root() && (rec.mode & 0o4000 != 0 || rec.mode & 0o2010 == 0o2010) {
+            self.kill_suid(ino).await?;
+        }
+        let rec = self.inode(ino).await?;
+        Ok(WriteOutcome {
+            count: len as u32,
+            committed: stability,
+            attr: self.attr_of(&rec),
+        })
+    }
+
+    async fn kill_suid(&self, ino: Ino) -> FsResult<()> {
+        let _g = self.locks.write_many(&[ino]).await;
+        let mut rec = self.inode(ino).await?;
+        let before = rec.change;
+        rec.mode &= !0o4000;
+        if rec.mode & 0o2010 == 0o2010 {
+            rec.mode &= !0o2000;
+        }
+        crate::fs::touch(&mut rec, Timestamp::now(), false);
+        let mut t = Txn::new(self.share);
+        t.check(Check::InodeChange {
+            ino,
+            change: before,
+        });
+        t.op(Op::PutInode(rec));
+        self.commit(t).await
+    }
+
+    /// COMMIT: every write acknowledged so far (on any file of the engine) is durable.
+    pub async fn commit_writes(&self, ino: Ino) -> FsResult<Attr> {
+        self.engine.commit_durable().await?;
+        self.getattr(ino).await
+    }
+
+    /// Flushes the dirty data of `ino` into chunks and publishes the new block list.
+    /// No-op for a clean file.
+    pub async fn flush_file(&self, ino: Ino) -> FsResult<()> {
+        let _f = self.flush_locks.lock(ino).await;
+        self.flush_locked(ino, false).await
+    }
+
+    /// The flush body; the caller holds the file's flush lock. With `have_write_lock`
+    /// the caller also holds the file's write lock (truncate).
+    async fn flush_locked(&self, ino: Ino, have_write_lock: bool) -> FsResult<()> {
+        let key = self.key(ino);
+        if !self.engine.is_dirty(key) {
+            return Ok(());
+        }
+        let epoch_mtime = self.dirty.lock().get(&ino).copied();
+        // Only flush/truncate change the block list, and both hold the flush lock: the
+        // list read here stays current until we publish.
+        let old_blocks = self.store.get_blocks(self.share, ino).await?;
+        let Some(plan) = self.engine.prepare_flush(key, &old_blocks).await? else {
+            return Ok(());
+        };
+        let _g = if have_write_lock {
+            None
+        } else {
+            Some(self.locks.write_many(&[ino]).await)
+        };
+        let Some(mut rec) = self.store.get_inode(self.share, ino).await? else {
+            // Deleted meanwhile: its content was discarded; the new chunks are garbage for GC.
+            return Ok(());
+        };
+        let before = rec.change;
+        rec.size = rec.size.max(plan.data_end);
+        if let Some(d) = epoch_mtime {
+            if d.mtime > rec.mtime {
+                rec.mtime = d.mtime;
+            }
+            if d.mtime > rec.ctime {
+                rec.ctime = d.mtime;
+            }
+        }
+        rec.applied_seq = rec.applied_seq.max(plan.applied_seq);
+        rec.change += 1;
+        rec.object_id = ObjectId::NOT_QUIESCED;
+        let mut t = Txn::new(self.share);
+        t.check(Check::InodeChange {
+            ino,
+            change: before,
+        });
+        t.op(Op::SetBlocks {
+            ino,
+            blocks: plan.new_blocks.clone(),
+        });
+        t.adjust_refs(&old_blocks, &plan.new_blocks);
+        let quiesced = {
+            // The overlay will be empty after this publish iff nothing newer was written.
+            let dirty_after = self.engine.has_writes_after(key, plan.max_write_id);
+            !dirty_after
+        };
+        if quiesced {
+            rec.object_id = ObjectId::compute(&plan.new_blocks);
+        }
+        t.op(Op::PutInode(rec));
+        self.commit(t).await?;
+        self.engine.finish_flush(key, &plan);
+        if quiesced {
+            let mut d = self.dirty.lock();
+            if let (Some(cur), Some(snap)) = (d.get(&ino), epoch_mtime)
+                && cur.epoch == snap.epoch
+            {
+                d.remove(&ino);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the size of a regular file (flushing dirty data first).
+    pub(crate) async fn truncate(&self, ino: Ino, size: u64) -> FsResult<()> {
+        let _f = self.flush_locks.lock(ino).await;
+        let _g = self.locks.write_many(&[ino]).await;
+        self.flush_locked(ino, true).await?;
+        let mut rec = self.inode(ino).await?;
+        let old_blocks = self.store.get_blocks(self.share, ino).await?;
+        let new_blocks = self.engine.truncate(&old_blocks, size).await?;
+        let before = rec.change;
+        let now = Timestamp::now();
+        rec.size = size;
+        rec.mtime = now;
+        rec.ctime = now;
+        rec.change += 1;
+        rec.object_id = ObjectId::compute(&new_blocks);
+        let mut t = Txn::new(self.share);
+        t.check(Check::InodeChange {
+            ino,
+            change: before,
+        });
+        t.op(Op::SetBlocks {
+            ino,
+            blocks: new_blocks.clone(),
+        });
+        t.adjust_refs(&old_blocks, &new_blocks);
+        t.op(Op::PutInode(rec));
+        self.commit(t).await?;
+        if let Some(d) = self.dirty.lock().get_mut(&ino) {
+            d.epoch += 1;
+        }
+        Ok(())
+    }
+
+    /// Re-inserts journal records recovered at startup (those of this share whose data is
+    /// not yet in the committed block list), then flushes the affected files.
+    pub async fn recover(&self, records: &[RecoveredRecord]) -> FsResult<usize> {
+        let mut touched = std::collections::BTreeSet::new();
+        for r in records.iter().filter(|r| r.key.share == self.share) {
+            let Some(rec) = self.store.get_inode(self.share, r.key.ino).await? else {
+                // The file is gone: its records are garbage, let the journal forget them.
+                self.engine.discard(r.key);
+                continue;
+            };
+            if r.seq <= rec.applied_seq || rec.kind != FileType::Regular {
+                // Already in the committed block list: tell the journal so the segment
+                // holding it can be reclaimed.
+                self.engine.note_applied(r.key, rec.applied_seq);
+                continue;
+            }
+            self.engine.restore(r.key, r);
+            touched.insert(r.key.ino);
+        }
+        for ino in &touched {
+            self.flush_file(*ino).await?;
+        }
+        Ok(touched.len())
+    }
+
+    /// Flushes every dirty file of this share.
+    pub async fn flush_all(&self) -> FsResult<()> {
+        for (key, _, _) in self.engine.dirty_files() {
+            if key.share == self.share {
+                self.flush_file(key.ino).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass of the background flusher: flushes files idle for `idle` or holding more
+    /// than `max_dirty` bytes. Returns how many files were flushed.
+    pub async fn flush_some(&self, idle: std::time::Duration, max_dirty: u64) -> FsResult<usize> {
+        let now = std::time::Instant::now();
+        let mut n = 0;
+        for (key, bytes, last) in self.engine.dirty_files() {
+            if key.share != self.share {
+                continue;
+            }
+            if bytes >= max_dirty || now.duration_since(last) >= idle {
+                self.flush_file(key.ino).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# install-deps.sh - installs everything the test suite needs on a fresh Debian machine
+# (idempotent; fast when everything is present). Tools built from source are cached
+# under $DITTOFS_CACHE (default ~/.cache/dittofs), outside the clone.
+set -euo pipefail
+CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
+mkdir -p "$CACHE/bin"
+log() { printf '[install-deps] %s\n' "$*"; }
+
+APT_PKGS=(libnfs-utils protobuf-compiler)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# cargo-nextest, pinned, built once into the cache
+NEXTEST_VERSION=0.9.151
+if ! "$CACHE/bin/cargo-nextest" --version 2>/dev/null | grep -q "$NEXTEST_VERSION"; then
+  log "cargo install cargo-nextest $NEXTEST_VERSION (a few minutes, once)"
+  cargo install --locked cargo-nextest --version "$NEXTEST_VERSION" --root "$CACHE/nextest-root" >/dev/null 2>"$CACHE/nextest-install.log" \
+    || { tail -20 "$CACHE/nextest-install.log"; exit 1; }
+  ln -sf "$CACHE/nextest-root/bin/cargo-nextest" "$CACHE/bin/cargo-nextest"
+fi
+log "ok"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test.sh - runs the whole DittoFS test suite on a fresh Debian machine, installing what
+# it needs first. This is the README's test command; .ci/run calls it.
+#
+#   ./test.sh                 everything: lint, unit/integration/conformance/crash tests,
+#                             the kernel-client tier (qemu guest: pjdfstest + workload),
+#                             the benchmark harness in quick mode
+#   ./test.sh --no-vm         skip the kernel-client tier (local iteration only; CI runs it)
+#
+# Caches (cargo target dir, built tools, guest image) live in $DITTOFS_CACHE
+# (default ~/.cache/dittofs), outside the clone. Every shell-driven suite ends with a line
+# "<suite>: N passed, N failed"; the script exits non-zero if any suite failed.
+set -uo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
+export PATH="$DITTOFS_CACHE/bin:$PATH"
+RUN_VM=1
+for a in "$@"; do
+  case $a in
+    --no-vm) RUN_VM=0 ;;
+    *) echo "usage: $0 [--no-vm]" >&2; exit 2 ;;
+  esac
+done
+if [ "${CI:-}" = true ] && [ $RUN_VM = 0 ]; then
+  echo "test.sh: --no-vm is not allowed in CI" >&2; exit 2
+fi
+
+T0=$(date +%s)
+declare -a RESULTS=()
+FAILED=0
+stage() { # name, command...
+  local name=$1; shift
+  local t0; t0=$(date +%s)
+  echo "=== $name"
+  if "$@"; then RESULTS+=("$name: ok ($(( $(date +%s) - t0 )) s)")
+  else RESULTS+=("$name: FAILED ($(( $(date +%s) - t0 )) s)"); FAILED=1; fi
+}
+
+stage install-deps scripts/install-deps.sh || true
+if [ $FAILED = 1 ]; then printf '%s\n' "${RESULTS[@]}"; exit 1; fi
+stage fmt cargo fmt --all -- --check
+stage clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
+stage build cargo build --workspace --release --quiet
+stage nextest cargo nextest run --workspace --profile ci
+if [ $RUN_VM = 1 ]; then
+  stage kernel-client-tier e2e/vm/tier.sh
+fi
+stage bench-quick e2e/bench/core.sh --quick
+
+echo "=== summary ($(( $(date +%s) - T0 )) s)"
+printf '  %s\n' "${RESULTS[@]}"
+passed=0; failed=0
+for r in "${RESULTS[@]}"; do case $r in *FAILED*) failed=$((failed+1));; *) passed=$((passed+1));; esac; done
+echo "stages: $passed passed, $failed failed"
+exit $FAILED
