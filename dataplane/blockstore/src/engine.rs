@@ -300,6 +300,17 @@ impl Engine {
         key: FileKey,
         blocks: &[BlockRef],
     ) -> Result<Option<FlushPlan>> {
+        self.prepare_flush_with(key, blocks, None).await
+    }
+
+    /// [`Engine::prepare_flush`] with a per-share chunker (`None`: the engine's).
+    pub async fn prepare_flush_with(
+        &self,
+        key: FileKey,
+        blocks: &[BlockRef],
+        chunker: Option<Chunker>,
+    ) -> Result<Option<FlushPlan>> {
+        let chunker = chunker.unwrap_or(self.inner.chunker);
         validate_blocks(blocks).map_err(|e| BlockError::Invalid(e.to_string()))?;
         let Some(state) = self.inner.existing(key) else {
             return Ok(None);
@@ -321,7 +332,8 @@ impl Engine {
             // lost in a crash are reused, and a reused seq <= applied_seq would be
             // skipped by recovery.
             inner.journal.sync()?;
-            let (new_blocks, chunks_written, bytes_written) = inner.rechunk(&blocks, &snap)?;
+            let (new_blocks, chunks_written, bytes_written) =
+                inner.rechunk(&blocks, &snap, chunker)?;
             inner.cas.sync_dirs()?;
             let dirty_end = snap.last().map_or(0, |(e, _)| e.end());
             let base_end = blocks.last().map_or(0, BlockRef::end);
@@ -352,6 +364,17 @@ impl Engine {
     /// the engine cannot check it). The ref straddling `new_size` is replaced by the
     /// re-chunked prefix. Growing keeps the blocks (the new tail is a hole).
     pub async fn truncate(&self, blocks: &[BlockRef], new_size: u64) -> Result<Vec<BlockRef>> {
+        self.truncate_with(blocks, new_size, None).await
+    }
+
+    /// [`Engine::truncate`] with a per-share chunker (`None`: the engine's).
+    pub async fn truncate_with(
+        &self,
+        blocks: &[BlockRef],
+        new_size: u64,
+        chunker: Option<Chunker>,
+    ) -> Result<Vec<BlockRef>> {
+        let chunker = chunker.unwrap_or(self.inner.chunker);
         let k = blocks.partition_point(|b| b.end() <= new_size);
         let mut out = blocks[..k].to_vec();
         let Some(&straddle) = blocks.get(k).filter(|b| b.offset < new_size) else {
@@ -365,7 +388,7 @@ impl Engine {
                 hash: straddle.hash,
             })?;
             let mut refs = Vec::new();
-            for (o, n) in inner.chunker.chunk(prefix) {
+            for (o, n) in chunker.chunk(prefix) {
                 let piece = &prefix[o..o + n];
                 let hash = ContentHash::of(piece);
                 inner.cas.put(&hash, piece)?;
@@ -569,7 +592,12 @@ impl Inner {
     /// The re-chunk algorithm (see the module invariants). Returns the new block list,
     /// the number of chunks newly stored and their bytes. Cutting runs on this thread;
     /// hashing and storing the chunks on a helper thread (the two overlap).
-    fn rechunk(&self, blocks: &[BlockRef], snap: &[Piece]) -> Result<(Vec<BlockRef>, usize, u64)> {
+    fn rechunk(
+        &self,
+        blocks: &[BlockRef],
+        snap: &[Piece],
+        chunker: Chunker,
+    ) -> Result<(Vec<BlockRef>, usize, u64)> {
         std::thread::scope(|s| {
             let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(2);
             let store = s.spawn(move || {
@@ -581,7 +609,7 @@ impl Inner {
                 }
                 Ok::<_, BlockError>(done)
             });
-            let cut = self.cut_windows(blocks, snap, &tx);
+            let cut = self.cut_windows(blocks, snap, chunker, &tx);
             drop(tx);
             let stored = store
                 .join()
@@ -605,6 +633,7 @@ impl Inner {
         &self,
         blocks: &[BlockRef],
         snap: &[Piece],
+        chunker: Chunker,
         store: &mpsc::SyncSender<(usize, Vec<u8>)>,
     ) -> Result<Vec<BlockRef>> {
         let dirty = merge_intervals(snap.iter().map(|(e, _)| (e.offset, e.end())));
@@ -622,7 +651,7 @@ impl Inner {
                 .get(k)
                 .is_some_and(|b| b.offset == at && rest.first().is_none_or(|d| d.0 >= b.end()))
         };
-        let max = self.chunker.config().max as usize;
+        let max = chunker.config().max as usize;
         let mut scratch = vec![0u8; max];
         let mut out = Vec::with_capacity(blocks.len() + 8);
         let (mut bi, mut prev_we, mut i) = (0usize, 0u64, 0usize);
@@ -645,7 +674,7 @@ impl Inner {
                 .get(runs.partition_point(|r| r.1 <= ws))
                 .map(|r| r.1)
                 .ok_or_else(|| BlockError::Invalid(format!("no data run at {ws}")))?;
-            let mut sc = StreamChunker::new(self.chunker, ws);
+            let mut sc = StreamChunker::new(chunker, ws);
             let mut fed = ws;
             let we = loop {
                 while sc.needs_input() && fed < run_end {

@@ -142,6 +142,17 @@ pub struct ShareCfg {
     /// Mode of the share root when the share is first created (octal string or number).
     #[serde(default = "default_root_mode")]
     pub root_mode: u32,
+    /// FastCDC chunk sizes in bytes for this share (default: 1 MiB / 4 MiB / 16 MiB).
+    #[serde(default)]
+    pub chunking: Option<Chunking>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Chunking {
+    pub min: u32,
+    pub avg: u32,
+    pub max: u32,
 }
 
 fn default_name() -> String {
@@ -231,6 +242,7 @@ impl Default for Config {
                 anon_gid: 65534,
                 allowed_clients: default_clients(),
                 root_mode: default_root_mode(),
+                chunking: None,
             }],
         }
     }
@@ -374,6 +386,15 @@ impl Config {
                     s.name, s.squash
                 ));
             }
+            if let Some(c) = s.chunking {
+                dittofs_blockstore::ChunkerConfig {
+                    min: c.min,
+                    avg: c.avg,
+                    max: c.max,
+                }
+                .validate()
+                .map_err(|e| ConfigError::Invalid(format!("share {:?}: chunking: {e}", s.name)))?;
+            }
             if s.root_mode > 0o7777 {
                 return bad(format!(
                     "share {:?}: root_mode {:o} is not a permission mode",
@@ -510,6 +531,7 @@ shares:
     anon_gid: 65534
     allowed_clients: ["*"]      # "*", an address, or a CIDR like 10.0.0.0/8
     root_mode: 0o777            # mode of the share root when first created
+    # chunking: {min: 1048576, avg: 4194304, max: 16777216}   # FastCDC sizes (bytes)
 "#;
 
 #[cfg(test)]

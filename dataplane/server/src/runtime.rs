@@ -133,9 +133,15 @@ impl Runtime {
                     .copied()
                     .ok_or_else(|| serr("no share id".into()))?,
             );
+            let chunker = s.chunking.map(|c| dittofs_blockstore::ChunkerConfig {
+                min: c.min,
+                avg: c.avg,
+                max: c.max,
+            });
             let opts = ShareOptions {
                 read_only: s.read_only,
                 root_mode: s.root_mode,
+                chunker,
             };
             let fs = Fs::open(store, engine, id, &s.name, opts)
                 .await

@@ -434,3 +434,56 @@ fn bad_configuration_is_a_clear_error() {
             .contains("DITTOFS_LOGGING_LEVEL")
     );
 }
+
+#[test]
+fn embedded_portmapper_reports_our_port() {
+    let pm_port = common::free_port();
+    let srv = Server::start_with(vec![
+        ("DITTOFS_NFS_PORTMAPPER_ENABLED".into(), "true".into()),
+        ("DITTOFS_NFS_PORTMAPPER_PORT".into(), pm_port.to_string()),
+    ]);
+    let mut c = Client::connect(pm_port);
+    // GETPORT(prog, vers, prot=TCP, port)
+    let getport = |c: &mut Client, prog: u32, vers: u32| {
+        let mut args = Vec::new();
+        for v in [prog, vers, 6u32, 0] {
+            args.extend_from_slice(&v.to_be_bytes());
+        }
+        let (r, rest) = c.call_raw(100_000, 2, 3, true, &args);
+        assert_eq!(r.stat, ReplyStat::Accepted(AcceptStat::Success));
+        u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]])
+    };
+    assert_eq!(getport(&mut c, PROGRAM, 3), u32::from(srv.nfs_port));
+    assert_eq!(
+        getport(&mut c, dittofs_nfs::mount3::PROGRAM, 3),
+        u32::from(srv.nfs_port)
+    );
+    assert_eq!(getport(&mut c, PROGRAM, 4), 0, "NFSv4 is not registered");
+    // rpcbind v3/v4 are refused with PROG_MISMATCH so clients fall back to v2
+    let (r, _) = c.call_raw(100_000, 4, 3, true, &[]);
+    assert_eq!(
+        r.stat,
+        ReplyStat::Accepted(AcceptStat::ProgMismatch { low: 2, high: 2 })
+    );
+    // UDP too
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let call = RpcCall {
+        xid: 77,
+        prog: 100_000,
+        vers: 2,
+        proc_num: 0,
+        cred: Auth::None,
+        verf: OpaqueAuth::none(),
+    };
+    let mut msg = Vec::new();
+    call.encode(&mut msg);
+    udp.send_to(&msg, ("127.0.0.1", pm_port)).unwrap();
+    let mut buf = [0u8; 512];
+    let n = udp.recv(&mut buf).unwrap();
+    let (reply, _) = RpcReply::decode(&buf[..n]).unwrap();
+    assert_eq!(
+        (reply.xid, reply.stat),
+        (77, ReplyStat::Accepted(AcceptStat::Success))
+    );
+}

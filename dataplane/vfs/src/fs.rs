@@ -9,7 +9,7 @@ use crate::attr::Attr;
 use crate::error::{FsError, FsResult};
 use crate::handle::FileHandle;
 use crate::locks::{FlushLocks, LockTable};
-use dittofs_blockstore::Engine;
+use dittofs_blockstore::{Chunker, ChunkerConfig, Engine};
 use dittofs_metadata::{Durability, InodeRecord, MetadataStore, Op, Txn};
 use dittofs_types::{FileKey, Ino, ShareId, Timestamp};
 use parking_lot::Mutex as PlMutex;
@@ -34,6 +34,8 @@ pub struct ShareOptions {
     pub read_only: bool,
     /// Mode of the root directory when the share is first created.
     pub root_mode: u32,
+    /// Per-share FastCDC sizes (`None`: the block store's default, 1/4/16 MiB).
+    pub chunker: Option<ChunkerConfig>,
 }
 
 impl Default for ShareOptions {
@@ -41,6 +43,7 @@ impl Default for ShareOptions {
         ShareOptions {
             read_only: false,
             root_mode: 0o755,
+            chunker: None,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct Fs {
     pub(crate) store: Arc<dyn MetadataStore>,
     pub(crate) engine: Arc<Engine>,
     pub(crate) opts: ShareOptions,
+    /// The share's chunker when it overrides the engine's.
+    pub(crate) chunker: Option<Chunker>,
     pub(crate) locks: LockTable,
     pub(crate) flush_locks: FlushLocks,
     /// Serialises directory renames that change the parent, so the "not into its own
@@ -89,6 +94,13 @@ impl Fs {
         name: &str,
         opts: ShareOptions,
     ) -> FsResult<Arc<Fs>> {
+        let chunker = match &opts.chunker {
+            Some(c) => Some(
+                Chunker::new(*c)
+                    .map_err(|e| FsError::ServerFault(format!("share {name}: chunking: {e}")))?,
+            ),
+            None => None,
+        };
         let rec = store.create_share(id, name, opts.root_mode).await?;
         let fs = Arc::new(Fs {
             share: id,
@@ -97,6 +109,7 @@ impl Fs {
             store,
             engine,
             opts,
+            chunker,
             locks: LockTable::new(),
             flush_locks: FlushLocks::new(),
             rename_lock: Mutex::new(()),

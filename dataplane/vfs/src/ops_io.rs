@@ -161,7 +161,11 @@ impl Fs {
         // Only flush/truncate change the block list, and both hold the flush lock: the
         // list read here stays current until we publish.
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
-        let Some(plan) = self.engine.prepare_flush(key, &old_blocks).await? else {
+        let Some(plan) = self
+            .engine
+            .prepare_flush_with(key, &old_blocks, self.chunker)
+            .await?
+        else {
             return Ok(());
         };
         let _g = if have_write_lock {
@@ -225,7 +229,10 @@ impl Fs {
         self.flush_locked(ino, true).await?;
         let mut rec = self.inode(ino).await?;
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
-        let new_blocks = self.engine.truncate(&old_blocks, size).await?;
+        let new_blocks = self
+            .engine
+            .truncate_with(&old_blocks, size, self.chunker)
+            .await?;
         let before = rec.change;
         let now = Timestamp::now();
         rec.size = size;
