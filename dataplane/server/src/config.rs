@@ -411,25 +411,45 @@ impl Config {
     }
 }
 
-/// Applies `DITTOFS_<PATH>` variables onto the YAML tree. A variable names a key path of
-/// the default configuration (every key, leaf or not); unknown `DITTOFS_*` names are errors
-/// so typos do not go unnoticed.
-fn apply_env(value: &mut serde_yaml::Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+/// Variables with the `DITTOFS_` prefix that are not configuration keys (CLI, test and
+/// benchmark tooling); they are never reported as unknown.
+const NOT_CONFIG: &[&str] = &[
+    "DITTOFS_CONFIG",
+    "DITTOFS_CACHE",
+    "DITTOFS_BENCH_",
+    "DITTOFS_CRASH_",
+];
+
+fn config_key_paths() -> Result<Vec<Vec<String>>, ConfigError> {
     let defaults =
         serde_yaml::to_value(Config::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let mut paths = Vec::new();
     collect_paths(&defaults, &mut Vec::new(), &mut paths);
-    // a few variables belong to the CLI, not to the file
-    const NOT_CONFIG: &[&str] = &["DITTOFS_CONFIG"];
+    Ok(paths)
+}
+
+/// `DITTOFS_*` variables in `env` that name no configuration key (likely typos); `dfs`
+/// prints a warning for each.
+pub fn unknown_env(env: &[(String, String)]) -> Vec<String> {
+    let Ok(paths) = config_key_paths() else {
+        return Vec::new();
+    };
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("DITTOFS_") && !NOT_CONFIG.iter().any(|p| k.starts_with(p)))
+        .filter(|k| !paths.iter().any(|p| env_name(p) == **k))
+        .cloned()
+        .collect()
+}
+
+/// Applies `DITTOFS_<PATH>` variables onto the YAML tree. A variable names a key path of
+/// the default configuration (every key, leaf or not); other `DITTOFS_*` variables are
+/// left alone here (see [`unknown_env`]).
+fn apply_env(value: &mut serde_yaml::Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let paths = config_key_paths()?;
     for (var, raw) in env {
-        if !var.starts_with("DITTOFS_") || NOT_CONFIG.contains(&var.as_str()) {
-            continue;
-        }
         let Some(path) = paths.iter().find(|p| env_name(p) == *var) else {
-            return Err(ConfigError::Env {
-                var: var.clone(),
-                detail: "not a configuration key".into(),
-            });
+            continue;
         };
         let parsed: serde_yaml::Value =
             serde_yaml::from_str(raw).map_err(|e| ConfigError::Env {
@@ -589,8 +609,18 @@ mod tests {
 
     #[test]
     fn bad_input_is_a_clear_error() {
-        let e = Config::load(None, &env(&[("DITTOFS_NFS_PORTT", "1")])).unwrap_err();
-        assert!(e.to_string().contains("DITTOFS_NFS_PORTT"));
+        assert_eq!(
+            unknown_env(&env(&[
+                ("DITTOFS_NFS_PORTT", "1"),
+                ("DITTOFS_CACHE", "/x"),
+                ("DITTOFS_NFS_PORT", "1")
+            ])),
+            vec!["DITTOFS_NFS_PORTT".to_string()]
+        );
+        assert!(
+            Config::load(None, &env(&[("DITTOFS_NFS_PORTT", "1")])).is_ok(),
+            "unknown variables warn, not fail"
+        );
         let e = Config::load(None, &env(&[("DITTOFS_NFS_PORT", "99999")])).unwrap_err();
         assert!(e.to_string().contains("port"), "{e}");
         let e = Config::load(None, &env(&[("DITTOFS_LOGGING_LEVEL", "loud")])).unwrap_err();

@@ -145,6 +145,11 @@ async fn bind(what: &str, addr: &str, port: u16) -> Result<tokio::net::TcpListen
 
 async fn start(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> i32 {
     let env: Vec<(String, String)> = std::env::vars().collect();
+    for var in config::unknown_env(&env) {
+        eprintln!(
+            "dfs: warning: environment variable {var} is not a configuration key (typo?); ignored"
+        );
+    }
     let mut cfg = match Config::load(config_path.as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
