@@ -45,6 +45,7 @@ stage build cargo build --workspace --release --quiet
 stage nextest cargo nextest run --workspace --profile ci
 if [ $RUN_VM = 1 ]; then
   stage kernel-client-tier e2e/vm/tier.sh
+  stage readme-mount e2e/vm/readme-mount.sh
 fi
 stage bench-quick e2e/bench/core.sh --quick
 
