@@ -11,7 +11,7 @@
 # (default ~/.cache/dittofs), outside the clone. Every shell-driven suite ends with a line
 # "<suite>: N passed, N failed"; the script exits non-zero if any suite failed.
 set -uo pipefail
-cd "$(dirname "$(readlink -f "$0")")"
+cd "$(dirname "$(readlink -f "$0")")" || exit 1
 export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
 export PATH="$DITTOFS_CACHE/bin:$PATH"

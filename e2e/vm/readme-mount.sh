@@ -13,6 +13,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
 log() { printf '[readme-mount %(%T)T] %s\n' -1 "$*" >&2; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-readme.XXXXXX")
 PID=''
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
   if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null; fi
   rm -rf "$WORK"
