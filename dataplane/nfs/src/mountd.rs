@@ -5,7 +5,7 @@
 use crate::export::ClientPattern;
 use crate::mount3::*;
 use crate::nfs3::NfsFh3;
-use crate::rpc::{AUTH_SYS, AcceptStat, RpcCall, encode_accepted, encode_success};
+use crate::rpc::{AUTH_SYS, AcceptStat, RpcCall, encode_success};
 use crate::server::{CallCtx, Outcome, Shared};
 use crate::xdr::{Decoder, XdrEncode};
 use bytes::{Bytes, BytesMut};
@@ -36,23 +36,13 @@ pub(crate) async fn dispatch(
 ) -> Outcome {
     let xid = call.xid;
     let Some(p) = MountProc::from_u32(call.proc_num) else {
-        let mut b = BytesMut::new();
-        encode_accepted(&mut b, xid, AcceptStat::ProcUnavail);
-        return Outcome {
-            reply: vec![b.freeze()],
-            error: Some("PROC_UNAVAIL"),
-        };
+        return crate::server::rpc_error(xid, AcceptStat::ProcUnavail, "PROC_UNAVAIL");
     };
     let mut dec = Decoder::from_bytes(&args);
     let parsed = match MountArgs::decode(p, &mut dec) {
         Ok(a) => a,
         Err(_) => {
-            let mut b = BytesMut::new();
-            encode_accepted(&mut b, xid, AcceptStat::GarbageArgs);
-            return Outcome {
-                reply: vec![b.freeze()],
-                error: Some("GARBAGE_ARGS"),
-            };
+            return crate::server::rpc_error(xid, AcceptStat::GarbageArgs, "GARBAGE_ARGS");
         }
     };
     match parsed {

@@ -5,7 +5,7 @@
 
 use crate::conv::{fattr, sattr, status, time_from_wire, wcc};
 use crate::nfs3::*;
-use crate::rpc::{AcceptStat, Auth, RpcCall, encode_accepted, encode_success};
+use crate::rpc::{AcceptStat, Auth, RpcCall, encode_success};
 use crate::server::{CallCtx, Outcome, Reply, Shared};
 use crate::xdr::{Decoder, XdrEncode};
 use bytes::{Bytes, BytesMut};
@@ -82,8 +82,7 @@ impl Shared {
     }
 }
 
-fn handle_bytes(fs: &Fs, h: dittofs_vfs::FileHandle) -> NfsFh3 {
-    let _ = fs;
+fn handle_bytes(h: dittofs_vfs::FileHandle) -> NfsFh3 {
     NfsFh3(h.encode().to_vec())
 }
 
@@ -139,24 +138,14 @@ pub(crate) async fn dispatch(
 ) -> Outcome {
     let xid = call.xid;
     let Some(p) = Nfs3Proc::from_u32(call.proc_num) else {
-        let mut b = BytesMut::new();
-        encode_accepted(&mut b, xid, AcceptStat::ProcUnavail);
-        return Outcome {
-            reply: vec![b.freeze()],
-            error: Some("PROC_UNAVAIL"),
-        };
+        return crate::server::rpc_error(xid, AcceptStat::ProcUnavail, "PROC_UNAVAIL");
     };
     let mut dec = Decoder::from_bytes(&args);
     let parsed = match Nfs3Args::decode(p, &mut dec) {
         Ok(a) => a,
         Err(e) => {
             tracing::debug!(client = %ctx.client, proc = proc_name(p), error = %e, "undecodable arguments");
-            let mut b = BytesMut::new();
-            encode_accepted(&mut b, xid, AcceptStat::GarbageArgs);
-            return Outcome {
-                reply: vec![b.freeze()],
-                error: Some("GARBAGE_ARGS"),
-            };
+            return crate::server::rpc_error(xid, AcceptStat::GarbageArgs, "GARBAGE_ARGS");
         }
     };
     match parsed {
@@ -343,7 +332,7 @@ async fn lookup(shared: &Shared, ctx: &CallCtx, a: &LookupArgs) -> LookupRes {
     match t.fs.lookup(&t.cred, t.ino, &a.what.name.0).await {
         Ok(attr) => match t.fs.attr_and_handle(attr.ino).await {
             Ok((attr, h)) => Res3::Ok(LookupResOk {
-                object: handle_bytes(&t.fs, h),
+                object: handle_bytes(h),
                 obj_attributes: Some(fattr(&attr)),
                 dir_attributes: dir_attr.as_ref().map(fattr),
             }),
@@ -552,7 +541,7 @@ async fn make(
                 Err(e) => return Res3::Fail(status(&e), CreateResFail { dir_wcc }),
             };
             Res3::Ok(CreateResOk {
-                obj: Some(handle_bytes(&t.fs, h)),
+                obj: Some(handle_bytes(h)),
                 obj_attributes: Some(fattr(&attr)),
                 dir_wcc,
             })
@@ -680,57 +669,75 @@ async fn dot_entries(fs: &Fs, dir: Ino, cookie: u64) -> Result<Vec<(Vec<u8>, Ino
     Ok(out)
 }
 
+/// One page of a directory for READDIR/READDIRPLUS: the resolved directory, its
+/// attributes, the verifier to return, the entries (dots first) and whether the page
+/// reaches the end. Errors carry the directory attributes when they could be read.
+struct DirPage {
+    t: Target,
+    dir_attr: Option<Attr>,
+    verifier: u64,
+    entries: Vec<(Vec<u8>, Ino, u64)>,
+    eof: bool,
+}
+
+async fn dir_page(
+    shared: &Shared,
+    ctx: &CallCtx,
+    dir: &NfsFh3,
+    cookie: u64,
+    cookieverf: CookieVerf3,
+    max: usize,
+) -> Result<DirPage, (NfsStat3, Option<Attr>)> {
+    let t = shared
+        .target(ctx, dir)
+        .await
+        .map_err(|e| (status(&e), None))?;
+    let dir_attr = attr_opt(&t.fs, t.ino).await;
+    // Cookies up to 2 are the synthesised dots: the core starts after them, with no
+    // verifier to check yet.
+    let verf = if cookie <= 2 {
+        0
+    } else {
+        u64::from_be_bytes(cookieverf)
+    };
+    let page = match t.fs.readdir(&t.cred, t.ino, cookie.max(2), verf, max).await {
+        Ok(p) => p,
+        Err(e) => return Err((status(&e), dir_attr)),
+    };
+    let mut entries = match dot_entries(&t.fs, t.ino, cookie).await {
+        Ok(d) => d,
+        Err(e) => return Err((status(&e), dir_attr)),
+    };
+    entries.extend(page.entries.into_iter().map(|e| (e.name, e.ino, e.cookie)));
+    Ok(DirPage {
+        t,
+        dir_attr,
+        verifier: page.verifier,
+        entries,
+        eof: page.eof,
+    })
+}
+
 async fn readdir(shared: &Shared, ctx: &CallCtx, a: &ReaddirArgs) -> ReaddirRes {
-    let t = match shared.target(ctx, &a.dir).await {
-        Ok(t) => t,
-        Err(e) => {
+    let max = ((a.count as usize) / 24).clamp(8, 4096);
+    let p = match dir_page(shared, ctx, &a.dir, a.cookie, a.cookieverf, max).await {
+        Ok(p) => p,
+        Err((st, da)) => {
             return Res3::Fail(
-                status(&e),
+                st,
                 ReaddirResFail {
-                    dir_attributes: None,
+                    dir_attributes: da.as_ref().map(fattr),
                 },
             );
         }
     };
-    let dir_attr = attr_opt(&t.fs, t.ino).await;
-    let fail = |e: FsError, da: &Option<Attr>| {
-        Res3::Fail(
-            status(&e),
-            ReaddirResFail {
-                dir_attributes: da.as_ref().map(fattr),
-            },
-        )
-    };
-    let verf = u64::from_be_bytes(a.cookieverf);
-    let max = ((a.count as usize) / 24).clamp(8, 4096);
-    let page = match t
-        .fs
-        .readdir(
-            &t.cred,
-            t.ino,
-            a.cookie.max(2),
-            if a.cookie <= 2 { 0 } else { verf },
-            max,
-        )
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => return fail(e, &dir_attr),
-    };
-    let dots = match dot_entries(&t.fs, t.ino, a.cookie).await {
-        Ok(d) => d,
-        Err(e) => return fail(e, &dir_attr),
-    };
     let mut b = ReaddirBuilder::new(
-        dir_attr.as_ref().map(fattr),
-        page.verifier.to_be_bytes(),
+        p.dir_attr.as_ref().map(fattr),
+        p.verifier.to_be_bytes(),
         a.count,
     );
     let mut all_fit = true;
-    for (name, ino, cookie) in dots
-        .into_iter()
-        .chain(page.entries.into_iter().map(|e| (e.name, e.ino, e.cookie)))
-    {
+    for (name, ino, cookie) in p.entries {
         if !b.try_push(Entry3 {
             fileid: ino.0,
             name: Filename3(name),
@@ -744,68 +751,37 @@ async fn readdir(shared: &Shared, ctx: &CallCtx, a: &ReaddirArgs) -> ReaddirRes 
         return Res3::Fail(
             NfsStat3::TooSmall,
             ReaddirResFail {
-                dir_attributes: dir_attr.as_ref().map(fattr),
+                dir_attributes: p.dir_attr.as_ref().map(fattr),
             },
         );
     }
-    Res3::Ok(b.finish(all_fit && page.eof))
+    Res3::Ok(b.finish(all_fit && p.eof))
 }
 
 async fn readdirplus(shared: &Shared, ctx: &CallCtx, a: &ReaddirplusArgs) -> ReaddirplusRes {
-    let t = match shared.target(ctx, &a.dir).await {
-        Ok(t) => t,
-        Err(e) => {
+    let max = ((a.dircount as usize) / 16).clamp(8, 1024);
+    let p = match dir_page(shared, ctx, &a.dir, a.cookie, a.cookieverf, max).await {
+        Ok(p) => p,
+        Err((st, da)) => {
             return Res3::Fail(
-                status(&e),
+                st,
                 ReaddirplusResFail {
-                    dir_attributes: None,
+                    dir_attributes: da.as_ref().map(fattr),
                 },
             );
         }
     };
-    let dir_attr = attr_opt(&t.fs, t.ino).await;
-    let fail = |e: FsError, da: &Option<Attr>| {
-        Res3::Fail(
-            status(&e),
-            ReaddirplusResFail {
-                dir_attributes: da.as_ref().map(fattr),
-            },
-        )
-    };
-    let verf = u64::from_be_bytes(a.cookieverf);
-    let max = ((a.dircount as usize) / 16).clamp(8, 1024);
-    let page = match t
-        .fs
-        .readdir(
-            &t.cred,
-            t.ino,
-            a.cookie.max(2),
-            if a.cookie <= 2 { 0 } else { verf },
-            max,
-        )
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => return fail(e, &dir_attr),
-    };
-    let dots = match dot_entries(&t.fs, t.ino, a.cookie).await {
-        Ok(d) => d,
-        Err(e) => return fail(e, &dir_attr),
-    };
     let mut b = ReaddirplusBuilder::new(
-        dir_attr.as_ref().map(fattr),
-        page.verifier.to_be_bytes(),
+        p.dir_attr.as_ref().map(fattr),
+        p.verifier.to_be_bytes(),
         a.dircount,
         a.maxcount,
     );
     let mut all_fit = true;
-    for (name, ino, cookie) in dots
-        .into_iter()
-        .chain(page.entries.into_iter().map(|e| (e.name, e.ino, e.cookie)))
-    {
+    for (name, ino, cookie) in p.entries {
         // An entry removed since the page was read is sent without attributes.
-        let (attrs, fh) = match t.fs.attr_and_handle(ino).await {
-            Ok((attr, h)) => (Some(fattr(&attr)), Some(handle_bytes(&t.fs, h))),
+        let (attrs, fh) = match p.t.fs.attr_and_handle(ino).await {
+            Ok((attr, h)) => (Some(fattr(&attr)), Some(handle_bytes(h))),
             Err(_) => (None, None),
         };
         let e = Entryplus3 {
@@ -824,11 +800,11 @@ async fn readdirplus(shared: &Shared, ctx: &CallCtx, a: &ReaddirplusArgs) -> Rea
         return Res3::Fail(
             NfsStat3::TooSmall,
             ReaddirplusResFail {
-                dir_attributes: dir_attr.as_ref().map(fattr),
+                dir_attributes: p.dir_attr.as_ref().map(fattr),
             },
         );
     }
-    Res3::Ok(b.finish(all_fit && page.eof))
+    Res3::Ok(b.finish(all_fit && p.eof))
 }
 
 async fn fsstat(shared: &Shared, ctx: &CallCtx, a: &FsstatArgs) -> FsstatRes {

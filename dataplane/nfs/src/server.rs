@@ -211,6 +211,14 @@ async fn connection(
     shared.metrics.connections.dec();
 }
 
+/// An accepted-but-failed reply (PROC_UNAVAIL, GARBAGE_ARGS, ...) as a dispatch outcome.
+pub(crate) fn rpc_error(xid: u32, stat: AcceptStat, name: &'static str) -> Outcome {
+    Outcome {
+        reply: header_only(|b| encode_accepted(b, xid, stat)),
+        error: Some(name),
+    }
+}
+
 fn header_only(f: impl FnOnce(&mut BytesMut)) -> Reply {
     let mut b = BytesMut::with_capacity(32);
     f(&mut b);

@@ -125,34 +125,13 @@ impl FsError {
         }
     }
 
-    /// `nfsstat4` (RFC 7530 section 13.1).
+    /// `nfsstat4` (RFC 7530 section 13.1). NFSv4 kept the NFSv3 numbers for every
+    /// error both versions have; only the v3-specific ones differ.
     pub fn nfsstat4(&self) -> u32 {
         match self {
-            FsError::Perm => 1,
-            FsError::NoEnt => 2,
-            FsError::Io(_) => 5,
-            FsError::Access => 13,
-            FsError::Exist => 17,
-            FsError::XDev => 18,
-            FsError::NotDir => 20,
-            FsError::IsDir => 21,
-            FsError::Inval(_) => 22,
-            FsError::FBig => 27,
-            FsError::NoSpc => 28,
-            FsError::RoFs => 30,
-            FsError::MLink => 31,
-            FsError::NameTooLong => 63,
-            FsError::NotEmpty => 66,
-            FsError::Stale => 70,
-            FsError::BadHandle => 10001,
-            FsError::BadCookie => 10003,
-            FsError::NotSupp => 10004,
-            FsError::TooSmall => 10005,
-            FsError::ServerFault(_) => 10006,
-            FsError::BadType => 10007,
-            FsError::Jukebox => 10008,
-            FsError::Busy => 10008,
+            // NFS3ERR_NOT_SYNC has no v4 counterpart (v4 guards with VERIFY/NVERIFY).
             FsError::NotSync => 22,
+            other => other.nfsstat3(),
         }
     }
 
