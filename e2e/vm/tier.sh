@@ -4,7 +4,7 @@
 # through the Linux NFSv3 client in the qemu guest runs pjdfstest and the workload (which
 # SIGKILLs and restarts dfs in the middle). Ends with "kernel-client-tier: N passed, N failed".
 #
-# Env: NFS_PORT (default 22049)  BIG_MB / SMALL_N (workload sizes, defaults 1024 / 2000)
+# Env: NFS_PORT (default 22049)  BIG_MB / SMALL_N (workload sizes, defaults 1024 / 10000)
 #      TIER_SUITES (default "pjdfstest workload readme-mount")
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,10 +13,9 @@ export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
 export NFS_PORT=${NFS_PORT:-22049}
 export MOUNT_PORT=$NFS_PORT
-# Workload size: a 1 GiB file always; small files cost ~15-20 creates/s through the
-# emulated guest (a 10,000-file tree takes ~40 min there), so CI runs 2,000 of them.
-# BIG_MB=1024 SMALL_N=10000 e2e/vm/tier.sh is the full-size run.
-export BIG_MB=${BIG_MB:-1024} SMALL_N=${SMALL_N:-2000}
+# Workload size: the issue's tree, a 1 GiB file and 10,000 small files (about 17 min
+# through the emulated guest against dfs here). BIG_MB / SMALL_N shrink it for local runs.
+export BIG_MB=${BIG_MB:-1024} SMALL_N=${SMALL_N:-10000}
 T0=$(date +%s)
 log() { printf '[tier %(%T)T] %s\n' -1 "$*" >&2; }
 
