@@ -46,6 +46,7 @@ stage nextest cargo nextest run --workspace --profile ci
 if [ $RUN_VM = 1 ]; then
   stage kernel-client-tier e2e/vm/tier.sh
   stage readme-mount e2e/vm/readme-mount.sh
+  stage control-e2e e2e/control/e2e.sh
 fi
 stage bench-quick e2e/bench/core.sh --quick
 

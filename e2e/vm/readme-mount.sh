@@ -25,7 +25,7 @@ fi
 (cd "$ROOT" && cargo build --release --quiet --bin dfs) || { echo "readme-mount: 0 passed, 1 failed"; exit 1; }
 # The README command, with the data directory pointed at a temp dir (DITTOFS_DATA_DIR)
 # so the test does not write to /var/lib/dittofs.
-(cd "$ROOT" && DITTOFS_DATA_DIR="$WORK/data" DITTOFS_HTTP_PORT=0 exec cargo run --release --quiet --bin dfs -- start) > "$WORK/dfs.out" 2>&1 &
+(cd "$ROOT" && DITTOFS_DATA_DIR="$WORK/data" DITTOFS_HTTP_PORT=0 DITTOFS_CONTROL_PORT=0 exec cargo run --release --quiet --bin dfs -- start) > "$WORK/dfs.out" 2>&1 &
 PID=$!
 for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/12049) 2>/dev/null && break; sleep 0.1; done
 grep -q "data directory: $WORK/data" "$WORK/dfs.out" || { log "dfs did not print its data directory"; cat "$WORK/dfs.out" >&2; }

@@ -24,7 +24,7 @@ DFS=$CARGO_TARGET_DIR/release/dfs
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-tier.XXXXXX")
 HTTP_PORT=$((NFS_PORT + 1))
 # The start command is also used by workload.sh to restart the server after its SIGKILL.
-export SERVER_START_CMD="DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT \
+export SERVER_START_CMD="DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT DITTOFS_CONTROL_PORT=$((NFS_PORT + 2)) \
 DITTOFS_SHARES='[{name: /export, squash: none}]' setsid '$DFS' start --data-dir '$WORK/data' >>'$WORK/dfs.log' 2>&1 </dev/null & echo \$! > '$WORK/pid'"
 export SERVER_KILL_CMD="kill -KILL \$(cat '$WORK/pid')"
 export SERVER_STOP_CMD="kill -TERM \$(cat '$WORK/pid')"

@@ -16,6 +16,12 @@
 //!   reads ([`LocalCas::read_chunk`]) always verify and never return mismatching bytes.
 //! - `total_bytes` is the sum of the lengths of the chunk files: scanned at open and
 //!   maintained by `put`/`remove`.
+//! - GC safety: a chunk file's mtime is the last time a writer stored or deduplicated
+//!   against it. `put` of an existing chunk refreshes the mtime, and
+//!   [`LocalCas::remove_if_older`] (the GC sweep) re-checks the mtime and unlinks under the
+//!   same per-hash stripe lock, so a chunk that a flush is about to reference is never
+//!   deleted: either the sweep sees the fresh mtime (inside the grace period) or the flush
+//!   finds the file gone and writes it again.
 
 use crate::error::{BlockError, Result, io_err};
 use dittofs_types::ContentHash;
@@ -41,7 +47,11 @@ pub struct LocalCas {
     bytes_read: AtomicU64,
     dirty_dirs: Mutex<HashSet<PathBuf>>,
     fds: Mutex<FdCache>,
+    /// Per-hash stripes serializing "dedup hit + touch" against "GC stat + unlink".
+    stripes: Vec<Mutex<()>>,
 }
+
+const STRIPES: usize = 64;
 
 #[derive(Debug, Default)]
 struct FdCache {
@@ -71,6 +81,15 @@ impl FdCache {
     }
 }
 
+/// Sets the file's mtime to now.
+fn touch(path: &Path) -> Result<()> {
+    let f = File::options()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.set_modified(SystemTime::now()).map_err(io_err(path))
+}
+
 impl LocalCas {
     /// Opens (creating if needed) the store at `root`, deletes stale temp files and
     /// scans the chunk files to initialize `total_bytes`.
@@ -92,6 +111,7 @@ impl LocalCas {
             bytes_read: AtomicU64::new(0),
             dirty_dirs: Mutex::new(HashSet::new()),
             fds: Mutex::new(FdCache::default()),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         };
         let mut total = 0;
         cas.walk(|_, len, _| {
@@ -111,8 +131,13 @@ impl LocalCas {
     /// Returns true if the chunk was newly written, false if it was already present.
     pub fn put(&self, hash: &ContentHash, data: &[u8]) -> Result<bool> {
         let path = self.path_of(hash);
+        let guard = self.stripe(hash).lock();
         match fs::metadata(&path) {
-            Ok(m) if m.len() == data.len() as u64 => return Ok(false),
+            Ok(m) if m.len() == data.len() as u64 => {
+                // Dedup hit: refresh the mtime so a concurrent GC keeps it (see header).
+                touch(&path)?;
+                return Ok(false);
+            }
             Ok(m) => {
                 tracing::warn!(%hash, len = m.len(), "replacing chunk file of wrong length");
                 self.remove(hash)?;
@@ -120,6 +145,7 @@ impl LocalCas {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(&path)(e)),
         }
+        drop(guard);
         let Some(d2) = path.parent() else {
             return Err(BlockError::Invalid(format!(
                 "bad chunk path {}",
@@ -257,6 +283,30 @@ impl LocalCas {
         }
     }
 
+    fn stripe(&self, hash: &ContentHash) -> &Mutex<()> {
+        &self.stripes[usize::from(hash.as_bytes()[0]) % STRIPES]
+    }
+
+    /// GC sweep step: deletes the chunk if its file was last written or deduplicated
+    /// against before `cutoff`. Returns the freed length, or None if the chunk is absent
+    /// or young. Serialized with `put`'s dedup path (see the module header).
+    pub fn remove_if_older(&self, hash: &ContentHash, cutoff: SystemTime) -> Result<Option<u64>> {
+        let _g = self.stripe(hash).lock();
+        let path = self.path_of(hash);
+        match fs::metadata(&path) {
+            Ok(m) => {
+                let mtime = m.modified().map_err(io_err(&path))?;
+                if mtime >= cutoff {
+                    return Ok(None);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        let len = self.chunk_len(hash)?;
+        Ok(if self.remove(hash)? { len } else { None })
+    }
+
     /// Calls `f(hash, len, mtime)` for every chunk file. Files whose name is not a hash
     /// are skipped with a warning.
     pub fn walk(
@@ -307,6 +357,39 @@ mod tests {
         (0..n)
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
             .collect()
+    }
+
+    #[test]
+    fn gc_removes_only_old_chunks_and_dedup_refreshes_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let cas = LocalCas::open(dir.path()).unwrap();
+        let a = data(4_000, 7);
+        let ha = ContentHash::of(&a);
+        cas.put(&ha, &a).unwrap();
+        let path = cas.path_of(&ha);
+        let old = SystemTime::now() - std::time::Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let cutoff = SystemTime::now() - std::time::Duration::from_secs(3600);
+        // A dedup hit makes the chunk young again: the sweep must keep it.
+        assert!(!cas.put(&ha, &a).unwrap());
+        assert_eq!(cas.remove_if_older(&ha, cutoff).unwrap(), None);
+        assert!(cas.contains(&ha).unwrap());
+        // Old and untouched: deleted, length reported, accounting updated.
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(cas.remove_if_older(&ha, cutoff).unwrap(), Some(4_000));
+        assert!(!cas.contains(&ha).unwrap());
+        assert_eq!(cas.total_bytes(), 0);
+        assert_eq!(cas.remove_if_older(&ha, cutoff).unwrap(), None);
     }
 
     #[test]

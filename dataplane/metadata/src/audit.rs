@@ -23,7 +23,7 @@ const PAGE: usize = 1024;
 pub const MAX_DANGLING_LISTED: usize = 10_000;
 
 /// Result of [`audit_inv02`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Inv02Report {
     pub share: String,
     /// When the audit started, RFC 3339 UTC (`2026-11-03T10:15:30Z`).
@@ -51,7 +51,7 @@ impl Inv02Report {
 }
 
 /// One hash whose refcount does not match its references.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Dangling {
     /// Hex BLAKE3 hash.
     pub hash: String,
@@ -62,7 +62,7 @@ pub struct Dangling {
     pub refcount: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DanglingKind {
     /// Files reference the hash but it has no chunk row.

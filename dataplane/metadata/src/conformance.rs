@@ -146,6 +146,11 @@ macro_rules! conformance_tests {
             reserve_inodes_is_monotonic,
             adjust_refs_nets_per_hash,
             buffered_commit_is_visible_and_sync_succeeds,
+            aux_put_get_replace_delete,
+            aux_is_atomic_with_the_transaction,
+            aux_scan_prefix_order_resume,
+            aux_shares_are_isolated,
+            aux_cleared_by_delete_share,
         );
         $crate::conformance_tests!(@shared $factory;
             readdir_stable_under_concurrent_changes,
@@ -331,6 +336,8 @@ pub struct ShareDump {
     pub blocks: Vec<(Ino, Vec<BlockRef>)>,
     pub chunks: Vec<(ContentHash, crate::record::ChunkRow)>,
     pub orphans: Vec<Ino>,
+    /// Auxiliary key/value entries, ascending by key.
+    pub aux: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Reads a whole share (for comparisons across a reopen or against a model).
@@ -377,6 +384,15 @@ pub async fn dump_share(s: &dyn MetadataStore, share: ShareId) -> MetaResult<Sha
     }
     let mut orphans = s.list_orphans(share).await?;
     orphans.sort();
+    let mut aux: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    loop {
+        let after = aux.last().map(|(k, _)| k.clone());
+        let page = s.scan_aux(share, b"", after.as_deref(), 500).await?;
+        if page.is_empty() {
+            break;
+        }
+        aux.extend(page);
+    }
     Ok(ShareDump {
         next_ino: rec.next_ino,
         inodes,
@@ -384,6 +400,7 @@ pub async fn dump_share(s: &dyn MetadataStore, share: ShareId) -> MetaResult<Sha
         blocks,
         chunks,
         orphans,
+        aux,
     })
 }
 
@@ -1330,6 +1347,10 @@ pub async fn failed_check_applies_nothing(s: &dyn MetadataStore) {
     .op(Op::AddOrphan(Ino(2)))
     .op(Op::ReserveInodes { next_ino: 1000 })
     .op(Op::DeleteInode(Ino(2)))
+    .op(Op::PutAux {
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+    })
     .adjust_refs(&[], &blocks);
     let res = s.commit(txn, Durability::Durable).await;
     assert!(matches!(res, Err(MetaError::Conflict(_))), "{res:?}");
@@ -1846,6 +1867,262 @@ pub async fn buffered_commit_is_visible_and_sync_succeeds(s: &dyn MetadataStore)
     s.commit(Txn::new(S), Durability::Durable).await.unwrap();
 }
 
+// ---- auxiliary key/value space ----
+
+fn put_aux(key: &[u8], value: &[u8]) -> Op {
+    Op::PutAux {
+        key: key.to_vec(),
+        value: value.to_vec(),
+    }
+}
+
+fn del_aux(key: &[u8]) -> Op {
+    Op::DeleteAux { key: key.to_vec() }
+}
+
+/// Pages through `scan_aux(prefix)` with page size `limit`, returning the keys.
+async fn aux_keys(
+    s: &dyn MetadataStore,
+    share: ShareId,
+    prefix: &[u8],
+    limit: usize,
+) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let after = out.last().cloned();
+        let page = s
+            .scan_aux(share, prefix, after.as_deref(), limit)
+            .await
+            .unwrap();
+        assert!(page.len() <= limit, "scan_aux returned more than the limit");
+        if page.is_empty() {
+            break;
+        }
+        out.extend(page.into_iter().map(|(k, _)| k));
+    }
+    out
+}
+
+pub async fn aux_put_get_replace_delete(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    assert_eq!(s.get_aux(S, b"a").await.unwrap(), None);
+    commit(s, S, vec![put_aux(b"a", b"1"), put_aux(b"b", b"")]).await;
+    assert_eq!(s.get_aux(S, b"a").await.unwrap(), Some(b"1".to_vec()));
+    assert_eq!(
+        s.get_aux(S, b"b").await.unwrap(),
+        Some(Vec::new()),
+        "an empty value is a value"
+    );
+    commit(s, S, vec![put_aux(b"a", b"22")]).await;
+    assert_eq!(s.get_aux(S, b"a").await.unwrap(), Some(b"22".to_vec()));
+    commit(s, S, vec![del_aux(b"a"), del_aux(b"absent")]).await;
+    assert_eq!(s.get_aux(S, b"a").await.unwrap(), None);
+    assert_eq!(s.get_aux(S, b"b").await.unwrap(), Some(Vec::new()));
+    // Ops apply in order within one transaction.
+    commit(
+        s,
+        S,
+        vec![put_aux(b"c", b"1"), del_aux(b"c"), put_aux(b"d", b"1")],
+    )
+    .await;
+    assert_eq!(s.get_aux(S, b"c").await.unwrap(), None);
+    assert_eq!(s.get_aux(S, b"d").await.unwrap(), Some(b"1".to_vec()));
+    commit(s, S, vec![put_aux(b"e", b"1"), put_aux(b"e", b"2")]).await;
+    assert_eq!(s.get_aux(S, b"e").await.unwrap(), Some(b"2".to_vec()));
+    // Binary keys (NUL, 0xff) are plain bytes.
+    commit(s, S, vec![put_aux(&[0, 0xff, 7], &[1, 2, 3])]).await;
+    assert_eq!(
+        s.get_aux(S, &[0, 0xff, 7]).await.unwrap(),
+        Some(vec![1, 2, 3])
+    );
+    // Aux entries are not inodes, entries or chunks.
+    assert_eq!(s.scan_inodes(S, None, 10).await.unwrap().len(), 1);
+    assert!(s.dir_is_empty(S, Ino::ROOT).await.unwrap());
+}
+
+pub async fn aux_is_atomic_with_the_transaction(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    commit(
+        s,
+        S,
+        vec![put_aux(b"keep", b"1"), Op::PutInode(file_rec(2))],
+    )
+    .await;
+    let before = dump_share(s, S).await.unwrap();
+    // A failing check: neither the aux ops nor the others apply.
+    let res = try_commit(
+        s,
+        S,
+        vec![Check::InodeChange {
+            ino: Ino(2),
+            change: 99,
+        }],
+        vec![
+            put_aux(b"new", b"x"),
+            del_aux(b"keep"),
+            Op::PutInode(file_rec(3)),
+        ],
+    )
+    .await;
+    assert!(matches!(res, Err(MetaError::Conflict(_))), "{res:?}");
+    assert_eq!(dump_share(s, S).await.unwrap(), before);
+    // A failing op after the aux ops (refcount underflow): nothing applies either.
+    let res = try_commit(
+        s,
+        S,
+        vec![],
+        vec![
+            put_aux(b"new", b"x"),
+            del_aux(b"keep"),
+            Op::AdjustChunk {
+                hash: hash(1),
+                delta: -1,
+                size: 4096,
+            },
+        ],
+    )
+    .await;
+    assert!(
+        matches!(res, Err(MetaError::RefcountUnderflow { .. })),
+        "{res:?}"
+    );
+    assert_eq!(dump_share(s, S).await.unwrap(), before);
+    assert_eq!(s.get_aux(S, b"new").await.unwrap(), None);
+    assert_eq!(s.get_aux(S, b"keep").await.unwrap(), Some(b"1".to_vec()));
+    // A passing check: everything applies together.
+    try_commit(
+        s,
+        S,
+        vec![Check::InodeChange {
+            ino: Ino(2),
+            change: 1,
+        }],
+        vec![
+            put_aux(b"new", b"x"),
+            del_aux(b"keep"),
+            Op::DeleteInode(Ino(2)),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get_aux(S, b"new").await.unwrap(), Some(b"x".to_vec()));
+    assert_eq!(s.get_aux(S, b"keep").await.unwrap(), None);
+    assert_eq!(s.get_inode(S, Ino(2)).await.unwrap(), None);
+}
+
+pub async fn aux_scan_prefix_order_resume(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for i in [300u64, 2, 1, 256, 255, 70_000] {
+        let mut k = b"trash/".to_vec();
+        k.extend_from_slice(&i.to_be_bytes());
+        keys.push(k);
+    }
+    let mut ops: Vec<Op> = keys.iter().map(|k| put_aux(k, b"v")).collect();
+    // Neighbours of the prefix on both sides, and the bare prefix itself.
+    ops.push(put_aux(b"trash", b"before"));
+    ops.push(put_aux(b"trash.", b"after"));
+    ops.push(put_aux(b"trasi", b"after"));
+    ops.push(put_aux(b"tras", b"before"));
+    ops.push(put_aux(b"trash/", b"bare prefix"));
+    commit(s, S, ops).await;
+    keys.push(b"trash/".to_vec());
+    keys.sort();
+    for limit in [1, 2, 3, 100] {
+        assert_eq!(
+            aux_keys(s, S, b"trash/", limit).await,
+            keys,
+            "limit {limit}"
+        );
+    }
+    // Ascending byte order: big-endian numbers come out numerically.
+    let all = s.scan_aux(S, b"trash/", None, 100).await.unwrap();
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[0], (b"trash/".to_vec(), b"bare prefix".to_vec()));
+    let nums: Vec<u64> = all[1..]
+        .iter()
+        .map(|(k, _)| u64::from_be_bytes(k[6..14].try_into().unwrap()))
+        .collect();
+    assert_eq!(nums, vec![1, 2, 255, 256, 300, 70_000]);
+    // Resume strictly after a key, also after one that does not exist.
+    let after = s.scan_aux(S, b"trash/", Some(&keys[3]), 100).await.unwrap();
+    assert_eq!(
+        after.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        keys[4..].to_vec()
+    );
+    let mut gap = b"trash/".to_vec();
+    gap.extend_from_slice(&3u64.to_be_bytes());
+    let after = s.scan_aux(S, b"trash/", Some(&gap), 100).await.unwrap();
+    assert_eq!(
+        after.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        keys[3..].to_vec(),
+        "resumes after the absent key 3 at 255"
+    );
+    // `after` below the prefix starts at the prefix; above it, nothing.
+    assert_eq!(
+        s.scan_aux(S, b"trash/", Some(b"a"), 100)
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
+    assert!(
+        s.scan_aux(S, b"trash/", Some(b"u"), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.scan_aux(S, b"trash/", None, 0).await.unwrap().is_empty(),
+        "limit 0"
+    );
+    // The empty prefix lists everything.
+    assert_eq!(aux_keys(s, S, b"", 4).await.len(), 11);
+    assert!(aux_keys(s, S, b"none/", 4).await.is_empty());
+}
+
+pub async fn aux_shares_are_isolated(s: &dyn MetadataStore) {
+    let a = ShareId(1);
+    let b = ShareId(2);
+    let c = ShareId(3);
+    new_share(s, a).await;
+    new_share(s, b).await;
+    new_share(s, c).await;
+    commit(s, a, vec![put_aux(b"k", b"a"), put_aux(b"k2", b"a")]).await;
+    commit(s, c, vec![put_aux(b"k", b"c")]).await;
+    assert_eq!(s.get_aux(b, b"k").await.unwrap(), None);
+    assert!(s.scan_aux(b, b"", None, 10).await.unwrap().is_empty());
+    assert_eq!(s.get_aux(a, b"k").await.unwrap(), Some(b"a".to_vec()));
+    assert_eq!(s.get_aux(c, b"k").await.unwrap(), Some(b"c".to_vec()));
+    assert_eq!(
+        aux_keys(s, a, b"", 1).await,
+        vec![b"k".to_vec(), b"k2".to_vec()]
+    );
+    assert_eq!(aux_keys(s, c, b"k", 1).await, vec![b"k".to_vec()]);
+    commit(s, b, vec![del_aux(b"k")]).await;
+    assert_eq!(s.get_aux(a, b"k").await.unwrap(), Some(b"a".to_vec()));
+}
+
+pub async fn aux_cleared_by_delete_share(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    new_share(s, ShareId(2)).await;
+    commit(
+        s,
+        S,
+        vec![put_aux(b"trash/1", b"x"), put_aux(b"other", b"y")],
+    )
+    .await;
+    commit(s, ShareId(2), vec![put_aux(b"trash/1", b"z")]).await;
+    s.delete_share(S).await.unwrap();
+    new_share(s, S).await;
+    assert_eq!(s.get_aux(S, b"trash/1").await.unwrap(), None);
+    assert!(s.scan_aux(S, b"", None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.get_aux(ShareId(2), b"trash/1").await.unwrap(),
+        Some(b"z".to_vec())
+    );
+}
+
 // ---- persistence ----
 
 /// Everything committed (durable, or buffered and then synced) is there after a close
@@ -1883,6 +2160,10 @@ pub async fn persistence_reopen(fx: Fixture) {
         }))
         .op(Op::AddOrphan(Ino(4)))
         .op(Op::ReserveInodes { next_ino: 50 })
+        .op(Op::PutAux {
+            key: b"trash/x".to_vec(),
+            value: b"durable".to_vec(),
+        })
         .adjust_refs(&[], &blocks);
     s.commit(txn, Durability::Durable).await.unwrap();
     // A buffered commit made durable by a later durable one.
@@ -1928,6 +2209,10 @@ pub async fn persistence_reopen(fx: Fixture) {
     assert_eq!(
         s.lookup(S, Ino(2), b"buffered").await.unwrap(),
         Some(entry("buffered", 3, 4))
+    );
+    assert_eq!(
+        s.get_aux(S, b"trash/x").await.unwrap(),
+        Some(b"durable".to_vec())
     );
     // The reopened store takes new commits, and a second reopen keeps them.
     commit(s, S, vec![Op::PutInode(file_rec(10))]).await;

@@ -10,6 +10,7 @@
 //! | `blocks`   | (ShareId, Ino)            | Vec<BlockRef>  |
 //! | `chunks`   | (ShareId, ContentHash)    | ChunkRow       |
 //! | `orphans`  | (ShareId, Ino)            | ()             |
+//! | `aux`      | (ShareId, key bytes)      | value bytes    |
 
 use crate::error::{MetaError, MetaResult};
 use crate::record::{ChunkEntry, ChunkRow, DirEntry, InodeRecord, ShareRecord};
@@ -30,6 +31,7 @@ struct State {
     blocks: BTreeMap<(ShareId, Ino), Vec<BlockRef>>,
     chunks: BTreeMap<(ShareId, ContentHash), ChunkRow>,
     orphans: BTreeSet<(ShareId, Ino)>,
+    aux: BTreeMap<(ShareId, Vec<u8>), Vec<u8>>,
 }
 
 /// The volatile in-memory backend.
@@ -180,6 +182,12 @@ impl State {
                     .ok_or(MetaError::NoSuchShare(share))?;
                 rec.next_ino = rec.next_ino.max(next_ino);
             }
+            Op::PutAux { key, value } => {
+                self.aux.insert((share, key), value);
+            }
+            Op::DeleteAux { key } => {
+                self.aux.remove(&(share, key));
+            }
         }
         Ok(())
     }
@@ -229,6 +237,7 @@ impl MetadataStore for MemoryStore {
         s.blocks.retain(|k, _| k.0 != id);
         s.chunks.retain(|k, _| k.0 != id);
         s.orphans.retain(|k| k.0 != id);
+        s.aux.retain(|k, _| k.0 != id);
         Ok(())
     }
 
@@ -401,6 +410,30 @@ impl MetadataStore for MemoryStore {
             .iter()
             .filter(|k| k.0 == share)
             .map(|k| k.1)
+            .collect())
+    }
+
+    async fn get_aux(&self, share: ShareId, key: &[u8]) -> MetaResult<Option<Vec<u8>>> {
+        Ok(self.state.lock().aux.get(&(share, key.to_vec())).cloned())
+    }
+
+    async fn scan_aux(
+        &self,
+        share: ShareId,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> MetaResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let s = self.state.lock();
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded((share, a.to_vec())),
+            _ => Bound::Included((share, prefix.to_vec())),
+        };
+        Ok(s.aux
+            .range((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.0 == share && k.1.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.1.clone(), v.clone()))
             .collect())
     }
 

@@ -15,12 +15,16 @@
 //! | `blocks`  | share u32 · ino u64                        | `Vec<BlockRef>` (non-empty)  |
 //! | `chunks`  | share u32 · hash [u8; 32]                  | [`ChunkRow`] (refcount > 0)  |
 //! | `orphans` | share u32 · ino u64                        | empty                        |
+//! | `aux`     | share u32 · key bytes                      | value bytes (raw)            |
 //!
-//! Values other than `meta` and `cookies` are `postcard` ([`crate::record::encode`]).
+//! Values other than `meta`, `cookies` and `aux` are `postcard` ([`crate::record::encode`]).
+//! `aux` is the opaque per-share key/value space of [`Op::PutAux`]; the VFS recycle bin
+//! keeps `b"trash/" · ino u64` -> postcard record there. The tree was added without a
+//! format bump: an older store simply has it empty.
 //!
 //! # Atomicity and durability
 //!
-//! [`MetadataStore::commit`] is one sled transaction over the seven data trees: it reads the
+//! [`MetadataStore::commit`] is one sled transaction over the eight data trees: it reads the
 //! share record, evaluates every [`Check`], and applies every [`Op`] (read-modify-write of
 //! chunk rows included) inside the transaction closure, so an abort (failed check, refcount
 //! underflow, unknown inode) discards every write of the transaction. sled seals the writes
@@ -83,11 +87,12 @@ struct Trees {
     blocks: sled::Tree,
     chunks: sled::Tree,
     orphans: sled::Tree,
+    aux: sled::Tree,
 }
 
 impl Trees {
     /// The trees holding per-share ranges (everything but `shares`).
-    fn ranged(&self) -> [&sled::Tree; 6] {
+    fn ranged(&self) -> [&sled::Tree; 7] {
         [
             &self.inodes,
             &self.dirents,
@@ -95,6 +100,7 @@ impl Trees {
             &self.blocks,
             &self.chunks,
             &self.orphans,
+            &self.aux,
         ]
     }
 }
@@ -123,6 +129,13 @@ fn k_cookie(s: ShareId, dir: Ino, cookie: u64) -> [u8; 20] {
     let mut k = [0u8; 20];
     k[..12].copy_from_slice(&k_ino(s, dir));
     k[12..].copy_from_slice(&cookie.to_be_bytes());
+    k
+}
+
+fn k_aux(s: ShareId, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + key.len());
+    k.extend_from_slice(&s.0.to_be_bytes());
+    k.extend_from_slice(key);
     k
 }
 
@@ -190,6 +203,7 @@ struct TxView<'a> {
     blocks: &'a TransactionalTree,
     chunks: &'a TransactionalTree,
     orphans: &'a TransactionalTree,
+    aux: &'a TransactionalTree,
 }
 
 impl TxView<'_> {
@@ -317,6 +331,12 @@ impl TxView<'_> {
                     self.shares.insert(&k, tx_encode(&rec)?)?;
                 }
             }
+            Op::PutAux { key, value } => {
+                self.aux.insert(k_aux(s, key), value.as_slice())?;
+            }
+            Op::DeleteAux { key } => {
+                self.aux.remove(k_aux(s, key))?;
+            }
         }
         Ok(())
     }
@@ -380,6 +400,7 @@ impl SledStore {
             blocks: tree("blocks")?,
             chunks: tree("chunks")?,
             orphans: tree("orphans")?,
+            aux: tree("aux")?,
         };
         Ok(SledStore {
             db,
@@ -664,10 +685,10 @@ impl MetadataStore for SledStore {
         self.ensure_open()?;
         let t = &self.t;
         (
-            &t.shares, &t.inodes, &t.dirents, &t.cookies, &t.blocks, &t.chunks, &t.orphans,
+            &t.shares, &t.inodes, &t.dirents, &t.cookies, &t.blocks, &t.chunks, &t.orphans, &t.aux,
         )
             .transaction(
-                |(shares, inodes, dirents, cookies, blocks, chunks, orphans)| {
+                |(shares, inodes, dirents, cookies, blocks, chunks, orphans, aux)| {
                     TxView {
                         share: txn.share,
                         shares,
@@ -677,6 +698,7 @@ impl MetadataStore for SledStore {
                         blocks,
                         chunks,
                         orphans,
+                        aux,
                     }
                     .run(&txn)
                 },
@@ -776,6 +798,43 @@ impl MetadataStore for SledStore {
                 ino_of_key(&k)
             })
             .collect()
+    }
+
+    async fn get_aux(&self, share: ShareId, key: &[u8]) -> MetaResult<Option<Vec<u8>>> {
+        self.ensure_open()?;
+        Ok(self
+            .t
+            .aux
+            .get(k_aux(share, key))
+            .map_err(be)?
+            .map(|v| v.to_vec()))
+    }
+
+    async fn scan_aux(
+        &self,
+        share: ShareId,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> MetaResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.ensure_open()?;
+        let full_prefix = k_aux(share, prefix);
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(k_aux(share, a)),
+            _ => Bound::Included(full_prefix.clone()),
+        };
+        let mut out = Vec::new();
+        for kv in self.t.aux.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv.map_err(be)?;
+            if !k.starts_with(&full_prefix) {
+                break;
+            }
+            out.push((k[4..].to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     async fn close(&self) -> MetaResult<()> {

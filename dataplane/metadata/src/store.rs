@@ -96,6 +96,19 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> MetaResult<Option<crate::record::ChunkRow>>;
     async fn list_orphans(&self, share: ShareId) -> MetaResult<Vec<Ino>>;
 
+    // ---- auxiliary key/value space (per share, changed by `Op::PutAux`/`Op::DeleteAux`) ----
+    /// The value of auxiliary `key` of `share`, if set.
+    async fn get_aux(&self, share: ShareId, key: &[u8]) -> MetaResult<Option<Vec<u8>>>;
+    /// Auxiliary entries of `share` whose key starts with `prefix` and sorts strictly after
+    /// `after` (byte order), ascending by key, at most `limit`.
+    async fn scan_aux(
+        &self,
+        share: ShareId,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> MetaResult<Vec<(Vec<u8>, Vec<u8>)>>;
+
     /// Flushes and releases resources; later calls may fail with `Closed`.
     async fn close(&self) -> MetaResult<()>;
 }

@@ -46,6 +46,12 @@ pub enum Op {
     RemoveOrphan(Ino),
     /// Raise the share's inode allocation high-water mark to at least `next_ino`.
     ReserveInodes { next_ino: u64 },
+    /// Insert or replace `key` in the share's auxiliary key/value space (opaque to the
+    /// store; the VFS keeps e.g. recycle-bin records there, see
+    /// [`crate::MetadataStore::get_aux`]).
+    PutAux { key: Vec<u8>, value: Vec<u8> },
+    /// Remove `key` from the auxiliary space (no-op if absent).
+    DeleteAux { key: Vec<u8> },
 }
 
 /// One atomic unit of change for one share.

@@ -83,6 +83,7 @@ struct State {
     blocks: BTreeMap<u64, Vec<BlockRef>>,
     chunks: BTreeMap<ContentHash, ChunkRow>,
     orphans: BTreeSet<u64>,
+    aux: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl State {
@@ -146,6 +147,12 @@ impl State {
                     self.orphans.remove(&i.0);
                 }
                 Op::ReserveInodes { next_ino } => self.next_ino = self.next_ino.max(*next_ino),
+                Op::PutAux { key, value } => {
+                    self.aux.insert(key.clone(), value.clone());
+                }
+                Op::DeleteAux { key } => {
+                    self.aux.remove(key);
+                }
             }
         }
     }
@@ -174,6 +181,7 @@ impl State {
                 .collect(),
             chunks: self.chunks.iter().map(|(h, r)| (*h, *r)).collect(),
             orphans: self.orphans.iter().map(|i| Ino(*i)).collect(),
+            aux: self.aux.clone().into_iter().collect(),
         }
     }
 }
@@ -727,6 +735,9 @@ fn first_difference(a: &ShareDump, b: &ShareDump) -> String {
     }
     if a.orphans != b.orphans {
         return "orphans differ".into();
+    }
+    if a.aux != b.aux {
+        return "auxiliary entries differ".into();
     }
     "equal".into()
 }

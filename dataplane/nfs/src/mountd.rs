@@ -104,8 +104,7 @@ pub(crate) async fn dispatch(
                 .into_iter()
                 .map(|fs| {
                     let groups = shared
-                        .exports
-                        .get(&fs.share_id())
+                        .export(fs.share_id())
                         .map(|p| {
                             if p.allowed.contains(&ClientPattern::Any) {
                                 Vec::new()
@@ -147,7 +146,7 @@ async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
         tracing::info!(client = %ctx.client, path = path_str, "MNT of an unknown export");
         return MntRes::Err(MountStat3::NoEnt);
     };
-    let Some(policy) = shared.exports.get(&fs.share_id()) else {
+    let Some(policy) = shared.export(fs.share_id()) else {
         return MntRes::Err(MountStat3::NoEnt);
     };
     if !policy.allows(ctx.client.ip()) {

@@ -70,7 +70,7 @@ impl Shared {
     /// Resolves a handle and applies the export policy of its share.
     async fn target(&self, ctx: &CallCtx, fh: &NfsFh3) -> Result<Target, FsError> {
         let (fs, ino) = self.registry.resolve(fh.as_bytes()).await?;
-        let policy = self.exports.get(&fs.share_id()).ok_or(FsError::Stale)?;
+        let policy = self.export(fs.share_id()).ok_or(FsError::Stale)?;
         if !policy.allows(ctx.client.ip()) {
             return Err(FsError::Access);
         }

@@ -22,11 +22,12 @@ use crate::{mount3, nfs3};
 use bytes::{Bytes, BytesMut};
 use dittofs_types::ShareId;
 use dittofs_vfs::ShareRegistry;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -58,7 +59,11 @@ pub(crate) type Reply = Vec<Bytes>;
 
 pub(crate) struct Shared {
     pub(crate) registry: Arc<ShareRegistry>,
-    pub(crate) exports: HashMap<ShareId, ExportPolicy>,
+    /// Export policy per share; replaced as a whole when the configuration changes.
+    exports: RwLock<HashMap<ShareId, Arc<ExportPolicy>>>,
+    /// Open connections (for status: connected clients).
+    conns: Mutex<HashMap<u64, ClientConn>>,
+    next_conn: AtomicU64,
     pub(crate) cfg: NfsServerConfig,
     pub(crate) metrics: Arc<NfsMetrics>,
     drc: Drc,
@@ -71,6 +76,28 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct NfsServer {
     shared: Arc<Shared>,
+}
+
+/// One connected client, as reported by [`NfsServer::clients`].
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    pub connected_at: std::time::SystemTime,
+    /// RPC calls received on this connection.
+    pub calls: u64,
+}
+
+struct ClientConn {
+    addr: SocketAddr,
+    since: std::time::SystemTime,
+    calls: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// The export policy of a share (None: not exported, e.g. removed while serving).
+    pub(crate) fn export(&self, share: ShareId) -> Option<Arc<ExportPolicy>> {
+        self.exports.read().get(&share).cloned()
+    }
 }
 
 /// Per-call context handed to the handlers.
@@ -96,7 +123,14 @@ impl NfsServer {
         NfsServer {
             shared: Arc::new(Shared {
                 registry,
-                exports: exports.into_iter().map(|e| (e.share, e)).collect(),
+                exports: RwLock::new(
+                    exports
+                        .into_iter()
+                        .map(|e| (e.share, Arc::new(e)))
+                        .collect(),
+                ),
+                conns: Mutex::new(HashMap::new()),
+                next_conn: AtomicU64::new(1),
                 cfg,
                 metrics,
                 drc: Drc::new(8192),
@@ -104,6 +138,33 @@ impl NfsServer {
                 mounts: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// Replaces every export policy (shares added, edited or removed while serving).
+    /// Calls already past their policy check finish under the old policy.
+    pub fn set_exports(&self, exports: Vec<ExportPolicy>) {
+        let map = exports
+            .into_iter()
+            .map(|e| (e.share, Arc::new(e)))
+            .collect();
+        *self.shared.exports.write() = map;
+    }
+
+    /// Clients connected right now.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        let mut v: Vec<ClientInfo> = self
+            .shared
+            .conns
+            .lock()
+            .values()
+            .map(|c| ClientInfo {
+                addr: c.addr,
+                connected_at: c.since,
+                calls: c.calls.load(Ordering::Relaxed),
+            })
+            .collect();
+        v.sort_by_key(|c| (c.connected_at, c.addr));
+        v
     }
 
     /// The current write verifier (tests: it must change across restarts).
@@ -156,6 +217,16 @@ async fn connection(
 ) {
     shared.metrics.connections.inc();
     shared.metrics.connections_total.inc();
+    let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let call_count = Arc::new(AtomicU64::new(0));
+    shared.conns.lock().insert(
+        conn_id,
+        ClientConn {
+            addr: peer,
+            since: std::time::SystemTime::now(),
+            calls: call_count.clone(),
+        },
+    );
     let (mut rd, mut wr) = sock.into_split();
     let (tx, mut rx) = mpsc::channel::<Reply>(shared.cfg.max_inflight_per_connection);
     let writer = tokio::spawn(tracing::Instrument::instrument(
@@ -195,6 +266,7 @@ async fn connection(
                 break;
             }
         };
+        call_count.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
         let tx2 = tx.clone();
         calls.spawn(async move {
@@ -208,6 +280,7 @@ async fn connection(
     calls.wait().await;
     drop(tx);
     let _ = writer.await;
+    shared.conns.lock().remove(&conn_id);
     shared.metrics.connections.dec();
 }
 

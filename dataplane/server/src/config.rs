@@ -32,6 +32,7 @@ pub struct Config {
     pub nfs: NfsSection,
     pub http: HttpSection,
     pub telemetry: Telemetry,
+    pub control: ControlSection,
     pub metadata_stores: Vec<MetadataStoreCfg>,
     pub block_stores: BlockStores,
     pub shares: Vec<ShareCfg>,
@@ -84,6 +85,32 @@ pub struct Telemetry {
     pub service_name: String,
 }
 
+/// The gRPC control API (`dfsctl`, the operator).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    pub enabled: bool,
+    /// Loopback by default: the API is administrative.
+    pub bind: String,
+    pub port: u16,
+    /// Bearer token clients must send. Empty: read `token_file`; if that is empty too,
+    /// `<data_dir>/control-token` is used, generated (and printed) on first start.
+    pub token: String,
+    pub token_file: String,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            enabled: true,
+            bind: "127.0.0.1".into(),
+            port: 9000,
+            token: String::new(),
+            token_file: String::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataStoreCfg {
@@ -100,6 +127,40 @@ pub struct MetadataStoreCfg {
 #[serde(deny_unknown_fields, default)]
 pub struct BlockStores {
     pub local: Vec<LocalBlockStoreCfg>,
+    /// Remote (S3) tiers. Registered and validated; attaching one to a share needs the
+    /// remote tier, which this build does not have yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote: Vec<RemoteBlockStoreCfg>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteBlockStoreCfg {
+    pub name: String,
+    /// `s3`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub bucket: String,
+    pub region: String,
+    /// S3-compatible endpoint URL (empty: AWS).
+    pub endpoint: String,
+    pub prefix: String,
+    pub force_path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Per-share recycle bin (`#recycle` at the share root).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrashCfg {
+    pub enabled: bool,
+    /// Purge items older than this many days; 0 = keep forever.
+    pub retention_days: u32,
+    /// Cap in bytes, oldest evicted first; 0 = unbounded.
+    pub max_size: u64,
+    /// Deletions whose name or share-relative path matches a glob bypass the bin.
+    pub exclude: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -145,6 +206,11 @@ pub struct ShareCfg {
     /// FastCDC chunk sizes in bytes for this share (default: 1 MiB / 4 MiB / 16 MiB).
     #[serde(default)]
     pub chunking: Option<Chunking>,
+    /// Remote block store (S3 tier); none = local tier only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    #[serde(default)]
+    pub trash: TrashCfg,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
@@ -220,6 +286,7 @@ impl Default for Config {
             nfs: NfsSection::default(),
             http: HttpSection::default(),
             telemetry: Telemetry::default(),
+            control: ControlSection::default(),
             metadata_stores: vec![MetadataStoreCfg {
                 name: "default".into(),
                 kind: "sled".into(),
@@ -231,6 +298,7 @@ impl Default for Config {
                     kind: "fs".into(),
                     path: None,
                 }],
+                remote: Vec::new(),
             },
             shares: vec![ShareCfg {
                 name: "/export".into(),
@@ -243,6 +311,8 @@ impl Default for Config {
                 allowed_clients: default_clients(),
                 root_mode: default_root_mode(),
                 chunking: None,
+                remote: None,
+                trash: TrashCfg::default(),
             }],
         }
     }
@@ -326,88 +396,151 @@ impl Config {
         if self.nfs.max_inflight_per_connection == 0 {
             return bad("nfs.max_inflight_per_connection must be at least 1".into());
         }
-        let mut names = std::collections::BTreeSet::new();
-        for m in &self.metadata_stores {
-            if !matches!(m.kind.as_str(), "memory" | "sled") {
-                return bad(format!(
-                    "metadata store {:?}: type {:?} is not one of memory, sled",
-                    m.name, m.kind
-                ));
-            }
-            if !names.insert(m.name.clone()) {
-                return bad(format!("metadata store {:?} defined twice", m.name));
-            }
+        validate_state(&self.metadata_stores, &self.block_stores, &self.shares)
+    }
+}
+
+/// Checks a set of stores and shares (the config file's, or a desired state applied
+/// through the control API): names, types, references, share options.
+pub fn validate_state(
+    metadata_stores: &[MetadataStoreCfg],
+    block_stores: &BlockStores,
+    shares_cfg: &[ShareCfg],
+) -> Result<(), ConfigError> {
+    let bad = |m: String| Err(ConfigError::Invalid(m));
+    let mut names = std::collections::BTreeSet::new();
+    for m in metadata_stores {
+        check_store_name("metadata store", &m.name)?;
+        if !matches!(m.kind.as_str(), "memory" | "sled") {
+            return bad(format!(
+                "metadata store {:?}: type {:?} is not one of memory, sled",
+                m.name, m.kind
+            ));
         }
-        let mut locals = std::collections::BTreeSet::new();
-        for l in &self.block_stores.local {
-            if l.kind != "fs" {
-                return bad(format!(
-                    "local block store {:?}: type {:?} is not fs",
-                    l.name, l.kind
-                ));
-            }
-            if !locals.insert(l.name.clone()) {
-                return bad(format!("local block store {:?} defined twice", l.name));
-            }
+        if !names.insert(m.name.clone()) {
+            return bad(format!("metadata store {:?} defined twice", m.name));
         }
-        let mut shares = std::collections::BTreeSet::new();
-        for s in &self.shares {
-            if !s.name.starts_with('/')
-                || s.name.len() < 2
-                || s.name.contains("//")
-                || s.name.contains('\0')
-            {
-                return bad(format!(
-                    "share {:?}: the name must be an absolute path like /export",
-                    s.name
-                ));
-            }
-            if !shares.insert(s.name.clone()) {
-                return bad(format!("share {:?} defined twice", s.name));
-            }
-            if !names.contains(&s.metadata) {
-                return bad(format!(
-                    "share {:?}: metadata store {:?} is not defined",
-                    s.name, s.metadata
-                ));
-            }
-            if !locals.contains(&s.local) {
-                return bad(format!(
-                    "share {:?}: local block store {:?} is not defined",
-                    s.name, s.local
-                ));
-            }
-            if !matches!(
-                s.squash.as_str(),
-                "none" | "root_to_anonymous" | "all_to_anonymous"
-            ) {
-                return bad(format!(
-                    "share {:?}: squash {:?} is not one of none, root_to_anonymous, all_to_anonymous",
-                    s.name, s.squash
-                ));
-            }
-            if let Some(c) = s.chunking {
-                dittofs_blockstore::ChunkerConfig {
-                    min: c.min,
-                    avg: c.avg,
-                    max: c.max,
-                }
-                .validate()
-                .map_err(|e| ConfigError::Invalid(format!("share {:?}: chunking: {e}", s.name)))?;
-            }
-            if s.root_mode > 0o7777 {
-                return bad(format!(
-                    "share {:?}: root_mode {:o} is not a permission mode",
-                    s.name, s.root_mode
-                ));
-            }
-            for c in &s.allowed_clients {
-                dittofs_nfs::export::ClientPattern::parse(c).map_err(|e| {
-                    ConfigError::Invalid(format!("share {:?}: allowed client {c:?}: {e}", s.name))
-                })?;
-            }
+    }
+    let mut locals = std::collections::BTreeSet::new();
+    for l in &block_stores.local {
+        check_store_name("local block store", &l.name)?;
+        if l.kind != "fs" {
+            return bad(format!(
+                "local block store {:?}: type {:?} is not fs",
+                l.name, l.kind
+            ));
         }
+        if !locals.insert(l.name.clone()) {
+            return bad(format!("local block store {:?} defined twice", l.name));
+        }
+    }
+    let mut remotes = std::collections::BTreeSet::new();
+    for r in &block_stores.remote {
+        check_store_name("remote block store", &r.name)?;
+        if r.kind != "s3" {
+            return bad(format!(
+                "remote block store {:?}: type {:?} is not s3",
+                r.name, r.kind
+            ));
+        }
+        if r.bucket.is_empty() {
+            return bad(format!(
+                "remote block store {:?}: bucket is required",
+                r.name
+            ));
+        }
+        if locals.contains(&r.name) || !remotes.insert(r.name.clone()) {
+            return bad(format!("block store {:?} defined twice", r.name));
+        }
+    }
+    let mut shares = std::collections::BTreeSet::new();
+    for s in shares_cfg {
+        if !s.name.starts_with('/')
+            || s.name.len() < 2
+            || s.name.contains("//")
+            || s.name.contains('\0')
+        {
+            return bad(format!(
+                "share {:?}: the name must be an absolute path like /export",
+                s.name
+            ));
+        }
+        if !shares.insert(s.name.clone()) {
+            return bad(format!("share {:?} defined twice", s.name));
+        }
+        if !names.contains(&s.metadata) {
+            return bad(format!(
+                "share {:?}: metadata store {:?} is not defined",
+                s.name, s.metadata
+            ));
+        }
+        if !locals.contains(&s.local) {
+            return bad(format!(
+                "share {:?}: local block store {:?} is not defined",
+                s.name, s.local
+            ));
+        }
+        if !matches!(
+            s.squash.as_str(),
+            "none" | "root_to_anonymous" | "all_to_anonymous"
+        ) {
+            return bad(format!(
+                "share {:?}: squash {:?} is not one of none, root_to_anonymous, all_to_anonymous",
+                s.name, s.squash
+            ));
+        }
+        if let Some(c) = s.chunking {
+            dittofs_blockstore::ChunkerConfig {
+                min: c.min,
+                avg: c.avg,
+                max: c.max,
+            }
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("share {:?}: chunking: {e}", s.name)))?;
+        }
+        if s.root_mode > 0o7777 {
+            return bad(format!(
+                "share {:?}: root_mode {:o} is not a permission mode",
+                s.name, s.root_mode
+            ));
+        }
+        if let Some(r) = &s.remote
+            && !remotes.contains(r)
+        {
+            return bad(format!(
+                "share {:?}: remote block store {r:?} is not defined",
+                s.name
+            ));
+        }
+        for g in &s.trash.exclude {
+            globset::Glob::new(g).map_err(|e| {
+                ConfigError::Invalid(format!("share {:?}: trash exclude glob {g:?}: {e}", s.name))
+            })?;
+        }
+        for c in &s.allowed_clients {
+            dittofs_nfs::export::ClientPattern::parse(c).map_err(|e| {
+                ConfigError::Invalid(format!("share {:?}: allowed client {c:?}: {e}", s.name))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Store names: 1-63 characters from `A-Za-z0-9._-`, starting with a letter or digit (they
+/// become directory names under the data directory and Kubernetes object names).
+fn check_store_name(what: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
         Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{what} name {name:?}: use 1-63 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+        )))
     }
 }
 
@@ -552,6 +685,21 @@ shares:
     allowed_clients: ["*"]      # "*", an address, or a CIDR like 10.0.0.0/8
     root_mode: 0o777            # mode of the share root when first created
     # chunking: {min: 1048576, avg: 4194304, max: 16777216}   # FastCDC sizes (bytes)
+    trash:                      # recycle bin: deletes go to #recycle at the share root
+      enabled: false
+      retention_days: 0         # purge after N days; 0 = keep forever
+      max_size: 0               # bytes; oldest evicted first; 0 = unbounded
+      exclude: []               # globs (name or path) that bypass the bin, e.g. "*.tmp"
+
+# The gRPC control API used by dfsctl and the Kubernetes operator. Stores and shares
+# changed through it are saved in <data_dir>/control/state.json and, once that file
+# exists, take precedence over the metadata_stores/block_stores/shares of this file.
+control:
+  enabled: true
+  bind: 127.0.0.1
+  port: 9000
+  token: ""          # bearer token; or token_file; neither: <data_dir>/control-token,
+  token_file: ""     # generated and printed on first start
 "#;
 
 #[cfg(test)]

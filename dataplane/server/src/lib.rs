@@ -1,8 +1,14 @@
-//! The DittoFS data-plane server as a library: configuration, the runtime (composition
-//! root of stores and shares), the HTTP health/metrics listener and telemetry. The `dfs`
-//! binary (`main.rs`) is a thin CLI over it.
+//! The DittoFS data-plane server as a library: configuration, the runtime registry
+//! (composition root of stores and shares), the gRPC control API, GC and audit jobs, the
+//! HTTP health/metrics listener and telemetry. The `dfs` binary (`main.rs`) is a thin CLI
+//! over it.
 
 pub mod config;
+pub mod control;
+pub mod error;
 pub mod http;
+pub mod jobs;
+pub mod maintenance;
 pub mod runtime;
+pub mod state;
 pub mod telemetry;

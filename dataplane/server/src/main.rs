@@ -2,11 +2,12 @@
 //!
 //! `dfs start` with no configuration serves one share, `/export`, from an embedded
 //! metadata store and a local block store under the data directory (printed at start),
-//! over NFSv3 + MOUNT on port 12049.
+//! over NFSv3 + MOUNT on port 12049, and the control API (`dfsctl`) on 127.0.0.1:9000.
 
 use clap::{Parser, Subcommand};
 use dittofs_server::config::{self, Config};
-use dittofs_server::{http, runtime, telemetry};
+use dittofs_server::state::{self, DesiredState};
+use dittofs_server::{control, http, runtime, telemetry};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -177,10 +178,35 @@ async fn start(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> i32 {
     }
 }
 
-async fn serve(cfg: Config) -> Result<(), String> {
+async fn serve(mut cfg: Config) -> Result<(), String> {
     let data_dir = cfg.data_dir();
     prepare_data_dir(&data_dir)?;
     let _lock = lock_data_dir(&data_dir)?;
+
+    // Stores and shares: the state applied through the control API wins over the file.
+    let persisted = state::load(&data_dir)?;
+    let (initial, from_api) = match persisted {
+        Some(st) => {
+            let file_state = DesiredState::from_config(&cfg);
+            if (
+                &file_state.metadata_stores,
+                &file_state.block_stores,
+                &file_state.shares,
+            ) != (&st.metadata_stores, &st.block_stores, &st.shares)
+            {
+                tracing::warn!(
+                    state = %state::state_path(&data_dir).display(),
+                    "stores and shares come from the state applied through the control API (generation {}); those of the config file are ignored",
+                    st.generation
+                );
+            }
+            if let Some(n) = &st.nfs {
+                cfg.nfs = n.clone();
+            }
+            (st, true)
+        }
+        None => (DesiredState::from_config(&cfg), false),
+    };
 
     let mut registry = prometheus_client::registry::Registry::with_prefix("dittofs");
     let nfs_metrics = Arc::new(dittofs_nfs::metrics::NfsMetrics::new(&mut registry));
@@ -201,12 +227,21 @@ async fn serve(cfg: Config) -> Result<(), String> {
     } else {
         None
     };
+    let control_listener = if cfg.control.enabled {
+        Some(bind("control API", &cfg.control.bind, cfg.control.port).await?)
+    } else {
+        None
+    };
+    let token = if cfg.control.enabled {
+        Some(control::auth::resolve_token(&cfg.control, &data_dir)?)
+    } else {
+        None
+    };
 
-    let rt = Arc::new(
-        runtime::Runtime::build(&cfg, &data_dir)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+    let rt = runtime::Runtime::new(&data_dir);
+    rt.apply_initial(initial, from_api)
+        .await
+        .map_err(|e| e.to_string())?;
     let stop = CancellationToken::new();
     let http_state = Arc::new(http::HttpState {
         registry,
@@ -225,26 +260,14 @@ async fn serve(cfg: Config) -> Result<(), String> {
         )));
     }
     let flusher = rt.spawn_flusher(stop.clone());
+    tasks.push(rt.spawn_trash_reaper(std::time::Duration::from_secs(3600), stop.clone()));
 
     let mut nfs_task = None;
+    let mut nfs_server = None;
     if let Some(l) = nfs_listener {
-        let exports = rt
-            .shares
-            .iter()
-            .map(|s| {
-                dittofs_nfs::export::ExportPolicy::from_options(
-                    s.fs.share_id(),
-                    &s.cfg.squash,
-                    s.cfg.anon_uid,
-                    s.cfg.anon_gid,
-                    &s.cfg.allowed_clients,
-                )
-                .map_err(|e| format!("share {}: {e}", s.cfg.name))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
         let server = dittofs_nfs::server::NfsServer::new(
             rt.registry.clone(),
-            exports,
+            rt.export_policies(),
             dittofs_nfs::server::NfsServerConfig {
                 max_record_bytes: cfg.nfs.max_record_bytes as usize,
                 max_inflight_per_connection: cfg.nfs.max_inflight_per_connection as usize,
@@ -252,6 +275,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             },
             nfs_metrics.clone(),
         );
+        rt.attach_nfs(server.clone());
+        nfs_server = Some(server.clone());
         if let Some(pl) = pmap_listener {
             let port = cfg.nfs.port;
             let stop2 = stop.clone();
@@ -266,18 +291,44 @@ async fn serve(cfg: Config) -> Result<(), String> {
             tracing::info_span!("task", name = "nfs"),
         )));
     }
+    if let (Some(l), Some((token, _))) = (control_listener, &token) {
+        let svc = control::Control::new(
+            rt.clone(),
+            control::ServerInfo {
+                nfs: cfg.nfs.clone(),
+                nfs_running: nfs_server.is_some(),
+            },
+            nfs_server.clone(),
+            stop.clone(),
+        );
+        let (token, stop2) = (token.clone(), stop.clone());
+        tasks.push(tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(e) = control::serve(l, svc, &token, stop2).await {
+                    tracing::error!(error = %e, "control API listener failed");
+                }
+            },
+            tracing::info_span!("task", name = "control"),
+        )));
+    }
 
     http_state.ready.store(true, Ordering::Release);
-    let shares: Vec<&str> = rt.shares.iter().map(|s| s.cfg.name.as_str()).collect();
+    let shares: Vec<String> = rt.shares().iter().map(|s| s.cfg.name.clone()).collect();
     tracing::info!(data_dir = %data_dir.display(), shares = ?shares, nfs_port = cfg.nfs.port, "DittoFS {} ready", env!("CARGO_PKG_VERSION"));
     println!("DittoFS {} serving {:?}", env!("CARGO_PKG_VERSION"), shares);
     println!("  data directory: {}", data_dir.display());
+    if from_api {
+        println!(
+            "  stores and shares: {} (managed with dfsctl)",
+            state::state_path(&data_dir).display()
+        );
+    }
     if cfg.nfs.enabled {
         println!("  NFSv3 + MOUNT on {}:{}", cfg.nfs.bind, cfg.nfs.port);
         println!(
             "  mount with: mount -t nfs -o nfsvers=3,tcp,port={p},mountport={p} <server>:{s} /mnt/test",
             p = cfg.nfs.port,
-            s = shares.first().copied().unwrap_or("/export")
+            s = shares.first().map(String::as_str).unwrap_or("/export")
         );
     }
     if cfg.http.enabled {
@@ -285,6 +336,21 @@ async fn serve(cfg: Config) -> Result<(), String> {
             "  health/metrics on http://{}:{}/metrics",
             cfg.http.bind, cfg.http.port
         );
+    }
+    if let Some((token, src)) = &token {
+        println!(
+            "  control API (dfsctl) on {}:{}",
+            cfg.control.bind, cfg.control.port
+        );
+        match src {
+            control::auth::TokenSource::Generated(path) => {
+                println!("  control token (generated, saved in {path}): {token}")
+            }
+            control::auth::TokenSource::File(path) => println!("  control token: in {path}"),
+            control::auth::TokenSource::Config => {
+                println!("  control token: from the configuration")
+            }
+        }
     }
 
     wait_for_signal().await;
@@ -300,10 +366,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
         }
     }
     let _ = flusher.await;
-    rt.shutdown().await;
     for t in tasks {
         let _ = t.await;
     }
+    rt.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,169 +1,655 @@
-//! The composition root: builds the named metadata stores, local block engines and shares
-//! from the configuration, owns them, runs the background flusher, and shuts them down in
-//! order (flush content, sync metadata, close).
+//! The composition root and runtime registry: owns the named metadata stores, local block
+//! engines and shares, applies a new desired state while serving (stores and shares
+//! added, changed and removed without touching the others), runs the background flusher
+//! and trash reaper, and shuts everything down in order (flush content, sync metadata,
+//! close).
+//!
+//! Invariants:
+//! - Applies are serialized (`apply_lock`); readers take short snapshots of `inner` and
+//!   never hold its lock across an await.
+//! - A store is removed only when no share of the new state uses it; a share's metadata
+//!   and local store never change in place (its data lives there): remove and re-create.
+//! - A removed share is first unregistered (new calls get STALE), then flushed; its data
+//!   stays in its stores, so re-creating it with the same name serves the same files with
+//!   the same handles (ids come from `share-ids.json`).
+//! - The new state is persisted only after it was applied; at start the persisted state is
+//!   applied before any listener serves.
 
-use crate::config::{Config, ShareCfg};
+use crate::config::{self, LocalBlockStoreCfg, MetadataStoreCfg, ShareCfg};
+use crate::error::{ControlError, ControlResult};
+use crate::state::{self, DesiredState};
 use dittofs_blockstore::{Engine, EngineConfig, RecoveredRecord};
 use dittofs_metadata::MetadataStore;
+use dittofs_nfs::export::ExportPolicy;
 use dittofs_types::ShareId;
-use dittofs_vfs::{Fs, ShareOptions, ShareRegistry};
+use dittofs_vfs::{Fs, ShareOptions, ShareRegistry, TrashPolicy};
+use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("data directory {path}: {detail}")]
-    DataDir { path: PathBuf, detail: String },
-    #[error("metadata store {name:?}: {detail}")]
-    Metadata { name: String, detail: String },
-    #[error("local block store {name:?}: {detail}")]
-    Blocks { name: String, detail: String },
-    #[error("share {name:?}: {detail}")]
-    Share { name: String, detail: String },
-}
-
 /// One served share and its configuration.
+#[derive(Clone)]
 pub struct ShareEntry {
     pub cfg: ShareCfg,
     pub fs: Arc<Fs>,
 }
 
-pub struct Runtime {
-    pub registry: Arc<ShareRegistry>,
-    pub shares: Vec<ShareEntry>,
-    stores: BTreeMap<String, Arc<dyn MetadataStore>>,
-    engines: BTreeMap<String, Arc<Engine>>,
+/// An open local block store.
+#[derive(Clone)]
+pub struct EngineEntry {
+    pub engine: Arc<Engine>,
+    /// Its directory (GC and audit state live under it).
+    pub path: PathBuf,
+    /// Journal records found at open, handed to every share opened on this engine.
+    recovered: Arc<Vec<RecoveredRecord>>,
 }
 
-/// Persistent name -> id map so a share keeps its id (and its handles) across restarts.
-fn share_ids(data_dir: &Path, names: &[String]) -> Result<BTreeMap<String, u32>, RuntimeError> {
-    let path = data_dir.join("share-ids.json");
-    let err = |detail: String| RuntimeError::DataDir {
-        path: path.clone(),
+/// One change made (or, dry run, to be made) by an apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub kind: &'static str,
+    pub name: String,
+    pub action: &'static str,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub generation: u64,
+    pub changes: Vec<Change>,
+    pub restart_required: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: DesiredState,
+    stores: BTreeMap<String, Arc<dyn MetadataStore>>,
+    engines: BTreeMap<String, EngineEntry>,
+    shares: BTreeMap<String, ShareEntry>,
+}
+
+pub struct Runtime {
+    data_dir: PathBuf,
+    pub registry: Arc<ShareRegistry>,
+    inner: RwLock<Inner>,
+    apply_lock: tokio::sync::Mutex<()>,
+    nfs: Mutex<Option<dittofs_nfs::server::NfsServer>>,
+    pub started_at: SystemTime,
+}
+
+/// Share options of the core from a share's configuration.
+pub fn share_options(s: &ShareCfg) -> ShareOptions {
+    ShareOptions {
+        read_only: s.read_only,
+        root_mode: s.root_mode,
+        chunker: s.chunking.map(|c| dittofs_blockstore::ChunkerConfig {
+            min: c.min,
+            avg: c.avg,
+            max: c.max,
+        }),
+        trash: TrashPolicy {
+            enabled: s.trash.enabled,
+            retention_days: s.trash.retention_days,
+            max_size: s.trash.max_size,
+            exclude: s.trash.exclude.clone(),
+        },
+    }
+}
+
+/// The NFS export policy of a share.
+pub fn export_policy(id: ShareId, s: &ShareCfg) -> ControlResult<ExportPolicy> {
+    ExportPolicy::from_options(id, &s.squash, s.anon_uid, s.anon_gid, &s.allowed_clients)
+        .map_err(|e| ControlError::Invalid(format!("share {:?}: {e}", s.name)))
+}
+
+fn open_metadata(data_dir: &Path, m: &MetadataStoreCfg) -> ControlResult<Arc<dyn MetadataStore>> {
+    Ok(match m.kind.as_str() {
+        "memory" => Arc::new(dittofs_metadata::memory::MemoryStore::new()),
+        _ => {
+            let path = m
+                .path
+                .clone()
+                .unwrap_or_else(|| data_dir.join("metadata").join(&m.name));
+            let s = dittofs_metadata::sled_store::SledStore::open(&path).map_err(|e| {
+                ControlError::Internal(format!(
+                    "metadata store {:?}: cannot open {}: {e}",
+                    m.name,
+                    path.display()
+                ))
+            })?;
+            Arc::new(s)
+        }
+    })
+}
+
+fn open_engine(data_dir: &Path, l: &LocalBlockStoreCfg) -> ControlResult<EngineEntry> {
+    let path = l
+        .path
+        .clone()
+        .unwrap_or_else(|| data_dir.join("blocks").join(&l.name));
+    let (engine, rec) = Engine::open(&path, EngineConfig::default()).map_err(|e| {
+        ControlError::Internal(format!(
+            "local block store {:?}: cannot open {}: {e}",
+            l.name,
+            path.display()
+        ))
+    })?;
+    if !rec.is_empty() {
+        tracing::info!(store = %l.name, records = rec.len(), "replaying write journal");
+    }
+    Ok(EngineEntry {
+        engine: Arc::new(engine),
+        path,
+        recovered: Arc::new(rec),
+    })
+}
+
+/// Differences between two lists of named items.
+fn diff_named<'a, T: PartialEq>(
+    cur: &'a [T],
+    new: &'a [T],
+    name: impl Fn(&T) -> &str,
+) -> (Vec<&'a T>, Vec<(&'a T, &'a T)>, Vec<&'a T>) {
+    let added = new
+        .iter()
+        .filter(|n| !cur.iter().any(|c| name(c) == name(n)))
+        .collect();
+    let changed = new
+        .iter()
+        .filter_map(|n| {
+            cur.iter()
+                .find(|c| name(c) == name(n))
+                .filter(|c| *c != n)
+                .map(|c| (c, n))
+        })
+        .collect();
+    let removed = cur
+        .iter()
+        .filter(|c| !new.iter().any(|n| name(c) == name(n)))
+        .collect();
+    (added, changed, removed)
+}
+
+fn change(kind: &'static str, name: &str, action: &'static str, detail: String) -> Change {
+    Change {
+        kind,
+        name: name.to_owned(),
+        action,
         detail,
-    };
-    let mut map: BTreeMap<String, u32> = match std::fs::read(&path) {
-        Ok(b) => {
-            serde_json::from_slice(&b).map_err(|e| err(format!("corrupt share id map: {e}")))?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(e) => return Err(err(e.to_string())),
-    };
-    let mut changed = false;
-    for n in names {
-        if !map.contains_key(n) {
-            let next = map.values().max().copied().unwrap_or(0) + 1;
-            map.insert(n.clone(), next);
-            changed = true;
-        }
     }
-    if changed {
-        let tmp = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(&map).map_err(|e| err(e.to_string()))?;
-        std::fs::write(&tmp, bytes).map_err(|e| err(e.to_string()))?;
-        let f = std::fs::File::open(&tmp).map_err(|e| err(e.to_string()))?;
-        f.sync_all().map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))?;
+}
+
+/// What a share edit changes, in words (for the change list).
+fn share_diff(a: &ShareCfg, b: &ShareCfg) -> String {
+    let mut v = Vec::new();
+    if a.read_only != b.read_only {
+        v.push(format!("read_only {} -> {}", a.read_only, b.read_only));
     }
-    Ok(map)
+    if a.squash != b.squash || a.anon_uid != b.anon_uid || a.anon_gid != b.anon_gid {
+        v.push("identity squashing".into());
+    }
+    if a.allowed_clients != b.allowed_clients {
+        v.push("allowed_clients".into());
+    }
+    if a.trash != b.trash {
+        v.push(format!(
+            "trash {} -> {}",
+            if a.trash.enabled { "on" } else { "off" },
+            if b.trash.enabled { "on" } else { "off" }
+        ));
+    }
+    if a.chunking != b.chunking {
+        v.push("chunking (applies to new writes)".into());
+    }
+    if a.root_mode != b.root_mode {
+        v.push("root_mode (recorded; the root exists already, chmod it instead)".into());
+    }
+    v.join(", ")
 }
 
 impl Runtime {
-    pub async fn build(cfg: &Config, data_dir: &Path) -> Result<Runtime, RuntimeError> {
-        let mut stores: BTreeMap<String, Arc<dyn MetadataStore>> = BTreeMap::new();
-        for m in &cfg.metadata_stores {
-            let store: Arc<dyn MetadataStore> = match m.kind.as_str() {
-                "memory" => Arc::new(dittofs_metadata::memory::MemoryStore::new()),
-                _ => {
-                    let path = m
-                        .path
-                        .clone()
-                        .unwrap_or_else(|| data_dir.join("metadata").join(&m.name));
-                    let s = dittofs_metadata::sled_store::SledStore::open(&path).map_err(|e| {
-                        RuntimeError::Metadata {
-                            name: m.name.clone(),
-                            detail: format!("{}: {e}", path.display()),
-                        }
-                    })?;
-                    Arc::new(s)
-                }
-            };
-            stores.insert(m.name.clone(), store);
-        }
-        let mut engines = BTreeMap::new();
-        let mut recovered: BTreeMap<String, Vec<RecoveredRecord>> = BTreeMap::new();
-        for l in &cfg.block_stores.local {
-            let path = l
-                .path
-                .clone()
-                .unwrap_or_else(|| data_dir.join("blocks").join(&l.name));
-            let (engine, rec) =
-                Engine::open(&path, EngineConfig::default()).map_err(|e| RuntimeError::Blocks {
-                    name: l.name.clone(),
-                    detail: format!("{}: {e}", path.display()),
-                })?;
-            if !rec.is_empty() {
-                tracing::info!(store = %l.name, records = rec.len(), "replaying write journal");
-            }
-            recovered.insert(l.name.clone(), rec);
-            engines.insert(l.name.clone(), Arc::new(engine));
-        }
-        let names: Vec<String> = cfg.shares.iter().map(|s| s.name.clone()).collect();
-        let ids = share_ids(data_dir, &names)?;
-        let registry = Arc::new(ShareRegistry::new());
-        let mut shares = Vec::new();
-        for s in &cfg.shares {
-            let serr = |detail: String| RuntimeError::Share {
-                name: s.name.clone(),
-                detail,
-            };
-            let store = stores
-                .get(&s.metadata)
-                .cloned()
-                .ok_or_else(|| serr(format!("unknown metadata store {:?}", s.metadata)))?;
-            let engine = engines
-                .get(&s.local)
-                .cloned()
-                .ok_or_else(|| serr(format!("unknown local block store {:?}", s.local)))?;
-            let id = ShareId(
-                ids.get(&s.name)
-                    .copied()
-                    .ok_or_else(|| serr("no share id".into()))?,
-            );
-            let chunker = s.chunking.map(|c| dittofs_blockstore::ChunkerConfig {
-                min: c.min,
-                avg: c.avg,
-                max: c.max,
-            });
-            let opts = ShareOptions {
-                read_only: s.read_only,
-                root_mode: s.root_mode,
-                chunker,
-            };
-            let fs = Fs::open(store, engine, id, &s.name, opts)
-                .await
-                .map_err(|e| serr(e.to_string()))?;
-            if let Some(recs) = recovered.get(&s.local) {
-                let n = fs
-                    .recover(recs)
-                    .await
-                    .map_err(|e| serr(format!("journal replay: {e}")))?;
-                if n > 0 {
-                    tracing::info!(share = %s.name, files = n, "recovered unflushed writes");
-                }
-            }
-            registry.insert(fs.clone());
-            shares.push(ShareEntry { cfg: s.clone(), fs });
-        }
-        Ok(Runtime {
-            registry,
-            shares,
-            stores,
-            engines,
+    /// An empty runtime; [`Runtime::apply`] the initial state next.
+    pub fn new(data_dir: &Path) -> Arc<Runtime> {
+        Arc::new(Runtime {
+            data_dir: data_dir.to_owned(),
+            registry: Arc::new(ShareRegistry::new()),
+            inner: RwLock::new(Inner::default()),
+            apply_lock: tokio::sync::Mutex::new(()),
+            nfs: Mutex::new(None),
+            started_at: SystemTime::now(),
         })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The applied desired state.
+    pub fn state(&self) -> DesiredState {
+        self.inner.read().state.clone()
+    }
+
+    pub fn shares(&self) -> Vec<ShareEntry> {
+        self.inner.read().shares.values().cloned().collect()
+    }
+
+    pub fn share(&self, name: &str) -> ControlResult<ShareEntry> {
+        self.inner
+            .read()
+            .shares
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ControlError::NotFound(format!("share {name:?} does not exist")))
+    }
+
+    pub fn metadata_stores(&self) -> BTreeMap<String, Arc<dyn MetadataStore>> {
+        self.inner.read().stores.clone()
+    }
+
+    pub fn engines(&self) -> BTreeMap<String, EngineEntry> {
+        self.inner.read().engines.clone()
+    }
+
+    /// Hands the NFS server to the runtime so share changes update its export table.
+    pub fn attach_nfs(&self, server: dittofs_nfs::server::NfsServer) {
+        *self.nfs.lock() = Some(server);
+        self.refresh_exports();
+    }
+
+    /// Export policies of every served share.
+    pub fn export_policies(&self) -> Vec<ExportPolicy> {
+        self.shares()
+            .iter()
+            .filter_map(|s| match export_policy(s.fs.share_id(), &s.cfg) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // Validated before apply, so this is unreachable in practice; an
+                    // unexported share is the safe outcome.
+                    tracing::error!(error = %e, "share not exported");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn refresh_exports(&self) {
+        let policies = self.export_policies();
+        if let Some(nfs) = self.nfs.lock().as_ref() {
+            nfs.set_exports(policies);
+        }
+    }
+
+    /// Validates `desired` against the current state and applies it: opens new stores,
+    /// opens/edits/closes shares, closes removed stores, persists the result. With
+    /// `dry_run`, only reports what would change. All-or-nothing for stores and new
+    /// shares: a failure to open one undoes the others.
+    pub async fn apply(&self, desired: DesiredState, dry_run: bool) -> ControlResult<ApplyOutcome> {
+        self.apply_inner(desired, dry_run, true).await
+    }
+
+    /// Applies the state the server starts with (persisted state, or the config file's
+    /// stores and shares). A state from the config file is not persisted, so editing the
+    /// file keeps working until the first change made through the API.
+    pub async fn apply_initial(
+        &self,
+        desired: DesiredState,
+        persist: bool,
+    ) -> ControlResult<ApplyOutcome> {
+        self.apply_inner(desired, false, persist).await
+    }
+
+    async fn apply_inner(
+        &self,
+        mut desired: DesiredState,
+        dry_run: bool,
+        persist: bool,
+    ) -> ControlResult<ApplyOutcome> {
+        let _serial = self.apply_lock.lock().await;
+        let cur = self.state();
+        if !persist {
+            // Initial state: taken as is.
+        } else if desired.generation == 0 {
+            desired.generation = cur.generation + 1;
+        } else if desired.generation < cur.generation {
+            return Err(ControlError::Stale(format!(
+                "generation {} is older than the applied generation {}; re-read the state and retry",
+                desired.generation, cur.generation
+            )));
+        }
+        if desired.nfs.is_none() {
+            desired.nfs = cur.nfs.clone();
+        }
+        // Stores still needed by a share: a clearer message than "not defined".
+        for s in &desired.shares {
+            for (kind, store, present) in [
+                (
+                    "metadata",
+                    &s.metadata,
+                    desired.metadata_stores.iter().any(|m| m.name == s.metadata),
+                ),
+                (
+                    "local block",
+                    &s.local,
+                    desired.block_stores.local.iter().any(|l| l.name == s.local),
+                ),
+            ] {
+                let existed = cur.metadata_stores.iter().any(|m| &m.name == store)
+                    || cur.block_stores.local.iter().any(|l| &l.name == store);
+                if !present && existed {
+                    return Err(ControlError::Precondition(format!(
+                        "{kind} store {store:?} is in use by share {:?}; remove the share first",
+                        s.name
+                    )));
+                }
+            }
+        }
+        config::validate_state(
+            &desired.metadata_stores,
+            &desired.block_stores,
+            &desired.shares,
+        )
+        .map_err(|e| ControlError::Invalid(e.to_string().replace("invalid configuration: ", "")))?;
+        for s in &desired.shares {
+            if let Some(r) = &s.remote {
+                return Err(ControlError::Unimplemented(format!(
+                    "share {:?}: remote block store {r:?} cannot be attached: this build has no remote (S3) tier yet",
+                    s.name
+                )));
+            }
+            export_policy(ShareId(1), s)?;
+        }
+
+        let mut changes = Vec::new();
+        let (m_add, m_chg, m_rm) =
+            diff_named(&cur.metadata_stores, &desired.metadata_stores, |m| &m.name);
+        let (l_add, l_chg, l_rm) =
+            diff_named(&cur.block_stores.local, &desired.block_stores.local, |l| {
+                &l.name
+            });
+        let (r_add, r_chg, r_rm) = diff_named(
+            &cur.block_stores.remote,
+            &desired.block_stores.remote,
+            |r| &r.name,
+        );
+        let (s_add, s_chg, s_rm) = diff_named(&cur.shares, &desired.shares, |s| &s.name);
+        for (old, new) in &s_chg {
+            if old.metadata != new.metadata || old.local != new.local {
+                return Err(ControlError::Precondition(format!(
+                    "share {:?}: its metadata and local block store cannot change (its data lives there); remove the share and create it again",
+                    new.name
+                )));
+            }
+        }
+        let in_use = |kind: &str, name: &str| -> Option<String> {
+            let mut users = cur.users_of(kind, name);
+            users.retain(|u| desired.share(u).is_some());
+            users.into_iter().next()
+        };
+        for (old, _) in &m_chg {
+            if let Some(u) = in_use("metadata", &old.name) {
+                return Err(ControlError::Precondition(format!(
+                    "metadata store {:?} is in use by share {u:?}; its type and path cannot change",
+                    old.name
+                )));
+            }
+        }
+        for (old, _) in &l_chg {
+            if let Some(u) = in_use("local", &old.name) {
+                return Err(ControlError::Precondition(format!(
+                    "local block store {:?} is in use by share {u:?}; its type and path cannot change",
+                    old.name
+                )));
+            }
+        }
+        for m in &m_add {
+            changes.push(change("metadata_store", &m.name, "added", m.kind.clone()));
+        }
+        for (_, m) in &m_chg {
+            changes.push(change("metadata_store", &m.name, "changed", m.kind.clone()));
+        }
+        for m in &m_rm {
+            changes.push(change("metadata_store", &m.name, "removed", String::new()));
+        }
+        for l in &l_add {
+            changes.push(change("block_store", &l.name, "added", "local fs".into()));
+        }
+        for (_, l) in &l_chg {
+            changes.push(change("block_store", &l.name, "changed", "local fs".into()));
+        }
+        for l in &l_rm {
+            changes.push(change("block_store", &l.name, "removed", "local".into()));
+        }
+        for r in &r_add {
+            changes.push(change("block_store", &r.name, "added", "remote s3".into()));
+        }
+        for (_, r) in &r_chg {
+            changes.push(change(
+                "block_store",
+                &r.name,
+                "changed",
+                "remote s3".into(),
+            ));
+        }
+        for r in &r_rm {
+            changes.push(change("block_store", &r.name, "removed", "remote".into()));
+        }
+        for s in &s_add {
+            changes.push(change(
+                "share",
+                &s.name,
+                "added",
+                format!("metadata {}, local {}", s.metadata, s.local),
+            ));
+        }
+        for (old, new) in &s_chg {
+            changes.push(change("share", &new.name, "changed", share_diff(old, new)));
+        }
+        for s in &s_rm {
+            changes.push(change(
+                "share",
+                &s.name,
+                "removed",
+                "no longer served; its data stays in its stores".into(),
+            ));
+        }
+        let restart_required = desired.nfs != cur.nfs;
+        if restart_required {
+            changes.push(change(
+                "adapter",
+                "nfs",
+                "changed",
+                "takes effect at the next start".into(),
+            ));
+        }
+        if dry_run || (changes.is_empty() && desired == cur) {
+            return Ok(ApplyOutcome {
+                generation: if dry_run {
+                    cur.generation
+                } else {
+                    desired.generation
+                },
+                changes,
+                restart_required,
+            });
+        }
+
+        // 1. Open new (and re-open changed, unused) stores.
+        let mut new_stores: BTreeMap<String, Arc<dyn MetadataStore>> = BTreeMap::new();
+        let mut new_engines: BTreeMap<String, EngineEntry> = BTreeMap::new();
+        let opened = (|| -> ControlResult<()> {
+            for m in m_add.iter().copied().chain(m_chg.iter().map(|(_, n)| *n)) {
+                new_stores.insert(m.name.clone(), open_metadata(&self.data_dir, m)?);
+            }
+            for l in l_add.iter().copied().chain(l_chg.iter().map(|(_, n)| *n)) {
+                new_engines.insert(l.name.clone(), open_engine(&self.data_dir, l)?);
+            }
+            Ok(())
+        })();
+        if let Err(e) = opened {
+            for s in new_stores.values() {
+                let _ = s.close().await;
+            }
+            return Err(e);
+        }
+        let (all_stores, all_engines) = {
+            let inner = self.inner.read();
+            let mut st = inner.stores.clone();
+            let mut en = inner.engines.clone();
+            for (old, _) in &m_chg {
+                st.remove(&old.name);
+            }
+            for (old, _) in &l_chg {
+                en.remove(&old.name);
+            }
+            st.extend(new_stores.clone());
+            en.extend(new_engines.clone());
+            (st, en)
+        };
+
+        // 2. Open new shares.
+        let ids = if s_add.is_empty() {
+            BTreeMap::new()
+        } else {
+            let names: Vec<String> = s_add.iter().map(|s| s.name.clone()).collect();
+            state::share_ids(&self.data_dir, &names).map_err(ControlError::Internal)?
+        };
+        let mut opened_shares = Vec::new();
+        for s in &s_add {
+            match self.open_share(s, &ids, &all_stores, &all_engines).await {
+                Ok(e) => opened_shares.push(e),
+                Err(e) => {
+                    for n in new_stores.values() {
+                        let _ = n.close().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+
+        // 3. Edit changed shares (options apply in place; the export table is refreshed
+        //    below).
+        for (_, new) in &s_chg {
+            let entry = self.share(&new.name)?;
+            entry
+                .fs
+                .set_options(share_options(new))
+                .await
+                .map_err(|e| ControlError::from_fs(&format!("share {:?}", new.name), e))?;
+        }
+
+        // 4. Publish.
+        let (removed_shares, old_stores, old_engines) = {
+            let mut inner = self.inner.write();
+            let mut removed_shares = Vec::new();
+            for s in &s_rm {
+                if let Some(e) = inner.shares.remove(&s.name) {
+                    self.registry.remove(e.fs.share_id());
+                    removed_shares.push(e);
+                }
+            }
+            for e in opened_shares {
+                self.registry.insert(e.fs.clone());
+                inner.shares.insert(e.cfg.name.clone(), e);
+            }
+            for (_, new) in &s_chg {
+                if let Some(e) = inner.shares.get_mut(&new.name) {
+                    e.cfg = (*new).clone();
+                }
+            }
+            let mut old_stores = Vec::new();
+            for name in m_rm
+                .iter()
+                .map(|m| &m.name)
+                .chain(m_chg.iter().map(|(o, _)| &o.name))
+            {
+                old_stores.extend(inner.stores.remove(name));
+            }
+            let mut old_engines = Vec::new();
+            for name in l_rm
+                .iter()
+                .map(|l| &l.name)
+                .chain(l_chg.iter().map(|(o, _)| &o.name))
+            {
+                old_engines.extend(inner.engines.remove(name));
+            }
+            inner.stores.extend(new_stores);
+            inner.engines.extend(new_engines);
+            inner.state = desired.clone();
+            (removed_shares, old_stores, old_engines)
+        };
+        self.refresh_exports();
+
+        // 5. Retire removed shares and stores (nothing routes to them any more).
+        for e in &removed_shares {
+            if let Err(err) = e.fs.flush_all().await {
+                tracing::error!(share = %e.cfg.name, error = %err, "flush of a removed share failed; its journal keeps the data");
+            }
+        }
+        for e in &old_engines {
+            if let Err(err) = e.engine.commit_durable().await {
+                tracing::error!(error = %err, "journal sync of a removed block store failed");
+            }
+        }
+        for s in &old_stores {
+            if let Err(err) = s.close().await {
+                tracing::error!(error = %err, "closing a removed metadata store failed");
+            }
+        }
+
+        if persist {
+            state::save(&self.data_dir, &desired).map_err(|e| {
+                ControlError::Internal(format!(
+                    "applied, but saving the state failed (it will be lost at restart): {e}"
+                ))
+            })?;
+        }
+        tracing::info!(
+            generation = desired.generation,
+            changes = changes.len(),
+            "configuration applied"
+        );
+        Ok(ApplyOutcome {
+            generation: desired.generation,
+            changes,
+            restart_required,
+        })
+    }
+
+    async fn open_share(
+        &self,
+        s: &ShareCfg,
+        ids: &BTreeMap<String, u32>,
+        stores: &BTreeMap<String, Arc<dyn MetadataStore>>,
+        engines: &BTreeMap<String, EngineEntry>,
+    ) -> ControlResult<ShareEntry> {
+        let serr = |d: String| ControlError::Internal(format!("share {:?}: {d}", s.name));
+        let store = stores
+            .get(&s.metadata)
+            .cloned()
+            .ok_or_else(|| serr(format!("metadata store {:?} is not open", s.metadata)))?;
+        let eng = engines
+            .get(&s.local)
+            .cloned()
+            .ok_or_else(|| serr(format!("local block store {:?} is not open", s.local)))?;
+        let id = ShareId(
+            ids.get(&s.name)
+                .copied()
+                .ok_or_else(|| serr("no share id assigned".into()))?,
+        );
+        let fs = Fs::open(store, eng.engine.clone(), id, &s.name, share_options(s))
+            .await
+            .map_err(|e| serr(e.to_string()))?;
+        let n = fs
+            .recover(&eng.recovered)
+            .await
+            .map_err(|e| serr(format!("journal replay: {e}")))?;
+        if n > 0 {
+            tracing::info!(share = %s.name, files = n, "recovered unflushed writes");
+        }
+        Ok(ShareEntry { cfg: s.clone(), fs })
     }
 
     /// Background flusher: turns idle or large dirty files into chunks and reclaims
@@ -179,7 +665,7 @@ impl Runtime {
                         _ = stop.cancelled() => break,
                         _ = tick.tick() => {}
                     }
-                    for s in &rt.shares {
+                    for s in rt.shares() {
                         if let Err(e) = s.fs.flush_some(Duration::from_secs(2), 64 << 20).await {
                             tracing::warn!(share = %s.cfg.name, error = %e, "background flush failed");
                         }
@@ -191,36 +677,74 @@ impl Runtime {
         ))
     }
 
+    /// Hourly recycle-bin reaper (retention days, max size, stale records).
+    pub fn spawn_trash_reaper(
+        self: &Arc<Self>,
+        every: Duration,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let rt = self.clone();
+        let span = tracing::info_span!("task", name = "trash-reaper");
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    for s in rt.shares() {
+                        if !s.cfg.trash.enabled {
+                            continue;
+                        }
+                        match s.fs.trash_reap(dittofs_types::Timestamp::now()).await {
+                            Ok(r) if r.expired + r.evicted > 0 => tracing::info!(
+                                share = %s.cfg.name, expired = r.expired, evicted = r.evicted,
+                                bytes = r.bytes_freed, "recycle bin reaped"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(share = %s.cfg.name, error = %e, "recycle bin reaper failed")
+                            }
+                        }
+                    }
+                }
+            },
+            span,
+        ))
+    }
+
     async fn reclaim_journals(&self) {
         // Flush commits are durable, so every segment the journal reports reclaimable is
         // fully reflected in durable metadata; sync anyway to cover buffered commits.
-        for store in self.stores.values() {
+        for store in self.metadata_stores().values() {
             if let Err(e) = store.sync().await {
                 tracing::warn!(error = %e, "metadata sync before journal reclaim failed");
                 return;
             }
         }
-        for (name, engine) in &self.engines {
-            if let Err(e) = engine.reclaim_journal() {
-                tracing::warn!(store = %name, error = %e, "journal reclaim failed");
+        for (name, e) in self.engines() {
+            if let Err(err) = e.engine.reclaim_journal() {
+                tracing::warn!(store = %name, error = %err, "journal reclaim failed");
             }
         }
     }
 
     /// Flushes every share, syncs and closes the stores.
     pub async fn shutdown(&self) {
-        for s in &self.shares {
+        let _serial = self.apply_lock.lock().await;
+        for s in self.shares() {
             if let Err(e) = s.fs.flush_all().await {
                 tracing::error!(share = %s.cfg.name, error = %e, "flush at shutdown failed; the journal keeps the data");
             }
         }
-        for engine in self.engines.values() {
-            if let Err(e) = engine.commit_durable().await {
-                tracing::error!(error = %e, "journal sync at shutdown failed");
+        for e in self.engines().values() {
+            if let Err(err) = e.engine.commit_durable().await {
+                tracing::error!(error = %err, "journal sync at shutdown failed");
             }
         }
         self.reclaim_journals().await;
-        for (name, store) in &self.stores {
+        for (name, store) in self.metadata_stores() {
             if let Err(e) = store.close().await {
                 tracing::error!(store = %name, error = %e, "closing metadata store failed");
             }

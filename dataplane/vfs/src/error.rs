@@ -28,6 +28,10 @@ pub enum FsError {
     IsDir,
     #[error("invalid argument: {0}")]
     Inval(&'static str),
+    /// An invalid argument with a message built at run time (a bad glob, a hostile
+    /// recycle-bin path); maps like [`FsError::Inval`].
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     #[error("file too large")]
     FBig,
     #[error("no space left on device")]
@@ -74,7 +78,7 @@ impl FsError {
             FsError::XDev => 18,
             FsError::NotDir => 20,
             FsError::IsDir => 21,
-            FsError::Inval(_) => 22,
+            FsError::Inval(_) | FsError::InvalidArgument(_) => 22,
             FsError::FBig => 27,
             FsError::NoSpc => 28,
             FsError::RoFs => 30,
@@ -105,7 +109,7 @@ impl FsError {
             FsError::XDev => 18,
             FsError::NotDir => 20,
             FsError::IsDir => 21,
-            FsError::Inval(_) => 22,
+            FsError::Inval(_) | FsError::InvalidArgument(_) => 22,
             FsError::FBig => 27,
             FsError::NoSpc => 28,
             FsError::RoFs => 30,
@@ -145,19 +149,22 @@ impl FsError {
             FsError::XDev => 0xC000_00D4,                   // STATUS_NOT_SAME_DEVICE
             FsError::NotDir => 0xC000_0103,                 // STATUS_NOT_A_DIRECTORY
             FsError::IsDir => 0xC000_00BA,                  // STATUS_FILE_IS_A_DIRECTORY
-            FsError::Inval(_) | FsError::BadCookie | FsError::BadType => 0xC000_000D, // STATUS_INVALID_PARAMETER
-            FsError::FBig => 0xC000_007F,        // STATUS_DISK_FULL
-            FsError::NoSpc => 0xC000_007F,       // STATUS_DISK_FULL
-            FsError::RoFs => 0xC000_00A2,        // STATUS_MEDIA_WRITE_PROTECTED
-            FsError::MLink => 0xC000_0361,       // STATUS_TOO_MANY_LINKS
-            FsError::NameTooLong => 0xC000_0033, // STATUS_OBJECT_NAME_INVALID
-            FsError::NotEmpty => 0xC000_0101,    // STATUS_DIRECTORY_NOT_EMPTY
+            FsError::Inval(_)
+            | FsError::InvalidArgument(_)
+            | FsError::BadCookie
+            | FsError::BadType => 0xC000_000D, // STATUS_INVALID_PARAMETER
+            FsError::FBig => 0xC000_007F,                   // STATUS_DISK_FULL
+            FsError::NoSpc => 0xC000_007F,                  // STATUS_DISK_FULL
+            FsError::RoFs => 0xC000_00A2,                   // STATUS_MEDIA_WRITE_PROTECTED
+            FsError::MLink => 0xC000_0361,                  // STATUS_TOO_MANY_LINKS
+            FsError::NameTooLong => 0xC000_0033,            // STATUS_OBJECT_NAME_INVALID
+            FsError::NotEmpty => 0xC000_0101,               // STATUS_DIRECTORY_NOT_EMPTY
             FsError::Stale | FsError::BadHandle => 0xC000_0128, // STATUS_FILE_CLOSED
-            FsError::NotSupp => 0xC000_00BB,     // STATUS_NOT_SUPPORTED
-            FsError::TooSmall => 0xC000_0023,    // STATUS_BUFFER_TOO_SMALL
+            FsError::NotSupp => 0xC000_00BB,                // STATUS_NOT_SUPPORTED
+            FsError::TooSmall => 0xC000_0023,               // STATUS_BUFFER_TOO_SMALL
             FsError::Jukebox | FsError::Busy => 0xC000_0043, // STATUS_SHARING_VIOLATION
-            FsError::NotSync => 0xC000_000D,     // STATUS_INVALID_PARAMETER
-            FsError::ServerFault(_) => 0xC000_0001, // STATUS_UNSUCCESSFUL
+            FsError::NotSync => 0xC000_000D,                // STATUS_INVALID_PARAMETER
+            FsError::ServerFault(_) => 0xC000_0001,         // STATUS_UNSUCCESSFUL
         }
     }
 }
@@ -190,5 +197,10 @@ mod tests {
         assert_eq!(FsError::NotEmpty.errno(), 39);
         assert_eq!(FsError::Stale.nfsstat4(), 70);
         assert_eq!(FsError::NoEnt.ntstatus(), 0xC000_0034);
+        let bad = FsError::InvalidArgument("bad glob".into());
+        assert_eq!(bad.errno(), 22);
+        assert_eq!(bad.nfsstat3(), 22);
+        assert_eq!(bad.nfsstat4(), 22);
+        assert_eq!(bad.ntstatus(), 0xC000_000D);
     }
 }

@@ -9,10 +9,11 @@ use crate::attr::Attr;
 use crate::error::{FsError, FsResult};
 use crate::handle::FileHandle;
 use crate::locks::{FlushLocks, LockTable};
+use crate::trash::TrashPolicy;
 use dittofs_blockstore::{Chunker, ChunkerConfig, Engine};
 use dittofs_metadata::{Durability, InodeRecord, MetadataStore, Op, Txn};
 use dittofs_types::{FileKey, Ino, ShareId, Timestamp};
-use parking_lot::Mutex as PlMutex;
+use parking_lot::{Mutex as PlMutex, RwLock as PlRwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -28,14 +29,17 @@ pub const LINK_MAX: u32 = 65_000;
 /// Inode numbers reserved per durable allocator commit.
 const INO_RESERVE: u64 = 4096;
 
-/// Per-share behaviour.
-#[derive(Clone, Debug)]
+/// Per-share behaviour. Changeable while serving with [`Fs::set_options`] (except
+/// `root_mode`, which only matters when the share is first created).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareOptions {
     pub read_only: bool,
     /// Mode of the root directory when the share is first created.
     pub root_mode: u32,
     /// Per-share FastCDC sizes (`None`: the block store's default, 1/4/16 MiB).
     pub chunker: Option<ChunkerConfig>,
+    /// The recycle bin (`#recycle`, see [`crate::trash`]); disabled by default.
+    pub trash: TrashPolicy,
 }
 
 impl Default for ShareOptions {
@@ -44,7 +48,36 @@ impl Default for ShareOptions {
             read_only: false,
             root_mode: 0o755,
             chunker: None,
+            trash: TrashPolicy::default(),
         }
+    }
+}
+
+/// The options currently in force, with what is derived from them (validated once).
+pub(crate) struct Live {
+    pub(crate) opts: ShareOptions,
+    /// The share's chunker when it overrides the engine's.
+    pub(crate) chunker: Option<Chunker>,
+    /// Compiled `opts.trash.exclude`.
+    pub(crate) exclude: globset::GlobSet,
+}
+
+impl Live {
+    /// Validates `opts` (chunker sizes, exclude globs) and compiles what they need.
+    pub(crate) fn build(share: &str, opts: ShareOptions) -> FsResult<Live> {
+        let chunker =
+            match &opts.chunker {
+                Some(c) => Some(Chunker::new(*c).map_err(|e| {
+                    FsError::InvalidArgument(format!("share {share}: chunking: {e}"))
+                })?),
+                None => None,
+            };
+        let exclude = crate::trash::compile_excludes(share, &opts.trash.exclude)?;
+        Ok(Live {
+            opts,
+            chunker,
+            exclude,
+        })
     }
 }
 
@@ -70,9 +103,8 @@ pub struct Fs {
     pub(crate) incarnation: u32,
     pub(crate) store: Arc<dyn MetadataStore>,
     pub(crate) engine: Arc<Engine>,
-    pub(crate) opts: ShareOptions,
-    /// The share's chunker when it overrides the engine's.
-    pub(crate) chunker: Option<Chunker>,
+    /// Options in force; replaced as a whole by [`Fs::set_options`].
+    live: PlRwLock<Arc<Live>>,
     pub(crate) locks: LockTable,
     pub(crate) flush_locks: FlushLocks,
     /// Serialises directory renames that change the parent, so the "not into its own
@@ -81,6 +113,11 @@ pub struct Fs {
     alloc: Mutex<InoAlloc>,
     pub(crate) dirty: PlMutex<HashMap<Ino, DirtyInfo>>,
     pub(crate) opens: PlMutex<HashMap<Ino, u32>>,
+    /// Serialises the recycle bin's maintenance (option changes, restore, empty, reap).
+    pub(crate) trash_admin: Mutex<()>,
+    /// Directory -> (parent, name) hints for building share-relative paths; verified
+    /// with a lookup on every use, so a stale hint only costs a directory scan.
+    pub(crate) dir_names: PlMutex<HashMap<Ino, (Ino, Vec<u8>)>>,
 }
 
 impl Fs {
@@ -94,22 +131,15 @@ impl Fs {
         name: &str,
         opts: ShareOptions,
     ) -> FsResult<Arc<Fs>> {
-        let chunker = match &opts.chunker {
-            Some(c) => Some(
-                Chunker::new(*c)
-                    .map_err(|e| FsError::ServerFault(format!("share {name}: chunking: {e}")))?,
-            ),
-            None => None,
-        };
-        let rec = store.create_share(id, name, opts.root_mode).await?;
+        let live = Live::build(name, opts)?;
+        let rec = store.create_share(id, name, live.opts.root_mode).await?;
         let fs = Arc::new(Fs {
             share: id,
             name: name.to_owned(),
             incarnation: rec.incarnation,
             store,
             engine,
-            opts,
-            chunker,
+            live: PlRwLock::new(Arc::new(live)),
             locks: LockTable::new(),
             flush_locks: FlushLocks::new(),
             rename_lock: Mutex::new(()),
@@ -119,6 +149,8 @@ impl Fs {
             }),
             dirty: PlMutex::new(HashMap::new()),
             opens: PlMutex::new(HashMap::new()),
+            trash_admin: Mutex::new(()),
+            dir_names: PlMutex::new(HashMap::new()),
         });
         fs.purge_orphans().await?;
         Ok(fs)
@@ -132,8 +164,40 @@ impl Fs {
         &self.name
     }
 
-    pub fn options(&self) -> &ShareOptions {
-        &self.opts
+    /// The options in force (a copy: they may change while serving).
+    pub fn options(&self) -> ShareOptions {
+        self.live.read().opts.clone()
+    }
+
+    /// Replaces the options while serving. Validates first (chunker sizes, exclude globs:
+    /// [`FsError::InvalidArgument`], nothing changes); then read-only, chunking (new
+    /// flushes) and the recycle-bin policy take effect at once. Turning the bin off
+    /// empties it permanently and removes `#recycle`. `root_mode` is kept as given but
+    /// only matters when a share is created.
+    pub async fn set_options(&self, opts: ShareOptions) -> FsResult<()> {
+        let _admin = self.trash_admin.lock().await;
+        let live = Live::build(&self.name, opts)?;
+        let was_enabled = self.live().opts.trash.enabled;
+        let disable = was_enabled && !live.opts.trash.enabled;
+        *self.live.write() = Arc::new(live);
+        if disable {
+            self.empty_bin_locked(true).await?;
+        }
+        Ok(())
+    }
+
+    /// The options in force and what is compiled from them.
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.live.read().clone()
+    }
+
+    /// The share's chunker when it overrides the engine's.
+    pub(crate) fn chunker(&self) -> Option<Chunker> {
+        self.live.read().chunker
+    }
+
+    pub(crate) fn read_only(&self) -> bool {
+        self.live.read().opts.read_only
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {
@@ -221,7 +285,7 @@ impl Fs {
     }
 
     pub(crate) fn check_writable(&self) -> FsResult<()> {
-        if self.opts.read_only {
+        if self.read_only() {
             Err(FsError::RoFs)
         } else {
             Ok(())

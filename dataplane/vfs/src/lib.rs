@@ -6,7 +6,8 @@
 //! [`dittofs_blockstore::Engine`] (content). Protocol adapters (NFS, SMB) depend on this
 //! crate only; they never see a concrete store.
 //!
-//! [`ShareRegistry`] maps handles and export names to shares.
+//! [`ShareRegistry`] maps handles and export names to shares. [`trash`] is the per-share
+//! recycle bin (`#recycle`).
 
 pub mod attr;
 pub mod cred;
@@ -18,6 +19,7 @@ mod ops_attr;
 mod ops_io;
 mod ops_ns;
 pub mod registry;
+pub mod trash;
 
 pub use attr::{
     Attr, CreateMode, DirEntryOut, FsStat, ReadDirPage, SetAttr, SetTime, SpecialKind, Stability,
@@ -28,3 +30,4 @@ pub use fs::{Fs, LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, ShareOptions};
 pub use handle::{FileHandle, HANDLE_LEN};
 pub use ops_io::WriteOutcome;
 pub use registry::ShareRegistry;
+pub use trash::{ReapReport, TRASH_DIR, TrashItem, TrashPolicy, TrashStatus};

@@ -24,7 +24,7 @@ impl Fs {
     ) -> FsResult<(u32, Attr)> {
         let rec = self.inode(ino).await?;
         let mut granted = access_mask(cred, &rec, requested);
-        if self.opts.read_only {
+        if self.read_only() {
             granted &= !(crate::access::MODIFY | crate::access::EXTEND | crate::access::DELETE);
         }
         Ok((granted, self.attr_of(&rec)))

@@ -163,7 +163,7 @@ impl Fs {
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
         let Some(plan) = self
             .engine
-            .prepare_flush_with(key, &old_blocks, self.chunker)
+            .prepare_flush_with(key, &old_blocks, self.chunker())
             .await?
         else {
             return Ok(());
@@ -231,7 +231,7 @@ impl Fs {
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
         let new_blocks = self
             .engine
-            .truncate_with(&old_blocks, size, self.chunker)
+            .truncate_with(&old_blocks, size, self.chunker())
             .await?;
         let before = rec.change;
         let now = Timestamp::now();

@@ -18,6 +18,7 @@ pub struct Server {
     pub child: Option<Child>,
     pub nfs_port: u16,
     pub http_port: u16,
+    pub control_port: u16,
     pub data: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub extra_env: Vec<(String, String)>,
@@ -41,6 +42,7 @@ impl Server {
             child: None,
             nfs_port: free_port(),
             http_port: free_port(),
+            control_port: free_port(),
             data,
             _tmp: Some(tmp),
             extra_env,
@@ -61,6 +63,7 @@ impl Server {
             .env("DITTOFS_NFS_BIND", "127.0.0.1")
             .env("DITTOFS_NFS_PORT", self.nfs_port.to_string())
             .env("DITTOFS_HTTP_PORT", self.http_port.to_string())
+            .env("DITTOFS_CONTROL_PORT", self.control_port.to_string())
             .env("DITTOFS_SHARES", "[{name: /export, squash: none}]")
             .env("DITTOFS_LOGGING_LEVEL", "WARN")
             .stdin(Stdio::null())

@@ -1,0 +1,873 @@
+//! The command-line grammar of `dfsctl` (clap derive types only; no behaviour).
+//!
+//! Command families: `status`, `version`, `completion`, `store` (metadata and block
+//! stores, block GC), `blockstore` (refcount audit), `share`, `trash`, `config`
+//! (declarative desired state) and `context` (saved server/token pairs). Global
+//! connection and output flags are accepted before or after the subcommand.
+
+use crate::parse::{parse_chunking, parse_duration_secs, parse_octal_mode, parse_size};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dittofs_proto::v1::Chunking;
+use std::path::PathBuf;
+
+/// Exit codes, shown at the end of `dfsctl --help` (kept in sync with `client::exit`).
+pub(crate) const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  other error: INTERNAL, UNKNOWN, UNIMPLEMENTED, ...; a job that ended FAILED
+  2  usage error, or INVALID_ARGUMENT from the server
+  3  NOT_FOUND (store, share, job, trash item or context)
+  4  conflict: ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED
+  5  UNAUTHENTICATED or PERMISSION_DENIED (check --token / the context)
+  6  server unreachable: connect failure, UNAVAILABLE, DEADLINE_EXCEEDED
+  8  `blockstore audit-refcounts` found refcount drift (delta != 0 or dangling refs)
+  130 interrupted while following a job (the job keeps running on the server)";
+
+const LONG_ABOUT: &str = "\
+dfsctl manages a running DittoFS server (`dfs`) through its gRPC control API: \
+metadata and block stores, shares, the recycle bin, block garbage collection, \
+refcount audits and the declarative configuration.
+
+Connection settings come from flags, then environment variables (DFSCTL_SERVER, \
+DFSCTL_TOKEN, DFSCTL_TOKEN_FILE, DFSCTL_CONTEXT), then the selected context of \
+~/.config/dfsctl/config (see `dfsctl context --help`), then defaults \
+(http://127.0.0.1:9000). When no token is configured and the server is on a loopback \
+address, dfsctl reads the token `dfs` writes on its first start, from \
+/var/lib/dittofs/control-token or $XDG_DATA_HOME/dittofs/control-token \
+(~/.local/share/dittofs/control-token). The token is sent as \
+`authorization: Bearer <token>`.
+
+Errors are printed as `dfsctl: <message>` on stderr.";
+
+/// `dfsctl`: command-line client of the DittoFS control API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dfsctl",
+    version,
+    about = "Command-line client of the DittoFS control API",
+    long_about = LONG_ABOUT,
+    after_help = EXIT_CODES_HELP
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+const GLOBAL: &str = "Global options";
+
+/// Flags accepted by every command.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GlobalArgs {
+    /// Control API address of dfs, `host:port` or `http://host:port`
+    /// [default: http://127.0.0.1:9000, or the context's server]
+    #[arg(help_heading = GLOBAL,long, global = true, env = "DFSCTL_SERVER", hide_env_values = true, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// Bearer token for the control API
+    #[arg(
+        help_heading = GLOBAL,
+        long,
+        global = true,
+        env = "DFSCTL_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) token: Option<String>,
+    /// Read the bearer token from this file (used when --token is not given)
+    #[arg(help_heading = GLOBAL,long, global = true, env = "DFSCTL_TOKEN_FILE", hide_env_values = true, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Use this context of the dfsctl config file instead of its current one
+    #[arg(help_heading = GLOBAL,long, global = true, env = "DFSCTL_CONTEXT", hide_env_values = true, value_name = "NAME")]
+    pub(crate) context: Option<String>,
+    /// Output format [default: text; `config get` defaults to yaml]
+    #[arg(help_heading = GLOBAL,short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub(crate) output: Option<OutputFormat>,
+    /// Deadline of each call in seconds (0 = none); following a job has no overall deadline
+    #[arg(help_heading = GLOBAL,long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    pub(crate) timeout: u64,
+}
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Tables and key/value lines for people (sizes human-readable)
+    Text,
+    /// A JSON document (exact numbers)
+    Json,
+    /// A YAML document (exact numbers)
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show the server's version, applied generation, shares, stores, adapters and clients
+    Status,
+    /// Print the dfsctl version and, when reachable, the server's
+    Version,
+    /// Print a shell completion script (works without a server)
+    #[command(long_about = "Print a shell completion script on stdout.\n\n\
+                      Examples:\n  dfsctl completion bash > /etc/bash_completion.d/dfsctl\n  \
+                      dfsctl completion zsh > \"${fpath[1]}/_dfsctl\"\n  \
+                      dfsctl completion fish > ~/.config/fish/completions/dfsctl.fish")]
+    Completion {
+        /// Shell to generate the script for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Manage metadata and block stores; block garbage collection
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Block store maintenance: refcount audit
+    #[command(subcommand)]
+    Blockstore(BlockstoreCommand),
+    /// Create, edit, list, show and remove shares (exports)
+    #[command(subcommand)]
+    Share(ShareCommand),
+    /// The per-share recycle bin: list, restore, status, empty
+    #[command(subcommand, long_about = TRASH_LONG_ABOUT)]
+    Trash(TrashCommand),
+    /// The declarative desired state: get it, or apply one from a file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Saved connection contexts (server + token) in the dfsctl config file
+    #[command(subcommand, long_about = CONTEXT_LONG_ABOUT)]
+    Context(ContextCommand),
+}
+
+const TRASH_LONG_ABOUT: &str = "\
+The per-share recycle bin. When a share has trash enabled, deleted files are moved to \
+`#recycle/` inside the share instead of being removed; they can be listed and restored \
+until the retention period or the size cap purges them.
+
+Examples:
+  dfsctl trash list /docs
+  dfsctl trash restore /docs '#recycle/report.txt'
+  dfsctl trash restore /docs '#recycle/report.txt' --to /archive/report.txt --overwrite
+  dfsctl trash status /docs
+  dfsctl trash empty /docs --force";
+
+const CONTEXT_LONG_ABOUT: &str = "\
+Saved connection contexts. The config file is $DFSCTL_CONFIG, or \
+$XDG_CONFIG_HOME/dfsctl/config, or ~/.config/dfsctl/config (YAML, created with mode 0600):
+
+  current_context: prod
+  contexts:
+    prod:
+      server: http://10.0.0.5:9000
+      token_file: /etc/dittofs/control-token
+
+Flags and environment variables override the context's values.";
+
+// ----------------------------------------------------------------- store
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Metadata stores (file system trees)
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
+    /// Block stores (file contents), local and remote tiers; block GC
+    #[command(subcommand)]
+    Block(BlockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MetadataCommand {
+    /// Add a metadata store
+    #[command(long_about = "Add a metadata store.\n\n\
+        Examples:\n  dfsctl store metadata add --name default --type sled\n  \
+        dfsctl store metadata add --name meta --type sled --config '{\"path\":\"/var/lib/dfs/metadata\"}'\n  \
+        dfsctl store metadata add --name scratch --type memory")]
+    Add(MetadataAddArgs),
+    /// List metadata stores
+    List,
+    /// Remove a metadata store (refused while a share uses it)
+    Remove {
+        /// Store name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MetadataAddArgs {
+    /// Store name
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Store type: `sled` (embedded, persistent) or `memory` (lost on restart)
+    #[arg(long = "type", value_name = "TYPE", default_value = "sled",
+          value_parser = ["memory", "sled"])]
+    pub(crate) store_type: String,
+    /// Directory of a persistent store [default: <data_dir>/metadata/<name>]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) path: Option<String>,
+    /// Store settings as a JSON object; keys: path
+    #[arg(long, value_name = "JSON")]
+    pub(crate) config: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlockCommand {
+    /// Local block stores (tier 1, a directory)
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Remote block stores (tier 2, S3)
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Add a block store of either kind
+    Add(BlockAddArgs),
+    /// List block stores (both kinds unless --kind is given)
+    List {
+        /// Only this kind
+        #[arg(long, value_enum)]
+        kind: Option<BlockKind>,
+    },
+    /// Remove a block store (refused while a share uses it)
+    Remove {
+        /// Store name
+        name: String,
+        /// Kind of the store [default: whichever kind has that name]
+        #[arg(long, value_enum)]
+        kind: Option<BlockKind>,
+    },
+    /// Run block garbage collection for the local store of a share and follow it
+    #[command(long_about = GC_LONG_ABOUT)]
+    Gc(GcArgs),
+    /// Show the last persisted GC run of a share's local block store
+    GcStatus {
+        /// Share name, e.g. /export
+        share: String,
+    },
+}
+
+const GC_LONG_ABOUT: &str = "\
+Run block garbage collection on the local block store of SHARE (it covers every share \
+using that store): mark the chunks referenced by any share, then delete unreferenced \
+chunk files older than the grace period. dfsctl follows the job until it ends, showing \
+progress on stderr when it is a terminal, then prints the run summary.
+
+Examples:
+  dfsctl store block gc /export --dry-run
+  dfsctl store block gc /export --grace 30m
+  dfsctl store block gc /export -o json > gc-run.json
+  dfsctl store block gc-status /export";
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LocalCommand {
+    /// Add a local block store
+    #[command(
+        long_about = "Add a local block store (a directory of chunk files).\n\n\
+        Examples:\n  dfsctl store block local add --name fast --type fs --path /srv/dfs/blocks\n  \
+        dfsctl store block local add --name fast --type fs --config '{\"path\":\"/srv/dfs/blocks\"}'"
+    )]
+    Add(LocalAddArgs),
+    /// List local block stores
+    List,
+    /// Remove a local block store
+    Remove {
+        /// Store name
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RemoteCommand {
+    /// Add a remote (S3) block store
+    #[command(long_about = "Add a remote block store (S3 or S3-compatible).\n\n\
+        Examples:\n  dfsctl store block remote add --name archive --type s3 \\\n    \
+        --config '{\"region\":\"us-east-1\",\"bucket\":\"b\",\"endpoint\":\"http://127.0.0.1:8333\",\"prefix\":\"dfs\",\"force_path_style\":true}'\n  \
+        dfsctl store block remote add --name archive --bucket b --region eu-west-1 --prefix dfs")]
+    Add(RemoteAddArgs),
+    /// List remote block stores
+    List,
+    /// Remove a remote block store
+    Remove {
+        /// Store name
+        name: String,
+    },
+}
+
+/// Kind of a block store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BlockKind {
+    /// Tier 1: a directory on local disk
+    Local,
+    /// Tier 2: S3 or S3-compatible object storage
+    Remote,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BlockCommonArgs {
+    /// Store name
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Store settings as a JSON object (local keys: path; remote keys: region, bucket,
+    /// endpoint, prefix, force_path_style, access_key_id, secret_access_key)
+    #[arg(long, value_name = "JSON")]
+    pub(crate) config: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LocalFlags {
+    /// Directory of the store [default: <data_dir>/blocks/<name>]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) path: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct S3Flags {
+    /// S3 bucket
+    #[arg(long)]
+    pub(crate) bucket: Option<String>,
+    /// S3 region, e.g. us-east-1
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// Endpoint of an S3-compatible server, e.g. http://127.0.0.1:8333
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint: Option<String>,
+    /// Key prefix inside the bucket
+    #[arg(long)]
+    pub(crate) prefix: Option<String>,
+    /// Use path-style bucket addressing (most S3-compatible servers need it)
+    #[arg(long)]
+    pub(crate) force_path_style: bool,
+    /// Access key id (prefer --config from a protected file over the command line)
+    #[arg(long, value_name = "ID")]
+    pub(crate) access_key_id: Option<String>,
+    /// Secret access key (prefer --config from a protected file over the command line)
+    #[arg(long, value_name = "KEY", hide_env_values = true)]
+    pub(crate) secret_access_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LocalAddArgs {
+    #[command(flatten)]
+    pub(crate) common: BlockCommonArgs,
+    /// Store type: `fs` (a directory of chunk files)
+    #[arg(long = "type", value_name = "TYPE", default_value = "fs", value_parser = ["fs"])]
+    pub(crate) store_type: String,
+    #[command(flatten)]
+    pub(crate) local: LocalFlags,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoteAddArgs {
+    #[command(flatten)]
+    pub(crate) common: BlockCommonArgs,
+    /// Store type: `s3` (S3 or S3-compatible)
+    #[arg(long = "type", value_name = "TYPE", default_value = "s3", value_parser = ["s3"])]
+    pub(crate) store_type: String,
+    #[command(flatten)]
+    pub(crate) s3: S3Flags,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BlockAddArgs {
+    /// Kind of store to add
+    #[arg(long, value_enum)]
+    pub(crate) kind: BlockKind,
+    #[command(flatten)]
+    pub(crate) common: BlockCommonArgs,
+    /// Store type: `fs` for local stores, `s3` for remote ones [default: by kind]
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["fs", "s3"])]
+    pub(crate) store_type: Option<String>,
+    #[command(flatten)]
+    pub(crate) local: LocalFlags,
+    #[command(flatten)]
+    pub(crate) s3: S3Flags,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GcArgs {
+    /// Share whose local block store is collected, e.g. /export
+    pub(crate) share: String,
+    /// Report what would be deleted without deleting anything
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Keep unreferenced chunks younger than this (1h, 30m, 3600s) [default: the
+    /// server's, 1h]. `0` = no grace period; only safe when nothing is writing to the store
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+    pub(crate) grace: Option<u64>,
+}
+
+// ----------------------------------------------------------------- blockstore
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlockstoreCommand {
+    /// Audit chunk refcounts of a share against its files (INV-02)
+    #[command(
+        long_about = "Audit the chunk refcounts of SHARE against the references \
+        held by its files (invariant INV-02), following the job until it ends, or show the \
+        last persisted audit with --last.\n\n\
+        Exits with code 8 when drift is found (delta != 0 or dangling entries), so cron \
+        jobs and alerting can rely on the exit status.\n\n\
+        Examples:\n  dfsctl blockstore audit-refcounts /export\n  \
+        dfsctl blockstore audit-refcounts /export --last -o json"
+    )]
+    AuditRefcounts {
+        /// Share name, e.g. /export
+        share: String,
+        /// Show the last persisted audit instead of running one
+        #[arg(long)]
+        last: bool,
+    },
+}
+
+// ----------------------------------------------------------------- share
+
+/// Root squashing mode of a share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub(crate) enum Squash {
+    /// Every uid/gid is passed through, root included
+    None,
+    /// Root (uid 0) is mapped to the anonymous uid/gid
+    RootToAnonymous,
+    /// Every user is mapped to the anonymous uid/gid
+    AllToAnonymous,
+}
+
+impl Squash {
+    /// The API's spelling.
+    pub(crate) fn as_api(self) -> &'static str {
+        match self {
+            Squash::None => "none",
+            Squash::RootToAnonymous => "root_to_anonymous",
+            Squash::AllToAnonymous => "all_to_anonymous",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ShareCommand {
+    /// Create a share
+    #[command(long_about = SHARE_CREATE_LONG_ABOUT)]
+    Create(ShareCreateArgs),
+    /// Change settings of a share (only the given flags change)
+    #[command(long_about = SHARE_EDIT_LONG_ABOUT)]
+    Edit(ShareEditArgs),
+    /// List shares
+    List,
+    /// Show one share
+    Show {
+        /// Share name, e.g. /export
+        name: String,
+    },
+    /// Remove a share (its data stays in its stores)
+    Remove {
+        /// Share name, e.g. /export
+        name: String,
+    },
+}
+
+const SHARE_CREATE_LONG_ABOUT: &str = "\
+Create a share (an export) backed by a metadata store and a local block store, \
+optionally tiered to a remote block store.
+
+Defaults when a flag is absent: --squash root_to_anonymous, --anon-uid 65534, \
+--anon-gid 65534, --allowed-clients '*', --root-mode 0777, chunking decided by the \
+server (1M/4M/16M), recycle bin disabled.
+
+Examples:
+  dfsctl share create --name /docs --metadata default --local default
+  dfsctl share create --name /media --metadata default --local fast --remote archive \\
+      --allowed-clients 10.0.0.0/8,192.168.1.10 --root-mode 0755 --chunking 1M/4M/16M
+  dfsctl share create --name /home --metadata default --local default --squash none \\
+      --enable-trash --trash-retention-days 30 --trash-max-size 10G \\
+      --trash-exclude '*.tmp' --trash-exclude '~$*'";
+
+const SHARE_EDIT_LONG_ABOUT: &str = "\
+Change settings of a share; only the given flags change. Giving no change is a usage \
+error.
+
+`--enable-trash false` permanently deletes everything in the share's recycle bin, so it \
+also needs --force.
+
+Examples:
+  dfsctl share edit /docs --read-only true
+  dfsctl share edit /docs --enable-trash true --trash-retention-days 14
+  dfsctl share edit /docs --allowed-clients 10.0.0.0/8 --squash all_to_anonymous
+  dfsctl share edit /docs --remote archive
+  dfsctl share edit /docs --remote ''          # detach the remote tier
+  dfsctl share edit /docs --enable-trash false --force";
+
+#[derive(Debug, Args)]
+pub(crate) struct ShareCreateArgs {
+    /// Export path, e.g. /docs
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Metadata store holding the share's tree
+    #[arg(long, value_name = "STORE")]
+    pub(crate) metadata: String,
+    /// Local block store holding the share's chunks
+    #[arg(long, value_name = "STORE")]
+    pub(crate) local: String,
+    /// Remote block store (tier 2) [default: none, local tier only]
+    #[arg(long, value_name = "STORE")]
+    pub(crate) remote: Option<String>,
+    /// Export read-only
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Identity squashing
+    #[arg(long, value_enum, default_value_t = Squash::RootToAnonymous)]
+    pub(crate) squash: Squash,
+    /// Uid that squashed users are mapped to
+    #[arg(long, value_name = "UID", default_value_t = 65534)]
+    pub(crate) anon_uid: u32,
+    /// Gid that squashed users are mapped to
+    #[arg(long, value_name = "GID", default_value_t = 65534)]
+    pub(crate) anon_gid: u32,
+    /// Clients allowed to mount: `*`, an IP or a CIDR; repeatable and comma-separated
+    #[arg(
+        long,
+        value_name = "CLIENT",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub(crate) allowed_clients: Vec<String>,
+    /// Mode of the share root, in octal
+    #[arg(long, value_name = "MODE", value_parser = parse_octal_mode, default_value = "0777")]
+    pub(crate) root_mode: u32,
+    /// FastCDC chunk sizes MIN/AVG/MAX with K/M/G suffixes, e.g. 1M/4M/16M
+    /// [default: server's, 1M/4M/16M]
+    #[arg(long, value_name = "MIN/AVG/MAX", value_parser = parse_chunking)]
+    pub(crate) chunking: Option<Chunking>,
+    /// Enable the recycle bin: deleted files go to `#recycle/` in the share
+    #[arg(long)]
+    pub(crate) enable_trash: bool,
+    /// Purge recycled items older than this many days [default: 0 = keep forever]
+    #[arg(long, value_name = "DAYS", requires = "enable_trash")]
+    pub(crate) trash_retention_days: Option<u32>,
+    /// Cap the recycle bin at this size (10G, 512M or bytes), oldest evicted first
+    /// [default: 0 = unbounded]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "enable_trash")]
+    pub(crate) trash_max_size: Option<u64>,
+    /// Deletions matching this glob (name or share-relative path) bypass the bin; repeatable
+    #[arg(long, value_name = "GLOB", requires = "enable_trash")]
+    pub(crate) trash_exclude: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShareEditArgs {
+    /// Share name, e.g. /docs
+    pub(crate) name: String,
+    /// Export read-only or read-write
+    #[arg(long, value_name = "true|false")]
+    pub(crate) read_only: Option<bool>,
+    /// Enable or disable the recycle bin (false empties it permanently; needs --force)
+    #[arg(long, value_name = "true|false")]
+    pub(crate) enable_trash: Option<bool>,
+    /// Purge recycled items older than this many days (0 = keep forever)
+    #[arg(long, value_name = "DAYS")]
+    pub(crate) trash_retention_days: Option<u32>,
+    /// Cap the recycle bin at this size (10G, 512M or bytes; 0 = unbounded)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) trash_max_size: Option<u64>,
+    /// Replace the recycle bin's exclude globs with these; repeatable
+    #[arg(long, value_name = "GLOB", conflicts_with = "clear_trash_exclude")]
+    pub(crate) trash_exclude: Vec<String>,
+    /// Remove all exclude globs of the recycle bin
+    #[arg(long)]
+    pub(crate) clear_trash_exclude: bool,
+    /// Identity squashing
+    #[arg(long, value_enum)]
+    pub(crate) squash: Option<Squash>,
+    /// Uid that squashed users are mapped to
+    #[arg(long, value_name = "UID")]
+    pub(crate) anon_uid: Option<u32>,
+    /// Gid that squashed users are mapped to
+    #[arg(long, value_name = "GID")]
+    pub(crate) anon_gid: Option<u32>,
+    /// Replace the allowed clients with these (`*`, IP, CIDR); repeatable and comma-separated
+    #[arg(long, value_name = "CLIENT", value_delimiter = ',')]
+    pub(crate) allowed_clients: Vec<String>,
+    /// Attach this remote block store; an empty string detaches the remote tier
+    #[arg(long, value_name = "STORE")]
+    pub(crate) remote: Option<String>,
+    /// FastCDC chunk sizes MIN/AVG/MAX for new writes, e.g. 1M/4M/16M
+    #[arg(long, value_name = "MIN/AVG/MAX", value_parser = parse_chunking)]
+    pub(crate) chunking: Option<Chunking>,
+    /// Confirm a destructive change (--enable-trash false)
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+// ----------------------------------------------------------------- trash
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TrashCommand {
+    /// List the items in a share's recycle bin
+    List {
+        /// Share name, e.g. /docs
+        share: String,
+        /// At most this many items [default: the server's, 10000]
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+    /// Restore an item to where it was deleted from (or --to elsewhere)
+    Restore {
+        /// Share name, e.g. /docs
+        share: String,
+        /// Item path as listed, e.g. '#recycle/report.txt' (the prefix may be omitted)
+        path: String,
+        /// Restore to this share-relative path instead of the original one
+        #[arg(long, value_name = "DEST")]
+        to: Option<String>,
+        /// Replace an existing file at the destination (it is itself recycled)
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Show a share's recycle bin settings and usage
+    Status {
+        /// Share name, e.g. /docs
+        share: String,
+    },
+    /// Permanently delete everything in a share's recycle bin (needs --force)
+    Empty {
+        /// Share name, e.g. /docs
+        share: String,
+        /// Confirm: emptying the recycle bin is permanent
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+// ----------------------------------------------------------------- config
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the applied desired state (YAML unless -o json)
+    #[command(
+        long_about = "Print the applied desired state: metadata stores, block \
+        stores, shares and adapters. The document is the format `config apply` reads \
+        (YAML unless -o json), so `dfsctl config get > state.yaml`, editing, and \
+        `dfsctl config apply -f state.yaml` is the declarative workflow."
+    )]
+    Get,
+    /// Replace the desired state with the one in a file, and print the changes
+    #[command(long_about = CONFIG_APPLY_LONG_ABOUT)]
+    Apply {
+        /// YAML or JSON desired-state file (as printed by `config get`); `-` = stdin
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// Validate and show the changes without applying them
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+const CONFIG_APPLY_LONG_ABOUT: &str = "\
+Replace the whole desired state with the one in FILE (YAML or JSON, the format printed \
+by `config get`) and print the changes. Shares not named in the file are stopped; their \
+data stays in their stores. Applying the same state again changes nothing.
+
+Generation: the file's `generation` is used when present and non-zero (the server \
+refuses one older than the applied generation with ABORTED, exit 4); when it is absent \
+or 0, dfsctl uses the server's current generation + 1. A file saved by `config get` and \
+applied unchanged is therefore a no-op.
+
+File format (snake_case keys; omitted share fields take the `share create` defaults):
+  generation: 7
+  metadata_stores:
+    - {name: default, type: sled}
+  block_stores:
+    - {name: default, kind: local, type: fs, path: /srv/dfs/blocks}
+    - name: archive
+      kind: remote
+      type: s3
+      s3: {bucket: b, region: us-east-1, endpoint: '', prefix: dfs, force_path_style: false,
+           access_key_id: '', secret_access_key: ''}
+  shares:
+    - name: /docs
+      metadata: default
+      local: default
+      remote: archive            # optional
+      read_only: false
+      squash: root_to_anonymous
+      anon_uid: 65534
+      anon_gid: 65534
+      allowed_clients: ['*']
+      root_mode: '0755'           # octal string, or a number (493)
+      chunking: {min: 1M, avg: 4M, max: 16M}   # optional; bytes or K/M/G sizes
+      trash: {enabled: true, retention_days: 30, max_size_bytes: 10G, exclude: ['*.tmp']}
+  adapters:                       # optional; absent = keep the running adapters
+    nfs: {enabled: true, bind: 0.0.0.0, port: 12049, portmapper_enabled: false,
+          portmapper_port: 10111}
+
+Examples:
+  dfsctl config get > state.yaml
+  dfsctl config apply -f state.yaml --dry-run
+  dfsctl config apply -f state.yaml";
+
+// ----------------------------------------------------------------- context
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContextCommand {
+    /// Create or update a context from --server and --token / --token-file
+    #[command(long_about = "Create or update a context. The values come from the \
+        --server, --token and --token-file flags given on this command line (environment \
+        variables are not saved). The first context saved becomes the current one.\n\n\
+        Examples:\n  dfsctl context set local --server 127.0.0.1:9000 --token-file ~/.local/share/dittofs/control-token\n  \
+        dfsctl context set prod --server http://10.0.0.5:9000 --token \"$TOKEN\"")]
+    Set {
+        /// Context name
+        name: String,
+    },
+    /// Make a context the current one
+    Use {
+        /// Context name
+        name: String,
+    },
+    /// List contexts (tokens are not shown)
+    List,
+    /// Show the effective connection settings and where each comes from
+    Show,
+    /// Remove a context
+    Remove {
+        /// Context name
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn share_create_defaults() {
+        let cli = Cli::try_parse_from([
+            "dfsctl",
+            "share",
+            "create",
+            "--name",
+            "/x",
+            "--metadata",
+            "m",
+            "--local",
+            "l",
+        ])
+        .unwrap();
+        let Command::Share(ShareCommand::Create(a)) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(a.squash, Squash::RootToAnonymous);
+        assert_eq!((a.anon_uid, a.anon_gid), (65534, 65534));
+        assert_eq!(a.allowed_clients, vec!["*".to_string()]);
+        assert_eq!(a.root_mode, 0o777);
+        assert!(a.chunking.is_none());
+        assert!(!a.enable_trash);
+    }
+
+    #[test]
+    fn share_create_lists_and_values() {
+        let cli = Cli::try_parse_from([
+            "dfsctl",
+            "share",
+            "create",
+            "--name",
+            "/x",
+            "--metadata",
+            "m",
+            "--local",
+            "l",
+            "--allowed-clients",
+            "10.0.0.0/8,192.168.1.1",
+            "--allowed-clients",
+            "127.0.0.1",
+            "--root-mode",
+            "0755",
+            "--chunking",
+            "1M/4M/16M",
+            "--squash",
+            "all_to_anonymous",
+            "--enable-trash",
+            "--trash-max-size",
+            "10G",
+            "--trash-exclude",
+            "*.tmp",
+            "--trash-exclude",
+            "~*",
+        ])
+        .unwrap();
+        let Command::Share(ShareCommand::Create(a)) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(
+            a.allowed_clients,
+            ["10.0.0.0/8", "192.168.1.1", "127.0.0.1"]
+        );
+        assert_eq!(a.root_mode, 0o755);
+        assert_eq!(a.chunking.map(|c| c.avg), Some(4 << 20));
+        assert_eq!(a.squash, Squash::AllToAnonymous);
+        assert_eq!(a.trash_max_size, Some(10 << 30));
+        assert_eq!(a.trash_exclude, ["*.tmp", "~*"]);
+    }
+
+    #[test]
+    fn trash_options_need_enable_trash() {
+        let r = Cli::try_parse_from([
+            "dfsctl",
+            "share",
+            "create",
+            "--name",
+            "/x",
+            "--metadata",
+            "m",
+            "--local",
+            "l",
+            "--trash-retention-days",
+            "3",
+        ]);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let cli = Cli::try_parse_from([
+            "dfsctl",
+            "share",
+            "list",
+            "-o",
+            "json",
+            "--server",
+            "h:1",
+            "--timeout",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+        assert_eq!(cli.global.server.as_deref(), Some("h:1"));
+        assert_eq!(cli.global.timeout, 5);
+    }
+
+    #[test]
+    fn edit_takes_explicit_booleans_and_empty_remote() {
+        let cli = Cli::try_parse_from([
+            "dfsctl",
+            "share",
+            "edit",
+            "/x",
+            "--read-only",
+            "true",
+            "--enable-trash",
+            "false",
+            "--remote",
+            "",
+        ])
+        .unwrap();
+        let Command::Share(ShareCommand::Edit(a)) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(a.read_only, Some(true));
+        assert_eq!(a.enable_trash, Some(false));
+        assert_eq!(a.remote.as_deref(), Some(""));
+        assert!(
+            Cli::try_parse_from(["dfsctl", "share", "edit", "/x", "--read-only", "maybe"]).is_err()
+        );
+    }
+}

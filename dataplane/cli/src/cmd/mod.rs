@@ -1,0 +1,141 @@
+//! Command implementations, one module per command family, and the shared per-run
+//! context ([`Ctx`]): output format, connection settings and a lazily opened connection
+//! (validation of the arguments always happens before connecting, so usage errors never
+//! touch the server).
+
+mod config;
+mod context;
+mod jobs;
+mod share;
+mod status;
+mod store;
+mod trash;
+
+use crate::cli::{Cli, Command, GlobalArgs, OutputFormat};
+use crate::client::{CliError, Conn};
+use crate::context::{ConfigFile, ConnFlags, Resolved, config_path, fallback_token_paths, resolve};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which connection flags were typed on the command line (not taken from the
+/// environment): `context set` saves only those.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CliSources {
+    pub(crate) server: bool,
+    pub(crate) token: bool,
+    pub(crate) token_file: bool,
+}
+
+impl CliSources {
+    pub(crate) fn from_matches(m: &clap::ArgMatches) -> Self {
+        let typed = |id: &str| {
+            matches!(
+                m.value_source(id),
+                Some(clap::parser::ValueSource::CommandLine)
+            )
+        };
+        CliSources {
+            server: typed("server"),
+            token: typed("token"),
+            token_file: typed("token_file"),
+        }
+    }
+}
+
+/// State shared by the commands of one run.
+pub(crate) struct Ctx {
+    global: GlobalArgs,
+    sources: CliSources,
+    conn: Option<Conn>,
+}
+
+impl Ctx {
+    fn new(global: GlobalArgs, sources: CliSources) -> Self {
+        Ctx {
+            global,
+            sources,
+            conn: None,
+        }
+    }
+
+    /// The output format (`text` unless -o was given).
+    pub(crate) fn format(&self) -> OutputFormat {
+        self.global.output.unwrap_or(OutputFormat::Text)
+    }
+
+    /// The -o value if one was given.
+    pub(crate) fn explicit_format(&self) -> Option<OutputFormat> {
+        self.global.output
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        (self.global.timeout > 0).then(|| Duration::from_secs(self.global.timeout))
+    }
+
+    fn conn_flags(&self) -> ConnFlags {
+        ConnFlags {
+            server: self.global.server.clone().filter(|s| !s.trim().is_empty()),
+            token: self.global.token.clone().filter(|s| !s.trim().is_empty()),
+            token_file: self
+                .global
+                .token_file
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
+            context: self.global.context.clone().filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// The config file path (error when it cannot be determined).
+    pub(crate) fn config_path(&self) -> Result<PathBuf, CliError> {
+        config_path().ok_or_else(|| {
+            CliError::Usage(
+                "cannot locate the dfsctl config file: set HOME or DFSCTL_CONFIG".into(),
+            )
+        })
+    }
+
+    /// Loads the config file (empty when there is no HOME to find it in).
+    pub(crate) fn load_config(&self) -> Result<ConfigFile, CliError> {
+        match config_path() {
+            Some(p) => ConfigFile::load(&p),
+            None => Ok(ConfigFile::default()),
+        }
+    }
+
+    /// The effective connection settings.
+    pub(crate) fn resolve(&self) -> Result<Resolved, CliError> {
+        let file = self.load_config()?;
+        let r = resolve(&self.conn_flags(), &file, &fallback_token_paths())?;
+        for note in &r.notes {
+            eprintln!("dfsctl: {note}");
+        }
+        Ok(r)
+    }
+
+    /// The connection, opened on first use.
+    pub(crate) async fn conn(&mut self) -> Result<&Conn, CliError> {
+        if self.conn.is_none() {
+            let settings = self.resolve()?;
+            self.conn = Some(Conn::connect(settings, self.timeout()).await?);
+        }
+        self.conn
+            .as_ref()
+            .ok_or_else(|| CliError::Failed("no connection".into()))
+    }
+}
+
+/// Runs the parsed command line.
+pub(crate) async fn run(cli: Cli, sources: CliSources) -> Result<(), CliError> {
+    let mut ctx = Ctx::new(cli.global, sources);
+    match cli.command {
+        Command::Status => status::status(&mut ctx).await,
+        Command::Version => status::version(&mut ctx).await,
+        Command::Completion { shell } => status::completion(shell),
+        Command::Store(c) => store::run(&mut ctx, c).await,
+        Command::Blockstore(c) => jobs::blockstore(&mut ctx, c).await,
+        Command::Share(c) => share::run(&mut ctx, c).await,
+        Command::Trash(c) => trash::run(&mut ctx, c).await,
+        Command::Config(c) => config::run(&mut ctx, c).await,
+        Command::Context(c) => context::run(&mut ctx, c),
+    }
+}

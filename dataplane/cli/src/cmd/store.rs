@@ -1,0 +1,536 @@
+//! `dfsctl store metadata ...` and `dfsctl store block ...` (add, list, remove; GC is in
+//! `jobs`). Store settings come from individual flags and/or a `--config` JSON object
+//! whose unknown keys are refused; a key given both ways must agree.
+
+use super::{Ctx, jobs};
+use crate::cli::{
+    BlockCommand, BlockCommonArgs, BlockKind, LocalCommand, LocalFlags, MetadataAddArgs,
+    MetadataCommand, RemoteCommand, S3Flags, StoreCommand,
+};
+use crate::client::CliError;
+use crate::output::{RemovedView, block_stores_text, emit, metadata_stores_text, removed_text};
+use crate::spec::{BlockStoreSpec, MetadataStoreSpec};
+use dittofs_proto::v1 as pb;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub(super) async fn run(ctx: &mut Ctx, cmd: StoreCommand) -> Result<(), CliError> {
+    match cmd {
+        StoreCommand::Metadata(c) => metadata(ctx, c).await,
+        StoreCommand::Block(c) => block(ctx, c).await,
+    }
+}
+
+async fn metadata(ctx: &mut Ctx, cmd: MetadataCommand) -> Result<(), CliError> {
+    match cmd {
+        MetadataCommand::Add(a) => {
+            let store = metadata_store(&a)?;
+            let added = ctx
+                .conn()
+                .await?
+                .call(
+                    pb::AddMetadataStoreRequest { store: Some(store) },
+                    |mut c, r| async move { c.add_metadata_store(r).await },
+                )
+                .await?;
+            let view = MetadataStoreSpec::from(&added);
+            emit(ctx.format(), &view, |v| {
+                format!("metadata store {:?} added\n", v.name)
+            })
+        }
+        MetadataCommand::List => {
+            let resp = ctx
+                .conn()
+                .await?
+                .call(pb::ListMetadataStoresRequest {}, |mut c, r| async move {
+                    c.list_metadata_stores(r).await
+                })
+                .await?;
+            let views: Vec<MetadataStoreSpec> = resp.stores.iter().map(Into::into).collect();
+            emit(ctx.format(), &views, |v| metadata_stores_text(v))
+        }
+        MetadataCommand::Remove { name } => {
+            let resp = ctx
+                .conn()
+                .await?
+                .call(
+                    pb::RemoveMetadataStoreRequest { name: name.clone() },
+                    |mut c, r| async move { c.remove_metadata_store(r).await },
+                )
+                .await?;
+            removed(ctx, "metadata store", name, resp)
+        }
+    }
+}
+
+async fn block(ctx: &mut Ctx, cmd: BlockCommand) -> Result<(), CliError> {
+    match cmd {
+        BlockCommand::Local(LocalCommand::Add(a)) => {
+            add_block(
+                ctx,
+                block_store(
+                    BlockKind::Local,
+                    &a.common,
+                    Some(&a.store_type),
+                    Some(&a.local),
+                    None,
+                )?,
+            )
+            .await
+        }
+        BlockCommand::Local(LocalCommand::List) => list_blocks(ctx, Some(BlockKind::Local)).await,
+        BlockCommand::Local(LocalCommand::Remove { name }) => {
+            remove_block(ctx, name, Some(BlockKind::Local)).await
+        }
+        BlockCommand::Remote(RemoteCommand::Add(a)) => {
+            add_block(
+                ctx,
+                block_store(
+                    BlockKind::Remote,
+                    &a.common,
+                    Some(&a.store_type),
+                    None,
+                    Some(&a.s3),
+                )?,
+            )
+            .await
+        }
+        BlockCommand::Remote(RemoteCommand::List) => {
+            list_blocks(ctx, Some(BlockKind::Remote)).await
+        }
+        BlockCommand::Remote(RemoteCommand::Remove { name }) => {
+            remove_block(ctx, name, Some(BlockKind::Remote)).await
+        }
+        BlockCommand::Add(a) => {
+            add_block(
+                ctx,
+                block_store(
+                    a.kind,
+                    &a.common,
+                    a.store_type.as_deref(),
+                    Some(&a.local),
+                    Some(&a.s3),
+                )?,
+            )
+            .await
+        }
+        BlockCommand::List { kind } => list_blocks(ctx, kind).await,
+        BlockCommand::Remove { name, kind } => remove_block(ctx, name, kind).await,
+        BlockCommand::Gc(a) => jobs::gc(ctx, a).await,
+        BlockCommand::GcStatus { share } => jobs::gc_status(ctx, share).await,
+    }
+}
+
+fn api_kind(kind: Option<BlockKind>) -> pb::BlockStoreKind {
+    match kind {
+        None => pb::BlockStoreKind::Unspecified,
+        Some(BlockKind::Local) => pb::BlockStoreKind::Local,
+        Some(BlockKind::Remote) => pb::BlockStoreKind::Remote,
+    }
+}
+
+fn kind_label(kind: Option<BlockKind>) -> &'static str {
+    match kind {
+        None => "block store",
+        Some(BlockKind::Local) => "local block store",
+        Some(BlockKind::Remote) => "remote block store",
+    }
+}
+
+async fn add_block(ctx: &mut Ctx, store: pb::BlockStore) -> Result<(), CliError> {
+    let added = ctx
+        .conn()
+        .await?
+        .call(
+            pb::AddBlockStoreRequest { store: Some(store) },
+            |mut c, r| async move { c.add_block_store(r).await },
+        )
+        .await?;
+    let view = BlockStoreSpec::from(&added).redacted();
+    emit(ctx.format(), &view, |v| {
+        format!("{} block store {:?} added\n", v.kind.as_str(), v.name)
+    })
+}
+
+async fn list_blocks(ctx: &mut Ctx, kind: Option<BlockKind>) -> Result<(), CliError> {
+    let resp = ctx
+        .conn()
+        .await?
+        .call(
+            pb::ListBlockStoresRequest {
+                kind: api_kind(kind) as i32,
+            },
+            |mut c, r| async move { c.list_block_stores(r).await },
+        )
+        .await?;
+    let views: Vec<BlockStoreSpec> = resp
+        .stores
+        .iter()
+        .map(|s| BlockStoreSpec::from(s).redacted())
+        .collect();
+    emit(ctx.format(), &views, |v| block_stores_text(v))
+}
+
+async fn remove_block(
+    ctx: &mut Ctx,
+    name: String,
+    kind: Option<BlockKind>,
+) -> Result<(), CliError> {
+    let resp = ctx
+        .conn()
+        .await?
+        .call(
+            pb::RemoveBlockStoreRequest {
+                name: name.clone(),
+                kind: api_kind(kind) as i32,
+            },
+            |mut c, r| async move { c.remove_block_store(r).await },
+        )
+        .await?;
+    removed(ctx, kind_label(kind), name, resp)
+}
+
+fn removed(ctx: &Ctx, kind: &str, name: String, resp: pb::RemoveResponse) -> Result<(), CliError> {
+    let view = RemovedView {
+        kind: kind.into(),
+        name,
+        removed: true,
+        applied_generation: resp.applied_generation,
+    };
+    emit(ctx.format(), &view, removed_text)
+}
+
+// ----------------------------------------------------------------- request building
+
+/// `--config` of metadata and local block stores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+struct PathConfig {
+    #[serde(default)]
+    path: Option<String>,
+}
+
+/// `--config` of remote (S3) block stores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+struct S3ConfigJson {
+    #[serde(default)]
+    bucket: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    force_path_style: Option<bool>,
+    #[serde(default)]
+    access_key_id: Option<String>,
+    #[serde(default)]
+    secret_access_key: Option<String>,
+}
+
+fn parse_config<T: DeserializeOwned + Default>(json: Option<&str>) -> Result<T, CliError> {
+    match json {
+        None => Ok(T::default()),
+        Some(s) => {
+            let bad = |e: serde_json::Error| CliError::Usage(format!("--config: {e}"));
+            let value: serde_json::Value = serde_json::from_str(s).map_err(bad)?;
+            // serde would also accept an array for a struct: insist on an object.
+            if !value.is_object() {
+                return Err(CliError::Usage("--config: expected a JSON object".into()));
+            }
+            serde_json::from_value(value).map_err(bad)
+        }
+    }
+}
+
+/// One setting from `--config` and/or its flag; both given must agree.
+fn merge<T: PartialEq>(
+    key: &str,
+    from_config: Option<T>,
+    from_flag: Option<T>,
+) -> Result<Option<T>, CliError> {
+    match (from_config, from_flag) {
+        (Some(a), Some(b)) if a != b => Err(CliError::Usage(format!(
+            "`{key}` is given both in --config and as --{} with different values",
+            key.replace('_', "-")
+        ))),
+        (a, b) => Ok(b.or(a)),
+    }
+}
+
+fn metadata_store(a: &MetadataAddArgs) -> Result<pb::MetadataStore, CliError> {
+    let cfg: PathConfig = parse_config(a.config.as_deref())?;
+    let path = merge("path", cfg.path, a.path.clone())?.unwrap_or_default();
+    Ok(pb::MetadataStore {
+        name: a.name.clone(),
+        r#type: a.store_type.clone(),
+        path,
+    })
+}
+
+fn s3_flags_given(s: &S3Flags) -> Option<&'static str> {
+    [
+        (s.bucket.is_some(), "--bucket"),
+        (s.region.is_some(), "--region"),
+        (s.endpoint.is_some(), "--endpoint"),
+        (s.prefix.is_some(), "--prefix"),
+        (s.force_path_style, "--force-path-style"),
+        (s.access_key_id.is_some(), "--access-key-id"),
+        (s.secret_access_key.is_some(), "--secret-access-key"),
+    ]
+    .into_iter()
+    .find_map(|(given, flag)| given.then_some(flag))
+}
+
+fn block_store(
+    kind: BlockKind,
+    common: &BlockCommonArgs,
+    store_type: Option<&str>,
+    local: Option<&LocalFlags>,
+    s3: Option<&S3Flags>,
+) -> Result<pb::BlockStore, CliError> {
+    let (default_type, kind_name) = match kind {
+        BlockKind::Local => ("fs", "local"),
+        BlockKind::Remote => ("s3", "remote"),
+    };
+    let store_type = store_type.unwrap_or(default_type).to_string();
+    if store_type != default_type {
+        return Err(CliError::Usage(format!(
+            "--type {store_type} is not a {kind_name} block store type (use --type {default_type})"
+        )));
+    }
+    let mut store = pb::BlockStore {
+        name: common.name.clone(),
+        kind: match kind {
+            BlockKind::Local => pb::BlockStoreKind::Local,
+            BlockKind::Remote => pb::BlockStoreKind::Remote,
+        } as i32,
+        r#type: store_type,
+        path: String::new(),
+        s3: None,
+    };
+    match kind {
+        BlockKind::Local => {
+            if let Some(flag) = s3.and_then(s3_flags_given) {
+                return Err(CliError::Usage(format!(
+                    "{flag} applies to remote block stores only"
+                )));
+            }
+            let cfg: PathConfig = parse_config(common.config.as_deref())?;
+            let flag_path = local.and_then(|l| l.path.clone());
+            store.path = merge("path", cfg.path, flag_path)?.unwrap_or_default();
+        }
+        BlockKind::Remote => {
+            if local.and_then(|l| l.path.as_ref()).is_some() {
+                return Err(CliError::Usage(
+                    "--path applies to local block stores only".into(),
+                ));
+            }
+            let cfg: S3ConfigJson = parse_config(common.config.as_deref())?;
+            let empty = S3Flags {
+                bucket: None,
+                region: None,
+                endpoint: None,
+                prefix: None,
+                force_path_style: false,
+                access_key_id: None,
+                secret_access_key: None,
+            };
+            let f = s3.unwrap_or(&empty);
+            let s3 = pb::S3Config {
+                bucket: merge("bucket", cfg.bucket, f.bucket.clone())?.unwrap_or_default(),
+                region: merge("region", cfg.region, f.region.clone())?.unwrap_or_default(),
+                endpoint: merge("endpoint", cfg.endpoint, f.endpoint.clone())?.unwrap_or_default(),
+                prefix: merge("prefix", cfg.prefix, f.prefix.clone())?.unwrap_or_default(),
+                force_path_style: merge(
+                    "force_path_style",
+                    cfg.force_path_style,
+                    f.force_path_style.then_some(true),
+                )?
+                .unwrap_or(false),
+                access_key_id: merge("access_key_id", cfg.access_key_id, f.access_key_id.clone())?
+                    .unwrap_or_default(),
+                secret_access_key: merge(
+                    "secret_access_key",
+                    cfg.secret_access_key,
+                    f.secret_access_key.clone(),
+                )?
+                .unwrap_or_default(),
+            };
+            if s3.bucket.is_empty() {
+                return Err(CliError::Usage(
+                    "a remote s3 store needs a bucket: --bucket or \"bucket\" in --config".into(),
+                ));
+            }
+            store.s3 = Some(s3);
+        }
+    }
+    Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(config: Option<&str>) -> BlockCommonArgs {
+        BlockCommonArgs {
+            name: "b".into(),
+            config: config.map(Into::into),
+        }
+    }
+
+    fn no_s3() -> S3Flags {
+        S3Flags {
+            bucket: None,
+            region: None,
+            endpoint: None,
+            prefix: None,
+            force_path_style: false,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+
+    #[test]
+    fn metadata_config_json() {
+        let a = MetadataAddArgs {
+            name: "m".into(),
+            store_type: "sled".into(),
+            path: None,
+            config: Some(r#"{"path":"/var/lib/dfs/metadata"}"#.into()),
+        };
+        let s = metadata_store(&a).unwrap();
+        assert_eq!(s.path, "/var/lib/dfs/metadata");
+        assert_eq!(s.r#type, "sled");
+
+        let a = MetadataAddArgs {
+            config: Some(r#"{"pth":"/x"}"#.into()),
+            ..a
+        };
+        let e = metadata_store(&a).unwrap_err();
+        assert!(matches!(e, CliError::Usage(_)));
+        assert!(e.to_string().contains("unknown field `pth`"), "{e}");
+
+        let a = MetadataAddArgs {
+            config: Some(r#"["path"]"#.into()),
+            ..a
+        };
+        assert!(
+            metadata_store(&a)
+                .unwrap_err()
+                .to_string()
+                .contains("a JSON object")
+        );
+
+        let a = MetadataAddArgs {
+            config: Some(r#"{"path":"/a"}"#.into()),
+            path: Some("/b".into()),
+            ..a
+        };
+        assert!(
+            metadata_store(&a)
+                .unwrap_err()
+                .to_string()
+                .contains("--path")
+        );
+    }
+
+    #[test]
+    fn remote_config_json_and_flags() {
+        let json = r#"{"region":"us-east-1","bucket":"b","endpoint":"http://127.0.0.1:8333","prefix":"p","force_path_style":true,"access_key_id":"AK","secret_access_key":"SK"}"#;
+        let s = block_store(
+            BlockKind::Remote,
+            &common(Some(json)),
+            None,
+            None,
+            Some(&no_s3()),
+        )
+        .unwrap();
+        assert_eq!(s.kind, pb::BlockStoreKind::Remote as i32);
+        assert_eq!(s.r#type, "s3");
+        let s3 = s.s3.unwrap();
+        assert_eq!(s3.bucket, "b");
+        assert_eq!(s3.region, "us-east-1");
+        assert_eq!(s3.endpoint, "http://127.0.0.1:8333");
+        assert_eq!(s3.prefix, "p");
+        assert!(s3.force_path_style);
+        assert_eq!(s3.secret_access_key, "SK");
+
+        let flags = S3Flags {
+            bucket: Some("b2".into()),
+            region: Some("eu-west-1".into()),
+            ..no_s3()
+        };
+        let s = block_store(BlockKind::Remote, &common(None), None, None, Some(&flags)).unwrap();
+        assert_eq!(s.s3.as_ref().map(|x| x.bucket.as_str()), Some("b2"));
+
+        let e = block_store(
+            BlockKind::Remote,
+            &common(Some(r#"{"bucket":"b","regoin":"x"}"#)),
+            None,
+            None,
+            Some(&no_s3()),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `regoin`"), "{e}");
+
+        let e =
+            block_store(BlockKind::Remote, &common(None), None, None, Some(&no_s3())).unwrap_err();
+        assert!(e.to_string().contains("bucket"), "{e}");
+    }
+
+    #[test]
+    fn kinds_and_types_must_match() {
+        let local = LocalFlags {
+            path: Some("/srv".into()),
+        };
+        let s = block_store(
+            BlockKind::Local,
+            &common(None),
+            None,
+            Some(&local),
+            Some(&no_s3()),
+        )
+        .unwrap();
+        assert_eq!((s.r#type.as_str(), s.path.as_str()), ("fs", "/srv"));
+        let s = block_store(
+            BlockKind::Local,
+            &common(Some(r#"{"path":"/p"}"#)),
+            Some("fs"),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.path, "/p");
+
+        let bucket = S3Flags {
+            bucket: Some("b".into()),
+            ..no_s3()
+        };
+        let e =
+            block_store(BlockKind::Local, &common(None), None, None, Some(&bucket)).unwrap_err();
+        assert!(e.to_string().contains("--bucket"), "{e}");
+        let e = block_store(
+            BlockKind::Remote,
+            &common(None),
+            None,
+            Some(&local),
+            Some(&bucket),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--path"), "{e}");
+        assert!(block_store(BlockKind::Local, &common(None), Some("s3"), None, None).is_err());
+        // Local stores have no S3 keys.
+        let e = block_store(
+            BlockKind::Local,
+            &common(Some(r#"{"bucket":"b"}"#)),
+            None,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `bucket`"), "{e}");
+    }
+}

@@ -1,0 +1,277 @@
+//! Local-tier garbage collection and the INV-02 audit.
+//!
+//! GC of one local block store (mark-sweep):
+//! - Mark: every `BlockRef` hash of every share of every registered metadata store, plus
+//!   every chunk row with a non-zero refcount, goes into a live set kept on disk
+//!   (`<store>/gc-state/<run-id>/live`, a temporary sled tree), so memory stays bounded.
+//!   Shares are not filtered by block store: over-marking only keeps a chunk longer,
+//!   under-marking would lose data. Trashed files, open-but-unlinked files and files of
+//!   shares that are configured but not served all still have block lists, so they are
+//!   covered. The mark is fail-closed: any error aborts the run before anything is deleted.
+//! - Sweep: every chunk file not in the live set and last written/deduplicated before
+//!   `mark start - grace` is deleted (`LocalCas::remove_if_older`, which re-checks the age
+//!   under the same lock a dedup hit takes). Data still in the write journal is not in the
+//!   CAS yet, and chunks written by a flush racing the run are younger than the cutoff.
+//!   Per-file delete failures are counted and the sweep continues.
+//! - The summary is persisted at `<store>/gc-state/last-run.json`.
+//!
+//! Audit: [`dittofs_metadata::audit::audit_inv02`] for one share; the last result of each
+//! share is kept in `<store>/audit-state/last-inv02.json` (a map share name -> report).
+
+use crate::jobs::JobHandle;
+use dittofs_blockstore::Engine;
+use dittofs_metadata::MetadataStore;
+use dittofs_metadata::audit::{Inv02Report, audit_inv02, rfc3339_utc};
+use dittofs_types::{ContentHash, ShareId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Default grace period: chunks younger than this are never collected.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+const PAGE: usize = 1024;
+
+/// Result of one GC run (persisted as `last-run.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GcSummary {
+    pub run_id: String,
+    pub store: String,
+    pub shares: Vec<String>,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub grace_seconds: u64,
+    pub live_chunks: u64,
+    pub scanned_chunks: u64,
+    pub deleted_chunks: u64,
+    pub deleted_bytes: u64,
+    pub kept_in_grace: u64,
+    pub errors: u64,
+    /// "succeeded" or "failed: <why>".
+    pub outcome: String,
+}
+
+/// What a GC run works on.
+pub struct GcInput {
+    pub store: String,
+    pub engine: Arc<Engine>,
+    pub store_dir: PathBuf,
+    /// Shares served from this block store (for the report).
+    pub shares: Vec<String>,
+    /// Every registered metadata store (the mark reads all their shares).
+    pub metadata: Vec<(String, Arc<dyn MetadataStore>)>,
+    pub dry_run: bool,
+    pub grace: Duration,
+}
+
+pub fn gc_last_path(store_dir: &Path) -> PathBuf {
+    store_dir.join("gc-state").join("last-run.json")
+}
+
+pub fn audit_last_path(store_dir: &Path) -> PathBuf {
+    store_dir.join("audit-state").join("last-inv02.json")
+}
+
+/// Runs GC; the summary is persisted and returned even when the run failed (then
+/// `outcome` says why and nothing was deleted after the failure point).
+pub async fn run_gc(input: GcInput, job: &JobHandle) -> GcSummary {
+    let started = SystemTime::now();
+    let clock = std::time::Instant::now();
+    let run_id = format!(
+        "{}-{:04x}",
+        rfc3339_utc(Timestamp::now()).replace([':', '-'], ""),
+        rand::random::<u16>()
+    );
+    let mut sum = GcSummary {
+        run_id: run_id.clone(),
+        store: input.store.clone(),
+        shares: input.shares.clone(),
+        dry_run: input.dry_run,
+        started_at: rfc3339_utc(Timestamp::now()),
+        grace_seconds: input.grace.as_secs(),
+        ..GcSummary::default()
+    };
+    let run_dir = input.store_dir.join("gc-state").join(&run_id);
+    let result = gc_inner(&input, job, &run_dir, started, &mut sum).await;
+    sum.duration_ms = clock.elapsed().as_millis() as u64;
+    sum.outcome = match result {
+        Ok(()) => "succeeded".into(),
+        Err(e) => format!("failed: {e}"),
+    };
+    if let Err(e) = std::fs::remove_dir_all(&run_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %run_dir.display(), error = %e, "cannot remove GC scratch directory");
+    }
+    if let Err(e) = save_json(&gc_last_path(&input.store_dir), &sum) {
+        tracing::warn!(error = %e, "cannot persist the GC summary");
+    }
+    tracing::info!(store = %sum.store, dry_run = sum.dry_run, deleted = sum.deleted_chunks,
+        bytes = sum.deleted_bytes, live = sum.live_chunks, outcome = %sum.outcome, "GC finished");
+    sum
+}
+
+async fn gc_inner(
+    input: &GcInput,
+    job: &JobHandle,
+    run_dir: &Path,
+    started: SystemTime,
+    sum: &mut GcSummary,
+) -> Result<(), String> {
+    std::fs::create_dir_all(run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    let live = sled::Config::new()
+        .path(run_dir.join("live"))
+        .temporary(true)
+        .open()
+        .map_err(|e| format!("live set: {e}"))?;
+    let add = |h: &ContentHash| -> Result<(), String> {
+        live.insert(h.as_bytes(), &[])
+            .map(|_| ())
+            .map_err(|e| format!("live set: {e}"))
+    };
+
+    // ---- mark (fail-closed) ----
+    job.phase("mark", 0);
+    for (store_name, store) in &input.metadata {
+        let ctx =
+            |e: dittofs_metadata::MetaError| format!("mark: metadata store {store_name:?}: {e}");
+        for share in store.list_shares().await.map_err(ctx)? {
+            let mut after = None;
+            loop {
+                let page = store
+                    .scan_blocks(share.id, after, PAGE)
+                    .await
+                    .map_err(ctx)?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(*last);
+                for (_, blocks) in &page {
+                    for b in blocks {
+                        add(&b.hash)?;
+                    }
+                    job.add(1);
+                }
+            }
+            let mut after = None;
+            loop {
+                let page = store
+                    .scan_chunks(share.id, after, PAGE)
+                    .await
+                    .map_err(ctx)?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(*last);
+                for (h, row) in &page {
+                    if row.refcount > 0 {
+                        add(h)?;
+                    }
+                }
+            }
+        }
+    }
+    sum.live_chunks = live.len() as u64;
+
+    // ---- sweep ----
+    job.phase("sweep", 0);
+    let cutoff = started
+        .checked_sub(input.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let engine = input.engine.clone();
+    let dry = input.dry_run;
+    let counts = tokio::task::spawn_blocking({
+        let live = live.clone();
+        move || -> Result<[u64; 5], String> {
+            // scanned, deleted, bytes, kept_in_grace, errors
+            let mut c = [0u64; 5];
+            let cas = engine.cas();
+            cas.walk(|hash, len, mtime| {
+                c[0] += 1;
+                let is_live = live.contains_key(hash.as_bytes()).map_err(|e| {
+                    dittofs_blockstore::BlockError::Invalid(format!("live set: {e}"))
+                })?;
+                if is_live {
+                    return Ok(());
+                }
+                if mtime >= cutoff {
+                    c[3] += 1;
+                } else if dry {
+                    c[1] += 1;
+                    c[2] += len;
+                } else {
+                    match cas.remove_if_older(&hash, cutoff) {
+                        Ok(Some(n)) => {
+                            c[1] += 1;
+                            c[2] += n;
+                        }
+                        Ok(None) => c[3] += 1,
+                        Err(e) => {
+                            tracing::warn!(%hash, error = %e, "GC could not delete a chunk");
+                            c[4] += 1;
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("sweep: {e}"))?;
+            if !dry {
+                cas.sync_dirs().map_err(|e| format!("sweep: {e}"))?;
+            }
+            Ok(c)
+        }
+    })
+    .await
+    .map_err(|e| format!("sweep task: {e}"))??;
+    job.add(counts[0]);
+    [
+        sum.scanned_chunks,
+        sum.deleted_chunks,
+        sum.deleted_bytes,
+        sum.kept_in_grace,
+        sum.errors,
+    ] = counts;
+    Ok(())
+}
+
+/// Runs the INV-02 audit of one share and records it as the share's last audit.
+pub async fn run_audit(
+    store: &dyn MetadataStore,
+    share: ShareId,
+    share_name: &str,
+    store_dir: &Path,
+    job: &JobHandle,
+) -> Result<Inv02Report, String> {
+    job.phase("scan", 0);
+    let report = audit_inv02(store, share, share_name)
+        .await
+        .map_err(|e| format!("audit of {share_name:?}: {e}"))?;
+    let path = audit_last_path(store_dir);
+    let mut all: BTreeMap<String, Inv02Report> = load_json(&path)?.unwrap_or_default();
+    all.insert(share_name.to_owned(), report.clone());
+    save_json(&path, &all)?;
+    Ok(report)
+}
+
+pub fn last_audit(store_dir: &Path, share_name: &str) -> Result<Option<Inv02Report>, String> {
+    let all: Option<BTreeMap<String, Inv02Report>> = load_json(&audit_last_path(store_dir))?;
+    Ok(all.and_then(|mut m| m.remove(share_name)))
+}
+
+pub fn last_gc(store_dir: &Path) -> Result<Option<GcSummary>, String> {
+    load_json(&gc_last_path(store_dir))
+}
+
+fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn save_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
+    crate::state::write_atomic(path, &bytes, 0o644)
+}

@@ -1,0 +1,152 @@
+//! The desired state (stores, shares, adapters) and its persistence in the data directory.
+//!
+//! Files under `<data_dir>`:
+//!
+//! | path | content |
+//! |---|---|
+//! | `control/state.json` | the applied [`DesiredState`] (generation included), written atomically (temp + fsync + rename + dir fsync) after every successful apply |
+//! | `share-ids.json` | share name -> share id, never reused, so handles stay valid across restarts and re-creation |
+//! | `control-token` | generated bearer token of the control API (mode 0600) |
+//!
+//! Once `control/state.json` exists it is the source of stores and shares at start; the
+//! config file's `metadata_stores`/`block_stores`/`shares` only seed a fresh data directory.
+
+use crate::config::{BlockStores, Config, MetadataStoreCfg, NfsSection, ShareCfg};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DesiredState {
+    pub generation: u64,
+    pub metadata_stores: Vec<MetadataStoreCfg>,
+    pub block_stores: BlockStores,
+    pub shares: Vec<ShareCfg>,
+    /// NFS adapter settings applied through the API (take effect at the next start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<NfsSection>,
+}
+
+impl DesiredState {
+    /// The stores and shares of a configuration file (generation 0: nothing applied yet).
+    pub fn from_config(cfg: &Config) -> DesiredState {
+        DesiredState {
+            generation: 0,
+            metadata_stores: cfg.metadata_stores.clone(),
+            block_stores: cfg.block_stores.clone(),
+            shares: cfg.shares.clone(),
+            nfs: None,
+        }
+    }
+
+    pub fn share(&self, name: &str) -> Option<&ShareCfg> {
+        self.shares.iter().find(|s| s.name == name)
+    }
+
+    /// Shares using a store of the given kind ("metadata", "local", "remote").
+    pub fn users_of(&self, kind: &str, store: &str) -> Vec<String> {
+        self.shares
+            .iter()
+            .filter(|s| match kind {
+                "metadata" => s.metadata == store,
+                "local" => s.local == store,
+                _ => s.remote.as_deref() == Some(store),
+            })
+            .map(|s| s.name.clone())
+            .collect()
+    }
+}
+
+pub fn state_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control").join("state.json")
+}
+
+/// The persisted state, if any. A corrupt file is an error (never silently replaced).
+pub fn load(data_dir: &Path) -> Result<Option<DesiredState>, String> {
+    let path = state_path(data_dir);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| format!("{}: not a valid applied state: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+pub fn save(data_dir: &Path, state: &DesiredState) -> Result<(), String> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+    write_atomic(&state_path(data_dir), &bytes, 0o600)
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let dir = path
+        .parent()
+        .ok_or_else(|| format!("{}: no parent directory", path.display()))?;
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(err)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)
+}
+
+/// Persistent name -> id map so a share keeps its id (and its handles) across restarts.
+/// Assigns ids to new names (never reusing one) and persists them before returning.
+pub fn share_ids(data_dir: &Path, names: &[String]) -> Result<BTreeMap<String, u32>, String> {
+    let path = data_dir.join("share-ids.json");
+    let mut map: BTreeMap<String, u32> = match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| format!("{}: corrupt share id map: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut changed = false;
+    for n in names {
+        if !map.contains_key(n) {
+            let next = map.values().max().copied().unwrap_or(0) + 1;
+            map.insert(n.clone(), next);
+            changed = true;
+        }
+    }
+    if changed {
+        let bytes = serde_json::to_vec_pretty(&map).map_err(|e| e.to_string())?;
+        write_atomic(&path, &bytes, 0o644)?;
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_ids_are_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        let mut s = DesiredState::from_config(&Config::default());
+        s.generation = 7;
+        save(dir.path(), &s).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(s));
+        let a = share_ids(dir.path(), &["/a".into(), "/b".into()]).unwrap();
+        let b = share_ids(dir.path(), &["/c".into(), "/a".into()]).unwrap();
+        assert_eq!(a["/a"], b["/a"]);
+        assert_eq!(b["/c"], 3);
+        std::fs::write(state_path(dir.path()), b"{garbage").unwrap();
+        assert!(load(dir.path()).unwrap_err().contains("state.json"));
+    }
+}

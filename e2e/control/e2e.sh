@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# e2e.sh - the control plane end to end: starts an empty `dfs`, builds two metadata
+# stores, three local block stores and three shares with `dfsctl`, mounts two shares with
+# the Linux kernel NFS client (qemu guest), writes, deletes into #recycle, restores with
+# dfsctl, runs GC (dry run and real) and the INV-02 audit, checks that removing a store in
+# use fails clearly and that wrong/missing tokens are refused, restarts the server and
+# checks that configuration and data survived (second guest boot).
+# Prints the dfsctl transcript; ends with "control-e2e: N passed, N failed".
+#
+# Env: NFS_PORT (default 23049; control API on NFS_PORT+2)
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+VM=$ROOT/e2e/vm
+export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
+NFS_PORT=${NFS_PORT:-23049}
+CTL_PORT=$((NFS_PORT + 2))
+log() { printf '[control-e2e %(%T)T] %s\n' -1 "$*" >&2; }
+passed=0; failed=0
+ok() { passed=$((passed+1)); log "PASS $*"; }
+bad() { failed=$((failed+1)); log "FAIL $*"; }
+finish() { echo "control-e2e: $passed passed, $failed failed"; [ "$failed" = 0 ]; exit $?; }
+
+(cd "$ROOT" && cargo build --release --quiet --bin dfs --bin dfsctl) || { bad "cargo build"; finish; }
+DFS=$CARGO_TARGET_DIR/release/dfs
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-control.XXXXXX")
+DATA=$WORK/data
+export DFSCTL_CONFIG=$WORK/dfsctl.yaml
+PID=''
+cleanup() {
+  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_dfs() {
+  # An empty server: no stores, no shares until dfsctl creates them (after the first
+  # apply, <data>/control/state.json is what the server starts from).
+  DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_ENABLED=false \
+  DITTOFS_CONTROL_PORT=$CTL_PORT DITTOFS_METADATA_STORES='[]' DITTOFS_BLOCK_STORES='{local: []}' \
+  DITTOFS_SHARES='[]' "$DFS" start --data-dir "$DATA" >>"$WORK/dfs.log" 2>&1 </dev/null &
+  PID=$!
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$CTL_PORT") 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+stop_dfs() {
+  kill -TERM "$PID"; wait "$PID"; local rc=$?; PID=''; return $rc
+}
+
+# dfsctl with the transcript: prints "$ dfsctl ARGS", its output, and its exit code in $RC.
+RC=0
+ctl() {
+  printf '$ dfsctl %s\n' "$*"
+  "$CARGO_TARGET_DIR/release/dfsctl" "$@" >"$WORK/out" 2>&1; RC=$?
+  sed 's/^/  /' "$WORK/out"
+  [ "$RC" = 0 ] || printf '  (exit %s)\n' "$RC"
+}
+expect() { # exit-code description  (checks the last ctl)
+  if [ "$RC" = "$1" ]; then ok "$2"; else bad "$2 (exit $RC, expected $1)"; fi
+}
+json() { python3 -c "import json,sys; d=json.load(open('$WORK/out')); print($1)"; }
+
+start_dfs || { bad "dfs did not start"; tail -20 "$WORK/dfs.log" >&2; finish; }
+grep -q "control token (generated" "$WORK/dfs.log" && ok "token generated and printed on first start" || bad "no generated token printed"
+
+echo "----- transcript -----"
+# --- authentication ---
+ctl --server "127.0.0.1:$CTL_PORT" --token wrong-token-0123456789 status; expect 5 "wrong token refused"
+DFSCTL_TOKEN='' ctl --server "127.0.0.1:$CTL_PORT" --token-file /dev/null status; expect 5 "missing token refused"
+ctl context set e2e --server "127.0.0.1:$CTL_PORT" --token-file "$DATA/control-token"; expect 0 "context set"
+ctl context use e2e; expect 0 "context use"
+
+# --- stores and shares ---
+ctl store metadata add --name meta-a --type sled; expect 0 "metadata store meta-a"
+ctl store metadata add --name meta-b --type sled --config "{\"path\":\"$WORK/meta-b\"}"; expect 0 "metadata store meta-b (path via --config)"
+ctl store block local add --name local-1 --type fs; expect 0 "block store local-1"
+ctl store block local add --name local-2 --type fs --path "$WORK/blocks-2"; expect 0 "block store local-2"
+ctl store block add --kind local --name local-3 --type fs; expect 0 "block store local-3 (generic form)"
+ctl store metadata add --name meta-a --type sled; expect 4 "duplicate store refused"
+ctl share create --name /docs --metadata meta-a --local local-1 --enable-trash --trash-retention-days 7 --trash-exclude '*.tmp'
+expect 0 "share /docs (trash on)"
+ctl share create --name /media --metadata meta-b --local local-2; expect 0 "share /media"
+ctl share create --name /scratch --metadata meta-a --local local-3 --read-only; expect 0 "share /scratch"
+ctl share create --name /bad --metadata nope --local local-1; expect 3 "share on an unknown store refused"
+ctl share list; expect 0 "share list"
+ctl -o json share list
+[ "$(json 'len(d)')" = 3 ] && ok "three shares listed as JSON" || bad "share list -o json"
+ctl status; expect 0 "status"
+
+# --- guest 1: write, delete into the bin ---
+SHARE=$(mktemp -d "$WORK/guest.XXXX")
+MOPT="nfsvers=3,tcp,port=$NFS_PORT,mountport=$NFS_PORT,nolock"
+VM_SHARE=$SHARE VM_TIMEOUT=900 "$VM/run-in-guest.sh" "set -e
+mkdir -p /mnt/docs /mnt/media
+mount -t nfs -o $MOPT 10.0.2.2:/docs /mnt/docs
+mount -t nfs -o $MOPT 10.0.2.2:/media /mnt/media
+mkdir -p /mnt/docs/reports
+echo 'quarterly numbers' > /mnt/docs/reports/q1.txt
+head -c 8M /dev/urandom > /mnt/docs/big.bin
+echo scratch > /mnt/docs/junk.tmp
+head -c 16M /dev/urandom > /mnt/media/video.bin
+head -c 8M /dev/urandom > /mnt/media/old.bin
+sync
+(cd /mnt/docs && md5sum reports/q1.txt big.bin; cd /mnt/media && md5sum video.bin) > /share/sums.txt
+sleep 4   # the server chunks idle files after 2 s: old.bin's chunks become garbage when deleted
+rm /mnt/docs/reports/q1.txt /mnt/docs/junk.tmp /mnt/media/old.bin
+test -f '/mnt/docs/#recycle/reports/q1.txt' && echo RECYCLED-OK
+test ! -e '/mnt/docs/#recycle/junk.tmp' && echo EXCLUDE-OK
+test ! -e '/mnt/media/#recycle' && echo NO-BIN-OK
+umount /mnt/docs /mnt/media
+echo GUEST1-DONE" >"$WORK/guest1.log" 2>&1
+for m in RECYCLED-OK EXCLUDE-OK NO-BIN-OK GUEST1-DONE; do
+  grep -q "^$m" "$WORK/guest1.log" && ok "guest 1: $m" || bad "guest 1: $m"
+done
+grep -q GUEST1-DONE "$WORK/guest1.log" || tail -30 "$WORK/guest1.log" >&2
+
+# --- recycle bin ---
+ctl trash list /docs; expect 0 "trash list"
+grep -q '#recycle/reports/q1.txt' "$WORK/out" && ok "deleted file listed in the bin" || bad "deleted file not listed"
+ctl trash status /docs; expect 0 "trash status"
+ctl trash empty /docs; expect 2 "trash empty without --force refused"
+ctl trash restore /docs '#recycle/reports/q1.txt'; expect 0 "trash restore"
+
+# --- GC and audit ---
+ctl store block gc /media --dry-run --grace 0; expect 0 "gc dry run"
+ctl -o json store block gc-status /media
+[ "$(json "d['deleted_chunks'] > 0 and d['dry_run']")" = True ] && ok "dry run found old.bin's chunks" || bad "dry run found no garbage"
+ctl store block gc /media --grace 0; expect 0 "gc"
+ctl -o json store block gc-status /media
+[ "$(json "d['deleted_chunks'] > 0 and not d['dry_run'] and d['outcome'] == 'succeeded'")" = True ] && ok "gc deleted garbage" || bad "gc deleted nothing"
+ctl store block gc /docs --grace 0; expect 0 "gc of local-1 (trash content must survive)"
+for s in /docs /media /scratch; do
+  ctl blockstore audit-refcounts "$s"; expect 0 "audit $s"
+done
+ctl -o json blockstore audit-refcounts /docs
+[ "$(json "d['delta']")" = 0 ] && ok "audit delta 0" || bad "audit delta not 0"
+
+# --- refusals ---
+ctl store metadata remove meta-a; expect 4 "removing a metadata store in use refused"
+grep -q 'in use by share' "$WORK/out" && ok "clear in-use message" || bad "in-use message"
+ctl store block local remove local-2; expect 4 "removing a block store in use refused"
+ctl share remove /nope; expect 3 "removing an unknown share"
+
+# --- restart ---
+ctl -o yaml config get; cp "$WORK/out" "$WORK/config-before.yaml"
+stop_dfs && ok "clean stop (exit 0)" || bad "dfs exit status on SIGTERM"
+start_dfs || { bad "dfs did not restart"; tail -20 "$WORK/dfs.log" >&2; finish; }
+ctl -o yaml config get
+cmp -s "$WORK/out" "$WORK/config-before.yaml" && ok "same configuration after restart" || bad "configuration changed across restart"
+ctl share list; expect 0 "share list after restart"
+
+# --- guest 2: data after GC and restart ---
+VM_SHARE=$SHARE VM_TIMEOUT=900 "$VM/run-in-guest.sh" "set -e
+mkdir -p /mnt/docs /mnt/media
+mount -t nfs -o $MOPT 10.0.2.2:/docs /mnt/docs
+mount -t nfs -o $MOPT 10.0.2.2:/media /mnt/media
+(cd /mnt/docs && md5sum -c --quiet <(head -2 /share/sums.txt)) && echo DOCS-OK
+(cd /mnt/media && md5sum -c --quiet <(tail -1 /share/sums.txt)) && echo MEDIA-OK
+test ! -e /mnt/media/old.bin && test ! -e /mnt/docs/junk.tmp && echo DELETED-OK
+test ! -e '/mnt/docs/#recycle/reports/q1.txt' && echo RESTORED-OUT-OF-BIN-OK
+umount /mnt/docs /mnt/media
+echo GUEST2-DONE" >"$WORK/guest2.log" 2>&1
+for m in DOCS-OK MEDIA-OK DELETED-OK RESTORED-OUT-OF-BIN-OK GUEST2-DONE; do
+  grep -q "^$m" "$WORK/guest2.log" && ok "guest 2: $m" || bad "guest 2: $m"
+done
+grep -q GUEST2-DONE "$WORK/guest2.log" || tail -30 "$WORK/guest2.log" >&2
+ctl blockstore audit-refcounts /media; expect 0 "audit after restart"
+echo "----- end of transcript -----"
+stop_dfs && ok "clean stop after the run" || bad "final stop"
+finish
