@@ -102,7 +102,8 @@ echo scratch > /mnt/docs/junk.tmp
 head -c 16M /dev/urandom > /mnt/media/video.bin
 head -c 8M /dev/urandom > /mnt/media/old.bin
 sync
-(cd /mnt/docs && md5sum reports/q1.txt big.bin; cd /mnt/media && md5sum video.bin) > /share/sums.txt
+(cd /mnt/docs && md5sum reports/q1.txt big.bin) > /share/docs.md5
+(cd /mnt/media && md5sum video.bin) > /share/media.md5
 sleep 4   # the server chunks idle files after 2 s: old.bin's chunks become garbage when deleted
 rm /mnt/docs/reports/q1.txt /mnt/docs/junk.tmp /mnt/media/old.bin
 test -f '/mnt/docs/#recycle/reports/q1.txt' && echo RECYCLED-OK
@@ -113,7 +114,7 @@ echo GUEST1-DONE" >"$WORK/guest1.log" 2>&1
 for m in RECYCLED-OK EXCLUDE-OK NO-BIN-OK GUEST1-DONE; do
   grep -q "^$m" "$WORK/guest1.log" && ok "guest 1: $m" || bad "guest 1: $m"
 done
-grep -q GUEST1-DONE "$WORK/guest1.log" || tail -30 "$WORK/guest1.log" >&2
+grep -q GUEST1-DONE "$WORK/guest1.log" || grep -av '^\[ *[0-9.]*\] ' "$WORK/guest1.log" | tail -30 >&2
 
 # --- recycle bin ---
 ctl trash list /docs; expect 0 "trash list"
@@ -155,8 +156,8 @@ VM_SHARE=$SHARE VM_TIMEOUT=900 "$VM/run-in-guest.sh" "set -e
 mkdir -p /mnt/docs /mnt/media
 mount -t nfs -o $MOPT 10.0.2.2:/docs /mnt/docs
 mount -t nfs -o $MOPT 10.0.2.2:/media /mnt/media
-(cd /mnt/docs && md5sum -c --quiet <(head -2 /share/sums.txt)) && echo DOCS-OK
-(cd /mnt/media && md5sum -c --quiet <(tail -1 /share/sums.txt)) && echo MEDIA-OK
+(cd /mnt/docs && md5sum -c /share/docs.md5) && echo DOCS-OK
+(cd /mnt/media && md5sum -c /share/media.md5) && echo MEDIA-OK
 test ! -e /mnt/media/old.bin && test ! -e /mnt/docs/junk.tmp && echo DELETED-OK
 test ! -e '/mnt/docs/#recycle/reports/q1.txt' && echo RESTORED-OUT-OF-BIN-OK
 umount /mnt/docs /mnt/media
@@ -164,7 +165,7 @@ echo GUEST2-DONE" >"$WORK/guest2.log" 2>&1
 for m in DOCS-OK MEDIA-OK DELETED-OK RESTORED-OUT-OF-BIN-OK GUEST2-DONE; do
   grep -q "^$m" "$WORK/guest2.log" && ok "guest 2: $m" || bad "guest 2: $m"
 done
-grep -q GUEST2-DONE "$WORK/guest2.log" || tail -30 "$WORK/guest2.log" >&2
+grep -q '^MEDIA-OK' "$WORK/guest2.log" && grep -q '^DOCS-OK' "$WORK/guest2.log" || grep -av '^\[ *[0-9.]*\] ' "$WORK/guest2.log" | tail -30 >&2
 ctl blockstore audit-refcounts /media; expect 0 "audit after restart"
 echo "----- end of transcript -----"
 stop_dfs && ok "clean stop after the run" || bad "final stop"
