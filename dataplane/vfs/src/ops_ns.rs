@@ -566,19 +566,27 @@ impl Fs {
                 }
                 Done::Replan => {
                     planned = None;
-                    replans += 1;
-                    if replans > REPLAN_ATTEMPTS {
-                        tracing::warn!(
-                            share = %self.name,
-                            name = %String::from_utf8_lossy(name),
-                            "recycle bin kept changing under a delete; deleting permanently"
-                        );
-                        permanent = true;
-                    }
+                    permanent |= self.replan_gives_up(&mut replans, name, "delete");
                 }
             }
         }
         Err(FsError::Jukebox)
+    }
+
+    /// A recycle plan went stale (the bin changed under it). Counts the attempt; true
+    /// once there were too many, and the operation falls back to a permanent delete
+    /// (the user's delete or rename must never fail because of the bin).
+    fn replan_gives_up(&self, replans: &mut usize, name: &[u8], op: &str) -> bool {
+        *replans += 1;
+        if *replans <= REPLAN_ATTEMPTS {
+            return false;
+        }
+        tracing::warn!(
+            share = %self.name,
+            name = %String::from_utf8_lossy(name),
+            "recycle bin kept changing under a {op}; the victim is deleted permanently"
+        );
+        true
     }
 
     /// The locked part of [`Fs::unlink_common`]: re-validates and checks permissions,
@@ -809,15 +817,7 @@ impl Fs {
                 }
                 Done::Replan => {
                     planned = None;
-                    replans += 1;
-                    if replans > REPLAN_ATTEMPTS {
-                        tracing::warn!(
-                            share = %self.name,
-                            name = %String::from_utf8_lossy(to_name),
-                            "recycle bin kept changing under a rename; replacing permanently"
-                        );
-                        permanent = true;
-                    }
+                    permanent |= self.replan_gives_up(&mut replans, to_name, "rename");
                 }
             }
         }
