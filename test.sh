@@ -41,6 +41,7 @@ stage install-deps scripts/install-deps.sh || true
 if [ $FAILED = 1 ]; then printf '%s\n' "${RESULTS[@]}"; exit 1; fi
 stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
+stage licenses python3 scripts/license-check.py
 stage build cargo build --workspace --release --quiet
 stage nextest cargo nextest run --workspace --profile ci
 if [ $RUN_VM = 1 ]; then
