@@ -19,6 +19,7 @@
 //! share is kept in `<store>/audit-state/last-inv02.json` (a map share name -> report).
 
 use crate::jobs::JobHandle;
+use crate::state::{load_json, save_json};
 use dittofs_blockstore::Engine;
 use dittofs_metadata::MetadataStore;
 use dittofs_metadata::audit::{Inv02Report, audit_inv02, rfc3339_utc};
@@ -106,7 +107,7 @@ pub async fn run_gc(input: GcInput, job: &JobHandle) -> GcSummary {
     {
         tracing::warn!(dir = %run_dir.display(), error = %e, "cannot remove GC scratch directory");
     }
-    if let Err(e) = save_json(&gc_last_path(&input.store_dir), &sum) {
+    if let Err(e) = save_json(&gc_last_path(&input.store_dir), &sum, 0o644) {
         tracing::warn!(error = %e, "cannot persist the GC summary");
     }
     tracing::info!(store = %sum.store, dry_run = sum.dry_run, deleted = sum.deleted_chunks,
@@ -248,7 +249,7 @@ pub async fn run_audit(
     let path = audit_last_path(store_dir);
     let mut all: BTreeMap<String, Inv02Report> = load_json(&path)?.unwrap_or_default();
     all.insert(share_name.to_owned(), report.clone());
-    save_json(&path, &all)?;
+    save_json(&path, &all, 0o644)?;
     Ok(report)
 }
 
@@ -259,19 +260,4 @@ pub fn last_audit(store_dir: &Path, share_name: &str) -> Result<Option<Inv02Repo
 
 pub fn last_gc(store_dir: &Path) -> Result<Option<GcSummary>, String> {
     load_json(&gc_last_path(store_dir))
-}
-
-fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
-fn save_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
-    let bytes = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
-    crate::state::write_atomic(path, &bytes, 0o644)
 }

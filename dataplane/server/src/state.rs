@@ -65,19 +65,29 @@ pub fn state_path(data_dir: &Path) -> PathBuf {
 
 /// The persisted state, if any. A corrupt file is an error (never silently replaced).
 pub fn load(data_dir: &Path) -> Result<Option<DesiredState>, String> {
-    let path = state_path(data_dir);
-    match std::fs::read(&path) {
+    load_json(&state_path(data_dir))
+}
+
+pub fn save(data_dir: &Path, state: &DesiredState) -> Result<(), String> {
+    save_json(&state_path(data_dir), state, 0o600)
+}
+
+/// Reads a JSON document; `None` when the file does not exist, an error naming the file
+/// when it cannot be read or parsed.
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
+    match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| format!("{}: not a valid applied state: {e}", path.display())),
+            .map_err(|e| format!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
 
-pub fn save(data_dir: &Path, state: &DesiredState) -> Result<(), String> {
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
-    write_atomic(&state_path(data_dir), &bytes, 0o600)
+/// Writes a JSON document atomically (see [`write_atomic`]).
+pub fn save_json<T: Serialize>(path: &Path, v: &T, mode: u32) -> Result<(), String> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
+    write_atomic(path, &bytes, mode)
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
