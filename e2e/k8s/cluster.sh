@@ -33,6 +33,9 @@
 # Gotchas handled here (found with the reference recipe):
 #   - standalone kwok has no built-in stages -> upstream stage files passed with -c;
 #   - kwok --node-port without --server-address listens on 0.0.0.0 -> --server-address only;
+#   - without node leases kwok heartbeats the node status only every ~55 s, beyond the node
+#     monitor grace period (40 s): the node flaps NotReady and the node lifecycle controller
+#     marks every pod NotReady for good -> --node-lease-duration-seconds=40 (lease renewals);
 #   - a loopback advertise address is rejected by the endpoint reconciler ->
 #     --endpoint-reconciler-type=none (the `kubernetes` Service has no endpoints);
 #   - without requestheader flags KCM/scheduler complain about a missing CA bundle ->
@@ -295,7 +298,7 @@ cmd_up() {
     --bind-address=127.0.0.1 --secure-port="$K8S_SCHED_PORT" --leader-elect=false --profiling=false
   start kwok "$BIN/kwok" --kubeconfig="$D/kwok.kubeconfig" "${stages[@]}" --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake --node-ip=127.0.0.1 \
-    --cidr=10.244.0.0/16 --server-address="127.0.0.1:$K8S_KWOK_PORT"
+    --cidr=10.244.0.0/16 --server-address="127.0.0.1:$K8S_KWOK_PORT" --node-lease-duration-seconds=40
   wait_for "kube-controller-manager /healthz" healthz "$K8S_KCM_PORT"
   wait_for "kube-scheduler /healthz" healthz "$K8S_SCHED_PORT"
 

@@ -234,6 +234,24 @@ pub struct MetadataStoreStatus {
     /// Service address (`ClusterIP`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_ip: Option<String>,
+    /// Shares (object names) that every ready pod serves.
+    #[serde(default)]
+    pub applied_shares: Vec<String>,
+    /// Shares the pods refused (invalid or unsupported for this data plane), with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_shares: Vec<RejectedShare>,
+    /// Secret (key `token`) with the bearer token of the pods' control API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
+}
+
+/// A Share a data-plane pod refused.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedShare {
+    pub name: String,
+    #[schemars(length(max = 1024))]
+    pub message: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -461,6 +479,20 @@ pub struct ShareSpec {
     pub durability: Durability,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent_volume_claim: Option<ClaimSpec>,
+    /// What happens to the PersistentVolume (and the claim made for it) when the Share is
+    /// deleted. The data itself always stays in the stores.
+    #[serde(default)]
+    pub volume_deletion_policy: VolumeDeletionPolicy,
+}
+
+/// Fate of a Share's PersistentVolume and claim when the Share is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum VolumeDeletionPolicy {
+    /// Delete the PV and the claim the operator created (the default).
+    #[default]
+    Delete,
+    /// Leave both; they keep pointing at the (no longer exported) path.
+    Retain,
 }
 
 fn default_protocols() -> Vec<Protocol> {
@@ -582,6 +614,10 @@ pub struct GCJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run: Option<String>,
 }
+
+/// Where `crdgen` writes the CRDs (relative to the repository root): the plain manifests
+/// and the Helm chart's `crds/` (both checked in, both drift-tested).
+pub const OUTPUT_DIRS: [&str; 2] = ["crds", "charts/dittofs/crds"];
 
 /// Every CRD with the file name it is written to under `crds/`.
 pub fn all() -> Vec<(

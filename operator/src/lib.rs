@@ -1,11 +1,29 @@
-//! The DittoFS Kubernetes operator.
+//! The DittoFS Kubernetes operator (DESIGN.md section 5).
 //!
-//! So far: the custom resource types of group `dittofs.io`, version `v1alpha1`
-//! ([`crd`]), from which `crdgen` writes `crds/*.yaml`. The controller (reconciling
-//! MetadataStores into data-plane StatefulSets configured over the gRPC control API,
-//! Shares into PersistentVolumes, GCJobs into CronJobs) is the next step.
+//! | module | role |
+//! |---|---|
+//! | [`crd`] | the custom resources of `dittofs.io/v1alpha1` (`crdgen` writes `crds/*.yaml`) |
+//! | [`names`] | object names, labels, quantities |
+//! | [`desired`] | CRs -> the `DesiredState` of one server group (pure) |
+//! | [`resources`] | CRs -> StatefulSet, Service, Secret, PV, PVC, Job, CronJob documents (pure) |
+//! | [`dataplane`] | gRPC client of a pod's control API; pod address policy |
+//! | [`metadatastore`], [`share`], [`blockstore`], [`gcjob`] | one reconciler per kind |
+//! | [`controller`] | the four kube-runtime controllers, their watches, metrics endpoint |
+//! | [`context`], [`error`] | shared context (client, events, metrics, conditions), the error enum |
 
 // The KubeSchema derive re-declares the annotated spec structs inside a generated module,
 // which trips `unreachable_pub` on types that are in fact exported.
 #[allow(unreachable_pub)]
 pub mod crd;
+
+pub mod blockstore;
+pub mod context;
+pub mod controller;
+pub mod dataplane;
+pub mod desired;
+pub mod error;
+pub mod gcjob;
+pub mod metadatastore;
+pub mod names;
+pub mod resources;
+pub mod share;

@@ -8,8 +8,11 @@
 use dittofs_operator::crd;
 use std::path::Path;
 
-fn crds_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds")
+fn crds_dirs() -> Vec<std::path::PathBuf> {
+    crd::OUTPUT_DIRS
+        .iter()
+        .map(|d| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(d))
+        .collect()
 }
 
 #[test]
@@ -17,14 +20,16 @@ fn checked_in_yaml_matches_the_types() {
     let mut stale = Vec::new();
     for (file, c) in crd::all() {
         let want = crd::to_yaml(&c).unwrap();
-        let have = std::fs::read_to_string(crds_dir().join(file)).unwrap_or_default();
-        if have != want {
-            stale.push(file);
+        for dir in crds_dirs() {
+            let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if have != want {
+                stale.push(dir.join(file).display().to_string());
+            }
         }
     }
     assert!(
         stale.is_empty(),
-        "crds/ is out of date for {stale:?}: run `cargo run -p dittofs-operator --bin crdgen`"
+        "crds/ or charts/dittofs/crds/ is out of date for {stale:?}: run `cargo run -p dittofs-operator --bin crdgen`"
     );
 }
 

@@ -1,6 +1,6 @@
-//! `crdgen [DIR]`: writes the CRDs of `dittofs.io/v1alpha1` as YAML into DIR (default
-//! `crds/`), one file per kind. `crdgen --check [DIR]` compares instead and exits 1 on
-//! drift (CI).
+//! `crdgen [DIR...]`: writes the CRDs of `dittofs.io/v1alpha1` as YAML into each DIR
+//! (default: `crds/` and `charts/dittofs/crds/`), one file per kind. `crdgen --check
+//! [DIR...]` compares instead and exits 1 on drift (CI).
 
 use std::path::PathBuf;
 
@@ -10,27 +10,36 @@ fn main() {
     if check {
         args.remove(0);
     }
-    let dir = PathBuf::from(args.first().cloned().unwrap_or_else(|| "crds".into()));
+    let dirs: Vec<PathBuf> = if args.is_empty() {
+        dittofs_operator::crd::OUTPUT_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        args.iter().map(PathBuf::from).collect()
+    };
     let mut drift = 0;
-    for (file, crd) in dittofs_operator::crd::all() {
-        let yaml = match dittofs_operator::crd::to_yaml(&crd) {
-            Ok(y) => y,
-            Err(e) => {
-                eprintln!("crdgen: {file}: {e}");
+    for dir in &dirs {
+        for (file, crd) in dittofs_operator::crd::all() {
+            let yaml = match dittofs_operator::crd::to_yaml(&crd) {
+                Ok(y) => y,
+                Err(e) => {
+                    eprintln!("crdgen: {file}: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let path = dir.join(file);
+            if check {
+                if std::fs::read_to_string(&path).ok().as_deref() != Some(yaml.as_str()) {
+                    eprintln!("crdgen: {} is out of date", path.display());
+                    drift += 1;
+                }
+            } else if let Err(e) = std::fs::write(&path, yaml) {
+                eprintln!("crdgen: {}: {e}", path.display());
                 std::process::exit(1);
+            } else {
+                println!("wrote {}", path.display());
             }
-        };
-        let path = dir.join(file);
-        if check {
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(yaml.as_str()) {
-                eprintln!("crdgen: {} is out of date", path.display());
-                drift += 1;
-            }
-        } else if let Err(e) = std::fs::write(&path, yaml) {
-            eprintln!("crdgen: {}: {e}", path.display());
-            std::process::exit(1);
-        } else {
-            println!("wrote {}", path.display());
         }
     }
     if drift > 0 {

@@ -1,0 +1,419 @@
+//! What one server group (the pods of one MetadataStore) should serve: the protocol-neutral
+//! desired state pushed to every pod with `ApplyConfig` (`dittofs.control.v1.DesiredState`).
+//!
+//! Invariant: a Share whose references are broken, whose path collides with an older Share
+//! of the same group, or whose settings cannot be expressed is left out of the desired state
+//! (and reported on that Share) instead of failing the whole group: one bad object never
+//! blocks the others. Leaving a Share out removes its export, never its data.
+
+use crate::crd::{
+    BlockStore, BlockStoreKind, Durability, LocalBlockType, MetadataStore, MetadataStoreType,
+    RemoteBlockType, Share, Squash,
+};
+use crate::names::parse_quantity;
+use dittofs_proto::v1 as pb;
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+
+/// S3 credentials resolved from Secrets: BlockStore name -> (access key id, secret key).
+pub type S3Credentials = BTreeMap<String, (String, String)>;
+
+/// The result of planning one group.
+#[derive(Debug, Default, PartialEq)]
+pub struct GroupPlan {
+    pub state: pb::DesiredState,
+    /// Share object names included in `state`.
+    pub served: Vec<String>,
+    /// Share object name -> (reason, message) for every Share of the group left out.
+    pub excluded: BTreeMap<String, (String, String)>,
+    /// Local `fs` block stores that need a volume on the pods, and memory ones (emptyDir).
+    pub local_fs: Vec<String>,
+    pub local_memory: Vec<String>,
+}
+
+/// Plans the group of `ms` from the Shares and BlockStores of its namespace.
+/// `shares` may contain Shares of other groups; they are ignored.
+pub fn plan_group(
+    ms: &MetadataStore,
+    shares: &[Share],
+    block_stores: &[BlockStore],
+    creds: &S3Credentials,
+) -> GroupPlan {
+    let ms_name = ms.name_any();
+    let mut plan = GroupPlan::default();
+    let metadata_type = match ms.spec.type_ {
+        MetadataStoreType::Memory => "memory",
+        MetadataStoreType::Sled => "sled",
+        MetadataStoreType::Postgres => {
+            // The data plane has no PostgreSQL metadata backend yet: nothing can be served.
+            for s in shares
+                .iter()
+                .filter(|s| s.spec.metadata_store_ref == ms_name)
+            {
+                plan.excluded.insert(
+                    s.name_any(),
+                    (
+                        "MetadataTypeUnsupported".into(),
+                        "metadata store type postgres is not supported by this data plane yet"
+                            .into(),
+                    ),
+                );
+            }
+            return plan;
+        }
+    };
+    plan.state.metadata_stores.push(pb::MetadataStore {
+        name: ms_name.clone(),
+        r#type: metadata_type.into(),
+        path: String::new(), // <data_dir>/metadata/<name>, on the `data` volume
+    });
+    let stores: BTreeMap<String, &BlockStore> =
+        block_stores.iter().map(|b| (b.name_any(), b)).collect();
+
+    // Oldest first, so that on a path collision the Share that was there first keeps it.
+    let mut mine: Vec<&Share> = shares
+        .iter()
+        .filter(|s| s.spec.metadata_store_ref == ms_name && s.metadata.deletion_timestamp.is_none())
+        .collect();
+    mine.sort_by(|a, b| {
+        (
+            a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            a.name_any(),
+        )
+            .cmp(&(
+                b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                b.name_any(),
+            ))
+    });
+    let mut paths: BTreeMap<String, String> = BTreeMap::new();
+    let mut local_defs: BTreeMap<String, pb::BlockStore> = BTreeMap::new();
+    let mut remote_defs: BTreeMap<String, pb::BlockStore> = BTreeMap::new();
+    for s in mine {
+        let name = s.name_any();
+        match share_entry(s, &stores, creds) {
+            Err((reason, msg)) => {
+                plan.excluded.insert(name, (reason.into(), msg));
+            }
+            Ok((share, local, remote)) => {
+                if let Some(other) = paths.get(&share.name) {
+                    plan.excluded.insert(
+                        name,
+                        (
+                            "PathConflict".into(),
+                            format!("path {} is already exported by Share {other}", share.name),
+                        ),
+                    );
+                    continue;
+                }
+                paths.insert(share.name.clone(), name.clone());
+                local_defs.insert(local.0.name.clone(), local.0);
+                match local.1 {
+                    LocalBlockType::Fs => push_unique(&mut plan.local_fs, &share.local),
+                    LocalBlockType::Memory => push_unique(&mut plan.local_memory, &share.local),
+                }
+                if let Some(r) = remote {
+                    remote_defs.insert(r.name.clone(), r);
+                }
+                plan.state.shares.push(share);
+                plan.served.push(name);
+            }
+        }
+    }
+    plan.state.block_stores = local_defs
+        .into_values()
+        .chain(remote_defs.into_values())
+        .collect();
+    plan
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
+}
+
+type Entry = (
+    pb::Share,
+    (pb::BlockStore, LocalBlockType),
+    Option<pb::BlockStore>,
+);
+
+/// One Share as the data plane sees it, or why it cannot be served.
+fn share_entry(
+    s: &Share,
+    stores: &BTreeMap<String, &BlockStore>,
+    creds: &S3Credentials,
+) -> Result<Entry, (&'static str, String)> {
+    let spec = &s.spec;
+    let local_bs = stores.get(&spec.local_block_store_ref).ok_or((
+        "BlockStoreNotFound",
+        format!("BlockStore {} does not exist", spec.local_block_store_ref),
+    ))?;
+    let local_spec = match (&local_bs.spec.kind, &local_bs.spec.local) {
+        (BlockStoreKind::Local, Some(l)) => l,
+        _ => {
+            return Err((
+                "BlockStoreKindMismatch",
+                format!(
+                    "localBlockStoreRef {} is not a local BlockStore",
+                    spec.local_block_store_ref
+                ),
+            ));
+        }
+    };
+    // Both local types are a directory for the data plane; `memory` is an emptyDir volume
+    // (gone with the pod), `fs` a PersistentVolumeClaim.
+    let local = pb::BlockStore {
+        name: spec.local_block_store_ref.clone(),
+        kind: pb::BlockStoreKind::Local as i32,
+        r#type: "fs".into(),
+        path: String::new(), // <data_dir>/blocks/<name>: the mount point of its volume
+        s3: None,
+    };
+    let remote = match &spec.remote_block_store_ref {
+        None => None,
+        Some(r) => {
+            let bs = stores.get(r).ok_or((
+                "BlockStoreNotFound",
+                format!("BlockStore {r} does not exist"),
+            ))?;
+            let rs = match (&bs.spec.kind, &bs.spec.remote) {
+                (BlockStoreKind::Remote, Some(rs)) => rs,
+                _ => {
+                    return Err((
+                        "BlockStoreKindMismatch",
+                        format!("remoteBlockStoreRef {r} is not a remote BlockStore"),
+                    ));
+                }
+            };
+            let (typ, s3) = match (&rs.type_, &rs.s3) {
+                (RemoteBlockType::Memory, _) => ("memory", None),
+                (RemoteBlockType::S3, Some(s3)) => {
+                    let (id, key) = match &s3.credentials_secret {
+                        None => (String::new(), String::new()),
+                        Some(sec) => creds.get(r).cloned().ok_or((
+                            "SecretNotFound",
+                            format!("Secret {sec} (keys accessKeyId, secretAccessKey) of BlockStore {r} is missing or incomplete"),
+                        ))?,
+                    };
+                    (
+                        "s3",
+                        Some(pb::S3Config {
+                            bucket: s3.bucket.clone(),
+                            region: s3.region.clone(),
+                            endpoint: s3.endpoint.clone(),
+                            prefix: s3.prefix.clone(),
+                            force_path_style: s3.force_path_style,
+                            access_key_id: id,
+                            secret_access_key: key,
+                        }),
+                    )
+                }
+                (RemoteBlockType::S3, None) => {
+                    return Err((
+                        "InvalidSpec",
+                        format!("BlockStore {r} has no spec.remote.s3"),
+                    ));
+                }
+            };
+            Some(pb::BlockStore {
+                name: r.clone(),
+                kind: pb::BlockStoreKind::Remote as i32,
+                r#type: typ.into(),
+                path: String::new(),
+                s3,
+            })
+        }
+    };
+    if spec.durability == Durability::Remote && remote.is_none() {
+        return Err((
+            "InvalidSpec",
+            "durability remote needs remoteBlockStoreRef".into(),
+        ));
+    }
+    let chunking = match &spec.chunking {
+        None => None,
+        Some(c) => {
+            let q = |v: &str| -> Result<u32, (&'static str, String)> {
+                parse_quantity(v)
+                    .map_err(|e| ("InvalidSpec", format!("chunking: {e}")))
+                    .and_then(|b| {
+                        u32::try_from(b)
+                            .map_err(|_| ("InvalidSpec", format!("chunking: {v} is too large")))
+                    })
+            };
+            Some(pb::Chunking {
+                min: q(&c.min)?,
+                avg: q(&c.avg)?,
+                max: q(&c.max)?,
+            })
+        }
+    };
+    let max_size_bytes = match &spec.trash.max_size {
+        None => 0,
+        Some(q) => parse_quantity(q).map_err(|e| ("InvalidSpec", format!("trash.maxSize: {e}")))?,
+    };
+    let id = |v: i64, what: &str| {
+        u32::try_from(v).map_err(|_| ("InvalidSpec", format!("{what} {v} is out of range")))
+    };
+    let share = pb::Share {
+        name: spec.path.clone(),
+        metadata: spec.metadata_store_ref.clone(),
+        local: spec.local_block_store_ref.clone(),
+        remote: spec.remote_block_store_ref.clone().unwrap_or_default(),
+        read_only: spec.read_only,
+        squash: match spec.squash {
+            Squash::None => "none",
+            Squash::RootToAnonymous => "root_to_anonymous",
+            Squash::AllToAnonymous => "all_to_anonymous",
+        }
+        .into(),
+        anon_uid: id(spec.anon_uid, "anonUid")?,
+        anon_gid: id(spec.anon_gid, "anonGid")?,
+        allowed_clients: spec.allowed_clients.clone(),
+        root_mode: 0,
+        chunking,
+        trash: Some(pb::TrashConfig {
+            enabled: spec.trash.enabled,
+            retention_days: u32::try_from(spec.trash.retention_days).unwrap_or(0),
+            max_size_bytes,
+            exclude: spec.trash.exclude.clone(),
+        }),
+    };
+    Ok((share, (local, local_spec.type_), remote))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::*;
+
+    pub(crate) fn ms(name: &str, t: MetadataStoreType) -> MetadataStore {
+        let mut m = MetadataStore::new(
+            name,
+            MetadataStoreSpec {
+                type_: t,
+                postgres: None,
+                server: Default::default(),
+            },
+        );
+        m.metadata.namespace = Some("ns".into());
+        m
+    }
+
+    fn local(name: &str, t: LocalBlockType) -> BlockStore {
+        BlockStore::new(
+            name,
+            BlockStoreSpec {
+                kind: BlockStoreKind::Local,
+                local: Some(LocalBlockSpec {
+                    type_: t,
+                    storage: Default::default(),
+                }),
+                remote: None,
+            },
+        )
+    }
+
+    fn share(name: &str, path: &str, ms: &str, local: &str) -> Share {
+        let spec: ShareSpec = serde_json::from_value(serde_json::json!({
+            "path": path, "metadataStoreRef": ms, "localBlockStoreRef": local,
+        }))
+        .unwrap();
+        Share::new(name, spec)
+    }
+
+    #[test]
+    fn plans_served_and_excluded_shares() {
+        let m = ms("main", MetadataStoreType::Sled);
+        let mut docs = share("docs", "/docs", "main", "disk");
+        docs.spec.trash.enabled = true;
+        docs.spec.trash.max_size = Some("1Gi".into());
+        docs.spec.chunking = Some(ChunkingSpec {
+            min: "1Mi".into(),
+            avg: "4Mi".into(),
+            max: "16Mi".into(),
+        });
+        let shares = vec![
+            docs,
+            share("tmp", "/tmp", "main", "ram"),
+            share("broken", "/broken", "main", "nope"),
+            share("dup", "/docs", "main", "disk"),
+            share("other", "/other", "elsewhere", "disk"),
+        ];
+        let bs = vec![
+            local("disk", LocalBlockType::Fs),
+            local("ram", LocalBlockType::Memory),
+        ];
+        let p = plan_group(&m, &shares, &bs, &S3Credentials::new());
+        assert_eq!(p.served, vec!["docs", "tmp"]);
+        assert_eq!(p.excluded["broken"].0, "BlockStoreNotFound");
+        assert_eq!(p.excluded["dup"].0, "PathConflict");
+        assert!(!p.excluded.contains_key("other"));
+        assert_eq!(p.local_fs, vec!["disk"]);
+        assert_eq!(p.local_memory, vec!["ram"]);
+        assert_eq!(p.state.metadata_stores[0].r#type, "sled");
+        assert_eq!(p.state.block_stores.len(), 2);
+        let d = &p.state.shares[0];
+        assert_eq!(d.name, "/docs");
+        assert_eq!(d.squash, "root_to_anonymous");
+        assert_eq!(d.anon_uid, 65534);
+        assert_eq!(d.chunking.as_ref().map(|c| c.avg), Some(4 << 20));
+        assert_eq!(
+            d.trash.as_ref().map(|t| (t.enabled, t.max_size_bytes)),
+            Some((true, 1 << 30))
+        );
+    }
+
+    #[test]
+    fn s3_needs_its_secret() {
+        let m = ms("main", MetadataStoreType::Sled);
+        let mut s = share("media", "/media", "main", "disk");
+        s.spec.remote_block_store_ref = Some("s3".into());
+        let remote = BlockStore::new(
+            "s3",
+            BlockStoreSpec {
+                kind: BlockStoreKind::Remote,
+                local: None,
+                remote: Some(RemoteBlockSpec {
+                    type_: RemoteBlockType::S3,
+                    s3: Some(S3Spec {
+                        bucket: "b".into(),
+                        region: "r".into(),
+                        endpoint: String::new(),
+                        prefix: String::new(),
+                        force_path_style: true,
+                        credentials_secret: Some("creds".into()),
+                    }),
+                }),
+            },
+        );
+        let bs = vec![local("disk", LocalBlockType::Fs), remote];
+        let p = plan_group(&m, std::slice::from_ref(&s), &bs, &S3Credentials::new());
+        assert_eq!(p.excluded["media"].0, "SecretNotFound");
+        let creds =
+            S3Credentials::from([("s3".to_string(), ("id".to_string(), "key".to_string()))]);
+        let p = plan_group(&m, &[s], &bs, &creds);
+        assert_eq!(p.served, vec!["media"]);
+        let r = p
+            .state
+            .block_stores
+            .iter()
+            .find(|b| b.name == "s3")
+            .unwrap();
+        assert_eq!(r.s3.as_ref().map(|s| s.access_key_id.as_str()), Some("id"));
+    }
+
+    #[test]
+    fn postgres_serves_nothing_yet() {
+        let m = ms("pg", MetadataStoreType::Postgres);
+        let p = plan_group(
+            &m,
+            &[share("a", "/a", "pg", "disk")],
+            &[local("disk", LocalBlockType::Fs)],
+            &S3Credentials::new(),
+        );
+        assert!(p.served.is_empty());
+        assert_eq!(p.excluded["a"].0, "MetadataTypeUnsupported");
+    }
+}

@@ -1,0 +1,576 @@
+//! The Kubernetes objects the operator owns, built as server-side-apply documents (pure
+//! functions of the custom resources, unit-tested; the reconcilers only send them).
+//!
+//! Data-plane pod layout (`dfs start --data-dir /var/lib/dittofs`):
+//!
+//! | path | volume |
+//! |---|---|
+//! | `/var/lib/dittofs` (control state, embedded metadata under `metadata/<name>`) | claim template `data` (sled) or emptyDir (memory) |
+//! | `/var/lib/dittofs/blocks/<b>` for each local BlockStore `b` of its Shares | claim template `blocks-<b>` (fs) or emptyDir (memory) |
+//!
+//! The pod starts with no stores and no shares (`DITTOFS_SHARES=[]` ...): everything it
+//! serves arrives with `ApplyConfig` from the operator.
+
+use crate::crd::{GCJob, GcOperation, MetadataStore, MetadataStoreType, Share};
+use crate::desired::GroupPlan;
+use crate::names::*;
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+/// Nominal capacity of Share volumes: NFS ignores it, but a PV and a claim must name one.
+pub const SHARE_CAPACITY: &str = "1Ti";
+
+fn owner_ref<K: Resource<DynamicType = ()>>(obj: &K) -> Value {
+    json!([{
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "name": obj.name_any(),
+        "uid": obj.meta().uid.clone().unwrap_or_default(),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    }])
+}
+
+fn image_of(ms: &MetadataStore, default_image: &str) -> String {
+    ms.spec
+        .server
+        .image
+        .clone()
+        .unwrap_or_else(|| default_image.to_string())
+}
+
+/// The control-token Secret (created once; the token is never rotated by the operator).
+pub fn token_secret(ms: &MetadataStore, token: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": token_secret_name(&ms.name_any()),
+            "namespace": ms.namespace(),
+            "labels": group_labels(&ms.name_any()),
+            "ownerReferences": owner_ref(ms),
+        },
+        "type": "Opaque",
+        "stringData": { "token": token },
+    })
+}
+
+pub fn service(ms: &MetadataStore) -> Value {
+    let name = ms.name_any();
+    let p = &ms.spec.server.ports;
+    let mut spec = json!({
+        "type": ms.spec.server.service.type_,
+        "selector": selector_labels(&name),
+        "ports": [
+            { "name": "nfs", "port": p.nfs, "targetPort": "nfs", "protocol": "TCP" },
+            { "name": "grpc", "port": p.grpc, "targetPort": "grpc", "protocol": "TCP" },
+        ],
+    });
+    if let Some(ip) = &ms.spec.server.service.cluster_ip {
+        spec["clusterIP"] = json!(ip);
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": group_name(&name),
+            "namespace": ms.namespace(),
+            "labels": group_labels(&name),
+            "ownerReferences": owner_ref(ms),
+        },
+        "spec": spec,
+    })
+}
+
+fn claim_template(name: &str, size: &str, class: Option<&String>, labels: &Value) -> Value {
+    let mut spec = json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": { "requests": { "storage": size } },
+    });
+    if let Some(c) = class {
+        spec["storageClassName"] = json!(c);
+    }
+    json!({ "metadata": { "name": name, "labels": labels }, "spec": spec })
+}
+
+/// Names of the claim templates a StatefulSet needs (sorted): changing this set means
+/// re-creating the StatefulSet (templates are immutable), keeping its pods and claims.
+pub fn claim_template_names(ms: &MetadataStore, plan: &GroupPlan) -> Vec<String> {
+    let mut v: Vec<String> = plan.local_fs.iter().map(|b| block_volume_name(b)).collect();
+    if ms.spec.type_ != MetadataStoreType::Memory {
+        v.push("data".into());
+    }
+    v.sort();
+    v
+}
+
+/// The StatefulSet of the server group. `fs_sizes` gives the storage of each local `fs`
+/// BlockStore (size, class) by name.
+pub fn statefulset(
+    ms: &MetadataStore,
+    plan: &GroupPlan,
+    fs_storage: &dyn Fn(&str) -> (String, Option<String>),
+    default_image: &str,
+) -> Value {
+    let name = ms.name_any();
+    let server = &ms.spec.server;
+    let labels = json!(group_labels(&name));
+    let mut mounts = vec![json!({ "name": "data", "mountPath": DATA_DIR })];
+    let mut volumes = Vec::new();
+    let mut templates = Vec::new();
+    if ms.spec.type_ == MetadataStoreType::Memory {
+        volumes.push(json!({ "name": "data", "emptyDir": {} }));
+    } else {
+        templates.push(claim_template(
+            "data",
+            &server.storage.size,
+            server.storage.storage_class_name.as_ref(),
+            &labels,
+        ));
+    }
+    for b in &plan.local_fs {
+        let vol = block_volume_name(b);
+        mounts.push(json!({ "name": vol, "mountPath": format!("{DATA_DIR}/blocks/{b}") }));
+        let (size, class) = fs_storage(b);
+        templates.push(claim_template(&vol, &size, class.as_ref(), &labels));
+    }
+    for b in &plan.local_memory {
+        let vol = block_volume_name(b);
+        mounts.push(json!({ "name": vol, "mountPath": format!("{DATA_DIR}/blocks/{b}") }));
+        volumes.push(json!({ "name": vol, "emptyDir": {} }));
+    }
+    let env = json!([
+        { "name": "DITTOFS_NFS_BIND", "value": "0.0.0.0" },
+        { "name": "DITTOFS_NFS_PORT", "value": server.ports.nfs.to_string() },
+        { "name": "DITTOFS_CONTROL_BIND", "value": "0.0.0.0" },
+        { "name": "DITTOFS_CONTROL_PORT", "value": server.ports.grpc.to_string() },
+        { "name": "DITTOFS_CONTROL_TOKEN", "valueFrom": { "secretKeyRef": {
+            "name": token_secret_name(&name), "key": "token" } } },
+        { "name": "DITTOFS_LOGGING_LEVEL", "value": server.log_level.clone().unwrap_or_else(|| "INFO".into()) },
+        { "name": "DITTOFS_METADATA_STORES", "value": "[]" },
+        { "name": "DITTOFS_BLOCK_STORES", "value": "{local: []}" },
+        { "name": "DITTOFS_SHARES", "value": "[]" },
+    ]);
+    let mut container = json!({
+        "name": "dfs",
+        "image": image_of(ms, default_image),
+        "args": ["start", "--data-dir", DATA_DIR],
+        "env": env,
+        "ports": [
+            { "name": "nfs", "containerPort": server.ports.nfs, "protocol": "TCP" },
+            { "name": "grpc", "containerPort": server.ports.grpc, "protocol": "TCP" },
+        ],
+        "readinessProbe": { "tcpSocket": { "port": "grpc" }, "periodSeconds": 5 },
+        "livenessProbe": { "tcpSocket": { "port": "nfs" }, "periodSeconds": 10, "failureThreshold": 6 },
+        "volumeMounts": mounts,
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": { "drop": ["ALL"] },
+        },
+    });
+    if !server.resources.requests.is_empty() || !server.resources.limits.is_empty() {
+        container["resources"] = json!({
+            "requests": server.resources.requests,
+            "limits": server.resources.limits,
+        });
+    }
+    let mut spec = json!({
+        "serviceName": group_name(&name),
+        "replicas": server.replicas.unwrap_or(1),
+        "selector": { "matchLabels": selector_labels(&name) },
+        "template": {
+            "metadata": { "labels": labels },
+            "spec": {
+                "securityContext": {
+                    "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                    "seccompProfile": { "type": "RuntimeDefault" },
+                    // Non-root and no capabilities, yet NFS wants port 2049: a namespaced,
+                    // "safe" sysctl lets the pod bind it.
+                    "sysctls": [{ "name": "net.ipv4.ip_unprivileged_port_start", "value": "0" }],
+                },
+                "containers": [container],
+                "volumes": volumes,
+            },
+        },
+    });
+    if !templates.is_empty() {
+        spec["volumeClaimTemplates"] = json!(templates);
+        spec["persistentVolumeClaimRetentionPolicy"] =
+            json!({ "whenDeleted": "Retain", "whenScaled": "Retain" });
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": group_name(&name),
+            "namespace": ms.namespace(),
+            "labels": labels,
+            "ownerReferences": owner_ref(ms),
+        },
+        "spec": spec,
+    })
+}
+
+/// Default NFS mount options of Share volumes: v3 over TCP, no NLM (not served), the MOUNT
+/// protocol on the NFS port (no portmapper needed).
+pub fn default_mount_options(nfs_port: i32) -> Vec<String> {
+    vec![
+        "nfsvers=3".into(),
+        "proto=tcp".into(),
+        "nolock".into(),
+        format!("port={nfs_port}"),
+        format!("mountport={nfs_port}"),
+        "mountproto=tcp".into(),
+    ]
+}
+
+/// The claim (namespace, name) a Share asks for, if any.
+pub fn claim_of(share: &Share) -> Option<(String, String)> {
+    share.spec.persistent_volume_claim.as_ref().map(|c| {
+        (
+            c.namespace.clone(),
+            c.name.clone().unwrap_or_else(|| share.name_any()),
+        )
+    })
+}
+
+/// The cluster-scoped PersistentVolume of a Share (no owner reference: a cluster-scoped
+/// object cannot be owned by a namespaced one; the Share's finalizer removes it).
+pub fn persistent_volume(share: &Share, service_ip: &str, nfs_port: i32) -> Value {
+    let ns = share.namespace().unwrap_or_default();
+    let name = share.name_any();
+    let mount_options = share
+        .spec
+        .persistent_volume_claim
+        .as_ref()
+        .filter(|c| !c.mount_options.is_empty())
+        .map(|c| c.mount_options.clone())
+        .unwrap_or_else(|| default_mount_options(nfs_port));
+    let mut spec = json!({
+        "capacity": { "storage": SHARE_CAPACITY },
+        "accessModes": ["ReadWriteMany"],
+        "persistentVolumeReclaimPolicy": "Retain",
+        "storageClassName": "",
+        "volumeMode": "Filesystem",
+        "mountOptions": mount_options,
+        "nfs": { "server": service_ip, "path": share.spec.path, "readOnly": share.spec.read_only },
+    });
+    if let Some((cns, cname)) = claim_of(share) {
+        spec["claimRef"] = json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": cns, "name": cname,
+        });
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": pv_name(&ns, &name),
+            "labels": share_labels(&ns, &name),
+            "annotations": { "dittofs.io/share": format!("{ns}/{name}") },
+        },
+        "spec": spec,
+    })
+}
+
+/// The claim pre-bound to the Share's PV.
+pub fn persistent_volume_claim(share: &Share) -> Option<Value> {
+    let (cns, cname) = claim_of(share)?;
+    let ns = share.namespace().unwrap_or_default();
+    let name = share.name_any();
+    Some(json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": cname,
+            "namespace": cns,
+            "labels": share_labels(&ns, &name),
+            "annotations": { "dittofs.io/share": format!("{ns}/{name}") },
+        },
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "",
+            "volumeName": pv_name(&ns, &name),
+            "volumeMode": "Filesystem",
+            "resources": { "requests": { "storage": SHARE_CAPACITY } },
+        },
+    }))
+}
+
+/// The `dfsctl` arguments of a GCJob (after the global flags), or why it cannot run.
+pub fn dfsctl_args(gc: &GCJob, share_path: &str) -> Result<Vec<String>, String> {
+    let mut args: Vec<String> = vec!["-o".into(), "json".into()];
+    match gc.spec.operation {
+        GcOperation::Gc => {
+            args.extend(["store", "block", "gc", share_path].map(String::from));
+            if gc.spec.dry_run {
+                args.push("--dry-run".into());
+            }
+            if let Some(g) = &gc.spec.grace_period {
+                args.extend(["--grace".into(), g.clone()]);
+            }
+        }
+        GcOperation::Audit => {
+            args.extend(["blockstore", "audit-refcounts", share_path].map(String::from));
+        }
+        GcOperation::Migrate => {
+            return Err("operation migrate is not supported by this data plane yet".into());
+        }
+    }
+    Ok(args)
+}
+
+/// The pod template that runs `dfsctl` against the server group.
+fn job_spec(gc: &GCJob, ms: &MetadataStore, args: &[String], default_image: &str) -> Value {
+    let ms_name = ms.name_any();
+    let server = format!(
+        "{}.{}.svc:{}",
+        group_name(&ms_name),
+        ms.namespace().unwrap_or_default(),
+        ms.spec.server.ports.grpc
+    );
+    json!({
+        "backoffLimit": 2,
+        "activeDeadlineSeconds": 6 * 3600,
+        "template": {
+            "metadata": { "labels": { LABEL_GCJOB: gc.name_any(), LABEL_MANAGED_BY: MANAGER } },
+            "spec": {
+                "restartPolicy": "Never",
+                "securityContext": {
+                    "runAsNonRoot": true, "runAsUser": 65532,
+                    "seccompProfile": { "type": "RuntimeDefault" },
+                },
+                "containers": [{
+                    "name": "dfsctl",
+                    "image": image_of(ms, default_image),
+                    "command": ["dfsctl"],
+                    "args": args,
+                    "env": [
+                        { "name": "DFSCTL_SERVER", "value": server },
+                        { "name": "DFSCTL_TOKEN_FILE", "value": format!("{TOKEN_MOUNT}/token") },
+                    ],
+                    "volumeMounts": [{ "name": "token", "mountPath": TOKEN_MOUNT, "readOnly": true }],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false,
+                        "readOnlyRootFilesystem": true,
+                        "capabilities": { "drop": ["ALL"] },
+                    },
+                }],
+                "volumes": [{ "name": "token", "secret": {
+                    "secretName": token_secret_name(&ms_name), "defaultMode": 0o400 } }],
+            },
+        },
+    })
+}
+
+/// A one-shot Job (no schedule) or a CronJob (schedule) for the GCJob.
+pub fn gc_workload(
+    gc: &GCJob,
+    ms: &MetadataStore,
+    share_path: &str,
+    default_image: &str,
+) -> Result<Value, String> {
+    let args = dfsctl_args(gc, share_path)?;
+    let labels =
+        json!({ LABEL_GCJOB: gc.name_any(), LABEL_MANAGED_BY: MANAGER, LABEL_NAME: "dittofs" });
+    let job = job_spec(gc, ms, &args, default_image);
+    Ok(match &gc.spec.schedule {
+        None => json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": oneshot_job_name(&gc.name_any(), gc.metadata.generation.unwrap_or(1)),
+                "namespace": gc.namespace(),
+                "labels": labels,
+                "ownerReferences": owner_ref(gc),
+            },
+            "spec": job,
+        }),
+        Some(schedule) => json!({
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {
+                "name": gc.name_any(),
+                "namespace": gc.namespace(),
+                "labels": labels,
+                "ownerReferences": owner_ref(gc),
+            },
+            "spec": {
+                "schedule": schedule,
+                "timeZone": "Etc/UTC",
+                "concurrencyPolicy": "Forbid",
+                "startingDeadlineSeconds": 600,
+                "successfulJobsHistoryLimit": gc.spec.successful_jobs_history_limit.unwrap_or(3),
+                "failedJobsHistoryLimit": gc.spec.failed_jobs_history_limit.unwrap_or(1),
+                "jobTemplate": { "metadata": { "labels": labels }, "spec": job },
+            },
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::*;
+    use crate::desired::{S3Credentials, plan_group};
+
+    fn ms(t: MetadataStoreType) -> MetadataStore {
+        let mut m = MetadataStore::new(
+            "main",
+            MetadataStoreSpec {
+                type_: t,
+                postgres: None,
+                server: Default::default(),
+            },
+        );
+        m.metadata.namespace = Some("ns".into());
+        m.metadata.uid = Some("uid-1".into());
+        m
+    }
+
+    fn share(claim: bool) -> Share {
+        let mut v = serde_json::json!({
+            "path": "/docs", "metadataStoreRef": "main", "localBlockStoreRef": "disk",
+        });
+        if claim {
+            v["persistentVolumeClaim"] = serde_json::json!({ "namespace": "apps" });
+        }
+        let mut s = Share::new("docs", serde_json::from_value(v).unwrap());
+        s.metadata.namespace = Some("ns".into());
+        s
+    }
+
+    fn disk() -> BlockStore {
+        BlockStore::new(
+            "disk",
+            BlockStoreSpec {
+                kind: BlockStoreKind::Local,
+                local: Some(LocalBlockSpec {
+                    type_: LocalBlockType::Fs,
+                    storage: Default::default(),
+                }),
+                remote: None,
+            },
+        )
+    }
+
+    #[test]
+    fn statefulset_has_volumes_for_embedded_store_and_fs_blocks() {
+        let m = ms(MetadataStoreType::Sled);
+        let plan = plan_group(&m, &[share(false)], &[disk()], &S3Credentials::new());
+        let sts = statefulset(&m, &plan, &|_| ("7Gi".into(), Some("fast".into())), "img:1");
+        let tpl: Vec<&str> = sts["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(tpl, vec!["data", "blocks-disk"]);
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"][1]["spec"]["storageClassName"],
+            "fast"
+        );
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"][1]["spec"]["resources"]["requests"]["storage"],
+            "7Gi"
+        );
+        let c = &sts["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["image"], "img:1");
+        assert_eq!(
+            c["volumeMounts"][1]["mountPath"],
+            "/var/lib/dittofs/blocks/disk"
+        );
+        assert_eq!(sts["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(claim_template_names(&m, &plan), vec!["blocks-disk", "data"]);
+        // memory metadata: no claim for it
+        let m = ms(MetadataStoreType::Memory);
+        let sts = statefulset(&m, &plan, &|_| ("1Gi".into(), None), "img:1");
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            sts["spec"]["template"]["spec"]["volumes"][0]["name"],
+            "data"
+        );
+    }
+
+    #[test]
+    fn pv_and_claim_are_prebound() {
+        let s = share(true);
+        let pv = persistent_volume(&s, "10.0.0.7", 2049);
+        assert_eq!(pv["metadata"]["name"], "dittofs-ns-docs");
+        assert_eq!(pv["spec"]["nfs"]["server"], "10.0.0.7");
+        assert_eq!(pv["spec"]["nfs"]["path"], "/docs");
+        assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+        assert_eq!(pv["spec"]["claimRef"]["namespace"], "apps");
+        assert_eq!(pv["spec"]["claimRef"]["name"], "docs");
+        assert!(
+            pv["spec"]["mountOptions"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("mountport=2049"))
+        );
+        let pvc = persistent_volume_claim(&s).unwrap();
+        assert_eq!(pvc["spec"]["volumeName"], "dittofs-ns-docs");
+        assert_eq!(pvc["metadata"]["namespace"], "apps");
+        assert!(persistent_volume_claim(&share(false)).is_none());
+        assert!(
+            persistent_volume(&share(false), "1.2.3.4", 2049)["spec"]
+                .get("claimRef")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn gc_jobs_and_cronjobs() {
+        let m = ms(MetadataStoreType::Sled);
+        let mut g = GCJob::new(
+            "nightly",
+            GCJobSpec {
+                share_ref: "docs".into(),
+                operation: GcOperation::Gc,
+                dry_run: true,
+                grace_period: Some("30m".into()),
+                schedule: None,
+                successful_jobs_history_limit: None,
+                failed_jobs_history_limit: None,
+            },
+        );
+        g.metadata.namespace = Some("ns".into());
+        g.metadata.generation = Some(2);
+        let j = gc_workload(&g, &m, "/docs", "img").unwrap();
+        assert_eq!(j["kind"], "Job");
+        assert_eq!(j["metadata"]["name"], "nightly-2");
+        let c = &j["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            c["args"],
+            serde_json::json!([
+                "-o",
+                "json",
+                "store",
+                "block",
+                "gc",
+                "/docs",
+                "--dry-run",
+                "--grace",
+                "30m"
+            ])
+        );
+        assert_eq!(c["env"][0]["value"], "dittofs-main.ns.svc:9000");
+        g.spec.schedule = Some("0 3 * * *".into());
+        g.spec.operation = GcOperation::Audit;
+        let cj = gc_workload(&g, &m, "/docs", "img").unwrap();
+        assert_eq!(cj["kind"], "CronJob");
+        assert_eq!(cj["spec"]["schedule"], "0 3 * * *");
+        assert_eq!(
+            cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"],
+            serde_json::json!(["-o", "json", "blockstore", "audit-refcounts", "/docs"])
+        );
+        g.spec.operation = GcOperation::Migrate;
+        assert!(gc_workload(&g, &m, "/docs", "img").is_err());
+    }
+}
