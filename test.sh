@@ -4,6 +4,8 @@
 #
 #   ./test.sh                 everything: lint, unit/integration/conformance/crash tests,
 #                             the kernel-client tier (qemu guest: pjdfstest + workload),
+#                             the Kubernetes operator against a real control plane
+#                             (e2e/k8s: smoke + cluster tests + chart/samples e2e),
 #                             the benchmark harness in quick mode
 #   ./test.sh --no-vm         skip the kernel-client tier (local iteration only; CI runs it)
 #
@@ -49,6 +51,13 @@ if [ $RUN_VM = 1 ]; then
   stage readme-mount e2e/vm/readme-mount.sh
   stage control-e2e e2e/control/e2e.sh
 fi
+# Kubernetes: a real control plane on loopback (binaries built from the Go module proxy
+# into $DITTOFS_CACHE/k8s-bin once: 10-30 min cold, instant warm), the operator's cluster
+# integration tests (operator/tests/cluster.rs) as smoke.sh's HOOK, then the chart/samples e2e.
+stage k8s-tools e2e/k8s/build-tools.sh
+stage k8s-smoke env HOOK='cargo build -q -p dittofs-server --bin dfs -p dittofs-cli --bin dfsctl && cargo nextest run -p dittofs-operator --profile ci --run-ignored ignored-only' \
+  e2e/k8s/smoke.sh
+stage operator-e2e e2e/k8s/operator-e2e.sh
 stage bench-quick e2e/bench/core.sh --quick
 
 echo "=== summary ($(( $(date +%s) - T0 )) s)"

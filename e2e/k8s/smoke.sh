@@ -5,7 +5,7 @@
 # any failure).
 #
 #   e2e/k8s/smoke.sh
-#   HOOK='cargo nextest run -p dittofs-operator --run-ignored all' e2e/k8s/smoke.sh
+#   HOOK='cargo nextest run -p dittofs-operator --run-ignored ignored-only' e2e/k8s/smoke.sh
 #   KEEP=1 e2e/k8s/smoke.sh      # leave the cluster running afterwards (prints how to use/stop it)
 #
 # HOOK runs as one more check, after the built-in ones, with the cluster's environment

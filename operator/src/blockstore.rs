@@ -2,7 +2,7 @@
 //! volumes and data-plane configuration. Here only its own status: which Shares use it and
 //! whether it is usable (an S3 store's credentials Secret exists and has both keys).
 
-use crate::context::{Ctx, apply_status, conditions, event_on_transition};
+use crate::context::{Ctx, apply_status, conditions, event_on_transition, timed};
 use crate::crd::{BlockStore, BlockStoreStatus, Share};
 use crate::error::Result;
 use crate::metadatastore::secret_value;
@@ -14,11 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn reconcile(bs: Arc<BlockStore>, ctx: Arc<Ctx>) -> Result<Action> {
-    let started = std::time::Instant::now();
-    let r = reconcile_inner(&bs, &ctx).await;
-    ctx.metrics
-        .observe("blockstore", started.elapsed().as_secs_f64(), r.is_err());
-    r
+    timed(&ctx, "blockstore", reconcile_inner(&bs, &ctx)).await
 }
 
 async fn reconcile_inner(bs: &BlockStore, ctx: &Ctx) -> Result<Action> {

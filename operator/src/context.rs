@@ -192,6 +192,104 @@ pub fn conditions(
         .collect()
 }
 
+/// The outcome of one reconcile as the three standard conditions: exactly one of ready,
+/// progressing (waiting for something that will come) or degraded (needs a change by
+/// someone), with one CamelCase reason and a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub ready: bool,
+    pub progressing: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Verdict {
+    pub fn ready(reason: &str, message: impl Into<String>) -> Self {
+        Verdict {
+            ready: true,
+            progressing: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+    pub fn progressing(reason: &str, message: impl Into<String>) -> Self {
+        Verdict {
+            ready: false,
+            progressing: true,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+    pub fn degraded(reason: &str, message: impl Into<String>) -> Self {
+        Verdict {
+            ready: false,
+            progressing: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+    /// Ready when `ok`, else degraded, with the same reason/message.
+    pub fn outcome(ok: bool, reason: &str, message: impl Into<String>) -> Self {
+        if ok {
+            Self::ready(reason, message)
+        } else {
+            Self::degraded(reason, message)
+        }
+    }
+    pub fn degraded_now(&self) -> bool {
+        !self.ready && !self.progressing
+    }
+    /// Ready / Progressing / Degraded, transition times kept from `old`.
+    pub fn conditions(&self, old: &[Condition], generation: Option<i64>) -> Vec<Condition> {
+        let deg = self.degraded_now();
+        let quiet = |on: bool| if on { self.reason.as_str() } else { "" };
+        conditions(
+            old,
+            generation,
+            &[
+                ("Ready", self.ready, &self.reason, self.message.clone()),
+                (
+                    "Progressing",
+                    self.progressing,
+                    if self.progressing {
+                        quiet(true)
+                    } else {
+                        "Stable"
+                    },
+                    if self.progressing {
+                        self.message.clone()
+                    } else {
+                        String::new()
+                    },
+                ),
+                (
+                    "Degraded",
+                    deg,
+                    if deg { quiet(true) } else { "AsExpected" },
+                    if deg {
+                        self.message.clone()
+                    } else {
+                        String::new()
+                    },
+                ),
+            ],
+        )
+    }
+}
+
+/// Runs one reconcile of `controller` and records it in the metrics.
+pub async fn timed<T, E>(
+    ctx: &Ctx,
+    controller: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = std::time::Instant::now();
+    let r = fut.await;
+    ctx.metrics
+        .observe(controller, started.elapsed().as_secs_f64(), r.is_err());
+    r
+}
+
 /// The (status, reason) of the Ready condition in `conds`, if any.
 pub fn ready_of(conds: &[Condition]) -> Option<(String, String)> {
     conds

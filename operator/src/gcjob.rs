@@ -6,7 +6,7 @@
 //! Invariant: a result is attributed to a run only if the data plane says it started at or
 //! after that run's Job started, so an older result is never shown as this run's.
 
-use crate::context::{Ctx, apply, apply_status, conditions, event_on_transition};
+use crate::context::{Ctx, Verdict, apply, apply_status, event_on_transition, timed};
 use crate::crd::{GCJob, GCJobStatus, GcOperation, GcRunResult, MetadataStore, Share};
 use crate::error::{Error, Result};
 use crate::metadatastore::connect_any;
@@ -23,17 +23,20 @@ use std::time::Duration;
 const RESULT_WAIT: i64 = 600;
 
 pub async fn reconcile(gc: Arc<GCJob>, ctx: Arc<Ctx>) -> Result<Action> {
-    let started = std::time::Instant::now();
-    let r = reconcile_inner(&gc, &ctx).await;
-    ctx.metrics
-        .observe("gcjob", started.elapsed().as_secs_f64(), r.is_err());
-    r
+    timed(&ctx, "gcjob", reconcile_inner(&gc, &ctx)).await
 }
 
 fn unix(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp())
+}
+
+/// RFC 3339 time `duration_ms` after unix second `start`.
+fn finished_at(start: i64, duration_ms: u64) -> String {
+    chrono::DateTime::from_timestamp(start + (duration_ms / 1000) as i64, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }
 
 /// The next time `schedule` fires after now (UTC, as the CronJob is in Etc/UTC).
@@ -61,9 +64,7 @@ async fn fetch_result(
                 let ok = s.outcome == "succeeded";
                 GcRunResult {
                     started_at: s.started_at.clone(),
-                    finished_at: chrono::DateTime::from_timestamp(start + (s.duration_ms / 1000) as i64, 0)
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                        .unwrap_or_default(),
+                    finished_at: finished_at(start, s.duration_ms),
                     result: if ok { "Succeeded" } else { "Failed" }.into(),
                     bytes_freed: s.deleted_bytes as i64,
                     objects_swept: s.deleted_chunks as i64,
@@ -82,9 +83,7 @@ async fn fetch_result(
                 let clean = a.delta == 0 && a.dangling_count == 0;
                 GcRunResult {
                     started_at: a.started_at.clone(),
-                    finished_at: chrono::DateTime::from_timestamp(start + (a.duration_ms / 1000) as i64, 0)
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                        .unwrap_or_default(),
+                    finished_at: finished_at(start, a.duration_ms),
                     result: if clean { "Succeeded" } else { "Failed" }.into(),
                     bytes_freed: 0,
                     objects_swept: 0,
@@ -139,17 +138,13 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
     };
     let mut requeue = Duration::from_secs(300);
 
-    // (ready, progressing, degraded, reason, message)
-    let verdict: (bool, bool, bool, String, String) = 'v: {
+    let verdict: Verdict = 'v: {
         let Some(share) = Api::<Share>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&gc.spec.share_ref)
             .await?
         else {
-            break 'v (
-                false,
-                false,
-                true,
-                "ShareNotFound".into(),
+            break 'v Verdict::degraded(
+                "ShareNotFound",
                 format!("Share {} does not exist", gc.spec.share_ref),
             );
         };
@@ -157,11 +152,8 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
             .get_opt(&share.spec.metadata_store_ref)
             .await?
         else {
-            break 'v (
-                false,
-                false,
-                true,
-                "MetadataStoreNotFound".into(),
+            break 'v Verdict::degraded(
+                "MetadataStoreNotFound",
                 format!(
                     "MetadataStore {} does not exist",
                     share.spec.metadata_store_ref
@@ -170,7 +162,7 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
         };
         let doc = match resources::gc_workload(gc, &ms, &share.spec.path, &ctx.opts.default_image) {
             Ok(d) => d,
-            Err(msg) => break 'v (false, false, true, "OperationNotSupported".into(), msg),
+            Err(msg) => break 'v Verdict::degraded("OperationNotSupported", msg),
         };
         let cron_api = Api::<CronJob>::namespaced(ctx.client.clone(), &ns);
         let job_api = Api::<Job>::namespaced(ctx.client.clone(), &ns);
@@ -218,13 +210,7 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
                     let secs = (next - chrono::Utc::now().timestamp()).clamp(0, 600) + 30;
                     requeue = Duration::from_secs(secs as u64);
                 }
-                break 'v (
-                    true,
-                    false,
-                    false,
-                    "Scheduled".into(),
-                    format!("CronJob {name}: {schedule} (UTC)"),
-                );
+                break 'v Verdict::ready("Scheduled", format!("CronJob {name}: {schedule} (UTC)"));
             }
             None => {
                 // Switched from scheduled to one-shot: the CronJob goes.
@@ -243,22 +229,17 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
                 match state {
                     "Running" => {
                         requeue = Duration::from_secs(10);
-                        break 'v (
-                            false,
-                            true,
-                            false,
-                            "Running".into(),
+                        break 'v Verdict::progressing(
+                            "Running",
                             format!("Job {job_name} is running"),
                         );
                     }
                     _ if already => {
                         let r = status.last_run.clone().unwrap_or_default();
                         let ok = state == "Succeeded" && r.result == "Succeeded";
-                        break 'v (
+                        break 'v Verdict::outcome(
                             ok,
-                            false,
-                            !ok,
-                            if ok { "Completed" } else { "RunFailed" }.into(),
+                            if ok { "Completed" } else { "RunFailed" },
                             r.message,
                         );
                     }
@@ -275,11 +256,9 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
                             .await;
                             let msg = r.message.clone();
                             status.last_run = Some(r);
-                            break 'v (
+                            break 'v Verdict::outcome(
                                 ok,
-                                false,
-                                !ok,
-                                if ok { "Completed" } else { "RunFailed" }.into(),
+                                if ok { "Completed" } else { "RunFailed" },
                                 msg,
                             );
                         }
@@ -290,25 +269,18 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
                                     Err(e) => e.to_string(),
                                     _ => "the data plane has no result of this run".into(),
                                 };
-                                break 'v (
-                                    false,
-                                    false,
-                                    true,
+                                break 'v Verdict::degraded(
                                     if state == "Failed" {
                                         "JobFailed"
                                     } else {
                                         "NoResult"
-                                    }
-                                    .into(),
+                                    },
                                     format!("Job {job_name} {state}: {why}"),
                                 );
                             }
                             requeue = Duration::from_secs(10);
-                            break 'v (
-                                false,
-                                true,
-                                false,
-                                "WaitingForResult".into(),
+                            break 'v Verdict::progressing(
+                                "WaitingForResult",
                                 format!(
                                     "Job {job_name} {state}; waiting for the data plane's result"
                                 ),
@@ -319,31 +291,12 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
             }
         }
     };
-    let (ready, progressing, degraded, reason, msg) = verdict;
-    status.conditions = conditions(
-        &old.conditions,
-        generation,
-        &[
-            ("Ready", ready, &reason, msg.clone()),
-            (
-                "Progressing",
-                progressing,
-                if progressing { &reason } else { "Stable" },
-                String::new(),
-            ),
-            (
-                "Degraded",
-                degraded,
-                if degraded { &reason } else { "AsExpected" },
-                if degraded { msg } else { String::new() },
-            ),
-        ],
-    );
+    status.conditions = verdict.conditions(&old.conditions, generation);
     event_on_transition(ctx, gc, &old.conditions, &status.conditions).await;
     if gc.status.as_ref() != Some(&status) {
         apply_status(&api, &name, &status).await?;
     }
-    if degraded && reason.ends_with("NotFound") {
+    if verdict.degraded_now() && verdict.reason.ends_with("NotFound") {
         requeue = Error::MissingRef(String::new()).retry_after();
     }
     Ok(Action::requeue(requeue))

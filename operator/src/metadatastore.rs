@@ -12,7 +12,7 @@
 //! - No finalizer: everything made here is owned by the MetadataStore and garbage-collected
 //!   with it; claims are retained (`persistentVolumeClaimRetentionPolicy: Retain`).
 
-use crate::context::{Ctx, apply, apply_status, conditions, event_on_transition};
+use crate::context::{Ctx, apply, apply_status, conditions, event_on_transition, timed};
 use crate::crd::{
     BlockStore, MetadataStore, MetadataStoreStatus, MetadataStoreType, RejectedShare, Share,
 };
@@ -277,11 +277,7 @@ async fn push(ctx: &Ctx, ms: &MetadataStore, plan: &GroupPlan, pods: &[Pod], tok
 }
 
 pub async fn reconcile(ms: Arc<MetadataStore>, ctx: Arc<Ctx>) -> Result<Action> {
-    let started = std::time::Instant::now();
-    let r = reconcile_inner(&ms, &ctx).await;
-    ctx.metrics
-        .observe("metadatastore", started.elapsed().as_secs_f64(), r.is_err());
-    r
+    timed(&ctx, "metadatastore", reconcile_inner(&ms, &ctx)).await
 }
 
 async fn reconcile_inner(ms: &MetadataStore, ctx: &Ctx) -> Result<Action> {

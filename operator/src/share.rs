@@ -12,7 +12,7 @@
 //!   `status.appliedShares`), the PV exists and is Available/Bound, and the claim (if asked
 //!   for) is Bound.
 
-use crate::context::{Ctx, apply, apply_status, conditions, event_on_transition};
+use crate::context::{Ctx, Verdict, apply, apply_status, event_on_transition, timed};
 use crate::crd::{MetadataStore, Share, ShareStatus, VolumeDeletionPolicy, VolumeRef};
 use crate::desired::plan_group;
 use crate::error::Result;
@@ -27,15 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn reconcile(share: Arc<Share>, ctx: Arc<Ctx>) -> Result<Action> {
-    let started = std::time::Instant::now();
-    let r = if share.metadata.deletion_timestamp.is_some() {
-        cleanup(&share, &ctx).await
-    } else {
-        reconcile_inner(&share, &ctx).await
-    };
-    ctx.metrics
-        .observe("share", started.elapsed().as_secs_f64(), r.is_err());
-    r
+    timed(&ctx, "share", async {
+        if share.metadata.deletion_timestamp.is_some() {
+            cleanup(&share, &ctx).await
+        } else {
+            reconcile_inner(&share, &ctx).await
+        }
+    })
+    .await
 }
 
 async fn set_finalizers(ctx: &Ctx, share: &Share, finalizers: Vec<String>) -> Result<()> {
@@ -133,11 +132,10 @@ async fn reconcile_inner(share: &Share, ctx: &Ctx) -> Result<Action> {
         .get_opt(&share.spec.metadata_store_ref)
         .await?;
     // (ready, reason, message) of the Share; filled step by step.
-    let verdict: (bool, String, String) = 'v: {
+    let verdict: Verdict = 'v: {
         let Some(ms) = ms else {
-            break 'v (
-                false,
-                "MetadataStoreNotFound".into(),
+            break 'v Verdict::degraded(
+                "MetadataStoreNotFound",
                 format!(
                     "MetadataStore {} does not exist",
                     share.spec.metadata_store_ref
@@ -147,13 +145,12 @@ async fn reconcile_inner(share: &Share, ctx: &Ctx) -> Result<Action> {
         let inputs = group_inputs(ctx, &ns).await?;
         let plan = plan_group(&ms, &inputs.shares, &inputs.block_stores, &inputs.creds);
         if let Some((reason, msg)) = plan.excluded.get(&name) {
-            break 'v (false, reason.clone(), msg.clone());
+            break 'v Verdict::degraded(reason, msg.clone());
         }
         let ms_status = ms.status.clone().unwrap_or_default();
         let Some(ip) = ms_status.service_ip.clone() else {
-            break 'v (
-                false,
-                "WaitingForService".into(),
+            break 'v Verdict::progressing(
+                "WaitingForService",
                 format!(
                     "the Service of MetadataStore {} has no ClusterIP yet",
                     ms.name_any()
@@ -196,9 +193,8 @@ async fn reconcile_inner(share: &Share, ctx: &Ctx) -> Result<Action> {
                     });
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 || e.code == 422 => {
-                    break 'v (
-                        false,
-                        "ClaimRejected".into(),
+                    break 'v Verdict::degraded(
+                        "ClaimRejected",
                         format!("claim {cns}/{cname}: {}", e.message),
                     );
                 }
@@ -206,12 +202,11 @@ async fn reconcile_inner(share: &Share, ctx: &Ctx) -> Result<Action> {
             }
         }
         if let Some(r) = ms_status.rejected_shares.iter().find(|r| r.name == name) {
-            break 'v (false, "RejectedByDataPlane".into(), r.message.clone());
+            break 'v Verdict::degraded("RejectedByDataPlane", r.message.clone());
         }
         if !ms_status.applied_shares.contains(&name) {
-            break 'v (
-                false,
-                "WaitingForDataPlane".into(),
+            break 'v Verdict::progressing(
+                "WaitingForDataPlane",
                 format!(
                     "MetadataStore {} has not applied this share to its pods yet",
                     ms.name_any()
@@ -219,55 +214,22 @@ async fn reconcile_inner(share: &Share, ctx: &Ctx) -> Result<Action> {
             );
         }
         if !(pv_phase == "Available" || pv_phase == "Bound") || !claim_ok {
-            break 'v (
-                false,
-                "WaitingForVolume".into(),
+            break 'v Verdict::progressing(
+                "WaitingForVolume",
                 format!("PersistentVolume {pv_phase:?}, claim bound: {claim_ok}"),
             );
         }
-        (
-            true,
-            "Exported".into(),
+        Verdict::ready(
+            "Exported",
             format!("served at {}", status.endpoint.clone().unwrap_or_default()),
         )
     };
-    let (ready, reason, msg) = verdict;
-    let degraded = matches!(
-        reason.as_str(),
-        "BlockStoreNotFound"
-            | "BlockStoreKindMismatch"
-            | "SecretNotFound"
-            | "PathConflict"
-            | "InvalidSpec"
-            | "MetadataTypeUnsupported"
-            | "ClaimRejected"
-            | "MetadataStoreNotFound"
-            | "RejectedByDataPlane"
-    );
-    status.conditions = conditions(
-        &old.conditions,
-        generation,
-        &[
-            ("Ready", ready, &reason, msg.clone()),
-            (
-                "Progressing",
-                !ready && !degraded,
-                if ready || degraded { "Stable" } else { &reason },
-                String::new(),
-            ),
-            (
-                "Degraded",
-                degraded,
-                if degraded { &reason } else { "AsExpected" },
-                if degraded { msg } else { String::new() },
-            ),
-        ],
-    );
+    status.conditions = verdict.conditions(&old.conditions, generation);
     event_on_transition(ctx, share, &old.conditions, &status.conditions).await;
     if share.status.as_ref() != Some(&status) {
         apply_status(&api, &name, &status).await?;
     }
-    Ok(Action::requeue(Duration::from_secs(if ready {
+    Ok(Action::requeue(Duration::from_secs(if verdict.ready {
         300
     } else {
         15

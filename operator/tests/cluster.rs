@@ -747,6 +747,20 @@ async fn reconcile_serves_shares_publishes_volumes_runs_gc_and_cleans_up() {
     })
     .await;
 
+    // Shares carry the operator's finalizer: remove the last one while it still runs.
+    ns.api::<Share>()
+        .delete("broken", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("Share broken gone", || async {
+        ns.api::<Share>()
+            .get_opt("broken")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
     op.stop().await;
     let _ = pv_api
         .delete(&format!("dittofs-{n}-keep"), &DeleteParams::default())

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# operator-e2e.sh - the operator end to end on a real control plane (cluster.sh): the Helm
+# chart, the samples of deploy/samples/, and the operator running with the chart's own
+# ServiceAccount token (so the chart's RBAC is proven sufficient), against real `dfs` data
+# planes on loopback. Ends with `operator-e2e: N passed, N failed` (exit 1 on any failure).
+#
+#   e2e/k8s/operator-e2e.sh            # KEEP=1 leaves the cluster and processes running
+#
+# Steps: cluster up; `helm install --wait` (CRDs Established, operator Deployment available
+# under kwok, RBAC objects); the operator binary runs locally as system:serviceaccount:
+# dittofs-system:dittofs with `--pod-address` pointing each sample MetadataStore at a local
+# `dfs` (kwok pod IPs are fake); `kubectl apply -f deploy/samples/`; the operator creates the
+# control-token Secrets; one `dfs` per group starts with that token; then assertions:
+# conditions of every object, PV/PVC Bound, Events, finalizers, metrics, the CronJob's own
+# dfsctl command line run against the data plane, Share deletion (PV and claim removed,
+# export dropped), no RBAC denial in the operator's log, `helm uninstall --wait`.
+# The S3 sample (`media`) cannot be served until the remote tier exists (issue 6): the
+# data plane refuses it, and the test asserts exactly that (Ready=False,
+# RejectedByDataPlane) while its group stays Ready.
+set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+ROOT=$(cd "$K8S_HERE/../.." && pwd)
+CLUSTER=$K8S_HERE/cluster.sh
+PASS=0 FAIL=0 DONE='' STARTED=''
+T0=$SECONDS
+in_ci() { case ${CI:-} in '' | false | 0) return 1 ;; *) return 0 ;; esac; }
+log() { k8s_log operator-e2e "$@"; }
+W=$(mktemp -d "${TMPDIR:-/tmp}/dittofs-operator-e2e.XXXXXX")
+PIDS=()
+exec 3>&1 4>&2
+
+finish() {
+  local rc=$? p
+  [ -n "$DONE" ] && return; DONE=1
+  exec 1>&3 2>&4
+  if [ "$rc" -ne 0 ] && [ "$FAIL" -eq 0 ]; then echo "FAIL aborted (exit $rc)"; FAIL=$((FAIL + 1)); fi
+  if [ -z "${KEEP:-}" ]; then
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    if [ -n "$STARTED" ]; then
+      if [ "$FAIL" -gt 0 ]; then K8S_KEEP_STATE=1 "$CLUSTER" down; else "$CLUSTER" down; fi
+    fi
+    if [ "$FAIL" -eq 0 ]; then rm -rf "$W"; else log "logs kept in $W and $K8S_STATE_DIR/logs"; fi
+  else
+    log "KEEP=1: left running (pids ${PIDS[*]}); cluster: eval \"\$(K8S_STATE_DIR=$K8S_STATE_DIR $CLUSTER env)\""
+  fi
+  echo "TIME total $((SECONDS - T0)) s"
+  echo "operator-e2e: $PASS passed, $FAIL failed"
+  [ "$FAIL" -eq 0 ]; exit $?
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+check() { # check NAME CMD...
+  local n=$1 t=$SECONDS; shift
+  if "$@" >"$W/check.out" 2>&1; then echo "PASS $n ($((SECONDS - t)) s)"; PASS=$((PASS + 1))
+  else echo "FAIL $n ($((SECONDS - t)) s)"; FAIL=$((FAIL + 1)); tail -n 12 "$W/check.out" | sed 's/^/     /'; fi
+}
+retry() { # retry SECONDS CMD...: every second until CMD succeeds or time is up
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 1; done
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---- prerequisites: binaries, cluster ----------------------------------------------------
+if [ -z "${K8S_BIN:-}" ]; then
+  command -v go >/dev/null || { if in_ci; then echo "FAIL prerequisite: go"; FAIL=1; exit 1; else echo "SKIP: no go"; exit 0; fi; }
+fi
+k8s_prereqs || { echo "FAIL prerequisite: host commands"; FAIL=$((FAIL + 1)); exit 1; }
+export K8S_BIN=${K8S_BIN:-$("$K8S_HERE/build-tools.sh")} || exit 1
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+(cd "$ROOT" && cargo build -q -p dittofs-operator --bin dittofs-operator -p dittofs-server --bin dfs -p dittofs-cli --bin dfsctl) ||
+  { echo "FAIL cargo build"; FAIL=$((FAIL + 1)); exit 1; }
+OPERATOR=$TARGET/debug/dittofs-operator DFS=$TARGET/debug/dfs DFSCTL=$TARGET/debug/dfsctl
+export K8S_STATE_DIR=${K8S_STATE_DIR:-$W/cluster}
+STARTED=1
+"$CLUSTER" up || { echo "FAIL cluster.sh up"; FAIL=$((FAIL + 1)); exit 1; }
+eval "$("$CLUSTER" env)"
+cd "$ROOT" || exit 1
+
+# ---- helm install ----------------------------------------------------------------------
+check helm-lint helm lint --strict charts/dittofs
+check helm-install helm install dittofs charts/dittofs -n dittofs-system --create-namespace --wait --timeout 180s \
+  --set image.tag=e2e --set dataplane.image.tag=e2e
+crds_established() { kubectl wait crd metadatastores.dittofs.io blockstores.dittofs.io shares.dittofs.io gcjobs.dittofs.io --for=condition=Established --timeout=60s; }
+check crds-established crds_established
+operator_deployment() { kubectl -n dittofs-system rollout status deploy/dittofs --timeout=60s && kubectl -n dittofs-system get sa dittofs clusterrolebinding 2>/dev/null; kubectl get clusterrole dittofs >/dev/null; }
+check operator-deployment-available operator_deployment
+
+# ---- the operator, with the chart ServiceAccount's credentials --------------------------
+sa_kubeconfig() {
+  local tok server ca
+  tok=$(kubectl -n dittofs-system create token dittofs --duration=2h) || return 1
+  server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  ca=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority}')
+  [ -n "$ca" ] || { ca=$W/ca.crt; kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$ca"; }
+  cat >"$W/sa.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: e2e, cluster: {server: "$server", certificate-authority: "$ca"}}]
+users: [{name: dittofs-sa, user: {token: "$tok"}}]
+contexts: [{name: e2e, context: {cluster: e2e, user: dittofs-sa}}]
+current-context: e2e
+KC
+  KUBECONFIG=$W/sa.kubeconfig kubectl auth whoami -o jsonpath='{.status.userInfo.username}' | grep -qx system:serviceaccount:dittofs-system:dittofs
+}
+check operator-credentials-are-the-chart-serviceaccount sa_kubeconfig
+declare -A CTL NFS
+for g in quick main tiered; do CTL[$g]=$(free_port); NFS[$g]=$(free_port); done
+METRICS=$(free_port)
+KUBECONFIG=$W/sa.kubeconfig setsid "$OPERATOR" --metrics-bind "127.0.0.1:$METRICS" --call-timeout 5 \
+  --default-image ghcr.io/dittofs/dittofs:e2e \
+  --pod-address "default/quick=127.0.0.1:${CTL[quick]}" --pod-address "default/main=127.0.0.1:${CTL[main]}" \
+  --pod-address "default/tiered=127.0.0.1:${CTL[tiered]}" >"$W/operator.log" 2>&1 </dev/null &
+PIDS+=($!)
+check operator-ready retry 30 curl -sf "http://127.0.0.1:$METRICS/readyz"
+
+# ---- samples ---------------------------------------------------------------------------
+check apply-samples kubectl apply -f deploy/samples/
+# The operator makes each group's control token; the local data planes use it.
+tokens() { local g; for g in quick main tiered; do kubectl -n default get secret "dittofs-$g-control" -o jsonpath='{.data.token}' >/dev/null || return 1; done; }
+check operator-created-token-secrets retry 60 tokens
+for g in quick main tiered; do
+  tok=$(kubectl -n default get secret "dittofs-$g-control" -o jsonpath='{.data.token}' | base64 -d)
+  mkdir -p "$W/dfs-$g"
+  DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=${NFS[$g]} DITTOFS_HTTP_ENABLED=false DITTOFS_CONTROL_PORT=${CTL[$g]} \
+    DITTOFS_CONTROL_TOKEN=$tok DITTOFS_METADATA_STORES='[]' DITTOFS_BLOCK_STORES='{local: []}' DITTOFS_SHARES='[]' \
+    setsid "$DFS" start --data-dir "$W/dfs-$g/data" >"$W/dfs-$g.log" 2>&1 </dev/null &
+  PIDS+=($!)
+  printf '%s' "$tok" >"$W/dfs-$g/token"
+done
+cond() { # cond KIND NAME TYPE STATUS [REASON]
+  local got; got=$(kubectl -n default get "$1" "$2" -o jsonpath="{.status.conditions[?(@.type==\"$3\")].status} {.status.conditions[?(@.type==\"$3\")].reason}")
+  echo "$1/$2 $3: $got"
+  [ "${got%% *}" = "$4" ] && { [ -z "${5:-}" ] || [ "${got#* }" = "$5" ]; }
+}
+check metadatastore-quick-ready retry 90 cond metadatastore quick Ready True ConfigApplied
+check metadatastore-main-ready retry 90 cond metadatastore main Ready True ConfigApplied
+check metadatastore-tiered-ready-degraded retry 90 cond metadatastore tiered Degraded True SharesRejected
+check metadatastore-tiered-ready retry 30 cond metadatastore tiered Ready True ConfigApplied
+for b in quick-blocks main-blocks tiered-cache s3-tier; do check "blockstore-$b-ready" retry 60 cond blockstore "$b" Ready True; done
+check share-quick-ready retry 60 cond share quick Ready True Exported
+check share-docs-ready retry 60 cond share docs Ready True Exported
+check share-media-refused-until-s3-tier retry 60 cond share media Ready False RejectedByDataPlane
+check gcjob-nightly-scheduled retry 60 cond gcjob docs-nightly-gc Ready True Scheduled
+check gcjob-weekly-scheduled retry 60 cond gcjob docs-weekly-audit Ready True Scheduled
+volumes() {
+  kubectl get pv dittofs-default-docs dittofs-default-quick -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.spec.nfs.server} {.spec.nfs.path}{"\n"}{end}'
+  [ "$(kubectl get pv dittofs-default-docs -o jsonpath='{.status.phase}')" = Bound ] &&
+    [ "$(kubectl -n default get pvc docs -o jsonpath='{.status.phase}')" = Bound ] &&
+    [ "$(kubectl -n default get pvc quick-data -o jsonpath='{.status.phase}')" = Bound ] &&
+    [ "$(kubectl get pv dittofs-default-docs -o jsonpath='{.spec.nfs.server}')" = "$(kubectl -n default get svc dittofs-main -o jsonpath='{.spec.clusterIP}')" ]
+}
+check pv-pvc-bound-to-service-ip volumes
+served() { "$DFSCTL" --server "127.0.0.1:${CTL[main]}" --token-file "$W/dfs-main/token" share list -o json | grep -q '"/docs"'; }
+check data-plane-serves-docs served
+finalizer() { kubectl -n default get share docs -o jsonpath='{.metadata.finalizers}' | grep -q dittofs.io/volumes; }
+check share-finalizer finalizer
+events() {
+  kubectl -n default get events --field-selector involvedObject.name=docs,involvedObject.kind=Share -o custom-columns=REASON:.reason,MSG:.message | tee /dev/stderr | grep -q Exported &&
+    kubectl -n default get events --field-selector involvedObject.name=main,involvedObject.kind=MetadataStore -o custom-columns=REASON:.reason | grep -q ConfigApplied &&
+    kubectl -n default get events --field-selector involvedObject.name=tiered,involvedObject.kind=MetadataStore -o custom-columns=REASON:.reason | grep -q SharesRejected
+}
+check events-recorded events
+metrics() { curl -sf "http://127.0.0.1:$METRICS/metrics" | tee "$W/metrics.txt" | grep -E '^dittofs_operator_reconciles_total\{controller="share"\} [1-9]' && grep -q reconcile_duration_seconds_bucket "$W/metrics.txt"; }
+check metrics-exported metrics
+# The nightly CronJob's own command line (kwok runs no containers): run it here.
+cron_command() {
+  kubectl -n default create job --from=cronjob/docs-nightly-gc manual-gc >/dev/null || return 1
+  local args; args=$(kubectl -n default get job manual-gc -o jsonpath='{.spec.template.spec.containers[0].args[*]}')
+  echo "dfsctl $args"
+  # shellcheck disable=SC2086 # word splitting of the Job's args is intended
+  DFSCTL_SERVER=127.0.0.1:${CTL[main]} DFSCTL_TOKEN_FILE=$W/dfs-main/token "$DFSCTL" $args
+}
+check cronjob-command-runs-gc cron_command
+kubectl get metadatastores,blockstores,shares,gcjobs -A 2>&1 | tee "$W/get.txt"
+# Deleting a Share (volumeDeletionPolicy Delete): PV and claim go, the export goes, the
+# finalizer is released.
+delete_share() {
+  kubectl -n default delete share docs --wait=true --timeout=60s &&
+    retry 60 bash -c "! kubectl get pv dittofs-default-docs >/dev/null 2>&1 && ! kubectl -n default get pvc docs >/dev/null 2>&1" &&
+    retry 60 bash -c "! '$DFSCTL' --server 127.0.0.1:${CTL[main]} --token-file '$W/dfs-main/token' share list -o json | grep -q '\"/docs\"'"
+}
+check share-delete-cleans-up delete_share
+no_denials() { ! grep -iE 'forbidden|is not allowed|cannot (list|watch|get|patch|create)' "$W/operator.log"; }
+check rbac-sufficient no_denials
+# Shares carry a finalizer: clean them up while the operator still runs.
+check samples-deleted kubectl delete -f deploy/samples/ --ignore-not-found --wait=true --timeout=90s
+check helm-uninstall helm uninstall dittofs -n dittofs-system --wait --timeout 120s
