@@ -55,7 +55,8 @@ fi
 # into $DITTOFS_CACHE/k8s-bin once: 10-30 min cold, instant warm), the operator's cluster
 # integration tests (operator/tests/cluster.rs) as smoke.sh's HOOK, then the chart/samples e2e.
 stage k8s-tools e2e/k8s/build-tools.sh
-stage k8s-smoke env HOOK='cargo build -q -p dittofs-server --bin dfs -p dittofs-cli --bin dfsctl && cargo nextest run -p dittofs-operator --profile ci --run-ignored ignored-only' \
+# (workspace-wide builds: the same feature set as the nextest stage, so nothing recompiles)
+stage k8s-smoke env HOOK="cargo nextest run --workspace --profile ci --run-ignored ignored-only -E 'package(dittofs-operator)'" \
   e2e/k8s/smoke.sh
 stage operator-e2e e2e/k8s/operator-e2e.sh
 stage bench-quick e2e/bench/core.sh --quick

@@ -70,10 +70,13 @@ fi
 k8s_prereqs || { echo "FAIL prerequisite: host commands"; FAIL=$((FAIL + 1)); exit 1; }
 export K8S_BIN=${K8S_BIN:-$("$K8S_HERE/build-tools.sh")} || exit 1
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-(cd "$ROOT" && cargo build -q -p dittofs-operator --bin dittofs-operator -p dittofs-server --bin dfs -p dittofs-cli --bin dfsctl) ||
-  { echo "FAIL cargo build"; FAIL=$((FAIL + 1)); exit 1; }
+# `cargo test --no-run` over the workspace builds the three binaries with the feature set
+# of the test builds (a no-op after `cargo nextest run --workspace`; a `-p` build would
+# unify features differently and recompile half the dependency tree).
+(cd "$ROOT" && cargo test -q --workspace --no-run >"$W/build.log" 2>&1) ||
+  { tail -20 "$W/build.log"; echo "FAIL cargo build"; FAIL=$((FAIL + 1)); exit 1; }
 OPERATOR=$TARGET/debug/dittofs-operator DFS=$TARGET/debug/dfs DFSCTL=$TARGET/debug/dfsctl
-export K8S_STATE_DIR=${K8S_STATE_DIR:-$W/cluster}
+export K8S_STATE_DIR=$W/cluster # always a cluster of its own (never one a developer has up)
 STARTED=1
 "$CLUSTER" up || { echo "FAIL cluster.sh up"; FAIL=$((FAIL + 1)); exit 1; }
 eval "$("$CLUSTER" env)"

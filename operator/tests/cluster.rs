@@ -5,7 +5,7 @@
 //! (kwok's pod IPs are fake and never dialled).
 //!
 //! Run: `HOOK='cargo nextest run -p dittofs-operator --run-ignored only' e2e/k8s/smoke.sh`
-//! (needs `dfs` and `dfsctl` built: `cargo build -p dittofs-server -p dittofs-cli`).
+//! (needs `dfs` and `dfsctl` built: `cargo test --workspace --no-run` builds them).
 //! Ignored by a plain `cargo test`: without a cluster they cannot run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
