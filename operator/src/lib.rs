@@ -16,6 +16,14 @@
 #[allow(unreachable_pub)]
 pub mod crd;
 
+/// Installs the process-wide TLS crypto provider (ring) used by the Kubernetes client.
+/// Needed because rustls cannot choose one by itself when a build enables more than one
+/// provider, which happens in workspace builds (aws-sdk-s3 of the data plane brings
+/// aws-lc-rs). Idempotent; call before creating a `kube::Client`.
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub mod blockstore;
 pub mod context;
 pub mod controller;

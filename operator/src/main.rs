@@ -53,6 +53,7 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
+    dittofs_operator::init_crypto();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
             "warn,dittofs_operator={0},dittofs-operator={0}",

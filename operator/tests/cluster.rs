@@ -55,6 +55,7 @@ fn free_port() -> u16 {
 }
 
 async fn client() -> Client {
+    dittofs_operator::init_crypto();
     assert!(
         std::env::var_os("KUBECONFIG").is_some(),
         "KUBECONFIG is not set: run these tests through e2e/k8s/smoke.sh (HOOK=...)"
