@@ -106,7 +106,12 @@ start() { # start NAME CMD...: in its own session, stdin /dev/null, output to lo
     for fd in /proc/"$BASHPID"/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
     exec setsid "$@" </dev/null >"$D/logs/$n.log" 2>&1
   ) &
-  echo "$n $!" >>"$D/pids"
+  local pid=$! end=$((SECONDS + 10))
+  echo "$n $pid" >>"$D/pids"
+  # Until the subshell has exec'd, /proc/PID/cmdline is this script's, not one naming $D, and
+  # `ours` would call the process dead (a CI run on a loaded machine failed on exactly that):
+  # wait for the exec, or for the process to die, before anything checks liveness.
+  while k8s_running "$pid" && ! ours "$pid" && [ $SECONDS -lt $end ]; do sleep 0.05; done
 }
 fail_up() { # a start-up step failed: say which, stop everything, keep the logs
   log "ERROR: $*"
