@@ -163,12 +163,29 @@ fn share_entry(
     };
     // Both local types are a directory for the data plane; `memory` is an emptyDir volume
     // (gone with the pod), `fs` a PersistentVolumeClaim.
+    // The local tier's cap: 90% of an `fs` volume (room for the journal's growth between
+    // evictor passes and the file system's own overhead); none for `memory` (emptyDir).
+    let max_size_bytes = match local_spec.type_ {
+        LocalBlockType::Fs => parse_quantity(&local_spec.storage.size)
+            .map(|b| b / 10 * 9)
+            .map_err(|e| {
+                (
+                    "InvalidSpec",
+                    format!(
+                        "BlockStore {}: storage.size: {e}",
+                        spec.local_block_store_ref
+                    ),
+                )
+            })?,
+        LocalBlockType::Memory => 0,
+    };
     let local = pb::BlockStore {
         name: spec.local_block_store_ref.clone(),
         kind: pb::BlockStoreKind::Local as i32,
         r#type: "fs".into(),
         path: String::new(), // <data_dir>/blocks/<name>: the mount point of its volume
         s3: None,
+        max_size_bytes,
     };
     let remote = match &spec.remote_block_store_ref {
         None => None,
@@ -222,6 +239,7 @@ fn share_entry(
                 r#type: typ.into(),
                 path: String::new(),
                 s3,
+                max_size_bytes: 0,
             })
         }
     };
@@ -261,6 +279,11 @@ fn share_entry(
         metadata: spec.metadata_store_ref.clone(),
         local: spec.local_block_store_ref.clone(),
         remote: spec.remote_block_store_ref.clone().unwrap_or_default(),
+        durability: match spec.durability {
+            Durability::Local => "local",
+            Durability::Remote => "remote",
+        }
+        .into(),
         read_only: spec.read_only,
         squash: match spec.squash {
             Squash::None => "none",

@@ -37,6 +37,7 @@ use crate::chunker::{Chunker, ChunkerConfig, StreamChunker};
 use crate::error::{BlockError, Result};
 use crate::journal::{DEFAULT_SEGMENT_BYTES, Journal, RecoveredRecord};
 use crate::overlay::{Extent, Overlay};
+use crate::tier::RemoteTier;
 use bytes::Bytes;
 use dittofs_types::{BlockRef, ContentHash, FileKey, validate_blocks};
 use parking_lot::Mutex;
@@ -44,8 +45,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Engine settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +112,28 @@ struct Inner {
     journal: Journal,
     chunker: Chunker,
     files: Mutex<HashMap<FileKey, Arc<Mutex<FileState>>>>,
+    /// Soft cap of the local tier (CAS + journal) in bytes; 0 = none. Above it writers
+    /// wait (bounded) for the evictor; see [`Engine::wait_for_space`].
+    capacity: AtomicU64,
+    /// Signalled whenever local-tier space may have been freed (eviction, upload).
+    space: tokio::sync::Notify,
 }
+
+/// A stretch of a read that lies in a chunk absent from the local CAS.
+#[derive(Clone, Copy, Debug)]
+struct Missing {
+    block: BlockRef,
+    /// Offset inside the chunk.
+    off: u64,
+    /// Position in the read buffer.
+    pos: usize,
+    len: usize,
+}
+
+/// How many times a flush or truncate re-fetches an evicted base chunk before giving up
+/// (each retry follows a fetch into the local CAS; the bound only stops a livelock with
+/// an evictor under extreme pressure).
+const MAX_REFETCH: usize = 64;
 
 /// The block engine (cheap to share; all methods take `&self`).
 #[derive(Debug, Clone)]
@@ -149,6 +172,8 @@ impl Engine {
             journal,
             chunker,
             files: Mutex::new(HashMap::new()),
+            capacity: AtomicU64::new(0),
+            space: tokio::sync::Notify::new(),
         };
         Ok((
             Engine {
@@ -269,6 +294,22 @@ impl Engine {
         offset: u64,
         len: u32,
     ) -> Result<Bytes> {
+        self.read_tiered(key, blocks, size, offset, len, None).await
+    }
+
+    /// [`Engine::read`] with a remote tier: parts of chunks that are not in the local
+    /// CAS (evicted) are fetched from `tier` (verified ranged reads), and sequential
+    /// reads trigger readahead into the local CAS. Without a tier a missing chunk is an
+    /// error.
+    pub async fn read_tiered(
+        &self,
+        key: FileKey,
+        blocks: &[BlockRef],
+        size: u64,
+        offset: u64,
+        len: u32,
+        tier: Option<&RemoteTier>,
+    ) -> Result<Bytes> {
         if offset >= size || len == 0 {
             return Ok(Bytes::new());
         }
@@ -283,14 +324,28 @@ impl Engine {
         };
         let first = blocks.partition_point(|b| b.end() <= offset);
         let last = blocks.partition_point(|b| b.offset < end);
-        let blocks = blocks[first..last.max(first)].to_vec();
+        let window = blocks[first..last.max(first)].to_vec();
         let inner = self.inner.clone();
-        blocking(move || {
+        let allow_missing = tier.is_some();
+        let (mut buf, missing) = blocking(move || {
             let mut buf = vec![0u8; n as usize];
-            inner.fill(&blocks, &pieces, offset, &mut buf)?;
-            Ok(Bytes::from(buf))
+            let mut missing = Vec::new();
+            let m = allow_missing.then_some(&mut missing);
+            inner.fill(&window, &pieces, offset, &mut buf, m)?;
+            Ok((buf, missing))
         })
-        .await
+        .await?;
+        if let Some(tier) = tier {
+            for m in &missing {
+                let data = tier.read_cold(self, &m.block, m.off, m.len as u64).await?;
+                if data.len() != m.len {
+                    return Err(BlockError::Corrupt { hash: m.block.hash });
+                }
+                buf[m.pos..m.pos + m.len].copy_from_slice(&data);
+            }
+            tier.after_read(self, key, blocks, offset, end);
+        }
+        Ok(Bytes::from(buf))
     }
 
     /// Snapshots all dirty data of `key`, re-chunks the dirty windows against `blocks`
@@ -300,11 +355,45 @@ impl Engine {
         key: FileKey,
         blocks: &[BlockRef],
     ) -> Result<Option<FlushPlan>> {
-        self.prepare_flush_with(key, blocks, None).await
+        self.prepare_flush_with(key, blocks, None, None).await
     }
 
-    /// [`Engine::prepare_flush`] with a per-share chunker (`None`: the engine's).
+    /// [`Engine::prepare_flush`] with a per-share chunker (`None`: the engine's) and
+    /// remote tier: a base chunk the re-chunking needs that was evicted is fetched back
+    /// from `tier` first.
     pub async fn prepare_flush_with(
+        &self,
+        key: FileKey,
+        blocks: &[BlockRef],
+        chunker: Option<Chunker>,
+        tier: Option<&RemoteTier>,
+    ) -> Result<Option<FlushPlan>> {
+        let mut attempts = 0;
+        loop {
+            match self.prepare_flush_once(key, blocks, chunker).await {
+                Err(BlockError::NotFound { hash }) if tier.is_some() && attempts < MAX_REFETCH => {
+                    attempts += 1;
+                    self.refetch(tier, blocks, hash).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Brings an evicted chunk of `blocks` back into the local CAS from `tier`.
+    async fn refetch(
+        &self,
+        tier: Option<&RemoteTier>,
+        blocks: &[BlockRef],
+        hash: ContentHash,
+    ) -> Result<()> {
+        let (Some(tier), Some(b)) = (tier, blocks.iter().find(|b| b.hash == hash)) else {
+            return Err(BlockError::NotFound { hash });
+        };
+        tier.fetch_into_local(self, b).await
+    }
+
+    async fn prepare_flush_once(
         &self,
         key: FileKey,
         blocks: &[BlockRef],
@@ -364,15 +453,17 @@ impl Engine {
     /// the engine cannot check it). The ref straddling `new_size` is replaced by the
     /// re-chunked prefix. Growing keeps the blocks (the new tail is a hole).
     pub async fn truncate(&self, blocks: &[BlockRef], new_size: u64) -> Result<Vec<BlockRef>> {
-        self.truncate_with(blocks, new_size, None).await
+        self.truncate_with(blocks, new_size, None, None).await
     }
 
-    /// [`Engine::truncate`] with a per-share chunker (`None`: the engine's).
+    /// [`Engine::truncate`] with a per-share chunker (`None`: the engine's) and remote
+    /// tier (an evicted chunk straddling the new end is fetched back first).
     pub async fn truncate_with(
         &self,
         blocks: &[BlockRef],
         new_size: u64,
         chunker: Option<Chunker>,
+        tier: Option<&RemoteTier>,
     ) -> Result<Vec<BlockRef>> {
         let chunker = chunker.unwrap_or(self.inner.chunker);
         let k = blocks.partition_point(|b| b.end() <= new_size);
@@ -380,6 +471,9 @@ impl Engine {
         let Some(&straddle) = blocks.get(k).filter(|b| b.offset < new_size) else {
             return Ok(out);
         };
+        if tier.is_some() && !self.inner.cas.contains(&straddle.hash)? {
+            self.refetch(tier, blocks, straddle.hash).await?;
+        }
         let inner = self.inner.clone();
         let tail = blocking(move || {
             let data = inner.cas.read_chunk(&straddle.hash)?;
@@ -459,6 +553,54 @@ impl Engine {
         Ok(ids.len())
     }
 
+    /// Sets the soft cap of the local tier in bytes (0 = none).
+    pub fn set_capacity(&self, bytes: u64) {
+        self.inner.capacity.store(bytes, Ordering::Relaxed);
+        self.inner.space.notify_waiters();
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.inner.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the local tier holds (CAS + journal).
+    pub fn used_bytes(&self) -> u64 {
+        self.inner.cas.total_bytes() + self.inner.journal.bytes_total()
+    }
+
+    /// Whether the local tier is above its cap.
+    pub fn over_capacity(&self) -> bool {
+        let cap = self.capacity();
+        cap > 0 && self.used_bytes() > cap
+    }
+
+    /// Backpressure for writers: while the local tier is over its cap (full of data not
+    /// yet on the remote), waits until space is freed, for at most `max_wait`. Returns
+    /// whether the tier was still over its cap when it stopped waiting (the write then
+    /// proceeds: the cap is a target, and failing the write would lose client data).
+    pub async fn wait_for_space(&self, max_wait: Duration) -> bool {
+        if !self.over_capacity() {
+            return false;
+        }
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let notified = self.inner.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.over_capacity() {
+                return false;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.over_capacity();
+            }
+        }
+    }
+
+    /// Wakes writers waiting in [`Engine::wait_for_space`].
+    pub fn notify_space(&self) {
+        self.inner.space.notify_waiters();
+    }
+
     /// Space of the file system holding the store (statvfs of its root).
     // The statvfs field types differ between platforms (u32 on macOS).
     #[allow(clippy::unnecessary_cast)]
@@ -533,13 +675,15 @@ impl Inner {
     }
 
     /// Fills `buf` with the merged view at `start`: `pieces` (sorted, non-overlapping)
-    /// over `blocks`, zeros in holes.
+    /// over `blocks`, zeros in holes. With `missing`, parts of chunks absent from the CAS
+    /// are recorded there (left as zeros) instead of failing the read.
     fn fill(
         &self,
         blocks: &[BlockRef],
         pieces: &[Piece],
         start: u64,
         buf: &mut [u8],
+        mut missing: Option<&mut Vec<Missing>>,
     ) -> Result<()> {
         let end = start + buf.len() as u64;
         let mut pos = start;
@@ -547,8 +691,9 @@ impl Inner {
         for (e, f) in pieces[first..].iter().take_while(|(e, _)| e.offset < end) {
             let e = e.slice(e.offset.max(start), e.end().min(end));
             if e.offset > pos {
-                let gap = &mut buf[(pos - start) as usize..(e.offset - start) as usize];
-                self.fill_blocks(blocks, pos, gap)?;
+                let lo = (pos - start) as usize;
+                let gap = &mut buf[lo..(e.offset - start) as usize];
+                self.fill_blocks(blocks, pos, gap, lo, missing.as_deref_mut())?;
             }
             let dst = &mut buf[(e.offset - start) as usize..(e.end() - start) as usize];
             f.read_exact_at(dst, e.loc.data_pos)
@@ -559,13 +704,22 @@ impl Inner {
             pos = e.end();
         }
         if pos < end {
-            self.fill_blocks(blocks, pos, &mut buf[(pos - start) as usize..])?;
+            let lo = (pos - start) as usize;
+            self.fill_blocks(blocks, pos, &mut buf[lo..], lo, missing)?;
         }
         Ok(())
     }
 
     /// Fills `buf` from the blocks covering `[start, start + len)`, zeros elsewhere.
-    fn fill_blocks(&self, blocks: &[BlockRef], start: u64, buf: &mut [u8]) -> Result<()> {
+    /// `base` is the position of `buf` inside the whole read buffer (for `missing`).
+    fn fill_blocks(
+        &self,
+        blocks: &[BlockRef],
+        start: u64,
+        buf: &mut [u8],
+        base: usize,
+        mut missing: Option<&mut Vec<Missing>>,
+    ) -> Result<()> {
         let end = start + buf.len() as u64;
         let mut pos = start;
         let mut i = blocks.partition_point(|b| b.end() <= start);
@@ -580,8 +734,20 @@ impl Inner {
             }
             let upto = end.min(b.end());
             let dst = &mut buf[(pos - start) as usize..(upto - start) as usize];
-            if self.cas.read_at(&b.hash, pos - b.offset, dst)? != dst.len() {
-                return Err(BlockError::Corrupt { hash: b.hash });
+            match self.cas.read_at(&b.hash, pos - b.offset, dst) {
+                Ok(n) if n == dst.len() => {}
+                Ok(_) => return Err(BlockError::Corrupt { hash: b.hash }),
+                Err(BlockError::NotFound { .. }) if missing.is_some() => {
+                    if let Some(m) = missing.as_deref_mut() {
+                        m.push(Missing {
+                            block: *b,
+                            off: pos - b.offset,
+                            pos: base + (pos - start) as usize,
+                            len: dst.len(),
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
             }
             pos = upto;
             i += 1;
@@ -679,7 +845,7 @@ impl Inner {
             let we = loop {
                 while sc.needs_input() && fed < run_end {
                     let n = (max as u64).min(run_end - fed) as usize;
-                    self.fill(blocks, snap, fed, &mut scratch[..n])?;
+                    self.fill(blocks, snap, fed, &mut scratch[..n], None)?;
                     sc.push(&scratch[..n]);
                     fed += n as u64;
                 }

@@ -28,6 +28,14 @@ pub enum BlockError {
     Invalid(String),
     #[error("background task failed: {0}")]
     Task(String),
+    /// A chunk not on the local tier could not be read from the remote tier (stalled,
+    /// unreachable, corrupt object): the read fails with EIO and this message.
+    #[error("remote tier: {0}")]
+    Remote(String),
+    /// Data of a `durability: remote` share is not confirmed on the remote yet (the
+    /// remote is slow or down): the client should retry (NFS3ERR_JUKEBOX), nothing is lost.
+    #[error("not yet on the remote tier: {0}")]
+    RemotePending(String),
 }
 
 /// Result alias of this crate.

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod journal;
 pub mod overlay;
+pub mod tier;
 
 pub use cas::LocalCas;
 pub use chunker::{Chunker, ChunkerConfig, StreamChunker};
@@ -28,3 +29,4 @@ pub use engine::{DiskStats, Engine, EngineConfig, FlushPlan};
 pub use error::{BlockError, Result};
 pub use journal::{Journal, JournalLoc, RecoveredRecord};
 pub use overlay::{Extent, Overlay};
+pub use tier::{RemoteTier, TierConfig, TierStatus};

@@ -311,6 +311,10 @@ pub(crate) struct LocalFlags {
     /// Directory of the store [default: <data_dir>/blocks/<name>]
     #[arg(long, value_name = "DIR")]
     pub(crate) path: Option<String>,
+    /// Soft cap of the local tier (chunks + journal), e.g. 50GiB; above it, chunks already
+    /// on the remote are evicted (when all shares on the store use one remote) [default: 0 = none]
+    #[arg(long, value_name = "SIZE", value_parser = crate::parse::parse_size)]
+    pub(crate) max_size: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -504,6 +508,10 @@ pub(crate) struct ShareCreateArgs {
     /// Remote block store (tier 2) [default: none, local tier only]
     #[arg(long, value_name = "STORE")]
     pub(crate) remote: Option<String>,
+    /// When COMMIT/fsync return: `local` once data is durable on the local tier (uploads
+    /// follow), `remote` once it is also confirmed on the remote (needs --remote)
+    #[arg(long, value_name = "WHERE", default_value = "local", value_parser = ["local", "remote"])]
+    pub(crate) durability: String,
     /// Export read-only
     #[arg(long)]
     pub(crate) read_only: bool,

@@ -556,6 +556,24 @@ pub(crate) struct GcSummaryView {
     pub(crate) kept_in_grace: u64,
     pub(crate) errors: u64,
     pub(crate) outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) remote: Option<RemoteGcView>,
+}
+
+/// The remote sweep of a GC run.
+#[derive(Debug, Serialize)]
+pub(crate) struct RemoteGcView {
+    pub(crate) store: String,
+    pub(crate) identity: String,
+    pub(crate) pending_chunks: u64,
+    pub(crate) scanned_objects: u64,
+    pub(crate) live_objects: u64,
+    pub(crate) deleted_objects: u64,
+    pub(crate) deleted_bytes: u64,
+    pub(crate) kept_in_grace: u64,
+    pub(crate) kept_in_use: u64,
+    pub(crate) errors: u64,
+    pub(crate) failed: Vec<String>,
 }
 
 impl From<&pb::GcRunSummary> for GcSummaryView {
@@ -575,6 +593,19 @@ impl From<&pb::GcRunSummary> for GcSummaryView {
             kept_in_grace: g.kept_in_grace,
             errors: g.errors,
             outcome: g.outcome.clone(),
+            remote: g.remote.as_ref().map(|r| RemoteGcView {
+                store: r.store.clone(),
+                identity: r.identity.clone(),
+                pending_chunks: r.pending_chunks,
+                scanned_objects: r.scanned_objects,
+                live_objects: r.live_objects,
+                deleted_objects: r.deleted_objects,
+                deleted_bytes: r.deleted_bytes,
+                kept_in_grace: r.kept_in_grace,
+                kept_in_use: r.kept_in_use,
+                errors: r.errors,
+                failed: r.failed.clone(),
+            }),
         }
     }
 }
@@ -600,7 +631,25 @@ pub(crate) fn gc_summary_text(g: &GcSummaryView) -> String {
         ("kept_in_grace", g.kept_in_grace.to_string()),
         ("errors", g.errors.to_string()),
         ("outcome", dash(&g.outcome)),
-    ])
+    ]) + &g.remote.as_ref().map_or(String::new(), |r| {
+        let (deleted_key, bytes_key) = if g.dry_run {
+            ("remote_would_delete", "remote_would_free")
+        } else {
+            ("remote_deleted", "remote_freed")
+        };
+        kv(&[
+            ("remote", format!("{} ({})", r.store, r.identity)),
+            ("remote_pending", r.pending_chunks.to_string()),
+            ("remote_scanned", r.scanned_objects.to_string()),
+            ("remote_live", r.live_objects.to_string()),
+            (deleted_key, r.deleted_objects.to_string()),
+            (bytes_key, human_size(r.deleted_bytes)),
+            ("remote_kept_in_grace", r.kept_in_grace.to_string()),
+            ("remote_kept_in_use", r.kept_in_use.to_string()),
+            ("remote_errors", r.errors.to_string()),
+            ("remote_failed", list_or_dash(&r.failed)),
+        ])
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -882,6 +931,7 @@ mod tests {
             metadata: "default".into(),
             local: "fast".into(),
             remote: String::new(),
+            durability: "local".into(),
             read_only: false,
             squash: "root_to_anonymous".into(),
             anon_uid: 65534,
@@ -918,6 +968,7 @@ mod tests {
             kept_in_grace: 5,
             errors: 0,
             outcome: "succeeded".into(),
+            remote: None,
         }
     }
 

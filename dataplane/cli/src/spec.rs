@@ -67,6 +67,13 @@ pub(crate) struct BlockStoreSpec {
     pub(crate) path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) s3: Option<S3Spec>,
+    /// Local stores: soft cap in bytes (0 = none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) max_size_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -89,6 +96,9 @@ pub(crate) struct ShareSpec {
     pub(crate) local: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(crate) remote: String,
+    /// `local` (default) or `remote`.
+    #[serde(default = "default_durability")]
+    pub(crate) durability: String,
     #[serde(default)]
     pub(crate) read_only: bool,
     #[serde(default = "default_squash")]
@@ -115,6 +125,9 @@ pub(crate) struct ShareSpec {
 
 fn default_squash() -> String {
     "root_to_anonymous".into()
+}
+fn default_durability() -> String {
+    "local".into()
 }
 fn default_anon() -> u32 {
     65534
@@ -267,6 +280,7 @@ impl From<&pb::BlockStore> for BlockStoreSpec {
                 access_key_id: s.access_key_id.clone(),
                 secret_access_key: s.secret_access_key.clone(),
             }),
+            max_size_bytes: b.max_size_bytes,
         }
     }
 }
@@ -295,6 +309,7 @@ impl From<&BlockStoreSpec> for pb::BlockStore {
                 access_key_id: s.access_key_id.clone(),
                 secret_access_key: s.secret_access_key.clone(),
             }),
+            max_size_bytes: b.max_size_bytes,
         }
     }
 }
@@ -318,6 +333,11 @@ impl From<&pb::Share> for ShareSpec {
             metadata: s.metadata.clone(),
             local: s.local.clone(),
             remote: s.remote.clone(),
+            durability: if s.durability.is_empty() {
+                "local".into()
+            } else {
+                s.durability.clone()
+            },
             read_only: s.read_only,
             squash: s.squash.clone(),
             anon_uid: s.anon_uid,
@@ -346,6 +366,7 @@ impl From<&ShareSpec> for pb::Share {
             metadata: s.metadata.clone(),
             local: s.local.clone(),
             remote: s.remote.clone(),
+            durability: s.durability.clone(),
             read_only: s.read_only,
             squash: s.squash.clone(),
             anon_uid: s.anon_uid,
@@ -470,6 +491,7 @@ mod tests {
                     r#type: "fs".into(),
                     path: "/srv/blocks".into(),
                     s3: None,
+                    max_size_bytes: 50 << 30,
                 },
                 pb::BlockStore {
                     name: "archive".into(),
@@ -485,6 +507,7 @@ mod tests {
                         access_key_id: "AK".into(),
                         secret_access_key: "SK".into(),
                     }),
+                    max_size_bytes: 0,
                 },
             ],
             shares: vec![
@@ -493,6 +516,7 @@ mod tests {
                     metadata: "default".into(),
                     local: "default".into(),
                     remote: String::new(),
+                    durability: "local".into(),
                     read_only: false,
                     squash: "root_to_anonymous".into(),
                     anon_uid: 65534,
@@ -507,6 +531,7 @@ mod tests {
                     metadata: "fast".into(),
                     local: "default".into(),
                     remote: "archive".into(),
+                    durability: "remote".into(),
                     read_only: true,
                     squash: "none".into(),
                     anon_uid: 1000,

@@ -41,6 +41,7 @@ fn share(name: &str) -> pb::Share {
         metadata: "default".into(),
         local: "default".into(),
         remote: String::new(),
+        durability: "local".into(),
         read_only: false,
         squash: "root_to_anonymous".into(),
         anon_uid: 65534,
@@ -72,6 +73,7 @@ fn desired_state() -> pb::DesiredState {
                 r#type: "fs".into(),
                 path: String::new(),
                 s3: None,
+                max_size_bytes: 0,
             },
             pb::BlockStore {
                 name: "archive".into(),
@@ -87,6 +89,7 @@ fn desired_state() -> pb::DesiredState {
                     access_key_id: "AK".into(),
                     secret_access_key: "SK".into(),
                 }),
+                max_size_bytes: 0,
             },
         ],
         shares: vec![share("/export"), {
@@ -150,6 +153,7 @@ fn gc_summary() -> pb::GcRunSummary {
         kept_in_grace: 50,
         errors: 0,
         outcome: "succeeded".into(),
+        remote: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The behaviour every [`RemoteStore`] must have, as a suite the backends' tests run
 //! (memory in-process; S3 against a real server started by the test).
 
-use crate::{RemoteError, RemoteStore};
+use crate::{ChunkTree, RemoteError, RemoteStore, group_size};
 use async_trait::async_trait;
 use bytes::Bytes;
 use dittofs_types::ContentHash;
@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 /// Fault injection the suite needs from the backend under test.
 #[async_trait]
 pub trait Faults: Send + Sync {
-    /// Stores `data` under `hash`'s key, bypassing verification.
-    async fn overwrite(&self, hash: &ContentHash, data: Bytes);
+    /// Stores `data` under `hash`'s key with `tree` as its `dittofs-tree` metadata,
+    /// bypassing verification (`None`: no tree, as an older writer stored objects).
+    async fn overwrite(&self, hash: &ContentHash, data: Bytes, tree: Option<String>);
 }
 
 /// Deterministic pseudo-random bytes (BLAKE3 XOF of `seed`).
@@ -65,6 +66,7 @@ async fn put_get_range(s: &dyn RemoteStore, tag: &str) -> Outcome {
         "head time {} far from now {now}",
         info.modified_unix
     );
+    let (tree, _) = ChunkTree::compute(&data);
     for (off, len) in [
         (0u64, 1u64),
         (4096, 65536),
@@ -72,20 +74,33 @@ async fn put_get_range(s: &dyn RemoteStore, tag: &str) -> Outcome {
         (0, data.len() as u64),
     ] {
         let r = s
-            .get_range(&h, off, len)
+            .get_range_raw(&h, off, len)
             .await
             .map_err(|e| format!("range {off}+{len}: {e}"))?;
         ensure!(
-            r == data.slice(off as usize..(off + len) as usize),
+            r.data == data.slice(off as usize..(off + len) as usize),
             "range {off}+{len}: wrong bytes"
+        );
+        ensure!(
+            r.object_len == data.len() as u64,
+            "range {off}+{len}: object length {}",
+            r.object_len
+        );
+        ensure!(
+            r.tree.as_deref() == Some(tree.encode().as_str()),
+            "range {off}+{len}: tree metadata {:?}",
+            r.tree.map(|t| t.chars().take(40).collect::<String>())
         );
     }
     ensure!(
-        s.get_range(&h, data.len() as u64 - 1, 2).await.is_err(),
+        s.get_range_raw(&h, data.len() as u64 - 1, 2).await.is_err(),
         "a range past the end succeeded"
     );
     ensure!(
-        matches!(s.get_range(&h, 0, 0).await, Err(RemoteError::Invalid(_))),
+        matches!(
+            s.get_range_raw(&h, 0, 0).await,
+            Err(RemoteError::Invalid(_))
+        ),
         "an empty range succeeded"
     );
     Ok(())
@@ -113,8 +128,18 @@ async fn missing_objects(s: &dyn RemoteStore, tag: &str) -> Outcome {
         "get of a missing chunk is not NotFound"
     );
     ensure!(
-        matches!(s.get_range(&h, 0, 1).await, Err(RemoteError::NotFound(_))),
+        matches!(
+            s.get_range_raw(&h, 0, 1).await,
+            Err(RemoteError::NotFound(_))
+        ),
         "range of a missing chunk is not NotFound"
+    );
+    ensure!(
+        matches!(
+            s.get_range_verified(&h, 1 << 20, 70_000, 10).await,
+            Err(RemoteError::NotFound(_))
+        ),
+        "verified range of a missing chunk is not NotFound"
     );
     ensure!(
         s.head(&h).await.map_err(|e| e.to_string())?.is_none(),
@@ -134,26 +159,220 @@ async fn detects_corruption(s: &dyn RemoteStore, f: &dyn Faults, tag: &str) -> O
         .map_err(|e| format!("put: {e}"))?;
     let mut flipped = data.to_vec();
     flipped[123_456] ^= 0x40;
-    f.overwrite(&h, Bytes::from(flipped)).await;
+    f.overwrite(&h, Bytes::from(flipped), None).await;
     ensure!(
         matches!(s.get(&h).await, Err(RemoteError::Corrupt { .. })),
         "a bit flip was served"
     );
-    f.overwrite(&h, data.slice(..200_000)).await;
+    f.overwrite(&h, data.slice(..200_000), None).await;
     ensure!(
         matches!(s.get(&h).await, Err(RemoteError::Corrupt { .. })),
         "a truncated object was served"
     );
     ensure!(
-        s.get_range(&h, 199_990, 20).await.is_err(),
+        s.get_range_raw(&h, 199_990, 20).await.is_err(),
         "a range over the truncation succeeded"
     );
-    f.overwrite(&h, Bytes::new()).await;
+    f.overwrite(&h, Bytes::new(), None).await;
     ensure!(
         matches!(s.get(&h).await, Err(RemoteError::Corrupt { .. })),
         "an empty object was served"
     );
     s.delete(&h).await.map_err(|e| format!("delete: {e}"))?;
+    Ok(())
+}
+
+/// splitmix64: deterministic pseudo-random numbers for the range cases.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+/// `get_range_verified(off, len)` equals the slice of `data`.
+async fn expect_range(
+    s: &dyn RemoteStore,
+    h: &ContentHash,
+    data: &Bytes,
+    off: u64,
+    len: u64,
+) -> Outcome {
+    let n = data.len() as u64;
+    let r = s
+        .get_range_verified(h, n, off, len)
+        .await
+        .map_err(|e| format!("verified range {off}+{len} of {n}: {e}"))?;
+    ensure!(
+        r == data.slice(off as usize..(off + len) as usize),
+        "verified range {off}+{len} of {n}: wrong bytes ({} received)",
+        r.len()
+    );
+    Ok(())
+}
+
+/// `get_range_verified(off, len)` fails with `Corrupt`.
+async fn expect_corrupt(
+    s: &dyn RemoteStore,
+    h: &ContentHash,
+    n: u64,
+    off: u64,
+    len: u64,
+    what: &str,
+) -> Outcome {
+    match s.get_range_verified(h, n, off, len).await {
+        Err(RemoteError::Corrupt { .. }) => Ok(()),
+        Ok(_) => Err(format!("{what}: range {off}+{len} of {n} was served")),
+        Err(e) => Err(format!(
+            "{what}: range {off}+{len} of {n}: {e} (not Corrupt)"
+        )),
+    }
+}
+
+async fn verified_ranges(s: &dyn RemoteStore, tag: &str) -> Outcome {
+    let mut rng = Rng(0x5EED);
+    // 1 group; 2 groups (the second of 3 bytes); 17 of 64 KiB; 21 of 256 KiB; 32 of 64 KiB
+    // (the longest tree metadata: 1371 bytes).
+    for size in [1024usize, 65536 + 3, (1 << 20) + 5, (5 << 20) + 11, 2 << 20] {
+        let data = bytes_of(&format!("{tag}-vr-{size}"), size);
+        let h = ContentHash::of(&data);
+        s.put(&h, data.clone())
+            .await
+            .map_err(|e| format!("put {size}: {e}"))?;
+        let n = size as u64;
+        let g = group_size(n);
+        let mut ranges = vec![(0, 1), (n - 1, 1), (0, n), (n / 2, n - n / 2)];
+        if n > g {
+            ranges.extend([
+                (g - 1, 2),
+                (g, g.min(n - g)),
+                (g - 5, (g + 10).min(n - g + 5)),
+                (n - 1 - (n - 1) % g, (n - 1) % g + 1),
+            ]);
+        }
+        for _ in 0..24 {
+            let off = rng.below(n);
+            let max = if rng.below(2) == 0 { 8192 } else { n - off };
+            ranges.push((off, 1 + rng.below(max.min(n - off))));
+        }
+        for (off, len) in ranges {
+            expect_range(s, &h, &data, off, len).await?;
+        }
+        for (off, len) in [(0, 0), (n, 1), (n - 1, 2), (0, n + 1), (1, u64::MAX)] {
+            ensure!(
+                matches!(
+                    s.get_range_verified(&h, n, off, len).await,
+                    Err(RemoteError::Invalid(_))
+                ),
+                "invalid range {off}+{len} of {n} was not Invalid"
+            );
+        }
+        s.delete(&h).await.map_err(|e| format!("delete: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn verified_ranges_detect_corruption(
+    s: &dyn RemoteStore,
+    f: &dyn Faults,
+    tag: &str,
+) -> Outcome {
+    // 1 MiB + 5: 17 groups of 64 KiB.
+    let size = (1usize << 20) + 5;
+    let n = size as u64;
+    let g = group_size(n);
+    let data = bytes_of(&format!("{tag}-vrc"), size);
+    let h = ContentHash::of(&data);
+    let (tree, _) = ChunkTree::compute(&data);
+    let enc = tree.encode();
+    s.put(&h, data.clone())
+        .await
+        .map_err(|e| format!("put: {e}"))?;
+    // One flipped byte in group 5, the tree intact (bit rot of the body).
+    let mut flipped = data.to_vec();
+    flipped[(5 * g + 1234) as usize] ^= 0x01;
+    f.overwrite(&h, Bytes::from(flipped), Some(enc.clone()))
+        .await;
+    expect_corrupt(s, &h, n, 5 * g + 10, 100, "flip, same group").await?;
+    expect_corrupt(s, &h, n, 4 * g + 10, 2 * g, "flip, spanning groups").await?;
+    expect_corrupt(s, &h, n, 0, n, "flip, whole chunk").await?;
+    expect_range(s, &h, &data, 2 * g + 7, 4096).await?;
+    expect_range(s, &h, &data, 6 * g, g).await?;
+    expect_range(s, &h, &data, n - 3, 3).await?;
+    // Truncated: the tree no longer describes the object.
+    f.overwrite(&h, data.slice(..size - 1000), Some(enc.clone()))
+        .await;
+    expect_corrupt(s, &h, n, 2 * g, 10, "truncated, early range").await?;
+    expect_corrupt(s, &h, n, n - 10, 10, "truncated, range past the end").await?;
+    // Intact bytes, a tampered tree (one CV bit flipped, valid encoding).
+    let mut bad_tree = enc.clone().into_bytes();
+    let at = bad_tree.len() - 20;
+    bad_tree[at] = if bad_tree[at] == b'A' { b'B' } else { b'A' };
+    let bad_tree = String::from_utf8(bad_tree).map_err(|e| e.to_string())?;
+    f.overwrite(&h, data.clone(), Some(bad_tree)).await;
+    expect_corrupt(s, &h, n, 3 * g, 10, "tampered tree").await?;
+    // Other bytes with their own (consistent) tree under this hash.
+    let other = bytes_of(&format!("{tag}-vrc-other"), size);
+    let (other_tree, _) = ChunkTree::compute(&other);
+    f.overwrite(&h, other, Some(other_tree.encode())).await;
+    expect_corrupt(s, &h, n, 3 * g, 10, "substituted bytes and tree").await?;
+    // Malformed trees (an empty value is not one: S3 servers may drop empty metadata).
+    for t in ["garbage", "1", "1.16.", "2.16.AAAA", "1.17.AAAA"] {
+        f.overwrite(&h, data.clone(), Some(t.to_string())).await;
+        expect_corrupt(s, &h, n, 3 * g, 10, &format!("tree {t:?}")).await?;
+    }
+    // The right object, asked for with a wrong chunk length.
+    f.overwrite(&h, data.clone(), Some(enc.clone())).await;
+    expect_range(s, &h, &data, 3 * g, 10).await?;
+    expect_corrupt(s, &h, n + 1, 3 * g, 10, "wrong chunk length").await?;
+    expect_corrupt(s, &h, n - 1, 3 * g, 10, "wrong chunk length").await?;
+    s.delete(&h).await.map_err(|e| format!("delete: {e}"))?;
+    Ok(())
+}
+
+async fn treeless_objects_are_read_whole(
+    s: &dyn RemoteStore,
+    f: &dyn Faults,
+    tag: &str,
+) -> Outcome {
+    for size in [1000usize, (1 << 20) + 5] {
+        let n = size as u64;
+        let g = group_size(n);
+        let data = bytes_of(&format!("{tag}-legacy-{size}"), size);
+        let h = ContentHash::of(&data);
+        f.overwrite(&h, data.clone(), None).await;
+        let raw = s
+            .get_range_raw(&h, 0, 1)
+            .await
+            .map_err(|e| format!("raw range: {e}"))?;
+        ensure!(raw.tree.is_none(), "a tree-less object has a tree");
+        for (off, len) in [(0, 1), (n / 3, n / 2), (n - 7, 7)] {
+            expect_range(s, &h, &data, off, len).await?;
+        }
+        // A flipped byte anywhere fails every range (the whole chunk is checked).
+        let mut flipped = data.to_vec();
+        flipped[size / 2] ^= 0x80;
+        f.overwrite(&h, Bytes::from(flipped), None).await;
+        expect_corrupt(s, &h, n, 0, 10.min(g), "tree-less flip").await?;
+        expect_corrupt(s, &h, n, n - 1, 1, "tree-less flip").await?;
+        // A single-group chunk with a tree: read whole too.
+        if n <= g {
+            let (tree, _) = ChunkTree::compute(&data);
+            f.overwrite(&h, data.clone(), Some(tree.encode())).await;
+            expect_range(s, &h, &data, 10, 20).await?;
+            let mut flipped = data.to_vec();
+            flipped[size - 1] ^= 0x80;
+            f.overwrite(&h, Bytes::from(flipped), Some(tree.encode()))
+                .await;
+            expect_corrupt(s, &h, n, 0, 10, "single group flip").await?;
+        }
+        s.delete(&h).await.map_err(|e| format!("delete: {e}"))?;
+    }
     Ok(())
 }
 
@@ -265,6 +484,15 @@ pub async fn run_all(
         ("refuses_wrong_content", refuses_wrong_content(s, tag).await),
         ("missing_objects", missing_objects(s, tag).await),
         ("detects_corruption", detects_corruption(s, f, tag).await),
+        ("verified_ranges", verified_ranges(s, tag).await),
+        (
+            "verified_ranges_detect_corruption",
+            verified_ranges_detect_corruption(s, f, tag).await,
+        ),
+        (
+            "treeless_objects_are_read_whole",
+            treeless_objects_are_read_whole(s, f, tag).await,
+        ),
         (
             "lists_in_pages_and_deletes",
             lists_in_pages_and_deletes(s, tag).await,

@@ -1,7 +1,11 @@
 //! In-memory remote store: for tests and for `type: memory` remote tiers (data is lost at
-//! exit). Faults can be injected (`set_unavailable`, `corrupt`) to test callers.
+//! exit). Faults can be injected (`set_unavailable`, `corrupt`, `put_unverified`) to test
+//! callers.
 
-use crate::{ObjectInfo, Page, RemoteError, RemoteStore, Result, chunk_key, hash_of_key, verify};
+use crate::{
+    ChunkTree, ObjectInfo, Page, RawRange, RemoteError, RemoteStore, Result, chunk_key,
+    hash_of_key, verify,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use dittofs_types::ContentHash;
@@ -9,11 +13,20 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+#[derive(Debug)]
+struct Object {
+    data: Bytes,
+    /// Modified, unix seconds.
+    modified: i64,
+    /// The `dittofs-tree` metadata.
+    tree: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryRemote {
     name: String,
-    /// key -> (bytes, modified unix seconds)
-    objects: Mutex<BTreeMap<String, (Bytes, i64)>>,
+    /// key -> object
+    objects: Mutex<BTreeMap<String, Object>>,
     unavailable: AtomicBool,
 }
 
@@ -37,17 +50,40 @@ impl MemoryRemote {
         self.unavailable.store(down, Ordering::SeqCst);
     }
 
-    /// Replaces the stored bytes of `hash` (fault injection; no verification).
+    /// Replaces the stored bytes of `hash`, keeping its tree metadata (fault injection: bit
+    /// rot, a truncation; no verification).
     pub fn corrupt(&self, hash: &ContentHash, data: Bytes) {
-        self.objects
-            .lock()
-            .insert(chunk_key("", hash), (data, now()));
+        let mut objects = self.objects.lock();
+        let tree = objects
+            .get(&chunk_key("", hash))
+            .and_then(|o| o.tree.clone());
+        objects.insert(
+            chunk_key("", hash),
+            Object {
+                data,
+                modified: now(),
+                tree,
+            },
+        );
+    }
+
+    /// Stores `data` under `hash` with `tree` as its tree metadata, without checking either
+    /// (fault injection; `None` = an object written by an older writer).
+    pub fn put_unverified(&self, hash: &ContentHash, data: Bytes, tree: Option<String>) {
+        self.objects.lock().insert(
+            chunk_key("", hash),
+            Object {
+                data,
+                modified: now(),
+                tree,
+            },
+        );
     }
 
     /// Sets the modification time of `hash` (tests of grace periods).
     pub fn set_modified(&self, hash: &ContentHash, unix: i64) {
         if let Some(o) = self.objects.lock().get_mut(&chunk_key("", hash)) {
-            o.1 = unix;
+            o.modified = unix;
         }
     }
 
@@ -59,11 +95,11 @@ impl MemoryRemote {
         self.len() == 0
     }
 
-    fn bytes(&self, hash: &ContentHash) -> Result<Bytes> {
+    fn object(&self, hash: &ContentHash) -> Result<(Bytes, Option<String>)> {
         self.objects
             .lock()
             .get(&chunk_key("", hash))
-            .map(|o| o.0.clone())
+            .map(|o| (o.data.clone(), o.tree.clone()))
             .ok_or(RemoteError::NotFound(*hash))
     }
 
@@ -87,26 +123,30 @@ impl RemoteStore for MemoryRemote {
 
     async fn put(&self, hash: &ContentHash, data: Bytes) -> Result<()> {
         self.up()?;
-        verify(hash, &data, None).map_err(|e| RemoteError::Invalid(format!("put: {e}")))?;
-        self.objects
-            .lock()
-            .insert(chunk_key("", hash), (data, now()));
+        let (tree, root) = ChunkTree::compute(&data);
+        if root != *hash {
+            return Err(RemoteError::Invalid(format!(
+                "put: {} bytes hashing to {root} under {hash}",
+                data.len()
+            )));
+        }
+        self.put_unverified(hash, data, Some(tree.encode()));
         Ok(())
     }
 
     async fn get(&self, hash: &ContentHash) -> Result<Bytes> {
         self.up()?;
-        let data = self.bytes(hash)?;
+        let (data, _) = self.object(hash)?;
         verify(hash, &data, None)?;
         Ok(data)
     }
 
-    async fn get_range(&self, hash: &ContentHash, offset: u64, len: u64) -> Result<Bytes> {
+    async fn get_range_raw(&self, hash: &ContentHash, offset: u64, len: u64) -> Result<RawRange> {
         self.up()?;
         if len == 0 {
             return Err(RemoteError::Invalid("empty range".into()));
         }
-        let data = self.bytes(hash)?;
+        let (data, tree) = self.object(hash)?;
         let end = offset
             .checked_add(len)
             .ok_or_else(|| RemoteError::Invalid("range overflows".into()))?;
@@ -116,7 +156,11 @@ impl RemoteStore for MemoryRemote {
                 data.len()
             )));
         }
-        Ok(data.slice(offset as usize..end as usize))
+        Ok(RawRange {
+            object_len: data.len() as u64,
+            data: data.slice(offset as usize..end as usize),
+            tree,
+        })
     }
 
     async fn head(&self, hash: &ContentHash) -> Result<Option<ObjectInfo>> {
@@ -125,10 +169,10 @@ impl RemoteStore for MemoryRemote {
             .objects
             .lock()
             .get(&chunk_key("", hash))
-            .map(|(d, t)| ObjectInfo {
+            .map(|o| ObjectInfo {
                 hash: *hash,
-                size: d.len() as u64,
-                modified_unix: *t,
+                size: o.data.len() as u64,
+                modified_unix: o.modified,
             }))
     }
 
@@ -144,7 +188,7 @@ impl RemoteStore for MemoryRemote {
         let limit = limit.max(1) as usize;
         let start = after.clone().unwrap_or_default();
         let mut page = Page::default();
-        for (k, (d, t)) in objects.range::<String, _>((
+        for (k, o) in objects.range::<String, _>((
             if after.is_some() {
                 std::ops::Bound::Excluded(start)
             } else {
@@ -159,8 +203,8 @@ impl RemoteStore for MemoryRemote {
             if let Some(hash) = hash_of_key("", k) {
                 page.objects.push(ObjectInfo {
                     hash,
-                    size: d.len() as u64,
-                    modified_unix: *t,
+                    size: o.data.len() as u64,
+                    modified_unix: o.modified,
                 });
             }
         }

@@ -5,13 +5,15 @@
 //!   `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`) in the environment.
 //! - Checksums are calculated/validated only when an operation requires them: several
 //!   S3-compatible servers reject the SDK's default CRC headers. Integrity does not depend
-//!   on them: every whole-chunk read is verified against the BLAKE3 hash.
+//!   on them: every whole-chunk read is verified against the BLAKE3 hash, every verified
+//!   ranged read against the chunk's tree (user metadata `dittofs-tree`, written by `put`)
+//!   and the hash.
 //! - Every operation has a deadline (`operation_timeout`, connect timeout) and the SDK's
 //!   standard retries with backoff; a stalled server yields `Unavailable`.
 
 use crate::{
-    ObjectInfo, Page, RemoteError, RemoteStore, Result, chunk_key, hash_of_key, normalize_prefix,
-    verify,
+    ChunkTree, META_HASH, META_TREE, ObjectInfo, Page, RawRange, RemoteError, RemoteStore, Result,
+    chunk_key, hash_of_key, normalize_prefix, verify,
 };
 use async_trait::async_trait;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -197,24 +199,38 @@ impl S3Remote {
         }
     }
 
-    /// Writes `data` under the key of `hash` without checking it (fault injection in tests).
+    /// Writes `data` under the key of `hash` without checking it and without a tree, as an
+    /// older writer did (fault injection in tests).
     pub async fn put_unverified(&self, hash: &ContentHash, data: Bytes) -> Result<()> {
-        self.client
+        self.put_raw(hash, data, None).await
+    }
+
+    /// Writes `data` under the key of `hash` with `tree` as its `dittofs-tree` metadata,
+    /// checking neither (fault injection in tests; `put` is the checked write).
+    pub async fn put_raw(
+        &self,
+        hash: &ContentHash,
+        data: Bytes,
+        tree: Option<String>,
+    ) -> Result<()> {
+        let mut req = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(chunk_key(&self.prefix, hash))
-            .body(ByteStream::from(data))
+            .content_length(data.len() as i64)
+            .metadata(META_HASH, hash.to_hex());
+        if let Some(t) = tree {
+            req = req.metadata(META_TREE, t);
+        }
+        req.body(ByteStream::from(data))
             .send()
             .await
             .map_err(|e| unavailable("put", &e))?;
         Ok(())
     }
 
-    async fn fetch(
-        &self,
-        hash: &ContentHash,
-        range: Option<(u64, u64)>,
-    ) -> Result<(Bytes, Option<u64>)> {
+    async fn fetch(&self, hash: &ContentHash, range: Option<(u64, u64)>) -> Result<Fetched> {
         let mut req = self
             .client
             .get_object()
@@ -238,14 +254,47 @@ impl S3Remote {
             }
         };
         let declared = out.content_length().and_then(|n| u64::try_from(n).ok());
+        let content_range = out.content_range().map(str::to_string);
+        let tree = out.metadata().and_then(|m| {
+            m.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(META_TREE))
+                .map(|(_, v)| v.clone())
+        });
         let data = out
             .body
             .collect()
             .await
             .map_err(|e| RemoteError::Unavailable(format!("get {hash}: body: {e}")))?
             .into_bytes();
-        Ok((data, declared))
+        Ok(Fetched {
+            data,
+            declared,
+            content_range,
+            tree,
+        })
     }
+}
+
+/// One GetObject response.
+struct Fetched {
+    data: Bytes,
+    /// Content-Length.
+    declared: Option<u64>,
+    /// Content-Range (`bytes a-b/total`), for a ranged request.
+    content_range: Option<String>,
+    /// The `dittofs-tree` metadata.
+    tree: Option<String>,
+}
+
+/// `(first, last, total)` of a `Content-Range: bytes first-last/total` header.
+fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let (span, total) = v.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    Some((
+        a.trim().parse().ok()?,
+        b.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    ))
 }
 
 #[async_trait]
@@ -255,41 +304,67 @@ impl RemoteStore for S3Remote {
     }
 
     async fn put(&self, hash: &ContentHash, data: Bytes) -> Result<()> {
-        verify(hash, &data, None).map_err(|e| RemoteError::Invalid(format!("put: {e}")))?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(chunk_key(&self.prefix, hash))
-            .content_length(data.len() as i64)
-            .metadata("blake3", hash.to_hex())
-            .body(ByteStream::from(data))
-            .send()
-            .await
-            .map_err(|e| unavailable("put", &e))?;
-        Ok(())
+        let (tree, root) = ChunkTree::compute(&data);
+        if root != *hash {
+            return Err(RemoteError::Invalid(format!(
+                "put: {} bytes hashing to {root} under {hash}",
+                data.len()
+            )));
+        }
+        self.put_raw(hash, data, Some(tree.encode())).await
     }
 
     async fn get(&self, hash: &ContentHash) -> Result<Bytes> {
-        let (data, declared) = self.fetch(hash, None).await?;
-        verify(hash, &data, declared)?;
-        Ok(data)
+        let f = self.fetch(hash, None).await?;
+        verify(hash, &f.data, f.declared)?;
+        Ok(f.data)
     }
 
-    async fn get_range(&self, hash: &ContentHash, offset: u64, len: u64) -> Result<Bytes> {
+    async fn get_range_raw(&self, hash: &ContentHash, offset: u64, len: u64) -> Result<RawRange> {
         if len == 0 {
             return Err(RemoteError::Invalid("empty range".into()));
         }
-        offset
+        let end = offset
             .checked_add(len)
             .ok_or_else(|| RemoteError::Invalid("range overflows".into()))?;
-        let (data, _) = self.fetch(hash, Some((offset, len))).await?;
+        let f = self.fetch(hash, Some((offset, len))).await?;
+        let corrupt = |detail: String| RemoteError::Corrupt {
+            hash: *hash,
+            detail: format!("range {offset}+{len}: {detail}"),
+        };
+        let (data, object_len) = match f.content_range.as_deref() {
+            Some(cr) => {
+                let (first, last, total) = parse_content_range(cr)
+                    .ok_or_else(|| corrupt(format!("bad Content-Range {cr:.60?}")))?;
+                if end > total {
+                    return Err(RemoteError::Invalid(format!(
+                        "range {offset}..{end} is beyond the chunk's {total} bytes"
+                    )));
+                }
+                if first != offset || last != end - 1 {
+                    return Err(corrupt(format!("the server sent bytes {first}-{last}")));
+                }
+                (f.data, total)
+            }
+            // The server ignored the range and sent the whole object.
+            None => {
+                let total = f.data.len() as u64;
+                if end > total {
+                    return Err(RemoteError::Invalid(format!(
+                        "range {offset}..{end} is beyond the chunk's {total} bytes"
+                    )));
+                }
+                (f.data.slice(offset as usize..end as usize), total)
+            }
+        };
         if data.len() as u64 != len {
-            return Err(RemoteError::Corrupt {
-                hash: *hash,
-                detail: format!("range {offset}+{len}: {} bytes received", data.len()),
-            });
+            return Err(corrupt(format!("{} bytes received", data.len())));
         }
-        Ok(data)
+        Ok(RawRange {
+            data,
+            object_len,
+            tree: f.tree,
+        })
     }
 
     async fn head(&self, hash: &ContentHash) -> Result<Option<ObjectInfo>> {

@@ -20,8 +20,8 @@ struct MemFaults(Arc<MemoryRemote>);
 
 #[async_trait]
 impl Faults for MemFaults {
-    async fn overwrite(&self, hash: &ContentHash, data: Bytes) {
-        self.0.corrupt(hash, data);
+    async fn overwrite(&self, hash: &ContentHash, data: Bytes, tree: Option<String>) {
+        self.0.put_unverified(hash, data, tree);
     }
 }
 
@@ -29,8 +29,8 @@ struct S3Faults(S3Remote);
 
 #[async_trait]
 impl Faults for S3Faults {
-    async fn overwrite(&self, hash: &ContentHash, data: Bytes) {
-        self.0.put_unverified(hash, data).await.unwrap();
+    async fn overwrite(&self, hash: &ContentHash, data: Bytes, tree: Option<String>) {
+        self.0.put_raw(hash, data, tree).await.unwrap();
     }
 }
 

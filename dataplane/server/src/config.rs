@@ -127,8 +127,8 @@ pub struct MetadataStoreCfg {
 #[serde(deny_unknown_fields, default)]
 pub struct BlockStores {
     pub local: Vec<LocalBlockStoreCfg>,
-    /// Remote (S3) tiers. Registered and validated; attaching one to a share needs the
-    /// remote tier, which this build does not have yet.
+    /// Remote tiers (S3, or `memory` for tests). Shares name one with `remote:`; shares
+    /// whose remotes have the same bucket + endpoint + prefix share uploads, dedup and GC.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remote: Vec<RemoteBlockStoreCfg>,
 }
@@ -137,7 +137,7 @@ pub struct BlockStores {
 #[serde(deny_unknown_fields, default)]
 pub struct RemoteBlockStoreCfg {
     pub name: String,
-    /// `s3`.
+    /// `s3`, or `memory` (an in-process object store that is lost at exit: tests only).
     #[serde(rename = "type")]
     pub kind: String,
     pub bucket: String,
@@ -173,6 +173,15 @@ pub struct LocalBlockStoreCfg {
     /// Default: `<data_dir>/blocks/<name>`.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// Soft cap of the local tier in bytes (chunks + write journal); 0 = unbounded.
+    /// Above it, chunks already on the remote are evicted (only when every share on this
+    /// store uses the same remote); writers wait while nothing can be evicted yet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_size: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_fs() -> String {
@@ -209,6 +218,10 @@ pub struct ShareCfg {
     /// Remote block store (S3 tier); none = local tier only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+    /// `local` (default): COMMIT/fsync return once data is durable on the local tier and
+    /// uploads follow; `remote`: once it is also confirmed on the remote (needs `remote`).
+    #[serde(default = "default_durability")]
+    pub durability: String,
     #[serde(default)]
     pub trash: TrashCfg,
 }
@@ -223,6 +236,9 @@ pub struct Chunking {
 
 fn default_name() -> String {
     "default".into()
+}
+fn default_durability() -> String {
+    "local".into()
 }
 fn default_squash() -> String {
     "root_to_anonymous".into()
@@ -297,6 +313,7 @@ impl Default for Config {
                     name: "default".into(),
                     kind: "fs".into(),
                     path: None,
+                    max_size: 0,
                 }],
                 remote: Vec::new(),
             },
@@ -312,6 +329,7 @@ impl Default for Config {
                 root_mode: default_root_mode(),
                 chunking: None,
                 remote: None,
+                durability: default_durability(),
                 trash: TrashCfg::default(),
             }],
         }
@@ -437,13 +455,13 @@ pub fn validate_state(
     let mut remotes = std::collections::BTreeSet::new();
     for r in &block_stores.remote {
         check_store_name("remote block store", &r.name)?;
-        if r.kind != "s3" {
+        if r.kind != "s3" && r.kind != "memory" {
             return bad(format!(
-                "remote block store {:?}: type {:?} is not s3",
+                "remote block store {:?}: type {:?} is not s3 or memory",
                 r.name, r.kind
             ));
         }
-        if r.bucket.is_empty() {
+        if r.kind == "s3" && r.bucket.is_empty() {
             return bad(format!(
                 "remote block store {:?}: bucket is required",
                 r.name
@@ -511,6 +529,22 @@ pub fn validate_state(
                 "share {:?}: remote block store {r:?} is not defined",
                 s.name
             ));
+        }
+        match s.durability.as_str() {
+            "local" => {}
+            "remote" if s.remote.is_some() => {}
+            "remote" => {
+                return bad(format!(
+                    "share {:?}: durability remote needs a remote block store",
+                    s.name
+                ));
+            }
+            other => {
+                return bad(format!(
+                    "share {:?}: durability {other:?} is not local or remote",
+                    s.name
+                ));
+            }
         }
         for g in &s.trash.exclude {
             globset::Glob::new(g).map_err(|e| {

@@ -23,7 +23,7 @@ pub enum JobState {
 
 #[derive(Clone, Debug)]
 pub enum JobResult {
-    Gc(GcSummary),
+    Gc(Box<GcSummary>),
     Audit(Inv02Report),
 }
 
@@ -63,6 +63,11 @@ impl JobHandle {
 
     pub fn add(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets the progress of the current phase.
+    pub fn set(&self, n: u64) {
+        self.done.store(n, Ordering::Relaxed);
     }
 
     pub fn finish(&self, r: Result<JobResult, String>) {

@@ -15,12 +15,22 @@
 //!   Per-file delete failures are counted and the sweep continues.
 //! - The summary is persisted at `<store>/gc-state/last-run.json`.
 //!
+//! With a remote tier (the share's remote; one tier per bucket + endpoint + prefix), the
+//! same run also collects the remote (`dittofs_blockstore::tier::gc`): the run starts on
+//! the tier before the mark (the flush gate: every flush is either in the mark or recorded
+//! as touched), the chunks pending upload join the live set, and after the local sweep
+//! the remote sweep deletes objects that are not live, older than the cutoff and not
+//! touched. Shares of every metadata store are marked, so all shares that target the
+//! same remote are covered. Per-object delete failures are counted and listed; the next
+//! run retries them.
+//!
 //! Audit: [`dittofs_metadata::audit::audit_inv02`] for one share; the last result of each
 //! share is kept in `<store>/audit-state/last-inv02.json` (a map share name -> report).
 
 use crate::jobs::JobHandle;
 use crate::state::{load_json, save_json};
-use dittofs_blockstore::Engine;
+use dittofs_blockstore::tier::SweepCounts;
+use dittofs_blockstore::{Engine, RemoteTier};
 use dittofs_metadata::MetadataStore;
 use dittofs_metadata::audit::{Inv02Report, audit_inv02, rfc3339_utc};
 use dittofs_types::{ContentHash, ShareId, Timestamp};
@@ -53,6 +63,22 @@ pub struct GcSummary {
     pub errors: u64,
     /// "succeeded" or "failed: <why>".
     pub outcome: String,
+    /// The remote tier's sweep, when the share has a remote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteGcSummary>,
+}
+
+/// The remote half of a GC run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteGcSummary {
+    /// Remote block store name and identity (`s3://bucket/prefix@endpoint`).
+    pub store: String,
+    pub identity: String,
+    /// Chunks pending upload, kept as live.
+    pub pending_chunks: u64,
+    #[serde(flatten)]
+    pub sweep: SweepCounts,
 }
 
 /// What a GC run works on.
@@ -66,6 +92,8 @@ pub struct GcInput {
     pub metadata: Vec<(String, Arc<dyn MetadataStore>)>,
     pub dry_run: bool,
     pub grace: Duration,
+    /// The remote tier to collect too: (remote block store name, tier).
+    pub remote: Option<(String, RemoteTier)>,
 }
 
 pub fn gc_last_path(store_dir: &Path) -> PathBuf {
@@ -123,6 +151,11 @@ async fn gc_inner(
     sum: &mut GcSummary,
 ) -> Result<(), String> {
     std::fs::create_dir_all(run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    // The remote run starts before the mark (see the module documentation).
+    let remote_run = match &input.remote {
+        Some((name, tier)) => Some((name.clone(), tier.clone(), tier.begin_gc().await?)),
+        None => None,
+    };
     let live = sled::Config::new()
         .path(run_dir.join("live"))
         .temporary(true)
@@ -169,6 +202,13 @@ async fn gc_inner(
                     }
                 }
             }
+        }
+    }
+    let mut pending_chunks = 0;
+    if let Some((_, _, run)) = &remote_run {
+        for h in run.pending() {
+            add(&h)?;
+            pending_chunks += 1;
         }
     }
     sum.live_chunks = live.len() as u64;
@@ -231,6 +271,28 @@ async fn gc_inner(
         sum.kept_in_grace,
         sum.errors,
     ] = counts;
+
+    // ---- remote sweep ----
+    if let Some((name, tier, run)) = remote_run {
+        job.phase("remote sweep", 0);
+        let cutoff_unix = cutoff
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let is_live = |h: &ContentHash| -> Result<bool, String> {
+            live.contains_key(h.as_bytes())
+                .map_err(|e| format!("live set: {e}"))
+        };
+        let progress = |n: u64| job.set(n);
+        let sweep = run
+            .sweep(&is_live, cutoff_unix, input.dry_run, &progress)
+            .await?;
+        sum.remote = Some(RemoteGcSummary {
+            store: name,
+            identity: tier.identity(),
+            pending_chunks,
+            sweep,
+        });
+    }
     Ok(())
 }
 

@@ -15,14 +15,15 @@
 //! - The new state is persisted only after it was applied; at start the persisted state is
 //!   applied before any listener serves.
 
-use crate::config::{self, LocalBlockStoreCfg, MetadataStoreCfg, ShareCfg};
+use crate::config::{self, LocalBlockStoreCfg, MetadataStoreCfg, RemoteBlockStoreCfg, ShareCfg};
 use crate::error::{ControlError, ControlResult};
 use crate::state::{self, DesiredState};
-use dittofs_blockstore::{Engine, EngineConfig, RecoveredRecord};
+use dittofs_blockstore::tier::Evictor;
+use dittofs_blockstore::{Engine, EngineConfig, RecoveredRecord, RemoteTier, TierConfig};
 use dittofs_metadata::MetadataStore;
 use dittofs_nfs::export::ExportPolicy;
 use dittofs_types::ShareId;
-use dittofs_vfs::{Fs, ShareOptions, ShareRegistry, TrashPolicy};
+use dittofs_vfs::{DataDurability, Fs, RemoteBinding, ShareOptions, ShareRegistry, TrashPolicy};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,11 +64,24 @@ pub struct ApplyOutcome {
     pub restart_required: bool,
 }
 
+/// An open remote tier. Remote stores with the same identity (bucket + endpoint +
+/// prefix) share one tier: uploads, dedup and GC span all their shares.
+#[derive(Clone)]
+pub struct TierEntry {
+    pub tier: RemoteTier,
+    /// Its state directory (pending uploads).
+    pub path: PathBuf,
+}
+
 #[derive(Default)]
 struct Inner {
     state: DesiredState,
     stores: BTreeMap<String, Arc<dyn MetadataStore>>,
     engines: BTreeMap<String, EngineEntry>,
+    /// By remote block store name (several names may map to one tier).
+    tiers: BTreeMap<String, TierEntry>,
+    /// Evictors by local block store name, each with the token that stops it.
+    evictors: BTreeMap<String, (Evictor, CancellationToken)>,
     shares: BTreeMap<String, ShareEntry>,
 }
 
@@ -78,6 +92,8 @@ pub struct Runtime {
     apply_lock: tokio::sync::Mutex<()>,
     nfs: Mutex<Option<dittofs_nfs::server::NfsServer>>,
     pub started_at: SystemTime,
+    /// Stops the tiers' background tasks (uploader, readahead, evictors) at shutdown.
+    stop: CancellationToken,
 }
 
 /// Share options of the core from a share's configuration.
@@ -125,6 +141,29 @@ fn open_metadata(data_dir: &Path, m: &MetadataStoreCfg) -> ControlResult<Arc<dyn
     })
 }
 
+/// The remote store client of a remote block store's configuration.
+pub fn remote_store(
+    r: &RemoteBlockStoreCfg,
+) -> ControlResult<Arc<dyn dittofs_remote::RemoteStore>> {
+    Ok(match r.kind.as_str() {
+        "memory" => Arc::new(dittofs_remote::MemoryRemote::new(&r.name)),
+        _ => Arc::new(
+            dittofs_remote::S3Remote::new(&dittofs_remote::S3Config {
+                bucket: r.bucket.clone(),
+                region: r.region.clone(),
+                endpoint: r.endpoint.clone(),
+                prefix: r.prefix.clone(),
+                force_path_style: r.force_path_style,
+                access_key_id: r.access_key_id.clone(),
+                secret_access_key: r.secret_access_key.clone(),
+                operation_timeout: None,
+                max_attempts: None,
+            })
+            .map_err(|e| ControlError::Invalid(format!("remote block store {:?}: {e}", r.name)))?,
+        ),
+    })
+}
+
 fn open_engine(data_dir: &Path, l: &LocalBlockStoreCfg) -> ControlResult<EngineEntry> {
     let path = l
         .path
@@ -144,6 +183,20 @@ fn open_engine(data_dir: &Path, l: &LocalBlockStoreCfg) -> ControlResult<EngineE
         engine: Arc::new(engine),
         path,
         recovered: Arc::new(rec),
+    })
+}
+
+/// The remote binding of share `s`, if it has a remote and its tier is open.
+fn remote_binding(s: &ShareCfg, tiers: &BTreeMap<String, TierEntry>) -> Option<RemoteBinding> {
+    let t = tiers.get(s.remote.as_ref()?)?;
+    Some(RemoteBinding {
+        tier: t.tier.clone(),
+        engine_name: s.local.clone(),
+        durability: if s.durability == "remote" {
+            DataDurability::Remote
+        } else {
+            DataDurability::Local
+        },
     })
 }
 
@@ -220,7 +273,23 @@ impl Runtime {
             apply_lock: tokio::sync::Mutex::new(()),
             nfs: Mutex::new(None),
             started_at: SystemTime::now(),
+            stop: CancellationToken::new(),
         })
+    }
+
+    /// Open remote tiers by remote block store name.
+    pub fn tiers(&self) -> BTreeMap<String, TierEntry> {
+        self.inner.read().tiers.clone()
+    }
+
+    /// Evictor counters by local block store name.
+    pub fn evictors(&self) -> BTreeMap<String, Evictor> {
+        self.inner
+            .read()
+            .evictors
+            .iter()
+            .map(|(k, (e, _))| (k.clone(), e.clone()))
+            .collect()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -353,12 +422,6 @@ impl Runtime {
         )
         .map_err(|e| ControlError::Invalid(e.to_string().replace("invalid configuration: ", "")))?;
         for s in &desired.shares {
-            if let Some(r) = &s.remote {
-                return Err(ControlError::Unimplemented(format!(
-                    "share {:?}: remote block store {r:?} cannot be attached: this build has no remote (S3) tier yet",
-                    s.name
-                )));
-            }
             export_policy(ShareId(1), s)?;
         }
 
@@ -376,6 +439,12 @@ impl Runtime {
         );
         let (s_add, s_chg, s_rm) = diff_named(&cur.shares, &desired.shares, |s| &s.name);
         for (old, new) in &s_chg {
+            if old.remote != new.remote {
+                return Err(ControlError::Precondition(format!(
+                    "share {:?}: its remote block store cannot change (its data was uploaded there); remove the share and create it again",
+                    new.name
+                )));
+            }
             if old.metadata != new.metadata || old.local != new.local {
                 return Err(ControlError::Precondition(format!(
                     "share {:?}: its metadata and local block store cannot change (its data lives there); remove the share and create it again",
@@ -393,6 +462,22 @@ impl Runtime {
                 return Err(ControlError::Precondition(format!(
                     "metadata store {:?} is in use by share {u:?}; its type and path cannot change",
                     old.name
+                )));
+            }
+        }
+        for (old, _) in &r_chg {
+            if let Some(u) = in_use("remote", &old.name) {
+                return Err(ControlError::Precondition(format!(
+                    "remote block store {:?} is in use by share {u:?}; it cannot change",
+                    old.name
+                )));
+            }
+        }
+        for r in &r_rm {
+            if let Some(u) = in_use("remote", &r.name) {
+                return Err(ControlError::Precondition(format!(
+                    "remote block store {:?} is in use by share {u:?}; remove the share first",
+                    r.name
                 )));
             }
         }
@@ -423,14 +508,19 @@ impl Runtime {
             changes.push(change("block_store", &l.name, "removed", "local".into()));
         }
         for r in &r_add {
-            changes.push(change("block_store", &r.name, "added", "remote s3".into()));
+            changes.push(change(
+                "block_store",
+                &r.name,
+                "added",
+                format!("remote {}", r.kind),
+            ));
         }
         for (_, r) in &r_chg {
             changes.push(change(
                 "block_store",
                 &r.name,
                 "changed",
-                "remote s3".into(),
+                format!("remote {}", r.kind),
             ));
         }
         for r in &r_rm {
@@ -479,12 +569,41 @@ impl Runtime {
         // 1. Open new (and re-open changed, unused) stores.
         let mut new_stores: BTreeMap<String, Arc<dyn MetadataStore>> = BTreeMap::new();
         let mut new_engines: BTreeMap<String, EngineEntry> = BTreeMap::new();
+        let mut new_tiers: BTreeMap<String, TierEntry> = BTreeMap::new();
+        let cur_tiers = self.tiers();
         let opened = (|| -> ControlResult<()> {
             for m in m_add.iter().copied().chain(m_chg.iter().map(|(_, n)| *n)) {
                 new_stores.insert(m.name.clone(), open_metadata(&self.data_dir, m)?);
             }
             for l in l_add.iter().copied().chain(l_chg.iter().map(|(_, n)| *n)) {
                 new_engines.insert(l.name.clone(), open_engine(&self.data_dir, l)?);
+            }
+            for r in r_add.iter().copied().chain(r_chg.iter().map(|(_, n)| *n)) {
+                let store = remote_store(r)?;
+                let identity = store.identity();
+                let same = cur_tiers
+                    .iter()
+                    .chain(new_tiers.iter())
+                    .find(|(n, t)| *n != &r.name && t.tier.identity() == identity)
+                    .map(|(_, t)| t.clone());
+                let entry = match same {
+                    Some(t) => t,
+                    None => {
+                        let path = self.data_dir.join("remote").join(&r.name);
+                        let tier = RemoteTier::start(
+                            &r.name,
+                            store,
+                            &path,
+                            TierConfig::default(),
+                            self.stop.child_token(),
+                        )
+                        .map_err(|e| {
+                            ControlError::Internal(format!("remote block store {:?}: {e}", r.name))
+                        })?;
+                        TierEntry { tier, path }
+                    }
+                };
+                new_tiers.insert(r.name.clone(), entry);
             }
             Ok(())
         })();
@@ -494,10 +613,11 @@ impl Runtime {
             }
             return Err(e);
         }
-        let (all_stores, all_engines) = {
+        let (all_stores, all_engines, all_tiers) = {
             let inner = self.inner.read();
             let mut st = inner.stores.clone();
             let mut en = inner.engines.clone();
+            let mut ti = inner.tiers.clone();
             for (old, _) in &m_chg {
                 st.remove(&old.name);
             }
@@ -506,7 +626,8 @@ impl Runtime {
             }
             st.extend(new_stores.clone());
             en.extend(new_engines.clone());
-            (st, en)
+            ti.extend(new_tiers.clone());
+            (st, en, ti)
         };
 
         // 2. Open new shares.
@@ -518,7 +639,10 @@ impl Runtime {
         };
         let mut opened_shares = Vec::new();
         for s in &s_add {
-            match self.open_share(s, &ids, &all_stores, &all_engines).await {
+            match self
+                .open_share(s, &ids, &all_stores, &all_engines, &all_tiers)
+                .await
+            {
                 Ok(e) => opened_shares.push(e),
                 Err(e) => {
                     for n in new_stores.values() {
@@ -538,6 +662,9 @@ impl Runtime {
                 .set_options(share_options(new))
                 .await
                 .map_err(|e| ControlError::from_fs(&format!("share {:?}", new.name), e))?;
+            if let Some(b) = remote_binding(new, &all_tiers) {
+                entry.fs.attach_remote(b);
+            }
         }
 
         // 4. Publish.
@@ -577,10 +704,15 @@ impl Runtime {
             }
             inner.stores.extend(new_stores);
             inner.engines.extend(new_engines);
+            for r in &r_rm {
+                inner.tiers.remove(&r.name);
+            }
+            inner.tiers.extend(new_tiers);
             inner.state = desired.clone();
             (removed_shares, old_stores, old_engines)
         };
         self.refresh_exports();
+        self.refresh_evictors();
 
         // 5. Retire removed shares and stores (nothing routes to them any more).
         for e in &removed_shares {
@@ -624,6 +756,7 @@ impl Runtime {
         ids: &BTreeMap<String, u32>,
         stores: &BTreeMap<String, Arc<dyn MetadataStore>>,
         engines: &BTreeMap<String, EngineEntry>,
+        tiers: &BTreeMap<String, TierEntry>,
     ) -> ControlResult<ShareEntry> {
         let serr = |d: String| ControlError::Internal(format!("share {:?}: {d}", s.name));
         let store = stores
@@ -642,6 +775,11 @@ impl Runtime {
         let fs = Fs::open(store, eng.engine.clone(), id, &s.name, share_options(s))
             .await
             .map_err(|e| serr(e.to_string()))?;
+        if let Some(r) = &s.remote {
+            let b = remote_binding(s, tiers)
+                .ok_or_else(|| serr(format!("remote block store {r:?} is not open")))?;
+            fs.attach_remote(b);
+        }
         let n = fs
             .recover(&eng.recovered)
             .await
@@ -730,6 +868,76 @@ impl Runtime {
         }
     }
 
+    /// Starts, keeps or stops the evictor of every local block store: one runs (and the
+    /// store's cap is enforced) only when the store has a cap and every share on it uses
+    /// the same remote tier; a chunk of a share without that remote must stay local.
+    fn refresh_evictors(&self) {
+        let mut inner = self.inner.write();
+        let state = inner.state.clone();
+        let mut wanted: BTreeMap<String, RemoteTier> = BTreeMap::new();
+        for l in &state.block_stores.local {
+            let Some(entry) = inner.engines.get(&l.name) else {
+                continue;
+            };
+            let users: Vec<&ShareCfg> = state.shares.iter().filter(|s| s.local == l.name).collect();
+            let tiers: Vec<Option<RemoteTier>> = users
+                .iter()
+                .map(|s| {
+                    s.remote
+                        .as_ref()
+                        .and_then(|r| inner.tiers.get(r))
+                        .map(|t| t.tier.clone())
+                })
+                .collect();
+            let single = match tiers.first() {
+                Some(Some(first))
+                    if tiers
+                        .iter()
+                        .all(|t| t.as_ref().is_some_and(|t| t.identity() == first.identity())) =>
+                {
+                    Some(first.clone())
+                }
+                _ => None,
+            };
+            match (l.max_size, single) {
+                (0, _) => entry.engine.set_capacity(0),
+                (cap, Some(tier)) => {
+                    entry.engine.set_capacity(cap);
+                    wanted.insert(l.name.clone(), tier);
+                }
+                (cap, None) => {
+                    entry.engine.set_capacity(0);
+                    if !users.is_empty() {
+                        tracing::warn!(store = %l.name, cap,
+                            "max_size not enforced: eviction needs every share on the store to use the same remote");
+                    }
+                }
+            }
+        }
+        let stale: Vec<String> = inner
+            .evictors
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in stale {
+            if let Some((_, stop)) = inner.evictors.remove(&k) {
+                stop.cancel();
+            }
+        }
+        for (name, tier) in wanted {
+            if inner.evictors.contains_key(&name) {
+                continue;
+            }
+            let Some(entry) = inner.engines.get(&name) else {
+                continue;
+            };
+            let stop = self.stop.child_token();
+            let ev = Evictor::start(&name, &entry.engine, &tier, stop.clone());
+            inner.evictors.insert(name, (ev, stop));
+        }
+    }
+
     /// Flushes every share, syncs and closes the stores.
     pub async fn shutdown(&self) {
         let _serial = self.apply_lock.lock().await;
@@ -744,6 +952,15 @@ impl Runtime {
             }
         }
         self.reclaim_journals().await;
+        // Pending uploads are durable (markers) and resume at the next start; give the
+        // uploaders a moment to finish what is in flight, then stop the tier tasks.
+        for (name, t) in self.tiers() {
+            let left = t.tier.drain(Duration::from_secs(5)).await;
+            if left > 0 {
+                tracing::info!(remote = %name, pending = left, "uploads resume at the next start");
+            }
+        }
+        self.stop.cancel();
         for (name, store) in self.metadata_stores() {
             if let Err(e) = store.close().await {
                 tracing::error!(store = %name, error = %e, "closing metadata store failed");

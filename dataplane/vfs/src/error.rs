@@ -182,7 +182,11 @@ impl From<MetaError> for FsError {
 
 impl From<dittofs_blockstore::BlockError> for FsError {
     fn from(e: dittofs_blockstore::BlockError) -> FsError {
-        FsError::Io(e.to_string())
+        match e {
+            // Retryable: the data is safe locally, only the remote confirmation is late.
+            dittofs_blockstore::BlockError::RemotePending(_) => FsError::Jukebox,
+            other => FsError::Io(other.to_string()),
+        }
     }
 }
 

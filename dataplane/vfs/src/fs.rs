@@ -10,7 +10,7 @@ use crate::error::{FsError, FsResult};
 use crate::handle::FileHandle;
 use crate::locks::{FlushLocks, LockTable};
 use crate::trash::TrashPolicy;
-use dittofs_blockstore::{Chunker, ChunkerConfig, Engine};
+use dittofs_blockstore::{Chunker, ChunkerConfig, Engine, RemoteTier};
 use dittofs_metadata::{Durability, InodeRecord, MetadataStore, Op, Txn};
 use dittofs_types::{FileKey, Ino, ShareId, Timestamp};
 use parking_lot::{Mutex as PlMutex, RwLock as PlRwLock};
@@ -52,6 +52,29 @@ impl Default for ShareOptions {
         }
     }
 }
+
+/// Where a share's committed data must be before COMMIT / FILE_SYNC returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DataDurability {
+    /// Durable on the local tier (journal fsync); uploads to the remote follow in the
+    /// background.
+    #[default]
+    Local,
+    /// Flushed into chunks and confirmed on the remote tier.
+    Remote,
+}
+
+/// A share's remote tier: the tier, the name its engine is registered under there, and
+/// the durability contract.
+#[derive(Clone, Debug)]
+pub struct RemoteBinding {
+    pub tier: RemoteTier,
+    pub engine_name: String,
+    pub durability: DataDurability,
+}
+
+/// Longest time a writer waits for local-tier space (eviction) before writing anyway.
+pub(crate) const WRITE_SPACE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The options currently in force, with what is derived from them (validated once).
 pub(crate) struct Live {
@@ -118,6 +141,8 @@ pub struct Fs {
     /// Directory -> (parent, name) hints for building share-relative paths; verified
     /// with a lookup on every use, so a stale hint only costs a directory scan.
     pub(crate) dir_names: PlMutex<HashMap<Ino, (Ino, Vec<u8>)>>,
+    /// The remote tier, if the share has one (attached before recovery, never changed).
+    pub(crate) remote: PlRwLock<Option<Arc<RemoteBinding>>>,
 }
 
 impl Fs {
@@ -151,6 +176,7 @@ impl Fs {
             opens: PlMutex::new(HashMap::new()),
             trash_admin: Mutex::new(()),
             dir_names: PlMutex::new(HashMap::new()),
+            remote: PlRwLock::new(None),
         });
         fs.purge_orphans().await?;
         Ok(fs)
@@ -198,6 +224,20 @@ impl Fs {
 
     pub(crate) fn read_only(&self) -> bool {
         self.live.read().opts.read_only
+    }
+
+    /// Attaches the share's remote tier (before [`Fs::recover`], so recovered data is
+    /// staged for upload too). The tier learns the engine under `binding.engine_name`.
+    pub fn attach_remote(&self, binding: RemoteBinding) {
+        binding
+            .tier
+            .register_engine(&binding.engine_name, &self.engine);
+        *self.remote.write() = Some(Arc::new(binding));
+    }
+
+    /// The share's remote tier binding, if any.
+    pub fn remote(&self) -> Option<Arc<RemoteBinding>> {
+        self.remote.read().clone()
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {

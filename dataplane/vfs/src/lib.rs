@@ -26,7 +26,9 @@ pub use attr::{
 };
 pub use cred::{Credentials, access};
 pub use error::{FsError, FsResult};
-pub use fs::{Fs, LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, ShareOptions};
+pub use fs::{
+    DataDurability, Fs, LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, RemoteBinding, ShareOptions,
+};
 pub use handle::{FileHandle, HANDLE_LEN};
 pub use ops_io::WriteOutcome;
 pub use registry::ShareRegistry;

@@ -12,11 +12,11 @@
 use crate::attr::{Attr, Stability};
 use crate::cred::{Credentials, R, W, may_io};
 use crate::error::{FsError, FsResult};
-use crate::fs::{DirtyInfo, Fs, MAX_FILE_SIZE};
+use crate::fs::{DataDurability, DirtyInfo, Fs, MAX_FILE_SIZE, WRITE_SPACE_WAIT};
 use bytes::Bytes;
 use dittofs_blockstore::RecoveredRecord;
 use dittofs_metadata::{Check, Op, Txn};
-use dittofs_types::{FileType, Ino, ObjectId, Timestamp};
+use dittofs_types::{BlockRef, ContentHash, FileType, Ino, ObjectId, Timestamp};
 
 /// Result of a WRITE.
 #[derive(Clone, Debug)]
@@ -50,9 +50,17 @@ impl Fs {
             return Ok((Bytes::new(), offset >= attr.size, attr));
         }
         let blocks = self.store.get_blocks(self.share, ino).await?;
+        let remote = self.remote();
         let data = self
             .engine
-            .read(self.key(ino), &blocks, attr.size, offset, len)
+            .read_tiered(
+                self.key(ino),
+                &blocks,
+                attr.size,
+                offset,
+                len,
+                remote.as_ref().map(|r| &r.tier),
+            )
             .await?;
         let eof = offset + data.len() as u64 >= attr.size;
         Ok((data, eof, attr))
@@ -75,6 +83,12 @@ impl Fs {
             .is_none_or(|end| end > MAX_FILE_SIZE)
         {
             return Err(FsError::FBig);
+        }
+        // Backpressure: a local tier over its cap (waiting for uploads and eviction)
+        // delays writers, bounded; it never fails them.
+        if len > 0 && self.engine.wait_for_space(WRITE_SPACE_WAIT).await {
+            tracing::warn!(share = %self.name, "local tier still over its cap after {} s: writing anyway",
+                WRITE_SPACE_WAIT.as_secs());
         }
         let rec = {
             let _g = self.locks.read(ino).await;
@@ -111,6 +125,9 @@ impl Fs {
         if !cred.is_root() && (rec.mode & 0o4000 != 0 || rec.mode & 0o2010 == 0o2010) {
             self.kill_suid(ino).await?;
         }
+        if stability != Stability::Unstable && len > 0 {
+            self.sync_remote(ino).await?;
+        }
         let rec = self.inode(ino).await?;
         Ok(WriteOutcome {
             count: len as u32,
@@ -138,9 +155,57 @@ impl Fs {
     }
 
     /// COMMIT: every write acknowledged so far (on any file of the engine) is durable.
+    /// On a `durability: remote` share the file is also flushed and its chunks confirmed
+    /// on the remote (late confirmation: [`FsError::Jukebox`], the client retries).
     pub async fn commit_writes(&self, ino: Ino) -> FsResult<Attr> {
         self.engine.commit_durable().await?;
+        self.sync_remote(ino).await?;
         self.getattr(ino).await
+    }
+
+    /// `durability: remote`: flushes `ino` and waits until all of its chunks are on the
+    /// remote. No-op for other shares and for non-regular files.
+    async fn sync_remote(&self, ino: Ino) -> FsResult<()> {
+        let Some(r) = self
+            .remote()
+            .filter(|r| r.durability == DataDurability::Remote)
+        else {
+            return Ok(());
+        };
+        match self.store.get_inode(self.share, ino).await? {
+            Some(rec) if rec.kind == FileType::Regular => {}
+            _ => return Ok(()),
+        }
+        self.flush_file(ino).await?;
+        let blocks = self.store.get_blocks(self.share, ino).await?;
+        let hashes: Vec<ContentHash> = blocks.iter().map(|b| b.hash).collect();
+        r.tier.wait_remote(&r.engine_name, &hashes).await?;
+        Ok(())
+    }
+
+    /// Stages the chunks of `new` that are not in `old` for upload (remote shares).
+    /// The caller holds the tier's flush guard until its metadata commit.
+    async fn stage_new_chunks(
+        &self,
+        r: &crate::fs::RemoteBinding,
+        old: &[BlockRef],
+        new: &[BlockRef],
+        object: Option<ObjectId>,
+    ) -> FsResult<()> {
+        let before: std::collections::HashSet<ContentHash> = old.iter().map(|b| b.hash).collect();
+        let mut hashes = Vec::new();
+        let mut sizes = Vec::new();
+        for b in new.iter().filter(|b| !before.contains(&b.hash)) {
+            hashes.push(b.hash);
+            sizes.push(u64::from(b.size));
+        }
+        if hashes.is_empty() && object.is_none() {
+            return Ok(());
+        }
+        r.tier
+            .stage(&r.engine_name, &hashes, &sizes, object)
+            .await?;
+        Ok(())
     }
 
     /// Flushes the dirty data of `ino` into chunks and publishes the new block list.
@@ -161,12 +226,24 @@ impl Fs {
         // Only flush/truncate change the block list, and both hold the flush lock: the
         // list read here stays current until we publish.
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
+        let remote = self.remote();
         let Some(plan) = self
             .engine
-            .prepare_flush_with(key, &old_blocks, self.chunker())
+            .prepare_flush_with(
+                key,
+                &old_blocks,
+                self.chunker(),
+                remote.as_ref().map(|r| &r.tier),
+            )
             .await?
         else {
             return Ok(());
+        };
+        // Remote shares: from staging until the metadata commit, the GC must either see
+        // this flush's block list or know its chunks as touched (see tier::gc).
+        let _gate = match &remote {
+            Some(r) => Some(r.tier.flush_guard().await),
+            None => None,
         };
         let _g = if have_write_lock {
             None
@@ -208,6 +285,11 @@ impl Fs {
         if quiesced {
             rec.object_id = ObjectId::compute(&plan.new_blocks);
         }
+        if let Some(r) = &remote {
+            let object = quiesced.then_some(rec.object_id);
+            self.stage_new_chunks(r, &old_blocks, &plan.new_blocks, object)
+                .await?;
+        }
         t.op(Op::PutInode(rec));
         self.commit(t).await?;
         self.engine.finish_flush(key, &plan);
@@ -229,10 +311,25 @@ impl Fs {
         self.flush_locked(ino, true).await?;
         let mut rec = self.inode(ino).await?;
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
+        let remote = self.remote();
         let new_blocks = self
             .engine
-            .truncate_with(&old_blocks, size, self.chunker())
+            .truncate_with(
+                &old_blocks,
+                size,
+                self.chunker(),
+                remote.as_ref().map(|r| &r.tier),
+            )
             .await?;
+        let _gate = match &remote {
+            Some(r) => {
+                let g = r.tier.flush_guard().await;
+                self.stage_new_chunks(r, &old_blocks, &new_blocks, None)
+                    .await?;
+                Some(g)
+            }
+            None => None,
+        };
         let before = rec.change;
         let now = Timestamp::now();
         rec.size = size;

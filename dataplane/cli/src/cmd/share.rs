@@ -88,6 +88,7 @@ fn create_request(a: &ShareCreateArgs) -> pb::Share {
         metadata: a.metadata.clone(),
         local: a.local.clone(),
         remote: a.remote.clone().unwrap_or_default(),
+        durability: a.durability.clone(),
         read_only: a.read_only,
         squash: a.squash.as_api().into(),
         anon_uid: a.anon_uid,

@@ -296,7 +296,8 @@ fn block_store(
         BlockKind::Remote => ("s3", "remote"),
     };
     let store_type = store_type.unwrap_or(default_type).to_string();
-    if store_type != default_type {
+    // `memory` remotes are for tests (an in-process object store lost at exit).
+    if store_type != default_type && !(kind_name == "remote" && store_type == "memory") {
         return Err(CliError::Usage(format!(
             "--type {store_type} is not a {kind_name} block store type (use --type {default_type})"
         )));
@@ -310,6 +311,7 @@ fn block_store(
         r#type: store_type,
         path: String::new(),
         s3: None,
+        max_size_bytes: local.and_then(|l| l.max_size).unwrap_or(0),
     };
     match kind {
         BlockKind::Local => {
@@ -485,6 +487,7 @@ mod tests {
     fn kinds_and_types_must_match() {
         let local = LocalFlags {
             path: Some("/srv".into()),
+            max_size: None,
         };
         let s = block_store(
             BlockKind::Local,

@@ -61,6 +61,7 @@ pub fn block_from_pb(b: pb::BlockStore) -> ControlResult<BlockCfg> {
                 b.r#type
             },
             path: opt_path(&b.path),
+            max_size: b.max_size_bytes,
         })),
         pb::BlockStoreKind::Remote => {
             let s3 = b.s3.unwrap_or_default();
@@ -94,6 +95,7 @@ pub fn local_to_pb(l: &LocalBlockStoreCfg) -> pb::BlockStore {
         r#type: l.kind.clone(),
         path: path_str(&l.path),
         s3: None,
+        max_size_bytes: l.max_size,
     }
 }
 
@@ -104,6 +106,7 @@ pub fn remote_to_pb(r: &RemoteBlockStoreCfg) -> pb::BlockStore {
         kind: pb::BlockStoreKind::Remote as i32,
         r#type: r.kind.clone(),
         path: String::new(),
+        max_size_bytes: 0,
         s3: Some(pb::S3Config {
             bucket: r.bucket.clone(),
             region: r.region.clone(),
@@ -154,6 +157,11 @@ pub fn share_from_pb(s: pb::Share) -> ShareCfg {
             max: c.max,
         }),
         remote: (!s.remote.is_empty()).then_some(s.remote),
+        durability: if s.durability.is_empty() {
+            "local".into()
+        } else {
+            s.durability
+        },
         trash: TrashCfg {
             enabled: t.enabled,
             retention_days: t.retention_days,
@@ -169,6 +177,7 @@ pub fn share_to_pb(s: &ShareCfg) -> pb::Share {
         metadata: s.metadata.clone(),
         local: s.local.clone(),
         remote: s.remote.clone().unwrap_or_default(),
+        durability: s.durability.clone(),
         read_only: s.read_only,
         squash: s.squash.clone(),
         anon_uid: s.anon_uid,
@@ -285,6 +294,19 @@ pub fn gc_to_pb(g: &GcSummary) -> pb::GcRunSummary {
         kept_in_grace: g.kept_in_grace,
         errors: g.errors,
         outcome: g.outcome.clone(),
+        remote: g.remote.as_ref().map(|r| pb::RemoteGcSummary {
+            store: r.store.clone(),
+            identity: r.identity.clone(),
+            pending_chunks: r.pending_chunks,
+            scanned_objects: r.sweep.scanned_objects,
+            live_objects: r.sweep.live_objects,
+            deleted_objects: r.sweep.deleted_objects,
+            deleted_bytes: r.sweep.deleted_bytes,
+            kept_in_grace: r.sweep.kept_in_grace,
+            kept_in_use: r.sweep.kept_in_use,
+            errors: r.sweep.errors,
+            failed: r.sweep.failed.clone(),
+        }),
     }
 }
 

@@ -534,7 +534,17 @@ impl ControlService for Control {
                 "a GC of block store {store:?} is already running (job {id})"
             ))
         })?;
+        let remote = match &share.cfg.remote {
+            Some(r) => {
+                let t = self.rt.tiers().get(r).cloned().ok_or_else(|| {
+                    ControlError::NotFound(format!("remote block store {r:?} is not open"))
+                })?;
+                Some((r.clone(), t.tier))
+            }
+            None => None,
+        };
         let input = GcInput {
+            remote,
             store: store.clone(),
             engine: eng.engine.clone(),
             store_dir: eng.path.clone(),
@@ -551,7 +561,7 @@ impl ControlService for Control {
                 tokio::select! {
                     s = maintenance::run_gc(input, &j2) => {
                         if s.outcome == "succeeded" {
-                            j2.finish(Ok(JobResult::Gc(s)));
+                            j2.finish(Ok(JobResult::Gc(Box::new(s))));
                         } else {
                             j2.finish(Err(s.outcome.clone()));
                         }
