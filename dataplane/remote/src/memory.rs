@@ -1,5 +1,5 @@
 //! In-memory remote store: for tests and for `type: memory` remote tiers (data is lost at
-//! exit). Faults can be injected (`set_unavailable`, `corrupt`, `put_unverified`) to test
+//! exit). Faults can be injected (`set_unavailable`, `set_stalled`, `corrupt`, `put_unverified`) to test
 //! callers.
 
 use crate::{
@@ -28,6 +28,7 @@ pub struct MemoryRemote {
     /// key -> object
     objects: Mutex<BTreeMap<String, Object>>,
     unavailable: AtomicBool,
+    stalled: AtomicBool,
 }
 
 fn now() -> i64 {
@@ -48,6 +49,11 @@ impl MemoryRemote {
     /// Every call fails with `Unavailable` while set.
     pub fn set_unavailable(&self, down: bool) {
         self.unavailable.store(down, Ordering::SeqCst);
+    }
+
+    /// While set, every call hangs (until cleared): a stalled server.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
     }
 
     /// Replaces the stored bytes of `hash`, keeping its tree metadata (fault injection: bit
@@ -103,7 +109,11 @@ impl MemoryRemote {
             .ok_or(RemoteError::NotFound(*hash))
     }
 
-    fn up(&self) -> Result<()> {
+    async fn up(&self) -> Result<()> {
+        // A stalled store never answers (the caller's deadline must fire).
+        while self.stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         if self.unavailable.load(Ordering::SeqCst) {
             Err(RemoteError::Unavailable(format!(
                 "memory:{} is down (injected)",
@@ -122,7 +132,7 @@ impl RemoteStore for MemoryRemote {
     }
 
     async fn put(&self, hash: &ContentHash, data: Bytes) -> Result<()> {
-        self.up()?;
+        self.up().await?;
         let (tree, root) = ChunkTree::compute(&data);
         if root != *hash {
             return Err(RemoteError::Invalid(format!(
@@ -135,14 +145,14 @@ impl RemoteStore for MemoryRemote {
     }
 
     async fn get(&self, hash: &ContentHash) -> Result<Bytes> {
-        self.up()?;
+        self.up().await?;
         let (data, _) = self.object(hash)?;
         verify(hash, &data, None)?;
         Ok(data)
     }
 
     async fn get_range_raw(&self, hash: &ContentHash, offset: u64, len: u64) -> Result<RawRange> {
-        self.up()?;
+        self.up().await?;
         if len == 0 {
             return Err(RemoteError::Invalid("empty range".into()));
         }
@@ -164,7 +174,7 @@ impl RemoteStore for MemoryRemote {
     }
 
     async fn head(&self, hash: &ContentHash) -> Result<Option<ObjectInfo>> {
-        self.up()?;
+        self.up().await?;
         Ok(self
             .objects
             .lock()
@@ -177,13 +187,13 @@ impl RemoteStore for MemoryRemote {
     }
 
     async fn delete(&self, hash: &ContentHash) -> Result<()> {
-        self.up()?;
+        self.up().await?;
         self.objects.lock().remove(&chunk_key("", hash));
         Ok(())
     }
 
     async fn list(&self, after: Option<String>, limit: u32) -> Result<Page> {
-        self.up()?;
+        self.up().await?;
         let objects = self.objects.lock();
         let limit = limit.max(1) as usize;
         let start = after.clone().unwrap_or_default();
