@@ -186,6 +186,7 @@ fn share_entry(
         path: String::new(), // <data_dir>/blocks/<name>: the mount point of its volume
         s3: None,
         max_size_bytes,
+        read_timeout_seconds: 0,
     };
     let remote = match &spec.remote_block_store_ref {
         None => None,
@@ -223,6 +224,7 @@ fn share_entry(
                             force_path_style: s3.force_path_style,
                             access_key_id: id,
                             secret_access_key: key,
+                            create_bucket: false,
                         }),
                     )
                 }
@@ -240,6 +242,7 @@ fn share_entry(
                 path: String::new(),
                 s3,
                 max_size_bytes: 0,
+                read_timeout_seconds: 0,
             })
         }
     };

@@ -94,7 +94,12 @@ async fn write_file(s: &Setup, ino: u64, data: &[u8], quiesce: bool) -> Vec<Bloc
         .write(key(ino), 0, Bytes::copy_from_slice(data), false)
         .await
         .unwrap();
-    let plan = s.engine.prepare_flush(key(ino), &[]).await.unwrap().unwrap();
+    let plan = s
+        .engine
+        .prepare_flush(key(ino), &[])
+        .await
+        .unwrap()
+        .unwrap();
     s.engine.finish_flush(key(ino), &plan);
     let hashes: Vec<ContentHash> = plan.new_blocks.iter().map(|b| b.hash).collect();
     let sizes: Vec<u64> = plan.new_blocks.iter().map(|b| u64::from(b.size)).collect();
@@ -130,7 +135,11 @@ async fn uploads_once_and_dedups_across_files_and_restarts() {
     let s = setup();
     let data = random(3 << 20, 1);
     let blocks = write_file(&s, 2, &data, true).await;
-    assert!(blocks.len() > 3, "expected several chunks, got {}", blocks.len());
+    assert!(
+        blocks.len() > 3,
+        "expected several chunks, got {}",
+        blocks.len()
+    );
     assert_eq!(s.tier.drain(Duration::from_secs(10)).await, 0);
     assert_eq!(pending_markers(&s), 0, "markers are removed once uploaded");
     let st = s.tier.status();
@@ -203,7 +212,12 @@ async fn evicts_only_uploaded_chunks_and_reads_them_back_cold() {
     let before = s.engine.cas().total_bytes();
     assert_eq!(ev.pass(0).await, 0);
     assert_eq!(s.engine.cas().total_bytes(), before);
-    assert!(ev.stats().not_on_remote.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(
+        ev.stats()
+            .not_on_remote
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
 
     s.remote.set_unavailable(false);
     assert_eq!(s.tier.drain(Duration::from_secs(10)).await, 0);
@@ -213,7 +227,10 @@ async fn evicts_only_uploaded_chunks_and_reads_them_back_cold() {
 
     // Random small reads: verified ranged reads (not whole chunks).
     let size = data.len() as u64;
-    for (i, off) in [5u64, 300_000, 1_048_570, 4_000_000].into_iter().enumerate() {
+    for (i, off) in [5u64, 300_000, 1_048_570, 4_000_000]
+        .into_iter()
+        .enumerate()
+    {
         let got = s
             .engine
             .read_tiered(key(2), &blocks, size, off, 4096, Some(&s.tier))
@@ -257,7 +274,10 @@ async fn corrupt_objects_are_never_served() {
         .read_tiered(key(2), &blocks, data.len() as u64, 0, 4096, Some(&s.tier))
         .await
         .unwrap_err();
-    assert!(matches!(err, BlockError::Remote(ref m) if m.contains("corrupt")), "{err}");
+    assert!(
+        matches!(err, BlockError::Remote(ref m) if m.contains("corrupt")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -277,7 +297,10 @@ async fn a_stalled_remote_fails_cold_reads_within_the_deadline() {
         .unwrap_err();
     let took = t0.elapsed();
     s.remote.set_stalled(false);
-    assert!(matches!(err, BlockError::Remote(ref m) if m.contains("no answer")), "{err}");
+    assert!(
+        matches!(err, BlockError::Remote(ref m) if m.contains("no answer")),
+        "{err}"
+    );
     assert!(took < Duration::from_secs(5), "failed after {took:?}");
 }
 
@@ -289,7 +312,10 @@ async fn remote_durability_waits_for_the_remote_and_reports_late_confirmation() 
     let blocks = write_file(&s, 2, &data, false).await;
     let hashes: Vec<ContentHash> = blocks.iter().map(|b| b.hash).collect();
     let err = s.tier.wait_remote(ENGINE, &hashes).await.unwrap_err();
-    assert!(matches!(err, BlockError::RemotePending(ref m) if m.contains("not confirmed")), "{err}");
+    assert!(
+        matches!(err, BlockError::RemotePending(ref m) if m.contains("not confirmed")),
+        "{err}"
+    );
     s.remote.set_unavailable(false);
     s.tier.wait_remote(ENGINE, &hashes).await.unwrap();
     for h in &hashes {
@@ -340,7 +366,10 @@ async fn gc_sweep_deletes_only_old_unreferenced_untouched_objects() {
     assert!(s.remote.head(&revived.hash).await.unwrap().is_some());
     for b in &dead[1..] {
         assert!(s.remote.head(&b.hash).await.unwrap().is_none());
-        assert!(!s.tier.is_known(&b.hash), "deleted chunks leave the known set");
+        assert!(
+            !s.tier.is_known(&b.hash),
+            "deleted chunks leave the known set"
+        );
     }
     for b in &live {
         assert!(s.remote.head(&b.hash).await.unwrap().is_some());
@@ -350,7 +379,10 @@ async fn gc_sweep_deletes_only_old_unreferenced_untouched_objects() {
     let young = write_file(&s, 4, &random(256 << 10, 9), false).await;
     assert_eq!(s.tier.drain(Duration::from_secs(10)).await, 0);
     let run = s.tier.begin_gc().await.unwrap();
-    let c = run.sweep(&|_| Ok(false), now - 3600, false, &|_| {}).await.unwrap();
+    let c = run
+        .sweep(&|_| Ok(false), now - 3600, false, &|_| {})
+        .await
+        .unwrap();
     drop(run);
     assert_eq!(c.kept_in_grace, young.len() as u64, "{c:?}");
 }

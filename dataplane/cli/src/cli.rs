@@ -284,6 +284,23 @@ pub(crate) enum RemoteCommand {
         /// Store name
         name: String,
     },
+    /// Show the remote tiers (pending uploads, uploads, dedup, cold reads) and the local
+    /// tiers (size, cap, eviction)
+    #[command(long_about = "Show the remote tiers and the local tiers.\n\n\
+        For each remote block store: chunks waiting for upload, chunks and bytes uploaded, \
+        dedup hits (chunks the remote already had, chunks known to be there, whole files), \
+        upload retries and the last upload error, cold reads. For each local block store: \
+        bytes used, the cap, and what the evictor freed. Counters start at zero when dfs \
+        starts.\n\n\
+        Examples:\n  dfsctl store block remote status\n  \
+        dfsctl store block remote status archive --scan -o json")]
+    Status {
+        /// Only this remote block store [default: all]
+        name: Option<String>,
+        /// Also list the remote: number and bytes of chunk objects (slow on big buckets)
+        #[arg(long)]
+        scan: bool,
+    },
 }
 
 /// Kind of a block store.
@@ -334,6 +351,9 @@ pub(crate) struct S3Flags {
     /// Use path-style bucket addressing (most S3-compatible servers need it)
     #[arg(long)]
     pub(crate) force_path_style: bool,
+    /// Create the bucket if it does not exist
+    #[arg(long)]
+    pub(crate) create_bucket: bool,
     /// Access key id (prefer --config from a protected file over the command line)
     #[arg(long, value_name = "ID")]
     pub(crate) access_key_id: Option<String>,

@@ -538,6 +538,168 @@ pub(crate) fn version_text(v: &VersionView) -> String {
     kv(&[("client", v.client_version.clone()), ("server", server)])
 }
 
+// ----------------------------------------------------------------- tiers
+
+#[derive(Debug, Serialize)]
+pub(crate) struct RemoteTierView {
+    pub(crate) name: String,
+    pub(crate) identity: String,
+    pub(crate) shares: Vec<String>,
+    pub(crate) pending_chunks: u64,
+    pub(crate) uploaded_chunks: u64,
+    pub(crate) uploaded_bytes: u64,
+    pub(crate) dedup_head_chunks: u64,
+    pub(crate) dedup_known_chunks: u64,
+    pub(crate) dedup_known_bytes: u64,
+    pub(crate) dedup_files: u64,
+    pub(crate) upload_retries: u64,
+    pub(crate) last_upload_error: String,
+    pub(crate) cold_reads: u64,
+    pub(crate) cold_read_bytes: u64,
+    pub(crate) readahead_chunks: u64,
+    pub(crate) remote_read_errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scan_objects: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scan_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct LocalTierView {
+    pub(crate) name: String,
+    pub(crate) used_bytes: u64,
+    pub(crate) max_size_bytes: u64,
+    pub(crate) evicting: bool,
+    pub(crate) evicted_chunks: u64,
+    pub(crate) evicted_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct TierStatusView {
+    pub(crate) remotes: Vec<RemoteTierView>,
+    pub(crate) locals: Vec<LocalTierView>,
+}
+
+impl From<&pb::RemoteStatusResponse> for TierStatusView {
+    fn from(r: &pb::RemoteStatusResponse) -> Self {
+        TierStatusView {
+            remotes: r
+                .remotes
+                .iter()
+                .map(|t| RemoteTierView {
+                    name: t.name.clone(),
+                    identity: t.identity.clone(),
+                    shares: t.shares.clone(),
+                    pending_chunks: t.pending_chunks,
+                    uploaded_chunks: t.uploaded_chunks,
+                    uploaded_bytes: t.uploaded_bytes,
+                    dedup_head_chunks: t.dedup_head_chunks,
+                    dedup_known_chunks: t.dedup_known_chunks,
+                    dedup_known_bytes: t.dedup_known_bytes,
+                    dedup_files: t.dedup_files,
+                    upload_retries: t.upload_retries,
+                    last_upload_error: t.last_upload_error.clone(),
+                    cold_reads: t.cold_reads,
+                    cold_read_bytes: t.cold_read_bytes,
+                    readahead_chunks: t.readahead_chunks,
+                    remote_read_errors: t.remote_read_errors,
+                    scan_objects: t.scan.as_ref().map(|s| s.objects),
+                    scan_bytes: t.scan.as_ref().map(|s| s.bytes),
+                })
+                .collect(),
+            locals: r
+                .locals
+                .iter()
+                .map(|l| LocalTierView {
+                    name: l.name.clone(),
+                    used_bytes: l.used_bytes,
+                    max_size_bytes: l.max_size_bytes,
+                    evicting: l.evicting,
+                    evicted_chunks: l.evicted_chunks,
+                    evicted_bytes: l.evicted_bytes,
+                })
+                .collect(),
+        }
+    }
+}
+
+pub(crate) fn tier_status_text(v: &TierStatusView) -> String {
+    let mut out = String::new();
+    for t in &v.remotes {
+        let mut pairs = vec![
+            ("remote", format!("{} ({})", t.name, t.identity)),
+            ("shares", list_or_dash(&t.shares)),
+            ("pending_chunks", t.pending_chunks.to_string()),
+            (
+                "uploaded",
+                format!(
+                    "{} chunks, {}",
+                    t.uploaded_chunks,
+                    human_size(t.uploaded_bytes)
+                ),
+            ),
+            (
+                "dedup",
+                format!(
+                    "{} already on the remote, {} known ({}), {} whole files",
+                    t.dedup_head_chunks,
+                    t.dedup_known_chunks,
+                    human_size(t.dedup_known_bytes),
+                    t.dedup_files
+                ),
+            ),
+            ("upload_retries", t.upload_retries.to_string()),
+            ("last_upload_error", dash(&t.last_upload_error)),
+            (
+                "cold_reads",
+                format!(
+                    "{} ({}), readahead {} chunks, {} errors",
+                    t.cold_reads,
+                    human_size(t.cold_read_bytes),
+                    t.readahead_chunks,
+                    t.remote_read_errors
+                ),
+            ),
+        ];
+        if let (Some(n), Some(b)) = (t.scan_objects, t.scan_bytes) {
+            pairs.push(("on_remote", format!("{n} objects, {}", human_size(b))));
+        }
+        out.push_str(&kv(&pairs));
+        out.push('\n');
+    }
+    for l in &v.locals {
+        out.push_str(&kv(&[
+            ("local", l.name.clone()),
+            ("used", human_size(l.used_bytes)),
+            (
+                "max_size",
+                if l.max_size_bytes == 0 {
+                    "-".into()
+                } else {
+                    human_size(l.max_size_bytes)
+                },
+            ),
+            (
+                "eviction",
+                if l.evicting {
+                    format!(
+                        "on: {} chunks, {} evicted",
+                        l.evicted_chunks,
+                        human_size(l.evicted_bytes)
+                    )
+                } else {
+                    "off".into()
+                },
+            ),
+        ]));
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out.push_str("no block stores\n");
+    }
+    out
+}
+
 // ----------------------------------------------------------------- GC and audit
 
 #[derive(Debug, Serialize)]

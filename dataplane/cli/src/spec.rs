@@ -70,6 +70,13 @@ pub(crate) struct BlockStoreSpec {
     /// Local stores: soft cap in bytes (0 = none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) max_size_bytes: u64,
+    /// Remote stores: cold-read deadline in seconds (0 = 30).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub(crate) read_timeout_seconds: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -86,6 +93,8 @@ pub(crate) struct S3Spec {
     pub(crate) force_path_style: bool,
     pub(crate) access_key_id: String,
     pub(crate) secret_access_key: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) create_bucket: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,8 +288,10 @@ impl From<&pb::BlockStore> for BlockStoreSpec {
                 force_path_style: s.force_path_style,
                 access_key_id: s.access_key_id.clone(),
                 secret_access_key: s.secret_access_key.clone(),
+                create_bucket: s.create_bucket,
             }),
             max_size_bytes: b.max_size_bytes,
+            read_timeout_seconds: b.read_timeout_seconds,
         }
     }
 }
@@ -308,8 +319,10 @@ impl From<&BlockStoreSpec> for pb::BlockStore {
                 force_path_style: s.force_path_style,
                 access_key_id: s.access_key_id.clone(),
                 secret_access_key: s.secret_access_key.clone(),
+                create_bucket: s.create_bucket,
             }),
             max_size_bytes: b.max_size_bytes,
+            read_timeout_seconds: b.read_timeout_seconds,
         }
     }
 }
@@ -492,6 +505,7 @@ mod tests {
                     path: "/srv/blocks".into(),
                     s3: None,
                     max_size_bytes: 50 << 30,
+                    read_timeout_seconds: 0,
                 },
                 pb::BlockStore {
                     name: "archive".into(),
@@ -506,8 +520,10 @@ mod tests {
                         force_path_style: true,
                         access_key_id: "AK".into(),
                         secret_access_key: "SK".into(),
+                        create_bucket: false,
                     }),
                     max_size_bytes: 0,
+                    read_timeout_seconds: 0,
                 },
             ],
             shares: vec![

@@ -74,6 +74,7 @@ fn desired_state() -> pb::DesiredState {
                 path: String::new(),
                 s3: None,
                 max_size_bytes: 0,
+                read_timeout_seconds: 0,
             },
             pb::BlockStore {
                 name: "archive".into(),
@@ -88,8 +89,10 @@ fn desired_state() -> pb::DesiredState {
                     force_path_style: true,
                     access_key_id: "AK".into(),
                     secret_access_key: "SK".into(),
+                    create_bucket: false,
                 }),
                 max_size_bytes: 0,
+                read_timeout_seconds: 0,
             },
         ],
         shares: vec![share("/export"), {
@@ -368,6 +371,42 @@ impl ControlService for Fake {
         _: Request<pb::GcStatusRequest>,
     ) -> Result<Response<pb::GcRunSummary>, Status> {
         Ok(Response::new(gc_summary()))
+    }
+    async fn remote_status(
+        &self,
+        r: Request<pb::RemoteStatusRequest>,
+    ) -> Result<Response<pb::RemoteStatusResponse>, Status> {
+        let r = r.into_inner();
+        if !r.name.is_empty() && r.name != "archive" {
+            return Err(Status::not_found(format!(
+                "remote block store {:?} does not exist",
+                r.name
+            )));
+        }
+        Ok(Response::new(pb::RemoteStatusResponse {
+            remotes: vec![pb::RemoteTierStatus {
+                name: "archive".into(),
+                identity: "s3://b/p@http://127.0.0.1:8333".into(),
+                shares: vec!["/docs".into()],
+                pending_chunks: 3,
+                uploaded_chunks: 10,
+                uploaded_bytes: 40 << 20,
+                last_upload_error: "remote store unavailable: connection refused".into(),
+                scan: r.scan.then_some(pb::RemoteScan {
+                    objects: 10,
+                    bytes: 40 << 20,
+                }),
+                ..Default::default()
+            }],
+            locals: vec![pb::LocalTierStatus {
+                name: "default".into(),
+                used_bytes: 5 << 20,
+                max_size_bytes: 1 << 30,
+                evicting: true,
+                evicted_chunks: 2,
+                evicted_bytes: 8 << 20,
+            }],
+        }))
     }
     async fn run_audit(
         &self,
@@ -1058,6 +1097,51 @@ async fn gc_follows_the_job() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let y: serde_yaml::Value = serde_yaml::from_str(&stdout(&o)).unwrap();
     assert_eq!(y["run_id"], "run-42");
+}
+
+#[tokio::test]
+async fn remote_status_text_json_and_unknown_name() {
+    let (addr, _) = start().await;
+    let home = tempfile::tempdir().unwrap();
+    let server = addr.to_string();
+    let o = dfsctl(
+        home.path(),
+        &with_auth(&server, &["store", "block", "remote", "status"]),
+        &[],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("pending_chunks:"), "{text}");
+    assert!(text.contains("connection refused"), "{text}");
+    assert!(text.contains("on: 2 chunks"), "{text}");
+    assert!(!text.contains("on_remote"), "no scan unless asked: {text}");
+
+    let o = dfsctl(
+        home.path(),
+        &with_auth(
+            &server,
+            &[
+                "store", "block", "remote", "status", "archive", "--scan", "-o", "json",
+            ],
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["remotes"][0]["pending_chunks"], 3);
+    assert_eq!(j["remotes"][0]["scan_bytes"], 40 << 20);
+    assert_eq!(j["locals"][0]["evicted_bytes"], 8 << 20);
+
+    let o = dfsctl(
+        home.path(),
+        &with_auth(&server, &["store", "block", "remote", "status", "nope"]),
+        &[],
+    )
+    .await;
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
 }
 
 #[tokio::test]

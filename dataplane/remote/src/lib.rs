@@ -120,6 +120,11 @@ pub trait RemoteStore: Send + Sync + std::fmt::Debug {
     /// Up to `limit` chunk objects after the cursor `after` (from a previous page).
     async fn list(&self, after: Option<String>, limit: u32) -> Result<Page>;
 
+    /// Creates the container (S3 bucket) if it does not exist. Default: nothing to do.
+    async fn create_if_missing(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// `len` bytes at `offset` of the chunk `hash` of `chunk_len` bytes, every byte verified
     /// against `hash`. Fetches only the groups covering the range (one ranged request) when
     /// the object has a tree; a chunk of one group, or an object without a tree, is fetched

@@ -299,6 +299,10 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
 
 #[async_trait]
 impl RemoteStore for S3Remote {
+    async fn create_if_missing(&self) -> Result<()> {
+        self.ensure_bucket().await
+    }
+
     fn identity(&self) -> String {
         self.identity.clone()
     }

@@ -148,6 +148,17 @@ pub struct RemoteBlockStoreCfg {
     pub force_path_style: bool,
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// A cold read (of a chunk evicted from the local tier) fails with EIO when the
+    /// remote has not answered within this many seconds; 0 = 30.
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub read_timeout_seconds: u32,
+    /// Create the bucket when it does not exist (S3-compatible servers, first setup).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub create_bucket: bool,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Per-share recycle bin (`#recycle` at the share root).

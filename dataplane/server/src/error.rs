@@ -21,6 +21,9 @@ pub enum ControlError {
     Stale(String),
     #[error("{0}")]
     Unimplemented(String),
+    /// An external dependency (the remote store) did not answer; retry later.
+    #[error("{0}")]
+    Unavailable(String),
     /// A store or the file system failed.
     #[error("{0}")]
     Internal(String),
@@ -37,6 +40,7 @@ impl ControlError {
             ControlError::Precondition(_) => tonic::Code::FailedPrecondition,
             ControlError::Stale(_) => tonic::Code::Aborted,
             ControlError::Unimplemented(_) => tonic::Code::Unimplemented,
+            ControlError::Unavailable(_) => tonic::Code::Unavailable,
             ControlError::Internal(_) => tonic::Code::Internal,
         }
     }

@@ -594,7 +594,13 @@ impl Runtime {
                             &r.name,
                             store,
                             &path,
-                            TierConfig::default(),
+                            TierConfig {
+                                read_deadline: match r.read_timeout_seconds {
+                                    0 => TierConfig::default().read_deadline,
+                                    n => Duration::from_secs(u64::from(n)),
+                                },
+                                ..TierConfig::default()
+                            },
                             self.stop.child_token(),
                         )
                         .map_err(|e| {
@@ -612,6 +618,25 @@ impl Runtime {
                 let _ = s.close().await;
             }
             return Err(e);
+        }
+        for r in r_add.iter().copied().chain(r_chg.iter().map(|(_, n)| *n)) {
+            if !r.create_bucket {
+                continue;
+            }
+            if let Some(t) = new_tiers.get(&r.name) {
+                let created = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    t.tier.remote().create_if_missing(),
+                )
+                .await;
+                match created {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(remote = %r.name, error = %e, "cannot create the bucket")
+                    }
+                    Err(_) => tracing::warn!(remote = %r.name, "creating the bucket timed out"),
+                }
+            }
         }
         let (all_stores, all_engines, all_tiers) = {
             let inner = self.inner.read();

@@ -399,7 +399,10 @@ impl Fs {
             if key.share != self.share {
                 continue;
             }
-            if bytes >= max_dirty || now.duration_since(last) >= idle {
+            // A local tier over its cap flushes everything: chunks can only be uploaded
+            // and then evicted once they left the journal.
+            if bytes >= max_dirty || now.duration_since(last) >= idle || self.engine.over_capacity()
+            {
                 self.flush_file(key.ino).await?;
                 n += 1;
             }

@@ -101,6 +101,24 @@ async fn block(ctx: &mut Ctx, cmd: BlockCommand) -> Result<(), CliError> {
         BlockCommand::Remote(RemoteCommand::Remove { name }) => {
             remove_block(ctx, name, Some(BlockKind::Remote)).await
         }
+        BlockCommand::Remote(RemoteCommand::Status { name, scan }) => {
+            let resp = ctx
+                .conn()
+                .await?
+                .call(
+                    pb::RemoteStatusRequest {
+                        name: name.unwrap_or_default(),
+                        scan,
+                    },
+                    |mut c, r| async move { c.remote_status(r).await },
+                )
+                .await?;
+            emit(
+                ctx.format(),
+                &crate::output::TierStatusView::from(&resp),
+                crate::output::tier_status_text,
+            )
+        }
         BlockCommand::Add(a) => {
             add_block(
                 ctx,
@@ -225,6 +243,8 @@ struct S3ConfigJson {
     #[serde(default)]
     force_path_style: Option<bool>,
     #[serde(default)]
+    create_bucket: Option<bool>,
+    #[serde(default)]
     access_key_id: Option<String>,
     #[serde(default)]
     secret_access_key: Option<String>,
@@ -277,6 +297,7 @@ fn s3_flags_given(s: &S3Flags) -> Option<&'static str> {
         (s.endpoint.is_some(), "--endpoint"),
         (s.prefix.is_some(), "--prefix"),
         (s.force_path_style, "--force-path-style"),
+        (s.create_bucket, "--create-bucket"),
         (s.access_key_id.is_some(), "--access-key-id"),
         (s.secret_access_key.is_some(), "--secret-access-key"),
     ]
@@ -312,6 +333,7 @@ fn block_store(
         path: String::new(),
         s3: None,
         max_size_bytes: local.and_then(|l| l.max_size).unwrap_or(0),
+        read_timeout_seconds: 0,
     };
     match kind {
         BlockKind::Local => {
@@ -330,6 +352,19 @@ fn block_store(
                     "--path applies to local block stores only".into(),
                 ));
             }
+            if local.and_then(|l| l.max_size).is_some() {
+                return Err(CliError::Usage(
+                    "--max-size applies to local block stores only".into(),
+                ));
+            }
+            if store.r#type == "memory" {
+                if let Some(flag) = s3.and_then(s3_flags_given) {
+                    return Err(CliError::Usage(format!(
+                        "{flag} applies to s3 remote block stores only"
+                    )));
+                }
+                return Ok(store);
+            }
             let cfg: S3ConfigJson = parse_config(common.config.as_deref())?;
             let empty = S3Flags {
                 bucket: None,
@@ -337,6 +372,7 @@ fn block_store(
                 endpoint: None,
                 prefix: None,
                 force_path_style: false,
+                create_bucket: false,
                 access_key_id: None,
                 secret_access_key: None,
             };
@@ -360,6 +396,12 @@ fn block_store(
                     f.secret_access_key.clone(),
                 )?
                 .unwrap_or_default(),
+                create_bucket: merge(
+                    "create_bucket",
+                    cfg.create_bucket,
+                    f.create_bucket.then_some(true),
+                )?
+                .unwrap_or(false),
             };
             if s3.bucket.is_empty() {
                 return Err(CliError::Usage(
@@ -390,6 +432,7 @@ mod tests {
             endpoint: None,
             prefix: None,
             force_path_style: false,
+            create_bucket: false,
             access_key_id: None,
             secret_access_key: None,
         }

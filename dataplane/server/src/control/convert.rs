@@ -79,6 +79,8 @@ pub fn block_from_pb(b: pb::BlockStore) -> ControlResult<BlockCfg> {
                 force_path_style: s3.force_path_style,
                 access_key_id: s3.access_key_id,
                 secret_access_key: s3.secret_access_key,
+                read_timeout_seconds: b.read_timeout_seconds,
+                create_bucket: s3.create_bucket,
             }))
         }
         pb::BlockStoreKind::Unspecified => Err(ControlError::Invalid(format!(
@@ -96,6 +98,7 @@ pub fn local_to_pb(l: &LocalBlockStoreCfg) -> pb::BlockStore {
         path: path_str(&l.path),
         s3: None,
         max_size_bytes: l.max_size,
+        read_timeout_seconds: 0,
     }
 }
 
@@ -107,6 +110,7 @@ pub fn remote_to_pb(r: &RemoteBlockStoreCfg) -> pb::BlockStore {
         r#type: r.kind.clone(),
         path: String::new(),
         max_size_bytes: 0,
+        read_timeout_seconds: r.read_timeout_seconds,
         s3: Some(pb::S3Config {
             bucket: r.bucket.clone(),
             region: r.region.clone(),
@@ -114,6 +118,7 @@ pub fn remote_to_pb(r: &RemoteBlockStoreCfg) -> pb::BlockStore {
             prefix: r.prefix.clone(),
             force_path_style: r.force_path_style,
             access_key_id: r.access_key_id.clone(),
+            create_bucket: r.create_bucket,
             secret_access_key: if r.secret_access_key.is_empty() {
                 String::new()
             } else {

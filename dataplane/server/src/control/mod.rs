@@ -574,6 +574,83 @@ impl ControlService for Control {
         Ok(Response::new(job_to_pb(&job.snapshot())))
     }
 
+    async fn remote_status(
+        &self,
+        req: Request<pb::RemoteStatusRequest>,
+    ) -> R<pb::RemoteStatusResponse> {
+        let req = req.into_inner();
+        let tiers = self.rt.tiers();
+        if !req.name.is_empty() && !tiers.contains_key(&req.name) {
+            return Err(ControlError::NotFound(format!(
+                "remote block store {:?} does not exist",
+                req.name
+            ))
+            .into());
+        }
+        let state = self.rt.state();
+        let mut remotes = Vec::new();
+        for (name, t) in tiers {
+            if !req.name.is_empty() && name != req.name {
+                continue;
+            }
+            let s = t.tier.status();
+            let scan = if req.scan {
+                Some(scan_remote(t.tier.remote().as_ref()).await?)
+            } else {
+                None
+            };
+            remotes.push(pb::RemoteTierStatus {
+                shares: state.users_of("remote", &name),
+                name,
+                identity: s.identity,
+                pending_chunks: s.pending_chunks,
+                uploaded_chunks: s.uploaded_chunks,
+                uploaded_bytes: s.uploaded_bytes,
+                dedup_head_chunks: s.dedup_head_chunks,
+                dedup_known_chunks: s.dedup_known_chunks,
+                dedup_known_bytes: s.dedup_known_bytes,
+                dedup_files: s.dedup_files,
+                upload_retries: s.upload_retries,
+                cold_reads: s.cold_reads,
+                cold_read_bytes: s.cold_read_bytes,
+                readahead_chunks: s.readahead_chunks,
+                remote_read_errors: s.remote_read_errors,
+                last_upload_error: s.last_upload_error.unwrap_or_default(),
+                scan,
+            });
+        }
+        let evictors = self.rt.evictors();
+        let locals = self
+            .rt
+            .engines()
+            .into_iter()
+            .map(|(name, e)| {
+                let ev = evictors.get(&name);
+                let get = |f: fn(
+                    &dittofs_blockstore::tier::EvictStats,
+                ) -> &std::sync::atomic::AtomicU64| {
+                    ev.map_or(0, |ev| {
+                        f(ev.stats()).load(std::sync::atomic::Ordering::Relaxed)
+                    })
+                };
+                pb::LocalTierStatus {
+                    used_bytes: e.engine.used_bytes(),
+                    max_size_bytes: state
+                        .block_stores
+                        .local
+                        .iter()
+                        .find(|l| l.name == name)
+                        .map_or(0, |l| l.max_size),
+                    evicting: ev.is_some(),
+                    evicted_chunks: get(|s| &s.evicted_chunks),
+                    evicted_bytes: get(|s| &s.evicted_bytes),
+                    name,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::RemoteStatusResponse { remotes, locals }))
+    }
+
     async fn gc_status(&self, req: Request<pb::GcStatusRequest>) -> R<pb::GcRunSummary> {
         let share = self.share(&req.into_inner().share)?;
         let dir = self.store_dir(&share.cfg.local)?;
@@ -792,6 +869,26 @@ pub async fn serve(
         } => {
             tracing::info!("control API clients still connected 5 s after shutdown began; closing them");
             Ok(())
+        }
+    }
+}
+
+/// Walks the whole remote listing: number and bytes of chunk objects.
+async fn scan_remote(remote: &dyn dittofs_remote::RemoteStore) -> Result<pb::RemoteScan, Status> {
+    let mut scan = pb::RemoteScan::default();
+    let mut after = None;
+    loop {
+        let page = tokio::time::timeout(Duration::from_secs(60), remote.list(after, 1000))
+            .await
+            .map_err(|_| ControlError::Unavailable("listing the remote timed out".into()))?
+            .map_err(|e| ControlError::Unavailable(format!("listing the remote: {e}")))?;
+        for o in &page.objects {
+            scan.objects += 1;
+            scan.bytes += o.size;
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(scan),
         }
     }
 }
