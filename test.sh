@@ -50,6 +50,8 @@ if [ $RUN_VM = 1 ]; then
   stage kernel-client-tier e2e/vm/tier.sh
   stage readme-mount e2e/vm/readme-mount.sh
   stage control-e2e e2e/control/e2e.sh
+  # The S3 tier against a real SeaweedFS: eviction, cold reads, dedup, GC, faults.
+  stage remote-e2e e2e/remote/e2e.sh
 fi
 # Kubernetes: a real control plane on loopback (binaries built from the Go module proxy
 # into $DITTOFS_CACHE/k8s-bin once: 10-30 min cold, instant warm), the operator's cluster

@@ -14,9 +14,9 @@
 # conditions of every object, PV/PVC Bound, Events, finalizers, metrics, the CronJob's own
 # dfsctl command line run against the data plane, Share deletion (PV and claim removed,
 # export dropped), no RBAC denial in the operator's log, `helm uninstall --wait`.
-# The S3 sample (`media`) cannot be served until the remote tier exists (issue 6): the
-# data plane refuses it, and the test asserts exactly that (Ready=False,
-# RejectedByDataPlane) while its group stays Ready.
+# The S3 sample (`media`) is applied with its endpoint and credentials pointed at a
+# SeaweedFS (`weed mini`) this script starts on loopback; a file written to /media through
+# NFS (libnfs nfs-cp) must reach that bucket.
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
@@ -119,8 +119,27 @@ KUBECONFIG=$W/sa.kubeconfig setsid "$OPERATOR" --metrics-bind "127.0.0.1:$METRIC
 PIDS+=($!)
 check operator-ready retry 30 curl -sf "http://127.0.0.1:$METRICS/readyz"
 
+# ---- a real S3 server for the sled-s3 sample ------------------------------------------
+WEED=${DITTOFS_WEED_BIN:-${DITTOFS_CACHE:-$HOME/.cache/dittofs}/bin/weed}
+S3=$(free_port)
+weed_flags=()
+for f in master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc \
+  s3.port.grpc s3.port.iceberg s3.port.lance admin.port admin.port.grpc metricsPort s3.metricsPort; do
+  weed_flags+=("-$f=$(free_port)")
+done
+mkdir -p "$W/s3"
+AWS_ACCESS_KEY_ID=e2e-access AWS_SECRET_ACCESS_KEY=e2e-secret setsid "$WEED" mini -dir="$W/s3" \
+  -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -webdav=false -s3.port="$S3" "${weed_flags[@]}" \
+  >"$W/weed.log" 2>&1 </dev/null &
+PIDS+=($!)
+check s3-server-up retry 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3"
+mkdir -p "$W/samples"
+cp deploy/samples/*.yaml "$W/samples/"
+sed -i -e "s#http://minio.storage.svc:9000#http://127.0.0.1:$S3#" -e 's#REPLACE-WITH-ACCESS-KEY-ID#e2e-access#' \
+  -e 's#REPLACE-WITH-SECRET-ACCESS-KEY#e2e-secret#' "$W/samples/sled-s3.yaml"
+
 # ---- samples ---------------------------------------------------------------------------
-check apply-samples kubectl apply -f deploy/samples/
+check apply-samples kubectl apply -f "$W/samples/"
 # The operator makes each group's control token; the local data planes use it.
 tokens() { local g; for g in quick main tiered; do kubectl -n default get secret "dittofs-$g-control" -o jsonpath='{.data.token}' >/dev/null || return 1; done; }
 check operator-created-token-secrets retry 60 tokens
@@ -140,12 +159,29 @@ cond() { # cond KIND NAME TYPE STATUS [REASON]
 }
 check metadatastore-quick-ready retry 90 cond metadatastore quick Ready True ConfigApplied
 check metadatastore-main-ready retry 90 cond metadatastore main Ready True ConfigApplied
-check metadatastore-tiered-ready-degraded retry 90 cond metadatastore tiered Degraded True SharesRejected
-check metadatastore-tiered-ready retry 30 cond metadatastore tiered Ready True ConfigApplied
+check metadatastore-tiered-ready retry 90 cond metadatastore tiered Ready True ConfigApplied
+check metadatastore-tiered-not-degraded retry 30 cond metadatastore tiered Degraded False
 for b in quick-blocks main-blocks tiered-cache s3-tier; do check "blockstore-$b-ready" retry 60 cond blockstore "$b" Ready True; done
 check share-quick-ready retry 60 cond share quick Ready True Exported
 check share-docs-ready retry 60 cond share docs Ready True Exported
-check share-media-refused-until-s3-tier retry 60 cond share media Ready False RejectedByDataPlane
+check share-media-ready retry 60 cond share media Ready True Exported
+# A file written to /media through NFS is chunked and uploaded to the bucket.
+media_uploaded() {
+  "$DFSCTL" --server "127.0.0.1:${CTL[tiered]}" --token-file "$W/dfs-tiered/token" -o json \
+    store block remote status s3-tier --scan >"$W/s3-status.json" || return 1
+  python3 - "$W/s3-status.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["remotes"][0]
+print(f"pending {r['pending_chunks']}, uploaded {r['uploaded_bytes']} B, bucket {r.get('scan_bytes')} B")
+sys.exit(0 if r["pending_chunks"] == 0 and (r.get("scan_bytes") or 0) >= 5000000 else 1)
+PY
+}
+media_upload() {
+  head -c 5000000 /dev/urandom >"$W/media.bin"
+  nfs-cp "$W/media.bin" "nfs://127.0.0.1/media/clip.bin?nfsport=${NFS[tiered]}&mountport=${NFS[tiered]}&version=3" || return 1
+  retry 60 media_uploaded
+}
+check media-file-reaches-s3 media_upload
 check gcjob-nightly-scheduled retry 60 cond gcjob docs-nightly-gc Ready True Scheduled
 check gcjob-weekly-scheduled retry 60 cond gcjob docs-weekly-audit Ready True Scheduled
 volumes() {
@@ -163,7 +199,7 @@ check share-finalizer finalizer
 events() {
   kubectl -n default get events --field-selector involvedObject.name=docs,involvedObject.kind=Share -o custom-columns=REASON:.reason,MSG:.message | tee /dev/stderr | grep -q Exported &&
     kubectl -n default get events --field-selector involvedObject.name=main,involvedObject.kind=MetadataStore -o custom-columns=REASON:.reason | grep -q ConfigApplied &&
-    kubectl -n default get events --field-selector involvedObject.name=tiered,involvedObject.kind=MetadataStore -o custom-columns=REASON:.reason | grep -q SharesRejected
+    kubectl -n default get events --field-selector involvedObject.name=media,involvedObject.kind=Share -o custom-columns=REASON:.reason | grep -q Exported
 }
 check events-recorded events
 metrics() { curl -sf "http://127.0.0.1:$METRICS/metrics" | tee "$W/metrics.txt" | grep -E '^dittofs_operator_reconciles_total\{controller="share"\} [1-9]' && grep -q reconcile_duration_seconds_bucket "$W/metrics.txt"; }

@@ -302,6 +302,9 @@ pub struct S3Spec {
     pub prefix: String,
     #[serde(default)]
     pub force_path_style: bool,
+    /// Create the bucket when it does not exist (S3-compatible servers, first setup).
+    #[serde(default)]
+    pub create_bucket: bool,
     /// Secret with keys `accessKeyId` and `secretAccessKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]

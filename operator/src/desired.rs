@@ -224,7 +224,7 @@ fn share_entry(
                             force_path_style: s3.force_path_style,
                             access_key_id: id,
                             secret_access_key: key,
-                            create_bucket: false,
+                            create_bucket: s3.create_bucket,
                         }),
                     )
                 }
@@ -409,6 +409,7 @@ mod tests {
                         endpoint: String::new(),
                         prefix: String::new(),
                         force_path_style: true,
+                        create_bucket: false,
                         credentials_secret: Some("creds".into()),
                     }),
                 }),

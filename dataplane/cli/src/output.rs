@@ -572,6 +572,7 @@ pub(crate) struct LocalTierView {
     pub(crate) evicting: bool,
     pub(crate) evicted_chunks: u64,
     pub(crate) evicted_bytes: u64,
+    pub(crate) dirty_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -617,6 +618,7 @@ impl From<&pb::RemoteStatusResponse> for TierStatusView {
                     evicting: l.evicting,
                     evicted_chunks: l.evicted_chunks,
                     evicted_bytes: l.evicted_bytes,
+                    dirty_bytes: l.dirty_bytes,
                 })
                 .collect(),
         }
@@ -671,6 +673,7 @@ pub(crate) fn tier_status_text(v: &TierStatusView) -> String {
         out.push_str(&kv(&[
             ("local", l.name.clone()),
             ("used", human_size(l.used_bytes)),
+            ("not_yet_chunked", human_size(l.dirty_bytes)),
             (
                 "max_size",
                 if l.max_size_bytes == 0 {

@@ -405,6 +405,7 @@ impl ControlService for Fake {
                 evicting: true,
                 evicted_chunks: 2,
                 evicted_bytes: 8 << 20,
+                dirty_bytes: 0,
             }],
         }))
     }

@@ -718,6 +718,20 @@ block_stores:
     - name: default
       type: fs
       # path: /var/lib/dittofs/blocks/default
+      # max_size: 53687091200   # soft cap in bytes (chunks + journal); above it, chunks
+      #                         # already on the remote are evicted; 0/absent = unbounded
+  # remote:                     # S3 tier: chunks are uploaded after they are durable locally
+  #   - name: s3
+  #     type: s3                # s3, or memory (in-process, lost at exit: tests only)
+  #     bucket: my-bucket
+  #     region: us-east-1
+  #     endpoint: ""            # e.g. http://127.0.0.1:8333 for an S3-compatible server
+  #     prefix: dittofs         # key prefix: objects are <prefix>/cas/hh/hh/<blake3 hex>
+  #     force_path_style: false # most S3-compatible servers need true
+  #     access_key_id: ""       # empty: from the environment (AWS_ACCESS_KEY_ID, ...)
+  #     secret_access_key: ""
+  #     read_timeout_seconds: 30  # a cold read fails with EIO after this long
+  #     create_bucket: false
 
 shares:
   - name: /export
@@ -728,6 +742,9 @@ shares:
     anon_uid: 65534
     anon_gid: 65534
     allowed_clients: ["*"]      # "*", an address, or a CIDR like 10.0.0.0/8
+    # remote: s3                # the share's remote tier (absent: local only)
+    # durability: local         # local: COMMIT/fsync = durable locally, uploads follow;
+    #                           # remote: COMMIT/fsync wait for the remote's confirmation
     root_mode: 0o777            # mode of the share root when first created
     # chunking: {min: 1048576, avg: 4194304, max: 16777216}   # FastCDC sizes (bytes)
     trash:                      # recycle bin: deletes go to #recycle at the share root

@@ -625,7 +625,7 @@ impl Runtime {
             }
             if let Some(t) = new_tiers.get(&r.name) {
                 let created = tokio::time::timeout(
-                    Duration::from_secs(30),
+                    Duration::from_secs(5),
                     t.tier.remote().create_if_missing(),
                 )
                 .await;

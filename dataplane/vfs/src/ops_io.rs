@@ -183,21 +183,39 @@ impl Fs {
         Ok(())
     }
 
-    /// Stages the chunks of `new` that are not in `old` for upload (remote shares).
-    /// The caller holds the tier's flush guard until its metadata commit.
+    /// Stages chunks of the new block list `new` for upload (remote shares); the caller
+    /// holds the tier's flush guard until its metadata commit.
+    /// - A quiesced file (`object` set) stages every chunk the tier does not know yet:
+    ///   its ObjectID then becomes known once they are confirmed (file-level dedup).
+    /// - Otherwise only chunks not in `old`, except a last chunk ending at `data_end`:
+    ///   writes are still arriving, so the next flush re-chunks that tail (a cut forced
+    ///   by the end of the data, not by the content) and uploading it would waste the
+    ///   bandwidth and leave garbage; the quiesced flush stages it if it survives.
     async fn stage_new_chunks(
         &self,
         r: &crate::fs::RemoteBinding,
         old: &[BlockRef],
         new: &[BlockRef],
         object: Option<ObjectId>,
+        data_end: Option<u64>,
     ) -> FsResult<()> {
         let before: std::collections::HashSet<ContentHash> = old.iter().map(|b| b.hash).collect();
         let mut hashes = Vec::new();
         let mut sizes = Vec::new();
-        for b in new.iter().filter(|b| !before.contains(&b.hash)) {
-            hashes.push(b.hash);
-            sizes.push(u64::from(b.size));
+        let tail = new
+            .last()
+            .filter(|b| Some(b.end()) == data_end)
+            .map(|b| b.hash);
+        for b in new {
+            let wanted = if object.is_some() {
+                true // the tier skips (and counts) the known ones
+            } else {
+                !before.contains(&b.hash) && Some(b.hash) != tail
+            };
+            if wanted {
+                hashes.push(b.hash);
+                sizes.push(u64::from(b.size));
+            }
         }
         if hashes.is_empty() && object.is_none() {
             return Ok(());
@@ -287,8 +305,14 @@ impl Fs {
         }
         if let Some(r) = &remote {
             let object = quiesced.then_some(rec.object_id);
-            self.stage_new_chunks(r, &old_blocks, &plan.new_blocks, object)
-                .await?;
+            self.stage_new_chunks(
+                r,
+                &old_blocks,
+                &plan.new_blocks,
+                object,
+                Some(plan.data_end),
+            )
+            .await?;
         }
         t.op(Op::PutInode(rec));
         self.commit(t).await?;
@@ -324,7 +348,8 @@ impl Fs {
         let _gate = match &remote {
             Some(r) => {
                 let g = r.tier.flush_guard().await;
-                self.stage_new_chunks(r, &old_blocks, &new_blocks, None)
+                let object = Some(ObjectId::compute(&new_blocks));
+                self.stage_new_chunks(r, &old_blocks, &new_blocks, object, None)
                     .await?;
                 Some(g)
             }

@@ -149,6 +149,7 @@ impl super::RemoteTier {
     ) -> Result<()> {
         let t = &self.inner;
         let mut to_mark = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         {
             let mut gc = t.gc.lock();
             if gc.active {
@@ -167,7 +168,7 @@ impl super::RemoteTier {
             for (i, h) in hashes.iter().enumerate() {
                 if gc.deleting.contains(h) || !known.contains(h) {
                     let pending_here = q.items.get(h).is_some_and(|it| it.engines.contains(engine));
-                    if !pending_here && !to_mark.contains(h) {
+                    if !pending_here && seen.insert(*h) {
                         to_mark.push(*h);
                     }
                 } else {

@@ -644,6 +644,7 @@ impl ControlService for Control {
                     evicting: ev.is_some(),
                     evicted_chunks: get(|s| &s.evicted_chunks),
                     evicted_bytes: get(|s| &s.evicted_bytes),
+                    dirty_bytes: e.engine.dirty_files().iter().map(|(_, n, _)| n).sum(),
                     name,
                 }
             })
