@@ -250,7 +250,9 @@ stop_dfs
 write_config $((1 << 20)) # a 1 MiB cap: everything on the remote is evicted
 check "dfs restarts with a 1 MiB cap" start_dfs
 sleep 4
-check "local tier evicted to the cap" test "$(status l.used_bytes)" -le $((1 << 20))
+read -r used evicted <<<"$(status l.used_bytes l.evicted_bytes)"
+log "after the restart with a 1 MiB cap: used $(mib "$used"), evicted $(mib "$evicted")"
+check "local tier evicted to the cap" test "$used" -le $((1 << 20))
 kill -STOP "$WEED_PID"
 t0=$(date +%s.%N)
 nfs-cat "$(URL f1.bin)" >/dev/null 2>"$WORK/stall.err"; rc=$?

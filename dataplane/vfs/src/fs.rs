@@ -143,6 +143,9 @@ pub struct Fs {
     pub(crate) dir_names: PlMutex<HashMap<Ino, (Ino, Vec<u8>)>>,
     /// The remote tier, if the share has one (attached before recovery, never changed).
     pub(crate) remote: PlRwLock<Option<Arc<RemoteBinding>>>,
+    /// Remote shares: per file, the tail chunk whose upload is deferred while the file is
+    /// still being written (see `dittofs_blockstore::tier::upload`), and since when.
+    pub(crate) deferred: PlMutex<HashMap<Ino, (dittofs_types::ContentHash, std::time::Instant)>>,
 }
 
 impl Fs {
@@ -177,6 +180,7 @@ impl Fs {
             trash_admin: Mutex::new(()),
             dir_names: PlMutex::new(HashMap::new()),
             remote: PlRwLock::new(None),
+            deferred: PlMutex::new(HashMap::new()),
         });
         fs.purge_orphans().await?;
         Ok(fs)

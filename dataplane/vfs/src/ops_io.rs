@@ -226,18 +226,75 @@ impl Fs {
         Ok(())
     }
 
-    /// Flushes the dirty data of `ino` into chunks and publishes the new block list.
-    /// No-op for a clean file.
+    /// Flushes the dirty data of `ino` into chunks and publishes the new block list: a
+    /// final flush (the file is idle, synced, truncated, or the server stops), so on a
+    /// remote share every chunk of the file is staged for upload. A clean file only gets
+    /// its deferred tail staged.
     pub async fn flush_file(&self, ino: Ino) -> FsResult<()> {
         let _f = self.flush_locks.lock(ino).await;
-        self.flush_locked(ino, false).await
+        self.flush_locked(ino, false, true).await
+    }
+
+    /// A flush while writes are still arriving (dirty-size or local-tier pressure): on a
+    /// remote share the last chunk, cut by the end of the data, is deferred, not staged.
+    async fn flush_partial(&self, ino: Ino) -> FsResult<()> {
+        let _f = self.flush_locks.lock(ino).await;
+        self.flush_locked(ino, false, false).await
+    }
+
+    /// Stages the deferred tail of a clean file (and with it, the file's ObjectID).
+    async fn stage_deferred(&self, ino: Ino) -> FsResult<()> {
+        let _f = self.flush_locks.lock(ino).await;
+        self.stage_deferred_locked(ino).await
+    }
+
+    /// [`Fs::stage_deferred`]; the caller holds the file's flush lock.
+    async fn stage_deferred_locked(&self, ino: Ino) -> FsResult<()> {
+        let Some(r) = self.remote() else {
+            self.deferred.lock().remove(&ino);
+            return Ok(());
+        };
+        let Some((tail, _)) = self.deferred.lock().get(&ino).copied() else {
+            return Ok(());
+        };
+        {
+            let _gate = r.tier.flush_guard().await;
+            let blocks = self.store.get_blocks(self.share, ino).await?;
+            if blocks.iter().any(|b| b.hash == tail) {
+                let object = Some(ObjectId::compute(&blocks));
+                let unknown: Vec<BlockRef> = blocks
+                    .iter()
+                    .filter(|b| !r.tier.is_known(&b.hash))
+                    .copied()
+                    .collect();
+                self.stage_new_chunks(&r, &[], &unknown, object, None)
+                    .await?;
+            }
+        }
+        r.tier.undefer(&r.engine_name, &tail, &self.defer_tag(ino));
+        self.deferred.lock().remove(&ino);
+        Ok(())
+    }
+
+    fn defer_tag(&self, ino: Ino) -> String {
+        format!("{}-{}", self.share.0, ino.0)
     }
 
     /// The flush body; the caller holds the file's flush lock. With `have_write_lock`
-    /// the caller also holds the file's write lock (truncate).
-    async fn flush_locked(&self, ino: Ino, have_write_lock: bool) -> FsResult<()> {
+    /// the caller also holds the file's write lock (truncate). `final_flush`: see
+    /// [`Fs::flush_file`] and [`Fs::flush_partial`].
+    async fn flush_locked(
+        &self,
+        ino: Ino,
+        have_write_lock: bool,
+        final_flush: bool,
+    ) -> FsResult<()> {
         let key = self.key(ino);
         if !self.engine.is_dirty(key) {
+            if final_flush && self.deferred.lock().contains_key(&ino) {
+                // Clean, but its last flush deferred the tail: stage it now.
+                self.stage_deferred_locked(ino).await?;
+            }
             return Ok(());
         }
         let epoch_mtime = self.dirty.lock().get(&ino).copied();
@@ -303,19 +360,65 @@ impl Fs {
         if quiesced {
             rec.object_id = ObjectId::compute(&plan.new_blocks);
         }
+        // Remote shares: stage (or defer) before the commit, drop the old deferral after.
+        let mut undefer = None;
         if let Some(r) = &remote {
-            let object = quiesced.then_some(rec.object_id);
-            self.stage_new_chunks(
-                r,
-                &old_blocks,
-                &plan.new_blocks,
-                object,
-                Some(plan.data_end),
-            )
-            .await?;
+            let tag = self.defer_tag(ino);
+            let prev = self.deferred.lock().get(&ino).map(|d| d.0);
+            let tail = plan
+                .new_blocks
+                .last()
+                .filter(|b| !final_flush && b.end() == plan.data_end)
+                .map(|b| b.hash);
+            let before: std::collections::HashSet<ContentHash> =
+                old_blocks.iter().map(|b| b.hash).collect();
+            if final_flush && quiesced {
+                // The new chunks and every older one the tier does not know yet (a
+                // deferred tail, chunks of an earlier run): then the ObjectID can be known.
+                let stage: Vec<BlockRef> = plan
+                    .new_blocks
+                    .iter()
+                    .filter(|b| !before.contains(&b.hash) || !r.tier.is_known(&b.hash))
+                    .copied()
+                    .collect();
+                self.stage_new_chunks(r, &[], &stage, Some(rec.object_id), None)
+                    .await?;
+            } else {
+                let mut stage: Vec<BlockRef> = Vec::new();
+                for b in &plan.new_blocks {
+                    let new_here = !before.contains(&b.hash);
+                    let old_tail_kept = prev == Some(b.hash);
+                    if (new_here || old_tail_kept) && Some(b.hash) != tail {
+                        stage.push(*b);
+                    }
+                }
+                self.stage_new_chunks(r, &[], &stage, None, None).await?;
+            }
+            if let Some(h) = tail
+                && prev != Some(h)
+            {
+                r.tier.defer(&r.engine_name, &h, &tag).await?;
+            }
+            if let Some(p) = prev
+                && Some(p) != tail
+            {
+                undefer = Some((r.clone(), p, tag));
+            }
+            let mut d = self.deferred.lock();
+            match tail {
+                Some(h) => {
+                    d.insert(ino, (h, std::time::Instant::now()));
+                }
+                None => {
+                    d.remove(&ino);
+                }
+            }
         }
         t.op(Op::PutInode(rec));
         self.commit(t).await?;
+        if let Some((r, p, tag)) = undefer {
+            r.tier.undefer(&r.engine_name, &p, &tag);
+        }
         self.engine.finish_flush(key, &plan);
         if quiesced {
             let mut d = self.dirty.lock();
@@ -332,7 +435,7 @@ impl Fs {
     pub(crate) async fn truncate(&self, ino: Ino, size: u64) -> FsResult<()> {
         let _f = self.flush_locks.lock(ino).await;
         let _g = self.locks.write_many(&[ino]).await;
-        self.flush_locked(ino, true).await?;
+        self.flush_locked(ino, true, true).await?;
         let mut rec = self.inode(ino).await?;
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
         let remote = self.remote();
@@ -405,12 +508,16 @@ impl Fs {
         Ok(touched.len())
     }
 
-    /// Flushes every dirty file of this share.
+    /// Flushes every dirty file of this share, and stages every deferred tail.
     pub async fn flush_all(&self) -> FsResult<()> {
         for (key, _, _) in self.engine.dirty_files() {
             if key.share == self.share {
                 self.flush_file(key.ino).await?;
             }
+        }
+        let deferred: Vec<Ino> = self.deferred.lock().keys().copied().collect();
+        for ino in deferred {
+            self.stage_deferred(ino).await?;
         }
         Ok(())
     }
@@ -426,10 +533,25 @@ impl Fs {
             }
             // A local tier over its cap flushes everything: chunks can only be uploaded
             // and then evicted once they left the journal.
-            if bytes >= max_dirty || now.duration_since(last) >= idle || self.engine.over_capacity()
-            {
+            if now.duration_since(last) >= idle {
                 self.flush_file(key.ino).await?;
                 n += 1;
+            } else if bytes >= max_dirty || self.engine.over_capacity() {
+                self.flush_partial(key.ino).await?;
+                n += 1;
+            }
+        }
+        // Files that went clean with a deferred tail and stayed idle: stage it.
+        let idle_deferred: Vec<Ino> = self
+            .deferred
+            .lock()
+            .iter()
+            .filter(|(_, (_, since))| now.duration_since(*since) >= idle)
+            .map(|(ino, _)| *ino)
+            .collect();
+        for ino in idle_deferred {
+            if !self.engine.is_dirty(self.key(ino)) {
+                self.stage_deferred(ino).await?;
             }
         }
         Ok(n)

@@ -136,6 +136,7 @@ pub(crate) struct TierInner {
     name: String,
     remote: Arc<dyn RemoteStore>,
     cfg: TierConfig,
+    state_dir: PathBuf,
     pending_dir: PathBuf,
     /// Engines by local block store name (registered by the shares that use them).
     engines: Mutex<HashMap<String, Engine>>,
@@ -174,6 +175,7 @@ impl RemoteTier {
         }
         let pending_dir = state_dir.join("pending");
         std::fs::create_dir_all(&pending_dir).map_err(crate::error::io_err(&pending_dir))?;
+        upload::promote_deferred(state_dir, &pending_dir)?;
         let queue = upload::Queue::load(&pending_dir)?;
         let resumed = queue.len();
         let inner = Arc::new(TierInner {
@@ -181,6 +183,7 @@ impl RemoteTier {
             remote,
             reads: read::ReadState::new(cfg.range_cache_bytes),
             cfg,
+            state_dir: state_dir.to_path_buf(),
             pending_dir,
             engines: Mutex::new(HashMap::new()),
             known: Mutex::new(HashSet::new()),

@@ -150,8 +150,9 @@ impl RemoteTier {
                 t.remote.get_range_verified(&hash, size, ga, gb - ga),
             )
             .await
-            .inspect_err(|_| {
+            .inspect_err(|e| {
                 t.stats.remote_read_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(tier = %t.name, error = %e, "cold read failed (the client gets EIO)");
             })?;
             if data.len() as u64 != gb - ga {
                 return Err(BlockError::Remote(format!(
@@ -212,8 +213,9 @@ impl RemoteTier {
             t.remote.get(&hash),
         )
         .await
-        .inspect_err(|_| {
+        .inspect_err(|e| {
             t.stats.remote_read_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(tier = %t.name, error = %e, "fetch from the remote failed");
         })?;
         t.stats.cold_reads.fetch_add(1, Ordering::Relaxed);
         t.stats

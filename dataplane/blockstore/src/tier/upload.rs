@@ -4,6 +4,14 @@
 //! Marker layout: `<state>/pending/<local block store>/<hex>` (empty files). One chunk
 //! may be pending for several engines (each holds a local copy); it is uploaded once,
 //! from whichever engine is registered, and all its markers go when it is confirmed.
+//!
+//! Deferred tails: `<state>/deferred/<local block store>/<hex>.<tag>`. The last chunk of a
+//! file that is still being written ends where the data ends, not at a content-defined
+//! cut, and the next flush re-chunks it; uploading it would waste bandwidth and leave
+//! garbage. Such a chunk is *deferred* (durably, per file `tag`) instead of staged: the
+//! flush that re-chunks it drops the marker ([`super::RemoteTier::undefer`]), the file's
+//! final flush stages it. Deferred markers found at start (a crash) are staged: uploading
+//! a tail that turned out to be garbage is harmless, losing one is not.
 
 use super::{TierInner, with_deadline};
 use crate::error::{BlockError, Result, io_err};
@@ -125,6 +133,43 @@ impl Queue {
     }
 }
 
+/// At start: every deferred tail left by a previous run becomes a pending upload.
+pub(crate) fn promote_deferred(state_dir: &Path, pending_dir: &Path) -> Result<()> {
+    let deferred = state_dir.join("deferred");
+    if !deferred.is_dir() {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(&deferred).map_err(io_err(&deferred))? {
+        let sub = e.map_err(io_err(&deferred))?.path();
+        let Some(engine) = sub.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if !sub.is_dir() {
+            continue;
+        }
+        let target = pending_dir.join(&engine);
+        std::fs::create_dir_all(&target).map_err(io_err(&target))?;
+        for f in std::fs::read_dir(&sub).map_err(io_err(&sub))? {
+            let path = f.map_err(io_err(&sub))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(hex) = name.split('.').next()
+                && ContentHash::from_hex(hex).is_ok()
+            {
+                let p = target.join(hex);
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&p)
+                    .map_err(io_err(&p))?;
+            }
+        }
+        fsync_dir(&target)?;
+        std::fs::remove_dir_all(&sub).map_err(io_err(&sub))?;
+    }
+    Ok(())
+}
+
 fn marker(dir: &Path, engine: &str, hash: &ContentHash) -> PathBuf {
     dir.join(engine).join(hash.to_hex())
 }
@@ -224,6 +269,48 @@ impl super::RemoteTier {
             t.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Durably records the tail chunk `hash` of file `tag` as deferred (see the module
+    /// documentation). Call before the metadata referencing it is committed.
+    pub async fn defer(&self, engine: &str, hash: &ContentHash, tag: &str) -> Result<()> {
+        if self.inner.gc.lock().active {
+            self.inner.gc.lock().touched.insert(*hash);
+        }
+        let dir = self.inner.state_dir.join("deferred").join(engine);
+        let p = dir.join(format!("{}.{tag}", hash.to_hex()));
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if !dir.is_dir() {
+                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                if let Some(parent) = dir.parent() {
+                    fsync_dir(parent)?;
+                }
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&p)
+                .map_err(io_err(&p))?;
+            fsync_dir(&dir)
+        })
+        .await
+        .map_err(|e| BlockError::Task(e.to_string()))?
+    }
+
+    /// Drops the deferred marker of `hash` for file `tag` (re-chunked away, or staged).
+    pub fn undefer(&self, engine: &str, hash: &ContentHash, tag: &str) {
+        let p = self
+            .inner
+            .state_dir
+            .join("deferred")
+            .join(engine)
+            .join(format!("{}.{tag}", hash.to_hex()));
+        if let Err(e) = std::fs::remove_file(&p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %p.display(), error = %e, "cannot remove a deferred-upload marker");
+        }
     }
 
     /// `durability: remote`: returns once every chunk in `hashes` is confirmed on the
@@ -360,7 +447,10 @@ fn apply(t: &TierInner, hash: ContentHash, engine: &str, o: Outcome) {
                 });
                 drop(known);
                 t.known_objects.lock().extend(done);
-                q.last_error = None;
+                if let Some(e) = q.last_error.take() {
+                    tracing::info!(tier = %t.name, pending = q.len(), previous_error = %e,
+                        "uploads succeed again");
+                }
                 engines
             };
             for e in &engines {
@@ -402,10 +492,13 @@ fn apply(t: &TierInner, hash: ContentHash, engine: &str, o: Outcome) {
                     .saturating_mul(1u32 << exp.min(10))
                     .min(t.cfg.max_backoff);
                 it.not_before = Instant::now() + delay;
-                if it.attempts == 1 || it.attempts.is_power_of_two() {
-                    tracing::warn!(%hash, attempts = it.attempts, retry_in_ms = delay.as_millis() as u64,
-                        error = %why, "upload failed; will retry");
-                }
+                tracing::debug!(%hash, attempts = it.attempts, retry_in_ms = delay.as_millis() as u64,
+                    error = %why, "upload failed; will retry");
+            }
+            // One warning per outage (and per change of error), not one per chunk.
+            if q.last_error.as_deref() != Some(why.as_str()) {
+                tracing::warn!(tier = %t.name, pending = q.len(), error = %why,
+                    "uploads failing; retrying with backoff (data is safe on the local tier)");
             }
             q.last_error = Some(why);
         }
