@@ -73,6 +73,9 @@ pub struct RemoteBinding {
     pub durability: DataDurability,
 }
 
+/// Deferred chunks of one file and the time of the flush that deferred them.
+pub(crate) type DeferredCuts = (Vec<dittofs_types::ContentHash>, std::time::Instant);
+
 /// Longest time a writer waits for local-tier space (eviction) before writing anyway.
 pub(crate) const WRITE_SPACE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -143,9 +146,10 @@ pub struct Fs {
     pub(crate) dir_names: PlMutex<HashMap<Ino, (Ino, Vec<u8>)>>,
     /// The remote tier, if the share has one (attached before recovery, never changed).
     pub(crate) remote: PlRwLock<Option<Arc<RemoteBinding>>>,
-    /// Remote shares: per file, the tail chunk whose upload is deferred while the file is
-    /// still being written (see `dittofs_blockstore::tier::upload`), and since when.
-    pub(crate) deferred: PlMutex<HashMap<Ino, (dittofs_types::ContentHash, std::time::Instant)>>,
+    /// Remote shares: per file, the chunks cut by the end of a data run whose upload is
+    /// deferred while the file is still being written (see
+    /// `dittofs_blockstore::tier::upload`), and since when.
+    pub(crate) deferred: PlMutex<HashMap<Ino, DeferredCuts>>,
 }
 
 impl Fs {

@@ -254,13 +254,13 @@ impl Fs {
             self.deferred.lock().remove(&ino);
             return Ok(());
         };
-        let Some((tail, _)) = self.deferred.lock().get(&ino).copied() else {
+        let Some((cuts, _)) = self.deferred.lock().get(&ino).cloned() else {
             return Ok(());
         };
         {
             let _gate = r.tier.flush_guard().await;
             let blocks = self.store.get_blocks(self.share, ino).await?;
-            if blocks.iter().any(|b| b.hash == tail) {
+            if blocks.iter().any(|b| cuts.contains(&b.hash)) {
                 let object = Some(ObjectId::compute(&blocks));
                 let unknown: Vec<BlockRef> = blocks
                     .iter()
@@ -271,7 +271,9 @@ impl Fs {
                     .await?;
             }
         }
-        r.tier.undefer(&r.engine_name, &tail, &self.defer_tag(ino));
+        for h in &cuts {
+            r.tier.undefer(&r.engine_name, h, &self.defer_tag(ino));
+        }
         self.deferred.lock().remove(&ino);
         Ok(())
     }
@@ -360,64 +362,71 @@ impl Fs {
         if quiesced {
             rec.object_id = ObjectId::compute(&plan.new_blocks);
         }
-        // Remote shares: stage (or defer) before the commit, drop the old deferral after.
-        let mut undefer = None;
+        // Remote shares: stage (or defer) before the commit, drop old deferrals after.
+        let mut undefer: Vec<ContentHash> = Vec::new();
         if let Some(r) = &remote {
             let tag = self.defer_tag(ino);
-            let prev = self.deferred.lock().get(&ino).map(|d| d.0);
-            let tail = plan
-                .new_blocks
-                .last()
-                .filter(|b| !final_flush && b.end() == plan.data_end)
-                .map(|b| b.hash);
+            let prev: Vec<ContentHash> = self
+                .deferred
+                .lock()
+                .get(&ino)
+                .map(|d| d.0.clone())
+                .unwrap_or_default();
+            // Chunks cut by the end of a data run (the end of the file, or a hole that
+            // later writes fill): the next flush re-chunks them.
+            let forced: Vec<ContentHash> = if final_flush {
+                Vec::new()
+            } else {
+                plan.new_blocks
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, b)| {
+                        plan.new_blocks
+                            .get(i + 1)
+                            .is_none_or(|n| n.offset != b.end())
+                    })
+                    .map(|(_, b)| b.hash)
+                    .collect()
+            };
             let before: std::collections::HashSet<ContentHash> =
                 old_blocks.iter().map(|b| b.hash).collect();
-            if final_flush && quiesced {
-                // The new chunks and every older one the tier does not know yet (a
-                // deferred tail, chunks of an earlier run): then the ObjectID can be known.
-                let stage: Vec<BlockRef> = plan
-                    .new_blocks
+            let stage: Vec<BlockRef> = if final_flush && quiesced {
+                // The new chunks and every older one the tier does not know yet (deferred
+                // cuts, chunks of an earlier run): then the ObjectID can be known.
+                plan.new_blocks
                     .iter()
                     .filter(|b| !before.contains(&b.hash) || !r.tier.is_known(&b.hash))
                     .copied()
-                    .collect();
-                self.stage_new_chunks(r, &[], &stage, Some(rec.object_id), None)
-                    .await?;
+                    .collect()
             } else {
-                let mut stage: Vec<BlockRef> = Vec::new();
-                for b in &plan.new_blocks {
-                    let new_here = !before.contains(&b.hash);
-                    let old_tail_kept = prev == Some(b.hash);
-                    if (new_here || old_tail_kept) && Some(b.hash) != tail {
-                        stage.push(*b);
-                    }
-                }
-                self.stage_new_chunks(r, &[], &stage, None, None).await?;
+                plan.new_blocks
+                    .iter()
+                    .filter(|b| {
+                        (!before.contains(&b.hash) || prev.contains(&b.hash))
+                            && !forced.contains(&b.hash)
+                    })
+                    .copied()
+                    .collect()
+            };
+            let object = (final_flush && quiesced).then_some(rec.object_id);
+            self.stage_new_chunks(r, &[], &stage, object, None).await?;
+            for h in forced.iter().filter(|h| !prev.contains(h)) {
+                r.tier.defer(&r.engine_name, h, &tag).await?;
             }
-            if let Some(h) = tail
-                && prev != Some(h)
-            {
-                r.tier.defer(&r.engine_name, &h, &tag).await?;
-            }
-            if let Some(p) = prev
-                && Some(p) != tail
-            {
-                undefer = Some((r.clone(), p, tag));
-            }
+            undefer = prev.into_iter().filter(|p| !forced.contains(p)).collect();
             let mut d = self.deferred.lock();
-            match tail {
-                Some(h) => {
-                    d.insert(ino, (h, std::time::Instant::now()));
-                }
-                None => {
-                    d.remove(&ino);
-                }
+            if forced.is_empty() {
+                d.remove(&ino);
+            } else {
+                d.insert(ino, (forced, std::time::Instant::now()));
             }
         }
         t.op(Op::PutInode(rec));
         self.commit(t).await?;
-        if let Some((r, p, tag)) = undefer {
-            r.tier.undefer(&r.engine_name, &p, &tag);
+        if let Some(r) = &remote {
+            for p in &undefer {
+                r.tier.undefer(&r.engine_name, p, &self.defer_tag(ino));
+            }
         }
         self.engine.finish_flush(key, &plan);
         if quiesced {

@@ -495,8 +495,8 @@ fn apply(t: &TierInner, hash: ContentHash, engine: &str, o: Outcome) {
                 tracing::debug!(%hash, attempts = it.attempts, retry_in_ms = delay.as_millis() as u64,
                     error = %why, "upload failed; will retry");
             }
-            // One warning per outage (and per change of error), not one per chunk.
-            if q.last_error.as_deref() != Some(why.as_str()) {
+            // One warning per outage, not one per chunk (the status shows the latest).
+            if q.last_error.is_none() {
                 tracing::warn!(tier = %t.name, pending = q.len(), error = %why,
                     "uploads failing; retrying with backoff (data is safe on the local tier)");
             }
