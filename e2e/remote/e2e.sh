@@ -200,7 +200,9 @@ printf '%-34s %12s %10s\n' "total for 3 copies" "$(mib $((b3 - b0)))" "$(python3
 echo "uploaded $(mib $((u3 - u0))); deduplicated before upload: $(mib "$dk") known chunks, $df whole files"
 echo "-----------------"
 check "first copy stored once (+$(mib $g1))" test "$g1" -ge "$F" -a "$g1" -le $((F + (F / 50)))
-check "identical copy adds nothing (+$(mib $g2))" test "$g2" -le $((1 << 20))
+# (a writer pausing for 2 s mid-file gets a final flush: its cut at the end of the data is
+# uploaded and becomes garbage; at most a chunk or two)
+check "identical copy adds almost nothing (+$(mib $g2))" test "$g2" -le $((F / 100))
 # Each changed region also re-cuts the chunks around it: at most about two chunks
 # (16 MiB max each) per region on top of the changed bytes.
 check "5%-modified copy adds about the changed chunks (+$(mib $g3))" test "$g3" -ge "$CHANGED" -a "$g3" -le $((CHANGED + 5 * 32 * 1048576))
