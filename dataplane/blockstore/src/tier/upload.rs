@@ -156,12 +156,7 @@ pub(crate) fn promote_deferred(state_dir: &Path, pending_dir: &Path) -> Result<(
                 && ContentHash::from_hex(hex).is_ok()
             {
                 let p = target.join(hex);
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&p)
-                    .map_err(io_err(&p))?;
+                touch_marker(&p)?;
             }
         }
         fsync_dir(&target)?;
@@ -172,6 +167,17 @@ pub(crate) fn promote_deferred(state_dir: &Path, pending_dir: &Path) -> Result<(
 
 fn marker(dir: &Path, engine: &str, hash: &ContentHash) -> PathBuf {
     dir.join(engine).join(hash.to_hex())
+}
+
+/// Creates the (empty) marker file `p` if it does not exist.
+fn touch_marker(p: &Path) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)
+        .map(|_| ())
+        .map_err(io_err(p))
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
@@ -234,12 +240,7 @@ impl super::RemoteTier {
                 }
                 for h in &marks {
                     let p = dir.join(h.to_hex());
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&p)
-                        .map_err(io_err(&p))?;
+                    touch_marker(&p)?;
                 }
                 fsync_dir(&dir)
             })
@@ -286,12 +287,7 @@ impl super::RemoteTier {
                     fsync_dir(parent)?;
                 }
             }
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&p)
-                .map_err(io_err(&p))?;
+            touch_marker(&p)?;
             fsync_dir(&dir)
         })
         .await
