@@ -542,13 +542,10 @@ impl Fs {
             }
             // A local tier over its cap flushes everything: chunks can only be uploaded
             // and then evicted once they left the journal.
-            // Over its cap, writers may be waiting for space: a pause is not the end of a
-            // file, so no final flush (and no upload of chunks cut by the end of data).
-            let over = self.engine.over_capacity();
-            if now.duration_since(last) >= idle && !over {
+            if now.duration_since(last) >= idle {
                 self.flush_file(key.ino).await?;
                 n += 1;
-            } else if bytes >= max_dirty || over || now.duration_since(last) >= idle {
+            } else if bytes >= max_dirty || self.engine.over_capacity() {
                 self.flush_partial(key.ino).await?;
                 n += 1;
             }
@@ -562,7 +559,7 @@ impl Fs {
             .map(|(ino, _)| *ino)
             .collect();
         for ino in idle_deferred {
-            if !self.engine.is_dirty(self.key(ino)) && !self.engine.over_capacity() {
+            if !self.engine.is_dirty(self.key(ino)) {
                 self.stage_deferred(ino).await?;
             }
         }
