@@ -66,18 +66,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+wait_port() { # wait_port PORT PID TRIES: until PORT accepts (every 0.1 s), or PID died
+  for _ in $(seq "$3"); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
 start_weed() {
   mkdir -p "$WORK/s3"
   AWS_ACCESS_KEY_ID=dittofs-e2e AWS_SECRET_ACCESS_KEY=dittofs-e2e-secret \
     setsid "$WEED" mini -dir="$WORK/s3" -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false \
     -webdav=false -s3.port="$S3_PORT" "${WEED_FLAGS[@]}" >>"$WORK/weed.log" 2>&1 </dev/null &
   WEED_PID=$!
-  for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && return 0
-    kill -0 "$WEED_PID" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
+  wait_port "$S3_PORT" "$WEED_PID" 600
 }
 stop_weed() { kill -TERM "$WEED_PID" 2>/dev/null; wait "$WEED_PID" 2>/dev/null; WEED_PID=''; }
 
@@ -109,12 +112,7 @@ EOF
 start_dfs() {
   "$DFS" start --config "$WORK/dfs.yaml" >>"$WORK/dfs.log" 2>&1 </dev/null &
   DFS_PID=$!
-  for _ in $(seq 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$CTL_PORT") 2>/dev/null && return 0
-    kill -0 "$DFS_PID" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
+  wait_port "$CTL_PORT" "$DFS_PID" 300
 }
 stop_dfs() { kill -"${1:-TERM}" "$DFS_PID"; wait "$DFS_PID" 2>/dev/null; DFS_PID=''; }
 

@@ -183,43 +183,21 @@ impl Fs {
         Ok(())
     }
 
-    /// Stages chunks of the new block list `new` for upload (remote shares); the caller
-    /// holds the tier's flush guard until its metadata commit.
-    /// - A quiesced file (`object` set) stages every chunk the tier does not know yet:
-    ///   its ObjectID then becomes known once they are confirmed (file-level dedup).
-    /// - Otherwise only chunks not in `old`, except a last chunk ending at `data_end`:
-    ///   writes are still arriving, so the next flush re-chunks that tail (a cut forced
-    ///   by the end of the data, not by the content) and uploading it would waste the
-    ///   bandwidth and leave garbage; the quiesced flush stages it if it survives.
-    async fn stage_new_chunks(
+    /// Stages `blocks` for upload (remote shares; the tier skips and counts those it
+    /// knows). `object`: the file's ObjectID when these complete a quiesced file (it
+    /// becomes known for file-level dedup once they are confirmed). The caller holds the
+    /// tier's flush guard until its metadata commit.
+    async fn stage_chunks(
         &self,
         r: &crate::fs::RemoteBinding,
-        old: &[BlockRef],
-        new: &[BlockRef],
+        blocks: &[BlockRef],
         object: Option<ObjectId>,
-        data_end: Option<u64>,
     ) -> FsResult<()> {
-        let before: std::collections::HashSet<ContentHash> = old.iter().map(|b| b.hash).collect();
-        let mut hashes = Vec::new();
-        let mut sizes = Vec::new();
-        let tail = new
-            .last()
-            .filter(|b| Some(b.end()) == data_end)
-            .map(|b| b.hash);
-        for b in new {
-            let wanted = if object.is_some() {
-                true // the tier skips (and counts) the known ones
-            } else {
-                !before.contains(&b.hash) && Some(b.hash) != tail
-            };
-            if wanted {
-                hashes.push(b.hash);
-                sizes.push(u64::from(b.size));
-            }
-        }
-        if hashes.is_empty() && object.is_none() {
+        if blocks.is_empty() && object.is_none() {
             return Ok(());
         }
+        let hashes: Vec<ContentHash> = blocks.iter().map(|b| b.hash).collect();
+        let sizes: Vec<u64> = blocks.iter().map(|b| u64::from(b.size)).collect();
         r.tier
             .stage(&r.engine_name, &hashes, &sizes, object)
             .await?;
@@ -267,8 +245,7 @@ impl Fs {
                     .filter(|b| !r.tier.is_known(&b.hash))
                     .copied()
                     .collect();
-                self.stage_new_chunks(&r, &[], &unknown, object, None)
-                    .await?;
+                self.stage_chunks(&r, &unknown, object).await?;
             }
         }
         for h in &cuts {
@@ -409,7 +386,7 @@ impl Fs {
                     .collect()
             };
             let object = (final_flush && quiesced).then_some(rec.object_id);
-            self.stage_new_chunks(r, &[], &stage, object, None).await?;
+            self.stage_chunks(r, &stage, object).await?;
             for h in forced.iter().filter(|h| !prev.contains(h)) {
                 r.tier.defer(&r.engine_name, h, &tag).await?;
             }
@@ -461,8 +438,7 @@ impl Fs {
             Some(r) => {
                 let g = r.tier.flush_guard().await;
                 let object = Some(ObjectId::compute(&new_blocks));
-                self.stage_new_chunks(r, &old_blocks, &new_blocks, object, None)
-                    .await?;
+                self.stage_chunks(r, &new_blocks, object).await?;
                 Some(g)
             }
             None => None,
