@@ -6,8 +6,9 @@
 #                             the kernel-client tier (qemu guest: pjdfstest + workload),
 #                             the Kubernetes operator against a real control plane
 #                             (e2e/k8s: smoke + cluster tests + chart/samples e2e),
-#                             the benchmark harness in quick mode
-#   ./test.sh --no-vm         skip the kernel-client tier (local iteration only; CI runs it)
+#                             the benchmark harness in quick mode (peers side by side)
+#   ./test.sh --no-vm         skip the kernel-client tier and the benchmark's guest pass
+#                             (local iteration only; CI runs them)
 #
 # Caches (cargo target dir, built tools, guest image) live in $DITTOFS_CACHE
 # (default ~/.cache/dittofs), outside the clone. Every shell-driven suite ends with a line
@@ -61,7 +62,11 @@ stage k8s-tools e2e/k8s/build-tools.sh
 stage k8s-smoke env HOOK="cargo nextest run --workspace --profile ci --run-ignored ignored-only -E 'package(dittofs-operator)'" \
   e2e/k8s/smoke.sh
 stage operator-e2e e2e/k8s/operator-e2e.sh
-stage bench-quick e2e/bench/core.sh --quick
+# The side-by-side harness in --quick mode (every workload briefly, numbers meaningless, no
+# thresholds): DittoFS, nfs-ganesha and the local disk through the same native clients, the
+# kernel-client pass in the guest, and the storage core's in-process benchmarks.
+if [ $RUN_VM = 1 ]; then stage bench-quick e2e/bench/run.sh --quick
+else stage bench-quick e2e/bench/run.sh --quick --no-kernel; fi
 
 echo "=== summary ($(( $(date +%s) - T0 )) s)"
 printf '  %s\n' "${RESULTS[@]}"

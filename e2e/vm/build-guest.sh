@@ -1,7 +1,8 @@
 #!/bin/bash
 # build-guest.sh - build (once, cached) the small Debian bookworm guest that the kernel-client
 # tier boots under qemu: Debian's kernel, a busybox initramfs and an ext4 root image holding
-# the real Linux NFS client (nfs-common), git, tar, python3 and /sbin/dittofs-init.
+# the real Linux NFS client (nfs-common), git, tar, python3, fio (the benchmark harness's
+# kernel-client pass) and /sbin/dittofs-init.
 #
 # Output: $DITTOFS_CACHE/vm/guest-<key>/{vmlinux,initrd.img,root.img,.complete}
 #   <key> = hash of this script + guest-init.sh: editing either builds a new guest (older
@@ -20,7 +21,7 @@ LOG_TAG=build-guest
 
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 IMG_SIZE=${GUEST_IMG_SIZE:-4G}
-PKGS=netbase,nfs-common,git,tar,coreutils,python3,iproute2,kmod,procps,util-linux,acl
+PKGS=netbase,nfs-common,git,tar,coreutils,python3,iproute2,kmod,procps,util-linux,acl,fio
 [ -n "${GUEST_EXTRA_PKGS:-}" ] && PKGS=$PKGS,$GUEST_EXTRA_PKGS
 
 if [ -e "$GUEST_DIR/.complete" ]; then

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod maintenance;
+pub mod metrics;
 pub mod runtime;
 pub mod state;
 pub mod telemetry;

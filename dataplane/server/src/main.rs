@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 use dittofs_server::config::{self, Config};
 use dittofs_server::state::{self, DesiredState};
-use dittofs_server::{control, http, runtime, telemetry};
+use dittofs_server::{control, http, metrics, runtime, telemetry};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -242,6 +242,7 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
     rt.apply_initial(initial, from_api)
         .await
         .map_err(|e| e.to_string())?;
+    metrics::register(&mut registry, &rt);
     let stop = CancellationToken::new();
     let http_state = Arc::new(http::HttpState {
         registry,

@@ -307,6 +307,60 @@ fn namespace_procedures_and_duplicate_request_cache() {
     );
 }
 
+/// The block-store gauges of /metrics follow unflushed data: an UNSTABLE write shows as one
+/// dirty file until the background flusher chunks it (idle 2 s), then the count is 0 and
+/// the local tier holds the bytes.
+#[test]
+fn dirty_data_gauges_follow_the_flusher() {
+    let srv = Server::start();
+    let mut c = Client::connect(srv.nfs_port);
+    let root = c.mount_root();
+    let gauge = |name: &str| -> u64 {
+        let m = http_get(srv.http_port, "/metrics").unwrap();
+        let key = format!("dittofs_blockstore_{name}{{store=\"default\"}} ");
+        let line = m
+            .lines()
+            .find(|l| l.starts_with(&key))
+            .unwrap_or_else(|| panic!("no {key} in\n{m}"));
+        line[key.len()..].trim().parse().unwrap()
+    };
+    assert_eq!(gauge("dirty_files"), 0);
+    let r: CreateRes = c.call(
+        PROGRAM,
+        8,
+        &CreateArgs {
+            where_: DirOpArgs3 {
+                dir: root,
+                name: Filename3(b"g".to_vec()),
+            },
+            how: CreateHow3::Unchecked(Sattr3::default()),
+        },
+    );
+    let Res3::Ok(ok) = r else { panic!("create failed") };
+    let data = bytes::Bytes::from(vec![7u8; 100_000]);
+    let w: WriteRes = c.call(
+        PROGRAM,
+        7,
+        &WriteArgs {
+            file: ok.obj.unwrap(),
+            offset: 0,
+            count: data.len() as u32,
+            stable: StableHow::Unstable,
+            data,
+        },
+    );
+    assert!(matches!(w, Res3::Ok(_)), "write failed");
+    assert_eq!(gauge("dirty_files"), 1);
+    assert_eq!(gauge("dirty_bytes"), 100_000);
+    let t0 = std::time::Instant::now();
+    while gauge("dirty_files") != 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the flusher never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(gauge("dirty_bytes"), 0);
+    assert!(gauge("used_bytes") >= 100_000);
+}
+
 #[test]
 fn write_verifier_changes_across_restarts() {
     let mut srv = Server::start();
