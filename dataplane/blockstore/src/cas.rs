@@ -46,6 +46,8 @@ pub struct LocalCas {
     tmp_seq: AtomicU64,
     bytes_read: AtomicU64,
     dirty_dirs: Mutex<HashSet<PathBuf>>,
+    /// Held across a whole `sync_dirs` pass (drain + fsyncs): see there.
+    dir_sync: Mutex<()>,
     fds: Mutex<FdCache>,
     /// Per-hash stripes serializing "dedup hit + touch" against "GC stat + unlink".
     stripes: Vec<Mutex<()>>,
@@ -110,6 +112,7 @@ impl LocalCas {
             tmp_seq: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             dirty_dirs: Mutex::new(HashSet::new()),
+            dir_sync: Mutex::new(()),
             fds: Mutex::new(FdCache::default()),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         };
@@ -189,7 +192,14 @@ impl LocalCas {
 
     /// Fsyncs every directory whose entries changed since the last call, making the
     /// preceding `put`s and `remove`s durable.
+    ///
+    /// Concurrent callers (flushes running in parallel, COMMIT) are serialized: a caller
+    /// that finds the set empty because another pass drained it must not return before
+    /// that pass has fsynced those directories, or it would publish metadata naming a
+    /// chunk whose directory entry is not durable yet. Waiting for the lock is waiting
+    /// for that pass; one pass then covers every caller that arrived meanwhile.
     pub fn sync_dirs(&self) -> Result<()> {
+        let _pass = self.dir_sync.lock();
         let dirs: Vec<PathBuf> = self.dirty_dirs.lock().drain().collect();
         // Parents first is not required: each fsync covers one directory's entries.
         for (i, d) in dirs.iter().enumerate() {
@@ -216,6 +226,21 @@ impl LocalCas {
         };
         self.fds.lock().insert(*hash, f.clone());
         Ok(f)
+    }
+
+    /// [`LocalCas::read_at`] that never waits for the disk: `Ok(false)` unless the chunk's
+    /// file is already open and the whole range is in the page cache (then it is read
+    /// and `Ok(true)`). Lets a reader skip the hop to a blocking thread on a cache hit.
+    pub fn read_at_cached(&self, hash: &ContentHash, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        let Some(f) = self.fds.lock().get(hash) else {
+            return Ok(false);
+        };
+        let hit = pread_cached(&f, buf, offset).map_err(io_err(&self.path_of(hash)))?;
+        if hit {
+            self.bytes_read
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        }
+        Ok(hit)
     }
 
     /// Ranged read of `buf.len()` bytes at `offset` inside the chunk (one pread of
@@ -347,6 +372,40 @@ impl LocalCas {
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read.load(Ordering::Relaxed)
     }
+}
+
+/// Reads exactly `buf.len()` bytes at `offset` only if the page cache holds them all
+/// (`preadv2` with `RWF_NOWAIT`). `Ok(false)`: some of the range would need the disk (or
+/// lies past the end of the file); nothing is promised about `buf` then.
+pub(crate) fn pread_cached(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut done = 0usize;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        let iov = libc::iovec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
+        let Ok(off) = libc::off_t::try_from(offset + done as u64) else {
+            return Ok(false);
+        };
+        // SAFETY: `iov` describes `rest`, a live, exclusively borrowed buffer of exactly
+        // `iov_len` bytes; the fd stays open for the call (borrowed from `f`).
+        let n = unsafe { libc::preadv2(f.as_raw_fd(), &iov, 1, off, libc::RWF_NOWAIT) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EOPNOTSUPP) => Ok(false),
+                Some(libc::EINTR) => continue,
+                _ => Err(e),
+            };
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        done += n as usize;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -105,6 +105,18 @@ struct FileState {
 /// An overlay extent with the journal segment holding its bytes.
 type Piece = (Extent, Arc<File>);
 
+/// How [`Inner::fill_with`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadMode {
+    /// From disk if need be (a blocking thread).
+    Blocking,
+    /// Only what the page cache holds (`RWF_NOWAIT`): never waits for the disk.
+    CachedOnly,
+}
+
+/// Largest read tried from the page cache on the calling (async) thread.
+const CACHED_READ_MAX: u64 = 256 * 1024;
+
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
@@ -325,16 +337,39 @@ impl Engine {
         let first = blocks.partition_point(|b| b.end() <= offset);
         let last = blocks.partition_point(|b| b.offset < end);
         let window = blocks[first..last.max(first)].to_vec();
-        let inner = self.inner.clone();
-        let allow_missing = tier.is_some();
-        let (mut buf, missing) = blocking(move || {
+        // A small read whose data is all in the page cache is served on this thread: the
+        // hop to a blocking thread and back costs more than the copy. Anything else (a
+        // read that would wait for the disk, a chunk evicted to the remote) goes to the
+        // blocking pool.
+        let mut cached = None;
+        if n <= CACHED_READ_MAX {
             let mut buf = vec![0u8; n as usize];
-            let mut missing = Vec::new();
-            let m = allow_missing.then_some(&mut missing);
-            inner.fill(&window, &pieces, offset, &mut buf, m)?;
-            Ok((buf, missing))
-        })
-        .await?;
+            if self.inner.fill_with(
+                &window,
+                &pieces,
+                offset,
+                &mut buf,
+                None,
+                ReadMode::CachedOnly,
+            )? {
+                cached = Some(buf);
+            }
+        }
+        let (mut buf, missing) = match cached {
+            Some(buf) => (buf, Vec::new()),
+            None => {
+                let inner = self.inner.clone();
+                let allow_missing = tier.is_some();
+                blocking(move || {
+                    let mut buf = vec![0u8; n as usize];
+                    let mut missing = Vec::new();
+                    let m = allow_missing.then_some(&mut missing);
+                    inner.fill(&window, &pieces, offset, &mut buf, m)?;
+                    Ok((buf, missing))
+                })
+                .await?
+            }
+        };
         if let Some(tier) = tier {
             for m in &missing {
                 let data = tier.read_cold(self, &m.block, m.off, m.len as u64).await?;
@@ -683,8 +718,24 @@ impl Inner {
         pieces: &[Piece],
         start: u64,
         buf: &mut [u8],
-        mut missing: Option<&mut Vec<Missing>>,
+        missing: Option<&mut Vec<Missing>>,
     ) -> Result<()> {
+        self.fill_with(blocks, pieces, start, buf, missing, ReadMode::Blocking)
+            .map(|_| ())
+    }
+
+    /// [`Inner::fill`] in either [`ReadMode`]. Returns false only in
+    /// [`ReadMode::CachedOnly`], when some of the data is not in the page cache (then
+    /// `buf` is unspecified and the caller reads again in blocking mode).
+    fn fill_with(
+        &self,
+        blocks: &[BlockRef],
+        pieces: &[Piece],
+        start: u64,
+        buf: &mut [u8],
+        mut missing: Option<&mut Vec<Missing>>,
+        mode: ReadMode,
+    ) -> Result<bool> {
         let end = start + buf.len() as u64;
         let mut pos = start;
         let first = pieces.partition_point(|(e, _)| e.end() <= start);
@@ -693,25 +744,35 @@ impl Inner {
             if e.offset > pos {
                 let lo = (pos - start) as usize;
                 let gap = &mut buf[lo..(e.offset - start) as usize];
-                self.fill_blocks(blocks, pos, gap, lo, missing.as_deref_mut())?;
+                if !self.fill_blocks(blocks, pos, gap, lo, missing.as_deref_mut(), mode)? {
+                    return Ok(false);
+                }
             }
             let dst = &mut buf[(e.offset - start) as usize..(e.end() - start) as usize];
-            f.read_exact_at(dst, e.loc.data_pos)
-                .map_err(|source| BlockError::Io {
-                    path: format!("journal segment {}", e.loc.segment).into(),
-                    source,
-                })?;
+            let io = |source| BlockError::Io {
+                path: format!("journal segment {}", e.loc.segment).into(),
+                source,
+            };
+            match mode {
+                ReadMode::Blocking => f.read_exact_at(dst, e.loc.data_pos).map_err(io)?,
+                ReadMode::CachedOnly => {
+                    if !crate::cas::pread_cached(f, dst, e.loc.data_pos).map_err(io)? {
+                        return Ok(false);
+                    }
+                }
+            }
             pos = e.end();
         }
         if pos < end {
             let lo = (pos - start) as usize;
-            self.fill_blocks(blocks, pos, &mut buf[lo..], lo, missing)?;
+            return self.fill_blocks(blocks, pos, &mut buf[lo..], lo, missing, mode);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Fills `buf` from the blocks covering `[start, start + len)`, zeros elsewhere.
     /// `base` is the position of `buf` inside the whole read buffer (for `missing`).
+    /// False only in [`ReadMode::CachedOnly`], when a chunk range is not cached.
     fn fill_blocks(
         &self,
         blocks: &[BlockRef],
@@ -719,7 +780,8 @@ impl Inner {
         buf: &mut [u8],
         base: usize,
         mut missing: Option<&mut Vec<Missing>>,
-    ) -> Result<()> {
+        mode: ReadMode,
+    ) -> Result<bool> {
         let end = start + buf.len() as u64;
         let mut pos = start;
         let mut i = blocks.partition_point(|b| b.end() <= start);
@@ -734,6 +796,14 @@ impl Inner {
             }
             let upto = end.min(b.end());
             let dst = &mut buf[(pos - start) as usize..(upto - start) as usize];
+            if mode == ReadMode::CachedOnly {
+                if !self.cas.read_at_cached(&b.hash, pos - b.offset, dst)? {
+                    return Ok(false);
+                }
+                pos = upto;
+                i += 1;
+                continue;
+            }
             match self.cas.read_at(&b.hash, pos - b.offset, dst) {
                 Ok(n) if n == dst.len() => {}
                 Ok(_) => return Err(BlockError::Corrupt { hash: b.hash }),
@@ -752,7 +822,7 @@ impl Inner {
             pos = upto;
             i += 1;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The re-chunk algorithm (see the module invariants). Returns the new block list,
@@ -818,7 +888,11 @@ impl Inner {
                 .is_some_and(|b| b.offset == at && rest.first().is_none_or(|d| d.0 >= b.end()))
         };
         let max = chunker.config().max as usize;
-        let mut scratch = vec![0u8; max];
+        // The feed buffer never needs more than one data run (a window starts inside a run
+        // and is fed up to its end): a small file must not pay for zeroing a whole
+        // max-size chunk buffer (16 MiB by default) on every flush.
+        let longest_run = runs.iter().map(|r| r.1 - r.0).max().unwrap_or(0);
+        let mut scratch = vec![0u8; (max as u64).min(longest_run) as usize];
         let mut out = Vec::with_capacity(blocks.len() + 8);
         let (mut bi, mut prev_we, mut i) = (0usize, 0u64, 0usize);
         while let Some(&(ds, de0)) = dirty.get(i) {

@@ -13,7 +13,7 @@
 
 use crate::export::ExportPolicy;
 use crate::metrics::{ErrorLabels, NfsMetrics, ProcLabels};
-use crate::record::{RecordError, read_record, write_record_parts};
+use crate::record::{RecordError, read_record, write_records};
 use crate::rpc::{
     AcceptStat, Auth, AuthStat, RpcCall, RpcDecodeError, encode_accepted, encode_auth_error,
     encode_rpc_mismatch,
@@ -29,11 +29,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Read buffer of a connection: a burst of small calls is read with one system call.
+const READ_BUFFER: usize = 64 * 1024;
+/// A writer sends the replies that are ready together, up to about this many bytes.
+const WRITE_BATCH_BYTES: usize = 4 << 20;
 
 /// Listener settings.
 #[derive(Clone, Debug)]
@@ -227,13 +232,32 @@ async fn connection(
             calls: call_count.clone(),
         },
     );
-    let (mut rd, mut wr) = sock.into_split();
+    let (rd, mut wr) = sock.into_split();
+    // Buffered: a record header and a small call arrive in one read, not one each.
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     let (tx, mut rx) = mpsc::channel::<Reply>(shared.cfg.max_inflight_per_connection);
     let writer = tokio::spawn(tracing::Instrument::instrument(
         async move {
-            while let Some(parts) = rx.recv().await {
-                let refs: Vec<&[u8]> = parts.iter().map(|b| b.as_ref()).collect();
-                if let Err(e) = write_record_parts(&mut wr, &refs).await {
+            let mut batch: Vec<Reply> = Vec::new();
+            while let Some(first) = rx.recv().await {
+                // Replies that finished meanwhile go out in the same writev.
+                let mut bytes: usize = first.iter().map(|b| b.len()).sum();
+                batch.push(first);
+                while bytes < WRITE_BATCH_BYTES {
+                    let Ok(more) = rx.try_recv() else { break };
+                    bytes += more.iter().map(|b| b.len()).sum::<usize>();
+                    batch.push(more);
+                }
+                let parts: Vec<Vec<&[u8]>> = batch
+                    .iter()
+                    .map(|r| r.iter().map(|b| b.as_ref()).collect())
+                    .collect();
+                let records: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
+                let res = write_records(&mut wr, &records).await;
+                drop(records);
+                drop(parts);
+                batch.clear();
+                if let Err(e) = res {
                     tracing::debug!(error = %e, "write to client failed");
                     break;
                 }

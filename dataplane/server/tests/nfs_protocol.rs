@@ -336,7 +336,9 @@ fn dirty_data_gauges_follow_the_flusher() {
             how: CreateHow3::Unchecked(Sattr3::default()),
         },
     );
-    let Res3::Ok(ok) = r else { panic!("create failed") };
+    let Res3::Ok(ok) = r else {
+        panic!("create failed")
+    };
     let data = bytes::Bytes::from(vec![7u8; 100_000]);
     let w: WriteRes = c.call(
         PROGRAM,
@@ -354,7 +356,10 @@ fn dirty_data_gauges_follow_the_flusher() {
     assert_eq!(gauge("dirty_bytes"), 100_000);
     let t0 = std::time::Instant::now();
     while gauge("dirty_files") != 0 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the flusher never ran");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the flusher never ran"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(gauge("dirty_bytes"), 0);

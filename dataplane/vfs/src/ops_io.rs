@@ -26,6 +26,9 @@ pub struct WriteOutcome {
     pub attr: Attr,
 }
 
+/// Files the background flusher flushes at once.
+pub(crate) const FLUSH_PARALLEL: usize = 8;
+
 impl Fs {
     /// READ up to `len` bytes at `offset`. Returns the data and whether it reaches EOF.
     pub async fn read(
@@ -508,10 +511,14 @@ impl Fs {
     }
 
     /// One pass of the background flusher: flushes files idle for `idle` or holding more
-    /// than `max_dirty` bytes. Returns how many files were flushed.
+    /// than `max_dirty` bytes, up to [`FLUSH_PARALLEL`] at a time (a small file's flush
+    /// is mostly waiting for fsyncs, which overlap and share journal commits). Every
+    /// started flush runs to its end; the first error is returned after all of them.
+    /// Returns how many files were flushed.
     pub async fn flush_some(&self, idle: std::time::Duration, max_dirty: u64) -> FsResult<usize> {
+        use futures_util::StreamExt;
         let now = std::time::Instant::now();
-        let mut n = 0;
+        let mut todo: Vec<(Ino, bool)> = Vec::new();
         for (key, bytes, last) in self.engine.dirty_files() {
             if key.share != self.share {
                 continue;
@@ -519,13 +526,24 @@ impl Fs {
             // A local tier over its cap flushes everything: chunks can only be uploaded
             // and then evicted once they left the journal.
             if now.duration_since(last) >= idle {
-                self.flush_file(key.ino).await?;
-                n += 1;
+                todo.push((key.ino, true));
             } else if bytes >= max_dirty || self.engine.over_capacity() {
-                self.flush_partial(key.ino).await?;
-                n += 1;
+                todo.push((key.ino, false));
             }
         }
+        let n = todo.len();
+        let results: Vec<FsResult<()>> = futures_util::stream::iter(todo)
+            .map(|(ino, last)| async move {
+                if last {
+                    self.flush_file(ino).await
+                } else {
+                    self.flush_partial(ino).await
+                }
+            })
+            .buffer_unordered(FLUSH_PARALLEL)
+            .collect()
+            .await;
+        results.into_iter().collect::<FsResult<Vec<()>>>()?;
         // Files that went clean with a deferred tail and stayed idle: stage it.
         let idle_deferred: Vec<Ino> = self
             .deferred

@@ -413,3 +413,58 @@ fn durable_writes_survive_reopen_and_discard_frees_journal() {
         assert_eq!(engine.journal().segments().len(), 1);
     });
 }
+
+/// The page-cache fast path of reads returns exactly what the blocking path returns, over
+/// chunks, journal extents and holes; it declines (false) while a chunk's file is not
+/// open yet, and serves the read once it is.
+#[test]
+fn cached_reads_match_blocking_reads() {
+    rt().block_on(async {
+        let mut h = Harness::new();
+        h.write(0, pseudo_random(6000, 1)).await;
+        h.write(9000, pseudo_random(3000, 2)).await; // hole 6000..9000
+        h.flush().await;
+        h.write(100, pseudo_random(700, 3)).await; // overlay over chunks
+        h.write(12_500, pseudo_random(100, 4)).await; // overlay past a hole
+        h.reopen(); // a fresh engine: no chunk file open
+        let inner = &h.engine.inner;
+        let pieces = {
+            let st = inner.existing(h.key).unwrap();
+            let st = st.lock();
+            inner.pieces(&st.overlay.extents_in(0, 13_000)).unwrap()
+        };
+        let fill = |off: u64, len: usize, mode: ReadMode| {
+            let mut buf = vec![0xAAu8; len];
+            let ok = inner
+                .fill_with(&h.blocks, &pieces, off, &mut buf, None, mode)
+                .unwrap();
+            ok.then_some(buf)
+        };
+        // no chunk file is open: the fast path declines reads of chunks
+        assert_eq!(fill(0, 50, ReadMode::CachedOnly), None);
+        // only overlay and hole: no chunk needed
+        assert!(fill(12_400, 200, ReadMode::CachedOnly).is_some());
+        h.check_all().await; // opens every chunk file
+        let mut hits = 0;
+        for (off, len) in [
+            (0, 13_000),
+            (0, 1),
+            (50, 900),
+            (5990, 3100),
+            (8999, 2),
+            (12_450, 150),
+        ] {
+            let want = fill(off, len, ReadMode::Blocking).unwrap();
+            let model: Vec<u8> = (off..off + len as u64)
+                .map(|p| h.data.get(p as usize).copied().unwrap_or(0))
+                .collect();
+            assert_eq!(want, model, "blocking read at {off}+{len}");
+            if let Some(got) = fill(off, len, ReadMode::CachedOnly) {
+                assert_eq!(got, want, "cached read at {off}+{len}");
+                hits += 1;
+            }
+        }
+        // just written and just read: the page cache holds all of it
+        assert_eq!(hits, 6);
+    });
+}
