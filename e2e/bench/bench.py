@@ -127,6 +127,18 @@ class Target:
         return time.time() - t0
 
 
+def drop_caches():
+    """Every target starts with the host's page cache written back and emptied, so none
+    inherits another's cached data (or the memory it freed, which on a VM with free-page
+    reporting is much cheaper to reuse than memory the host has taken back)."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as e:
+        log(f"cannot drop the page cache ({e}); targets may start from different cache states")
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds of a process (None if it is gone)."""
     try:
@@ -644,6 +656,7 @@ def main():
         for seq, n in enumerate(names):
             t = targets[n]()
             log(f"--- {t.label}")
+            drop_caches()
             try:
                 t.start()
             except (RuntimeError, subprocess.TimeoutExpired) as e:
