@@ -42,6 +42,9 @@ use std::sync::Arc;
 const MAGIC: u32 = 0x444A_4631; // "DJF1"
 const HEADER_LEN: usize = 40;
 
+/// Records at least this large get their data CRC computed before the journal lock.
+const CRC_OUTSIDE_LOCK: usize = 64 * 1024;
+
 /// Default segment roll size: 64 MiB.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
@@ -112,18 +115,28 @@ fn crc_of(header: &[u8; HEADER_LEN], data: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&header[8..]), data)
 }
 
-/// The header of a record whose data has length `len` and CRC `data_crc` (computed by the
-/// caller before it takes the journal lock: the record CRC is the header's combined with
-/// it, equal to [`crc_of`] over header and data).
-fn encode_header(seq: u64, key: FileKey, offset: u64, len: u32, data_crc: u32) -> [u8; HEADER_LEN] {
+/// The header of a record with `data`. `data_crc`: the CRC of `data` if the caller took it
+/// before the journal lock (large records); the record CRC is then the header's combined
+/// with it, which equals [`crc_of`] over header and data. Small records are CRCed whole
+/// here: cheaper than combining.
+fn encode_header(
+    seq: u64,
+    key: FileKey,
+    offset: u64,
+    data: &[u8],
+    data_crc: Option<u32>,
+) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
     h[8..16].copy_from_slice(&seq.to_le_bytes());
     h[16..20].copy_from_slice(&key.share.0.to_le_bytes());
     h[20..28].copy_from_slice(&key.ino.0.to_le_bytes());
     h[28..36].copy_from_slice(&offset.to_le_bytes());
-    h[36..40].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32c::crc32c_combine(crc32c::crc32c(&h[8..]), data_crc, len as usize);
+    h[36..40].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    let crc = match data_crc {
+        Some(c) => crc32c::crc32c_combine(crc32c::crc32c(&h[8..]), c, data.len()),
+        None => crc_of(&h, data),
+    };
     h[4..8].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -337,8 +350,10 @@ impl Journal {
     pub fn append(&self, key: FileKey, offset: u64, data: &[u8]) -> Result<JournalLoc> {
         let len = u32::try_from(data.len())
             .map_err(|_| BlockError::Invalid(format!("journal record of {} bytes", data.len())))?;
-        // Outside the lock: appends of other writers wait only for the write itself.
-        let data_crc = crc32c::crc32c(data);
+        // A large record's data CRC is taken outside the lock (other appends then wait
+        // only for the write itself) and combined with the header's; a small one is
+        // cheaper to CRC whole under the lock than to combine.
+        let data_crc = (data.len() >= CRC_OUTSIDE_LOCK).then(|| crc32c::crc32c(data));
         let mut g = self.inner.lock();
         let seq = g.next_seq;
         let rec_len = (HEADER_LEN + data.len()) as u64;
@@ -350,7 +365,7 @@ impl Journal {
         let Some(seg) = g.segments.get_mut(&active) else {
             return Err(BlockError::Invalid("journal has no active segment".into()));
         };
-        let header = encode_header(seq, key, offset, len, data_crc);
+        let header = encode_header(seq, key, offset, data, data_crc);
         let pos = seg.len;
         pwritev_all(&seg.file, &[&header, data], pos)
             .map_err(io_err(&seg_path(&self.dir, active)))?;
@@ -574,8 +589,10 @@ mod tests {
     fn combined_crc_is_the_record_crc() {
         for len in [0usize, 1, 7, 4096, 100_003] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let h = encode_header(42, key(5), 1 << 33, len as u32, crc32c::crc32c(&data));
-            assert_eq!(le_u32(&h[4..8]), crc_of(&h, &data), "len {len}");
+            let whole = encode_header(42, key(5), 1 << 33, &data, None);
+            let combined = encode_header(42, key(5), 1 << 33, &data, Some(crc32c::crc32c(&data)));
+            assert_eq!(whole, combined, "len {len}");
+            assert_eq!(le_u32(&whole[4..8]), crc_of(&whole, &data), "len {len}");
         }
     }
 
