@@ -513,7 +513,12 @@ def build_table(rows, medians, kernel, names):
             kr = ratio(k.get("dittofs"), k.get("ganesha"))
             line += [fmt(k.get("dittofs")), fmt(k.get("ganesha")), f"{kr:.2f}x" if kr else "-"]
         table.append(line)
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    return table
+
+
+def render_text(table):
+    """The table as aligned text (the report and stdout)."""
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     out = []
     for i, r in enumerate(table):
         out.append("  ".join(c.ljust(widths[j]) if j == 0 else c.rjust(widths[j])
@@ -523,10 +528,37 @@ def build_table(rows, medians, kernel, names):
     return "\n".join(out)
 
 
+def render_markdown(table):
+    """The table as Markdown (docs/benchmarks.md, with --publish)."""
+    out = ["| " + " | ".join(table[0]) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(table[0]) - 1)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in table[1:]]
+    return "\n".join(out)
+
+
+DOC_START, DOC_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def publish_doc(path, text):
+    """Replaces what stands between the result markers of docs/benchmarks.md."""
+    with open(path) as f:
+        doc = f.read()
+    i, j = doc.find(DOC_START), doc.find(DOC_END)
+    if i < 0 or j < i:
+        log(f"{path} has no {DOC_START} ... {DOC_END} markers: not updated")
+        return False
+    with open(path, "w") as f:
+        f.write(doc[:i + len(DOC_START)] + "\n" + text + "\n" + doc[j:])
+    return True
+
+
 LABELS = {"local": "local disk", "dittofs": "DittoFS", "ganesha": "nfs-ganesha"}
 
 
 def chart(path, rows, medians, kernel, title):
+    """Bar chart of DittoFS / nfs-ganesha per workload (native clients, and the kernel
+    client where measured), log scale around 1. The local-disk ceiling stays in the
+    table: at ratios down to 0.001 it would flatten the comparison that matters."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -534,32 +566,39 @@ def chart(path, rows, medians, kernel, title):
     except ImportError as e:
         log(f"no chart: {e}")
         return False
-    labels, vs_g, vs_l, vs_k = [], [], [], []
+    labels, vs_g, vs_k = [], [], []
     for key, label, _unit in rows:
         m = medians.get(key, {})
         labels.append(label)
         vs_g.append(ratio(m.get("dittofs"), m.get("ganesha")) or 0)
-        vs_l.append(ratio(m.get("dittofs"), m.get("local")) or 0)
         k = (kernel or {}).get(key, {})
         vs_k.append(ratio(k.get("dittofs"), k.get("ganesha")) or 0)
     n = len(labels)
-    fig, ax = plt.subplots(figsize=(11, 0.42 * n + 1.8))
-    ys = range(n)
-    h = 0.27
-    ax.barh([y - h for y in ys], vs_g, h, label="DittoFS / nfs-ganesha (libnfs, host)", color="#1f77b4")
-    for y, v in zip(ys, vs_g):
-        if v:
-            ax.text(v * 1.03, y - h, f"{v:.2f}x", va="center", fontsize=7)
-    ax.barh(list(ys), vs_l, h, label="DittoFS / local disk (ceiling)", color="#aaaaaa")
+    fig, ax = plt.subplots(figsize=(10, 0.36 * n + 1.8))
+    ys = list(range(n))
+    h = 0.38 if kernel else 0.6
+    off = h / 2 if kernel else 0
+    ax.barh([y - off for y in ys], vs_g, h, label="native client (libnfs on the host)",
+            color=["#2ca02c" if v >= 1 else "#1f77b4" for v in vs_g])
     if kernel:
-        ax.barh([y + h for y in ys], vs_k, h, label="DittoFS / nfs-ganesha (kernel client, guest)",
+        ax.barh([y + off for y in ys], vs_k, h, label="Linux kernel client (qemu guest)",
                 color="#ff7f0e")
+    for y, v, w in [(y - off, v, 1) for y, v in zip(ys, vs_g)] + \
+            ([(y + off, v, 0) for y, v in zip(ys, vs_k)] if kernel else []):
+        if v:
+            ax.text(v * 1.02, y, f"{v:.2f}x", va="center", fontsize=7,
+                    fontweight="bold" if w else "normal")
     ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_yticks(list(ys))
+    ax.set_yticks(ys)
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("ratio (log scale; > 1 = DittoFS faster)")
+    vals = [v for v in vs_g + vs_k if v]
+    ax.set_xlim(min([0.25] + vals) * 0.9, max([2.0] + vals) * 1.15)
+    ticks = [0.25, 0.5, 0.75, 1, 1.5, 2]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}x" for t in ticks])
+    ax.set_xlabel("DittoFS / nfs-ganesha (log scale; right of 1 = DittoFS faster)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", which="both", alpha=0.3)
@@ -606,7 +645,8 @@ def main():
                     help="perf record dfs (flat, cpu-clock) while it is measured; writes perf-dfs.txt")
     ap.add_argument("--out", help="results directory (default $DITTOFS_CACHE/bench/results/<time>)")
     ap.add_argument("--publish", action="store_true",
-                    help="also copy results.json/results.png/report.txt to docs/benchmarks/")
+                    help="also copy results.json/results.png/report.txt to docs/benchmarks/ "
+                         "and rewrite the results table of docs/benchmarks.md (full runs only)")
     ap.add_argument("--fio", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--smallfiles", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--dfs", required=True, help=argparse.SUPPRESS)
@@ -624,6 +664,8 @@ def main():
         ap.error(f"--targets: a subset of local,dittofs,ganesha including dittofs (got {a.targets})")
     # the table's peers in a fixed order
     names = [n for n in ("dittofs", "ganesha", "local") if n in names]
+    if a.publish and a.quick:
+        ap.error("--publish is for full runs: --quick numbers mean nothing")
     if a.profile and not shutil.which("perf"):
         ap.error("--profile needs perf (run.sh installs linux-perf when given --profile)")
     out = a.out
@@ -737,7 +779,8 @@ def main():
         else:
             failures += 1
 
-    table = build_table(rows, medians, kernel, names)
+    cells = build_table(rows, medians, kernel, names)
+    table = render_text(cells)
     host = f"{platform.node()}: {os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}"
     title = (f"DittoFS benchmark ({mode}, median of {p['reps']}), {datetime.date.today()}, "
              f"{git_rev()}, {os.cpu_count()} cores")
@@ -795,6 +838,10 @@ def main():
         for fn in ("results.json", "results.png", "report.txt"):
             if os.path.exists(os.path.join(out, fn)):
                 shutil.copy(os.path.join(out, fn), os.path.join(dst, fn))
+        parts = [f"{title}; {host}.", render_markdown(cells)]
+        parts += [ln for ln in report if ln.startswith(("kernel columns", "settling"))]
+        if not publish_doc(os.path.join(ROOT, "docs", "benchmarks.md"), "\n\n".join(parts)):
+            failures += 1
     log(f"done in {round(time.time() - t_start)} s; results in {out}")
     print(f"bench: {passes} passed, {failures} failed")
     return 1 if failures else 0
