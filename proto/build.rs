@@ -1,8 +1,16 @@
-//! Compiles `dittofs/control/v1/control.proto` (needs `protoc`: Debian `protobuf-compiler`,
-//! installed by `scripts/install-deps.sh`, or set `PROTOC`).
+//! Compiles `dittofs/control/v1/control.proto`.
+//!
+//! `protoc` comes from the `protoc-bin-vendored` crate (Google's release binaries, bundled),
+//! so `cargo build` works on a machine with nothing installed; set `PROTOC` to use another.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=dittofs/control/v1/control.proto");
+    println!("cargo:rerun-if-env-changed=PROTOC");
+    if std::env::var_os("PROTOC").is_none() {
+        // SAFETY: build scripts are single-threaded; nothing else reads the environment
+        // concurrently.
+        unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+    }
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -16,8 +16,8 @@ After every workload run the target is settled (Target.settle: background work d
 `sync`, server idle) so each run starts from the same kind of state; the settle times are
 reported, since they are work the workloads caused.
 Then a kernel-client pass (dittofs and ganesha both served, one qemu guest mounting each
-with the Linux NFSv3 client and running fio + a create loop) and the storage core's
-in-process benchmarks (e2e/bench/core.sh).
+with the Linux NFSv3 client, and ganesha once more over NFSv4.1, running fio + a create
+loop on each) and the storage core's in-process benchmarks (e2e/bench/core.sh).
 
 Output: the table on stdout; in the results directory results.json (every run's number,
 the medians, the ratios, the core benchmark lines), results.png (ratios chart),
@@ -224,7 +224,8 @@ class Ganesha(NfsTarget):
         super().__init__(work)
         self.port, self.mnt_port = PORTS["ganesha"], PORTS["ganesha_mnt"]
         self.env = dict(os.environ, GANESHA_DIR=os.path.join(work, "ganesha"),
-                        GANESHA_NFS_PORT=str(self.port), GANESHA_MNT_PORT=str(self.mnt_port))
+                        GANESHA_NFS_PORT=str(self.port), GANESHA_MNT_PORT=str(self.mnt_port),
+                        GANESHA_PROTOCOLS="3, 4")
 
     def _ctl(self, verb):
         r = subprocess.run([os.path.join(ROOT, "e2e/vm/ganesha.sh"), verb], env=self.env,
@@ -402,17 +403,17 @@ set -u
 cd /share
 results=/share/kernel
 mkdir -p $results
-bench_one() { # name port mountport extra-mount-opts
+bench_one() { # name mount-options  (one export may be mounted twice: names keep files apart)
   local name=$1 d=/mnt/$1
   mkdir -p $d
-  mount -t nfs -o vers=3,proto=tcp,port=$2,mountport=$3,mountproto=tcp,nolock${4:+,$4} $VM_SERVER:/export $d \
+  mount -t nfs -o "$2" $VM_SERVER:/export $d \
     || { echo "kernel: mount $name failed" > $results/$name.error; return; }
-  local f="fio --output-format=json --name=k --directory=$d --filename=kbench --size=${K_SEQ_MB}m --ioengine=libaio --direct=1"
+  local f="fio --output-format=json --name=k --directory=$d --filename=kbench-$name --size=${K_SEQ_MB}m --ioengine=libaio --direct=1"
   $f --rw=write --bs=1M --iodepth=8 --end_fsync=1 > $results/$name-seq_write.json 2>> $results/$name.err
   $f --rw=read --bs=1M --iodepth=8 > $results/$name-seq_read.json 2>> $results/$name.err
   $f --rw=randwrite --bs=4k --iodepth=32 --time_based --runtime=$K_RAND_SECS > $results/$name-rand_write.json 2>> $results/$name.err
   $f --rw=randread --bs=4k --iodepth=32 --time_based --runtime=$K_RAND_SECS > $results/$name-rand_read.json 2>> $results/$name.err
-  python3 - "$d/creates" "$K_CREATES_SECS" > $results/$name-creates.txt 2>> $results/$name.err <<'PY'
+  python3 - "$d/creates-$name" "$K_CREATES_SECS" > $results/$name-creates.txt 2>> $results/$name.err <<'PY'
 import os, sys, time
 d, secs = sys.argv[1], float(sys.argv[2])
 os.makedirs(d, exist_ok=True)
@@ -427,14 +428,27 @@ PY
 '''
 
 
+def kernel_mounts(targets):
+    """(column name, mount options) of every kernel-client mount: each target over NFSv3,
+    and nfs-ganesha over NFSv4.1 too (the target DittoFS's NFSv4.1 adapter will meet)."""
+    out = []
+    for t in targets:
+        v3 = f"vers=3,proto=tcp,port={t.port},mountport={t.mnt_port},mountproto=tcp,nolock"
+        if isinstance(t, Ganesha):
+            out.append((t.name, v3 + ",noacl"))  # noacl: see e2e/vm/ganesha.sh
+            out.append((t.name + "41", f"vers=4.1,proto=tcp,port={t.port}"))
+        else:
+            out.append((t.name, v3))
+    return out
+
+
 def kernel_pass(targets, p, logs):
     """One guest boot: mounts each NFS target with the kernel client and runs the short
     pass. Returns {key: {target: value or None}}."""
     share = tempfile.mkdtemp(prefix="kernel-", dir=logs)
     calls = []
-    for t in targets:
-        extra = "noacl" if isinstance(t, Ganesha) else ""  # see e2e/vm/ganesha.sh
-        calls.append(f"bench_one {t.name} {t.port} {t.mnt_port} {extra}")
+    for name, opts in kernel_mounts(targets):
+        calls.append(f"bench_one {name} {opts}")
     cmd = (f"export K_SEQ_MB={p['k_seq_mb']} K_RAND_SECS={p['k_rand_secs']} "
            f"K_CREATES_SECS={p['k_creates_secs']}\n" + KERNEL_GUEST + "\n".join(calls) + "\n")
     env = dict(os.environ, VM_SHARE=share, VM_TIMEOUT="1800")
@@ -442,22 +456,22 @@ def kernel_pass(targets, p, logs):
         r = subprocess.run([os.path.join(ROOT, "e2e/vm/run-in-guest.sh"), cmd], env=env,
                            stdout=lf, stderr=subprocess.STDOUT, timeout=2000)
     out = {}
-    for t in targets:
+    for name, _opts in kernel_mounts(targets):
         for key, what in [("seq_write", "bw"), ("seq_read", "bw"), ("rand_write", "iops"),
                           ("rand_read", "iops")]:
             try:
-                with open(os.path.join(share, "kernel", f"{t.name}-{key}.json")) as f:
+                with open(os.path.join(share, "kernel", f"{name}-{key}.json")) as f:
                     v = fio_value(f.read(), what)
             except (OSError, ValueError, KeyError, Failed) as e:
-                log(f"kernel {t.name} {key} FAILED: {e}")
+                log(f"kernel {name} {key} FAILED: {e}")
                 v = None
-            out.setdefault(key, {})[t.name] = v
+            out.setdefault(key, {})[name] = v
         try:
-            with open(os.path.join(share, "kernel", f"{t.name}-creates.txt")) as f:
-                out.setdefault("creates", {})[t.name] = float(f.read().strip())
+            with open(os.path.join(share, "kernel", f"{name}-creates.txt")) as f:
+                out.setdefault("creates", {})[name] = float(f.read().strip())
         except (OSError, ValueError) as e:
-            log(f"kernel {t.name} creates FAILED: {e}")
-            out.setdefault("creates", {})[t.name] = None
+            log(f"kernel {name} creates FAILED: {e}")
+            out.setdefault("creates", {})[name] = None
     if r.returncode != 0:
         log(f"guest exited {r.returncode} (console: {logs}/kernel-console.log)")
     return out
@@ -501,8 +515,10 @@ def build_table(rows, medians, kernel, names):
     peers = [n for n in names if n != "dittofs"]
     head = ["workload", "unit", "DittoFS"] + [LABELS[n] for n in peers] + \
         [f"DittoFS/{LABELS[n]}" for n in peers]
+    k41 = bool(kernel) and any("ganesha41" in v for v in kernel.values())
     if kernel:
         head += ["kernel: DittoFS", "kernel: nfs-ganesha", "kernel: ratio"]
+        head += ["kernel: nfs-ganesha v4.1"] if k41 else []
     table = [head]
     for key, label, unit in rows:
         m = medians.get(key, {})
@@ -512,6 +528,7 @@ def build_table(rows, medians, kernel, names):
             k = kernel.get(key, {})
             kr = ratio(k.get("dittofs"), k.get("ganesha"))
             line += [fmt(k.get("dittofs")), fmt(k.get("ganesha")), f"{kr:.2f}x" if kr else "-"]
+            line += [fmt(k.get("ganesha41"))] if k41 else []
         table.append(line)
     return table
 
@@ -748,7 +765,7 @@ def main():
                 kernel = kernel_pass(kts, p, logs)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 log(f"kernel pass failed: {e}")
-                kernel = {k: {t.name: None for t in kts}
+                kernel = {k: {name: None for name, _o in kernel_mounts(kts)}
                           for k in ("seq_write", "seq_read", "rand_write", "rand_read", "creates")}
             finally:
                 for t in started:
@@ -789,8 +806,9 @@ def main():
               f"{p['seq_mb']} MiB per job; smallfiles on libnfs; NFSv3 over loopback", "",
               table, ""]
     if kernel:
-        report.append("kernel columns: Linux 6.1 NFSv3 client in a qemu TCG guest (caps everything; "
-                      f"fio libaio O_DIRECT, 1 job, {p['k_seq_mb']} MiB, {p['k_rand_secs']} s random)")
+        report.append("kernel columns: Linux 6.1 NFS client in a qemu TCG guest (caps everything; "
+                      f"fio libaio O_DIRECT, 1 job, {p['k_seq_mb']} MiB, {p['k_rand_secs']} s random); "
+                      "NFSv3, and nfs-ganesha over NFSv4.1 in its own column (DittoFS has no NFSv4 yet)")
         report.append("")
     if core:
         report.append("storage core, in-process (e2e/bench/core.sh" + (" --quick" if a.quick else "") + "):")

@@ -11,6 +11,7 @@
 #   smallfiles (e2e/bench/smallfiles.c, the metadata/small-file load tool, on libnfs)
 #   nfs-ganesha + nfs-ganesha-vfs + rpcbind (e2e/vm/ganesha.sh installs them)
 #   matplotlib (PyPI, pinned) for the chart
+#   the qemu guest of the kernel-client pass (e2e/vm/build-guest.sh; not with --no-kernel)
 #   dfs (cargo build --release)
 # then runs bench.py (its --help lists the options). Last line: "bench: N passed, N failed".
 set -euo pipefail
@@ -96,6 +97,11 @@ fi
 
 # ---- perf, for --profile ----------------------------------------------------------------
 for a in "$@"; do [ "$a" = --profile ] && apt_install linux-perf; done
+
+# ---- the qemu guest, for the kernel-client pass (cached; a few minutes the first time) ---
+no_kernel=0
+for a in "$@"; do [ "$a" = --no-kernel ] && no_kernel=1; done
+[ $no_kernel = 1 ] || "$ROOT/e2e/vm/build-guest.sh"
 
 # ---- dfs ------------------------------------------------------------------------------
 (cd "$ROOT" && cargo build --release --quiet --bin dfs)

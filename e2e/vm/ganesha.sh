@@ -15,12 +15,16 @@
 #
 # Env: GANESHA_NFS_PORT (20490)  GANESHA_MNT_PORT (20048)
 #      GANESHA_DIR state + exported dir (default /tmp/dittofs-ganesha; export = $GANESHA_DIR/export)
+#      GANESHA_PROTOCOLS "3" (default) or "3, 4": NFSv4.x too (same port, pseudo path /export,
+#      numeric owners so the kernel client's AUTH_SYS ids need no idmapd)
 set -euo pipefail
 LOG_TAG=ganesha
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 NFS_PORT=${GANESHA_NFS_PORT:-20490}
 MNT_PORT=${GANESHA_MNT_PORT:-20048}
+PROTOCOLS=${GANESHA_PROTOCOLS:-3}
+case $PROTOCOLS in 3 | "3, 4" | "3,4") ;; *) echo "GANESHA_PROTOCOLS: 3 or \"3, 4\", not '$PROTOCOLS'" >&2; exit 2 ;; esac
 D=${GANESHA_DIR:-/tmp/dittofs-ganesha}
 
 # stop_pidfile FILE SIGNAL: signal the pid in FILE and wait until it is gone (or a zombie:
@@ -63,19 +67,19 @@ NFS_CORE_PARAM {
   Bind_addr = 127.0.0.1;
   NFS_Port = $NFS_PORT;
   MNT_Port = $MNT_PORT;
-  Protocols = 3;
+  Protocols = $PROTOCOLS;
   Enable_NLM = false;        # clients mount with -o nolock
   Enable_RQUOTA = false;
   Enable_UDP = false;
   mount_path_pseudo = true;  # v3 MOUNT answers for the path /export
   Plugins_Dir = "/usr/lib/x86_64-linux-gnu/ganesha";
 }
-NFSv4 { Graceless = true; RecoveryBackend = fs; RecoveryRoot = "$D/recov"; }
+NFSv4 { Graceless = true; RecoveryBackend = fs; RecoveryRoot = "$D/recov"; Only_Numeric_Owners = true; }
 EXPORT {
   Export_Id = 1;
   Path = "$D/export";
   Pseudo = /export;
-  Protocols = 3;
+  Protocols = $PROTOCOLS;
   Transports = TCP;
   Access_Type = RW;
   Squash = No_Root_Squash;   # pjdfstest runs as root and chowns
