@@ -198,8 +198,9 @@ printf '%-34s %12s %10s\n' "total for 3 copies" "$(mib $((b3 - b0)))" "$(python3
 echo "uploaded $(mib $((u3 - u0))); deduplicated before upload: $(mib "$dk") known chunks, $df whole files"
 echo "-----------------"
 check "first copy stored once (+$(mib $g1))" test "$g1" -ge "$F" -a "$g1" -le $((F + (F / 50)))
-# (a writer pausing for 2 s mid-file gets a final flush: its cut at the end of the data is
-# uploaded and becomes garbage; at most a chunk or two)
+# (a client pausing for 2 s mid-file gets a final flush: its cut at the end of the data is
+# uploaded and becomes garbage. Writes held back by the local tier's cap do not count as a
+# pause: the file stays "being written" while its writer waits for space.)
 check "identical copy adds almost nothing (+$(mib $g2))" test "$g2" -le $((F / 100))
 # Each changed region also re-cuts the chunks around it: at most about two chunks
 # (16 MiB max each) per region on top of the changed bytes.

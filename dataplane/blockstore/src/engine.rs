@@ -100,6 +100,29 @@ pub struct DiskStats {
 struct FileState {
     overlay: Overlay,
     last_write: Instant,
+    /// Writers of this file waiting in [`Engine::wait_for_space`]. A write that has
+    /// arrived but waits for room is activity: while any waits, the file is not idle
+    /// (an idle file gets a final flush, whose end-of-data tail chunk would be uploaded
+    /// and become garbage the moment the waiting write lands).
+    waiters: u32,
+}
+
+/// Counts one waiting writer on a file for as long as it lives (so a cancelled wait
+/// cannot leave the count raised).
+struct Waiter(Arc<Mutex<FileState>>);
+
+impl Waiter {
+    fn new(state: Arc<Mutex<FileState>>) -> Waiter {
+        state.lock().waiters += 1;
+        Waiter(state)
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.waiters = st.waiters.saturating_sub(1);
+    }
 }
 
 /// An overlay extent with the journal segment holding its bytes.
@@ -277,7 +300,8 @@ impl Engine {
         self.dirty_bytes(key) > 0
     }
 
-    /// Every file with dirty data: (key, dirty bytes, time of its last write).
+    /// Every file with dirty data: (key, dirty bytes, time of its last write; now while a
+    /// writer of it waits for space).
     pub fn dirty_files(&self) -> Vec<(FileKey, u64, Instant)> {
         let files: Vec<_> = self
             .inner
@@ -290,7 +314,12 @@ impl Engine {
             .into_iter()
             .filter_map(|(k, s)| {
                 let st = s.lock();
-                (!st.overlay.is_empty()).then(|| (k, st.overlay.dirty_bytes(), st.last_write))
+                let last = if st.waiters > 0 {
+                    Instant::now()
+                } else {
+                    st.last_write
+                };
+                (!st.overlay.is_empty()).then(|| (k, st.overlay.dirty_bytes(), last))
             })
             .collect()
     }
@@ -613,10 +642,12 @@ impl Engine {
     /// yet on the remote), waits until space is freed, for at most `max_wait`. Returns
     /// whether the tier was still over its cap when it stopped waiting (the write then
     /// proceeds: the cap is a target, and failing the write would lose client data).
-    pub async fn wait_for_space(&self, max_wait: Duration) -> bool {
+    /// Meanwhile `key` counts as being written ([`Engine::writers_waiting`]).
+    pub async fn wait_for_space(&self, key: FileKey, max_wait: Duration) -> bool {
         if !self.over_capacity() {
             return false;
         }
+        let _waiter = Waiter::new(self.inner.file(key));
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
             let notified = self.inner.space.notified();
@@ -629,6 +660,13 @@ impl Engine {
                 return self.over_capacity();
             }
         }
+    }
+
+    /// Whether a writer of `key` is waiting in [`Engine::wait_for_space`].
+    pub fn writers_waiting(&self, key: FileKey) -> bool {
+        self.inner
+            .existing(key)
+            .is_some_and(|s| s.lock().waiters > 0)
     }
 
     /// Wakes writers waiting in [`Engine::wait_for_space`].
@@ -674,6 +712,7 @@ impl Inner {
                 Arc::new(Mutex::new(FileState {
                     overlay: Overlay::new(),
                     last_write: Instant::now(),
+                    waiters: 0,
                 }))
             })
             .clone()

@@ -89,7 +89,12 @@ impl Fs {
         }
         // Backpressure: a local tier over its cap (waiting for uploads and eviction)
         // delays writers, bounded; it never fails them.
-        if len > 0 && self.engine.wait_for_space(WRITE_SPACE_WAIT).await {
+        if len > 0
+            && self
+                .engine
+                .wait_for_space(self.key(ino), WRITE_SPACE_WAIT)
+                .await
+        {
             tracing::warn!(share = %self.name, "local tier still over its cap after {} s: writing anyway",
                 WRITE_SPACE_WAIT.as_secs());
         }
@@ -544,12 +549,15 @@ impl Fs {
             .collect()
             .await;
         results.into_iter().collect::<FsResult<Vec<()>>>()?;
-        // Files that went clean with a deferred tail and stayed idle: stage it.
+        // Files that went clean with a deferred tail and stayed idle: stage it. (Not while
+        // a writer of the file waits for space: it is being written, its tail will move.)
         let idle_deferred: Vec<Ino> = self
             .deferred
             .lock()
             .iter()
-            .filter(|(_, (_, since))| now.duration_since(*since) >= idle)
+            .filter(|(ino, (_, since))| {
+                now.duration_since(*since) >= idle && !self.engine.writers_waiting(self.key(**ino))
+            })
             .map(|(ino, _)| *ino)
             .collect();
         for ino in idle_deferred {

@@ -468,3 +468,52 @@ fn cached_reads_match_blocking_reads() {
         assert_eq!(hits, 6);
     });
 }
+
+/// A writer waiting for space keeps its file active: `dirty_files` reports it as just
+/// written and `writers_waiting` says so, for exactly as long as the wait lasts (also
+/// when the wait is cancelled).
+#[test]
+fn a_writer_waiting_for_space_keeps_its_file_active() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _) = Engine::open(dir.path(), small_cfg()).unwrap();
+        let k = key(3);
+        engine
+            .write(k, 0, pseudo_random(4096, 1).into(), false)
+            .await
+            .unwrap();
+        let written = engine.dirty_files()[0].2;
+        std::thread::sleep(Duration::from_millis(50));
+        // under the cap: no wait, nothing counted
+        assert!(!engine.wait_for_space(k, Duration::from_secs(5)).await);
+        assert!(!engine.writers_waiting(k));
+        assert_eq!(engine.dirty_files()[0].2, written);
+
+        engine.set_capacity(1); // over the cap from now on
+        let e2 = engine.clone();
+        let waiting =
+            tokio::spawn(async move { e2.wait_for_space(k, Duration::from_secs(30)).await });
+        for _ in 0..100 {
+            if engine.writers_waiting(k) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(engine.writers_waiting(k));
+        assert!(!engine.writers_waiting(key(4)));
+        let seen = engine.dirty_files()[0].2;
+        assert!(
+            seen > written + Duration::from_millis(40),
+            "waiting writer reported as active"
+        );
+
+        waiting.abort(); // a cancelled wait drops its count
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        assert!(!engine.writers_waiting(k));
+        assert_eq!(engine.dirty_files()[0].2, written);
+
+        // a wait that times out returns "still over the cap" and drops its count too
+        assert!(engine.wait_for_space(k, Duration::from_millis(20)).await);
+        assert!(!engine.writers_waiting(k));
+    });
+}
