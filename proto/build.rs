@@ -6,14 +6,14 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=dittofs/control/v1/control.proto");
     println!("cargo:rerun-if-env-changed=PROTOC");
+    let mut config = tonic_prost_build::Config::new();
+    // (without an explicit executable, prost-build uses `PROTOC`)
     if std::env::var_os("PROTOC").is_none() {
-        // SAFETY: build scripts are single-threaded; nothing else reads the environment
-        // concurrently.
-        unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+        config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     }
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_protos(&["dittofs/control/v1/control.proto"], &["."])?;
+        .compile_with_config(config, &["dittofs/control/v1/control.proto"], &["."])?;
     Ok(())
 }
