@@ -32,41 +32,50 @@ fi
 T0=$(date +%s)
 declare -a RESULTS=()
 FAILED=0
-stage() { # name, command...
-  local name=$1; shift
-  local t0; t0=$(date +%s)
+# stage NAME LIMIT COMMAND...: runs one stage, at most LIMIT seconds (then TERM to its
+# whole process group, KILL 60 s later). A hung stage thus fails on its own, with its
+# output and the suites after it, instead of eating CI's whole budget. The limits are
+# about 3x the stage's cold time on a 2-core machine.
+stage() {
+  local name=$1 limit=$2; shift 2
+  local t0 rc; t0=$(date +%s)
   echo "=== $name"
-  if "$@"; then RESULTS+=("$name: ok ($(( $(date +%s) - t0 )) s)")
-  else RESULTS+=("$name: FAILED ($(( $(date +%s) - t0 )) s)"); FAILED=1; fi
+  timeout -k 60 "$limit" "$@"; rc=$?
+  local took=$(( $(date +%s) - t0 ))
+  if [ $rc = 0 ]; then RESULTS+=("$name: ok ($took s)")
+  elif [ $rc = 124 ] || [ $rc = 137 ]; then
+    echo "$name: timed out after $limit s" >&2
+    RESULTS+=("$name: FAILED (timed out after $limit s)"); FAILED=1
+  else RESULTS+=("$name: FAILED ($took s)"); FAILED=1; fi
 }
 
-stage install-deps scripts/install-deps.sh || true
+stage install-deps 2400 scripts/install-deps.sh || true
 if [ $FAILED = 1 ]; then printf '%s\n' "${RESULTS[@]}"; exit 1; fi
-stage fmt cargo fmt --all -- --check
-stage clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
-stage licenses python3 scripts/license-check.py
-stage build cargo build --workspace --release --quiet
-stage nextest cargo nextest run --workspace --profile ci
+stage fmt 300 cargo fmt --all -- --check
+stage clippy 2400 cargo clippy --workspace --all-targets --quiet -- -D warnings
+stage licenses 300 python3 scripts/license-check.py
+stage build 2400 cargo build --workspace --release --quiet
+stage nextest 1800 cargo nextest run --workspace --profile ci
 if [ $RUN_VM = 1 ]; then
-  stage kernel-client-tier e2e/vm/tier.sh
-  stage readme-mount e2e/vm/readme-mount.sh
-  stage control-e2e e2e/control/e2e.sh
+  stage kernel-client-tier 1200 e2e/vm/tier.sh
+  stage readme-mount 600 e2e/vm/readme-mount.sh
+  stage control-e2e 900 e2e/control/e2e.sh
   # The S3 tier against a real SeaweedFS: eviction, cold reads, dedup, GC, faults.
-  stage remote-e2e e2e/remote/e2e.sh
+  stage remote-e2e 1200 e2e/remote/e2e.sh
 fi
 # Kubernetes: a real control plane on loopback (binaries built from the Go module proxy
 # into $DITTOFS_CACHE/k8s-bin once: 10-30 min cold, instant warm), the operator's cluster
 # integration tests (operator/tests/cluster.rs) as smoke.sh's HOOK, then the chart/samples e2e.
-stage k8s-tools e2e/k8s/build-tools.sh
+stage k8s-tools 3000 e2e/k8s/build-tools.sh
 # (workspace-wide builds: the same feature set as the nextest stage, so nothing recompiles)
-stage k8s-smoke env HOOK="cargo nextest run --workspace --profile ci --run-ignored ignored-only -E 'package(dittofs-operator)'" \
+stage k8s-smoke 1800 env HOOK="cargo nextest run --workspace --profile ci --run-ignored ignored-only -E 'package(dittofs-operator)'" \
   e2e/k8s/smoke.sh
-stage operator-e2e e2e/k8s/operator-e2e.sh
+stage operator-e2e 1200 e2e/k8s/operator-e2e.sh
 # The side-by-side harness in --quick mode (every workload briefly, numbers meaningless, no
 # thresholds): DittoFS, nfs-ganesha and the local disk through the same native clients, the
 # kernel-client pass in the guest, and the storage core's in-process benchmarks.
-if [ $RUN_VM = 1 ]; then stage bench-quick e2e/bench/run.sh --quick
-else stage bench-quick e2e/bench/run.sh --quick --no-kernel; fi
+if [ $RUN_VM = 1 ]; then stage bench-quick 1800 e2e/bench/run.sh --quick
+else stage bench-quick 1800 e2e/bench/run.sh --quick --no-kernel; fi
 
 echo "=== summary ($(( $(date +%s) - T0 )) s)"
 printf '  %s\n' "${RESULTS[@]}"

@@ -117,8 +117,22 @@ start_dfs() {
 stop_dfs() { kill -"${1:-TERM}" "$DFS_PID"; wait "$DFS_PID" 2>/dev/null; DFS_PID=''; }
 
 URL() { echo "nfs://127.0.0.1/export/$1?nfsport=$NFS_PORT&mountport=$NFS_PORT&version=3"; }
-put() { nfs-cp "$1" "$(URL "$2")" >"$WORK/nfs.out" 2>&1 || { cat "$WORK/nfs.out" >&2; return 1; }; }
-get() { nfs-cp "$(URL "$1")" "$2" >"$WORK/nfs.out" 2>&1 || { cat "$WORK/nfs.out" >&2; return 1; }; }
+# nfs-cp SRC DST, bounded (COPY_TIMEOUT s): a stalled copy fails the check with the
+# server's state instead of hanging the suite.
+COPY_TIMEOUT=${COPY_TIMEOUT:-600}
+copy() {
+  timeout -k 10 "$COPY_TIMEOUT" nfs-cp "$1" "$2" >"$WORK/nfs.out" 2>&1 && return 0
+  local rc=$?
+  cat "$WORK/nfs.out" >&2
+  if [ $rc = 124 ]; then
+    log "nfs-cp $1 -> $2 stalled for $COPY_TIMEOUT s; server state:"
+    "$DFSCTL" store block remote status >&2 2>&1
+    tail -20 "$WORK/dfs.log" >&2
+  fi
+  return 1
+}
+put() { copy "$1" "$(URL "$2")"; }
+get() { copy "$(URL "$1")" "$2"; }
 mib() { python3 -c "print(f'{$1/1048576:.1f} MiB')"; }
 
 # status FIELD...: prints fields of `dfsctl -o json store block remote status` (remote s3
@@ -134,15 +148,20 @@ l = [x for x in d["locals"] if x["name"] == "default"][0]
 print(" ".join(str(eval(e, {"r": type("o", (), r), "l": type("o", (), l)})) for e in sys.argv[2:]))
 PY
 }
-# Waits until everything written is chunked and uploaded (max $1 s, default 300).
+# Waits until everything written is chunked and uploaded (max $1 s, default 300): nothing
+# dirty, nothing pending, and no upload for 4 s in a row (the last chunk of a file whose
+# writer went quiet while its data was already chunked is staged 2 s later; it may be
+# uploaded between two polls, so "pending" alone can miss it).
 settle() {
-  local end=$((SECONDS + ${1:-300})) s
+  local end=$((SECONDS + ${1:-300})) s last='' quiet=0
   while [ $SECONDS -lt $end ]; do
-    s=$(status l.dirty_bytes r.pending_chunks) || return 1
-    [ "$s" = "0 0" ] && return 0
+    s=$(status l.dirty_bytes r.pending_chunks r.uploaded_bytes) || return 1
+    if [ "${s% *}" = "0 0" ] && [ "$s" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    [ $quiet -ge 4 ] && return 0
+    last=$s
     sleep 1
   done
-  log "not settled: dirty/pending = $s; last error: $(status r.last_upload_error)"
+  log "not settled: dirty bytes, pending chunks, uploaded bytes = $s; last error: $(status r.last_upload_error)"
   return 1
 }
 
@@ -184,9 +203,10 @@ for k in 1 3 5 7 9; do # 5 regions of 1% each, spread over the file
 done
 bucket() { SCAN=1 status r.scan_bytes; }
 b0=$(bucket); u0=$(status r.uploaded_bytes)
-put "$WORK/d.bin" d1.bin && settle; b1=$(bucket)
-put "$WORK/d.bin" d2.bin && settle; b2=$(bucket)
-put "$WORK/d-mod.bin" d3.bin && settle; b3=$(bucket)
+timed_put() { local t=$SECONDS; put "$1" "$2" && log "nfs-cp of $2 took $((SECONDS - t)) s"; }
+timed_put "$WORK/d.bin" d1.bin && settle; b1=$(bucket)
+timed_put "$WORK/d.bin" d2.bin && settle; b2=$(bucket)
+timed_put "$WORK/d-mod.bin" d3.bin && settle; b3=$(bucket)
 read -r u3 dk df <<<"$(status r.uploaded_bytes r.dedup_known_bytes r.dedup_files)"
 g1=$((b1 - b0)) g2=$((b2 - b1)) g3=$((b3 - b2)) F=$((DEDUP_MIB << 20))
 echo "----- dedup -----"
@@ -230,7 +250,7 @@ b4=$(bucket)
 log "bucket after GC: $(mib "$b4") (was $(mib "$b3"); live data: d3 = $(mib "$F"))"
 # Left: d3 only (d1/d2 shared its unchanged chunks; their own chunks and big.bin's are gone).
 check "objects of deleted files are gone (bucket $(mib "$b4"))" test "$b4" -le $((F + CHANGED * 3)) -a "$b4" -ge "$F"
-check "d3 reads back bit-exact after GC" sh -c "nfs-cp '$(URL d3.bin)' '$WORK/d3.back' >/dev/null 2>&1 && cmp -s '$WORK/d-mod.bin' '$WORK/d3.back'"
+check "d3 reads back bit-exact after GC" eval 'get d3.bin "$WORK/d3.back" && cmp -s "$WORK/d-mod.bin" "$WORK/d3.back"'
 rm -f "$WORK/d3.back" "$WORK/d.bin" "$WORK/big.bin"
 
 # ---- 4a. S3 stopped during writes; dfs killed meanwhile; both come back ----
@@ -246,7 +266,7 @@ check "dfs restarts while S3 is still down" start_dfs
 check "pending uploads reloaded after the crash" test "$(status r.pending_chunks)" -gt 0
 start_weed || bad "weed restart"
 check "uploads resume when S3 is back" settle 120
-check "f1 reads back bit-exact" sh -c "nfs-cp '$(URL f1.bin)' '$WORK/f1.back' >/dev/null 2>&1 && cmp -s '$WORK/f1.bin' '$WORK/f1.back'"
+check "f1 reads back bit-exact" eval 'get f1.bin "$WORK/f1.back" && cmp -s "$WORK/f1.bin" "$WORK/f1.back"'
 
 # ---- 4b. cold reads with S3 stalled, then stopped ----
 stop_dfs
@@ -259,7 +279,7 @@ log "after the restart with a 1 MiB cap: used $(mib "$used"), evicted $(mib "$ev
 check "local tier evicted (used $(mib "$used"))" test "$used" -le $((16 << 20))
 kill -STOP "$WEED_PID"
 t0=$(date +%s.%N)
-nfs-cat "$(URL f1.bin)" >/dev/null 2>"$WORK/stall.err"; rc=$?
+timeout -k 10 120 nfs-cat "$(URL f1.bin)" >/dev/null 2>"$WORK/stall.err"; rc=$?
 took=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")
 kill -CONT "$WEED_PID"
 log "cold read with S3 stalled: exit $rc after $took s: $(head -c 200 "$WORK/stall.err")"
@@ -268,7 +288,7 @@ check "within the ${READ_TIMEOUT} s deadline plus slack ($took s)" python3 -c "i
 check "the server says why" grep -q "no answer from the remote store within $READ_TIMEOUT s" "$WORK/dfs.log"
 stop_weed
 t0=$(date +%s.%N)
-nfs-cat "$(URL d3.bin)" >/dev/null 2>"$WORK/down.err"; rc=$?
+timeout -k 10 120 nfs-cat "$(URL d3.bin)" >/dev/null 2>"$WORK/down.err"; rc=$?
 took=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")
 log "cold read with S3 stopped: exit $rc after $took s"
 check "cold read on a stopped S3 fails fast ($took s)" python3 -c "import sys; sys.exit(0 if $rc != 0 and $took < $READ_TIMEOUT * 3 + 5 else 1)"
@@ -279,7 +299,7 @@ start_weed || bad "weed restart"
 reads_again() {
   local i
   for i in $(seq 30); do
-    nfs-cp "$(URL f1.bin)" "$WORK/f1.back2" >/dev/null 2>&1 && { log "f1 read after $i attempt(s)"; return 0; }
+    timeout -k 10 120 nfs-cp "$(URL f1.bin)" "$WORK/f1.back2" >/dev/null 2>&1 && { log "f1 read after $i attempt(s)"; return 0; }
     sleep 1
   done
   return 1

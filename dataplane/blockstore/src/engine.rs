@@ -170,6 +170,10 @@ struct Missing {
 /// an evictor under extreme pressure).
 const MAX_REFETCH: usize = 64;
 
+/// How often a writer waiting for local-tier space re-checks the cap without being woken
+/// ([`Engine::wait_for_space`]).
+const SPACE_RECHECK: Duration = Duration::from_millis(200);
+
 /// The block engine (cheap to share; all methods take `&self`).
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -600,7 +604,12 @@ impl Engine {
     pub async fn delete_journal_segments(&self, ids: &[u64]) -> Result<()> {
         let inner = self.inner.clone();
         let ids = ids.to_vec();
-        blocking(move || inner.journal.delete_segments(&ids)).await
+        let freed = !ids.is_empty();
+        blocking(move || inner.journal.delete_segments(&ids)).await?;
+        if freed {
+            self.notify_space();
+        }
+        Ok(())
     }
 
     pub fn journal_bytes(&self) -> u64 {
@@ -614,6 +623,10 @@ impl Engine {
     pub fn reclaim_journal(&self) -> Result<usize> {
         let ids = self.inner.journal.reclaimable();
         self.inner.journal.delete_segments(&ids)?;
+        if !ids.is_empty() {
+            // Journal bytes count against the cap: writers waiting for space may go on.
+            self.notify_space();
+        }
         Ok(ids.len())
     }
 
@@ -643,6 +656,12 @@ impl Engine {
     /// whether the tier was still over its cap when it stopped waiting (the write then
     /// proceeds: the cap is a target, and failing the write would lose client data).
     /// Meanwhile `key` counts as being written ([`Engine::writers_waiting`]).
+    ///
+    /// Woken by [`Engine::notify_space`] (uploads, eviction, journal reclaim), and it also
+    /// re-checks every [`SPACE_RECHECK`]: a path that frees space without notifying must
+    /// cost a writer a fraction of a second, never the whole `max_wait` (a 1 GiB copy of
+    /// deduplicated data, whose only freed space is reclaimed journal, once stalled 30 s
+    /// per batch of writes that way).
     pub async fn wait_for_space(&self, key: FileKey, max_wait: Duration) -> bool {
         if !self.over_capacity() {
             return false;
@@ -656,9 +675,12 @@ impl Engine {
             if !self.over_capacity() {
                 return false;
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.over_capacity();
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return true;
             }
+            let wake = deadline.min(now + SPACE_RECHECK);
+            let _ = tokio::time::timeout_at(wake, notified).await;
         }
     }
 

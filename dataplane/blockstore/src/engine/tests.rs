@@ -517,3 +517,47 @@ fn a_writer_waiting_for_space_keeps_its_file_active() {
         assert!(!engine.writers_waiting(k));
     });
 }
+
+/// A writer waiting for space goes on as soon as reclaiming the journal brings the tier
+/// under its cap (journal bytes count against the cap; nothing is uploaded or evicted
+/// here, so nothing else would wake it before its 120 s bound).
+#[test]
+fn reclaiming_the_journal_releases_writers_waiting_for_space() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _) = Engine::open(dir.path(), small_cfg()).unwrap();
+        let k = key(5);
+        for i in 0..16u64 {
+            // 4 KiB writes fill several 8 KiB journal segments
+            engine
+                .write(k, i << 12, pseudo_random(4096, i).into(), false)
+                .await
+                .unwrap();
+        }
+        let plan = engine.prepare_flush(k, &[]).await.unwrap().unwrap();
+        engine.finish_flush(k, &plan);
+        let journal = engine.journal_bytes();
+        assert!(journal >= 64 << 10, "the data went through the journal");
+        engine.set_capacity(engine.used_bytes() - journal + (16 << 10));
+        assert!(engine.over_capacity());
+
+        let e2 = engine.clone();
+        let waiting =
+            tokio::spawn(async move { e2.wait_for_space(key(6), Duration::from_secs(120)).await });
+        for _ in 0..100 {
+            if engine.writers_waiting(key(6)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(engine.writers_waiting(key(6)), "the writer waits");
+        assert!(engine.reclaim_journal().unwrap() > 0);
+        assert!(!engine.over_capacity());
+        let still_over = tokio::time::timeout(Duration::from_secs(20), waiting)
+            .await
+            .expect("the waiting writer was released well before its 120 s bound")
+            .unwrap();
+        assert!(!still_over);
+        assert!(!engine.writers_waiting(key(6)));
+    });
+}
