@@ -36,11 +36,20 @@ FAILED=0
 # whole process group, KILL 60 s later). A hung stage thus fails on its own, with its
 # output and the suites after it, instead of eating CI's whole budget. The limits are
 # about 3x the stage's cold time on a 2-core machine.
+# `timeout` runs the stage in a process group of its own, which a Ctrl-C or a TERM to
+# this script does not reach: the trap forwards it.
+STAGE_PID=''
+stop_stage() { [ -n "$STAGE_PID" ] && kill -TERM -- "-$STAGE_PID" 2>/dev/null; wait; }
+trap 'stop_stage; exit 130' INT
+trap 'stop_stage; exit 143' TERM
 stage() {
   local name=$1 limit=$2; shift 2
   local t0 rc; t0=$(date +%s)
   echo "=== $name"
-  timeout -k 60 "$limit" "$@"; rc=$?
+  timeout -k 60 "$limit" "$@" &
+  STAGE_PID=$!
+  wait "$STAGE_PID"; rc=$?
+  STAGE_PID=''
   local took=$(( $(date +%s) - t0 ))
   if [ $rc = 0 ]; then RESULTS+=("$name: ok ($took s)")
   elif [ $rc = 124 ] || [ $rc = 137 ]; then
