@@ -35,7 +35,7 @@ FAILED=0
 # stage NAME LIMIT COMMAND...: runs one stage, at most LIMIT seconds (then TERM to its
 # whole process group, KILL 60 s later). A hung stage thus fails on its own, with its
 # output and the suites after it, instead of eating CI's whole budget. The limits are
-# about 3x the stage's cold time on a 2-core machine.
+# 2.5x or more the stage's cold time measured on a 2-core machine.
 # `timeout` runs the stage in a process group of its own, which a Ctrl-C or a TERM to
 # this script does not reach: the trap forwards it.
 STAGE_PID=''
@@ -66,7 +66,7 @@ stage licenses 300 python3 scripts/license-check.py
 stage build 2400 cargo build --workspace --release --quiet
 stage nextest 1800 cargo nextest run --workspace --profile ci
 if [ $RUN_VM = 1 ]; then
-  stage kernel-client-tier 1200 e2e/vm/tier.sh
+  stage kernel-client-tier 1800 e2e/vm/tier.sh
   stage readme-mount 600 e2e/vm/readme-mount.sh
   stage control-e2e 900 e2e/control/e2e.sh
   # The S3 tier against a real SeaweedFS: eviction, cold reads, dedup, GC, faults.

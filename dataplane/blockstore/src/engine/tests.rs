@@ -469,6 +469,17 @@ fn cached_reads_match_blocking_reads() {
     });
 }
 
+/// Returns once a writer of `k` waits in `wait_for_space` (fails after a second).
+async fn until_waiting(engine: &Engine, k: FileKey) {
+    for _ in 0..100 {
+        if engine.writers_waiting(k) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no writer of {k:?} is waiting for space");
+}
+
 /// A writer waiting for space keeps its file active: `dirty_files` reports it as just
 /// written and `writers_waiting` says so, for exactly as long as the wait lasts (also
 /// when the wait is cancelled).
@@ -493,13 +504,7 @@ fn a_writer_waiting_for_space_keeps_its_file_active() {
         let e2 = engine.clone();
         let waiting =
             tokio::spawn(async move { e2.wait_for_space(k, Duration::from_secs(30)).await });
-        for _ in 0..100 {
-            if engine.writers_waiting(k) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(engine.writers_waiting(k));
+        until_waiting(&engine, k).await;
         assert!(!engine.writers_waiting(key(4)));
         let seen = engine.dirty_files()[0].2;
         assert!(
@@ -544,13 +549,7 @@ fn reclaiming_the_journal_releases_writers_waiting_for_space() {
         let e2 = engine.clone();
         let waiting =
             tokio::spawn(async move { e2.wait_for_space(key(6), Duration::from_secs(120)).await });
-        for _ in 0..100 {
-            if engine.writers_waiting(key(6)) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(engine.writers_waiting(key(6)), "the writer waits");
+        until_waiting(&engine, key(6)).await;
         assert!(engine.reclaim_journal().unwrap() > 0);
         assert!(!engine.over_capacity());
         let still_over = tokio::time::timeout(Duration::from_secs(20), waiting)
