@@ -37,9 +37,10 @@ FAILED=0
 # output and the suites after it, instead of eating CI's whole budget. The limits are
 # 2.5x or more the stage's cold time measured on a 2-core machine.
 # `timeout` runs the stage in a process group of its own, which a Ctrl-C or a TERM to
-# this script does not reach: the trap forwards it.
+# this script does not reach: the trap hands it to `timeout`, which passes it on to its
+# group (once: a second TERM could cut a suite's cleanup short).
 STAGE_PID=''
-stop_stage() { [ -n "$STAGE_PID" ] && kill -TERM -- "-$STAGE_PID" 2>/dev/null; wait; }
+stop_stage() { [ -n "$STAGE_PID" ] && kill -TERM "$STAGE_PID" 2>/dev/null; wait; }
 trap 'stop_stage; exit 130' INT
 trap 'stop_stage; exit 143' TERM
 stage() {

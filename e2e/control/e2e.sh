@@ -29,6 +29,7 @@ DATA=$WORK/data
 export DFSCTL_CONFIG=$WORK/dfsctl.yaml
 PID=''
 cleanup() {
+  trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
   if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null; fi
   rm -rf "$WORK"
 }

@@ -33,6 +33,7 @@ exec 3>&1 4>&2
 finish() {
   local rc=$? p
   [ -n "$DONE" ] && return; DONE=1
+  trap '' INT TERM # a second signal must not cut the teardown short
   exec 1>&3 2>&4
   if [ "$rc" -ne 0 ] && [ "$FAIL" -eq 0 ]; then echo "FAIL aborted (exit $rc)"; FAIL=$((FAIL + 1)); fi
   if [ -z "${KEEP:-}" ]; then

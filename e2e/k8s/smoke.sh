@@ -52,6 +52,7 @@ exec 3>&1 4>&2 # the real stdout/stderr, for the exit trap (it can fire while a 
 finish() {
   local rc=$?
   [ -n "$DONE" ] && return; DONE=1
+  trap '' INT TERM # a second signal must not cut the teardown short
   exec 1>&3 2>&4
   if [ "$rc" -ne 0 ] && [ "$FAIL" -eq 0 ] && [ "$SKIP" -eq 0 ]; then echo "FAIL aborted (exit $rc)"; FAIL=$((FAIL + 1)); fi
   if [ -n "$STARTED" ]; then

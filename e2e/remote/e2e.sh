@@ -54,6 +54,7 @@ for f in master.port master.port.grpc volume.port volume.port.grpc filer.port fi
 done
 
 cleanup() {
+  trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
   [ -n "$WEED_PID" ] && kill -CONT "$WEED_PID" 2>/dev/null
   for p in $DFS_PID $WEED_PID; do
     if kill -0 "$p" 2>/dev/null; then kill -TERM "$p"; wait "$p" 2>/dev/null; fi

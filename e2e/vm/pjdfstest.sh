@@ -28,6 +28,7 @@ PJD=$CACHE/pjdfstest/bin/pjdfstest
 SHARE=''
 # shellcheck disable=SC2317  # called by the trap
 cleanup() {
+  trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
   server_release
   [ -z "$SHARE" ] || rm -rf "$SHARE"
 }

@@ -15,6 +15,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-readme.XXXXXX")
 PID=''
 # shellcheck disable=SC2317  # called by the trap
 cleanup() {
+  trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
   if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null; fi
   rm -rf "$WORK"
 }

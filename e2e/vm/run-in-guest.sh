@@ -43,6 +43,7 @@ QEMU_PID=
 TMP_SHARE=
 # shellcheck disable=SC2317  # called by the trap
 cleanup() {
+  trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
   # only what this script started: the qemu (timeout) process and its own temp dir
   if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then kill "$QEMU_PID" 2>/dev/null || true; fi
   if [ -n "$TMP_SHARE" ]; then rm -rf "$TMP_SHARE"; fi

@@ -29,6 +29,7 @@ DITTOFS_SHARES='[{name: /export, squash: none}]' setsid '$DFS' start --data-dir 
 export SERVER_KILL_CMD="kill -KILL \$(cat '$WORK/pid')"
 export SERVER_STOP_CMD="kill -TERM \$(cat '$WORK/pid')"
 cleanup() {
+  trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
   if [ -s "$WORK/pid" ] && kill -0 "$(cat "$WORK/pid")" 2>/dev/null; then
     kill -TERM "$(cat "$WORK/pid")"
     for _ in $(seq 100); do kill -0 "$(cat "$WORK/pid")" 2>/dev/null || break; sleep 0.1; done

@@ -35,6 +35,7 @@ export RESTART
 SHARE='' VM_PID='' TAIL_PID=''
 # shellcheck disable=SC2317  # called by the trap
 cleanup() {
+  trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
   # only our own children: run-in-guest.sh (its trap stops its qemu) and the log tail
   [ -z "$VM_PID" ] || kill "$VM_PID" 2>/dev/null || true
   [ -z "$TAIL_PID" ] || kill "$TAIL_PID" 2>/dev/null || true

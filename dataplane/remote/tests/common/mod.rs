@@ -17,12 +17,27 @@ use std::time::{Duration, Instant};
 pub const ACCESS_KEY: &str = "dittofs-test";
 pub const SECRET_KEY: &str = "dittofs-test-secret-0123456789";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct free loopback ports (each held until all are picked).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// Whether an HTTP server answers on `port` (any status: it is up and serving).
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = [0u8; 5];
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+        && c.read_exact(&mut head).is_ok()
+        && &head == b"HTTP/"
 }
 
 fn in_ci() -> bool {
@@ -60,7 +75,14 @@ impl S3Server {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        // Test processes run side by side and pick ports the same way: one server starts
+        // at a time, from picking its ports until it serves, so that no port just picked
+        // here is handed to another test's server before this one has bound it.
+        let start_lock =
+            std::fs::File::create(std::env::temp_dir().join("dittofs-weed-start.lock")).unwrap();
+        start_lock.lock().unwrap();
+        let ports = free_ports(14);
+        let port = ports[0];
         let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
         let mut cmd = Command::new(&bin);
         cmd.arg("mini")
@@ -74,7 +96,7 @@ impl S3Server {
             .arg(format!("-s3.port={port}"));
         // Every listener on a port of its own (the defaults are fixed ports, and gRPC ports
         // default to port+10000, which overflows for ephemeral ports).
-        for flag in [
+        for (flag, p) in [
             "master.port",
             "master.port.grpc",
             "volume.port",
@@ -88,8 +110,11 @@ impl S3Server {
             "admin.port.grpc",
             "metricsPort",
             "s3.metricsPort",
-        ] {
-            cmd.arg(format!("-{flag}={}", free_port()));
+        ]
+        .iter()
+        .zip(&ports[1..])
+        {
+            cmd.arg(format!("-{flag}={p}"));
         }
         cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -104,7 +129,7 @@ impl S3Server {
         };
         let end = Instant::now() + Duration::from_secs(60);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if answers_http(port) {
                 break;
             }
             if let Some(c) = s.child.as_mut()
@@ -119,6 +144,7 @@ impl S3Server {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+        drop(start_lock);
         Some(s)
     }
 
