@@ -13,7 +13,8 @@
 #      cold reads: the read fails within the configured deadline with a clear error.
 # Ends with "remote-e2e: N passed, N failed".
 #
-# Env: DEDUP_MIB (default 1024), BIG_MIB (default 600), CAP_MIB (default 256)
+# Env: DEDUP_MIB (default 1024), BIG_MIB (default 600), CAP_MIB (default 256),
+#      COPY_TIMEOUT (seconds one nfs-cp may take, default 600)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
