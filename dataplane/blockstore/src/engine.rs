@@ -604,12 +604,7 @@ impl Engine {
     pub async fn delete_journal_segments(&self, ids: &[u64]) -> Result<()> {
         let inner = self.inner.clone();
         let ids = ids.to_vec();
-        let freed = !ids.is_empty();
-        blocking(move || inner.journal.delete_segments(&ids)).await?;
-        if freed {
-            self.notify_space();
-        }
-        Ok(())
+        blocking(move || inner.delete_journal_segments(&ids)).await
     }
 
     pub fn journal_bytes(&self) -> u64 {
@@ -622,11 +617,7 @@ impl Engine {
     /// not yet durable can call `finish_flush` in between; durable commits satisfy this).
     pub fn reclaim_journal(&self) -> Result<usize> {
         let ids = self.inner.journal.reclaimable();
-        self.inner.journal.delete_segments(&ids)?;
-        if !ids.is_empty() {
-            // Journal bytes count against the cap: writers waiting for space may go on.
-            self.notify_space();
-        }
+        self.inner.delete_journal_segments(&ids)?;
         Ok(ids.len())
     }
 
@@ -726,6 +717,16 @@ impl Engine {
 }
 
 impl Inner {
+    /// Deletes journal segments; journal bytes count against the local tier's cap, so
+    /// writers waiting for space are woken.
+    fn delete_journal_segments(&self, ids: &[u64]) -> Result<()> {
+        self.journal.delete_segments(ids)?;
+        if !ids.is_empty() {
+            self.space.notify_waiters();
+        }
+        Ok(())
+    }
+
     fn file(&self, key: FileKey) -> Arc<Mutex<FileState>> {
         self.files
             .lock()

@@ -40,6 +40,24 @@ fn answers_http(port: u16) -> bool {
         && &head == b"HTTP/"
 }
 
+/// `weed mini` listeners given a port of their own besides `-s3.port` (the defaults are
+/// fixed ports, and gRPC ports default to port+10000, which overflows for ephemeral ports).
+const PORT_FLAGS: [&str; 13] = [
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+    "s3.port.iceberg",
+    "s3.port.lance",
+    "admin.port",
+    "admin.port.grpc",
+    "metricsPort",
+    "s3.metricsPort",
+];
+
 fn in_ci() -> bool {
     matches!(std::env::var("CI").as_deref(), Ok(v) if !v.is_empty() && v != "false" && v != "0")
 }
@@ -81,7 +99,7 @@ impl S3Server {
         let start_lock =
             std::fs::File::create(std::env::temp_dir().join("dittofs-weed-start.lock")).unwrap();
         start_lock.lock().unwrap();
-        let ports = free_ports(14);
+        let ports = free_ports(1 + PORT_FLAGS.len());
         let port = ports[0];
         let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
         let mut cmd = Command::new(&bin);
@@ -94,26 +112,8 @@ impl S3Server {
                 "-webdav=false",
             ])
             .arg(format!("-s3.port={port}"));
-        // Every listener on a port of its own (the defaults are fixed ports, and gRPC ports
-        // default to port+10000, which overflows for ephemeral ports).
-        for (flag, p) in [
-            "master.port",
-            "master.port.grpc",
-            "volume.port",
-            "volume.port.grpc",
-            "filer.port",
-            "filer.port.grpc",
-            "s3.port.grpc",
-            "s3.port.iceberg",
-            "s3.port.lance",
-            "admin.port",
-            "admin.port.grpc",
-            "metricsPort",
-            "s3.metricsPort",
-        ]
-        .iter()
-        .zip(&ports[1..])
-        {
+        // Every listener on a port of its own (PORT_FLAGS).
+        for (flag, p) in PORT_FLAGS.iter().zip(&ports[1..]) {
             cmd.arg(format!("-{flag}={p}"));
         }
         cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
