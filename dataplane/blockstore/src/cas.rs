@@ -45,6 +45,8 @@ pub struct LocalCas {
     total: AtomicU64,
     tmp_seq: AtomicU64,
     bytes_read: AtomicU64,
+    /// Chunk files stored or refreshed by `put` (see [`LocalCas::changes`]).
+    changes: AtomicU64,
     dirty_dirs: Mutex<HashSet<PathBuf>>,
     /// Held across a whole `sync_dirs` pass (drain + fsyncs): see there.
     dir_sync: Mutex<()>,
@@ -111,6 +113,7 @@ impl LocalCas {
             total: AtomicU64::new(0),
             tmp_seq: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
             dirty_dirs: Mutex::new(HashSet::new()),
             dir_sync: Mutex::new(()),
             fds: Mutex::new(FdCache::default()),
@@ -139,6 +142,7 @@ impl LocalCas {
             Ok(m) if m.len() == data.len() as u64 => {
                 // Dedup hit: refresh the mtime so a concurrent GC keeps it (see header).
                 touch(&path)?;
+                self.changes.fetch_add(1, Ordering::Relaxed);
                 return Ok(false);
             }
             Ok(m) => {
@@ -183,6 +187,7 @@ impl LocalCas {
             Ok(()) => {
                 self.dirty_dirs.lock().insert(d2.to_path_buf());
                 self.total.fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.changes.fetch_add(1, Ordering::Relaxed);
                 Ok(true)
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
@@ -364,6 +369,12 @@ impl LocalCas {
     }
 
     /// Sum of the sizes of all chunk files.
+    /// How many times `put` stored or refreshed a chunk file (monotonic): when it has
+    /// not moved, the set of chunks and their mtimes is what an earlier look saw.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }

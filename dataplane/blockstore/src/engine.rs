@@ -16,6 +16,9 @@
 //!   before the plan is returned. Blocks away from dirty ranges are reused unchanged;
 //!   a window ends at the first cut point past the dirty range that coincides with the
 //!   start of an unchanged base block (boundaries realigned) or at the end of the run.
+//! - A [`FlushKind::KeepTails`] flush leaves a run's end-of-data tail out of its blocks
+//!   (see there): that data stays in the overlay, `applied_seq` stays below its oldest
+//!   write (recovery replays it), and the plan's `data_end` still covers it.
 //! - Blocking work (file I/O, hashing, fsync) runs in `spawn_blocking`; no lock is held
 //!   across an `.await`. Lock order: file map, then one file's state, then journal.
 //!
@@ -37,6 +40,7 @@ use crate::chunker::{Chunker, ChunkerConfig, StreamChunker};
 use crate::error::{BlockError, Result};
 use crate::journal::{DEFAULT_SEGMENT_BYTES, Journal, RecoveredRecord};
 use crate::overlay::{Extent, Overlay};
+use crate::space::{Probe, Space};
 use crate::tier::RemoteTier;
 use bytes::Bytes;
 use dittofs_types::{BlockRef, ContentHash, FileKey, validate_blocks};
@@ -45,7 +49,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -80,6 +83,24 @@ pub struct FlushPlan {
     /// Chunks newly written to the CAS (dedup hits excluded).
     pub chunks_written: usize,
     pub bytes_written: u64,
+    /// Ranges left out of `new_blocks` by a [`FlushKind::KeepTails`] flush (sorted): their
+    /// data stays dirty, and `applied_seq` stays below the oldest write in them.
+    pub kept: Vec<(u64, u64)>,
+}
+
+/// What a flush cuts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushKind {
+    /// Everything dirty becomes chunks (the file is idle, synced, truncated, or the server
+    /// stops).
+    Final,
+    /// The file is still being written: a data run's last chunk that only the end of the
+    /// data cut (shorter than the maximum, all of it dirty) is not cut. More data would
+    /// cut it elsewhere, so cutting it now would only make garbage; its bytes stay in the
+    /// overlay and the journal until a later flush. Every chunk this flush does cut sits
+    /// at a content-defined (or maximum-size) boundary that later writes past the run's
+    /// end cannot move.
+    KeepTails,
 }
 
 /// Disk usage of the store's file system plus the store's own footprint.
@@ -105,6 +126,14 @@ struct FileState {
     /// (an idle file gets a final flush, whose end-of-data tail chunk would be uploaded
     /// and become garbage the moment the waiting write lands).
     waiters: u32,
+    /// The overlay's highest write id when a [`FlushKind::KeepTails`] flush found nothing
+    /// to cut but tails (0: none): until a newer write arrives, another such flush would
+    /// find the same.
+    kept_at: u64,
+    /// Highest write id a finished flush covered. After a flush that kept tails, the
+    /// overlay's own highest id can be lower (the newest writes were cut, older ones
+    /// kept); the next flush's watermark must still pass this one.
+    flushed_max: u64,
 }
 
 /// Counts one waiting writer on a file for as long as it lives (so a cancelled wait
@@ -147,11 +176,22 @@ struct Inner {
     journal: Journal,
     chunker: Chunker,
     files: Mutex<HashMap<FileKey, Arc<Mutex<FileState>>>>,
-    /// Soft cap of the local tier (CAS + journal) in bytes; 0 = none. Above it writers
-    /// wait (bounded) for the evictor; see [`Engine::wait_for_space`].
-    capacity: AtomicU64,
-    /// Signalled whenever local-tier space may have been freed (eviction, upload).
-    space: tokio::sync::Notify,
+    /// The soft cap of the local tier (CAS + journal) and writer backpressure; see
+    /// [`Engine::wait_for_space`].
+    space: Space,
+}
+
+/// A `[start, end)` range of file offsets.
+type Range = (u64, u64);
+
+/// What [`Inner::rechunk`] made of a flush snapshot.
+struct Rechunked {
+    blocks: Vec<BlockRef>,
+    /// See [`FlushPlan::kept`].
+    kept: Vec<(u64, u64)>,
+    /// Chunks newly stored (dedup hits excluded) and their bytes.
+    written: usize,
+    written_bytes: u64,
 }
 
 /// A stretch of a read that lies in a chunk absent from the local CAS.
@@ -169,10 +209,6 @@ struct Missing {
 /// (each retry follows a fetch into the local CAS; the bound only stops a livelock with
 /// an evictor under extreme pressure).
 const MAX_REFETCH: usize = 64;
-
-/// How often a writer waiting for local-tier space re-checks the cap without being woken
-/// ([`Engine::wait_for_space`]).
-const SPACE_RECHECK: Duration = Duration::from_millis(200);
 
 /// The block engine (cheap to share; all methods take `&self`).
 #[derive(Debug, Clone)]
@@ -211,8 +247,7 @@ impl Engine {
             journal,
             chunker,
             files: Mutex::new(HashMap::new()),
-            capacity: AtomicU64::new(0),
-            space: tokio::sync::Notify::new(),
+            space: Space::default(),
         };
         Ok((
             Engine {
@@ -423,22 +458,25 @@ impl Engine {
         key: FileKey,
         blocks: &[BlockRef],
     ) -> Result<Option<FlushPlan>> {
-        self.prepare_flush_with(key, blocks, None, None).await
+        self.prepare_flush_with(key, blocks, None, None, FlushKind::Final)
+            .await
     }
 
-    /// [`Engine::prepare_flush`] with a per-share chunker (`None`: the engine's) and
-    /// remote tier: a base chunk the re-chunking needs that was evicted is fetched back
-    /// from `tier` first.
+    /// [`Engine::prepare_flush`] with a per-share chunker (`None`: the engine's), remote
+    /// tier (a base chunk the re-chunking needs that was evicted is fetched back from
+    /// `tier` first) and kind. `None` also when a [`FlushKind::KeepTails`] flush would
+    /// change nothing.
     pub async fn prepare_flush_with(
         &self,
         key: FileKey,
         blocks: &[BlockRef],
         chunker: Option<Chunker>,
         tier: Option<&RemoteTier>,
+        kind: FlushKind,
     ) -> Result<Option<FlushPlan>> {
         let mut attempts = 0;
         loop {
-            match self.prepare_flush_once(key, blocks, chunker).await {
+            match self.prepare_flush_once(key, blocks, chunker, kind).await {
                 Err(BlockError::NotFound { hash }) if tier.is_some() && attempts < MAX_REFETCH => {
                     attempts += 1;
                     self.refetch(tier, blocks, hash).await?;
@@ -466,6 +504,7 @@ impl Engine {
         key: FileKey,
         blocks: &[BlockRef],
         chunker: Option<Chunker>,
+        kind: FlushKind,
     ) -> Result<Option<FlushPlan>> {
         let chunker = chunker.unwrap_or(self.inner.chunker);
         validate_blocks(blocks).map_err(|e| BlockError::Invalid(e.to_string()))?;
@@ -474,46 +513,77 @@ impl Engine {
         };
         let (snap, max_write_id) = {
             let st = state.lock();
-            if st.overlay.is_empty() {
+            let newest = st.overlay.max_write_id();
+            if st.overlay.is_empty() || (kind == FlushKind::KeepTails && st.kept_at == newest) {
                 return Ok(None);
             }
-            (
-                self.inner.pieces(&st.overlay.snapshot())?,
-                st.overlay.max_write_id(),
-            )
+            let max = newest.max(st.flushed_max);
+            (self.inner.pieces(&st.overlay.snapshot())?, max)
         };
         let blocks = blocks.to_vec();
         let inner = self.inner.clone();
-        blocking(move || {
+        let plan = blocking(move || {
             // The seqs this plan marks as applied must be durable in the journal: seqs
             // lost in a crash are reused, and a reused seq <= applied_seq would be
             // skipped by recovery.
             inner.journal.sync()?;
-            let (new_blocks, chunks_written, bytes_written) =
-                inner.rechunk(&blocks, &snap, chunker)?;
+            let keep_tails = kind == FlushKind::KeepTails;
+            let cut = inner.rechunk(&blocks, &snap, chunker, keep_tails)?;
             inner.cas.sync_dirs()?;
+            if keep_tails && cut.blocks == blocks {
+                return Ok(None);
+            }
             let dirty_end = snap.last().map_or(0, |(e, _)| e.end());
             let base_end = blocks.last().map_or(0, BlockRef::end);
+            // Recovery replays every record above `applied_seq`: that must include the
+            // writes whose data stays in the overlay.
+            let oldest_kept = snap
+                .iter()
+                .filter(|(e, _)| {
+                    let k = cut.kept.partition_point(|r| r.1 <= e.offset);
+                    cut.kept.get(k).is_some_and(|r| r.0 < e.end())
+                })
+                .map(|(e, _)| e.write_id)
+                .min();
             Ok(Some(FlushPlan {
-                new_blocks,
+                new_blocks: cut.blocks,
                 data_end: dirty_end.max(base_end),
-                applied_seq: max_write_id,
+                applied_seq: oldest_kept.map_or(max_write_id, |w| w - 1),
                 max_write_id,
-                chunks_written,
-                bytes_written,
+                chunks_written: cut.written,
+                bytes_written: cut.written_bytes,
+                kept: cut.kept,
             }))
         })
-        .await
+        .await?;
+        if plan.is_none() {
+            // Nothing but tails: skip such flushes until the file is written again.
+            let mut st = state.lock();
+            if st.overlay.max_write_id() <= max_write_id {
+                st.kept_at = st.overlay.max_write_id();
+            }
+            drop(st);
+            self.inner.space.wake();
+        }
+        Ok(plan)
     }
 
     /// After the caller committed `plan`: drops the flushed dirty data and tells the
     /// journal that `key` is applied up to `plan.applied_seq`.
     pub fn finish_flush(&self, key: FileKey, plan: &FlushPlan) {
         if let Some(state) = self.inner.existing(key) {
-            state.lock().overlay.prune(plan.max_write_id);
+            let mut st = state.lock();
+            st.overlay.prune_except(plan.max_write_id, &plan.kept);
+            st.flushed_max = st.flushed_max.max(plan.max_write_id);
+            let left = st.overlay.max_write_id();
+            if !plan.kept.is_empty() && left <= plan.max_write_id {
+                // Only the kept tails are left: nothing more to cut until the next write.
+                st.kept_at = left;
+            }
         }
         self.inner.journal.note_applied(key, plan.applied_seq);
         self.inner.drop_if_clean(key);
+        self.inner.space.wake();
     }
 
     /// Cuts `blocks` at `new_size`. The file must have no dirty data: the caller flushes
@@ -623,12 +693,11 @@ impl Engine {
 
     /// Sets the soft cap of the local tier in bytes (0 = none).
     pub fn set_capacity(&self, bytes: u64) {
-        self.inner.capacity.store(bytes, Ordering::Relaxed);
-        self.inner.space.notify_waiters();
+        self.inner.space.set_capacity(bytes);
     }
 
     pub fn capacity(&self) -> u64 {
-        self.inner.capacity.load(Ordering::Relaxed)
+        self.inner.space.capacity()
     }
 
     /// Bytes the local tier holds (CAS + journal).
@@ -642,37 +711,28 @@ impl Engine {
         cap > 0 && self.used_bytes() > cap
     }
 
-    /// Backpressure for writers: while the local tier is over its cap (full of data not
-    /// yet on the remote), waits until space is freed, for at most `max_wait`. Returns
-    /// whether the tier was still over its cap when it stopped waiting (the write then
-    /// proceeds: the cap is a target, and failing the write would lose client data).
+    /// Backpressure for a writer of `key`: while the local tier is over its cap, waits
+    /// (at most `max_wait`) for uploads and eviction to make room, but only for those:
+    /// see [`crate::space`] for what is waited on and why no wait depends on a writer.
     /// Meanwhile `key` counts as being written ([`Engine::writers_waiting`]).
     ///
-    /// Woken by [`Engine::notify_space`] (uploads, eviction, journal reclaim), and it also
-    /// re-checks every [`SPACE_RECHECK`]: a path that frees space without notifying must
-    /// cost a writer a fraction of a second, never the whole `max_wait` (a 1 GiB copy of
-    /// deduplicated data, whose only freed space is reclaimed journal, once stalled 30 s
-    /// per batch of writes that way).
-    pub async fn wait_for_space(&self, key: FileKey, max_wait: Duration) -> bool {
+    /// Returns `Ok` when the write may proceed (room was made, nothing more can be made
+    /// by waiting, or the bound passed while uploads progress: the cap is soft), and
+    /// [`BlockError::NoSpace`] only when the tier is full of data that a failing remote
+    /// has not taken for the whole bound.
+    pub async fn wait_for_space(&self, key: FileKey, max_wait: Duration) -> Result<()> {
         if !self.over_capacity() {
-            return false;
+            return Ok(());
         }
         let _waiter = Waiter::new(self.inner.file(key));
-        let deadline = tokio::time::Instant::now() + max_wait;
-        loop {
-            let notified = self.inner.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !self.over_capacity() {
-                return false;
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return true;
-            }
-            let wake = deadline.min(now + SPACE_RECHECK);
-            let _ = tokio::time::timeout_at(wake, notified).await;
-        }
+        let inner = &self.inner;
+        let probe = || Probe {
+            used: inner.cas.total_bytes() + inner.journal.bytes_total(),
+            journal: inner.journal.bytes_total(),
+            cas_changes: inner.cas.changes(),
+            flush_work: inner.flush_work(),
+        };
+        inner.space.wait(probe, max_wait).await
     }
 
     /// Whether a writer of `key` is waiting in [`Engine::wait_for_space`].
@@ -682,9 +742,14 @@ impl Engine {
             .is_some_and(|s| s.lock().waiters > 0)
     }
 
-    /// Wakes writers waiting in [`Engine::wait_for_space`].
+    /// Wakes writers waiting in [`Engine::wait_for_space`] (space was freed).
     pub fn notify_space(&self) {
-        self.inner.space.notify_waiters();
+        self.inner.space.wake();
+    }
+
+    /// The local tier's space accounting (for the remote tier and the evictor).
+    pub(crate) fn space(&self) -> &Space {
+        &self.inner.space
     }
 
     /// Space of the file system holding the store (statvfs of its root).
@@ -722,9 +787,20 @@ impl Inner {
     fn delete_journal_segments(&self, ids: &[u64]) -> Result<()> {
         self.journal.delete_segments(ids)?;
         if !ids.is_empty() {
-            self.space.notify_waiters();
+            self.space.wake();
         }
         Ok(())
+    }
+
+    /// Whether the flusher has journal to turn into chunks (a dirty file not yet reduced
+    /// to the tails a [`FlushKind::KeepTails`] flush leaves) or segments to reclaim.
+    fn flush_work(&self) -> bool {
+        let files: Vec<_> = self.files.lock().values().cloned().collect();
+        let unflushed = files.iter().any(|s| {
+            let st = s.lock();
+            !st.overlay.is_empty() && st.kept_at != st.overlay.max_write_id()
+        });
+        unflushed || !self.journal.reclaimable().is_empty()
     }
 
     fn file(&self, key: FileKey) -> Arc<Mutex<FileState>> {
@@ -736,6 +812,8 @@ impl Inner {
                     overlay: Overlay::new(),
                     last_write: Instant::now(),
                     waiters: 0,
+                    kept_at: 0,
+                    flushed_max: 0,
                 }))
             })
             .clone()
@@ -887,15 +965,16 @@ impl Inner {
         Ok(true)
     }
 
-    /// The re-chunk algorithm (see the module invariants). Returns the new block list,
-    /// the number of chunks newly stored and their bytes. Cutting runs on this thread;
-    /// hashing and storing the chunks on a helper thread (the two overlap).
+    /// The re-chunk algorithm (see the module invariants); with `keep_tails`, see
+    /// [`FlushKind::KeepTails`]. Cutting runs on this thread; hashing and storing the
+    /// chunks on a helper thread (the two overlap).
     fn rechunk(
         &self,
         blocks: &[BlockRef],
         snap: &[Piece],
         chunker: Chunker,
-    ) -> Result<(Vec<BlockRef>, usize, u64)> {
+        keep_tails: bool,
+    ) -> Result<Rechunked> {
         std::thread::scope(|s| {
             let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(2);
             let store = s.spawn(move || {
@@ -907,12 +986,12 @@ impl Inner {
                 }
                 Ok::<_, BlockError>(done)
             });
-            let cut = self.cut_windows(blocks, snap, chunker, &tx);
+            let cut = self.cut_windows(blocks, snap, chunker, keep_tails, &tx);
             drop(tx);
             let stored = store
                 .join()
                 .map_err(|_| BlockError::Task("chunk store thread panicked".into()))?;
-            let mut out = cut?;
+            let (mut out, kept) = cut?;
             let (mut written, mut written_bytes) = (0usize, 0u64);
             for (idx, hash, new) in stored? {
                 out[idx].hash = hash;
@@ -921,19 +1000,26 @@ impl Inner {
                     written_bytes += n;
                 }
             }
-            Ok((out, written, written_bytes))
+            Ok(Rechunked {
+                blocks: out,
+                kept,
+                written,
+                written_bytes,
+            })
         })
     }
 
     /// Computes the new block list; new chunks get a placeholder hash and are sent with
-    /// their index in the list to `store`.
+    /// their index in the list to `store`. Also returns the tails left dirty (only with
+    /// `keep_tails`).
     fn cut_windows(
         &self,
         blocks: &[BlockRef],
         snap: &[Piece],
         chunker: Chunker,
+        keep_tails: bool,
         store: &mpsc::SyncSender<(usize, Vec<u8>)>,
-    ) -> Result<Vec<BlockRef>> {
+    ) -> Result<(Vec<BlockRef>, Vec<Range>)> {
         let dirty = merge_intervals(snap.iter().map(|(e, _)| (e.offset, e.end())));
         let mut all: Vec<(u64, u64)> = blocks
             .iter()
@@ -950,12 +1036,21 @@ impl Inner {
                 .is_some_and(|b| b.offset == at && rest.first().is_none_or(|d| d.0 >= b.end()))
         };
         let max = chunker.config().max as usize;
+        // A run's last chunk that only the end of the data cut, all of it dirty.
+        let is_tail = |co: u64, n: usize, run_end: u64| {
+            let d = dirty.get(dirty.partition_point(|d| d.1 <= co));
+            keep_tails
+                && co + n as u64 == run_end
+                && n < max
+                && d.is_some_and(|d| d.0 <= co && d.1 >= run_end)
+        };
         // The feed buffer never needs more than one data run (a window starts inside a run
         // and is fed up to its end): a small file must not pay for zeroing a whole
         // max-size chunk buffer (16 MiB by default) on every flush.
         let longest_run = runs.iter().map(|r| r.1 - r.0).max().unwrap_or(0);
         let mut scratch = vec![0u8; (max as u64).min(longest_run) as usize];
         let mut out = Vec::with_capacity(blocks.len() + 8);
+        let mut kept = Vec::new();
         let (mut bi, mut prev_we, mut i) = (0usize, 0u64, 0usize);
         while let Some(&(ds, de0)) = dirty.get(i) {
             i += 1;
@@ -988,6 +1083,13 @@ impl Inner {
                 let Some((co, data)) = sc.next_chunk(fed == run_end) else {
                     break fed;
                 };
+                if is_tail(co, data.len(), run_end) {
+                    kept.push((co, run_end));
+                    while dirty.get(i).is_some_and(|d| d.0 < run_end) {
+                        i += 1;
+                    }
+                    break run_end;
+                }
                 store
                     .send((out.len(), data.to_vec()))
                     .map_err(|_| BlockError::Task("chunk store thread stopped".into()))?;
@@ -1012,7 +1114,7 @@ impl Inner {
             prev_we = we;
         }
         out.extend_from_slice(&blocks[bi..]);
-        Ok(out)
+        Ok((out, kept))
     }
 }
 

@@ -36,6 +36,10 @@ pub enum BlockError {
     /// remote is slow or down): the client should retry (NFS3ERR_JUKEBOX), nothing is lost.
     #[error("not yet on the remote tier: {0}")]
     RemotePending(String),
+    /// The local tier is over its cap with data that only a failing remote could take
+    /// (see `space`): the write is refused (ENOSPC / NFS3ERR_NOSPC), nothing is lost.
+    #[error("no space: {0}")]
+    NoSpace(String),
 }
 
 /// Result alias of this crate.

@@ -21,11 +21,12 @@ pub mod engine;
 pub mod error;
 pub mod journal;
 pub mod overlay;
+mod space;
 pub mod tier;
 
 pub use cas::LocalCas;
 pub use chunker::{Chunker, ChunkerConfig, StreamChunker};
-pub use engine::{DiskStats, Engine, EngineConfig, FlushPlan};
+pub use engine::{DiskStats, Engine, EngineConfig, FlushKind, FlushPlan};
 pub use error::{BlockError, Result};
 pub use journal::{Journal, JournalLoc, RecoveredRecord};
 pub use overlay::{Extent, Overlay};

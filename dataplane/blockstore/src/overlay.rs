@@ -9,6 +9,8 @@
 //! - Callers insert in increasing `write_id` order (the engine uses the journal seq), so
 //!   [`Overlay::prune`]`(w)` removes exactly the data that a flush snapshot taken when the
 //!   newest write id was `w` has put into blocks; newer writes survive.
+//!   [`Overlay::prune_except`] does the same for a flush that left some ranges (the tails
+//!   it did not cut) out of its blocks: their data stays, with its write ids.
 
 use crate::journal::JournalLoc;
 use std::collections::BTreeMap;
@@ -143,8 +145,35 @@ impl Overlay {
 
     /// Removes every extent with `write_id <= max_write_id`.
     pub fn prune(&mut self, max_write_id: u64) {
-        self.map.retain(|_, e| e.write_id > max_write_id);
+        self.prune_except(max_write_id, &[]);
+    }
+
+    /// Removes every extent with `write_id <= max_write_id` except the parts that lie in
+    /// `keep` (sorted, non-overlapping `[start, end)` ranges): a flush that left those
+    /// ranges out of its blocks keeps their data dirty.
+    pub fn prune_except(&mut self, max_write_id: u64, keep: &[(u64, u64)]) {
+        let old = std::mem::take(&mut self.map);
+        for e in old.into_values() {
+            if e.write_id > max_write_id {
+                self.map.insert(e.offset, e);
+                continue;
+            }
+            let first = keep.partition_point(|k| k.1 <= e.offset);
+            for &(ks, ke) in keep[first..].iter().take_while(|k| k.0 < e.end()) {
+                let part = e.slice(ks.max(e.offset), ke.min(e.end()));
+                self.map.insert(part.offset, part);
+            }
+        }
         self.dirty = self.map.values().map(Extent::len).sum();
+    }
+
+    /// Lowest write id of the data in `ranges` (sorted, non-overlapping), if any.
+    pub fn min_write_id_in(&self, ranges: &[(u64, u64)]) -> Option<u64> {
+        ranges
+            .iter()
+            .flat_map(|&(s, e)| self.extents_in(s, e))
+            .map(|e| e.write_id)
+            .min()
     }
 }
 
@@ -190,13 +219,17 @@ mod tests {
             for (w, &(off, len, prune)) in ops.iter().enumerate() {
                 let w = w as u64 + 1;
                 if prune {
+                    // keep bytes [off, off + len) of the pruned writes (a flush's tail)
                     let cut = w / 2;
-                    ov.prune(cut);
-                    for b in model.iter_mut() {
-                        if b.is_some_and(|(id, _)| id <= cut) {
+                    let keep = [(off, off + u64::from(len))];
+                    ov.prune_except(cut, &keep);
+                    for (p, b) in model.iter_mut().enumerate() {
+                        let kept = (off..off + u64::from(len)).contains(&(p as u64));
+                        if !kept && b.is_some_and(|(id, _)| id <= cut) {
                             *b = None;
                         }
                     }
+                    check(&ov, &model);
                     continue;
                 }
                 let loc = JournalLoc { seq: w, segment: 1, data_pos: 1000 * w, len };

@@ -1,6 +1,6 @@
 //! In-memory remote store: for tests and for `type: memory` remote tiers (data is lost at
-//! exit). Faults can be injected (`set_unavailable`, `set_stalled`, `corrupt`, `put_unverified`) to test
-//! callers.
+//! exit). Faults can be injected (`set_unavailable`, `set_stalled`, `corrupt`,
+//! `put_unverified`, `set_upload_rate`) to test callers.
 
 use crate::{
     ChunkTree, ObjectInfo, Page, RawRange, RemoteError, RemoteStore, Result, chunk_key,
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use dittofs_types::ContentHash;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[derive(Debug)]
 struct Object {
@@ -29,6 +29,10 @@ pub struct MemoryRemote {
     objects: Mutex<BTreeMap<String, Object>>,
     unavailable: AtomicBool,
     stalled: AtomicBool,
+    /// Upload bandwidth in bytes per second shared by all PUTs (0 = unlimited), and the
+    /// time the link is busy until.
+    upload_rate: AtomicU64,
+    link_busy_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 fn now() -> i64 {
@@ -54,6 +58,30 @@ impl MemoryRemote {
     /// While set, every call hangs (until cleared): a stalled server.
     pub fn set_stalled(&self, stalled: bool) {
         self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
+    /// Limits uploads to `bytes_per_sec` in total, like a real link (0 = unlimited): a PUT
+    /// returns once its bytes have had their turn.
+    pub fn set_upload_rate(&self, bytes_per_sec: u64) {
+        self.upload_rate.store(bytes_per_sec, Ordering::SeqCst);
+    }
+
+    /// Waits for `len` bytes' turn on the upload link (see [`Self::set_upload_rate`]).
+    async fn upload_turn(&self, len: usize) {
+        let rate = self.upload_rate.load(Ordering::SeqCst);
+        if rate == 0 {
+            return;
+        }
+        let took = std::time::Duration::from_secs_f64(len as f64 / rate as f64);
+        let done = {
+            let mut busy = self.link_busy_until.lock();
+            let start = busy.map_or_else(tokio::time::Instant::now, |b| {
+                b.max(tokio::time::Instant::now())
+            });
+            *busy = Some(start + took);
+            start + took
+        };
+        tokio::time::sleep_until(done).await;
     }
 
     /// Replaces the stored bytes of `hash`, keeping its tree metadata (fault injection: bit
@@ -133,6 +161,7 @@ impl RemoteStore for MemoryRemote {
 
     async fn put(&self, hash: &ContentHash, data: Bytes) -> Result<()> {
         self.up().await?;
+        self.upload_turn(data.len()).await;
         let (tree, root) = ChunkTree::compute(&data);
         if root != *hash {
             return Err(RemoteError::Invalid(format!(

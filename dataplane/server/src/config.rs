@@ -186,7 +186,8 @@ pub struct LocalBlockStoreCfg {
     pub path: Option<PathBuf>,
     /// Soft cap of the local tier in bytes (chunks + write journal); 0 = unbounded.
     /// Above it, chunks already on the remote are evicted (only when every share on this
-    /// store uses the same remote); writers wait while nothing can be evicted yet.
+    /// store uses the same remote); writers wait (bounded) for flushes, uploads and
+    /// eviction to make room (docs/remote-tier.md, "Backpressure").
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_size: u64,
 }

@@ -822,14 +822,17 @@ impl Runtime {
         let span = tracing::info_span!("task", name = "flusher");
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                let mut tick = tokio::time::interval(dittofs_vfs::FLUSH_TICK);
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tick.tick() => {}
                     }
                     for s in rt.shares() {
-                        if let Err(e) = s.fs.flush_some(Duration::from_secs(2), 64 << 20).await {
+                        if let Err(e) =
+                            s.fs.flush_some(dittofs_vfs::FLUSH_IDLE, dittofs_vfs::FLUSH_MAX_DIRTY)
+                                .await
+                        {
                             tracing::warn!(share = %s.cfg.name, error = %e, "background flush failed");
                         }
                     }

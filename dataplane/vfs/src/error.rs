@@ -185,6 +185,8 @@ impl From<dittofs_blockstore::BlockError> for FsError {
         match e {
             // Retryable: the data is safe locally, only the remote confirmation is late.
             dittofs_blockstore::BlockError::RemotePending(_) => FsError::Jukebox,
+            // The local tier is full of data a failing remote does not take.
+            dittofs_blockstore::BlockError::NoSpace(_) => FsError::NoSpc,
             other => FsError::Io(other.to_string()),
         }
     }

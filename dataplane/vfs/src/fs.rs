@@ -73,10 +73,8 @@ pub struct RemoteBinding {
     pub durability: DataDurability,
 }
 
-/// Deferred chunks of one file and the time of the flush that deferred them.
-pub(crate) type DeferredCuts = (Vec<dittofs_types::ContentHash>, std::time::Instant);
-
-/// Longest time a writer waits for local-tier space (eviction) before writing anyway.
+/// Longest time a writer waits for local-tier space (uploads, eviction): then it writes
+/// anyway, or fails with NOSPC if the remote took nothing meanwhile.
 pub(crate) const WRITE_SPACE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The options currently in force, with what is derived from them (validated once).
@@ -146,10 +144,6 @@ pub struct Fs {
     pub(crate) dir_names: PlMutex<HashMap<Ino, (Ino, Vec<u8>)>>,
     /// The remote tier, if the share has one (attached before recovery, never changed).
     pub(crate) remote: PlRwLock<Option<Arc<RemoteBinding>>>,
-    /// Remote shares: per file, the chunks cut by the end of a data run whose upload is
-    /// deferred while the file is still being written (see
-    /// `dittofs_blockstore::tier::upload`), and since when.
-    pub(crate) deferred: PlMutex<HashMap<Ino, DeferredCuts>>,
 }
 
 impl Fs {
@@ -184,7 +178,6 @@ impl Fs {
             trash_admin: Mutex::new(()),
             dir_names: PlMutex::new(HashMap::new()),
             remote: PlRwLock::new(None),
-            deferred: PlMutex::new(HashMap::new()),
         });
         fs.purge_orphans().await?;
         Ok(fs)

@@ -30,6 +30,6 @@ pub use fs::{
     DataDurability, Fs, LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, RemoteBinding, ShareOptions,
 };
 pub use handle::{FileHandle, HANDLE_LEN};
-pub use ops_io::WriteOutcome;
+pub use ops_io::{FLUSH_IDLE, FLUSH_MAX_DIRTY, FLUSH_TICK, WriteOutcome};
 pub use registry::ShareRegistry;
 pub use trash::{ReapReport, TRASH_DIR, TrashItem, TrashPolicy, TrashStatus};

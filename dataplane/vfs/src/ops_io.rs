@@ -14,7 +14,7 @@ use crate::cred::{Credentials, R, W, may_io};
 use crate::error::{FsError, FsResult};
 use crate::fs::{DataDurability, DirtyInfo, Fs, MAX_FILE_SIZE, WRITE_SPACE_WAIT};
 use bytes::Bytes;
-use dittofs_blockstore::RecoveredRecord;
+use dittofs_blockstore::{FlushKind, RecoveredRecord};
 use dittofs_metadata::{Check, Op, Txn};
 use dittofs_types::{BlockRef, ContentHash, FileType, Ino, ObjectId, Timestamp};
 
@@ -28,6 +28,12 @@ pub struct WriteOutcome {
 
 /// Files the background flusher flushes at once.
 pub(crate) const FLUSH_PARALLEL: usize = 8;
+/// Period of the server's background flusher ([`Fs::flush_some`], then journal reclaim).
+pub const FLUSH_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+/// A file idle this long gets its final flush.
+pub const FLUSH_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// A file with this much dirty data is flushed while it is still being written.
+pub const FLUSH_MAX_DIRTY: u64 = 64 << 20;
 
 impl Fs {
     /// READ up to `len` bytes at `offset`. Returns the data and whether it reaches EOF.
@@ -87,16 +93,14 @@ impl Fs {
         {
             return Err(FsError::FBig);
         }
-        // Backpressure: a local tier over its cap (waiting for uploads and eviction)
-        // delays writers, bounded; it never fails them.
-        if len > 0
-            && self
-                .engine
+        // Backpressure: a local tier over its cap delays writers (bounded) while uploads
+        // and eviction make room; it fails them (NOSPC) only when the remote has taken
+        // nothing for the whole bound (see dittofs_blockstore's `space`).
+        if len > 0 {
+            self.engine
                 .wait_for_space(self.key(ino), WRITE_SPACE_WAIT)
                 .await
-        {
-            tracing::warn!(share = %self.name, "local tier still over its cap after {} s: writing anyway",
-                WRITE_SPACE_WAIT.as_secs());
+                .inspect_err(|e| tracing::warn!(share = %self.name, error = %e, "write refused"))?;
         }
         let rec = {
             let _g = self.locks.read(ino).await;
@@ -214,74 +218,25 @@ impl Fs {
 
     /// Flushes the dirty data of `ino` into chunks and publishes the new block list: a
     /// final flush (the file is idle, synced, truncated, or the server stops), so on a
-    /// remote share every chunk of the file is staged for upload. A clean file only gets
-    /// its deferred tail staged.
+    /// remote share every chunk of the file is staged for upload.
     pub async fn flush_file(&self, ino: Ino) -> FsResult<()> {
         let _f = self.flush_locks.lock(ino).await;
-        self.flush_locked(ino, false, true).await
+        self.flush_locked(ino, false, FlushKind::Final).await
     }
 
-    /// A flush while writes are still arriving (dirty-size or local-tier pressure): on a
-    /// remote share the last chunk, cut by the end of the data, is deferred, not staged.
+    /// A flush while writes are still arriving (dirty-size or local-tier pressure): the
+    /// end-of-data tail of each data run stays dirty (see [`FlushKind::KeepTails`]), so
+    /// every chunk it cuts is final and nothing it stages becomes garbage.
     async fn flush_partial(&self, ino: Ino) -> FsResult<()> {
         let _f = self.flush_locks.lock(ino).await;
-        self.flush_locked(ino, false, false).await
-    }
-
-    /// Stages the deferred tail of a clean file (and with it, the file's ObjectID).
-    async fn stage_deferred(&self, ino: Ino) -> FsResult<()> {
-        let _f = self.flush_locks.lock(ino).await;
-        self.stage_deferred_locked(ino).await
-    }
-
-    /// [`Fs::stage_deferred`]; the caller holds the file's flush lock.
-    async fn stage_deferred_locked(&self, ino: Ino) -> FsResult<()> {
-        let Some(r) = self.remote() else {
-            self.deferred.lock().remove(&ino);
-            return Ok(());
-        };
-        let Some((cuts, _)) = self.deferred.lock().get(&ino).cloned() else {
-            return Ok(());
-        };
-        {
-            let _gate = r.tier.flush_guard().await;
-            let blocks = self.store.get_blocks(self.share, ino).await?;
-            if blocks.iter().any(|b| cuts.contains(&b.hash)) {
-                let object = Some(ObjectId::compute(&blocks));
-                let unknown: Vec<BlockRef> = blocks
-                    .iter()
-                    .filter(|b| !r.tier.is_known(&b.hash))
-                    .copied()
-                    .collect();
-                self.stage_chunks(&r, &unknown, object).await?;
-            }
-        }
-        for h in &cuts {
-            r.tier.undefer(&r.engine_name, h, &self.defer_tag(ino));
-        }
-        self.deferred.lock().remove(&ino);
-        Ok(())
-    }
-
-    fn defer_tag(&self, ino: Ino) -> String {
-        format!("{}-{}", self.share.0, ino.0)
+        self.flush_locked(ino, false, FlushKind::KeepTails).await
     }
 
     /// The flush body; the caller holds the file's flush lock. With `have_write_lock`
-    /// the caller also holds the file's write lock (truncate). `final_flush`: see
-    /// [`Fs::flush_file`] and [`Fs::flush_partial`].
-    async fn flush_locked(
-        &self,
-        ino: Ino,
-        have_write_lock: bool,
-        final_flush: bool,
-    ) -> FsResult<()> {
+    /// the caller also holds the file's write lock (truncate).
+    async fn flush_locked(&self, ino: Ino, have_write_lock: bool, kind: FlushKind) -> FsResult<()> {
         let key = self.key(ino);
         if !self.engine.is_dirty(key) {
-            if final_flush && self.deferred.lock().contains_key(&ino) {
-                // Clean, but its last flush deferred the tail: stage it now.
-                self.stage_deferred_locked(ino).await?;
-            }
             return Ok(());
         }
         let epoch_mtime = self.dirty.lock().get(&ino).copied();
@@ -296,6 +251,7 @@ impl Fs {
                 &old_blocks,
                 self.chunker(),
                 remote.as_ref().map(|r| &r.tier),
+                kind,
             )
             .await?
         else {
@@ -328,7 +284,15 @@ impl Fs {
         }
         rec.applied_seq = rec.applied_seq.max(plan.applied_seq);
         rec.change += 1;
-        rec.object_id = ObjectId::NOT_QUIESCED;
+        // The overlay will be empty after this publish iff nothing newer was written and
+        // no tail stays dirty.
+        let quiesced =
+            plan.kept.is_empty() && !self.engine.has_writes_after(key, plan.max_write_id);
+        rec.object_id = if quiesced {
+            ObjectId::compute(&plan.new_blocks)
+        } else {
+            ObjectId::NOT_QUIESCED
+        };
         let mut t = Txn::new(self.share);
         t.check(Check::InodeChange {
             ino,
@@ -339,80 +303,22 @@ impl Fs {
             blocks: plan.new_blocks.clone(),
         });
         t.adjust_refs(&old_blocks, &plan.new_blocks);
-        let quiesced = {
-            // The overlay will be empty after this publish iff nothing newer was written.
-            let dirty_after = self.engine.has_writes_after(key, plan.max_write_id);
-            !dirty_after
-        };
-        if quiesced {
-            rec.object_id = ObjectId::compute(&plan.new_blocks);
-        }
-        // Remote shares: stage (or defer) before the commit, drop old deferrals after.
-        let mut undefer: Vec<ContentHash> = Vec::new();
         if let Some(r) = &remote {
-            let tag = self.defer_tag(ino);
-            let prev: Vec<ContentHash> = self
-                .deferred
-                .lock()
-                .get(&ino)
-                .map(|d| d.0.clone())
-                .unwrap_or_default();
-            // Chunks cut by the end of a data run (the end of the file, or a hole that
-            // later writes fill): the next flush re-chunks them.
-            let forced: Vec<ContentHash> = if final_flush {
-                Vec::new()
-            } else {
-                plan.new_blocks
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, b)| {
-                        plan.new_blocks
-                            .get(i + 1)
-                            .is_none_or(|n| n.offset != b.end())
-                    })
-                    .map(|(_, b)| b.hash)
-                    .collect()
-            };
-            let before: std::collections::HashSet<ContentHash> =
+            // Stage before the commit: the new chunks, and once the file is quiesced every
+            // older one the tier does not know yet, so its ObjectID can become known.
+            let old: std::collections::HashSet<ContentHash> =
                 old_blocks.iter().map(|b| b.hash).collect();
-            let stage: Vec<BlockRef> = if final_flush && quiesced {
-                // The new chunks and every older one the tier does not know yet (deferred
-                // cuts, chunks of an earlier run): then the ObjectID can be known.
-                plan.new_blocks
-                    .iter()
-                    .filter(|b| !before.contains(&b.hash) || !r.tier.is_known(&b.hash))
-                    .copied()
-                    .collect()
-            } else {
-                plan.new_blocks
-                    .iter()
-                    .filter(|b| {
-                        (!before.contains(&b.hash) || prev.contains(&b.hash))
-                            && !forced.contains(&b.hash)
-                    })
-                    .copied()
-                    .collect()
-            };
-            let object = (final_flush && quiesced).then_some(rec.object_id);
+            let stage: Vec<BlockRef> = plan
+                .new_blocks
+                .iter()
+                .filter(|b| !old.contains(&b.hash) || (quiesced && !r.tier.is_known(&b.hash)))
+                .copied()
+                .collect();
+            let object = quiesced.then_some(rec.object_id);
             self.stage_chunks(r, &stage, object).await?;
-            for h in forced.iter().filter(|h| !prev.contains(h)) {
-                r.tier.defer(&r.engine_name, h, &tag).await?;
-            }
-            undefer = prev.into_iter().filter(|p| !forced.contains(p)).collect();
-            let mut d = self.deferred.lock();
-            if forced.is_empty() {
-                d.remove(&ino);
-            } else {
-                d.insert(ino, (forced, std::time::Instant::now()));
-            }
         }
         t.op(Op::PutInode(rec));
         self.commit(t).await?;
-        if let Some(r) = &remote {
-            for p in &undefer {
-                r.tier.undefer(&r.engine_name, p, &self.defer_tag(ino));
-            }
-        }
         self.engine.finish_flush(key, &plan);
         if quiesced {
             let mut d = self.dirty.lock();
@@ -429,7 +335,7 @@ impl Fs {
     pub(crate) async fn truncate(&self, ino: Ino, size: u64) -> FsResult<()> {
         let _f = self.flush_locks.lock(ino).await;
         let _g = self.locks.write_many(&[ino]).await;
-        self.flush_locked(ino, true, true).await?;
+        self.flush_locked(ino, true, FlushKind::Final).await?;
         let mut rec = self.inode(ino).await?;
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
         let remote = self.remote();
@@ -501,16 +407,12 @@ impl Fs {
         Ok(touched.len())
     }
 
-    /// Flushes every dirty file of this share, and stages every deferred tail.
+    /// Flushes every dirty file of this share.
     pub async fn flush_all(&self) -> FsResult<()> {
         for (key, _, _) in self.engine.dirty_files() {
             if key.share == self.share {
                 self.flush_file(key.ino).await?;
             }
-        }
-        let deferred: Vec<Ino> = self.deferred.lock().keys().copied().collect();
-        for ino in deferred {
-            self.stage_deferred(ino).await?;
         }
         Ok(())
     }
@@ -528,8 +430,10 @@ impl Fs {
             if key.share != self.share {
                 continue;
             }
-            // A local tier over its cap flushes everything: chunks can only be uploaded
-            // and then evicted once they left the journal.
+            // A local tier over its cap flushes everything (but the tails of files being
+            // written): chunks can only be uploaded and then evicted once they left the
+            // journal. A file whose writer waits for space is not idle (see
+            // `Engine::dirty_files`): its tail would move as soon as the write lands.
             if now.duration_since(last) >= idle {
                 todo.push((key.ino, true));
             } else if bytes >= max_dirty || self.engine.over_capacity() {
@@ -549,22 +453,6 @@ impl Fs {
             .collect()
             .await;
         results.into_iter().collect::<FsResult<Vec<()>>>()?;
-        // Files that went clean with a deferred tail and stayed idle: stage it. (Not while
-        // a writer of the file waits for space: it is being written, its tail will move.)
-        let idle_deferred: Vec<Ino> = self
-            .deferred
-            .lock()
-            .iter()
-            .filter(|(ino, (_, since))| {
-                now.duration_since(*since) >= idle && !self.engine.writers_waiting(self.key(**ino))
-            })
-            .map(|(ino, _)| *ino)
-            .collect();
-        for ino in idle_deferred {
-            if !self.engine.is_dirty(self.key(ino)) {
-                self.stage_deferred(ino).await?;
-            }
-        }
         Ok(n)
     }
 }

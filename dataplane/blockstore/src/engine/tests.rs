@@ -53,6 +53,8 @@ struct Harness {
     data: Vec<u8>,
     present: Vec<bool>,
     size: u64,
+    /// Tails the last [`FlushKind::KeepTails`] flush left dirty.
+    kept: Vec<(u64, u64)>,
 }
 
 impl Harness {
@@ -69,6 +71,7 @@ impl Harness {
             data: Vec::new(),
             present: Vec::new(),
             size: 0,
+            kept: Vec::new(),
         }
     }
 
@@ -88,23 +91,38 @@ impl Harness {
     }
 
     async fn flush(&mut self) {
+        self.flush_with(FlushKind::Final).await;
+    }
+
+    async fn flush_with(&mut self, kind: FlushKind) {
         let Some(plan) = self
             .engine
-            .prepare_flush(self.key, &self.blocks)
+            .prepare_flush_with(self.key, &self.blocks, None, None, kind)
             .await
             .unwrap()
         else {
-            assert!(!self.engine.is_dirty(self.key));
+            if kind == FlushKind::Final {
+                assert!(!self.engine.is_dirty(self.key));
+                self.kept.clear();
+            }
             return;
         };
         validate_blocks(&plan.new_blocks).unwrap();
-        assert_eq!(plan.applied_seq, plan.max_write_id);
-        assert!(plan.applied_seq > self.applied_seq);
+        if kind == FlushKind::Final {
+            assert!(plan.kept.is_empty());
+        }
+        if plan.kept.is_empty() {
+            assert_eq!(plan.applied_seq, plan.max_write_id);
+        } else {
+            assert!(plan.applied_seq < plan.max_write_id);
+        }
+        assert!(plan.applied_seq >= self.applied_seq);
         // "Commit" and finish.
         self.blocks = plan.new_blocks.clone();
         self.applied_seq = plan.applied_seq;
+        self.kept = plan.kept.clone();
         self.engine.finish_flush(self.key, &plan);
-        assert!(!self.engine.is_dirty(self.key));
+        assert_eq!(self.engine.is_dirty(self.key), !plan.kept.is_empty());
         assert_eq!(
             plan.data_end,
             self.blocks
@@ -115,8 +133,8 @@ impl Harness {
         self.check_blocks();
     }
 
-    /// Blocks cover exactly the present bytes (holes are never materialized) and hold
-    /// the model's bytes.
+    /// Blocks and kept tails together cover exactly the present bytes (holes are never
+    /// materialized), never overlap, and the blocks hold the model's bytes.
     fn check_blocks(&self) {
         let mut covered = vec![false; self.present.len()];
         for b in &self.blocks {
@@ -127,6 +145,14 @@ impl Harness {
             assert_eq!(&chunk[..], &self.data[s..e]);
             covered[s..e].fill(true);
         }
+        for &(s, e) in &self.kept {
+            let (s, e) = (s as usize, e as usize);
+            assert!(
+                !covered[s..e].contains(&true),
+                "a kept tail overlaps a block"
+            );
+            covered[s..e].fill(true);
+        }
         assert_eq!(
             covered, self.present,
             "block coverage differs from data bitmap"
@@ -135,6 +161,7 @@ impl Harness {
 
     async fn truncate(&mut self, n: u64) {
         self.flush().await;
+        self.kept.clear();
         self.blocks = self.engine.truncate(&self.blocks, n).await.unwrap();
         validate_blocks(&self.blocks).unwrap();
         let keep = (n as usize).min(self.data.len());
@@ -187,6 +214,7 @@ impl Harness {
 enum Op {
     Write { off: u64, len: usize, seed: u64 },
     Flush,
+    FlushKeepingTails,
     Truncate(u64),
     Reopen,
     Reclaim,
@@ -198,6 +226,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (0u64..12_000, 1usize..3_000, any::<u64>())
             .prop_map(|(off, len, seed)| Op::Write { off, len, seed }),
         2 => Just(Op::Flush),
+        2 => Just(Op::FlushKeepingTails),
         1 => (0u64..14_000).prop_map(Op::Truncate),
         1 => Just(Op::Reopen),
         1 => Just(Op::Reclaim),
@@ -215,6 +244,7 @@ proptest! {
                 match op {
                     Op::Write { off, len, seed } => h.write(off, pseudo_random(len, seed)).await,
                     Op::Flush => h.flush().await,
+                    Op::FlushKeepingTails => h.flush_with(FlushKind::KeepTails).await,
                     Op::Truncate(n) => h.truncate(n).await,
                     Op::Reopen => h.reopen(),
                     Op::Reclaim => h.reclaim().await,
@@ -278,6 +308,54 @@ fn appends_chunk_like_one_write() {
             .collect();
         let got: Vec<(u64, u32)> = h.blocks.iter().map(|b| (b.offset, b.size)).collect();
         assert_eq!(got, want);
+    });
+}
+
+/// A file flushed again and again while it is being appended to (the flusher under
+/// dirty-size or cap pressure) cuts only final chunks: each flush leaves the run's
+/// end-of-data tail dirty, the chunks match chunking the whole file at once, and the
+/// local CAS holds no chunk that the final block list does not reference (a cut tail
+/// would have been garbage, never uploaded, the next flush re-cutting it). A restart in
+/// between replays the kept tail from the journal.
+#[test]
+fn flushes_while_appending_cut_no_garbage() {
+    rt().block_on(async {
+        let mut h = Harness::new();
+        let all = pseudo_random(50_000, 3);
+        for (i, piece) in all.chunks(3_000).enumerate() {
+            h.write((i * 3_000) as u64, piece.to_vec()).await;
+            h.flush_with(FlushKind::KeepTails).await;
+            assert!(
+                h.kept.iter().all(|k| k.1 - k.0 < 1024),
+                "a kept tail is shorter than the maximum chunk"
+            );
+            if i == 7 {
+                h.reopen();
+                h.check_all().await;
+            }
+        }
+        assert!(h.engine.is_dirty(h.key), "the last tail is still dirty");
+        h.flush().await;
+        let want: Vec<(u64, u32)> = h
+            .engine
+            .chunker()
+            .chunk(&all)
+            .into_iter()
+            .map(|(o, n)| (o as u64, n as u32))
+            .collect();
+        let got: Vec<(u64, u32)> = h.blocks.iter().map(|b| (b.offset, b.size)).collect();
+        assert_eq!(got, want);
+        let live: HashSet<ContentHash> = h.blocks.iter().map(|b| b.hash).collect();
+        let mut stored = HashSet::new();
+        h.engine
+            .cas()
+            .walk(|hash, _, _| {
+                stored.insert(hash);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(stored, live, "the CAS holds exactly the file's chunks");
+        h.check_all().await;
     });
 }
 
@@ -496,11 +574,15 @@ fn a_writer_waiting_for_space_keeps_its_file_active() {
         let written = engine.dirty_files()[0].2;
         std::thread::sleep(Duration::from_millis(50));
         // under the cap: no wait, nothing counted
-        assert!(!engine.wait_for_space(k, Duration::from_secs(5)).await);
+        engine
+            .wait_for_space(k, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert!(!engine.writers_waiting(k));
         assert_eq!(engine.dirty_files()[0].2, written);
 
         engine.set_capacity(1); // over the cap from now on
+        engine.space().set_uploads(1, None); // and an upload would make room
         let e2 = engine.clone();
         let waiting =
             tokio::spawn(async move { e2.wait_for_space(k, Duration::from_secs(30)).await });
@@ -517,46 +599,128 @@ fn a_writer_waiting_for_space_keeps_its_file_active() {
         assert!(!engine.writers_waiting(k));
         assert_eq!(engine.dirty_files()[0].2, written);
 
-        // a wait that times out returns "still over the cap" and drops its count too
-        assert!(engine.wait_for_space(k, Duration::from_millis(20)).await);
+        // a wait that reaches its bound while the remote is not failing writes anyway,
+        // and drops its count too
+        engine
+            .wait_for_space(k, Duration::from_millis(20))
+            .await
+            .unwrap();
         assert!(!engine.writers_waiting(k));
     });
 }
 
-/// A writer waiting for space goes on as soon as reclaiming the journal brings the tier
-/// under its cap (journal bytes count against the cap; nothing is uploaded or evicted
-/// here, so nothing else would wake it before its 120 s bound).
+/// Runs `wait_for_space` of `k` in a task and returns it once the writer waits.
+async fn waiting_writer(
+    engine: &Engine,
+    k: FileKey,
+    max: Duration,
+) -> tokio::task::JoinHandle<Result<()>> {
+    let e2 = engine.clone();
+    let h = tokio::spawn(async move { e2.wait_for_space(k, max).await });
+    until_waiting(engine, k).await;
+    h
+}
+
+/// Asserts that `h` ends (well before its bound) and returns what it returned.
+async fn released(h: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
+    tokio::time::timeout(Duration::from_secs(10), h)
+        .await
+        .expect("the writer was released well before its bound")
+        .unwrap()
+}
+
+/// A writer over the cap waits only for what goes on without it (`crate::space`):
+/// the flusher's work on the journal, uploads pending for this engine, or an eviction
+/// pass over chunks the evictor has not seen. Once only the journal's open segment and
+/// chunks nobody can move are over the cap, it does not wait at all; a remote failing
+/// for its whole bound fails it.
 #[test]
-fn reclaiming_the_journal_releases_writers_waiting_for_space() {
+fn writers_wait_only_for_uploads_and_eviction() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let (engine, _) = Engine::open(dir.path(), small_cfg()).unwrap();
         let k = key(5);
-        for i in 0..16u64 {
-            // 4 KiB writes fill several 8 KiB journal segments
-            engine
-                .write(k, i << 12, pseudo_random(4096, i).into(), false)
-                .await
-                .unwrap();
-        }
+        let write_some = |seed: u64| {
+            let engine = engine.clone();
+            async move {
+                for i in 0..16u64 {
+                    // 4 KiB writes fill several 8 KiB journal segments
+                    let data = pseudo_random(4096, i + seed);
+                    engine.write(k, i << 12, data.into(), false).await.unwrap();
+                }
+            }
+        };
+        write_some(0).await;
+        engine.set_capacity(16 << 10);
+        assert!(engine.over_capacity());
+        let long = Duration::from_secs(120);
+
+        // Unflushed journal: the writer waits for the flusher (flush, then reclaim).
+        let w = waiting_writer(&engine, k, long).await;
         let plan = engine.prepare_flush(k, &[]).await.unwrap().unwrap();
         engine.finish_flush(k, &plan);
-        let journal = engine.journal_bytes();
-        assert!(journal >= 64 << 10, "the data went through the journal");
-        engine.set_capacity(engine.used_bytes() - journal + (16 << 10));
-        assert!(engine.over_capacity());
-
-        let e2 = engine.clone();
-        let waiting =
-            tokio::spawn(async move { e2.wait_for_space(key(6), Duration::from_secs(120)).await });
-        until_waiting(&engine, key(6)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !w.is_finished(),
+            "released before the journal was reclaimed"
+        );
         assert!(engine.reclaim_journal().unwrap() > 0);
-        assert!(!engine.over_capacity());
-        let still_over = tokio::time::timeout(Duration::from_secs(20), waiting)
+        released(w).await.unwrap();
+
+        // Over the cap with chunks nobody can move, no upload pending, no evictor, and
+        // the journal's open segment: no wait at all.
+        assert!(engine.over_capacity());
+        let t = Instant::now();
+        engine.wait_for_space(k, long).await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+
+        // Uploads pending: the writer waits until they drain (or room is made).
+        engine.space().set_uploads(3, None);
+        let w = waiting_writer(&engine, k, long).await;
+        engine.space().set_uploads(0, None);
+        released(w).await.unwrap();
+
+        // The remote failing for the whole bound: NoSpace, saying why.
+        engine
+            .space()
+            .set_uploads(3, Some("connection refused".into()));
+        let err = engine
+            .wait_for_space(k, Duration::from_millis(300))
             .await
-            .expect("the waiting writer was released well before its 120 s bound")
+            .unwrap_err();
+        assert!(
+            matches!(&err, BlockError::NoSpace(m) if m.contains("connection refused")),
+            "{err}"
+        );
+        // ... but an upload confirmed meanwhile means room can be made: it writes.
+        let w = waiting_writer(&engine, k, Duration::from_millis(500)).await;
+        engine.space().upload_confirmed();
+        released(w).await.unwrap();
+        engine.space().set_uploads(0, None);
+
+        // An evictor runs: the writer waits for one pass over the chunks as they are.
+        engine.space().set_evictor_running(true);
+        let sig = engine.space().signature(engine.cas().changes());
+        let w = waiting_writer(&engine, k, long).await;
+        engine.space().eviction_pass_done(sig, true);
+        released(w).await.unwrap();
+        // The pass found nothing more to evict and nothing changed since: no wait.
+        let t = Instant::now();
+        engine.wait_for_space(k, long).await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // Chunks stored since: worth another pass, so the writer waits for it.
+        write_some(100).await;
+        let plan = engine
+            .prepare_flush(k, &plan.new_blocks)
+            .await
+            .unwrap()
             .unwrap();
-        assert!(!still_over);
-        assert!(!engine.writers_waiting(key(6)));
+        engine.finish_flush(k, &plan);
+        engine.reclaim_journal().unwrap();
+        let w = waiting_writer(&engine, k, long).await;
+        let sig = engine.space().signature(engine.cas().changes());
+        engine.space().eviction_pass_done(sig, true);
+        released(w).await.unwrap();
+        assert!(!engine.writers_waiting(k));
     });
 }

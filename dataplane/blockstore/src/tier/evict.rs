@@ -7,8 +7,10 @@
 //! remote: in the tier's known set, else confirmed by a HEAD of the right length. The
 //! removal re-checks the chunk's mtime under the CAS's per-hash lock, so a chunk that a
 //! flush just stored or deduplicated against is kept.
-//! Chunks not yet on the remote are skipped (the uploader gets to them); writers wait on
-//! the engine's space signal meanwhile ([`crate::Engine::wait_for_space`]).
+//! Chunks not yet on the remote are skipped (the uploader gets to them). A writer over the
+//! cap wakes the evictor before its next tick and waits for the pass; a pass that ends
+//! above its target is reported with the state it started from, so writers do not wait
+//! for another pass until new chunks are stored or confirmed ([`crate::space`]).
 
 use super::{RemoteTier, spawn_named, with_deadline};
 use crate::engine::Engine;
@@ -32,6 +34,15 @@ pub struct EvictStats {
     /// Candidates skipped because the remote does not have them (yet).
     pub not_on_remote: AtomicU64,
     pub errors: AtomicU64,
+}
+
+/// Tells the engine's writers that no evictor runs any more when the task ends.
+struct RunningFlag(Engine);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.0.space().set_evictor_running(false);
+    }
 }
 
 /// The evictor of one engine.
@@ -59,19 +70,26 @@ impl Evictor {
         spawn_named(
             tracing::info_span!("evictor", store = %name, tier = %tier.name()),
             async move {
+                let space = task.engine.space();
+                space.set_evictor_running(true);
+                let _running = RunningFlag(task.engine.clone());
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(TICK) => {}
+                        _ = space.eviction_requested() => {}
                     }
                     let cap = task.engine.capacity();
                     if cap == 0 || (task.engine.used_bytes() as f64) < cap as f64 * HIGH {
                         continue;
                     }
+                    let target = (cap as f64 * LOW) as u64;
+                    let signature = space.signature(task.engine.cas().changes());
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        _ = task.pass((cap as f64 * LOW) as u64) => {}
+                        _ = task.pass(target) => {}
                     }
+                    space.eviction_pass_done(signature, task.engine.used_bytes() > target);
                 }
             },
         );

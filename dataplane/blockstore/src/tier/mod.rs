@@ -136,7 +136,6 @@ pub(crate) struct TierInner {
     name: String,
     remote: Arc<dyn RemoteStore>,
     cfg: TierConfig,
-    state_dir: PathBuf,
     pending_dir: PathBuf,
     /// Engines by local block store name (registered by the shares that use them).
     engines: Mutex<HashMap<String, Engine>>,
@@ -183,7 +182,6 @@ impl RemoteTier {
             remote,
             reads: read::ReadState::new(cfg.range_cache_bytes),
             cfg,
-            state_dir: state_dir.to_path_buf(),
             pending_dir,
             engines: Mutex::new(HashMap::new()),
             known: Mutex::new(HashSet::new()),
@@ -230,6 +228,7 @@ impl RemoteTier {
             .engines
             .lock()
             .insert(name.to_owned(), engine.clone());
+        self.inner.publish();
         self.inner.wake.notify_one();
     }
 
@@ -275,6 +274,29 @@ impl TierInner {
 
     fn mark_known(&self, hash: ContentHash) {
         self.known.lock().insert(hash);
+    }
+
+    /// Tells every registered engine how many of its chunks are pending and whether
+    /// uploads are failing (its writers' backpressure depends on it: `crate::space`).
+    fn publish(&self) {
+        let names: Vec<String> = self.engines.lock().keys().cloned().collect();
+        let (counts, failing): (Vec<(String, u64)>, Option<String>) = {
+            let q = self.queue.lock();
+            let counts = names
+                .into_iter()
+                .map(|n| {
+                    let c = q.pending_for(&n);
+                    (n, c)
+                })
+                .collect();
+            (counts, q.last_error.clone())
+        };
+        for (name, pending) in counts {
+            if let Some(e) = self.engine(&name) {
+                let failing = failing.clone().filter(|_| pending > 0);
+                e.space().set_uploads(pending, failing);
+            }
+        }
     }
 }
 

@@ -5,13 +5,14 @@
 //! may be pending for several engines (each holds a local copy); it is uploaded once,
 //! from whichever engine is registered, and all its markers go when it is confirmed.
 //!
-//! Deferred tails: `<state>/deferred/<local block store>/<hex>.<tag>`. The last chunk of a
-//! file that is still being written ends where the data ends, not at a content-defined
-//! cut, and the next flush re-chunks it; uploading it would waste bandwidth and leave
-//! garbage. Such a chunk is *deferred* (durably, per file `tag`) instead of staged: the
-//! flush that re-chunks it drops the marker ([`super::RemoteTier::undefer`]), the file's
-//! final flush stages it. Deferred markers found at start (a crash) are staged: uploading
-//! a tail that turned out to be garbage is harmless, losing one is not.
+//! Each registered engine hears how many of its chunks are pending and whether uploads
+//! are failing after every change of the queue ([`super::TierInner::publish`]), and
+//! each confirmation: its writers wait on exactly that (see `crate::space`).
+//!
+//! `<state>/deferred/` holds markers of chunks whose upload an earlier version deferred
+//! (the tails of files being written); they are staged at start ([`promote_deferred`]).
+//! Flushes no longer defer: a flush of a file still being written leaves its end-of-data
+//! tail uncut ([`crate::FlushKind::KeepTails`]).
 
 use super::{TierInner, with_deadline};
 use crate::error::{BlockError, Result, io_err};
@@ -41,6 +42,8 @@ struct Item {
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     items: HashMap<ContentHash, Item>,
+    /// Items per engine (the number of items whose `engines` name it).
+    per_engine: HashMap<String, u64>,
     /// Quiesced files waiting for their chunks: (ObjectID, chunks not yet confirmed).
     objects: Vec<(ObjectId, Vec<ContentHash>)>,
     pub(crate) last_error: Option<String>,
@@ -74,7 +77,8 @@ impl Queue {
     }
 
     fn add(&mut self, hash: ContentHash, engine: &str, now: Instant) {
-        self.items
+        let added = self
+            .items
             .entry(hash)
             .or_insert_with(|| Item {
                 engines: BTreeSet::new(),
@@ -84,6 +88,48 @@ impl Queue {
             })
             .engines
             .insert(engine.to_owned());
+        if added {
+            *self.per_engine.entry(engine.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Removes `hash` for every engine; returns those engines.
+    fn remove(&mut self, hash: &ContentHash) -> BTreeSet<String> {
+        let engines = self
+            .items
+            .remove(hash)
+            .map(|it| it.engines)
+            .unwrap_or_default();
+        for e in &engines {
+            self.uncount(e);
+        }
+        engines
+    }
+
+    /// Removes `hash` for `engine` only (its local copy is gone).
+    fn remove_for(&mut self, hash: &ContentHash, engine: &str) {
+        let Some(it) = self.items.get_mut(hash) else {
+            return;
+        };
+        it.active = false;
+        let removed = it.engines.remove(engine);
+        if it.engines.is_empty() {
+            self.items.remove(hash);
+        }
+        if removed {
+            self.uncount(engine);
+        }
+    }
+
+    fn uncount(&mut self, engine: &str) {
+        if let Some(n) = self.per_engine.get_mut(engine) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Chunks pending for `engine`.
+    pub(crate) fn pending_for(&self, engine: &str) -> u64 {
+        self.per_engine.get(engine).copied().unwrap_or(0)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -267,46 +313,10 @@ impl super::RemoteTier {
             }
         }
         if !to_mark.is_empty() {
+            t.publish();
             t.wake.notify_one();
         }
         Ok(())
-    }
-
-    /// Durably records the tail chunk `hash` of file `tag` as deferred (see the module
-    /// documentation). Call before the metadata referencing it is committed.
-    pub async fn defer(&self, engine: &str, hash: &ContentHash, tag: &str) -> Result<()> {
-        if self.inner.gc.lock().active {
-            self.inner.gc.lock().touched.insert(*hash);
-        }
-        let dir = self.inner.state_dir.join("deferred").join(engine);
-        let p = dir.join(format!("{}.{tag}", hash.to_hex()));
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            if !dir.is_dir() {
-                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-                if let Some(parent) = dir.parent() {
-                    fsync_dir(parent)?;
-                }
-            }
-            touch_marker(&p)?;
-            fsync_dir(&dir)
-        })
-        .await
-        .map_err(|e| BlockError::Task(e.to_string()))?
-    }
-
-    /// Drops the deferred marker of `hash` for file `tag` (re-chunked away, or staged).
-    pub fn undefer(&self, engine: &str, hash: &ContentHash, tag: &str) {
-        let p = self
-            .inner
-            .state_dir
-            .join("deferred")
-            .join(engine)
-            .join(format!("{}.{tag}", hash.to_hex()));
-        if let Err(e) = std::fs::remove_file(&p)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %p.display(), error = %e, "cannot remove a deferred-upload marker");
-        }
     }
 
     /// `durability: remote`: returns once every chunk in `hashes` is confirmed on the
@@ -427,11 +437,7 @@ fn apply(t: &TierInner, hash: ContentHash, engine: &str, o: Outcome) {
             t.mark_known(hash);
             let engines = {
                 let mut q = t.queue.lock();
-                let engines = q
-                    .items
-                    .remove(&hash)
-                    .map(|it| it.engines)
-                    .unwrap_or_default();
+                let engines = q.remove(&hash);
                 let known = t.known.lock();
                 let mut done = Vec::new();
                 q.objects.retain_mut(|(oid, hs)| {
@@ -453,26 +459,17 @@ fn apply(t: &TierInner, hash: ContentHash, engine: &str, o: Outcome) {
                 remove_marker(&t.pending_dir, e, &hash);
             }
             t.confirmed.notify_waiters();
+            t.publish();
             for e in &engines {
                 if let Some(eng) = t.engine(e) {
-                    eng.notify_space();
+                    eng.space().upload_confirmed();
                 }
             }
         }
         Outcome::Gone => {
             remove_marker(&t.pending_dir, engine, &hash);
-            let mut q = t.queue.lock();
-            let empty = match q.items.get_mut(&hash) {
-                Some(it) => {
-                    it.engines.remove(engine);
-                    it.active = false;
-                    it.engines.is_empty()
-                }
-                None => false,
-            };
-            if empty {
-                q.items.remove(&hash);
-            }
+            t.queue.lock().remove_for(&hash, engine);
+            t.publish();
             tracing::debug!(%hash, engine, "pending chunk gone from the local tier: dropped");
         }
         Outcome::Retry(why) => {
@@ -497,6 +494,8 @@ fn apply(t: &TierInner, hash: ContentHash, engine: &str, o: Outcome) {
                     "uploads failing; retrying with backoff (data is safe on the local tier)");
             }
             q.last_error = Some(why);
+            drop(q);
+            t.publish();
         }
     }
 }
