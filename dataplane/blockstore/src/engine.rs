@@ -222,6 +222,18 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| BlockError::Task(e.to_string()))?
 }
 
+/// The lowest write id of the pieces that intersect `ranges` (sorted, disjoint).
+fn oldest_write_in(pieces: &[Piece], ranges: &[Range]) -> Option<u64> {
+    pieces
+        .iter()
+        .filter(|(e, _)| {
+            let k = ranges.partition_point(|r| r.1 <= e.offset);
+            ranges.get(k).is_some_and(|r| r.0 < e.end())
+        })
+        .map(|(e, _)| e.write_id)
+        .min()
+}
+
 /// Merges sorted-by-start intervals that overlap or touch.
 fn merge_intervals(sorted: impl IntoIterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
@@ -537,14 +549,7 @@ impl Engine {
             let base_end = blocks.last().map_or(0, BlockRef::end);
             // Recovery replays every record above `applied_seq`: that must include the
             // writes whose data stays in the overlay.
-            let oldest_kept = snap
-                .iter()
-                .filter(|(e, _)| {
-                    let k = cut.kept.partition_point(|r| r.1 <= e.offset);
-                    cut.kept.get(k).is_some_and(|r| r.0 < e.end())
-                })
-                .map(|(e, _)| e.write_id)
-                .min();
+            let oldest_kept = oldest_write_in(&snap, &cut.kept);
             Ok(Some(FlushPlan {
                 new_blocks: cut.blocks,
                 data_end: dirty_end.max(base_end),

@@ -166,15 +166,6 @@ impl Overlay {
         }
         self.dirty = self.map.values().map(Extent::len).sum();
     }
-
-    /// Lowest write id of the data in `ranges` (sorted, non-overlapping), if any.
-    pub fn min_write_id_in(&self, ranges: &[(u64, u64)]) -> Option<u64> {
-        ranges
-            .iter()
-            .flat_map(|&(s, e)| self.extents_in(s, e))
-            .map(|e| e.write_id)
-            .min()
-    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,28 @@ use dittofs_blockstore::{FlushKind, RecoveredRecord};
 use dittofs_metadata::{Check, Op, Txn};
 use dittofs_types::{BlockRef, ContentHash, FileType, Ino, ObjectId, Timestamp};
 
+/// The inode as a flush publishes it: size covers the data, the times of the last write
+/// it holds, the journal watermark, a new change counter, and the ObjectID once quiesced.
+fn flushed_inode(
+    rec: &mut dittofs_metadata::InodeRecord,
+    plan: &dittofs_blockstore::FlushPlan,
+    written: Option<DirtyInfo>,
+    quiesced: bool,
+) {
+    rec.size = rec.size.max(plan.data_end);
+    if let Some(d) = written {
+        rec.mtime = rec.mtime.max(d.mtime);
+        rec.ctime = rec.ctime.max(d.mtime);
+    }
+    rec.applied_seq = rec.applied_seq.max(plan.applied_seq);
+    rec.change += 1;
+    rec.object_id = if quiesced {
+        ObjectId::compute(&plan.new_blocks)
+    } else {
+        ObjectId::NOT_QUIESCED
+    };
+}
+
 /// Result of a WRITE.
 #[derive(Clone, Debug)]
 pub struct WriteOutcome {
@@ -272,27 +294,12 @@ impl Fs {
             // Deleted meanwhile: its content was discarded; the new chunks are garbage for GC.
             return Ok(());
         };
-        let before = rec.change;
-        rec.size = rec.size.max(plan.data_end);
-        if let Some(d) = epoch_mtime {
-            if d.mtime > rec.mtime {
-                rec.mtime = d.mtime;
-            }
-            if d.mtime > rec.ctime {
-                rec.ctime = d.mtime;
-            }
-        }
-        rec.applied_seq = rec.applied_seq.max(plan.applied_seq);
-        rec.change += 1;
         // The overlay will be empty after this publish iff nothing newer was written and
         // no tail stays dirty.
         let quiesced =
             plan.kept.is_empty() && !self.engine.has_writes_after(key, plan.max_write_id);
-        rec.object_id = if quiesced {
-            ObjectId::compute(&plan.new_blocks)
-        } else {
-            ObjectId::NOT_QUIESCED
-        };
+        let before = rec.change;
+        flushed_inode(&mut rec, &plan, epoch_mtime, quiesced);
         let mut t = Txn::new(self.share);
         t.check(Check::InodeChange {
             ino,
@@ -304,18 +311,9 @@ impl Fs {
         });
         t.adjust_refs(&old_blocks, &plan.new_blocks);
         if let Some(r) = &remote {
-            // Stage before the commit: the new chunks, and once the file is quiesced every
-            // older one the tier does not know yet, so its ObjectID can become known.
-            let old: std::collections::HashSet<ContentHash> =
-                old_blocks.iter().map(|b| b.hash).collect();
-            let stage: Vec<BlockRef> = plan
-                .new_blocks
-                .iter()
-                .filter(|b| !old.contains(&b.hash) || (quiesced && !r.tier.is_known(&b.hash)))
-                .copied()
-                .collect();
             let object = quiesced.then_some(rec.object_id);
-            self.stage_chunks(r, &stage, object).await?;
+            self.stage_flush(r, &old_blocks, &plan.new_blocks, object)
+                .await?;
         }
         t.op(Op::PutInode(rec));
         self.commit(t).await?;
@@ -329,6 +327,26 @@ impl Fs {
             }
         }
         Ok(())
+    }
+
+    /// Stages what a flush of a remote share uploads, before its commit: the new chunks,
+    /// and once the file is quiesced (`object` is its ObjectID) every older one the tier
+    /// does not know yet, so the ObjectID can become known.
+    async fn stage_flush(
+        &self,
+        r: &crate::fs::RemoteBinding,
+        old_blocks: &[BlockRef],
+        new_blocks: &[BlockRef],
+        object: Option<ObjectId>,
+    ) -> FsResult<()> {
+        let old: std::collections::HashSet<ContentHash> =
+            old_blocks.iter().map(|b| b.hash).collect();
+        let stage: Vec<BlockRef> = new_blocks
+            .iter()
+            .filter(|b| !old.contains(&b.hash) || (object.is_some() && !r.tier.is_known(&b.hash)))
+            .copied()
+            .collect();
+        self.stage_chunks(r, &stage, object).await
     }
 
     /// Sets the size of a regular file (flushing dirty data first).

@@ -205,6 +205,19 @@ impl Harness {
         assert!(got[..] == want[..], "read content at {off}+{len}");
     }
 
+    /// The block list is what chunking `all` in one go gives.
+    fn assert_chunked_like(&self, all: &[u8]) {
+        let want: Vec<(u64, u32)> = self
+            .engine
+            .chunker()
+            .chunk(all)
+            .into_iter()
+            .map(|(o, n)| (o as u64, n as u32))
+            .collect();
+        let got: Vec<(u64, u32)> = self.blocks.iter().map(|b| (b.offset, b.size)).collect();
+        assert_eq!(got, want);
+    }
+
     async fn check_all(&self) {
         self.check_read(0, self.size as u32 + 10).await;
     }
@@ -299,15 +312,7 @@ fn appends_chunk_like_one_write() {
             h.write((piece.0 * 7_000) as u64, piece.1.to_vec()).await;
             h.flush().await;
         }
-        let want: Vec<(u64, u32)> = h
-            .engine
-            .chunker()
-            .chunk(&all)
-            .into_iter()
-            .map(|(o, n)| (o as u64, n as u32))
-            .collect();
-        let got: Vec<(u64, u32)> = h.blocks.iter().map(|b| (b.offset, b.size)).collect();
-        assert_eq!(got, want);
+        h.assert_chunked_like(&all);
     });
 }
 
@@ -336,15 +341,7 @@ fn flushes_while_appending_cut_no_garbage() {
         }
         assert!(h.engine.is_dirty(h.key), "the last tail is still dirty");
         h.flush().await;
-        let want: Vec<(u64, u32)> = h
-            .engine
-            .chunker()
-            .chunk(&all)
-            .into_iter()
-            .map(|(o, n)| (o as u64, n as u32))
-            .collect();
-        let got: Vec<(u64, u32)> = h.blocks.iter().map(|b| (b.offset, b.size)).collect();
-        assert_eq!(got, want);
+        h.assert_chunked_like(&all);
         let live: HashSet<ContentHash> = h.blocks.iter().map(|b| b.hash).collect();
         let mut stored = HashSet::new();
         h.engine
