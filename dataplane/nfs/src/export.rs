@@ -11,9 +11,12 @@ use std::net::IpAddr;
 pub enum Squash {
     /// Identities are used as sent.
     None,
-    /// uid 0 becomes the anonymous user (default).
+    /// Root's identities become the anonymous ones (default), as Linux knfsd's
+    /// `root_squash` does: uid 0 becomes `anon_uid`, and gid 0 becomes `anon_gid` both as
+    /// the primary group and wherever it stands among the supplementary groups. Other ids
+    /// are kept (a caller with uid 1000 and gid 0 keeps uid 1000).
     RootToAnonymous,
-    /// Every caller becomes the anonymous user.
+    /// Every caller becomes the anonymous user, with no supplementary groups.
     AllToAnonymous,
 }
 
@@ -149,10 +152,15 @@ impl ExportPolicy {
         let Some((uid, gid, gids)) = sys else {
             return anon;
         };
+        let root_gid = |g: u32| if g == 0 { self.anon_gid } else { g };
         match self.squash {
             Squash::AllToAnonymous => anon,
-            Squash::RootToAnonymous if uid == 0 => anon,
-            _ => Credentials {
+            Squash::RootToAnonymous => Credentials {
+                uid: if uid == 0 { self.anon_uid } else { uid },
+                gid: root_gid(gid),
+                groups: gids.iter().map(|&g| root_gid(g)).collect(),
+            },
+            Squash::None => Credentials {
                 uid,
                 gid,
                 groups: gids.to_vec(),
@@ -192,6 +200,62 @@ mod tests {
         );
         assert!(ClientPattern::parse("10.0.0.0/33").is_err());
         assert!(ClientPattern::parse("host.example").is_err());
+    }
+
+    /// The squash matrix: each mode against AUTH_SYS identities with uid 0, gid 0, and
+    /// group 0 among the supplementary groups (knfsd's rules: root_squash maps all three,
+    /// all_squash maps everyone and drops the groups, none keeps everything).
+    #[test]
+    fn squash_matrix() {
+        let policy = |mode: &str| {
+            ExportPolicy::from_options(ShareId(1), mode, 65534, 65533, &["*".into()]).unwrap()
+        };
+        let cred = |uid, gid, groups: &[u32]| Credentials {
+            uid,
+            gid,
+            groups: groups.to_vec(),
+        };
+        let anon = cred(65534, 65533, &[]);
+        type Case<'a> = ((u32, u32, &'a [u32]), Credentials);
+        let cases: [(&str, Vec<Case>); 3] = [
+            (
+                "root_to_anonymous",
+                vec![
+                    ((0, 0, &[0, 5]), cred(65534, 65533, &[65533, 5])),
+                    ((0, 7, &[8]), cred(65534, 7, &[8])),
+                    ((1000, 0, &[]), cred(1000, 65533, &[])),
+                    ((1000, 100, &[4, 0, 27]), cred(1000, 100, &[4, 65533, 27])),
+                    ((1000, 100, &[4]), cred(1000, 100, &[4])),
+                ],
+            ),
+            (
+                "all_to_anonymous",
+                vec![
+                    ((0, 0, &[0]), anon.clone()),
+                    ((1000, 0, &[]), anon.clone()),
+                    ((1000, 100, &[0, 4]), anon.clone()),
+                ],
+            ),
+            (
+                "none",
+                vec![
+                    ((0, 0, &[0]), cred(0, 0, &[0])),
+                    ((1000, 0, &[]), cred(1000, 0, &[])),
+                    ((1000, 100, &[0, 4]), cred(1000, 100, &[0, 4])),
+                ],
+            ),
+        ];
+        for (mode, rows) in cases {
+            let p = policy(mode);
+            for ((uid, gid, groups), want) in rows {
+                assert_eq!(
+                    p.credentials(Some((uid, gid, groups))),
+                    want,
+                    "{mode}: uid {uid} gid {gid} groups {groups:?}"
+                );
+            }
+            assert_eq!(p.credentials(None), anon, "{mode}: AUTH_NONE");
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ use std::time::Duration;
 struct Client {
     sock: TcpStream,
     xid: u32,
+    /// AUTH_SYS identity sent with every call: (uid, gid, supplementary groups).
+    cred: (u32, u32, Vec<u32>),
 }
 
 impl Client {
@@ -27,7 +29,11 @@ impl Client {
         let sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        Client { sock, xid: 1000 }
+        Client {
+            sock,
+            xid: 1000,
+            cred: (0, 0, Vec::new()),
+        }
     }
 
     fn send_raw(&mut self, bytes: &[u8]) {
@@ -69,9 +75,9 @@ impl Client {
             cred: Auth::Sys {
                 stamp: 1,
                 machine: b"test".to_vec(),
-                uid: 0,
-                gid: 0,
-                gids: vec![],
+                uid: self.cred.0,
+                gid: self.cred.1,
+                gids: self.cred.2.clone(),
             },
             verf: OpaqueAuth::none(),
         };
@@ -364,6 +370,85 @@ fn dirty_data_gauges_follow_the_flusher() {
     }
     assert_eq!(gauge("dirty_bytes"), 0);
     assert!(gauge("used_bytes") >= 100_000);
+}
+
+/// Root squash as Linux knfsd applies it, through the protocol: a `root:root 0660` file is
+/// read and written through its group bits by uid 1000 with gid 0, or with 0 among its
+/// supplementary groups, only where squashing is off; `root_to_anonymous` maps gid 0
+/// (primary and supplementary) as well as uid 0, `all_to_anonymous` maps everyone.
+#[test]
+fn root_squash_maps_group_zero_too() {
+    let mut srv = Server::start(); // squash: none
+    let mut c = Client::connect(srv.nfs_port);
+    let root = c.mount_root();
+    let created: CreateRes = c.call(
+        PROGRAM,
+        8,
+        &CreateArgs {
+            where_: DirOpArgs3 {
+                dir: root.clone(),
+                name: Filename3(b"secret".to_vec()),
+            },
+            how: CreateHow3::Guarded(Sattr3 {
+                mode: Some(0o660),
+                ..Default::default()
+            }),
+        },
+    );
+    let Res3::Ok(ok) = created else {
+        panic!("create failed")
+    };
+    let fh = ok.obj.unwrap();
+    // (READ status, WRITE status) for one identity on the current export
+    let try_io = |port: u16, cred: (u32, u32, Vec<u32>)| {
+        let mut c = Client::connect(port);
+        c.cred = cred;
+        let r: ReadRes = c.call(
+            PROGRAM,
+            6,
+            &ReadArgs {
+                file: fh.clone(),
+                offset: 0,
+                count: 10,
+            },
+        );
+        let w: WriteRes = c.call(
+            PROGRAM,
+            7,
+            &WriteArgs {
+                file: fh.clone(),
+                offset: 0,
+                count: 1,
+                stable: StableHow::FileSync,
+                data: bytes::Bytes::from_static(b"x"),
+            },
+        );
+        (r.status(), w.status())
+    };
+    let ok = (NfsStat3::Ok, NfsStat3::Ok);
+    let denied = (NfsStat3::Acces, NfsStat3::Acces);
+    let identities = [
+        ("uid 0", (0, 0, vec![])),
+        ("gid 0", (1000, 0, vec![])),
+        ("group 0 supplementary", (1000, 100, vec![4, 0])),
+        ("no root ids", (1000, 100, vec![4])),
+    ];
+    let matrix = [
+        ("none", [ok, ok, ok, denied]),
+        ("root_to_anonymous", [denied, denied, denied, denied]),
+        ("all_to_anonymous", [denied, denied, denied, denied]),
+    ];
+    for (mode, want) in matrix {
+        srv.stop();
+        srv.extra_env = vec![(
+            "DITTOFS_SHARES".into(),
+            format!("[{{name: /export, squash: {mode}}}]"),
+        )];
+        srv.spawn();
+        for ((who, cred), want) in identities.iter().zip(want) {
+            assert_eq!(try_io(srv.nfs_port, cred.clone()), want, "{mode}: {who}");
+        }
+    }
 }
 
 #[test]
