@@ -37,6 +37,7 @@
 
 use crate::cas::LocalCas;
 use crate::chunker::{Chunker, ChunkerConfig, StreamChunker};
+use crate::claim::{Owner, StoreLock};
 use crate::error::{BlockError, Result};
 use crate::journal::{DEFAULT_SEGMENT_BYTES, Journal, RecoveredRecord};
 use crate::overlay::{Extent, Overlay};
@@ -171,6 +172,8 @@ const CACHED_READ_MAX: u64 = 256 * 1024;
 
 #[derive(Debug)]
 struct Inner {
+    /// Held while the engine lives: no other process opens this store ([`crate::claim`]).
+    _lock: StoreLock,
     root: PathBuf,
     cas: LocalCas,
     journal: Journal,
@@ -249,11 +252,15 @@ fn merge_intervals(sorted: impl IntoIterator<Item = (u64, u64)>) -> Vec<(u64, u6
 impl Engine {
     /// Opens the CAS and the journal under `root`. Returns the journal's records for the
     /// caller's recovery (see the module documentation).
+    /// Fails with [`BlockError::InUse`] while another engine (in any process) has the
+    /// store open.
     pub fn open(root: &Path, cfg: EngineConfig) -> Result<(Engine, Vec<RecoveredRecord>)> {
         let chunker = Chunker::new(cfg.chunker)?;
+        let lock = crate::claim::lock(root)?;
         let cas = LocalCas::open(root)?;
         let (journal, records) = Journal::open(root, cfg.journal_segment_bytes)?;
         let inner = Inner {
+            _lock: lock,
             root: root.to_path_buf(),
             cas,
             journal,
@@ -267,6 +274,12 @@ impl Engine {
             },
             records,
         ))
+    }
+
+    /// Checks that this store belongs to `owner`, claiming it if it belongs to nobody yet;
+    /// [`BlockError::InUse`] if another server owns it (see [`crate::claim`]).
+    pub fn claim(&self, owner: &Owner) -> Result<()> {
+        crate::claim::check_owner(&self.inner.root, owner)
     }
 
     pub fn cas(&self) -> &LocalCas {

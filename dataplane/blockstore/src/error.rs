@@ -40,6 +40,9 @@ pub enum BlockError {
     /// (see `space`): the write is refused (ENOSPC / NFS3ERR_NOSPC), nothing is lost.
     #[error("no space: {0}")]
     NoSpace(String),
+    /// The store is open in another process or belongs to another server (see `claim`).
+    #[error("{0}")]
+    InUse(String),
 }
 
 /// Result alias of this crate.

@@ -17,6 +17,7 @@
 
 pub mod cas;
 pub mod chunker;
+mod claim;
 pub mod engine;
 pub mod error;
 pub mod journal;
@@ -26,6 +27,7 @@ pub mod tier;
 
 pub use cas::LocalCas;
 pub use chunker::{Chunker, ChunkerConfig, StreamChunker};
+pub use claim::Owner;
 pub use engine::{DiskStats, Engine, EngineConfig, FlushKind, FlushPlan};
 pub use error::{BlockError, Result};
 pub use journal::{Journal, JournalLoc, RecoveredRecord};

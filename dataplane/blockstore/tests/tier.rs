@@ -59,8 +59,21 @@ struct Setup {
     stop: CancellationToken,
 }
 
-fn setup_with(dir: tempfile::TempDir, remote: Arc<MemoryRemote>) -> Setup {
-    let (engine, _) = Engine::open(&dir.path().join("blocks"), small_chunks()).unwrap();
+/// Opens the engine under `dir`, waiting (up to 10 s) for the tasks of a stopped
+/// previous setup to let go of it: an engine is open in one place at a time.
+async fn open_engine(dir: &std::path::Path) -> Engine {
+    for _ in 0..1000 {
+        match Engine::open(&dir.join("blocks"), small_chunks()) {
+            Ok((engine, _)) => return engine,
+            Err(BlockError::InUse(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+    panic!("the engine of a stopped setup is still open after 10 s");
+}
+
+async fn setup_with(dir: tempfile::TempDir, remote: Arc<MemoryRemote>) -> Setup {
+    let engine = open_engine(dir.path()).await;
     let stop = CancellationToken::new();
     let tier = RemoteTier::start(
         "r",
@@ -80,11 +93,21 @@ fn setup_with(dir: tempfile::TempDir, remote: Arc<MemoryRemote>) -> Setup {
     }
 }
 
-fn setup() -> Setup {
+impl Setup {
+    /// Stops the tier and lets go of the engine ("crash"), keeping the state directory
+    /// and the remote for a restart.
+    fn stop(self) -> (tempfile::TempDir, Arc<MemoryRemote>) {
+        self.stop.cancel();
+        (self.dir, self.remote)
+    }
+}
+
+async fn setup() -> Setup {
     setup_with(
         tempfile::tempdir().unwrap(),
         Arc::new(MemoryRemote::new("t")),
     )
+    .await
 }
 
 /// Writes `data` as file `ino` and flushes it into chunks (no metadata: the block list
@@ -132,7 +155,7 @@ async fn read_all(s: &Setup, ino: u64, blocks: &[BlockRef], size: u64, step: u32
 
 #[tokio::test]
 async fn uploads_once_and_dedups_across_files_and_restarts() {
-    let s = setup();
+    let s = setup().await;
     let data = random(3 << 20, 1);
     let blocks = write_file(&s, 2, &data, true).await;
     assert!(
@@ -163,8 +186,8 @@ async fn uploads_once_and_dedups_across_files_and_restarts() {
     assert_eq!(st.dedup_known_bytes, data.len() as u64);
 
     // A restarted tier knows nothing, but HEAD finds the chunks: still no upload.
-    s.stop.cancel();
-    let s2 = setup_with(s.dir, s.remote.clone());
+    let (dir, remote) = s.stop();
+    let s2 = setup_with(dir, remote).await;
     write_file(&s2, 5, &data, false).await;
     assert_eq!(s2.tier.drain(Duration::from_secs(10)).await, 0);
     let st = s2.tier.status();
@@ -175,7 +198,7 @@ async fn uploads_once_and_dedups_across_files_and_restarts() {
 
 #[tokio::test]
 async fn pending_uploads_survive_a_restart_and_resume() {
-    let s = setup();
+    let s = setup().await;
     s.remote.set_unavailable(true);
     let data = random(2 << 20, 2);
     let blocks = write_file(&s, 2, &data, false).await;
@@ -188,9 +211,8 @@ async fn pending_uploads_survive_a_restart_and_resume() {
     assert!(s.remote.is_empty());
 
     // "Crash": stop the tier; a new one over the same state finds the markers.
-    s.stop.cancel();
-    let remote = s.remote.clone();
-    let s2 = setup_with(s.dir, remote.clone());
+    let (dir, remote) = s.stop();
+    let s2 = setup_with(dir, remote.clone()).await;
     assert_eq!(s2.tier.pending(), blocks.len());
     remote.set_unavailable(false);
     assert_eq!(s2.tier.drain(Duration::from_secs(10)).await, 0);
@@ -203,7 +225,7 @@ async fn pending_uploads_survive_a_restart_and_resume() {
 
 #[tokio::test]
 async fn evicts_only_uploaded_chunks_and_reads_them_back_cold() {
-    let s = setup();
+    let s = setup().await;
     let data = random(4 << 20, 3);
     let blocks = write_file(&s, 2, &data, false).await;
     // Nothing is on the remote yet (it is down): eviction must not touch anything.
@@ -259,7 +281,7 @@ async fn evicts_only_uploaded_chunks_and_reads_them_back_cold() {
 
 #[tokio::test]
 async fn corrupt_objects_are_never_served() {
-    let s = setup();
+    let s = setup().await;
     let data = random(2 << 20, 4);
     let blocks = write_file(&s, 2, &data, false).await;
     assert_eq!(s.tier.drain(Duration::from_secs(10)).await, 0);
@@ -282,7 +304,7 @@ async fn corrupt_objects_are_never_served() {
 
 #[tokio::test]
 async fn a_stalled_remote_fails_cold_reads_within_the_deadline() {
-    let s = setup();
+    let s = setup().await;
     let data = random(1 << 20, 5);
     let blocks = write_file(&s, 2, &data, false).await;
     assert_eq!(s.tier.drain(Duration::from_secs(10)).await, 0);
@@ -306,7 +328,7 @@ async fn a_stalled_remote_fails_cold_reads_within_the_deadline() {
 
 #[tokio::test]
 async fn remote_durability_waits_for_the_remote_and_reports_late_confirmation() {
-    let s = setup();
+    let s = setup().await;
     s.remote.set_unavailable(true);
     let data = random(1 << 20, 6);
     let blocks = write_file(&s, 2, &data, false).await;
@@ -325,7 +347,7 @@ async fn remote_durability_waits_for_the_remote_and_reports_late_confirmation() 
 
 #[tokio::test]
 async fn gc_sweep_deletes_only_old_unreferenced_untouched_objects() {
-    let s = setup();
+    let s = setup().await;
     let live = write_file(&s, 2, &random(1 << 20, 7), false).await;
     let dead = write_file(&s, 3, &random(1 << 20, 8), false).await;
     assert_eq!(s.tier.drain(Duration::from_secs(10)).await, 0);

@@ -19,7 +19,9 @@ use crate::config::{self, LocalBlockStoreCfg, MetadataStoreCfg, RemoteBlockStore
 use crate::error::{ControlError, ControlResult};
 use crate::state::{self, DesiredState};
 use dittofs_blockstore::tier::Evictor;
-use dittofs_blockstore::{Engine, EngineConfig, RecoveredRecord, RemoteTier, TierConfig};
+use dittofs_blockstore::{
+    BlockError, Engine, EngineConfig, Owner, RecoveredRecord, RemoteTier, TierConfig,
+};
 use dittofs_metadata::MetadataStore;
 use dittofs_nfs::export::ExportPolicy;
 use dittofs_types::ShareId;
@@ -169,13 +171,25 @@ fn open_engine(data_dir: &Path, l: &LocalBlockStoreCfg) -> ControlResult<EngineE
         .path
         .clone()
         .unwrap_or_else(|| data_dir.join("blocks").join(&l.name));
-    let (engine, rec) = Engine::open(&path, EngineConfig::default()).map_err(|e| {
-        ControlError::Internal(format!(
+    let cannot = |e: BlockError| {
+        let msg = format!(
             "local block store {:?}: cannot open {}: {e}",
             l.name,
             path.display()
-        ))
-    })?;
+        );
+        match e {
+            BlockError::InUse(_) => ControlError::Precondition(msg),
+            _ => ControlError::Internal(msg),
+        }
+    };
+    let (engine, rec) = Engine::open(&path, EngineConfig::default()).map_err(cannot)?;
+    // One store, one server: a store another server claimed is refused (its GC alone
+    // knows which chunks are live), before anything of its journal is replayed.
+    let owner = Owner {
+        server_id: state::server_id(data_dir).map_err(ControlError::Internal)?,
+        data_dir: data_dir.display().to_string(),
+    };
+    engine.claim(&owner).map_err(cannot)?;
     if !rec.is_empty() {
         tracing::info!(store = %l.name, records = rec.len(), "replaying write journal");
     }

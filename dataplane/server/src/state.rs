@@ -140,6 +140,22 @@ pub fn share_ids(data_dir: &Path, names: &[String]) -> Result<BTreeMap<String, u
     Ok(map)
 }
 
+/// This server's stable identity (`<data_dir>/server-id`, 128 random bits in hex), made
+/// at first start: it claims the local block stores the server opens (a second server,
+/// with another data directory, is refused by them).
+pub fn server_id(data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join("server-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    write_atomic(&path, id.as_bytes(), 0o644)?;
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +174,9 @@ mod tests {
         assert_eq!(b["/c"], 3);
         std::fs::write(state_path(dir.path()), b"{garbage").unwrap();
         assert!(load(dir.path()).unwrap_err().contains("state.json"));
+        let id = server_id(dir.path()).unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(server_id(dir.path()).unwrap(), id, "stable");
+        assert_ne!(server_id(tempfile::tempdir().unwrap().path()).unwrap(), id);
     }
 }

@@ -451,6 +451,95 @@ fn root_squash_maps_group_zero_too() {
     }
 }
 
+/// One local block store serves one server: a second `dfs` (its own data directory) on
+/// the same block store directory is refused with a clear message while the first runs
+/// (the store's lock) and after it stopped (the store's owner file), and nothing the
+/// first acknowledged is lost; the first restarts on it as before.
+#[test]
+fn a_second_server_on_the_same_block_store_is_refused() {
+    let blocks = tempfile::tempdir().unwrap();
+    let env = vec![(
+        "DITTOFS_BLOCK_STORES".to_string(),
+        format!(
+            "{{local: [{{name: default, type: fs, path: {}}}]}}",
+            blocks.path().display()
+        ),
+    )];
+    let mut first = Server::start_with(env.clone());
+    let mut c = Client::connect(first.nfs_port);
+    let root = c.mount_root();
+    let created: CreateRes = c.call(
+        PROGRAM,
+        8,
+        &CreateArgs {
+            where_: DirOpArgs3 {
+                dir: root,
+                name: Filename3(b"kept".to_vec()),
+            },
+            how: CreateHow3::Unchecked(Sattr3::default()),
+        },
+    );
+    let Res3::Ok(ok) = created else {
+        panic!("create failed")
+    };
+    let fh = ok.obj.unwrap();
+    let data = bytes::Bytes::from(vec![7u8; 200_000]);
+    let w: WriteRes = c.call(
+        PROGRAM,
+        7,
+        &WriteArgs {
+            file: fh.clone(),
+            offset: 0,
+            count: data.len() as u32,
+            stable: StableHow::FileSync,
+            data: data.clone(),
+        },
+    );
+    assert_eq!(w.status(), NfsStat3::Ok);
+    let second_start = |first: &Server| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = first.command_with_dir(dir.path());
+        cmd.env("DITTOFS_NFS_PORT", common::free_port().to_string())
+            .env("DITTOFS_HTTP_PORT", common::free_port().to_string())
+            .env("DITTOFS_CONTROL_PORT", common::free_port().to_string())
+            .stderr(std::process::Stdio::piped());
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = second_start(&first);
+    assert_ne!(code, Some(0), "the second server started: {err}");
+    assert!(err.contains("is open in another process"), "{err}");
+    // the first one still serves everything it acknowledged
+    let read = |port: u16| {
+        let mut c = Client::connect(port);
+        let r: ReadRes = c.call(
+            PROGRAM,
+            6,
+            &ReadArgs {
+                file: fh.clone(),
+                offset: 0,
+                count: 200_000,
+            },
+        );
+        let Res3::Ok(r) = r else {
+            panic!("read failed")
+        };
+        r.data
+    };
+    assert_eq!(read(first.nfs_port), data);
+    // stopped, the store still belongs to the first server
+    assert_eq!(first.stop(), Some(0));
+    let (code, err) = second_start(&first);
+    assert_ne!(code, Some(0), "the second server started: {err}");
+    assert!(err.contains("belongs to another server"), "{err}");
+    assert!(err.contains("owner.json"), "{err}");
+    first.spawn();
+    assert_eq!(read(first.nfs_port), data);
+}
+
 #[test]
 fn write_verifier_changes_across_restarts() {
     let mut srv = Server::start();

@@ -174,6 +174,11 @@ impl Harness {
     /// Crash-free restart: drop the engine (unflushed data only in the journal), reopen
     /// and run the caller's recovery protocol.
     fn reopen(&mut self) {
+        // The old engine must be gone first (it holds the store's lock): park a
+        // throwaway engine in its place while the real one reopens.
+        let scratch = tempfile::tempdir().unwrap();
+        let (parked, _) = Engine::open(scratch.path(), small_cfg()).unwrap();
+        drop(std::mem::replace(&mut self.engine, parked));
         let (engine, recs) = Engine::open(self.dir.path(), small_cfg()).unwrap();
         self.engine = engine;
         for r in &recs {
