@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
-use dittofs_blockstore::tier::Evictor;
-use dittofs_blockstore::{BlockError, ChunkerConfig, Engine, EngineConfig, RemoteTier, TierConfig};
+use dittofs_blockstore::tier::{Evictor, RemoteClaim, claim_remote};
+use dittofs_blockstore::{
+    BlockError, ChunkerConfig, Engine, EngineConfig, Owner, RemoteTier, TierConfig,
+};
 use dittofs_remote::{MemoryRemote, RemoteStore};
 use dittofs_types::{BlockRef, ContentHash, FileKey, Ino, ObjectId, ShareId};
 use rand::{Rng, SeedableRng};
@@ -407,4 +409,44 @@ async fn gc_sweep_deletes_only_old_unreferenced_untouched_objects() {
         .unwrap();
     drop(run);
     assert_eq!(c.kept_in_grace, young.len() as u64, "{c:?}");
+}
+
+/// One owner per remote location: the first server's claim writes the ownership record,
+/// a second server's claim is refused and so is its GC; a remote that does not answer
+/// leaves the claim unverified, and the GC then refuses too (it cannot prove ownership).
+#[tokio::test]
+async fn a_remote_location_has_one_owner() {
+    let owner = |id: &str| Owner {
+        server_id: id.into(),
+        data_dir: format!("/data/{id}"),
+    };
+    let a = setup().await;
+    let b = setup_with(tempfile::tempdir().unwrap(), a.remote.clone()).await;
+    let d = Duration::from_secs(2);
+    let remote = a.remote.as_ref() as &dyn RemoteStore;
+    assert_eq!(
+        claim_remote(remote, &owner("a"), d).await.unwrap(),
+        RemoteClaim::Claimed
+    );
+    assert_eq!(
+        claim_remote(remote, &owner("a"), d).await.unwrap(),
+        RemoteClaim::Owned
+    );
+    let err = claim_remote(remote, &owner("b"), d).await.unwrap_err();
+    assert!(
+        matches!(&err, BlockError::InUse(m) if m.contains("belongs to another server (id a")),
+        "{err}"
+    );
+    a.tier.set_owner(owner("a"));
+    b.tier.set_owner(owner("b"));
+    drop(a.tier.begin_gc().await.expect("the owner's GC runs"));
+    let refused = b.tier.begin_gc().await.unwrap_err();
+    assert!(refused.contains("belongs to another server"), "{refused}");
+    a.remote.set_unavailable(true);
+    assert!(matches!(
+        claim_remote(remote, &owner("a"), d).await.unwrap(),
+        RemoteClaim::Unverified(_)
+    ));
+    let refused = a.tier.begin_gc().await.unwrap_err();
+    assert!(refused.contains("cannot verify"), "{refused}");
 }

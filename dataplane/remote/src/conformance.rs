@@ -458,6 +458,43 @@ async fn concurrent_clients(s: &dyn RemoteStore, tag: &str) -> Outcome {
     Ok(())
 }
 
+/// The ownership record: read back as written, replaced by a later write, and never
+/// listed among the chunks.
+async fn owner_record(s: &dyn RemoteStore, tag: &str) -> Outcome {
+    let get = || async { s.get_owner_record().await.map_err(|e| format!("get: {e}")) };
+    let listed = || async {
+        let mut n = 0;
+        let mut cursor = None;
+        loop {
+            let p = s
+                .list(cursor, 1000)
+                .await
+                .map_err(|e| format!("list: {e}"))?;
+            n += p.objects.len();
+            match p.next {
+                Some(c) => cursor = Some(c),
+                None => return Ok::<_, String>(n),
+            }
+        }
+    };
+    let before = listed().await?;
+    let a = Bytes::from(format!("{{\"server_id\": \"{tag}-a\"}}"));
+    let b = Bytes::from(format!("{{\"server_id\": \"{tag}-b\"}}"));
+    s.put_owner_record(a.clone())
+        .await
+        .map_err(|e| format!("put: {e}"))?;
+    ensure!(get().await? == Some(a), "the record does not read back");
+    s.put_owner_record(b.clone())
+        .await
+        .map_err(|e| format!("put again: {e}"))?;
+    ensure!(get().await? == Some(b), "the record was not replaced");
+    ensure!(
+        listed().await? == before,
+        "the owner record is listed among the chunks"
+    );
+    Ok(())
+}
+
 /// Convenience for the suite: `put` under the data's own hash.
 #[async_trait]
 trait PutOwned {
@@ -498,6 +535,7 @@ pub async fn run_all(
             lists_in_pages_and_deletes(s, tag).await,
         ),
         ("concurrent_clients", concurrent_clients(s, tag).await),
+        ("owner_record", owner_record(s, tag).await),
     ]
 }
 

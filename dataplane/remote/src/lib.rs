@@ -120,6 +120,12 @@ pub trait RemoteStore: Send + Sync + std::fmt::Debug {
     /// Up to `limit` chunk objects after the cursor `after` (from a previous page).
     async fn list(&self, after: Option<String>, limit: u32) -> Result<Page>;
 
+    /// The location's ownership record (`{prefix}dittofs-owner.json`, outside the chunk
+    /// keys: never listed, never swept), `None` if there is none.
+    async fn get_owner_record(&self) -> Result<Option<Bytes>>;
+    /// Writes the ownership record (replacing any).
+    async fn put_owner_record(&self, data: Bytes) -> Result<()>;
+
     /// Creates the container (S3 bucket) if it does not exist. Default: nothing to do.
     async fn create_if_missing(&self) -> Result<()> {
         Ok(())
@@ -211,6 +217,11 @@ pub fn chunk_key(prefix: &str, hash: &ContentHash) -> String {
     format!("{prefix}cas/{}/{}/{hex}", &hex[0..2], &hex[2..4])
 }
 
+/// The key of the ownership record under `prefix` (normalized).
+pub fn owner_key(prefix: &str) -> String {
+    format!("{prefix}dittofs-owner.json")
+}
+
 /// The hash named by a chunk key under `prefix`, if it is one.
 pub fn hash_of_key(prefix: &str, key: &str) -> Option<ContentHash> {
     let rest = key.strip_prefix(prefix)?.strip_prefix("cas/")?;
@@ -264,6 +275,7 @@ mod tests {
         assert_eq!(hash_of_key("pre/", &k), Some(h));
         assert_eq!(hash_of_key("", &k), None);
         assert_eq!(hash_of_key("pre/", "pre/cas/00/00/zz"), None);
+        assert_eq!(hash_of_key("pre/", &owner_key("pre/")), None);
         assert_eq!(normalize_prefix("/a/b/"), "a/b/");
         assert_eq!(normalize_prefix(""), "");
         assert!(verify(&h, b"abc", Some(3)).is_ok());

@@ -4,7 +4,7 @@
 
 use crate::{
     ChunkTree, ObjectInfo, Page, RawRange, RemoteError, RemoteStore, Result, chunk_key,
-    hash_of_key, verify,
+    hash_of_key, owner_key, verify,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -218,6 +218,28 @@ impl RemoteStore for MemoryRemote {
     async fn delete(&self, hash: &ContentHash) -> Result<()> {
         self.up().await?;
         self.objects.lock().remove(&chunk_key("", hash));
+        Ok(())
+    }
+
+    async fn get_owner_record(&self) -> Result<Option<Bytes>> {
+        self.up().await?;
+        Ok(self
+            .objects
+            .lock()
+            .get(&owner_key(""))
+            .map(|o| o.data.clone()))
+    }
+
+    async fn put_owner_record(&self, data: Bytes) -> Result<()> {
+        self.up().await?;
+        self.objects.lock().insert(
+            owner_key(""),
+            Object {
+                data,
+                modified: now(),
+                tree: None,
+            },
+        );
         Ok(())
     }
 

@@ -13,7 +13,7 @@
 
 use crate::{
     ChunkTree, META_HASH, META_TREE, ObjectInfo, Page, RawRange, RemoteError, RemoteStore, Result,
-    chunk_key, hash_of_key, normalize_prefix, verify,
+    chunk_key, hash_of_key, normalize_prefix, owner_key, verify,
 };
 use async_trait::async_trait;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -408,6 +408,40 @@ impl RemoteStore for S3Remote {
             .send()
             .await
             .map_err(|e| unavailable("delete", &e))?;
+        Ok(())
+    }
+
+    async fn get_owner_record(&self) -> Result<Option<Bytes>> {
+        let got = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(owner_key(&self.prefix))
+            .send()
+            .await;
+        match got {
+            Ok(o) => Ok(Some(
+                o.body
+                    .collect()
+                    .await
+                    .map_err(|e| RemoteError::Unavailable(format!("get owner record: {e}")))?
+                    .into_bytes(),
+            )),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(unavailable("get owner record", &e)),
+        }
+    }
+
+    async fn put_owner_record(&self, data: Bytes) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(owner_key(&self.prefix))
+            .content_length(data.len() as i64)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| unavailable("put owner record", &e))?;
         Ok(())
     }
 

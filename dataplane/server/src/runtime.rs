@@ -18,7 +18,7 @@
 use crate::config::{self, LocalBlockStoreCfg, MetadataStoreCfg, RemoteBlockStoreCfg, ShareCfg};
 use crate::error::{ControlError, ControlResult};
 use crate::state::{self, DesiredState};
-use dittofs_blockstore::tier::Evictor;
+use dittofs_blockstore::tier::{Evictor, RemoteClaim, claim_remote};
 use dittofs_blockstore::{
     BlockError, Engine, EngineConfig, Owner, RecoveredRecord, RemoteTier, TierConfig,
 };
@@ -166,7 +166,19 @@ pub fn remote_store(
     })
 }
 
-fn open_engine(data_dir: &Path, l: &LocalBlockStoreCfg) -> ControlResult<EngineEntry> {
+/// This server's identity as the owner of its block stores.
+fn owner(data_dir: &Path) -> ControlResult<Owner> {
+    Ok(Owner {
+        server_id: state::server_id(data_dir).map_err(ControlError::Internal)?,
+        data_dir: data_dir.display().to_string(),
+    })
+}
+
+fn open_engine(
+    data_dir: &Path,
+    l: &LocalBlockStoreCfg,
+    owner: &Owner,
+) -> ControlResult<EngineEntry> {
     let path = l
         .path
         .clone()
@@ -185,11 +197,7 @@ fn open_engine(data_dir: &Path, l: &LocalBlockStoreCfg) -> ControlResult<EngineE
     let (engine, rec) = Engine::open(&path, EngineConfig::default()).map_err(cannot)?;
     // One store, one server: a store another server claimed is refused (its GC alone
     // knows which chunks are live), before anything of its journal is replayed.
-    let owner = Owner {
-        server_id: state::server_id(data_dir).map_err(ControlError::Internal)?,
-        data_dir: data_dir.display().to_string(),
-    };
-    engine.claim(&owner).map_err(cannot)?;
+    engine.claim(owner).map_err(cannot)?;
     if !rec.is_empty() {
         tracing::info!(store = %l.name, records = rec.len(), "replaying write journal");
     }
@@ -198,6 +206,48 @@ fn open_engine(data_dir: &Path, l: &LocalBlockStoreCfg) -> ControlResult<EngineE
         path,
         recovered: Arc::new(rec),
     })
+}
+
+/// The store client of each remote in `remotes`, its bucket created if asked, its
+/// location claimed for `owner` ([`claim_remote`]): a location another server owns is
+/// refused; one whose remote does not answer is served (the GC verifies before it sweeps).
+async fn prepare_remotes<'a>(
+    remotes: impl Iterator<Item = &'a RemoteBlockStoreCfg>,
+    owner: &Owner,
+) -> ControlResult<BTreeMap<String, Arc<dyn dittofs_remote::RemoteStore>>> {
+    let mut out = BTreeMap::new();
+    for r in remotes {
+        let store = remote_store(r)?;
+        if r.create_bucket {
+            match tokio::time::timeout(Duration::from_secs(5), store.create_if_missing()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(remote = %r.name, error = %e, "cannot create the bucket")
+                }
+                Err(_) => tracing::warn!(remote = %r.name, "creating the bucket timed out"),
+            }
+        }
+        let deadline = match r.read_timeout_seconds {
+            0 => TierConfig::default().read_deadline,
+            n => Duration::from_secs(u64::from(n)),
+        };
+        match claim_remote(store.as_ref(), owner, deadline.min(Duration::from_secs(10))).await {
+            Ok(RemoteClaim::Owned) => {}
+            Ok(RemoteClaim::Claimed) => {
+                tracing::info!(remote = %r.name, identity = %store.identity(), "claimed the remote location for this server")
+            }
+            Ok(RemoteClaim::Unverified(e)) => tracing::warn!(remote = %r.name, error = %e,
+                "cannot verify who owns the remote location; GC refuses to sweep it until it can"),
+            Err(e) => {
+                return Err(ControlError::Precondition(format!(
+                    "remote block store {:?}: {e}",
+                    r.name
+                )));
+            }
+        }
+        out.insert(r.name.clone(), store);
+    }
+    Ok(out)
 }
 
 /// The remote binding of share `s`, if it has a remote and its tier is open.
@@ -580,7 +630,13 @@ impl Runtime {
             });
         }
 
-        // 1. Open new (and re-open changed, unused) stores.
+        // 1. Open new (and re-open changed, unused) stores; remotes first (network).
+        let owner = owner(&self.data_dir)?;
+        let remotes = prepare_remotes(
+            r_add.iter().copied().chain(r_chg.iter().map(|(_, n)| *n)),
+            &owner,
+        )
+        .await?;
         let mut new_stores: BTreeMap<String, Arc<dyn MetadataStore>> = BTreeMap::new();
         let mut new_engines: BTreeMap<String, EngineEntry> = BTreeMap::new();
         let mut new_tiers: BTreeMap<String, TierEntry> = BTreeMap::new();
@@ -590,10 +646,12 @@ impl Runtime {
                 new_stores.insert(m.name.clone(), open_metadata(&self.data_dir, m)?);
             }
             for l in l_add.iter().copied().chain(l_chg.iter().map(|(_, n)| *n)) {
-                new_engines.insert(l.name.clone(), open_engine(&self.data_dir, l)?);
+                new_engines.insert(l.name.clone(), open_engine(&self.data_dir, l, &owner)?);
             }
             for r in r_add.iter().copied().chain(r_chg.iter().map(|(_, n)| *n)) {
-                let store = remote_store(r)?;
+                let store = remotes.get(&r.name).cloned().ok_or_else(|| {
+                    ControlError::Internal(format!("remote block store {:?} not prepared", r.name))
+                })?;
                 let identity = store.identity();
                 let same = cur_tiers
                     .iter()
@@ -620,6 +678,7 @@ impl Runtime {
                         .map_err(|e| {
                             ControlError::Internal(format!("remote block store {:?}: {e}", r.name))
                         })?;
+                        tier.set_owner(owner.clone());
                         TierEntry { tier, path }
                     }
                 };
@@ -632,25 +691,6 @@ impl Runtime {
                 let _ = s.close().await;
             }
             return Err(e);
-        }
-        for r in r_add.iter().copied().chain(r_chg.iter().map(|(_, n)| *n)) {
-            if !r.create_bucket {
-                continue;
-            }
-            if let Some(t) = new_tiers.get(&r.name) {
-                let created = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    t.tier.remote().create_if_missing(),
-                )
-                .await;
-                match created {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(remote = %r.name, error = %e, "cannot create the bucket")
-                    }
-                    Err(_) => tracing::warn!(remote = %r.name, "creating the bucket timed out"),
-                }
-            }
         }
         let (all_stores, all_engines, all_tiers) = {
             let inner = self.inner.read();

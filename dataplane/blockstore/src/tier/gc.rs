@@ -57,8 +57,10 @@ pub struct GcRun {
 }
 
 impl RemoteTier {
-    /// Starts a GC run (see the module documentation). Fails if one is already active.
+    /// Starts a GC run (see the module documentation). Fails if one is already active,
+    /// or if the location cannot be proven this server's ([`super::owner`]).
     pub async fn begin_gc(&self) -> Result<GcRun, String> {
+        self.verify_owner().await?;
         let _exclusive = self.inner.flush_gate.write().await;
         let mut g = self.inner.gc.lock();
         if g.active {

@@ -35,6 +35,7 @@
 
 pub mod evict;
 pub mod gc;
+pub mod owner;
 pub mod read;
 pub mod upload;
 
@@ -52,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use evict::{EvictStats, Evictor};
 pub use gc::{GcRun, SweepCounts};
+pub use owner::{RemoteClaim, claim_remote};
 
 /// Tunables of a remote tier.
 #[derive(Clone, Debug)]
@@ -151,6 +153,8 @@ pub(crate) struct TierInner {
     /// commit; the GC takes it exclusively to start a run (see [`gc`]).
     flush_gate: tokio::sync::RwLock<()>,
     pub(crate) reads: read::ReadState,
+    /// The server the location must belong to ([`owner`]); none: not checked.
+    owner: Mutex<Option<crate::Owner>>,
     stats: TierStats,
     stop: CancellationToken,
 }
@@ -191,6 +195,7 @@ impl RemoteTier {
             confirmed: tokio::sync::Notify::new(),
             gc: Mutex::new(gc::GcGate::default()),
             flush_gate: tokio::sync::RwLock::new(()),
+            owner: Mutex::new(None),
             stats: TierStats::default(),
             stop,
         });
