@@ -11,6 +11,7 @@
 //! calls onto the protocol-neutral core (`dittofs-vfs`), applying each share's
 //! [`export::ExportPolicy`]; [`portmap`] is the optional embedded portmapper.
 
+mod budget;
 mod conv;
 pub mod export;
 pub mod metrics;

@@ -30,6 +30,10 @@ pub struct NfsMetrics {
     pub bytes_read: Counter,
     pub bytes_written: Counter,
     pub rejected_records: Counter,
+    /// Connections closed because their client stopped reading replies.
+    pub stalled_clients: Counter,
+    /// Bytes reserved right now by calls and unwritten replies (see `budget`).
+    pub buffered_bytes: Gauge,
 }
 
 impl NfsMetrics {
@@ -45,6 +49,8 @@ impl NfsMetrics {
             bytes_read: Counter::default(),
             bytes_written: Counter::default(),
             rejected_records: Counter::default(),
+            stalled_clients: Counter::default(),
+            buffered_bytes: Gauge::default(),
         };
         registry.register(
             "nfs_requests",
@@ -85,6 +91,16 @@ impl NfsMetrics {
             "nfs_rejected_records",
             "Records rejected (oversized or malformed framing)",
             m.rejected_records.clone(),
+        );
+        registry.register(
+            "nfs_stalled_clients_closed",
+            "Connections closed because the client did not read its replies in time",
+            m.stalled_clients.clone(),
+        );
+        registry.register(
+            "nfs_buffered_bytes",
+            "Bytes reserved by calls running and replies not yet written",
+            m.buffered_bytes.clone(),
         );
         m
     }

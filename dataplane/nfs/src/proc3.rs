@@ -7,7 +7,7 @@ use crate::conv::{fattr, sattr, status, time_from_wire, wcc};
 use crate::nfs3::*;
 use crate::rpc::{AcceptStat, Auth, RpcCall, encode_success};
 use crate::server::{CallCtx, Outcome, Reply, Shared};
-use crate::xdr::{Decoder, XdrEncode};
+use crate::xdr::{Decoder, XdrDecode, XdrEncode};
 use bytes::{Bytes, BytesMut};
 use dittofs_types::{DeviceId, Ino};
 use dittofs_vfs::{Attr, CreateMode, Credentials, Fs, FsError, SetAttr, SpecialKind, Stability};
@@ -41,6 +41,23 @@ pub(crate) fn proc_name(p: Nfs3Proc) -> &'static str {
         Nfs3Proc::Pathconf => "PATHCONF",
         Nfs3Proc::Commit => "COMMIT",
     }
+}
+
+/// Bytes the reply of `p` with arguments `args` can take at most (what a connection
+/// reserves of its reply budget before running the call): a READ's data or a
+/// READDIR(PLUS)'s listing, as bounded by the client's count, plus a few KiB for the
+/// rest; a few KiB for every other procedure. Unparsable arguments get the small bound
+/// (the call fails with GARBAGE_ARGS anyway).
+pub(crate) fn reply_bound(p: Nfs3Proc, args: &[u8]) -> usize {
+    const SMALL: usize = 4096;
+    let mut d = Decoder::new(args);
+    let data = match p {
+        Nfs3Proc::Read => ReadArgs::decode(&mut d).ok().map(|a| a.count),
+        Nfs3Proc::Readdir => ReaddirArgs::decode(&mut d).ok().map(|a| a.count),
+        Nfs3Proc::Readdirplus => ReaddirplusArgs::decode(&mut d).ok().map(|a| a.maxcount),
+        _ => None,
+    };
+    data.map_or(SMALL, |n| n.min(MAX_IO) as usize + SMALL)
 }
 
 /// Procedures whose retransmission must be answered from the duplicate request cache.

@@ -6,11 +6,16 @@
 //! - a record larger than `max_record_bytes` closes the connection before it is read;
 //! - at most `max_inflight_per_connection` calls of one connection run at once (the reader
 //!   stops reading until a slot frees up: backpressure, not buffering);
+//! - calls and unwritten replies hold at most `max_buffered_bytes_per_connection` per
+//!   connection and `max_buffered_bytes` in all (see `budget`); a connection whose
+//!   client has not taken a reply for `reply_timeout` (5 s once the server stops) is
+//!   closed;
 //! - a retransmitted non-idempotent call (same client, xid, procedure and arguments) gets
 //!   the cached reply, or is dropped while the original is still running;
 //! - on shutdown no new connection or record is accepted, in-flight calls finish and their
 //!   replies are written.
 
+use crate::budget::{Budget, Reservation};
 use crate::export::ExportPolicy;
 use crate::metrics::{ErrorLabels, NfsMetrics, ProcLabels};
 use crate::record::{RecordError, read_record, write_records};
@@ -40,11 +45,21 @@ const READ_BUFFER: usize = 64 * 1024;
 /// A writer sends the replies that are ready together, up to about this many bytes.
 const WRITE_BATCH_BYTES: usize = 4 << 20;
 
+/// How long a connection's replies may wait for the client once the server stops.
+const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Listener settings.
 #[derive(Clone, Debug)]
 pub struct NfsServerConfig {
     pub max_record_bytes: usize,
     pub max_inflight_per_connection: usize,
+    /// Bytes the calls and unwritten replies of one connection may hold (at least one
+    /// largest record plus one largest reply).
+    pub max_buffered_bytes_per_connection: u32,
+    /// The same for all connections together.
+    pub max_buffered_bytes: u32,
+    /// A connection whose client takes no reply for this long is closed.
+    pub reply_timeout: std::time::Duration,
     /// Port NFS and MOUNT are served on (reported by the portmapper).
     pub port: u16,
 }
@@ -54,9 +69,18 @@ impl Default for NfsServerConfig {
         NfsServerConfig {
             max_record_bytes: 4 << 20,
             max_inflight_per_connection: 64,
+            max_buffered_bytes_per_connection: 32 << 20,
+            max_buffered_bytes: 512 << 20,
+            reply_timeout: std::time::Duration::from_secs(30),
             port: 12049,
         }
     }
+}
+
+/// The smallest per-connection budget that lets the largest record and the largest
+/// reply through.
+pub fn min_buffered_bytes_per_connection(max_record_bytes: usize) -> usize {
+    max_record_bytes + crate::proc3::MAX_IO as usize + 8192
 }
 
 /// A reply: record parts written as one record (lets READ data go out without a copy).
@@ -75,6 +99,8 @@ pub(crate) struct Shared {
     /// WRITE/COMMIT verifier: new on every start, so clients resend uncommitted writes.
     pub(crate) write_verifier: [u8; 8],
     pub(crate) mounts: Mutex<Vec<(IpAddr, Vec<u8>)>>,
+    /// The server-wide budget of records and replies (see `budget`).
+    budget: Arc<Semaphore>,
 }
 
 /// The NFSv3 + MOUNT server.
@@ -136,6 +162,7 @@ impl NfsServer {
                 ),
                 conns: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
+                budget: Arc::new(Semaphore::new(cfg.max_buffered_bytes as usize)),
                 cfg,
                 metrics,
                 drc: Drc::new(8192),
@@ -232,49 +259,30 @@ async fn connection(
             calls: call_count.clone(),
         },
     );
-    let (rd, mut wr) = sock.into_split();
+    let (rd, wr) = sock.into_split();
     // Buffered: a record header and a small call arrive in one read, not one each.
     let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
-    let (tx, mut rx) = mpsc::channel::<Reply>(shared.cfg.max_inflight_per_connection);
+    // Cancelled when the server stops or the client stops taking its replies.
+    let closed = stop.child_token();
+    let (tx, rx) = mpsc::channel::<(Reply, Reservation)>(shared.cfg.max_inflight_per_connection);
     let writer = tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            let mut batch: Vec<Reply> = Vec::new();
-            while let Some(first) = rx.recv().await {
-                // Replies that finished meanwhile go out in the same writev.
-                let mut bytes: usize = first.iter().map(|b| b.len()).sum();
-                batch.push(first);
-                while bytes < WRITE_BATCH_BYTES {
-                    let Ok(more) = rx.try_recv() else { break };
-                    bytes += more.iter().map(|b| b.len()).sum::<usize>();
-                    batch.push(more);
-                }
-                let parts: Vec<Vec<&[u8]>> = batch
-                    .iter()
-                    .map(|r| r.iter().map(|b| b.as_ref()).collect())
-                    .collect();
-                let records: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
-                let res = write_records(&mut wr, &records).await;
-                drop(records);
-                drop(parts);
-                batch.clear();
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "write to client failed");
-                    break;
-                }
-            }
-            let _ = wr.shutdown().await;
-        },
+        write_replies(shared.clone(), wr, rx, peer, closed.clone(), stop.clone()),
         tracing::debug_span!("task", name = "nfs-conn-writer"),
     ));
+    let budget = Budget::new(
+        shared.cfg.max_buffered_bytes_per_connection,
+        shared.budget.clone(),
+        shared.metrics.buffered_bytes.clone(),
+    );
     let slots = Arc::new(Semaphore::new(shared.cfg.max_inflight_per_connection));
     let calls = TaskTracker::new();
     loop {
         let permit = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = closed.cancelled() => break,
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let rec = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = closed.cancelled() => break,
             r = read_record(&mut rd, shared.cfg.max_record_bytes) => r,
         };
         let record = match rec {
@@ -290,13 +298,21 @@ async fn connection(
                 break;
             }
         };
+        // Room for the record and the largest reply it can get, before it runs.
+        let bound = reply_bound(&record);
+        let reservation = tokio::select! {
+            _ = closed.cancelled() => break,
+            r = budget.reserve(record.len() + bound) => match r { Some(r) => r, None => break },
+        };
         call_count.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
         let tx2 = tx.clone();
         calls.spawn(async move {
             let _permit = permit;
             if let Some(reply) = handle_record(&shared2, peer, Bytes::from(record)).await {
-                let _ = tx2.send(reply).await;
+                // The record is gone: keep only what the reply holds until it is written.
+                let size = reply.iter().map(|b| b.len()).sum();
+                let _ = tx2.send((reply, reservation.keep(size))).await;
             }
         });
     }
@@ -306,6 +322,83 @@ async fn connection(
     let _ = writer.await;
     shared.conns.lock().remove(&conn_id);
     shared.metrics.connections.dec();
+}
+
+/// The writer of a connection: sends the replies that are ready in one `writev`, gives
+/// their reservations back once written, and closes the connection (`closed`) when a
+/// write waits longer than `reply_timeout` for the client (a client that does not read
+/// its replies), or longer than [`SHUTDOWN_WRITE_GRACE`] once the server stops.
+async fn write_replies(
+    shared: Arc<Shared>,
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<(Reply, Reservation)>,
+    peer: SocketAddr,
+    closed: CancellationToken,
+    stop: CancellationToken,
+) {
+    let timeout = shared.cfg.reply_timeout;
+    let mut batch: Vec<(Reply, Reservation)> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        // Replies that finished meanwhile go out in the same writev.
+        let mut bytes: usize = first.0.iter().map(|b| b.len()).sum();
+        batch.push(first);
+        while bytes < WRITE_BATCH_BYTES {
+            let Ok(more) = rx.try_recv() else { break };
+            bytes += more.0.iter().map(|b| b.len()).sum::<usize>();
+            batch.push(more);
+        }
+        let parts: Vec<Vec<&[u8]>> = batch
+            .iter()
+            .map(|(r, _)| r.iter().map(|b| b.as_ref()).collect())
+            .collect();
+        let records: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
+        let limit = if stop.is_cancelled() {
+            SHUTDOWN_WRITE_GRACE
+        } else {
+            timeout
+        };
+        let res = tokio::select! {
+            r = write_records(&mut wr, &records) => Some(r),
+            _ = tokio::time::sleep(limit) => None,
+            _ = async {
+                stop.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
+            } => None,
+        };
+        drop(records);
+        drop(parts);
+        batch.clear();
+        match res {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "write to client failed");
+                break;
+            }
+            None => {
+                shared.metrics.stalled_clients.inc();
+                tracing::warn!(%peer, seconds = limit.as_secs(),
+                    "client took none of its replies in time: closing the connection");
+                break;
+            }
+        }
+    }
+    closed.cancel();
+    // Replies still queued, or sent by calls that finish now, are dropped unsent.
+    drop(rx);
+    let _ = wr.shutdown().await;
+}
+
+/// The largest reply `record` can get (see [`crate::proc3::reply_bound`]); a few KiB for
+/// anything that is not a well-formed NFSv3 call.
+fn reply_bound(record: &[u8]) -> usize {
+    const SMALL: usize = 4096;
+    match RpcCall::decode(record) {
+        Ok((c, args)) if (c.prog, c.vers) == (nfs3::PROGRAM, nfs3::VERSION) => {
+            nfs3::Nfs3Proc::from_u32(c.proc_num)
+                .map_or(SMALL, |p| crate::proc3::reply_bound(p, args))
+        }
+        _ => SMALL,
+    }
 }
 
 /// An accepted-but-failed reply (PROC_UNAVAIL, GARBAGE_ARGS, ...) as a dispatch outcome.

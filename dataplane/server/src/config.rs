@@ -58,6 +58,13 @@ pub struct NfsSection {
     pub max_record_bytes: u32,
     /// Calls processed concurrently per connection.
     pub max_inflight_per_connection: u32,
+    /// Bytes the calls and unwritten replies of one connection may hold; a client that
+    /// does not read its replies stops being read once they fill it.
+    pub max_buffered_bytes_per_connection: u32,
+    /// Bytes all connections' calls and unwritten replies may hold together.
+    pub max_buffered_bytes: u32,
+    /// A connection whose client takes none of its replies for this long is closed.
+    pub reply_timeout_seconds: u32,
     pub portmapper: Portmapper,
 }
 
@@ -282,6 +289,9 @@ impl Default for NfsSection {
             port: 12049,
             max_record_bytes: 4 * 1024 * 1024,
             max_inflight_per_connection: 64,
+            max_buffered_bytes_per_connection: 32 << 20,
+            max_buffered_bytes: 512 << 20,
+            reply_timeout_seconds: 30,
             portmapper: Portmapper::default(),
         }
     }
@@ -422,6 +432,24 @@ impl Config {
         }
         if self.nfs.max_record_bytes < 64 * 1024 || self.nfs.max_record_bytes > 64 * 1024 * 1024 {
             return bad("nfs.max_record_bytes must be between 64 KiB and 64 MiB".into());
+        }
+        let least = dittofs_nfs::server::min_buffered_bytes_per_connection(
+            self.nfs.max_record_bytes as usize,
+        );
+        if (self.nfs.max_buffered_bytes_per_connection as usize) < least {
+            return bad(format!(
+                "nfs.max_buffered_bytes_per_connection must be at least {least} (one largest \
+                 record, nfs.max_record_bytes, plus one largest reply, 1 MiB)"
+            ));
+        }
+        if self.nfs.max_buffered_bytes < self.nfs.max_buffered_bytes_per_connection {
+            return bad(
+                "nfs.max_buffered_bytes must be at least nfs.max_buffered_bytes_per_connection"
+                    .into(),
+            );
+        }
+        if self.nfs.reply_timeout_seconds == 0 {
+            return bad("nfs.reply_timeout_seconds must be at least 1".into());
         }
         if self.nfs.max_inflight_per_connection == 0 {
             return bad("nfs.max_inflight_per_connection must be at least 1".into());
@@ -696,6 +724,9 @@ nfs:
   port: 12049        # NFSv3 and MOUNT on the same port
   max_record_bytes: 4194304
   max_inflight_per_connection: 64
+  max_buffered_bytes_per_connection: 33554432  # calls + unwritten replies per connection
+  max_buffered_bytes: 536870912                # ... and for all connections together
+  reply_timeout_seconds: 30     # close a connection whose client reads no reply this long
   portmapper:        # embedded rpcbind (program 100000 v2) for clients that insist on it
     enabled: false
     port: 10111

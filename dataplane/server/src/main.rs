@@ -272,6 +272,11 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
             dittofs_nfs::server::NfsServerConfig {
                 max_record_bytes: cfg.nfs.max_record_bytes as usize,
                 max_inflight_per_connection: cfg.nfs.max_inflight_per_connection as usize,
+                max_buffered_bytes_per_connection: cfg.nfs.max_buffered_bytes_per_connection,
+                max_buffered_bytes: cfg.nfs.max_buffered_bytes,
+                reply_timeout: std::time::Duration::from_secs(u64::from(
+                    cfg.nfs.reply_timeout_seconds,
+                )),
                 port: cfg.nfs.port,
             },
             nfs_metrics.clone(),

@@ -540,6 +540,168 @@ fn a_second_server_on_the_same_block_store_is_refused() {
     assert_eq!(read(first.nfs_port), data);
 }
 
+/// Peak and current resident memory of process `pid`, in bytes (VmHWM, VmRSS).
+fn rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |key: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    (kib("VmHWM:"), kib("VmRSS:"))
+}
+
+/// Clients that pipeline calls and never read the replies: 32 connections each send 200
+/// READs of 1 MiB. Each connection stops being read once its budget (6 MiB here) is
+/// spent, so the server's memory grows by at most 32 x 6 MiB (it grew by 4.2 GiB before
+/// replies were bounded); another client is served meanwhile; the non-readers are closed
+/// once they have taken no reply for the reply timeout (5 s here).
+#[test]
+fn clients_that_never_read_are_bounded_and_closed() {
+    const CONNS: usize = 32;
+    const PER_CONN: u64 = 6 << 20;
+    let srv = Server::start_with(vec![
+        (
+            "DITTOFS_NFS_MAX_BUFFERED_BYTES_PER_CONNECTION".into(),
+            PER_CONN.to_string(),
+        ),
+        (
+            "DITTOFS_NFS_MAX_BUFFERED_BYTES".into(),
+            (256u64 << 20).to_string(),
+        ),
+        ("DITTOFS_NFS_REPLY_TIMEOUT_SECONDS".into(), "5".into()),
+    ]);
+    let pid = srv.child.as_ref().unwrap().id();
+    let mut c = Client::connect(srv.nfs_port);
+    let root = c.mount_root();
+    let created: CreateRes = c.call(
+        PROGRAM,
+        8,
+        &CreateArgs {
+            where_: DirOpArgs3 {
+                dir: root,
+                name: Filename3(b"big".to_vec()),
+            },
+            how: CreateHow3::Unchecked(Sattr3::default()),
+        },
+    );
+    let Res3::Ok(ok) = created else {
+        panic!("create failed")
+    };
+    let fh = ok.obj.unwrap();
+    let data = bytes::Bytes::from(vec![9u8; 1 << 20]);
+    let w: WriteRes = c.call(
+        PROGRAM,
+        7,
+        &WriteArgs {
+            file: fh.clone(),
+            offset: 0,
+            count: data.len() as u32,
+            stable: StableHow::FileSync,
+            data: data.clone(),
+        },
+    );
+    assert_eq!(w.status(), NfsStat3::Ok);
+    let read_args = ReadArgs {
+        file: fh.clone(),
+        offset: 0,
+        count: 1 << 20,
+    }
+    .to_xdr();
+    let (before, _) = rss(pid);
+    let mut silent = Vec::new();
+    for conn in 0..CONNS {
+        let mut sock = TcpStream::connect(("127.0.0.1", srv.nfs_port)).unwrap();
+        let mut burst = Vec::new();
+        for i in 0..200u32 {
+            let call = RpcCall {
+                xid: (conn as u32) << 16 | i,
+                prog: PROGRAM,
+                vers: 3,
+                proc_num: 6,
+                cred: Auth::Sys {
+                    stamp: 1,
+                    machine: b"silent".to_vec(),
+                    uid: 0,
+                    gid: 0,
+                    gids: vec![],
+                },
+                verf: OpaqueAuth::none(),
+            };
+            let mut msg = Vec::new();
+            call.encode(&mut msg);
+            msg.extend_from_slice(&read_args);
+            burst.extend_from_slice(&frame_record(&msg));
+        }
+        sock.write_all(&burst).unwrap();
+        silent.push(sock);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // another client is served meanwhile
+    let mut other = Client::connect(srv.nfs_port);
+    let r: ReadRes = other.call(
+        PROGRAM,
+        6,
+        &ReadArgs {
+            file: fh,
+            offset: 0,
+            count: 1 << 20,
+        },
+    );
+    let Res3::Ok(r) = r else {
+        panic!("read failed")
+    };
+    assert_eq!(r.data, data);
+    let buffered = |srv: &Server| -> u64 {
+        let m = http_get(srv.http_port, "/metrics").unwrap();
+        let line = m
+            .lines()
+            .find(|l| l.starts_with("dittofs_nfs_buffered_bytes "))
+            .unwrap_or_else(|| panic!("no buffered gauge in {m}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let held = buffered(&srv);
+    assert!(
+        held <= CONNS as u64 * PER_CONN,
+        "{held} bytes held for {CONNS} connections"
+    );
+    // the non-readers are closed after the reply timeout (5 s) ...
+    std::thread::sleep(Duration::from_secs(8));
+    for (i, sock) in silent.iter_mut().enumerate() {
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut sink = vec![0u8; 1 << 20];
+        let closed = loop {
+            match sock.read(&mut sink) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(closed, "non-reading connection {i} is still open");
+    }
+    let m = http_get(srv.http_port, "/metrics").unwrap();
+    assert!(
+        m.contains(&format!("dittofs_nfs_stalled_clients_closed_total {CONNS}")),
+        "{m}"
+    );
+    assert_eq!(buffered(&srv), 0, "reservations given back");
+    // ... and the server's memory stayed within the budgets (plus allocator slack)
+    let (peak, _) = rss(pid);
+    let grew = peak.saturating_sub(before);
+    eprintln!("dfs peak RSS grew by {} MiB", grew >> 20);
+    assert!(
+        grew < CONNS as u64 * PER_CONN + (64 << 20),
+        "dfs peak RSS grew by {} MiB",
+        grew >> 20
+    );
+}
+
 #[test]
 fn write_verifier_changes_across_restarts() {
     let mut srv = Server::start();
