@@ -35,7 +35,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-const FD_CACHE_CAP: usize = 256;
+/// Open chunk files kept at most: 256, or an eighth of the process's descriptor limit
+/// if that is lower (clients, journal segments and the metadata store need theirs).
+fn fd_cache_cap() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    let limit = if rc == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    (limit / 8).clamp(16, 256)
+}
 
 /// The on-disk chunk store of one data plane.
 #[derive(Debug)]
@@ -60,6 +75,7 @@ const STRIPES: usize = 64;
 #[derive(Debug, Default)]
 struct FdCache {
     tick: u64,
+    cap: usize,
     map: HashMap<ContentHash, (Arc<File>, u64)>,
 }
 
@@ -74,7 +90,7 @@ impl FdCache {
     }
 
     fn insert(&mut self, hash: ContentHash, f: Arc<File>) {
-        if self.map.len() >= FD_CACHE_CAP && !self.map.contains_key(&hash) {
+        if self.map.len() >= self.cap && !self.map.contains_key(&hash) {
             let oldest = self.map.iter().min_by_key(|(_, e)| e.1).map(|(h, _)| *h);
             if let Some(h) = oldest {
                 self.map.remove(&h);
@@ -116,7 +132,10 @@ impl LocalCas {
             changes: AtomicU64::new(0),
             dirty_dirs: Mutex::new(HashSet::new()),
             dir_sync: Mutex::new(()),
-            fds: Mutex::new(FdCache::default()),
+            fds: Mutex::new(FdCache {
+                cap: fd_cache_cap(),
+                ..FdCache::default()
+            }),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         };
         let mut total = 0;

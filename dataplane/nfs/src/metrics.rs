@@ -34,6 +34,10 @@ pub struct NfsMetrics {
     pub stalled_clients: Counter,
     /// Bytes reserved right now by calls and unwritten replies (see `budget`).
     pub buffered_bytes: Gauge,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused_connections: Counter,
+    /// Failed accepts (out of descriptors, ...).
+    pub accept_errors: Counter,
 }
 
 impl NfsMetrics {
@@ -51,6 +55,8 @@ impl NfsMetrics {
             rejected_records: Counter::default(),
             stalled_clients: Counter::default(),
             buffered_bytes: Gauge::default(),
+            refused_connections: Counter::default(),
+            accept_errors: Counter::default(),
         };
         registry.register(
             "nfs_requests",
@@ -101,6 +107,16 @@ impl NfsMetrics {
             "nfs_buffered_bytes",
             "Bytes reserved by calls running and replies not yet written",
             m.buffered_bytes.clone(),
+        );
+        registry.register(
+            "nfs_connections_refused",
+            "Connections closed at once because nfs.max_connections were open",
+            m.refused_connections.clone(),
+        );
+        registry.register(
+            "nfs_accept_errors",
+            "Failed accepts (e.g. out of file descriptors)",
+            m.accept_errors.clone(),
         );
         m
     }

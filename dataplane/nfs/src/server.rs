@@ -60,6 +60,9 @@ pub struct NfsServerConfig {
     pub max_buffered_bytes: u32,
     /// A connection whose client takes no reply for this long is closed.
     pub reply_timeout: std::time::Duration,
+    /// Connections served at once (0 = no limit); more are accepted and closed at once,
+    /// so the descriptors files and the other listeners need are never taken by clients.
+    pub max_connections: usize,
     /// Port NFS and MOUNT are served on (reported by the portmapper).
     pub port: u16,
 }
@@ -72,6 +75,7 @@ impl Default for NfsServerConfig {
             max_buffered_bytes_per_connection: 32 << 20,
             max_buffered_bytes: 512 << 20,
             reply_timeout: std::time::Duration::from_secs(30),
+            max_connections: 0,
             port: 12049,
         }
     }
@@ -101,6 +105,9 @@ pub(crate) struct Shared {
     pub(crate) mounts: Mutex<Vec<(IpAddr, Vec<u8>)>>,
     /// The server-wide budget of records and replies (see `budget`).
     budget: Arc<Semaphore>,
+    last_warning: Mutex<Option<Instant>>,
+    /// Connections accepted and not yet ended.
+    open: std::sync::atomic::AtomicUsize,
 }
 
 /// The NFSv3 + MOUNT server.
@@ -124,7 +131,21 @@ struct ClientConn {
     calls: Arc<AtomicU64>,
 }
 
+/// At most one [`Shared::warn_limited`] line per this period.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Shared {
+    /// Logs a warning unless one was logged less than [`WARN_EVERY`] ago (a flood of the
+    /// same failure must not flood the log; metrics count every occurrence).
+    fn warn_limited(&self, msg: impl FnOnce() -> String) {
+        let mut last = self.last_warning.lock();
+        if last.is_some_and(|t| t.elapsed() < WARN_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracing::warn!("{}", msg());
+    }
+
     /// The export policy of a share (None: not exported, e.g. removed while serving).
     pub(crate) fn export(&self, share: ShareId) -> Option<Arc<ExportPolicy>> {
         self.exports.read().get(&share).cloned()
@@ -168,6 +189,8 @@ impl NfsServer {
                 drc: Drc::new(8192),
                 write_verifier: v.to_be_bytes(),
                 mounts: Mutex::new(Vec::new()),
+                last_warning: Mutex::new(None),
+                open: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -220,12 +243,26 @@ impl NfsServer {
             let (sock, peer) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // EMFILE and friends: back off instead of spinning, and say so once in
+                    // a while (the counter has every one).
+                    self.shared.metrics.accept_errors.inc();
+                    self.shared
+                        .warn_limited(|| format!("accept failed (backing off): {e}"));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 }
             };
+            let max = self.shared.cfg.max_connections;
+            // Counted at accept (a connection's task registers it later).
+            if max > 0 && self.shared.open.load(Ordering::Relaxed) >= max {
+                self.shared.metrics.refused_connections.inc();
+                self.shared.warn_limited(|| {
+                    format!("{max} connections open (nfs.max_connections): closing a new one from {peer}")
+                });
+                drop(sock);
+                continue;
+            }
+            self.shared.open.fetch_add(1, Ordering::Relaxed);
             let _ = sock.set_nodelay(true);
             let shared = self.shared.clone();
             let stop = stop.clone();
@@ -321,6 +358,7 @@ async fn connection(
     drop(tx);
     let _ = writer.await;
     shared.conns.lock().remove(&conn_id);
+    shared.open.fetch_sub(1, Ordering::Relaxed);
     shared.metrics.connections.dec();
 }
 

@@ -65,6 +65,10 @@ pub struct NfsSection {
     pub max_buffered_bytes: u32,
     /// A connection whose client takes none of its replies for this long is closed.
     pub reply_timeout_seconds: u32,
+    /// Client connections served at once; more are closed at once. 0 = a quarter of the
+    /// process's file descriptor limit, so clients never take the descriptors the server
+    /// needs for its files and its other listeners.
+    pub max_connections: u32,
     pub portmapper: Portmapper,
 }
 
@@ -292,6 +296,7 @@ impl Default for NfsSection {
             max_buffered_bytes_per_connection: 32 << 20,
             max_buffered_bytes: 512 << 20,
             reply_timeout_seconds: 30,
+            max_connections: 0,
             portmapper: Portmapper::default(),
         }
     }
@@ -727,6 +732,7 @@ nfs:
   max_buffered_bytes_per_connection: 33554432  # calls + unwritten replies per connection
   max_buffered_bytes: 536870912                # ... and for all connections together
   reply_timeout_seconds: 30     # close a connection whose client reads no reply this long
+  max_connections: 0            # 0 = a quarter of the file descriptor limit
   portmapper:        # embedded rpcbind (program 100000 v2) for clients that insist on it
     enabled: false
     port: 10111

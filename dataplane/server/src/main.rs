@@ -105,6 +105,33 @@ fn prepare_data_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// Takes an exclusive lock on the data directory so two servers never share one.
+/// Raises the soft limit on open files to the hard limit (clients, chunk files and
+/// journal segments all take descriptors) and returns the limit in force.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    let n = lim.rlim_cur;
+    tracing::info!(limit = n, "open file limit");
+    n
+}
+
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
     use std::os::fd::AsRawFd;
     let path = dir.join("dfs.lock");
@@ -238,6 +265,7 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
         None
     };
 
+    let fd_limit = raise_fd_limit();
     let rt = runtime::Runtime::new(&data_dir);
     rt.apply_initial(initial, from_api)
         .await
@@ -277,6 +305,10 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
                 reply_timeout: std::time::Duration::from_secs(u64::from(
                     cfg.nfs.reply_timeout_seconds,
                 )),
+                max_connections: match cfg.nfs.max_connections {
+                    0 => (fd_limit / 4).max(16) as usize,
+                    n => n as usize,
+                },
                 port: cfg.nfs.port,
             },
             nfs_metrics.clone(),

@@ -702,6 +702,114 @@ fn clients_that_never_read_are_bounded_and_closed() {
     );
 }
 
+/// Out of descriptors: dfs runs with a limit of 512 open files while 500 more clients
+/// connect. It serves at most a quarter of its limit in connections (the rest are
+/// closed at once), so an existing client still reads a chunk the server must open,
+/// /health answers, and the log says so a few times, not once per connection.
+#[test]
+fn descriptor_exhaustion_leaves_room_for_files_and_health() {
+    use std::os::unix::process::CommandExt;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log.path().to_path_buf();
+    let mut srv = Server::start_customized(
+        vec![("DITTOFS_LOGGING_LEVEL".into(), "INFO".into())],
+        Some(Box::new(move |cmd: &mut Command| {
+            let f = std::fs::File::create(&log_path).unwrap();
+            cmd.stderr(f);
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let lim = libc::rlimit {
+                        rlim_cur: 512,
+                        rlim_max: 512,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })),
+    );
+    let mut c = Client::connect(srv.nfs_port);
+    let root = c.mount_root();
+    let created: CreateRes = c.call(
+        PROGRAM,
+        8,
+        &CreateArgs {
+            where_: DirOpArgs3 {
+                dir: root,
+                name: Filename3(b"f".to_vec()),
+            },
+            how: CreateHow3::Unchecked(Sattr3::default()),
+        },
+    );
+    let Res3::Ok(ok) = created else {
+        panic!("create failed")
+    };
+    let fh = ok.obj.unwrap();
+    let data = bytes::Bytes::from(vec![5u8; 300_000]);
+    let w: WriteRes = c.call(
+        PROGRAM,
+        7,
+        &WriteArgs {
+            file: fh.clone(),
+            offset: 0,
+            count: data.len() as u32,
+            stable: StableHow::FileSync,
+            data: data.clone(),
+        },
+    );
+    assert_eq!(w.status(), NfsStat3::Ok);
+    // idle for 2 s: the flusher moves the data into chunk files, not yet opened for reading
+    std::thread::sleep(Duration::from_secs(4));
+    let mut crowd: Vec<TcpStream> = (0..500)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", srv.nfs_port)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    eprintln!("{} clients connected", crowd.len());
+    let r: ReadRes = c.call(
+        PROGRAM,
+        6,
+        &ReadArgs {
+            file: fh,
+            offset: 0,
+            count: 300_000,
+        },
+    );
+    let Res3::Ok(r) = r else {
+        panic!("READ on an existing connection failed: {r:?}")
+    };
+    assert_eq!(r.data, data);
+    let health = http_get(srv.http_port, "/health").expect("/health answers");
+    assert!(health.contains("200 OK"), "{health}");
+    let mut closed = 0;
+    for s in &mut crowd {
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        match s.read(&mut b) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        closed >= 500 - 128,
+        "only {closed} of 500 extra connections were turned away"
+    );
+    let m = http_get(srv.http_port, "/metrics").unwrap();
+    assert!(m.contains("dittofs_nfs_connections_refused_total"), "{m}");
+    drop(crowd);
+    srv.stop();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(text.contains("open file limit"), "{text}");
+    let warnings = text.matches("nfs.max_connections").count();
+    assert!(
+        (1..=5).contains(&warnings),
+        "{warnings} warnings about refused connections"
+    );
+}
+
 #[test]
 fn write_verifier_changes_across_restarts() {
     let mut srv = Server::start();

@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Changes made to the `dfs` command before each spawn.
+pub type Customize = Box<dyn Fn(&mut Command)>;
+
 pub struct Server {
     pub child: Option<Child>,
     pub nfs_port: u16,
@@ -22,6 +25,8 @@ pub struct Server {
     pub data: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub extra_env: Vec<(String, String)>,
+    /// Applied to the command before every spawn (limits, log capture).
+    pub customize: Option<Customize>,
 }
 
 pub fn free_port() -> u16 {
@@ -36,6 +41,14 @@ impl Server {
     }
 
     pub fn start_with(extra_env: Vec<(String, String)>) -> Server {
+        Server::start_customized(extra_env, None)
+    }
+
+    /// [`Server::start_with`], `customize` applied to the command of every spawn.
+    pub fn start_customized(
+        extra_env: Vec<(String, String)>,
+        customize: Option<Customize>,
+    ) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
         let mut s = Server {
@@ -46,6 +59,7 @@ impl Server {
             data,
             _tmp: Some(tmp),
             extra_env,
+            customize,
         };
         s.spawn();
         s
@@ -76,7 +90,11 @@ impl Server {
     }
 
     pub fn spawn(&mut self) {
-        let child = self.command().spawn().expect("spawn dfs");
+        let mut cmd = self.command();
+        if let Some(c) = &self.customize {
+            c(&mut cmd);
+        }
+        let child = cmd.spawn().expect("spawn dfs");
         self.child = Some(child);
         self.wait_ready();
     }
