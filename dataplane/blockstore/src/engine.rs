@@ -41,6 +41,7 @@ use crate::claim::{Owner, StoreLock};
 use crate::error::{BlockError, Result};
 use crate::journal::{DEFAULT_SEGMENT_BYTES, Journal, RecoveredRecord};
 use crate::overlay::{Extent, Overlay};
+use crate::reserve::Reserve;
 use crate::space::{Probe, Space};
 use crate::tier::RemoteTier;
 use bytes::Bytes;
@@ -182,6 +183,8 @@ struct Inner {
     /// The soft cap of the local tier (CAS + journal) and writer backpressure; see
     /// [`Engine::wait_for_space`].
     space: Space,
+    /// Free space kept on the file systems under the store ([`crate::reserve`]).
+    reserve: Reserve,
 }
 
 /// A `[start, end)` range of file offsets.
@@ -212,6 +215,10 @@ struct Missing {
 /// (each retry follows a fetch into the local CAS; the bound only stops a livelock with
 /// an evictor under extreme pressure).
 const MAX_REFETCH: usize = 64;
+
+/// An active journal segment this large whose records are all applied is closed at the
+/// next reclaim, so its space comes back without waiting for it to fill.
+const IDLE_ROLL_BYTES: u64 = 1 << 20;
 
 /// The block engine (cheap to share; all methods take `&self`).
 #[derive(Debug, Clone)]
@@ -267,6 +274,7 @@ impl Engine {
             chunker,
             files: Mutex::new(HashMap::new()),
             space: Space::default(),
+            reserve: Reserve::new(root),
         };
         Ok((
             Engine {
@@ -704,6 +712,7 @@ impl Engine {
     /// (call the metadata store's `sync()` first, and make sure no flush commit that is
     /// not yet durable can call `finish_flush` in between; durable commits satisfy this).
     pub fn reclaim_journal(&self) -> Result<usize> {
+        self.inner.journal.roll_if_applied(IDLE_ROLL_BYTES)?;
         let ids = self.inner.journal.reclaimable();
         self.inner.delete_journal_segments(&ids)?;
         Ok(ids.len())
@@ -774,18 +783,7 @@ impl Engine {
     // The statvfs field types differ between platforms (u32 on macOS).
     #[allow(clippy::unnecessary_cast)]
     pub fn disk_stats(&self) -> Result<DiskStats> {
-        let root = &self.inner.root;
-        let path = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
-            .map_err(|_| BlockError::Invalid(format!("path {} has a NUL", root.display())))?;
-        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-        // SAFETY: `path` is a valid NUL-terminated string and `st` points to writable
-        // memory of the right type; statvfs fills it on success.
-        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
-        if rc != 0 {
-            return Err(crate::error::io_err(root)(std::io::Error::last_os_error()));
-        }
-        // SAFETY: statvfs returned 0, so the struct is initialized.
-        let st = unsafe { st.assume_init() };
+        let st = crate::reserve::statvfs(&self.inner.root)?;
         let frsize = st.f_frsize as u64;
         Ok(DiskStats {
             total_bytes: st.f_blocks as u64 * frsize,
@@ -796,6 +794,18 @@ impl Engine {
             cas_bytes: self.inner.cas.total_bytes(),
             journal_bytes: self.inner.journal.bytes_total(),
         })
+    }
+
+    /// Whether new data and names may be stored: [`BlockError::NoSpace`] while a file
+    /// system under the store is at its reserve ([`crate::reserve`]). Operations that
+    /// free space (deletes, renames, truncates) do not ask.
+    pub fn check_room(&self) -> Result<()> {
+        self.inner.reserve.check()
+    }
+
+    /// Keeps the reserve on the file system of `path` too (a metadata store's directory).
+    pub fn guard_path(&self, path: &Path) {
+        self.inner.reserve.add_path(path);
     }
 }
 
@@ -1009,9 +1019,11 @@ impl Inner {
             let stored = store
                 .join()
                 .map_err(|_| BlockError::Task("chunk store thread panicked".into()))?;
+            // A failed store (a full disk) stops the cutter too: report its cause.
+            let stored = stored?;
             let (mut out, kept) = cut?;
             let (mut written, mut written_bytes) = (0usize, 0u64);
-            for (idx, hash, new) in stored? {
+            for (idx, hash, new) in stored {
                 out[idx].hash = hash;
                 if let Some(n) = new {
                     written += 1;

@@ -410,6 +410,27 @@ impl Journal {
         Ok(())
     }
 
+    /// Starts a new active segment if the active one holds at least `min_len` bytes, all
+    /// of them applied or forgotten: it can then be reclaimed like a full one. (On a
+    /// small disk, an active segment that takes long to fill would otherwise keep the
+    /// space of data already chunked or deleted.) Returns whether it rolled.
+    pub fn roll_if_applied(&self, min_len: u64) -> Result<bool> {
+        let mut g = self.inner.lock();
+        let Some(seg) = g.segments.get(&g.active) else {
+            return Ok(false);
+        };
+        let done = seg
+            .max_seq
+            .iter()
+            .all(|(k, &s)| g.applied.get(k).is_some_and(|&a| a >= s));
+        if seg.len < min_len.max(1) || !done {
+            return Ok(false);
+        }
+        let next = g.next_seq;
+        self.roll(&mut g, next)?;
+        Ok(true)
+    }
+
     /// Makes every record appended before this call durable (group commit).
     pub fn sync(&self) -> Result<()> {
         let target = self.inner.lock().next_seq - 1;

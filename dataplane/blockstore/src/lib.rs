@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod journal;
 pub mod overlay;
+mod reserve;
 mod space;
 pub mod tier;
 

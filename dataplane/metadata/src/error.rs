@@ -34,6 +34,9 @@ pub enum MetaError {
     /// The store was closed.
     #[error("metadata store is closed")]
     Closed,
+    /// The file system under the store is full (or over quota): nothing was applied.
+    #[error("metadata store: no space left: {0}")]
+    NoSpace(String),
 }
 
 impl MetaError {

@@ -167,7 +167,17 @@ fn hash_of_key(k: &[u8]) -> MetaResult<ContentHash> {
 }
 
 fn be(e: sled::Error) -> MetaError {
-    MetaError::backend(e)
+    match &e {
+        sled::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            MetaError::NoSpace(e.to_string())
+        }
+        _ => MetaError::backend(e),
+    }
 }
 
 /// Start bound of a scan resuming strictly after `after` within `prefix`-keyed rows.

@@ -98,8 +98,25 @@ fn prepare_data_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     let probe = dir.join(".write-probe");
-    std::fs::write(&probe, b"ok")
-        .map_err(|e| format!("data directory {} is not writable: {e}", dir.display()))?;
+    match std::fs::write(&probe, b"ok") {
+        Ok(()) => {}
+        // A full disk still serves reads and the deletes that free it (new data is
+        // refused until then).
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+            let _ = std::fs::remove_file(&probe);
+            eprintln!(
+                "warning: data directory {} is full: starting anyway; new data is refused until space is freed",
+                dir.display()
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(format!(
+                "data directory {} is not writable: {e}",
+                dir.display()
+            ));
+        }
+    }
     std::fs::remove_file(&probe).map_err(|e| format!("data directory {}: {e}", dir.display()))?;
     Ok(())
 }

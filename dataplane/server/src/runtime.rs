@@ -123,14 +123,19 @@ pub fn export_policy(id: ShareId, s: &ShareCfg) -> ControlResult<ExportPolicy> {
         .map_err(|e| ControlError::Invalid(format!("share {:?}: {e}", s.name)))
 }
 
+/// Where a metadata store keeps its files (None: in memory).
+fn metadata_path(data_dir: &Path, m: &MetadataStoreCfg) -> Option<PathBuf> {
+    (m.kind != "memory").then(|| {
+        m.path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("metadata").join(&m.name))
+    })
+}
+
 fn open_metadata(data_dir: &Path, m: &MetadataStoreCfg) -> ControlResult<Arc<dyn MetadataStore>> {
-    Ok(match m.kind.as_str() {
-        "memory" => Arc::new(dittofs_metadata::memory::MemoryStore::new()),
-        _ => {
-            let path = m
-                .path
-                .clone()
-                .unwrap_or_else(|| data_dir.join("metadata").join(&m.name));
+    Ok(match metadata_path(data_dir, m) {
+        None => Arc::new(dittofs_metadata::memory::MemoryStore::new()),
+        Some(path) => {
             let s = dittofs_metadata::sled_store::SledStore::open(&path).map_err(|e| {
                 ControlError::Internal(format!(
                     "metadata store {:?}: cannot open {}: {e}",
@@ -198,6 +203,9 @@ fn open_engine(
     // One store, one server: a store another server claimed is refused (its GC alone
     // knows which chunks are live), before anything of its journal is replayed.
     engine.claim(owner).map_err(cannot)?;
+    // The data directory holds the embedded metadata stores by default: keep the disk
+    // reserve there too (stores elsewhere are added when applied).
+    engine.guard_path(data_dir);
     if !rec.is_empty() {
         tracing::info!(store = %l.name, records = rec.len(), "replaying write journal");
     }
@@ -691,6 +699,16 @@ impl Runtime {
                 let _ = s.close().await;
             }
             return Err(e);
+        }
+        // Every engine keeps the disk reserve on every metadata store's file system: a
+        // metadata store that runs out of space may not recover.
+        for m in &desired.metadata_stores {
+            if let Some(path) = metadata_path(&self.data_dir, m) {
+                let cur = self.inner.read().engines.clone();
+                for e in cur.values().chain(new_engines.values()) {
+                    e.engine.guard_path(&path);
+                }
+            }
         }
         let (all_stores, all_engines, all_tiers) = {
             let inner = self.inner.read();

@@ -36,6 +36,8 @@ pub enum FsError {
     FBig,
     #[error("no space left on device")]
     NoSpc,
+    #[error("disk quota exceeded")]
+    DQuot,
     #[error("read-only file system")]
     RoFs,
     #[error("too many links")]
@@ -81,6 +83,7 @@ impl FsError {
             FsError::Inval(_) | FsError::InvalidArgument(_) => 22,
             FsError::FBig => 27,
             FsError::NoSpc => 28,
+            FsError::DQuot => 122,
             FsError::RoFs => 30,
             FsError::MLink => 31,
             FsError::NameTooLong => 36,
@@ -112,6 +115,7 @@ impl FsError {
             FsError::Inval(_) | FsError::InvalidArgument(_) => 22,
             FsError::FBig => 27,
             FsError::NoSpc => 28,
+            FsError::DQuot => 69,
             FsError::RoFs => 30,
             FsError::MLink => 31,
             FsError::NameTooLong => 63,
@@ -155,6 +159,7 @@ impl FsError {
             | FsError::BadType => 0xC000_000D, // STATUS_INVALID_PARAMETER
             FsError::FBig => 0xC000_007F,                   // STATUS_DISK_FULL
             FsError::NoSpc => 0xC000_007F,                  // STATUS_DISK_FULL
+            FsError::DQuot => 0xC000_0044,                  // STATUS_QUOTA_EXCEEDED
             FsError::RoFs => 0xC000_00A2,                   // STATUS_MEDIA_WRITE_PROTECTED
             FsError::MLink => 0xC000_0361,                  // STATUS_TOO_MANY_LINKS
             FsError::NameTooLong => 0xC000_0033,            // STATUS_OBJECT_NAME_INVALID
@@ -175,18 +180,33 @@ impl From<MetaError> for FsError {
             MetaError::Conflict(_) => FsError::Jukebox,
             MetaError::NoSuchShare(_) => FsError::Stale,
             MetaError::NoSuchInode { .. } => FsError::Stale,
+            MetaError::NoSpace(_) => FsError::NoSpc,
             other => FsError::Io(other.to_string()),
         }
     }
 }
 
+/// ENOSPC and EDQUOT of the file system under a store, as the client must see them.
+fn full_disk(e: &std::io::Error) -> Option<FsError> {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull => Some(FsError::NoSpc),
+        std::io::ErrorKind::QuotaExceeded => Some(FsError::DQuot),
+        _ => None,
+    }
+}
+
 impl From<dittofs_blockstore::BlockError> for FsError {
     fn from(e: dittofs_blockstore::BlockError) -> FsError {
+        use dittofs_blockstore::BlockError;
         match e {
             // Retryable: the data is safe locally, only the remote confirmation is late.
-            dittofs_blockstore::BlockError::RemotePending(_) => FsError::Jukebox,
-            // The local tier is full of data a failing remote does not take.
-            dittofs_blockstore::BlockError::NoSpace(_) => FsError::NoSpc,
+            BlockError::RemotePending(_) => FsError::Jukebox,
+            // The local tier is full of data a failing remote does not take, or the disk
+            // is at its reserve.
+            BlockError::NoSpace(_) => FsError::NoSpc,
+            BlockError::Io { ref source, .. } => {
+                full_disk(source).unwrap_or_else(|| FsError::Io(e.to_string()))
+            }
             other => FsError::Io(other.to_string()),
         }
     }
@@ -208,5 +228,43 @@ mod tests {
         assert_eq!(bad.nfsstat3(), 22);
         assert_eq!(bad.nfsstat4(), 22);
         assert_eq!(bad.ntstatus(), 0xC000_000D);
+    }
+
+    /// A full disk or quota under any store reaches the client as NOSPC / DQUOT, not EIO.
+    #[test]
+    fn full_disks_are_nospc_and_quotas_dquot() {
+        use dittofs_blockstore::BlockError;
+        let io = |kind| BlockError::Io {
+            path: "/x".into(),
+            source: std::io::Error::from(kind),
+        };
+        assert_eq!(
+            FsError::from(io(std::io::ErrorKind::StorageFull)),
+            FsError::NoSpc
+        );
+        assert_eq!(
+            FsError::from(io(std::io::ErrorKind::QuotaExceeded)),
+            FsError::DQuot
+        );
+        assert!(matches!(
+            FsError::from(io(std::io::ErrorKind::PermissionDenied)),
+            FsError::Io(_)
+        ));
+        assert_eq!(
+            FsError::from(BlockError::NoSpace("at the reserve".into())),
+            FsError::NoSpc
+        );
+        assert_eq!(
+            FsError::from(MetaError::NoSpace("sled".into())),
+            FsError::NoSpc
+        );
+        assert_eq!(
+            (FsError::NoSpc.nfsstat3(), FsError::DQuot.nfsstat3()),
+            (28, 69)
+        );
+        assert_eq!(
+            (FsError::DQuot.errno(), FsError::DQuot.nfsstat4()),
+            (122, 69)
+        );
     }
 }

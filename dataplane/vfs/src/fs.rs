@@ -333,6 +333,13 @@ impl Fs {
         }
     }
 
+    /// New data or names may be stored: NOSPC while a file system under the share's
+    /// stores is at its reserve (see `dittofs_blockstore`'s reserve: operations that free
+    /// space do not ask).
+    pub(crate) fn check_room(&self) -> FsResult<()> {
+        Ok(self.engine.check_room()?)
+    }
+
     /// Allocates a never-used inode number (durably reserving ranges ahead).
     pub(crate) async fn alloc_ino(&self) -> FsResult<Ino> {
         let mut a = self.alloc.lock().await;

@@ -68,6 +68,10 @@ impl Fs {
             if !crate::cred::may_io(cred, &rec, W) {
                 return Err(FsError::Access);
             }
+            // Shrinking frees space and must work on a full disk; growing does not.
+            if size >= rec.size {
+                self.check_room()?;
+            }
             self.truncate(ino, size).await?;
             let rest = SetAttr {
                 size: None,
@@ -78,6 +82,7 @@ impl Fs {
             }
             return self.setattr_meta(cred, ino, &rest, None).await;
         }
+        self.check_room()?;
         self.setattr_meta(cred, ino, sa, guard_ctime).await
     }
 

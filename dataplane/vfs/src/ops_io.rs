@@ -109,6 +109,9 @@ impl Fs {
     ) -> FsResult<WriteOutcome> {
         self.check_writable()?;
         let len = data.len() as u64;
+        if len > 0 {
+            self.check_room()?;
+        }
         if offset
             .checked_add(len)
             .is_none_or(|end| end > MAX_FILE_SIZE)
@@ -420,7 +423,15 @@ impl Fs {
             touched.insert(r.key.ino);
         }
         for ino in &touched {
-            self.flush_file(*ino).await?;
+            match self.flush_file(*ino).await {
+                Ok(()) => {}
+                // A full disk must not keep the share from serving: the writes stay in
+                // the journal (and readable) until space returns.
+                Err(e @ (FsError::NoSpc | FsError::DQuot)) => tracing::warn!(share = %self.name,
+                    ino = ino.0, error = %e,
+                    "no space to flush recovered writes: they stay in the journal for now"),
+                Err(e) => return Err(e),
+            }
         }
         Ok(touched.len())
     }
@@ -442,6 +453,11 @@ impl Fs {
     /// Returns how many files were flushed.
     pub async fn flush_some(&self, idle: std::time::Duration, max_dirty: u64) -> FsResult<usize> {
         use futures_util::StreamExt;
+        if self.engine.check_room().is_err() {
+            // At the disk's reserve a flush (chunks first, the journal freed after) would
+            // eat the room deletes need; the data stays safe in the journal meanwhile.
+            return Ok(0);
+        }
         let now = std::time::Instant::now();
         let mut todo: Vec<(Ino, bool)> = Vec::new();
         for (key, bytes, last) in self.engine.dirty_files() {

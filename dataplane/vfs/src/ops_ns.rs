@@ -178,6 +178,7 @@ impl Fs {
         sa: &SetAttr,
     ) -> FsResult<Attr> {
         self.check_writable()?;
+        self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
             return Err(FsError::Exist);
@@ -230,6 +231,7 @@ impl Fs {
         sa: &SetAttr,
     ) -> FsResult<Attr> {
         self.check_writable()?;
+        self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
             return Err(FsError::Exist);
@@ -247,6 +249,7 @@ impl Fs {
         sa: &SetAttr,
     ) -> FsResult<Attr> {
         self.check_writable()?;
+        self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
             return Err(FsError::Exist);
@@ -277,6 +280,7 @@ impl Fs {
         sa: &SetAttr,
     ) -> FsResult<Attr> {
         self.check_writable()?;
+        self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
             return Err(FsError::Exist);
@@ -434,6 +438,7 @@ impl Fs {
         name: &[u8],
     ) -> FsResult<Attr> {
         self.check_writable()?;
+        self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
             return Err(FsError::Exist);

@@ -1,0 +1,129 @@
+//! The disk reserve: writes that grow what a share stores stop while a file system under
+//! the store (its block directory, its metadata store) has less than the reserve free.
+//!
+//! Why: what frees space needs some first. A delete commits metadata, a truncate or a
+//! flush writes a chunk and commits, journal segments are replaced. An embedded metadata
+//! engine that meets ENOSPC may never write again (sled 0.34 fails every later write),
+//! so the last bytes of a disk are kept for the operations that give space back: new data
+//! (WRITE), new names (CREATE, MKDIR, SYMLINK, LINK, MKNOD) and attribute changes other
+//! than shrinking get ENOSPC at the reserve; REMOVE, RMDIR, RENAME and truncates go on.
+//!
+//! The reserve of a file system is 5% of its size, at least 8 MiB and at most 256 MiB.
+//! Free space is read with `statvfs` at most every [`FRESH`], so a client sees space
+//! come back within that time of being freed, with no restart.
+
+use crate::error::{BlockError, Result};
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a reading of free space is used.
+const FRESH: Duration = Duration::from_millis(250);
+const MIN_RESERVE: u64 = 8 << 20;
+const MAX_RESERVE: u64 = 256 << 20;
+
+/// `statvfs` of the file system holding `path`.
+pub(crate) fn statvfs(path: &Path) -> Result<libc::statvfs> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| BlockError::Invalid(format!("path {} has a NUL", path.display())))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a valid NUL-terminated string and `st` points to writable memory of
+    // the right type; statvfs fills it on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(crate::error::io_err(path)(std::io::Error::last_os_error()));
+    }
+    // SAFETY: statvfs returned 0, so the struct is initialized.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Free (for an unprivileged writer) and total bytes of the file system holding `path`.
+// The statvfs field types differ between platforms (u32 on macOS).
+#[allow(clippy::unnecessary_cast)]
+pub(crate) fn fs_space(path: &Path) -> Result<(u64, u64)> {
+    let st = statvfs(path)?;
+    let frsize = st.f_frsize as u64;
+    Ok((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+}
+
+/// The reserve kept on a file system of `total` bytes.
+pub(crate) fn reserve_of(total: u64) -> u64 {
+    (total / 20).clamp(MIN_RESERVE, MAX_RESERVE)
+}
+
+/// The guarded paths of one engine and the last reading of their space.
+#[derive(Debug)]
+pub(crate) struct Reserve {
+    paths: Mutex<Vec<PathBuf>>,
+    /// When the last reading was taken and what it found (None: room everywhere).
+    last: Mutex<Option<(Instant, Option<String>)>>,
+}
+
+impl Reserve {
+    pub(crate) fn new(root: &Path) -> Reserve {
+        Reserve {
+            paths: Mutex::new(vec![root.to_path_buf()]),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Guards `path` too (e.g. the directory of a metadata store).
+    pub(crate) fn add_path(&self, path: &Path) {
+        let mut p = self.paths.lock();
+        if !p.iter().any(|q| q == path) {
+            p.push(path.to_path_buf());
+        }
+        *self.last.lock() = None;
+    }
+
+    /// `Ok` if every guarded file system has more than its reserve free, else
+    /// [`BlockError::NoSpace`] naming the one that is short.
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some((at, found)) = self.last.lock().clone()
+            && at.elapsed() < FRESH
+        {
+            return found.map_or(Ok(()), |m| Err(BlockError::NoSpace(m)));
+        }
+        let paths = self.paths.lock().clone();
+        let mut short = None;
+        for p in &paths {
+            // A path that cannot be read (gone) does not stop writes: the stores report
+            // their own errors.
+            let Ok((avail, total)) = fs_space(p) else {
+                continue;
+            };
+            let reserve = reserve_of(total);
+            if avail <= reserve {
+                short = Some(format!(
+                    "the file system of {} has {} MiB free, at or below its reserve of {} MiB: \
+                     new data and names are refused until space is freed (deletes, renames \
+                     and truncates still work)",
+                    p.display(),
+                    avail >> 20,
+                    reserve >> 20
+                ));
+                break;
+            }
+        }
+        *self.last.lock() = Some((Instant::now(), short.clone()));
+        short.map_or(Ok(()), |m| Err(BlockError::NoSpace(m)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_bounds() {
+        assert_eq!(reserve_of(64 << 20), 8 << 20);
+        assert_eq!(reserve_of(1 << 30), (1 << 30) / 20);
+        assert_eq!(reserve_of(1 << 40), 256 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let (avail, total) = fs_space(dir.path()).unwrap();
+        assert!(total > 0 && avail <= total);
+        let r = Reserve::new(dir.path());
+        let expect_room = avail > reserve_of(total);
+        assert_eq!(r.check().is_ok(), expect_room);
+    }
+}
