@@ -9,6 +9,8 @@
 #      stalls on the local tier's cap (each within 2x of the first copy's time + 15 s);
 #   3. GC: delete files (kernel client), GC with grace 0: their objects are gone, every
 #      live file still reads back bit-exact;
+#   3b. a second server on the same bucket + prefix refuses to start (its GC would sweep
+#      the first one's chunks);
 #   4. faults: S3 stopped during writes (and dfs killed meanwhile): writes succeed, nothing
 #      is lost, uploads resume when both are back; S3 stalled (SIGSTOP) or stopped during
 #      cold reads: the read fails within the configured deadline with a clear error.
@@ -287,6 +289,22 @@ PY
 }
 check "what the server holds of d3 matches the source after GC" acknowledged_intact
 rm -f "$WORK/d3.back" "$WORK/d.bin" "$WORK/big.bin"
+
+# ---- 3b. one server group per bucket + prefix ----
+# A second dfs (its own data directory and local store) on the same bucket + prefix would
+# sweep the first one's chunks at its first GC: it must refuse to start, saying why.
+second_server() {
+  local d=$WORK/second np cp; np=$(port); cp=$(port)
+  mkdir -p "$d"
+  sed -e "s#^data_dir: .*#data_dir: $d/data#" -e "s#port: $NFS_PORT#port: $np#" \
+    -e "s#port: $CTL_PORT#port: $cp#" "$WORK/dfs.yaml" >"$d/dfs.yaml"
+  timeout -k 5 60 "$DFS" start --config "$d/dfs.yaml" >"$d/log" 2>&1; local rc=$?
+  log "second server on the same prefix: exit $rc: $(grep -o 'belongs to another server[^:]*' "$d/log" | head -1)"
+  [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "belongs to another server" "$d/log"
+}
+check "a second server on the same bucket + prefix is refused" second_server
+check "the first server still serves d3" eval 'get d3.bin "$WORK/d3.back" && cmp -s "$WORK/d-mod.bin" "$WORK/d3.back"'
+rm -f "$WORK/d3.back"
 
 # ---- 4a. S3 stopped during writes; dfs killed meanwhile; both come back ----
 stop_weed

@@ -336,6 +336,18 @@ impl LocalCas {
         &self.stripes[usize::from(hash.as_bytes()[0]) % STRIPES]
     }
 
+    /// Deletes the chunk if `may` says so, asked under the chunk's lock (so no `put`
+    /// deduplicates against it meanwhile). Returns the freed length, or None if the chunk
+    /// is absent or kept.
+    pub fn remove_if(&self, hash: &ContentHash, may: impl FnOnce() -> bool) -> Result<Option<u64>> {
+        let _g = self.stripe(hash).lock();
+        if !may() {
+            return Ok(None);
+        }
+        let len = self.chunk_len(hash)?;
+        Ok(if self.remove(hash)? { len } else { None })
+    }
+
     /// GC sweep step: deletes the chunk if its file was last written or deduplicated
     /// against before `cutoff`. Returns the freed length, or None if the chunk is absent
     /// or young. Serialized with `put`'s dedup path (see the module header).

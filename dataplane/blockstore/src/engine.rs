@@ -41,6 +41,7 @@ use crate::claim::{Owner, StoreLock};
 use crate::error::{BlockError, Result};
 use crate::journal::{DEFAULT_SEGMENT_BYTES, Journal, RecoveredRecord};
 use crate::overlay::{Extent, Overlay};
+use crate::release::{PinGuard, Pins};
 use crate::reserve::Reserve;
 use crate::space::{Probe, Space};
 use crate::tier::RemoteTier;
@@ -88,6 +89,9 @@ pub struct FlushPlan {
     /// Ranges left out of `new_blocks` by a [`FlushKind::KeepTails`] flush (sorted): their
     /// data stays dirty, and `applied_seq` stays below the oldest write in them.
     pub kept: Vec<(u64, u64)>,
+    /// The chunks this flush stored, pinned against prompt reclaim until the plan is
+    /// dropped: keep the plan until its metadata is committed ([`crate::release`]).
+    pub pins: Arc<PinGuard>,
 }
 
 /// What a flush cuts.
@@ -185,6 +189,8 @@ struct Inner {
     space: Space,
     /// Free space kept on the file systems under the store ([`crate::reserve`]).
     reserve: Reserve,
+    /// Chunks held by plans, and chunks that lost references ([`crate::release`]).
+    pins: Arc<Pins>,
 }
 
 /// A `[start, end)` range of file offsets.
@@ -198,6 +204,8 @@ struct Rechunked {
     /// Chunks newly stored (dedup hits excluded) and their bytes.
     written: usize,
     written_bytes: u64,
+    /// Every chunk stored (new or deduplicated), pinned.
+    pins: PinGuard,
 }
 
 /// A stretch of a read that lies in a chunk absent from the local CAS.
@@ -275,6 +283,7 @@ impl Engine {
             files: Mutex::new(HashMap::new()),
             space: Space::default(),
             reserve: Reserve::new(root),
+            pins: Arc::new(Pins::default()),
         };
         Ok((
             Engine {
@@ -579,6 +588,7 @@ impl Engine {
                 chunks_written: cut.written,
                 bytes_written: cut.written_bytes,
                 kept: cut.kept,
+                pins: Arc::new(cut.pins),
             }))
         })
         .await?;
@@ -617,29 +627,31 @@ impl Engine {
     /// the engine cannot check it). The ref straddling `new_size` is replaced by the
     /// re-chunked prefix. Growing keeps the blocks (the new tail is a hole).
     pub async fn truncate(&self, blocks: &[BlockRef], new_size: u64) -> Result<Vec<BlockRef>> {
-        self.truncate_with(blocks, new_size, None, None).await
+        Ok(self.truncate_with(blocks, new_size, None, None).await?.0)
     }
 
     /// [`Engine::truncate`] with a per-share chunker (`None`: the engine's) and remote
-    /// tier (an evicted chunk straddling the new end is fetched back first).
+    /// tier (an evicted chunk straddling the new end is fetched back first). The guard
+    /// pins the chunks stored for the new end: keep it until the new list is committed.
     pub async fn truncate_with(
         &self,
         blocks: &[BlockRef],
         new_size: u64,
         chunker: Option<Chunker>,
         tier: Option<&RemoteTier>,
-    ) -> Result<Vec<BlockRef>> {
+    ) -> Result<(Vec<BlockRef>, PinGuard)> {
         let chunker = chunker.unwrap_or(self.inner.chunker);
         let k = blocks.partition_point(|b| b.end() <= new_size);
         let mut out = blocks[..k].to_vec();
+        let pins = self.inner.pins.guard();
         let Some(&straddle) = blocks.get(k).filter(|b| b.offset < new_size) else {
-            return Ok(out);
+            return Ok((out, pins));
         };
         if tier.is_some() && !self.inner.cas.contains(&straddle.hash)? {
             self.refetch(tier, blocks, straddle.hash).await?;
         }
         let inner = self.inner.clone();
-        let tail = blocking(move || {
+        let (tail, pins) = blocking(move || {
             let data = inner.cas.read_chunk(&straddle.hash)?;
             let keep = (new_size - straddle.offset) as usize;
             let prefix = data.get(..keep).ok_or(BlockError::Corrupt {
@@ -649,6 +661,7 @@ impl Engine {
             for (o, n) in chunker.chunk(prefix) {
                 let piece = &prefix[o..o + n];
                 let hash = ContentHash::of(piece);
+                pins.pin(hash);
                 inner.cas.put(&hash, piece)?;
                 refs.push(BlockRef {
                     hash,
@@ -657,11 +670,58 @@ impl Engine {
                 });
             }
             inner.cas.sync_dirs()?;
-            Ok(refs)
+            Ok((refs, pins))
         })
         .await?;
         out.extend(tail);
-        Ok(out)
+        Ok((out, pins))
+    }
+
+    /// Chunks that lost references in a metadata commit (their refcount may be zero now):
+    /// candidates for prompt reclaim ([`crate::release`]).
+    pub fn note_released(&self, hashes: impl IntoIterator<Item = ContentHash>) {
+        self.inner.pins.note_released(hashes);
+    }
+
+    /// The chunks noted as released since the last call, and the epoch to pass to
+    /// [`Engine::reclaim`]: take it before reading their refcounts. One reclaimer per
+    /// engine.
+    pub fn take_released(&self) -> (u64, Vec<ContentHash>) {
+        self.inner.pins.take_released()
+    }
+
+    /// Deletes `hashes` from the local CAS, which the caller found unreferenced in every
+    /// share on this store after taking `epoch`, except those a flush or truncate pinned
+    /// since (they are noted again, to be looked at next time). Returns the chunks and
+    /// bytes freed.
+    pub async fn reclaim(&self, hashes: Vec<ContentHash>, epoch: u64) -> Result<(usize, u64)> {
+        let inner = self.inner.clone();
+        let freed = blocking(move || {
+            let (mut n, mut bytes, mut kept) = (0usize, 0u64, Vec::new());
+            for h in hashes {
+                match inner
+                    .cas
+                    .remove_if(&h, || inner.pins.may_delete(&h, epoch))?
+                {
+                    Some(len) => {
+                        n += 1;
+                        bytes += len;
+                    }
+                    None if inner.cas.contains(&h)? => kept.push(h),
+                    None => {}
+                }
+            }
+            inner.pins.note_released(kept);
+            if n > 0 {
+                inner.cas.sync_dirs()?;
+            }
+            Ok((n, bytes))
+        })
+        .await?;
+        if freed.0 > 0 {
+            self.inner.space.wake();
+        }
+        Ok(freed)
     }
 
     /// Whether `key` has dirty data newer than `max_write_id` (i.e. the file will still be
@@ -1003,12 +1063,15 @@ impl Inner {
         chunker: Chunker,
         keep_tails: bool,
     ) -> Result<Rechunked> {
+        let pins = self.pins.guard();
+        let pins_ref = &pins;
         std::thread::scope(|s| {
             let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(2);
             let store = s.spawn(move || {
                 let mut done = Vec::new();
                 for (idx, data) in rx {
                     let hash = ContentHash::of(&data);
+                    pins_ref.pin(hash);
                     let new = self.cas.put(&hash, &data)?;
                     done.push((idx, hash, new.then_some(data.len() as u64)));
                 }
@@ -1030,12 +1093,14 @@ impl Inner {
                     written_bytes += n;
                 }
             }
-            Ok(Rechunked {
-                blocks: out,
-                kept,
-                written,
-                written_bytes,
-            })
+            Ok((out, kept, written, written_bytes))
+        })
+        .map(|(blocks, kept, written, written_bytes)| Rechunked {
+            blocks,
+            kept,
+            written,
+            written_bytes,
+            pins,
         })
     }
 

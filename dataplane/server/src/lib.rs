@@ -10,6 +10,7 @@ pub mod http;
 pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
+pub mod reclaim;
 pub mod runtime;
 pub mod state;
 pub mod telemetry;

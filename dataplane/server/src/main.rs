@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 use dittofs_server::config::{self, Config};
 use dittofs_server::state::{self, DesiredState};
-use dittofs_server::{control, http, metrics, runtime, telemetry};
+use dittofs_server::{control, http, metrics, reclaim, runtime, telemetry};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -306,6 +306,7 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
         )));
     }
     let flusher = rt.spawn_flusher(stop.clone());
+    tasks.push(reclaim::spawn(rt.clone(), stop.clone()));
     tasks.push(rt.spawn_trash_reaper(std::time::Duration::from_secs(3600), stop.clone()));
 
     let mut nfs_task = None;

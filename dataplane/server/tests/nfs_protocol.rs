@@ -372,6 +372,101 @@ fn dirty_data_gauges_follow_the_flusher() {
     assert!(gauge("used_bytes") >= 100_000);
 }
 
+/// Deleting a file gives its space back within seconds, not at the next GC (whose grace
+/// is an hour): an 8 MiB file is written, chunked by the flusher, then removed; the local
+/// tier's usage falls by its size within 10 s.
+#[test]
+fn deletes_free_space_within_seconds() {
+    let srv = Server::start();
+    let mut c = Client::connect(srv.nfs_port);
+    let root = c.mount_root();
+    let gauge = |name: &str| -> u64 {
+        let m = http_get(srv.http_port, "/metrics").unwrap();
+        let key = format!("dittofs_blockstore_{name}{{store=\"default\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("no {key} in {m}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let name = |s: &str| DirOpArgs3 {
+        dir: root.clone(),
+        name: Filename3(s.as_bytes().to_vec()),
+    };
+    let created: CreateRes = c.call(
+        PROGRAM,
+        8,
+        &CreateArgs {
+            where_: name("big"),
+            how: CreateHow3::Unchecked(Sattr3::default()),
+        },
+    );
+    let Res3::Ok(ok) = created else {
+        panic!("create failed")
+    };
+    let fh = ok.obj.unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for (i, piece) in data.chunks(1 << 20).enumerate() {
+        let w: WriteRes = c.call(
+            PROGRAM,
+            7,
+            &WriteArgs {
+                file: fh.clone(),
+                offset: (i << 20) as u64,
+                count: piece.len() as u32,
+                stable: StableHow::FileSync,
+                data: bytes::Bytes::copy_from_slice(piece),
+            },
+        );
+        assert_eq!(w.status(), NfsStat3::Ok);
+    }
+    let t0 = std::time::Instant::now();
+    while gauge("dirty_files") != 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never flushed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = gauge("used_bytes");
+    assert!(
+        before >= 8 << 20,
+        "the file is on the local tier ({before} B)"
+    );
+    let rm: RemoveRes = c.call(
+        PROGRAM,
+        12,
+        &RemoveArgs {
+            object: name("big"),
+        },
+    );
+    assert_eq!(rm.status(), NfsStat3::Ok);
+    let t0 = std::time::Instant::now();
+    loop {
+        let used = gauge("used_bytes");
+        if used + (8 << 20) <= before {
+            eprintln!(
+                "space back after {:?}: {} -> {} bytes",
+                t0.elapsed(),
+                before,
+                used
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "10 s after the delete the local tier still holds {used} of {before} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Root squash as Linux knfsd applies it, through the protocol: a `root:root 0660` file is
 /// read and written through its group bits by uid 1000 with gid 0, or with 0 among its
 /// supplementary groups, only where squashing is off; `root_to_anonymous` maps gid 0

@@ -318,11 +318,26 @@ impl Fs {
         a
     }
 
+    /// Commits `txn` durably. Chunks it takes references from are then noted with the
+    /// engine as released: if no share references them any more, they are reclaimed at
+    /// once instead of at the next GC (see `dittofs_blockstore`'s release).
     pub(crate) async fn commit(&self, txn: Txn) -> FsResult<()> {
+        let released: Vec<dittofs_types::ContentHash> = txn
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::AdjustChunk { hash, delta, .. } if *delta < 0 => Some(*hash),
+                _ => None,
+            })
+            .collect();
         self.store
             .commit(txn, Durability::Durable)
             .await
-            .map_err(FsError::from)
+            .map_err(FsError::from)?;
+        if !released.is_empty() {
+            self.engine.note_released(released);
+        }
+        Ok(())
     }
 
     pub(crate) fn check_writable(&self) -> FsResult<()> {

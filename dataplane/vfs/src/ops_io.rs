@@ -360,7 +360,8 @@ impl Fs {
         let mut rec = self.inode(ino).await?;
         let old_blocks = self.store.get_blocks(self.share, ino).await?;
         let remote = self.remote();
-        let new_blocks = self
+        // `_pins` keeps the new end's chunks from prompt reclaim until the commit.
+        let (new_blocks, _pins) = self
             .engine
             .truncate_with(
                 &old_blocks,
