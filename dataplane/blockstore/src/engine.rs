@@ -273,7 +273,13 @@ impl Engine {
         let chunker = Chunker::new(cfg.chunker)?;
         let lock = crate::claim::lock(root)?;
         let cas = LocalCas::open(root)?;
-        let (journal, records) = Journal::open(root, cfg.journal_segment_bytes)?;
+        // A segment is at most a sixteenth of the file system (at least 1 MiB): on a small
+        // disk, a segment that takes long to fill keeps the space of data long chunked.
+        let segment = match crate::reserve::fs_space(root) {
+            Ok((_, total)) if total > 0 => cfg.journal_segment_bytes.min((total / 16).max(1 << 20)),
+            _ => cfg.journal_segment_bytes,
+        };
+        let (journal, records) = Journal::open(root, segment)?;
         let inner = Inner {
             _lock: lock,
             root: root.to_path_buf(),
@@ -856,11 +862,12 @@ impl Engine {
         })
     }
 
-    /// Whether new data and names may be stored: [`BlockError::NoSpace`] while a file
-    /// system under the store is at its reserve ([`crate::reserve`]). Operations that
-    /// free space (deletes, renames, truncates) do not ask.
-    pub fn check_room(&self) -> Result<()> {
-        self.inner.reserve.check()
+    /// Whether `need` bytes of new data (0 for a name) may be stored:
+    /// [`BlockError::NoSpace`] while a file system under the store is at its reserve
+    /// ([`crate::reserve`]). Operations that free space (deletes, renames, truncates) do
+    /// not ask.
+    pub fn check_room(&self, need: u64) -> Result<()> {
+        self.inner.reserve.check(need)
     }
 
     /// Keeps the reserve on the file system of `path` too (a metadata store's directory).

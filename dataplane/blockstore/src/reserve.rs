@@ -51,12 +51,22 @@ pub(crate) fn reserve_of(total: u64) -> u64 {
     (total / 20).clamp(MIN_RESERVE, MAX_RESERVE)
 }
 
+/// The last reading of the guarded file systems.
+#[derive(Clone, Debug)]
+struct Reading {
+    at: Instant,
+    /// Bytes that may still be stored before the tightest file system reaches its
+    /// reserve (negative: past it), less what was admitted since the reading.
+    headroom: i128,
+    /// Why the tightest file system is short, when it is.
+    short: String,
+}
+
 /// The guarded paths of one engine and the last reading of their space.
 #[derive(Debug)]
 pub(crate) struct Reserve {
     paths: Mutex<Vec<PathBuf>>,
-    /// When the last reading was taken and what it found (None: room everywhere).
-    last: Mutex<Option<(Instant, Option<String>)>>,
+    last: Mutex<Option<Reading>>,
 }
 
 impl Reserve {
@@ -76,37 +86,62 @@ impl Reserve {
         *self.last.lock() = None;
     }
 
-    /// `Ok` if every guarded file system has more than its reserve free, else
-    /// [`BlockError::NoSpace`] naming the one that is short.
-    pub(crate) fn check(&self) -> Result<()> {
-        if let Some((at, found)) = self.last.lock().clone()
-            && at.elapsed() < FRESH
+    /// Admits `need` more bytes if every guarded file system keeps more than its reserve
+    /// free afterwards, else [`BlockError::NoSpace`] naming the one that is short. What
+    /// is admitted is counted against the last reading, so a burst between two readings
+    /// cannot run past the reserve.
+    pub(crate) fn check(&self, need: u64) -> Result<()> {
+        let need = i128::from(need);
+        let mut last = self.last.lock();
+        if let Some(r) = last.as_mut()
+            && r.at.elapsed() < FRESH
+            && r.headroom > need
         {
-            return found.map_or(Ok(()), |m| Err(BlockError::NoSpace(m)));
+            r.headroom -= need;
+            return Ok(());
         }
+        let mut r = self.read();
+        let admitted = r.headroom > need;
+        if admitted {
+            r.headroom -= need;
+        }
+        let short = r.short.clone();
+        *last = Some(r);
+        if admitted {
+            Ok(())
+        } else {
+            Err(BlockError::NoSpace(short))
+        }
+    }
+
+    /// Reads the space of every guarded file system (one that cannot be read, e.g.
+    /// gone, does not stop writes: the stores report their own errors).
+    fn read(&self) -> Reading {
         let paths = self.paths.lock().clone();
-        let mut short = None;
+        let mut r = Reading {
+            at: Instant::now(),
+            headroom: i128::MAX,
+            short: String::new(),
+        };
         for p in &paths {
-            // A path that cannot be read (gone) does not stop writes: the stores report
-            // their own errors.
             let Ok((avail, total)) = fs_space(p) else {
                 continue;
             };
             let reserve = reserve_of(total);
-            if avail <= reserve {
-                short = Some(format!(
-                    "the file system of {} has {} MiB free, at or below its reserve of {} MiB: \
+            let headroom = i128::from(avail) - i128::from(reserve);
+            if headroom < r.headroom {
+                r.headroom = headroom;
+                r.short = format!(
+                    "the file system of {} has {} MiB free, at or near its reserve of {} MiB: \
                      new data and names are refused until space is freed (deletes, renames \
                      and truncates still work)",
                     p.display(),
                     avail >> 20,
                     reserve >> 20
-                ));
-                break;
+                );
             }
         }
-        *self.last.lock() = Some((Instant::now(), short.clone()));
-        short.map_or(Ok(()), |m| Err(BlockError::NoSpace(m)))
+        r
     }
 }
 
@@ -123,7 +158,12 @@ mod tests {
         let (avail, total) = fs_space(dir.path()).unwrap();
         assert!(total > 0 && avail <= total);
         let r = Reserve::new(dir.path());
-        let expect_room = avail > reserve_of(total);
-        assert_eq!(r.check().is_ok(), expect_room);
+        let headroom = avail.saturating_sub(reserve_of(total));
+        assert_eq!(r.check(0).is_ok(), headroom > 0);
+        if headroom > (1 << 20) {
+            // what is admitted counts until the next reading
+            r.check(headroom - (1 << 20)).unwrap();
+            assert!(r.check(2 << 20).is_err() || fs_space(dir.path()).unwrap().0 > avail);
+        }
     }
 }

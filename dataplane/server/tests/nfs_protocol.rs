@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, http_get, require_tool};
+use common::{Client, Server, http_get, require_tool};
 use dittofs_nfs::mount3::{DirPath, MntArgs, MntRes};
 use dittofs_nfs::nfs3::*;
 use dittofs_nfs::record::frame_record;
@@ -16,109 +16,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
-
-struct Client {
-    sock: TcpStream,
-    xid: u32,
-    /// AUTH_SYS identity sent with every call: (uid, gid, supplementary groups).
-    cred: (u32, u32, Vec<u32>),
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            sock,
-            xid: 1000,
-            cred: (0, 0, Vec::new()),
-        }
-    }
-
-    fn send_raw(&mut self, bytes: &[u8]) {
-        self.sock.write_all(bytes).unwrap();
-    }
-
-    /// Reads one reply record; None when the server closed the connection.
-    fn recv(&mut self) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        loop {
-            let mut mark = [0u8; 4];
-            if self.sock.read_exact(&mut mark).is_err() {
-                return None;
-            }
-            let m = u32::from_be_bytes(mark);
-            let mut frag = vec![0u8; (m & 0x7fff_ffff) as usize];
-            self.sock.read_exact(&mut frag).ok()?;
-            out.extend_from_slice(&frag);
-            if m & 0x8000_0000 != 0 {
-                return Some(out);
-            }
-        }
-    }
-
-    fn call_raw(
-        &mut self,
-        prog: u32,
-        vers: u32,
-        proc_num: u32,
-        rpcvers_ok: bool,
-        args: &[u8],
-    ) -> (RpcReply, Vec<u8>) {
-        self.xid += 1;
-        let call = RpcCall {
-            xid: self.xid,
-            prog,
-            vers,
-            proc_num,
-            cred: Auth::Sys {
-                stamp: 1,
-                machine: b"test".to_vec(),
-                uid: self.cred.0,
-                gid: self.cred.1,
-                gids: self.cred.2.clone(),
-            },
-            verf: OpaqueAuth::none(),
-        };
-        let mut msg = Vec::new();
-        call.encode(&mut msg);
-        if !rpcvers_ok {
-            msg[8..12].copy_from_slice(&3u32.to_be_bytes());
-        }
-        msg.extend_from_slice(args);
-        self.send_raw(&frame_record(&msg));
-        let rec = self.recv().expect("reply");
-        let (reply, rest) = RpcReply::decode(&rec).expect("decode reply");
-        assert_eq!(reply.xid, self.xid);
-        let rest = rest.to_vec();
-        (reply, rest)
-    }
-
-    fn call<A: XdrEncode, R: XdrDecode>(&mut self, prog: u32, proc_num: u32, args: &A) -> R {
-        let (reply, rest) = self.call_raw(prog, 3, proc_num, true, &args.to_xdr());
-        assert_eq!(reply.stat, ReplyStat::Accepted(AcceptStat::Success));
-        R::decode(&mut Decoder::new(&rest)).expect("decode results")
-    }
-
-    fn null_ok(&mut self) -> bool {
-        self.call_raw(PROGRAM, 3, 0, true, &[]).0.stat == ReplyStat::Accepted(AcceptStat::Success)
-    }
-
-    fn mount_root(&mut self) -> NfsFh3 {
-        let r: MntRes = self.call(
-            dittofs_nfs::mount3::PROGRAM,
-            1,
-            &MntArgs {
-                dirpath: DirPath(b"/export".to_vec()),
-            },
-        );
-        match r {
-            MntRes::Ok(ok) => ok.fhandle,
-            MntRes::Err(e) => panic!("mount failed: {e:?}"),
-        }
-    }
-}
 
 #[test]
 fn rpc_level_errors_and_server_keeps_serving() {

@@ -26,6 +26,9 @@ pub const PATH_MAX: usize = 4096;
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 /// Highest link count of a file.
 pub const LINK_MAX: u32 = 65_000;
+/// What a new name or attribute change is counted as against the disk reserve (its
+/// metadata): a client refused a WRITE is refused a CREATE too.
+const NAME_BYTES: u64 = 64 * 1024;
 /// Inode numbers reserved per durable allocator commit.
 const INO_RESERVE: u64 = 4096;
 
@@ -352,7 +355,12 @@ impl Fs {
     /// stores is at its reserve (see `dittofs_blockstore`'s reserve: operations that free
     /// space do not ask).
     pub(crate) fn check_room(&self) -> FsResult<()> {
-        Ok(self.engine.check_room()?)
+        self.check_room_for(NAME_BYTES)
+    }
+
+    /// [`Fs::check_room`] for `bytes` of new data.
+    pub(crate) fn check_room_for(&self, bytes: u64) -> FsResult<()> {
+        Ok(self.engine.check_room(bytes)?)
     }
 
     /// Allocates a never-used inode number (durably reserving ranges ahead).

@@ -110,7 +110,7 @@ impl Fs {
         self.check_writable()?;
         let len = data.len() as u64;
         if len > 0 {
-            self.check_room()?;
+            self.check_room_for(len)?;
         }
         if offset
             .checked_add(len)
@@ -423,16 +423,25 @@ impl Fs {
             self.engine.restore(r.key, r);
             touched.insert(r.key.ino);
         }
+        // A full disk must not keep the share from serving: writes that cannot be flushed
+        // without eating the disk's reserve stay in the journal (and readable) until the
+        // flusher finds room.
+        let mut waiting = 0;
         for ino in &touched {
-            match self.flush_file(*ino).await {
+            let dirty = self.engine.dirty_bytes(self.key(*ino));
+            let flushed = match self.check_room_for(dirty) {
+                Ok(()) => self.flush_file(*ino).await,
+                Err(e) => Err(e),
+            };
+            match flushed {
                 Ok(()) => {}
-                // A full disk must not keep the share from serving: the writes stay in
-                // the journal (and readable) until space returns.
-                Err(e @ (FsError::NoSpc | FsError::DQuot)) => tracing::warn!(share = %self.name,
-                    ino = ino.0, error = %e,
-                    "no space to flush recovered writes: they stay in the journal for now"),
+                Err(FsError::NoSpc | FsError::DQuot) => waiting += 1,
                 Err(e) => return Err(e),
             }
+        }
+        if waiting > 0 {
+            tracing::warn!(share = %self.name, files = waiting,
+                "no space to flush recovered writes: they stay in the journal until space is freed");
         }
         Ok(touched.len())
     }
@@ -454,7 +463,7 @@ impl Fs {
     /// Returns how many files were flushed.
     pub async fn flush_some(&self, idle: std::time::Duration, max_dirty: u64) -> FsResult<usize> {
         use futures_util::StreamExt;
-        if self.engine.check_room().is_err() {
+        if self.engine.check_room(0).is_err() {
             // At the disk's reserve a flush (chunks first, the journal freed after) would
             // eat the room deletes need; the data stays safe in the journal meanwhile.
             return Ok(0);

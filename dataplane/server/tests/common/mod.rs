@@ -8,6 +8,11 @@
     clippy::panic
 )]
 
+use dittofs_nfs::mount3::{DirPath, MntArgs, MntRes};
+use dittofs_nfs::nfs3::*;
+use dittofs_nfs::record::frame_record;
+use dittofs_nfs::rpc::{AcceptStat, Auth, OpaqueAuth, ReplyStat, RpcCall, RpcReply};
+use dittofs_nfs::{Decoder, XdrDecode, XdrEncode};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -27,6 +32,8 @@ pub struct Server {
     pub extra_env: Vec<(String, String)>,
     /// Applied to the command before every spawn (limits, log capture).
     pub customize: Option<Customize>,
+    /// A command `dfs` runs under (e.g. `nsenter` into a mount namespace); empty: none.
+    pub wrap: Vec<std::ffi::OsString>,
 }
 
 pub fn free_port() -> u16 {
@@ -49,9 +56,17 @@ impl Server {
         extra_env: Vec<(String, String)>,
         customize: Option<Customize>,
     ) -> Server {
+        let mut s = Server::unstarted(extra_env);
+        s.customize = customize;
+        s.spawn();
+        s
+    }
+
+    /// A server not started yet: set `customize`, `wrap` or `data`, then `spawn`.
+    pub fn unstarted(extra_env: Vec<(String, String)>) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
-        let mut s = Server {
+        Server {
             child: None,
             nfs_port: free_port(),
             http_port: free_port(),
@@ -59,10 +74,9 @@ impl Server {
             data,
             _tmp: Some(tmp),
             extra_env,
-            customize,
-        };
-        s.spawn();
-        s
+            customize: None,
+            wrap: Vec::new(),
+        }
     }
 
     pub fn command(&self) -> Command {
@@ -70,7 +84,14 @@ impl Server {
     }
 
     pub fn command_with_dir(&self, dir: &std::path::Path) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_dfs"));
+        let mut c = match self.wrap.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(env!("CARGO_BIN_EXE_dfs"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_dfs")),
+        };
         c.arg("start")
             .arg("--data-dir")
             .arg(dir)
@@ -177,4 +198,109 @@ pub fn require_tool(tool: &str) -> bool {
         eprintln!("SKIP: {tool} not installed (run scripts/install-deps.sh)");
     }
     found
+}
+
+/// A raw ONC RPC client over TCP built on the project's codecs (malformed input, exact
+/// procedures, chosen AUTH_SYS identities).
+pub struct Client {
+    pub sock: TcpStream,
+    pub xid: u32,
+    /// AUTH_SYS identity sent with every call: (uid, gid, supplementary groups).
+    pub cred: (u32, u32, Vec<u32>),
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client {
+            sock,
+            xid: 1000,
+            cred: (0, 0, Vec::new()),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.sock.write_all(bytes).unwrap();
+    }
+
+    /// Reads one reply record; None when the server closed the connection.
+    pub fn recv(&mut self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut mark = [0u8; 4];
+            if self.sock.read_exact(&mut mark).is_err() {
+                return None;
+            }
+            let m = u32::from_be_bytes(mark);
+            let mut frag = vec![0u8; (m & 0x7fff_ffff) as usize];
+            self.sock.read_exact(&mut frag).ok()?;
+            out.extend_from_slice(&frag);
+            if m & 0x8000_0000 != 0 {
+                return Some(out);
+            }
+        }
+    }
+
+    pub fn call_raw(
+        &mut self,
+        prog: u32,
+        vers: u32,
+        proc_num: u32,
+        rpcvers_ok: bool,
+        args: &[u8],
+    ) -> (RpcReply, Vec<u8>) {
+        self.xid += 1;
+        let call = RpcCall {
+            xid: self.xid,
+            prog,
+            vers,
+            proc_num,
+            cred: Auth::Sys {
+                stamp: 1,
+                machine: b"test".to_vec(),
+                uid: self.cred.0,
+                gid: self.cred.1,
+                gids: self.cred.2.clone(),
+            },
+            verf: OpaqueAuth::none(),
+        };
+        let mut msg = Vec::new();
+        call.encode(&mut msg);
+        if !rpcvers_ok {
+            msg[8..12].copy_from_slice(&3u32.to_be_bytes());
+        }
+        msg.extend_from_slice(args);
+        self.send_raw(&frame_record(&msg));
+        let rec = self.recv().expect("reply");
+        let (reply, rest) = RpcReply::decode(&rec).expect("decode reply");
+        assert_eq!(reply.xid, self.xid);
+        let rest = rest.to_vec();
+        (reply, rest)
+    }
+
+    pub fn call<A: XdrEncode, R: XdrDecode>(&mut self, prog: u32, proc_num: u32, args: &A) -> R {
+        let (reply, rest) = self.call_raw(prog, 3, proc_num, true, &args.to_xdr());
+        assert_eq!(reply.stat, ReplyStat::Accepted(AcceptStat::Success));
+        R::decode(&mut Decoder::new(&rest)).expect("decode results")
+    }
+
+    pub fn null_ok(&mut self) -> bool {
+        self.call_raw(PROGRAM, 3, 0, true, &[]).0.stat == ReplyStat::Accepted(AcceptStat::Success)
+    }
+
+    pub fn mount_root(&mut self) -> NfsFh3 {
+        let r: MntRes = self.call(
+            dittofs_nfs::mount3::PROGRAM,
+            1,
+            &MntArgs {
+                dirpath: DirPath(b"/export".to_vec()),
+            },
+        );
+        match r {
+            MntRes::Ok(ok) => ok.fhandle,
+            MntRes::Err(e) => panic!("mount failed: {e:?}"),
+        }
+    }
 }
