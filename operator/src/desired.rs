@@ -2,9 +2,14 @@
 //! desired state pushed to every pod with `ApplyConfig` (`dittofs.control.v1.DesiredState`).
 //!
 //! Invariant: a Share whose references are broken, whose path collides with an older Share
-//! of the same group, or whose settings cannot be expressed is left out of the desired state
+//! of the same group, whose remote location (S3 bucket + endpoint + prefix) another group
+//! already uses, or whose settings cannot be expressed is left out of the desired state
 //! (and reported on that Share) instead of failing the whole group: one bad object never
 //! blocks the others. Leaving a Share out removes its export, never its data.
+//!
+//! One remote location serves one group: only that group's GC knows which of its chunks
+//! are live (the data plane refuses a location another server claimed). The group whose
+//! oldest Share uses the location (creation time, then name) owns it.
 
 use crate::crd::{
     BlockStore, BlockStoreKind, Durability, LocalBlockType, MetadataStore, MetadataStoreType,
@@ -85,6 +90,7 @@ pub fn plan_group(
                 b.name_any(),
             ))
     });
+    let owners = remote_owners(shares, &stores);
     let mut paths: BTreeMap<String, String> = BTreeMap::new();
     let mut local_defs: BTreeMap<String, pb::BlockStore> = BTreeMap::new();
     let mut remote_defs: BTreeMap<String, pb::BlockStore> = BTreeMap::new();
@@ -95,6 +101,25 @@ pub fn plan_group(
                 plan.excluded.insert(name, (reason.into(), msg));
             }
             Ok((share, local, remote)) => {
+                if let Some((owner, place)) = remote
+                    .as_ref()
+                    .and_then(|r| location(stores.get(&r.name)?))
+                    .and_then(|place| Some((owners.get(&place)?, place)))
+                    .filter(|(owner, _)| **owner != ms_name)
+                {
+                    plan.excluded.insert(
+                        name,
+                        (
+                            "RemoteInUse".into(),
+                            format!(
+                                "remote location {place} is already used by server group {owner}: \
+                                 one group per bucket + endpoint + prefix (its GC would delete \
+                                 the other group's chunks); give this BlockStore its own prefix"
+                            ),
+                        ),
+                    );
+                    continue;
+                }
                 if let Some(other) = paths.get(&share.name) {
                     plan.excluded.insert(
                         name,
@@ -124,6 +149,50 @@ pub fn plan_group(
         .chain(remote_defs.into_values())
         .collect();
     plan
+}
+
+/// The location (`s3://bucket/prefix@endpoint`) of a remote BlockStore; None for others.
+fn location(bs: &BlockStore) -> Option<String> {
+    let s3 = bs.spec.remote.as_ref()?.s3.as_ref()?;
+    Some(format!(
+        "s3://{}/{}@{}",
+        s3.bucket,
+        s3.prefix.trim_matches('/'),
+        s3.endpoint
+    ))
+}
+
+/// Remote location -> the group (MetadataStore) that owns it: the group of the oldest
+/// Share using it (creation time, then name), among Shares not being deleted.
+fn remote_owners(
+    shares: &[Share],
+    stores: &BTreeMap<String, &BlockStore>,
+) -> BTreeMap<String, String> {
+    let mut all: Vec<&Share> = shares
+        .iter()
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
+        .collect();
+    all.sort_by_key(|s| {
+        (
+            s.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            s.name_any(),
+        )
+    });
+    let mut owners = BTreeMap::new();
+    for s in all {
+        let place = s
+            .spec
+            .remote_block_store_ref
+            .as_ref()
+            .and_then(|r| stores.get(r))
+            .and_then(|bs| location(bs));
+        if let Some(place) = place {
+            owners
+                .entry(place)
+                .or_insert_with(|| s.spec.metadata_store_ref.clone());
+        }
+    }
+    owners
 }
 
 fn push_unique(v: &mut Vec<String>, s: &str) {
@@ -429,6 +498,79 @@ mod tests {
             .find(|b| b.name == "s3")
             .unwrap();
         assert_eq!(r.s3.as_ref().map(|s| s.access_key_id.as_str()), Some("id"));
+    }
+
+    fn s3_store(name: &str, prefix: &str) -> BlockStore {
+        BlockStore::new(
+            name,
+            BlockStoreSpec {
+                kind: BlockStoreKind::Remote,
+                local: None,
+                remote: Some(RemoteBlockSpec {
+                    type_: RemoteBlockType::S3,
+                    s3: Some(S3Spec {
+                        bucket: "b".into(),
+                        region: "r".into(),
+                        endpoint: "http://s3:9000".into(),
+                        prefix: prefix.into(),
+                        force_path_style: true,
+                        create_bucket: false,
+                        credentials_secret: None,
+                    }),
+                }),
+            },
+        )
+    }
+
+    /// A remote location serves one group: the group of the oldest Share using it keeps
+    /// it; a Share of another group on it (through the same or another BlockStore naming
+    /// the same bucket + endpoint + prefix) is left out with a reason; another prefix is
+    /// fine.
+    #[test]
+    fn a_remote_location_serves_one_group() {
+        let at = |s: &mut Share, secs: i64| {
+            s.metadata.creation_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::from_second(secs).unwrap(),
+                ));
+        };
+        let on = |name: &str, ms: &str, remote: &str, secs: i64| {
+            let mut s = share(name, &format!("/{name}"), ms, "disk");
+            s.spec.remote_block_store_ref = Some(remote.into());
+            at(&mut s, secs);
+            s
+        };
+        let shares = vec![
+            on("first", "a", "s3", 10),
+            on("second", "b", "s3", 20),
+            on("alias", "b", "s3-again", 30),
+            on("own", "b", "s3-other", 40),
+        ];
+        let bs = vec![
+            local("disk", LocalBlockType::Fs),
+            s3_store("s3", "p/"),
+            s3_store("s3-again", "/p"),
+            s3_store("s3-other", "q"),
+        ];
+        let a = plan_group(
+            &ms("a", MetadataStoreType::Sled),
+            &shares,
+            &bs,
+            &S3Credentials::new(),
+        );
+        assert_eq!(a.served, vec!["first"]);
+        let b = plan_group(
+            &ms("b", MetadataStoreType::Sled),
+            &shares,
+            &bs,
+            &S3Credentials::new(),
+        );
+        assert_eq!(b.served, vec!["own"]);
+        for s in ["second", "alias"] {
+            let (reason, msg) = &b.excluded[s];
+            assert_eq!(reason, "RemoteInUse");
+            assert!(msg.contains("server group a"), "{msg}");
+        }
     }
 
     #[test]
