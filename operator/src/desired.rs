@@ -465,25 +465,10 @@ mod tests {
         let m = ms("main", MetadataStoreType::Sled);
         let mut s = share("media", "/media", "main", "disk");
         s.spec.remote_block_store_ref = Some("s3".into());
-        let remote = BlockStore::new(
-            "s3",
-            BlockStoreSpec {
-                kind: BlockStoreKind::Remote,
-                local: None,
-                remote: Some(RemoteBlockSpec {
-                    type_: RemoteBlockType::S3,
-                    s3: Some(S3Spec {
-                        bucket: "b".into(),
-                        region: "r".into(),
-                        endpoint: String::new(),
-                        prefix: String::new(),
-                        force_path_style: true,
-                        create_bucket: false,
-                        credentials_secret: Some("creds".into()),
-                    }),
-                }),
-            },
-        );
+        let mut remote = s3_store("s3", "");
+        if let Some(s3) = remote.spec.remote.as_mut().and_then(|r| r.s3.as_mut()) {
+            s3.credentials_secret = Some("creds".into());
+        }
         let bs = vec![local("disk", LocalBlockType::Fs), remote];
         let p = plan_group(&m, std::slice::from_ref(&s), &bs, &S3Credentials::new());
         assert_eq!(p.excluded["media"].0, "SecretNotFound");

@@ -88,46 +88,8 @@ fn prerequisites() -> bool {
     false
 }
 
-/// CREATE `name` in `dir`.
-fn create(c: &mut Client, dir: &NfsFh3, name: &str) -> Res3<CreateResOk, WccData> {
-    c.call(
-        PROGRAM,
-        8,
-        &CreateArgs {
-            where_: DirOpArgs3 {
-                dir: dir.clone(),
-                name: Filename3(name.as_bytes().to_vec()),
-            },
-            how: CreateHow3::Unchecked(Sattr3::default()),
-        },
-    )
-}
-
-fn write(c: &mut Client, fh: &NfsFh3, offset: u64, data: &[u8]) -> NfsStat3 {
-    let w: WriteRes = c.call(
-        PROGRAM,
-        7,
-        &WriteArgs {
-            file: fh.clone(),
-            offset,
-            count: data.len() as u32,
-            stable: StableHow::FileSync,
-            data: bytes::Bytes::copy_from_slice(data),
-        },
-    );
-    w.status()
-}
-
 fn piece(file: u32, i: u64) -> Vec<u8> {
-    let mut x = (u64::from(file) << 32 | i) | 1;
-    (0..PIECE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::pseudo_random(PIECE, u64::from(file) << 32 | i)
 }
 
 /// Files written so far: name -> (handle, pieces acknowledged).
@@ -138,13 +100,13 @@ type Written = BTreeMap<String, (NfsFh3, u64)>;
 fn fill(c: &mut Client, root: &NfsFh3, written: &mut Written, first: u32) -> NfsStat3 {
     for f in first.. {
         let name = format!("f{f}");
-        let fh = match create(c, root, &name) {
+        let fh = match c.create(root, &name) {
             Res3::Ok(ok) => ok.obj.unwrap(),
             Res3::Fail(st, _) => return st,
         };
         written.insert(name.clone(), (fh.clone(), 0));
         for i in 0..4u64 {
-            let st = write(c, &fh, i * PIECE as u64, &piece(f, i));
+            let st = c.write_sync(&fh, i * PIECE as u64, &piece(f, i));
             if st != NfsStat3::Ok {
                 return st;
             }
@@ -160,19 +122,8 @@ fn read_back(c: &mut Client, written: &Written) {
     for (name, (fh, pieces)) in written {
         let f: u32 = name[1..].parse().unwrap();
         for i in 0..*pieces {
-            let r: ReadRes = c.call(
-                PROGRAM,
-                6,
-                &ReadArgs {
-                    file: fh.clone(),
-                    offset: i * PIECE as u64,
-                    count: PIECE as u32,
-                },
-            );
-            let Res3::Ok(r) = r else {
-                panic!("{name} piece {i}: {:?}", r.status())
-            };
-            assert!(r.data[..] == piece(f, i)[..], "{name} piece {i} differs");
+            let data = c.read_ok(fh, i * PIECE as u64, PIECE as u32);
+            assert!(data[..] == piece(f, i)[..], "{name} piece {i} differs");
         }
     }
 }
@@ -249,12 +200,12 @@ fn a_full_disk_answers_nospc_frees_space_on_delete_and_restarts() {
     // small writes use up what is left above the reserve, then are refused too
     let (last, _) = written.values().last().unwrap().clone();
     let mut topped = 0u64;
-    while write(&mut c, &last, TOPUP + topped * 4096, &[0xAB; 4096]) == NfsStat3::Ok {
+    while c.write_sync(&last, TOPUP + topped * 4096, &[0xAB; 4096]) == NfsStat3::Ok {
         topped += 1;
         assert!(topped < 512, "4 KiB writes never refused");
     }
     assert!(matches!(
-        create(&mut c, &root, "more"),
+        c.create(&root, "more"),
         Res3::Fail(NfsStat3::NoSpc, _)
     ));
     let mk: MkdirRes = c.call(
@@ -302,7 +253,7 @@ fn a_full_disk_answers_nospc_frees_space_on_delete_and_restarts() {
     }
     let t0 = Instant::now();
     let resumed = loop {
-        match create(&mut c, &root, "again") {
+        match c.create(&root, "again") {
             Res3::Ok(ok) => break ok.obj.unwrap(),
             Res3::Fail(st, _) => {
                 assert_eq!(st, NfsStat3::NoSpc);
@@ -315,7 +266,7 @@ fn a_full_disk_answers_nospc_frees_space_on_delete_and_restarts() {
         }
     };
     eprintln!("writes resumed {:?} after the deletes", t0.elapsed());
-    assert_eq!(write(&mut c, &resumed, 0, &piece(999, 0)), NfsStat3::Ok);
+    assert_eq!(c.write_sync(&resumed, 0, &piece(999, 0)), NfsStat3::Ok);
     written.insert("f999".into(), (resumed, 1));
 
     // 3. full again, SIGKILL, restart on the full disk: every acknowledged byte is there
@@ -326,19 +277,8 @@ fn a_full_disk_answers_nospc_frees_space_on_delete_and_restarts() {
     let mut c = Client::connect(srv.nfs_port);
     read_back(&mut c, &written);
     if topped > 0 {
-        let r: ReadRes = c.call(
-            PROGRAM,
-            6,
-            &ReadArgs {
-                file: last,
-                offset: TOPUP,
-                count: (topped * 4096) as u32,
-            },
-        );
-        let Res3::Ok(r) = r else {
-            panic!("top-up read: {:?}", r.status())
-        };
-        assert!(r.data.iter().all(|&b| b == 0xAB) && r.data.len() as u64 == topped * 4096);
+        let data = c.read_ok(&last, TOPUP, (topped * 4096) as u32);
+        assert!(data.iter().all(|&b| b == 0xAB) && data.len() as u64 == topped * 4096);
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(audit_clean(srv.control_port));

@@ -218,15 +218,7 @@ fn dirty_data_gauges_follow_the_flusher() {
     let srv = Server::start();
     let mut c = Client::connect(srv.nfs_port);
     let root = c.mount_root();
-    let gauge = |name: &str| -> u64 {
-        let m = http_get(srv.http_port, "/metrics").unwrap();
-        let key = format!("dittofs_blockstore_{name}{{store=\"default\"}} ");
-        let line = m
-            .lines()
-            .find(|l| l.starts_with(&key))
-            .unwrap_or_else(|| panic!("no {key} in\n{m}"));
-        line[key.len()..].trim().parse().unwrap()
-    };
+    let gauge = |name: &str| common::blockstore_gauge(srv.http_port, name);
     assert_eq!(gauge("dirty_files"), 0);
     let r: CreateRes = c.call(
         PROGRAM,
@@ -277,54 +269,15 @@ fn deletes_free_space_within_seconds() {
     let srv = Server::start();
     let mut c = Client::connect(srv.nfs_port);
     let root = c.mount_root();
-    let gauge = |name: &str| -> u64 {
-        let m = http_get(srv.http_port, "/metrics").unwrap();
-        let key = format!("dittofs_blockstore_{name}{{store=\"default\"}} ");
-        m.lines()
-            .find_map(|l| l.strip_prefix(&key))
-            .unwrap_or_else(|| panic!("no {key} in {m}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    let gauge = |name: &str| common::blockstore_gauge(srv.http_port, name);
     let name = |s: &str| DirOpArgs3 {
         dir: root.clone(),
         name: Filename3(s.as_bytes().to_vec()),
     };
-    let created: CreateRes = c.call(
-        PROGRAM,
-        8,
-        &CreateArgs {
-            where_: name("big"),
-            how: CreateHow3::Unchecked(Sattr3::default()),
-        },
-    );
-    let Res3::Ok(ok) = created else {
-        panic!("create failed")
-    };
-    let fh = ok.obj.unwrap();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..8 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let fh = c.create_file(&root, "big");
+    let data = common::pseudo_random(8 << 20, 0x9e37_79b9_7f4a_7c15);
     for (i, piece) in data.chunks(1 << 20).enumerate() {
-        let w: WriteRes = c.call(
-            PROGRAM,
-            7,
-            &WriteArgs {
-                file: fh.clone(),
-                offset: (i << 20) as u64,
-                count: piece.len() as u32,
-                stable: StableHow::FileSync,
-                data: bytes::Bytes::copy_from_slice(piece),
-            },
-        );
-        assert_eq!(w.status(), NfsStat3::Ok);
+        assert_eq!(c.write_sync(&fh, (i << 20) as u64, piece), NfsStat3::Ok);
     }
     let t0 = std::time::Instant::now();
     while gauge("dirty_files") != 0 {
@@ -460,34 +413,9 @@ fn a_second_server_on_the_same_block_store_is_refused() {
     let mut first = Server::start_with(env.clone());
     let mut c = Client::connect(first.nfs_port);
     let root = c.mount_root();
-    let created: CreateRes = c.call(
-        PROGRAM,
-        8,
-        &CreateArgs {
-            where_: DirOpArgs3 {
-                dir: root,
-                name: Filename3(b"kept".to_vec()),
-            },
-            how: CreateHow3::Unchecked(Sattr3::default()),
-        },
-    );
-    let Res3::Ok(ok) = created else {
-        panic!("create failed")
-    };
-    let fh = ok.obj.unwrap();
+    let fh = c.create_file(&root, "kept");
     let data = bytes::Bytes::from(vec![7u8; 200_000]);
-    let w: WriteRes = c.call(
-        PROGRAM,
-        7,
-        &WriteArgs {
-            file: fh.clone(),
-            offset: 0,
-            count: data.len() as u32,
-            stable: StableHow::FileSync,
-            data: data.clone(),
-        },
-    );
-    assert_eq!(w.status(), NfsStat3::Ok);
+    assert_eq!(c.write_sync(&fh, 0, &data), NfsStat3::Ok);
     let second_start = |first: &Server| {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = first.command_with_dir(dir.path());
@@ -570,34 +498,9 @@ fn clients_that_never_read_are_bounded_and_closed() {
     let pid = srv.child.as_ref().unwrap().id();
     let mut c = Client::connect(srv.nfs_port);
     let root = c.mount_root();
-    let created: CreateRes = c.call(
-        PROGRAM,
-        8,
-        &CreateArgs {
-            where_: DirOpArgs3 {
-                dir: root,
-                name: Filename3(b"big".to_vec()),
-            },
-            how: CreateHow3::Unchecked(Sattr3::default()),
-        },
-    );
-    let Res3::Ok(ok) = created else {
-        panic!("create failed")
-    };
-    let fh = ok.obj.unwrap();
+    let fh = c.create_file(&root, "big");
     let data = bytes::Bytes::from(vec![9u8; 1 << 20]);
-    let w: WriteRes = c.call(
-        PROGRAM,
-        7,
-        &WriteArgs {
-            file: fh.clone(),
-            offset: 0,
-            count: data.len() as u32,
-            stable: StableHow::FileSync,
-            data: data.clone(),
-        },
-    );
-    assert_eq!(w.status(), NfsStat3::Ok);
+    assert_eq!(c.write_sync(&fh, 0, &data), NfsStat3::Ok);
     let read_args = ReadArgs {
         file: fh.clone(),
         offset: 0,
@@ -725,34 +628,9 @@ fn descriptor_exhaustion_leaves_room_for_files_and_health() {
     );
     let mut c = Client::connect(srv.nfs_port);
     let root = c.mount_root();
-    let created: CreateRes = c.call(
-        PROGRAM,
-        8,
-        &CreateArgs {
-            where_: DirOpArgs3 {
-                dir: root,
-                name: Filename3(b"f".to_vec()),
-            },
-            how: CreateHow3::Unchecked(Sattr3::default()),
-        },
-    );
-    let Res3::Ok(ok) = created else {
-        panic!("create failed")
-    };
-    let fh = ok.obj.unwrap();
+    let fh = c.create_file(&root, "f");
     let data = bytes::Bytes::from(vec![5u8; 300_000]);
-    let w: WriteRes = c.call(
-        PROGRAM,
-        7,
-        &WriteArgs {
-            file: fh.clone(),
-            offset: 0,
-            count: data.len() as u32,
-            stable: StableHow::FileSync,
-            data: data.clone(),
-        },
-    );
-    assert_eq!(w.status(), NfsStat3::Ok);
+    assert_eq!(c.write_sync(&fh, 0, &data), NfsStat3::Ok);
     // idle for 2 s: the flusher moves the data into chunk files, not yet opened for reading
     std::thread::sleep(Duration::from_secs(4));
     let mut crowd: Vec<TcpStream> = (0..500)
@@ -836,14 +714,7 @@ fn libnfs_client_copies_in_and_out_across_restart() {
     let mut srv = Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src.bin");
-    let mut data = vec![0u8; 3 * 1024 * 1024 + 123];
-    let mut x = 0x1234_5678u64;
-    for b in data.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    let data = common::pseudo_random(3 * 1024 * 1024 + 123, 0x1234_5678);
     std::fs::write(&src, &data).unwrap();
     let run = |args: &[&str]| {
         let out = Command::new(args[0]).args(&args[1..]).output().unwrap();

@@ -183,6 +183,31 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// The value of gauge `dittofs_blockstore_<name>` of the local store `default`.
+pub fn blockstore_gauge(http_port: u16, name: &str) -> u64 {
+    let m = http_get(http_port, "/metrics").expect("/metrics");
+    let key = format!("dittofs_blockstore_{name}{{store=\"default\"}} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .unwrap_or_else(|| panic!("no {key} in {m}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// `len` pseudo-random bytes (xorshift64 from `seed`): incompressible, reproducible.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Fails the test in CI when a prerequisite is missing; skips it with a message elsewhere.
 pub fn require_tool(tool: &str) -> bool {
     let found = Command::new("sh")
@@ -288,6 +313,62 @@ impl Client {
 
     pub fn null_ok(&mut self) -> bool {
         self.call_raw(PROGRAM, 3, 0, true, &[]).0.stat == ReplyStat::Accepted(AcceptStat::Success)
+    }
+
+    /// CREATE (unchecked) of `name` in `dir`.
+    pub fn create(&mut self, dir: &NfsFh3, name: &str) -> CreateRes {
+        self.call(
+            PROGRAM,
+            8,
+            &CreateArgs {
+                where_: DirOpArgs3 {
+                    dir: dir.clone(),
+                    name: Filename3(name.as_bytes().to_vec()),
+                },
+                how: CreateHow3::Unchecked(Sattr3::default()),
+            },
+        )
+    }
+
+    /// CREATE that must succeed: the new file's handle.
+    pub fn create_file(&mut self, dir: &NfsFh3, name: &str) -> NfsFh3 {
+        match self.create(dir, name) {
+            Res3::Ok(ok) => ok.obj.expect("a handle"),
+            Res3::Fail(st, _) => panic!("CREATE {name}: {st:?}"),
+        }
+    }
+
+    /// FILE_SYNC WRITE of `data` at `offset`: its status.
+    pub fn write_sync(&mut self, fh: &NfsFh3, offset: u64, data: &[u8]) -> NfsStat3 {
+        let w: WriteRes = self.call(
+            PROGRAM,
+            7,
+            &WriteArgs {
+                file: fh.clone(),
+                offset,
+                count: data.len() as u32,
+                stable: StableHow::FileSync,
+                data: bytes::Bytes::copy_from_slice(data),
+            },
+        );
+        w.status()
+    }
+
+    /// READ that must succeed: the data.
+    pub fn read_ok(&mut self, fh: &NfsFh3, offset: u64, count: u32) -> bytes::Bytes {
+        let r: ReadRes = self.call(
+            PROGRAM,
+            6,
+            &ReadArgs {
+                file: fh.clone(),
+                offset,
+                count,
+            },
+        );
+        match r {
+            Res3::Ok(r) => r.data,
+            Res3::Fail(st, _) => panic!("READ at {offset}: {st:?}"),
+        }
     }
 
     pub fn mount_root(&mut self) -> NfsFh3 {
