@@ -67,6 +67,8 @@ struct Reading {
 pub(crate) struct Reserve {
     paths: Mutex<Vec<PathBuf>>,
     last: Mutex<Option<Reading>>,
+    /// Free and total bytes of a path's file system ([`fs_space`]; tests fake it).
+    space: fn(&Path) -> Result<(u64, u64)>,
 }
 
 impl Reserve {
@@ -74,6 +76,7 @@ impl Reserve {
         Reserve {
             paths: Mutex::new(vec![root.to_path_buf()]),
             last: Mutex::new(None),
+            space: fs_space,
         }
     }
 
@@ -124,7 +127,7 @@ impl Reserve {
             short: String::new(),
         };
         for p in &paths {
-            let Ok((avail, total)) = fs_space(p) else {
+            let Ok((avail, total)) = (self.space)(p) else {
                 continue;
             };
             let reserve = reserve_of(total);
@@ -157,13 +160,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (avail, total) = fs_space(dir.path()).unwrap();
         assert!(total > 0 && avail <= total);
-        let r = Reserve::new(dir.path());
-        let headroom = avail.saturating_sub(reserve_of(total));
-        assert_eq!(r.check(0).is_ok(), headroom > 0);
-        if headroom > (1 << 20) {
-            // what is admitted counts until the next reading
-            r.check(headroom - (1 << 20)).unwrap();
-            assert!(r.check(2 << 20).is_err() || fs_space(dir.path()).unwrap().0 > avail);
+    }
+
+    /// Bytes the test "wrote" to its fake file system.
+    static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    /// A 64 MiB file system with 20 MiB free before the test writes: 12 MiB above its
+    /// 8 MiB reserve.
+    fn fake_space(_: &Path) -> Result<(u64, u64)> {
+        let written = WRITTEN.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(((20 << 20) - written, 64 << 20))
+    }
+
+    /// Writes admitted between two readings count against the first, and a reading shows
+    /// what they took: 1 MiB writes stop at the reserve, not past it, whatever the timing.
+    #[test]
+    fn writes_stop_at_the_reserve() {
+        let r = Reserve {
+            space: fake_space,
+            ..Reserve::new(Path::new("/anywhere"))
+        };
+        let mut admitted = 0;
+        while r.check(1 << 20).is_ok() {
+            WRITTEN.fetch_add(1 << 20, std::sync::atomic::Ordering::SeqCst);
+            admitted += 1;
+            assert!(admitted <= 12, "admitted past the reserve");
+            if admitted % 4 == 0 {
+                *r.last.lock() = None; // a reading now and then
+            }
         }
+        assert_eq!(
+            admitted, 11,
+            "12 MiB above the reserve: 11 whole MiB with room left"
+        );
+        let err = r.check(1 << 20).unwrap_err().to_string();
+        assert!(err.contains("reserve of 8 MiB"), "{err}");
+        // space freed shows at the next reading
+        WRITTEN.store(0, std::sync::atomic::Ordering::SeqCst);
+        *r.last.lock() = None;
+        r.check(1 << 20).unwrap();
     }
 }
