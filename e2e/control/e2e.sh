@@ -2,7 +2,8 @@
 # e2e.sh - the control plane end to end: starts an empty `dfs`, builds two metadata
 # stores, three local block stores and three shares with `dfsctl`, mounts two shares with
 # the Linux kernel NFS client (qemu guest), writes, deletes into #recycle, restores with
-# dfsctl, runs GC (dry run and real) and the INV-02 audit, checks that removing a store in
+# dfsctl, checks deleted files' chunks are reclaimed promptly, runs GC (dry run and real, on
+# a planted orphan chunk) and the INV-02 audit, checks that removing a store in
 # use fails clearly and that wrong/missing tokens are refused, restarts the server and
 # checks that configuration and data survived (second guest boot).
 # Prints the dfsctl transcript; ends with "control-e2e: N passed, N failed".
@@ -124,13 +125,28 @@ ctl trash status /docs; expect 0 "trash status"
 ctl trash empty /docs; expect 2 "trash empty without --force refused"
 ctl trash restore /docs '#recycle/reports/q1.txt'; expect 0 "trash restore"
 
+# --- prompt reclaim: old.bin's chunks leave the disk without a GC ---
+chunk_bytes() { find "$WORK/blocks-2/blocks" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
+for _ in $(seq 100); do [ "$(chunk_bytes)" -le $((17 << 20)) ] && break; sleep 0.1; done
+b=$(chunk_bytes)
+[ "$b" -ge $((16 << 20)) ] && [ "$b" -le $((17 << 20)) ] \
+  && ok "deleted old.bin's chunks reclaimed without GC (/media holds $b bytes: video.bin)" \
+  || bad "/media's chunks hold $b bytes (expected video.bin's 16 MiB only)"
+
 # --- GC and audit ---
+# A chunk no file references (as a crash between a chunk's write and its commit leaves):
+# GC's to find and delete it.
+ORPHAN=$(python3 -c 'import os; print(os.urandom(32).hex())')
+mkdir -p "$WORK/blocks-2/blocks/${ORPHAN:0:2}/${ORPHAN:2:2}"
+head -c 65536 /dev/urandom > "$WORK/blocks-2/blocks/${ORPHAN:0:2}/${ORPHAN:2:2}/$ORPHAN"
 ctl store block gc /media --dry-run --grace 0; expect 0 "gc dry run"
 ctl -o json store block gc-status /media
-[ "$(json "d['deleted_chunks'] > 0 and d['dry_run']")" = True ] && ok "dry run found old.bin's chunks" || bad "dry run found no garbage"
+[ "$(json "d['deleted_chunks'] == 1 and d['dry_run']")" = True ] && ok "dry run found the orphan chunk (only)" || bad "dry run: expected 1 garbage chunk"
+[ -f "$WORK/blocks-2/blocks/${ORPHAN:0:2}/${ORPHAN:2:2}/$ORPHAN" ] && ok "dry run deleted nothing" || bad "dry run deleted the orphan"
 ctl store block gc /media --grace 0; expect 0 "gc"
 ctl -o json store block gc-status /media
-[ "$(json "d['deleted_chunks'] > 0 and not d['dry_run'] and d['outcome'] == 'succeeded'")" = True ] && ok "gc deleted garbage" || bad "gc deleted nothing"
+[ "$(json "d['deleted_chunks'] == 1 and not d['dry_run'] and d['outcome'] == 'succeeded'")" = True ] && ok "gc deleted the orphan chunk" || bad "gc: expected 1 deleted chunk"
+[ ! -e "$WORK/blocks-2/blocks/${ORPHAN:0:2}/${ORPHAN:2:2}/$ORPHAN" ] && ok "orphan chunk file gone" || bad "orphan chunk file still there"
 ctl store block gc /docs --grace 0; expect 0 "gc of local-1 (trash content must survive)"
 for s in /docs /media /scratch; do
   ctl blockstore audit-refcounts "$s"; expect 0 "audit $s"
