@@ -18,6 +18,9 @@ cd "$(dirname "$(readlink -f "$0")")" || exit 1
 export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
 export PATH="$DITTOFS_CACHE/bin:$PATH"
+# rustup installs into ~/.cargo/bin, which only a login shell puts on PATH
+command -v cargo >/dev/null || PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 RUN_VM=1
 for a in "$@"; do
   case $a in
