@@ -309,6 +309,12 @@ impl Engine {
         &self.inner.cas
     }
 
+    /// The local copy of chunk `hash`, read whole and verified (on a blocking thread).
+    pub async fn read_local_chunk(&self, hash: ContentHash) -> Result<Vec<u8>> {
+        let inner = self.inner.clone();
+        blocking(move || inner.cas.read_chunk(&hash)).await
+    }
+
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
     }

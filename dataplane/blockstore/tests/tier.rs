@@ -450,3 +450,50 @@ async fn a_remote_location_has_one_owner() {
     let refused = a.tier.begin_gc().await.unwrap_err();
     assert!(refused.contains("cannot verify"), "{refused}");
 }
+
+/// The audit's presence check: a chunk is Local while its file exists, Remote once only
+/// the remote holds it, Missing when neither does; an unreachable remote is an error,
+/// never a verdict; `verify` finds a local copy whose bytes were changed.
+#[tokio::test]
+async fn chunk_presence_looks_on_both_tiers() {
+    use dittofs_blockstore::{Presence, check_chunk};
+    let s = setup().await;
+    let blocks = write_file(&s, 2, &random(2 << 20, 9), false).await;
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    let presence = |b: BlockRef, verify: bool| {
+        let (engine, tier) = (&s.engine, &s.tier);
+        async move { check_chunk(engine, Some(tier), &b, verify).await }
+    };
+    for b in &blocks {
+        assert_eq!(presence(*b, true).await.unwrap(), Presence::Local);
+    }
+    assert_eq!(s.tier.drain(Duration::from_secs(10)).await, 0);
+    let (gone, lost) = (blocks[0], blocks[1]);
+    s.engine.cas().remove(&gone.hash).unwrap();
+    s.engine.cas().remove(&lost.hash).unwrap();
+    s.remote.delete(&lost.hash).await.unwrap();
+    assert_eq!(presence(gone, false).await.unwrap(), Presence::Remote);
+    assert_eq!(presence(gone, true).await.unwrap(), Presence::Remote);
+    assert_eq!(presence(lost, false).await.unwrap(), Presence::Missing);
+    assert_eq!(
+        check_chunk(&s.engine, None, &gone, false).await.unwrap(),
+        Presence::Missing,
+        "without a tier only the local copy counts"
+    );
+    s.remote.set_unavailable(true);
+    assert!(
+        presence(lost, false).await.is_err(),
+        "a remote that cannot answer is no verdict"
+    );
+    s.remote.set_unavailable(false);
+
+    // A local copy of the right length with other bytes: only `verify` sees it.
+    let bent = blocks[blocks.len() - 1];
+    let data = s.engine.read_local_chunk(bent.hash).await.unwrap();
+    s.engine.cas().remove(&bent.hash).unwrap();
+    s.remote.delete(&bent.hash).await.unwrap();
+    let other = vec![0x5a; data.len()];
+    s.engine.cas().put(&bent.hash, &other).unwrap();
+    assert_eq!(presence(bent, false).await.unwrap(), Presence::Local);
+    assert_eq!(presence(bent, true).await.unwrap(), Presence::Corrupt);
+}

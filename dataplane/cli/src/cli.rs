@@ -417,22 +417,31 @@ pub(crate) struct GcArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BlockstoreCommand {
-    /// Audit chunk refcounts of a share against its files (INV-02)
+    /// Audit a share's chunks: refcounts against its files (INV-02), and that every
+    /// referenced chunk exists on a tier
     #[command(
         long_about = "Audit the chunk refcounts of SHARE against the references \
-        held by its files (invariant INV-02), following the job until it ends, or show the \
-        last persisted audit with --last.\n\n\
-        Exits with code 8 when drift is found (delta != 0 or dangling entries), so cron \
-        jobs and alerting can rely on the exit status.\n\n\
+        held by its files (invariant INV-02) and check that every chunk its files reference \
+        is held by the local tier or the share's remote tier (looked up and its length \
+        compared; with --verify read whole and hashed), following the job until it ends, \
+        or show the last persisted audit with --last. Missing chunks are listed with the \
+        files that reference them.\n\n\
+        Exits with code 8 when drift is found (delta != 0, dangling entries or missing \
+        chunks), so cron jobs and alerting can rely on the exit status.\n\n\
         Examples:\n  dfsctl blockstore audit-refcounts /export\n  \
+        dfsctl blockstore audit-refcounts /export --verify\n  \
         dfsctl blockstore audit-refcounts /export --last -o json"
     )]
     AuditRefcounts {
         /// Share name, e.g. /export
         share: String,
         /// Show the last persisted audit instead of running one
-        #[arg(long)]
+        #[arg(long, conflicts_with = "verify")]
         last: bool,
+        /// Read every referenced chunk whole and check its hash (reads all the share's
+        /// data, from the remote tier for evicted chunks)
+        #[arg(long)]
+        verify: bool,
     },
 }
 

@@ -828,8 +828,19 @@ pub(crate) struct AuditView {
     pub(crate) delta: i64,
     pub(crate) dangling_count: u64,
     pub(crate) dangling: Vec<DanglingView>,
-    /// delta == 0 and no dangling entries.
+    pub(crate) chunks_checked: u64,
+    pub(crate) verified: bool,
+    pub(crate) missing_count: u64,
+    pub(crate) missing: Vec<MissingView>,
+    /// delta == 0, no dangling entries and no missing chunks.
     pub(crate) clean: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct MissingView {
+    pub(crate) hash: String,
+    pub(crate) kind: String,
+    pub(crate) files: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -861,7 +872,19 @@ impl From<&pb::AuditReport> for AuditView {
                     refcount: d.refcount,
                 })
                 .collect(),
-            clean: a.delta == 0 && a.dangling_count == 0,
+            chunks_checked: a.chunks_checked,
+            verified: a.verified,
+            missing_count: a.missing_count,
+            missing: a
+                .missing
+                .iter()
+                .map(|m| MissingView {
+                    hash: m.hash.clone(),
+                    kind: m.kind.clone(),
+                    files: m.files.clone(),
+                })
+                .collect(),
+            clean: a.delta == 0 && a.dangling_count == 0 && a.missing_count == 0,
         }
     }
 }
@@ -877,6 +900,15 @@ pub(crate) fn audit_text(a: &AuditView) -> String {
         ("delta", a.delta.to_string()),
         ("dangling_count", a.dangling_count.to_string()),
         (
+            "chunks_checked",
+            format!(
+                "{}{}",
+                a.chunks_checked,
+                if a.verified { " (read and hashed)" } else { "" }
+            ),
+        ),
+        ("missing_chunks", a.missing_count.to_string()),
+        (
             "result",
             if a.clean {
                 "clean".into()
@@ -885,6 +917,7 @@ pub(crate) fn audit_text(a: &AuditView) -> String {
             },
         ),
     ]);
+    missing_text(a, &mut out);
     if !a.dangling.is_empty() {
         out.push_str("\nDANGLING\n");
         let mut t = Table::new(&["HASH", "KIND", "REFS", "REFCOUNT"]);
@@ -905,6 +938,27 @@ pub(crate) fn audit_text(a: &AuditView) -> String {
         }
     }
     out
+}
+
+/// The MISSING table of an audit: one row per file of each chunk no tier holds intact.
+fn missing_text(a: &AuditView, out: &mut String) {
+    if a.missing.is_empty() {
+        return;
+    }
+    out.push_str("\nMISSING CHUNKS (data of these files cannot be read)\n");
+    let mut t = Table::new(&["FILE", "HASH", "KIND"]);
+    for m in &a.missing {
+        for f in &m.files {
+            t.row(vec![f.clone(), m.hash.clone(), m.kind.clone()]);
+        }
+    }
+    out.push_str(&t.render());
+    if a.missing_count > a.missing.len() as u64 {
+        out.push_str(&format!(
+            "({} more chunks not listed)\n",
+            a.missing_count - a.missing.len() as u64
+        ));
+    }
 }
 
 // ----------------------------------------------------------------- trash
@@ -1236,6 +1290,14 @@ mod tests {
                 refs: 1,
                 refcount: 2,
             }],
+            chunks_checked: 7,
+            verified: true,
+            missing_count: 3,
+            missing: vec![pb::MissingChunk {
+                hash: "ef01".into(),
+                kind: "corrupt".into(),
+                files: vec!["/x".into(), "/y/z".into()],
+            }],
         };
         let v = AuditView::from(&report);
         assert!(!v.clean);
@@ -1243,6 +1305,15 @@ mod tests {
         assert!(text.contains("delta:           -1\n"), "{text}");
         assert!(text.contains("abcd  refcount_mismatch  1     2"), "{text}");
         assert!(text.contains("(1 more not listed)"), "{text}");
+        assert!(
+            text.contains("chunks_checked:  7 (read and hashed)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/x    ef01  corrupt\n/y/z  ef01  corrupt\n"),
+            "{text}"
+        );
+        assert!(text.contains("(2 more chunks not listed)"), "{text}");
     }
 
     #[test]

@@ -180,6 +180,21 @@ fn audit(share: &str, delta: i64) -> pb::AuditReport {
         } else {
             vec![]
         },
+        ..Default::default()
+    }
+}
+
+/// An audit whose refcounts add up but one referenced chunk is on no tier.
+fn audit_missing(share: &str) -> pb::AuditReport {
+    pb::AuditReport {
+        chunks_checked: 12,
+        missing_count: 1,
+        missing: vec![pb::MissingChunk {
+            hash: "cd34".into(),
+            kind: "missing".into(),
+            files: vec!["/a/b.bin".into()],
+        }],
+        ..audit(share, 0)
     }
 }
 
@@ -433,7 +448,11 @@ impl ControlService for Fake {
         &self,
         r: Request<pb::LastAuditRequest>,
     ) -> Result<Response<pb::AuditReport>, Status> {
-        Ok(Response::new(audit(&r.into_inner().share, 2)))
+        let share = r.into_inner().share;
+        if share == "/lost" {
+            return Ok(Response::new(audit_missing(&share)));
+        }
+        Ok(Response::new(audit(&share, 2)))
     }
     async fn get_job(&self, _: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
         unimplemented()
@@ -1204,6 +1223,41 @@ async fn audit_exit_codes() {
     let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(j["delta"], 2);
     assert_eq!(j["clean"], false);
+
+    // Refcounts fine, a chunk on no tier: drift too, the file named.
+    let o = dfsctl(
+        home.path(),
+        &with_auth(
+            &server,
+            &["blockstore", "audit-refcounts", "/lost", "--last"],
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(code(&o), 8, "{}", stderr(&o));
+    assert!(stdout(&o).contains("missing_chunks:  1"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("/a/b.bin  cd34  missing"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stderr(&o).contains("on no tier"), "{}", stderr(&o));
+    let o = dfsctl(
+        home.path(),
+        &with_auth(
+            &server,
+            &[
+                "blockstore",
+                "audit-refcounts",
+                "/lost",
+                "--last",
+                "--verify",
+            ],
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(code(&o), 2, "--last with --verify: {}", stderr(&o));
 
     // A FAILED job: exit 1 with the job's error.
     let o = dfsctl(

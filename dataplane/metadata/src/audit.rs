@@ -41,13 +41,50 @@ pub struct Inv02Report {
     pub dangling_count: u64,
     /// Inconsistent hashes, ascending, at most [`MAX_DANGLING_LISTED`].
     pub dangling: Vec<Dangling>,
+    /// Distinct referenced chunks whose presence on a tier was checked (filled by the
+    /// caller that can see the block store; 0 in reports written before that check).
+    #[serde(default)]
+    pub chunks_checked: u64,
+    /// Whether the checked chunks were read whole and hashed (`--verify`), not only
+    /// looked up.
+    #[serde(default)]
+    pub verified: bool,
+    /// Referenced chunks that no tier holds intact (may exceed `missing.len()`).
+    #[serde(default)]
+    pub missing_count: u64,
+    /// Those chunks with the files that reference them, at most [`MAX_DANGLING_LISTED`].
+    #[serde(default)]
+    pub missing: Vec<MissingChunk>,
 }
 
 impl Inv02Report {
-    /// Whether INV-02 holds and no hash is inconsistent.
+    /// Whether INV-02 holds, no hash is inconsistent and no referenced chunk is missing.
     pub fn is_clean(&self) -> bool {
-        self.delta == 0 && self.dangling_count == 0
+        self.delta == 0 && self.dangling_count == 0 && self.missing_count == 0
     }
+}
+
+/// A chunk that files reference but no tier holds intact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MissingChunk {
+    /// Hex BLAKE3 hash.
+    pub hash: String,
+    pub kind: MissingKind,
+    /// Share-relative paths of the files referencing it (`ino N (unlinked)` for an open
+    /// file without a name), at most [`MAX_FILES_PER_CHUNK`].
+    pub files: Vec<String>,
+}
+
+/// Files listed per [`MissingChunk`].
+pub const MAX_FILES_PER_CHUNK: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingKind {
+    /// On no tier.
+    Missing,
+    /// Only copies of the wrong length or, when verified, the wrong content.
+    Corrupt,
 }
 
 /// One hash whose refcount does not match its references.
@@ -167,6 +204,10 @@ pub async fn audit_inv02(
         delta: i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX }),
         dangling_count,
         dangling,
+        chunks_checked: 0,
+        verified: false,
+        missing_count: 0,
+        missing: Vec::new(),
     })
 }
 

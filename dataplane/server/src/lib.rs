@@ -3,6 +3,7 @@
 //! HTTP health/metrics listener and telemetry. The `dfs` binary (`main.rs`) is a thin CLI
 //! over it.
 
+pub mod chunk_audit;
 pub mod config;
 pub mod control;
 pub mod error;

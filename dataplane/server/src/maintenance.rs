@@ -27,13 +27,15 @@
 //! Audit: [`dittofs_metadata::audit::audit_inv02`] for one share; the last result of each
 //! share is kept in `<store>/audit-state/last-inv02.json` (a map share name -> report).
 
+use crate::error::error_chain;
 use crate::jobs::JobHandle;
 use crate::state::{load_json, save_json};
 use dittofs_blockstore::tier::SweepCounts;
 use dittofs_blockstore::{Engine, RemoteTier};
 use dittofs_metadata::MetadataStore;
 use dittofs_metadata::audit::{Inv02Report, audit_inv02, rfc3339_utc};
-use dittofs_types::{ContentHash, ShareId, Timestamp};
+use dittofs_types::{ContentHash, Timestamp};
+use dittofs_vfs::Fs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -297,17 +299,21 @@ async fn gc_inner(
 }
 
 /// Runs the INV-02 audit of one share and records it as the share's last audit.
+/// `verify`: read and hash every referenced chunk instead of only looking it up.
 pub async fn run_audit(
-    store: &dyn MetadataStore,
-    share: ShareId,
-    share_name: &str,
+    fs: &Fs,
+    verify: bool,
     store_dir: &Path,
     job: &JobHandle,
 ) -> Result<Inv02Report, String> {
+    let share_name = fs.name();
     job.phase("scan", 0);
-    let report = audit_inv02(store, share, share_name)
+    let mut report = audit_inv02(fs.store().as_ref(), fs.share_id(), share_name)
         .await
         .map_err(|e| format!("audit of {share_name:?}: {e}"))?;
+    crate::chunk_audit::check_chunks(fs, verify, job, &mut report)
+        .await
+        .map_err(|e| format!("audit of {share_name:?}: {}", error_chain(&e)))?;
     let path = audit_last_path(store_dir);
     let mut all: BTreeMap<String, Inv02Report> = load_json(&path)?.unwrap_or_default();
     all.insert(share_name.to_owned(), report.clone());

@@ -145,6 +145,7 @@ async fn audit_clean(port: u16) {
     let job = c
         .run_audit(pb::RunAuditRequest {
             share: "/export".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -161,8 +162,8 @@ async fn audit_clean(port: u16) {
                 panic!("audit: {j:?}")
             };
             assert_eq!(
-                (a.delta, a.dangling_count),
-                (0, 0),
+                (a.delta, a.dangling_count, a.missing_count),
+                (0, 0, 0),
                 "audit not clean: {a:?}"
             );
             eprintln!(

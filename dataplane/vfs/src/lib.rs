@@ -18,6 +18,7 @@ mod locks;
 mod ops_attr;
 mod ops_io;
 mod ops_ns;
+mod paths;
 pub mod registry;
 pub mod trash;
 

@@ -68,7 +68,11 @@ pub(super) async fn gc_status(ctx: &mut Ctx, share: String) -> Result<(), CliErr
 /// `blockstore audit-refcounts`: run (and follow) an audit or show the last one; drift
 /// is exit code 8.
 pub(super) async fn blockstore(ctx: &mut Ctx, cmd: BlockstoreCommand) -> Result<(), CliError> {
-    let BlockstoreCommand::AuditRefcounts { share, last } = cmd;
+    let BlockstoreCommand::AuditRefcounts {
+        share,
+        last,
+        verify,
+    } = cmd;
     let show_progress = progress_wanted(ctx.format());
     let conn = ctx.conn().await?;
     let report = if last {
@@ -78,9 +82,10 @@ pub(super) async fn blockstore(ctx: &mut Ctx, cmd: BlockstoreCommand) -> Result<
         .await?
     } else {
         let job = conn
-            .call(pb::RunAuditRequest { share }, |mut c, r| async move {
-                c.run_audit(r).await
-            })
+            .call(
+                pb::RunAuditRequest { share, verify },
+                |mut c, r| async move { c.run_audit(r).await },
+            )
             .await?;
         let job = follow(conn, job, show_progress).await?;
         match job.result {
@@ -102,6 +107,13 @@ pub(super) async fn blockstore(ctx: &mut Ctx, cmd: BlockstoreCommand) -> Result<
 fn drift_check(view: &AuditView) -> Result<(), CliError> {
     if view.clean {
         return Ok(());
+    }
+    if view.missing_count > 0 {
+        return Err(CliError::Drift(format!(
+            "share {:?}: {} referenced chunks are on no tier: the files listed cannot be \
+             read in full (refcount delta {}, {} dangling entries)",
+            view.share, view.missing_count, view.delta, view.dangling_count
+        )));
     }
     Err(CliError::Drift(format!(
         "refcount drift in share {:?}: delta {}, {} dangling entries",

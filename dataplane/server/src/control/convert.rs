@@ -10,7 +10,7 @@ use crate::error::{ControlError, ControlResult};
 use crate::jobs::{JobResult, JobSnapshot, JobState};
 use crate::maintenance::GcSummary;
 use crate::state::DesiredState;
-use dittofs_metadata::audit::{DanglingKind, Inv02Report};
+use dittofs_metadata::audit::{DanglingKind, Inv02Report, MissingKind};
 use dittofs_proto::v1 as pb;
 
 /// What a stored secret is reported as (and, sent back, means "keep it").
@@ -336,6 +336,21 @@ pub fn audit_to_pb(r: &Inv02Report) -> pb::AuditReport {
                 },
                 refs: d.refs,
                 refcount: d.refcount,
+            })
+            .collect(),
+        chunks_checked: r.chunks_checked,
+        verified: r.verified,
+        missing_count: r.missing_count,
+        missing: r
+            .missing
+            .iter()
+            .map(|m| pb::MissingChunk {
+                hash: m.hash.clone(),
+                kind: match m.kind {
+                    MissingKind::Missing => "missing".into(),
+                    MissingKind::Corrupt => "corrupt".into(),
+                },
+                files: m.files.clone(),
             })
             .collect(),
     }

@@ -666,7 +666,10 @@ impl ControlService for Control {
     }
 
     async fn run_audit(&self, req: Request<pb::RunAuditRequest>) -> R<pb::Job> {
-        let name = req.into_inner().share;
+        let pb::RunAuditRequest {
+            share: name,
+            verify,
+        } = req.into_inner();
         let share = self.share(&name)?;
         let dir = self.store_dir(&share.cfg.local)?;
         let job = self.jobs.start("audit", &name, &name).map_err(|id| {
@@ -679,7 +682,7 @@ impl ControlService for Control {
             async move {
                 let fs = share.fs.clone();
                 tokio::select! {
-                    r = maintenance::run_audit(fs.store().as_ref(), fs.share_id(), &name, &dir, &j2) => {
+                    r = maintenance::run_audit(&fs, verify, &dir, &j2) => {
                         j2.finish(r.map(JobResult::Audit));
                     }
                     _ = stop.cancelled() => j2.finish(Err("server shutting down".into())),
