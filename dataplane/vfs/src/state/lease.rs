@@ -270,6 +270,12 @@ impl LockManager {
                 return Err(LockError::LeaseConflict { holder: h.clone() });
             }
             if let Some(l) = st.leases.iter_mut().find(|l| &l.holder == holder) {
+                if l.breaking.is_some() {
+                    // No upgrade while the holder owes an acknowledgment.
+                    return Err(LockError::LeaseConflict {
+                        holder: l.holder.clone(),
+                    });
+                }
                 l.kind = kind;
                 return Ok(l.id);
             }
@@ -553,6 +559,11 @@ mod tests {
         assert!(events.try_recv().is_err());
         // No new lease while a recall is outstanding.
         assert!(m.grant_lease(ino, &nfs4(4), LeaseKind::READ).is_err());
+        // Nor an upgrade of the lease being recalled.
+        assert!(
+            m.grant_lease(ino, &nfs4(1), LeaseKind::READ_HANDLE)
+                .is_err()
+        );
         m.return_lease(lease).unwrap();
         m.grant_lease(ino, &nfs4(4), LeaseKind::READ).unwrap();
     }
