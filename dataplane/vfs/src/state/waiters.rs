@@ -13,6 +13,9 @@
 //! `EDEADLK`): before a request is queued, the wait-for graph is followed from the
 //! owners blocking it (owner -> owners its queued requests are blocked by, across all
 //! files of the share); if it leads back to the requester, the request is refused.
+//! Detection runs when a request is queued, as in POSIX implementations: a cycle that
+//! only forms later, when a grant puts a new holder in front of queued requests, is not
+//! detected (the clients' cancels and the owners' releases break it).
 //!
 //! Grant notification: a queued request is a [`WaitHandle`], a future that resolves
 //! when the lock is granted (NLM's asynchronous GRANTED callback is sent when it does).
