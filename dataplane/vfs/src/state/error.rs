@@ -60,6 +60,9 @@ pub enum LockError {
     /// The lease is not (or no longer) known.
     #[error("no such lease: {0}")]
     UnknownLease(LeaseId),
+    /// A lease was asked for without R (W and H need R).
+    #[error("a lease needs read caching")]
+    EmptyLease,
     /// The lease cannot be granted: another holder's lease or open stands in the way.
     #[error("lease refused: conflicts with {holder}")]
     LeaseConflict { holder: Owner },

@@ -254,7 +254,8 @@ fn grant_conflict<'a>(
 type Recall = (LeaseId, Owner, LeaseKind);
 
 impl LockManager {
-    /// Grants (or changes, for a holder that already has one on `ino`) a lease. Refused
+    /// Grants (or changes, for a holder that already has one on `ino`) a lease; a kind
+    /// without R is [`LockError::EmptyLease`]. Refused
     /// with [`LockError::LeaseConflict`] while another holder's lease is being recalled
     /// or would conflict, or another client's open would (any open for a W lease, an
     /// open with write access for an R lease: RFC 8881 section 10.4.1).
@@ -264,6 +265,9 @@ impl LockManager {
         holder: &Owner,
         kind: LeaseKind,
     ) -> Result<LeaseId, LockError> {
+        if kind.is_none() {
+            return Err(LockError::EmptyLease);
+        }
         let seq = self.next_seq();
         self.edit(ino, |st| {
             if let Some(h) = grant_conflict(&st.leases, &st.opens, holder, kind) {
@@ -440,6 +444,10 @@ mod tests {
     #[test]
     fn kinds_need_read() {
         assert_eq!(LeaseKind::new(false, true, true), LeaseKind::NONE);
+        let m = LockManager::new();
+        let none = m.grant_lease(Ino(4), &nfs4(1), LeaseKind::new(false, true, false));
+        assert_eq!(none, Err(LockError::EmptyLease));
+        assert_eq!(m.inodes_in_use(), 0);
         assert_eq!(LeaseKind::READ_WRITE_HANDLE.without(R), LeaseKind::NONE);
         assert_eq!(
             LeaseKind::READ_WRITE_HANDLE.without(W),
