@@ -520,6 +520,48 @@ mod tests {
         assert_eq!(m.inodes_in_use(), 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn only_the_silent_holder_loses_its_lease() {
+        let (m, mut events) = manager();
+        let ino = Ino(12);
+        let quick = m
+            .grant_lease(ino, &nfs4(1), LeaseKind::READ_HANDLE)
+            .unwrap();
+        let silent = m
+            .grant_lease(ino, &nfs4(2), LeaseKind::READ_HANDLE)
+            .unwrap();
+        let task = {
+            let m = m.clone();
+            tokio::spawn(async move {
+                m.break_leases_wait(ino, &nfs4(3), BreakCause::Delete, Duration::from_secs(10))
+                    .await
+            })
+        };
+        for _ in 0..2 {
+            assert!(matches!(
+                events.recv().await,
+                Some(LeaseEvent::Recall { .. })
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Delete breaks H only: the holder keeps R.
+        assert_eq!(
+            m.ack_break(quick, LeaseKind::READ_HANDLE),
+            Ok(LeaseKind::READ)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!task.is_finished(), "still waiting for the second holder");
+        let out = task.await.unwrap().unwrap();
+        assert_eq!(out.recalled, vec![quick, silent]);
+        assert_eq!(out.revoked, vec![silent]);
+        let left = m.snapshot(ino).leases;
+        assert_eq!(left.len(), 1);
+        assert_eq!(
+            (left[0].id, left[0].kind, left[0].breaking),
+            (quick, LeaseKind::READ, None)
+        );
+    }
+
     #[tokio::test]
     async fn own_operations_do_not_break() {
         let (m, mut events) = manager();
