@@ -286,3 +286,59 @@ fn nlm_restarted_server_sends_sm_notify_with_its_new_state() {
     assert_eq!(n.proc_num, 6);
     assert!(host.next_call(Duration::from_secs(1)).is_none());
 }
+
+#[test]
+fn nlm_share_reservations_and_async_msg_results() {
+    let host = FakeHost::start();
+    let srv = start(&host, 0);
+    let fh = new_file(&srv, "f");
+    let mut a = NlmClient::connect(srv.nfs_port, "client-a", 1);
+    let mut b = NlmClient::connect(srv.nfs_port, "client-b", 2);
+    let share = |c: &NlmClient, access, mode| Nlm4ShareArgs {
+        cookie: vec![9],
+        share: Nlm4Share {
+            caller_name: c.name.clone(),
+            fh: fh.clone(),
+            oh: c.oh.clone(),
+            mode,
+            access,
+        },
+        reclaim: false,
+    };
+    let sa = share(&a, Fsh4Access::Rw, Fsh4Mode::DenyWrite);
+    let r: Nlm4ShareRes = a.call(NlmProc::Share, &sa);
+    assert_eq!(r.stat, Nlm4Stat::Granted);
+    let sb = share(&b, Fsh4Access::Write, Fsh4Mode::DenyNone);
+    let r: Nlm4ShareRes = b.call(NlmProc::Share, &sb);
+    assert_eq!(r.stat, Nlm4Stat::Denied, "a denies writers");
+    let rb = share(&b, Fsh4Access::Read, Fsh4Mode::DenyNone);
+    let r: Nlm4ShareRes = b.call(NlmProc::Share, &rb);
+    assert_eq!(r.stat, Nlm4Stat::Granted, "readers are welcome");
+    let r: Nlm4ShareRes = a.call(NlmProc::Unshare, &sa);
+    assert_eq!(r.stat, Nlm4Stat::Granted);
+    let r: Nlm4ShareRes = b.call(NlmProc::Share, &sb);
+    assert_eq!(r.stat, Nlm4Stat::Granted, "upgrade once a is gone");
+
+    // TEST_MSG: an empty reply now, the result as a TEST_RES call to the client's lockd
+    assert_eq!(a.lock(&fh, WHOLE, true), Nlm4Stat::Granted);
+    let t = Nlm4TestArgs {
+        cookie: b"msg".to_vec(),
+        exclusive: true,
+        alock: b.alock(&fh, 0, 1),
+    };
+    let (r, rest) = b.rpc.call_raw(
+        PROGRAM,
+        VERSION,
+        NlmProc::TestMsg.as_u32(),
+        true,
+        &t.to_xdr(),
+    );
+    assert_eq!(r.stat, ReplyStat::Accepted(AcceptStat::Success));
+    assert!(rest.is_empty());
+    let cb = host.next_call(Duration::from_secs(10)).expect("TEST_RES");
+    assert_eq!(cb.proc_num, NlmProc::TestRes.as_u32());
+    let res = Nlm4TestRes::decode(&mut Decoder::new(&cb.args)).unwrap();
+    assert_eq!(res.cookie, b"msg");
+    assert_eq!(res.stat, Nlm4Stat::Denied);
+    assert_eq!(res.holder.expect("holder").svid, 1);
+}
