@@ -342,3 +342,31 @@ fn nlm_share_reservations_and_async_msg_results() {
     assert_eq!(res.stat, Nlm4Stat::Denied);
     assert_eq!(res.holder.expect("holder").svid, 1);
 }
+
+#[test]
+fn nlm_deadlock_is_refused_and_a_retransmitted_wait_is_granted_once() {
+    let host = FakeHost::start();
+    let srv = start(&host, 0);
+    let f1 = new_file(&srv, "f1");
+    let f2 = new_file(&srv, "f2");
+    let mut a = NlmClient::connect(srv.nfs_port, "client-a", 1);
+    let mut b = NlmClient::connect(srv.nfs_port, "client-b", 2);
+    assert_eq!(a.lock(&f1, WHOLE, true), Nlm4Stat::Granted);
+    assert_eq!(b.lock(&f2, WHOLE, true), Nlm4Stat::Granted);
+    assert_eq!(a.lock_blocking(&f2, WHOLE, true), Nlm4Stat::Blocked);
+    assert_eq!(a.lock_blocking(&f2, WHOLE, true), Nlm4Stat::Blocked);
+    assert_eq!(b.lock_blocking(&f1, WHOLE, true), Nlm4Stat::Deadlck);
+    assert_eq!(b.unlock(&f2, WHOLE), Nlm4Stat::Granted);
+    let cb = host
+        .next_call(Duration::from_secs(10))
+        .expect("GRANTED callback");
+    assert_eq!(cb.proc_num, NlmProc::Granted.as_u32());
+    assert!(
+        host.next_call(Duration::from_millis(500)).is_none(),
+        "one grant for a retransmitted request"
+    );
+    assert_eq!(
+        b.test(&f2, WHOLE, false).holder.expect("a holds f2").svid,
+        1
+    );
+}

@@ -23,6 +23,21 @@ use std::time::{Duration, Instant};
 
 const WHOLE: (u64, u64) = (0, 0);
 
+/// The guest runner; SIGTERMed if the test fails first (its trap stops qemu).
+struct Guest(Option<std::process::Child>);
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            // SAFETY: kill(2) on the pid of a child we spawned and still own.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
 fn wait_for(path: &Path, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !path.exists() {
@@ -86,6 +101,7 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("run-in-guest.sh");
+    let mut guest = Guest(Some(guest));
     let s = share.path();
 
     // 1. refused while the host holds the file; granted once the host unlocks
@@ -107,7 +123,12 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
     assert_eq!(host.unlock(&fh, WHOLE), Nlm4Stat::Granted);
     std::fs::write(s.join("checked2"), "").unwrap();
 
-    let out = guest.wait_with_output().expect("guest");
+    let out = guest
+        .0
+        .take()
+        .expect("guest")
+        .wait_with_output()
+        .expect("guest");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("GUEST-NLM-OK"),
