@@ -6,10 +6,15 @@
 //! * [`record`]: record marking over stream transports (RFC 5531 section 11).
 //! * [`mount3`]: MOUNT protocol version 3 (RFC 1813 appendix I).
 //! * [`nfs3`]: NFS version 3 (RFC 1813).
+//! * [`nlm4`]: Network Lock Manager v4 (XNFS chapter 10), [`nsm1`]: Network Status
+//!   Monitor v1 (XNFS chapter 11).
+//! * [`rpc_client`]: outgoing calls (portmapper GETPORT, NLM GRANTED, SM_NOTIFY).
 //!
 //! The server: [`server::NfsServer`] dispatches NFSv3 (`proc3`) and MOUNT (`mountd`)
 //! calls onto the protocol-neutral core (`dittofs-vfs`), applying each share's
-//! [`export::ExportPolicy`]; [`portmap`] is the optional embedded portmapper.
+//! [`export::ExportPolicy`]; `nlmd` serves NLM v4 on each share's lock manager
+//! (`dittofs_vfs::state::LockManager`) and [`nsmd`] the status monitor (persisted state
+//! number, SM_NOTIFY after a restart); [`portmap`] is the optional embedded portmapper.
 
 mod budget;
 mod conv;
@@ -18,10 +23,15 @@ pub mod metrics;
 pub mod mount3;
 mod mountd;
 pub mod nfs3;
+pub mod nlm4;
+mod nlmd;
+pub mod nsm1;
+pub mod nsmd;
 pub mod portmap;
 mod proc3;
 pub mod record;
 pub mod rpc;
+pub mod rpc_client;
 pub mod server;
 pub mod xdr;
 

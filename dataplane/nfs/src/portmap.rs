@@ -1,6 +1,6 @@
 //! A minimal embedded portmapper (RFC 1833 section 3, PMAP program 100000 version 2) for
 //! clients that ask rpcbind where NFS and MOUNT live. It only answers for this server:
-//! GETPORT returns our port for NFS v3 and MOUNT v1-v3 over TCP, DUMP lists those
+//! GETPORT returns our port for NFS v3, MOUNT v1-v3, NLM v4 and NSM v1 over TCP, DUMP lists those
 //! mappings, SET/UNSET are refused, CALLIT is not offered. Served over TCP and UDP.
 
 use crate::record::{read_record, write_record};
@@ -22,6 +22,8 @@ fn mappings(port: u16) -> Vec<(u32, u32, u32, u32)> {
         (crate::mount3::PROGRAM, 1, IPPROTO_TCP, p),
         (crate::mount3::PROGRAM, 2, IPPROTO_TCP, p),
         (crate::mount3::PROGRAM, 3, IPPROTO_TCP, p),
+        (crate::nlm4::PROGRAM, crate::nlm4::VERSION, IPPROTO_TCP, p),
+        (crate::nsm1::PROGRAM, crate::nsm1::VERSION, IPPROTO_TCP, p),
     ]
 }
 

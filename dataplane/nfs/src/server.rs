@@ -1,6 +1,7 @@
 //! The NFS server: TCP listener, per-connection record loop with bounded concurrency, the
 //! duplicate request cache, and program dispatch (RFC 5531 sections 9-11; NFS program
-//! 100003 v3 and MOUNT program 100005 v3 on one port).
+//! 100003 v3, MOUNT program 100005 v3, NLM program 100021 v4 and NSM program 100024 v1
+//! on one port).
 //!
 //! Invariants:
 //! - a record larger than `max_record_bytes` closes the connection before it is read;
@@ -23,7 +24,7 @@ use crate::rpc::{
     AcceptStat, Auth, AuthStat, RpcCall, RpcDecodeError, encode_accepted, encode_auth_error,
     encode_rpc_mismatch,
 };
-use crate::{mount3, nfs3};
+use crate::{mount3, nfs3, nlm4, nsm1};
 use bytes::{Bytes, BytesMut};
 use dittofs_types::ShareId;
 use dittofs_vfs::ShareRegistry;
@@ -65,6 +66,30 @@ pub struct NfsServerConfig {
     pub max_connections: usize,
     /// Port NFS and MOUNT are served on (reported by the portmapper).
     pub port: u16,
+    /// NLM and NSM settings.
+    pub locks: NlmConfig,
+}
+
+/// Settings of the lock manager (NLM) and status monitor (NSM) services.
+#[derive(Clone, Debug)]
+pub struct NlmConfig {
+    /// After start, only lock reclaims are served for this long (Linux lockd: 90 s).
+    pub grace: std::time::Duration,
+    /// Port of the clients' portmappers, asked where their lockd and statd listen for
+    /// callbacks (GRANTED, SM_NOTIFY). 111 everywhere but in tests.
+    pub client_portmapper_port: u16,
+    /// The persisted NSM state (None: in memory, state 1, nobody notified on start).
+    pub nsm: Option<Arc<crate::nsmd::NsmStore>>,
+}
+
+impl Default for NlmConfig {
+    fn default() -> Self {
+        NlmConfig {
+            grace: std::time::Duration::from_secs(90),
+            client_portmapper_port: 111,
+            nsm: None,
+        }
+    }
 }
 
 impl Default for NfsServerConfig {
@@ -77,6 +102,7 @@ impl Default for NfsServerConfig {
             reply_timeout: std::time::Duration::from_secs(30),
             max_connections: 0,
             port: 12049,
+            locks: NlmConfig::default(),
         }
     }
 }
@@ -108,6 +134,8 @@ pub(crate) struct Shared {
     last_warning: Mutex<Option<Instant>>,
     /// Connections accepted and not yet ended.
     open: std::sync::atomic::AtomicUsize,
+    /// Lock manager and status monitor state (NLM, NSM).
+    pub(crate) nlm: Arc<crate::nlmd::Nlm>,
 }
 
 /// The NFSv3 + MOUNT server.
@@ -155,6 +183,8 @@ impl Shared {
 /// Per-call context handed to the handlers.
 pub(crate) struct CallCtx {
     pub(crate) client: SocketAddr,
+    /// The server address the client connected to (None when unknown).
+    pub(crate) local: Option<SocketAddr>,
     pub(crate) auth: Auth,
 }
 
@@ -184,6 +214,7 @@ impl NfsServer {
                 conns: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
                 budget: Arc::new(Semaphore::new(cfg.max_buffered_bytes as usize)),
+                nlm: Arc::new(crate::nlmd::Nlm::new(cfg.locks.clone())),
                 cfg,
                 metrics,
                 drc: Drc::new(8192),
@@ -235,6 +266,14 @@ impl NfsServer {
         stop: CancellationToken,
     ) -> std::io::Result<()> {
         let tracker = TaskTracker::new();
+        let nlm = self.shared.nlm.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let port = nlm.client_portmapper_port();
+                nlm.nsm.notify_previous(port).await;
+            },
+            tracing::info_span!("task", name = "sm-notify"),
+        ));
         loop {
             let accepted = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -296,6 +335,7 @@ async fn connection(
             calls: call_count.clone(),
         },
     );
+    let local = sock.local_addr().ok();
     let (rd, wr) = sock.into_split();
     // Buffered: a record header and a small call arrive in one read, not one each.
     let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
@@ -346,7 +386,7 @@ async fn connection(
         let tx2 = tx.clone();
         calls.spawn(async move {
             let _permit = permit;
-            if let Some(reply) = handle_record(&shared2, peer, Bytes::from(record)).await {
+            if let Some(reply) = handle_record(&shared2, peer, local, Bytes::from(record)).await {
                 // The record is gone: keep only what the reply holds until it is written.
                 let size = reply.iter().map(|b| b.len()).sum();
                 let _ = tx2.send((reply, reservation.keep(size))).await;
@@ -457,6 +497,7 @@ fn header_only(f: impl FnOnce(&mut BytesMut)) -> Reply {
 pub(crate) async fn handle_record(
     shared: &Shared,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     record: Bytes,
 ) -> Option<Reply> {
     let (call, args) = match RpcCall::decode(&record) {
@@ -518,6 +559,34 @@ pub(crate) async fn handle_record(
                 encode_accepted(b, xid, AcceptStat::ProgMismatch { low: 3, high: 3 })
             }));
         }
+        (nlm4::PROGRAM, nlm4::VERSION) => match nlm4::NlmProc::from_u32(call.proc_num) {
+            // No duplicate request cache: NLM calls are safe to repeat (a retransmitted
+            // LOCK of the same owner is granted or blocked again).
+            Some(p) => ("nlm4", crate::nlmd::proc_name(p), true),
+            None => {
+                return Some(header_only(|b| {
+                    encode_accepted(b, xid, AcceptStat::ProcUnavail)
+                }));
+            }
+        },
+        (nlm4::PROGRAM, _) => {
+            return Some(header_only(|b| {
+                encode_accepted(b, xid, AcceptStat::ProgMismatch { low: 4, high: 4 })
+            }));
+        }
+        (nsm1::PROGRAM, nsm1::VERSION) => match nsm1::NsmProc::from_u32(call.proc_num) {
+            Some(p) => ("nsm1", crate::nsmd::proc_name(p), true),
+            None => {
+                return Some(header_only(|b| {
+                    encode_accepted(b, xid, AcceptStat::ProcUnavail)
+                }));
+            }
+        },
+        (nsm1::PROGRAM, _) => {
+            return Some(header_only(|b| {
+                encode_accepted(b, xid, AcceptStat::ProgMismatch { low: 1, high: 1 })
+            }));
+        }
         _ => {
             return Some(header_only(|b| {
                 encode_accepted(b, xid, AcceptStat::ProgUnavail)
@@ -539,12 +608,14 @@ pub(crate) async fn handle_record(
     let started = Instant::now();
     let ctx = CallCtx {
         client: peer,
+        local,
         auth: call.cred.clone(),
     };
-    let outcome = if program == "nfs3" {
-        crate::proc3::dispatch(shared, &ctx, &call, args).await
-    } else {
-        crate::mountd::dispatch(shared, &ctx, &call, args).await
+    let outcome = match program {
+        "nfs3" => crate::proc3::dispatch(shared, &ctx, &call, args).await,
+        "nlm4" => crate::nlmd::dispatch(shared, &ctx, &call, args).await,
+        "nsm1" => crate::nsmd::dispatch(shared, &ctx, &call, args).await,
+        _ => crate::mountd::dispatch(shared, &ctx, &call, args).await,
     };
     let labels = ProcLabels { program, procedure };
     shared.metrics.requests.get_or_create(&labels).inc();

@@ -70,6 +70,28 @@ pub struct NfsSection {
     /// needs for its files and its other listeners.
     pub max_connections: u32,
     pub portmapper: Portmapper,
+    /// NFSv3 byte-range locks (NLM v4) and the status monitor (NSM v1).
+    pub locks: LocksSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocksSection {
+    /// After a start, only reclaims of locks held before are granted for this long
+    /// (clients learn of the restart through SM_NOTIFY). Linux lockd uses 90 s.
+    pub grace_seconds: u32,
+    /// Port of the clients' portmappers (rpcbind), asked where their lockd and statd
+    /// take callbacks. 111; other values are for tests only.
+    pub client_portmapper_port: u16,
+}
+
+impl Default for LocksSection {
+    fn default() -> Self {
+        LocksSection {
+            grace_seconds: 90,
+            client_portmapper_port: 111,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -298,6 +320,7 @@ impl Default for NfsSection {
             reply_timeout_seconds: 30,
             max_connections: 0,
             portmapper: Portmapper::default(),
+            locks: LocksSection::default(),
         }
     }
 }
@@ -736,6 +759,9 @@ nfs:
   portmapper:        # embedded rpcbind (program 100000 v2) for clients that insist on it
     enabled: false
     port: 10111
+  locks:             # NLM v4 + NSM v1 (fcntl/flock from NFSv3 clients mounted without nolock)
+    grace_seconds: 90            # after a start only lock reclaims are granted this long
+    client_portmapper_port: 111  # clients' rpcbind, for GRANTED and SM_NOTIFY callbacks
 
 http:                # /health, /ready, /metrics (Prometheus)
   enabled: true

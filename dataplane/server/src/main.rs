@@ -328,6 +328,14 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
                     n => n as usize,
                 },
                 port: cfg.nfs.port,
+                locks: dittofs_nfs::server::NlmConfig {
+                    grace: std::time::Duration::from_secs(u64::from(cfg.nfs.locks.grace_seconds)),
+                    client_portmapper_port: cfg.nfs.locks.client_portmapper_port,
+                    nsm: Some(Arc::new(
+                        dittofs_nfs::nsmd::NsmStore::open(&data_dir.join("nsm"))
+                            .map_err(|e| format!("NSM state: {e}"))?,
+                    )),
+                },
             },
             nfs_metrics.clone(),
         );

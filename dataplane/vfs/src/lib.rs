@@ -7,7 +7,8 @@
 //! crate only; they never see a concrete store.
 //!
 //! [`ShareRegistry`] maps handles and export names to shares. [`trash`] is the per-share
-//! recycle bin (`#recycle`).
+//! recycle bin (`#recycle`). [`state::LockManager`] is a share's lock, share-mode and
+//! lease manager (the locks clients ask for, not the internal per-inode mutexes).
 
 pub mod attr;
 pub mod cred;
@@ -20,6 +21,7 @@ mod ops_io;
 mod ops_ns;
 mod paths;
 pub mod registry;
+pub mod state;
 pub mod trash;
 
 pub use attr::{

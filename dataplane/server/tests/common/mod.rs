@@ -8,6 +8,8 @@
     clippy::panic
 )]
 
+pub mod nlm;
+
 use dittofs_nfs::mount3::{DirPath, MntArgs, MntRes};
 use dittofs_nfs::nfs3::*;
 use dittofs_nfs::record::frame_record;
