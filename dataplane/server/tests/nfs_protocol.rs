@@ -936,6 +936,24 @@ fn mount_of_a_subdirectory() {
         },
     );
     assert_eq!(l.status(), NfsStat3::Ok);
+    // DUMP lists the path as requested; UMNT of that path removes it
+    let dump = |c: &mut Client| -> Vec<Vec<u8>> {
+        let d: dittofs_nfs::mount3::DumpRes = c.call(dittofs_nfs::mount3::PROGRAM, 2, &());
+        d.mounts.into_iter().map(|m| m.directory.0).collect()
+    };
+    let listed = dump(&mut c);
+    assert!(listed.contains(&b"/export/a/b/".to_vec()), "{listed:?}");
+    assert!(listed.contains(&b"/export/a/b".to_vec()), "{listed:?}");
+    let _: () = c.call(
+        dittofs_nfs::mount3::PROGRAM,
+        3,
+        &dittofs_nfs::mount3::UmntArgs {
+            dirpath: DirPath(b"/export/a/b/".to_vec()),
+        },
+    );
+    let listed = dump(&mut c);
+    assert!(!listed.contains(&b"/export/a/b/".to_vec()), "{listed:?}");
+    assert!(listed.contains(&b"/export/a/b".to_vec()), "{listed:?}");
 
     // refusals
     let refused: &[(&[u8], MountStat3)] = &[
