@@ -1,14 +1,15 @@
-//! MOUNT protocol version 3 (RFC 1813 appendix I): MNT hands out the root handle of a
-//! share by export path, DUMP/UMNT/UMNTALL keep the advisory mount list, EXPORT lists the
+//! MOUNT protocol version 3 (RFC 1813 appendix I): MNT hands out the handle of a share's
+//! root or of a directory inside it (`/export/a/b`, see [`split_export`]), DUMP/UMNT/UMNTALL keep the advisory mount list, EXPORT lists the
 //! shares with their allowed client patterns.
 
 use crate::export::ClientPattern;
 use crate::mount3::*;
 use crate::nfs3::NfsFh3;
-use crate::rpc::{AUTH_SYS, AcceptStat, RpcCall, encode_success};
+use crate::rpc::{AUTH_SYS, AcceptStat, Auth, RpcCall, encode_success};
 use crate::server::{CallCtx, Outcome, Shared};
 use crate::xdr::{Decoder, XdrEncode};
 use bytes::{Bytes, BytesMut};
+use dittofs_vfs::FsError;
 
 pub(crate) fn proc_name(p: MountProc) -> &'static str {
     match p {
@@ -56,6 +57,8 @@ pub(crate) async fn dispatch(
                 MntRes::Ok(_) => None,
                 MntRes::Err(MountStat3::NoEnt) => Some("NOENT"),
                 MntRes::Err(MountStat3::Acces) => Some("ACCES"),
+                MntRes::Err(MountStat3::NotDir) => Some("NOTDIR"),
+                MntRes::Err(MountStat3::NameTooLong) => Some("NAMETOOLONG"),
                 MntRes::Err(_) => Some("OTHER"),
             };
             Outcome {
@@ -138,22 +141,85 @@ fn pattern_text(c: &ClientPattern) -> String {
     }
 }
 
+/// Splits a MNT path into the export it lies in and the path inside it: the export whose
+/// name is the longest prefix of `path` counted in whole components (`/export` matches
+/// `/export` and `/export/a/b`, never `/exportx`; `/` matches everything). Empty
+/// components (`//`, a trailing `/`) and `.` are ignored on both sides. `None` when no
+/// export matches, or when a component is `..` (a MNT path never climbs: `/export/../x`
+/// names nothing, whatever exists). The remainder is share-relative, components joined
+/// by `/` (empty: the share root).
+pub(crate) fn split_export<S: AsRef<str>>(names: &[S], path: &[u8]) -> Option<(usize, Vec<u8>)> {
+    let comps = |p: &[u8]| -> Vec<Vec<u8>> {
+        p.split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let want = comps(path);
+    if want.iter().any(|c| c == b"..") {
+        return None;
+    }
+    let (idx, n) = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let have = comps(name.as_ref().as_bytes());
+            want.starts_with(&have).then_some((i, have.len()))
+        })
+        .max_by_key(|&(_, n)| n)?;
+    Some((idx, want[n..].join(&b'/')))
+}
+
+/// The MNT status of a failure to resolve the path inside a share.
+fn mount_stat(e: &FsError) -> MountStat3 {
+    match e {
+        FsError::NoEnt | FsError::Stale => MountStat3::NoEnt,
+        FsError::NotDir => MountStat3::NotDir,
+        FsError::Access => MountStat3::Acces,
+        FsError::Perm => MountStat3::Perm,
+        FsError::NameTooLong => MountStat3::NameTooLong,
+        FsError::Inval(_) | FsError::InvalidArgument(_) => MountStat3::Inval,
+        FsError::Io(_) => MountStat3::Io,
+        _ => MountStat3::ServerFault,
+    }
+}
+
+/// MNT of an export or of a directory inside one (`/export/a/b`). The share's policy
+/// (allowed clients) applies to every path inside it. The path inside the share is
+/// resolved with the caller's credentials as the share maps them (AUTH_SYS squashed, or
+/// anonymous), exactly like a chain of LOOKUPs from the share root: a client cannot get
+/// the handle of a directory it could not reach by LOOKUP. Every later NFS call on the
+/// handle is checked against the share's policy as usual.
 async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
-    let Ok(path_str) = std::str::from_utf8(path) else {
+    let shown = String::from_utf8_lossy(path);
+    let shares = shared.registry.list();
+    let names: Vec<&str> = shares.iter().map(|f| f.name()).collect();
+    let Some((idx, rest)) = split_export(&names, path) else {
+        tracing::info!(client = %ctx.client, path = %shown, "MNT of a path in no export");
         return MntRes::Err(MountStat3::NoEnt);
     };
-    let Some(fs) = shared.registry.by_name(path_str) else {
-        tracing::info!(client = %ctx.client, path = path_str, "MNT of an unknown export");
+    let Some(fs) = shares.get(idx) else {
         return MntRes::Err(MountStat3::NoEnt);
     };
     let Some(policy) = shared.export(fs.share_id()) else {
         return MntRes::Err(MountStat3::NoEnt);
     };
     if !policy.allows(ctx.client.ip()) {
-        tracing::warn!(client = %ctx.client, path = path_str, "MNT refused: client not in allowed_clients");
+        tracing::warn!(client = %ctx.client, path = %shown, "MNT refused: client not in allowed_clients");
         return MntRes::Err(MountStat3::Acces);
     }
-    match fs.root_handle().await {
+    let cred = match &ctx.auth {
+        Auth::Sys { uid, gid, gids, .. } => policy.credentials(Some((*uid, *gid, gids))),
+        _ => policy.credentials(None),
+    };
+    let handle = match fs.resolve_dir_path(&cred, &rest).await {
+        Ok(ino) => fs.handle_of(ino).await,
+        Err(e) => {
+            tracing::info!(client = %ctx.client, path = %shown, error = %e, "MNT of a subdirectory refused");
+            return MntRes::Err(mount_stat(&e));
+        }
+    };
+    match handle {
         Ok(h) => {
             let mut m = shared.mounts.lock();
             let entry = (ctx.client.ip(), path.to_vec());
@@ -165,6 +231,79 @@ async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
                 auth_flavors: vec![AUTH_SYS],
             })
         }
-        Err(_) => MntRes::Err(MountStat3::ServerFault),
+        Err(e) => MntRes::Err(mount_stat(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(names: &[&str], path: &str) -> Option<(usize, String)> {
+        split_export(names, path.as_bytes())
+            .map(|(i, r)| (i, String::from_utf8_lossy(&r).into_owned()))
+    }
+
+    #[test]
+    fn export_is_a_whole_component_prefix() {
+        let names = ["/export", "/exportx", "/export/deep"];
+        assert_eq!(split(&names, "/export"), Some((0, String::new())));
+        assert_eq!(split(&names, "/export/"), Some((0, String::new())));
+        assert_eq!(split(&names, "/export/a/b"), Some((0, "a/b".into())));
+        assert_eq!(split(&names, "/export/a/b/"), Some((0, "a/b".into())));
+        assert_eq!(split(&names, "/exportx"), Some((1, String::new())));
+        assert_eq!(split(&names, "/exportx/a"), Some((1, "a".into())));
+        // the longest export wins
+        assert_eq!(split(&names, "/export/deep/er"), Some((2, "er".into())));
+        assert_eq!(split(&names, "/export/deeper"), Some((0, "deeper".into())));
+        // a name that merely starts like an export is no export
+        assert_eq!(split(&["/export"], "/exportx"), None);
+        assert_eq!(split(&["/export"], "/exportx/a"), None);
+        assert_eq!(split(&["/export"], "/expor"), None);
+        assert_eq!(split(&["/export"], "/"), None);
+        assert_eq!(split(&["/export"], ""), None);
+    }
+
+    #[test]
+    fn empty_and_dot_components_are_ignored() {
+        let names = ["/export"];
+        assert_eq!(split(&names, "//export//a///b//"), Some((0, "a/b".into())));
+        assert_eq!(split(&names, "/./export/./a/."), Some((0, "a".into())));
+        assert_eq!(split(&names, "export/a"), Some((0, "a".into())));
+        assert_eq!(split(&["export/"], "/export/a"), Some((0, "a".into())));
+    }
+
+    #[test]
+    fn root_export_matches_everything_but_longer_exports_win() {
+        let names = ["/", "/export"];
+        assert_eq!(split(&names, "/"), Some((0, String::new())));
+        assert_eq!(split(&names, "/other/x"), Some((0, "other/x".into())));
+        assert_eq!(split(&names, "/export/x"), Some((1, "x".into())));
+    }
+
+    #[test]
+    fn dot_dot_never_matches() {
+        let names = ["/", "/export", "/other"];
+        assert_eq!(split(&names, "/export/../other"), None);
+        assert_eq!(split(&names, "/export/a/../../"), None);
+        assert_eq!(split(&names, "/../export"), None);
+        assert_eq!(split(&names, "/export/.."), None);
+        // a name merely containing dots is an ordinary name
+        assert_eq!(
+            split(&names, "/export/..a/b.."),
+            Some((1, "..a/b..".into()))
+        );
+    }
+
+    #[test]
+    fn errors_map_to_mount_codes() {
+        assert_eq!(mount_stat(&FsError::NoEnt), MountStat3::NoEnt);
+        assert_eq!(mount_stat(&FsError::NotDir), MountStat3::NotDir);
+        assert_eq!(mount_stat(&FsError::Access), MountStat3::Acces);
+        assert_eq!(mount_stat(&FsError::NameTooLong), MountStat3::NameTooLong);
+        assert_eq!(
+            mount_stat(&FsError::ServerFault("x".into())),
+            MountStat3::ServerFault
+        );
     }
 }

@@ -853,3 +853,195 @@ fn embedded_portmapper_reports_our_port() {
         (77, ReplyStat::Accepted(AcceptStat::Success))
     );
 }
+
+/// MNT of `path` over the raw MOUNT protocol: the handle, or the refusal.
+fn mnt_path(c: &mut Client, path: &[u8]) -> Result<NfsFh3, dittofs_nfs::mount3::MountStat3> {
+    let r: MntRes = c.call(
+        dittofs_nfs::mount3::PROGRAM,
+        1,
+        &MntArgs {
+            dirpath: DirPath(path.to_vec()),
+        },
+    );
+    match r {
+        MntRes::Ok(ok) => Ok(ok.fhandle),
+        MntRes::Err(e) => Err(e),
+    }
+}
+
+/// MKDIR that must succeed: the new directory's handle.
+fn mkdir_ok(c: &mut Client, dir: &NfsFh3, name: &str, mode: u32) -> NfsFh3 {
+    let r: MkdirRes = c.call(
+        PROGRAM,
+        9,
+        &MkdirArgs {
+            where_: DirOpArgs3 {
+                dir: dir.clone(),
+                name: Filename3(name.as_bytes().to_vec()),
+            },
+            attributes: Sattr3 {
+                mode: Some(mode),
+                ..Default::default()
+            },
+        },
+    );
+    match r {
+        Res3::Ok(ok) => ok.obj.expect("a handle"),
+        Res3::Fail(st, _) => panic!("MKDIR {name}: {st:?}"),
+    }
+}
+
+/// MOUNT of a subdirectory of a share: the longest export prefix in whole components,
+/// then the rest resolved inside the share (NOENT, NOTDIR, no escape with `..`), through
+/// the raw MOUNT protocol and through libnfs (`nfs-ls`/`nfs-cat` of subdirectory URLs).
+#[test]
+fn mount_of_a_subdirectory() {
+    use dittofs_nfs::mount3::MountStat3;
+    let srv = Server::start();
+    let mut c = Client::connect(srv.nfs_port);
+    let root = c.mount_root();
+    let a = mkdir_ok(&mut c, &root, "a", 0o755);
+    let b = mkdir_ok(&mut c, &a, "b", 0o755);
+    let f = c.create_file(&b, "f");
+    assert_eq!(c.write_sync(&f, 0, b"hello from b\n"), NfsStat3::Ok);
+    let _ = c.create_file(&root, "top");
+    let private = mkdir_ok(&mut c, &root, "private", 0o700);
+    mkdir_ok(&mut c, &private, "inner", 0o777);
+
+    // the handle of /export/a/b is the directory's own handle, whatever the spelling
+    for p in [
+        &b"/export/a/b"[..],
+        b"/export/a/b/",
+        b"//export//a/./b//",
+        b"export/a/b",
+    ] {
+        assert_eq!(
+            mnt_path(&mut c, p),
+            Ok(b.clone()),
+            "{}",
+            String::from_utf8_lossy(p)
+        );
+    }
+    assert_eq!(mnt_path(&mut c, b"/export/"), Ok(root.clone()));
+    // the mounted handle works: LOOKUP of f inside it
+    let fh = mnt_path(&mut c, b"/export/a/b").unwrap();
+    let l: LookupRes = c.call(
+        PROGRAM,
+        3,
+        &LookupArgs {
+            what: DirOpArgs3 {
+                dir: fh,
+                name: Filename3(b"f".to_vec()),
+            },
+        },
+    );
+    assert_eq!(l.status(), NfsStat3::Ok);
+    // DUMP lists the path as requested; UMNT of that path removes it
+    let dump = |c: &mut Client| -> Vec<Vec<u8>> {
+        let d: dittofs_nfs::mount3::DumpRes = c.call(dittofs_nfs::mount3::PROGRAM, 2, &());
+        d.mounts.into_iter().map(|m| m.directory.0).collect()
+    };
+    let listed = dump(&mut c);
+    assert!(listed.contains(&b"/export/a/b/".to_vec()), "{listed:?}");
+    assert!(listed.contains(&b"/export/a/b".to_vec()), "{listed:?}");
+    let _: () = c.call(
+        dittofs_nfs::mount3::PROGRAM,
+        3,
+        &dittofs_nfs::mount3::UmntArgs {
+            dirpath: DirPath(b"/export/a/b/".to_vec()),
+        },
+    );
+    let listed = dump(&mut c);
+    assert!(!listed.contains(&b"/export/a/b/".to_vec()), "{listed:?}");
+    assert!(listed.contains(&b"/export/a/b".to_vec()), "{listed:?}");
+
+    // refusals
+    let refused: &[(&[u8], MountStat3)] = &[
+        (b"/export/a/b/f", MountStat3::NotDir),
+        (b"/export/top/x", MountStat3::NotDir),
+        (b"/export/nope", MountStat3::NoEnt),
+        (b"/export/a/nope/b", MountStat3::NoEnt),
+        (b"/exportx", MountStat3::NoEnt),
+        (b"/exportx/a", MountStat3::NoEnt),
+        (b"/", MountStat3::NoEnt),
+        (b"/export/../export", MountStat3::NoEnt),
+        (b"/export/a/../../", MountStat3::NoEnt),
+        (b"/export/a/..", MountStat3::NoEnt),
+        (b"/../export/a", MountStat3::NoEnt),
+    ];
+    for (p, want) in refused {
+        assert_eq!(
+            mnt_path(&mut c, p),
+            Err(*want),
+            "{}",
+            String::from_utf8_lossy(p)
+        );
+    }
+    let long = format!("/export/{}", "n".repeat(256));
+    assert_eq!(
+        mnt_path(&mut c, long.as_bytes()),
+        Err(MountStat3::NameTooLong)
+    );
+    // resolved with the caller's credentials: another user cannot reach a directory
+    // below one it may not search, root (squash none) can
+    assert!(mnt_path(&mut c, b"/export/private/inner").is_ok());
+    let mut other = Client::connect(srv.nfs_port);
+    other.cred = (1000, 1000, Vec::new());
+    assert_eq!(
+        mnt_path(&mut other, b"/export/private/inner"),
+        Err(MountStat3::Acces)
+    );
+    assert!(mnt_path(&mut other, b"/export/a/b").is_ok());
+
+    // libnfs: nfs-ls of a subdirectory URL lists it, nfs-cat reads through one
+    if !require_tool("nfs-ls") {
+        return;
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let ls = run(&["nfs-ls", &srv.url("/a/b")]);
+    assert!(
+        ls.contains(" f") || ls.lines().any(|l| l.ends_with('f')),
+        "{ls}"
+    );
+    assert!(!ls.contains("top"), "{ls}");
+    let ls = run(&["nfs-ls", &srv.url("/a")]);
+    assert!(ls.lines().any(|l| l.ends_with(" b") || l == "b"), "{ls}");
+    if require_tool("nfs-cat") {
+        assert_eq!(run(&["nfs-cat", &srv.url("/a/b/f")]), "hello from b\n");
+    }
+    let fails = |url: String| {
+        let out = Command::new("nfs-ls").arg(&url).output().unwrap();
+        assert!(!out.status.success(), "{url}");
+    };
+    fails(srv.url("/nope"));
+    fails(srv.url("/a/b/f"));
+    fails(srv.url("/a/../.."));
+}
+
+/// A share restricted to other clients refuses its subdirectories too.
+#[test]
+fn mount_of_a_subdirectory_keeps_allowed_clients() {
+    use dittofs_nfs::mount3::MountStat3;
+    let mut srv = Server::start();
+    let mut c = Client::connect(srv.nfs_port);
+    let root = c.mount_root();
+    mkdir_ok(&mut c, &root, "a", 0o755);
+    srv.stop();
+    srv.extra_env = vec![(
+        "DITTOFS_SHARES".into(),
+        "[{name: /export, squash: none, allowed_clients: [\"10.9.9.9\"]}]".into(),
+    )];
+    srv.spawn();
+    let mut c = Client::connect(srv.nfs_port);
+    assert_eq!(mnt_path(&mut c, b"/export"), Err(MountStat3::Acces));
+    assert_eq!(mnt_path(&mut c, b"/export/a"), Err(MountStat3::Acces));
+    assert_eq!(mnt_path(&mut c, b"/export/nope"), Err(MountStat3::Acces));
+}

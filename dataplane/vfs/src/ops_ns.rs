@@ -154,6 +154,39 @@ impl Fs {
         Ok(self.attr_of(&rec))
     }
 
+    /// Resolves a share-relative path of directories, as a MOUNT of a subdirectory of the
+    /// share needs (`a/b` or `/a/b/`): components are separated by `/`; empty components
+    /// (`//`, a leading or trailing `/`) and `.` are skipped; `..` is refused with `NoEnt`
+    /// (a path never climbs, so it never leaves the share whatever its spelling). Every
+    /// component is looked up as [`Fs::lookup`] does for `cred` (search permission on
+    /// each directory: `Access`); symlinks are not followed. Errors: `NoEnt` (missing),
+    /// `NotDir` (a component, the last one included, is not a directory), `Access`,
+    /// `NameTooLong` (a component over `NAME_MAX`, or the path over `PATH_MAX`). An empty
+    /// path is the root.
+    pub async fn resolve_dir_path(&self, cred: &Credentials, path: &[u8]) -> FsResult<Ino> {
+        if path.len() > PATH_MAX {
+            return Err(FsError::NameTooLong);
+        }
+        let (mut ino, mut kind) = (Ino::ROOT, FileType::Directory);
+        for name in path.split(|&b| b == b'/') {
+            if name.is_empty() || name == b"." {
+                continue;
+            }
+            if name == b".." {
+                return Err(FsError::NoEnt);
+            }
+            if kind != FileType::Directory {
+                return Err(FsError::NotDir);
+            }
+            let a = self.lookup(cred, ino, name).await?;
+            (ino, kind) = (a.ino, a.kind);
+        }
+        if kind != FileType::Directory {
+            return Err(FsError::NotDir);
+        }
+        Ok(ino)
+    }
+
     /// Checks that the caller may add or remove entries of directory `d`.
     pub(crate) fn check_dir_write(&self, cred: &Credentials, d: &InodeRecord) -> FsResult<()> {
         if d.kind != FileType::Directory {

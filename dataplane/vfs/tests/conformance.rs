@@ -1108,6 +1108,59 @@ async fn concurrent_fuzz_keeps_invariants(backend: &str) {
     }
 }
 
+/// `resolve_dir_path` (MOUNT of a subdirectory): a chain of LOOKUPs with the caller's
+/// credentials, directories only, `..` refused, empty components and `.` skipped.
+async fn resolve_dir_path_rules(backend: &str) {
+    let fx = fixture(backend).await;
+    let r = root();
+    let a = mkdir(&fx, Ino::ROOT, "a").await;
+    let b = mkdir(&fx, a, "b").await;
+    mkfile(&fx, b, "f").await;
+    fx.fs
+        .symlink(&r, Ino::ROOT, b"ln", b"a", &SetAttr::default())
+        .await
+        .unwrap();
+    let p = fx
+        .fs
+        .mkdir(&r, Ino::ROOT, b"private", &sa_mode(0o700))
+        .await
+        .unwrap()
+        .ino;
+    let inner = mkdir(&fx, p, "inner").await;
+    let resolve = |path: &'static [u8], cred: Credentials| {
+        let fs = &fx.fs;
+        async move { fs.resolve_dir_path(&cred, path).await }
+    };
+    for (path, want) in [
+        (&b""[..], Ok(Ino::ROOT)),
+        (b"/", Ok(Ino::ROOT)),
+        (b"a/b", Ok(b)),
+        (b"/a/b/", Ok(b)),
+        (b"//a/./b//", Ok(b)),
+        (b"a/b/f", Err(FsError::NotDir)),
+        (b"a/b/f/x", Err(FsError::NotDir)),
+        (b"ln", Err(FsError::NotDir)),
+        (b"ln/b", Err(FsError::NotDir)),
+        (b"a/nope", Err(FsError::NoEnt)),
+        (b"..", Err(FsError::NoEnt)),
+        (b"a/..", Err(FsError::NoEnt)),
+        (b"a/../a", Err(FsError::NoEnt)),
+        (b"private/inner", Ok(inner)),
+    ] {
+        assert_eq!(
+            resolve(path, root()).await,
+            want,
+            "{}",
+            String::from_utf8_lossy(path)
+        );
+    }
+    let long: &'static [u8] = Box::leak(vec![b'n'; 256].into_boxed_slice());
+    assert_eq!(resolve(long, root()).await, Err(FsError::NameTooLong));
+    let user = Credentials::user(1000, 1000);
+    assert_eq!(resolve(b"a/b", user.clone()).await, Ok(b));
+    assert_eq!(resolve(b"private/inner", user).await, Err(FsError::Access));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1137,4 +1190,5 @@ conformance!(
     symlink_and_special_files,
     dedup_copy_shares_chunks,
     concurrent_fuzz_keeps_invariants,
+    resolve_dir_path_rules,
 );
