@@ -6,6 +6,11 @@
 //! * [`record`]: record marking over stream transports (RFC 5531 section 11).
 //! * [`mount3`]: MOUNT protocol version 3 (RFC 1813 appendix I).
 //! * [`nfs3`]: NFS version 3 (RFC 1813).
+//! * [`nfs4`]: NFS version 4 status codes (RFC 7530 section 13); no NFSv4 server yet.
+//!
+//! Errors: the core's `FsError` becomes a wire status only here, at the adapter's edge,
+//! through typed conversions (`From<&FsError>` for [`nfs3::NfsStat3`] and
+//! [`nfs4::Nfs4Status`]).
 //!
 //! The server: [`server::NfsServer`] dispatches NFSv3 (`proc3`) and MOUNT (`mountd`)
 //! calls onto the protocol-neutral core (`dittofs-vfs`), applying each share's
@@ -18,6 +23,7 @@ pub mod metrics;
 pub mod mount3;
 mod mountd;
 pub mod nfs3;
+pub mod nfs4;
 pub mod portmap;
 mod proc3;
 pub mod record;

@@ -1,9 +1,12 @@
-//! The one error enum of the filesystem core and every protocol mapping of it.
+//! The one error enum of the filesystem core.
 //!
-//! Adapters never invent status codes: NFSv3 (RFC 1813 section 2.6), NFSv4 (RFC 7530
-//! section 13), SMB (MS-ERREF 2.3 NTSTATUS) and errno values all come from the tables
-//! below, so one failure reads the same through every protocol.
+//! Invariants:
+//! * The core holds no wire codes. [`FsError`] names what failed in POSIX terms; each
+//!   protocol adapter maps it to its own status codes at its edge with a typed
+//!   conversion (NFSv3 and NFSv4: `impl From<&FsError>` in `dittofs-nfs`), so one
+//!   failure reads the same through every protocol an adapter speaks.
 
+use dittofs_blockstore::BlockError;
 use dittofs_metadata::MetaError;
 
 pub type FsResult<T> = Result<T, FsError>;
@@ -64,114 +67,9 @@ pub enum FsError {
     Busy,
     #[error("object changed since the guard time (sattrguard3)")]
     NotSync,
+    /// A broken invariant of the core itself (not a failure underneath it), described.
     #[error("internal server error: {0}")]
     ServerFault(String),
-}
-
-impl FsError {
-    /// Linux errno value.
-    pub fn errno(&self) -> i32 {
-        match self {
-            FsError::Perm => 1,
-            FsError::NoEnt => 2,
-            FsError::Io(_) => 5,
-            FsError::Access => 13,
-            FsError::Exist => 17,
-            FsError::XDev => 18,
-            FsError::NotDir => 20,
-            FsError::IsDir => 21,
-            FsError::Inval(_) | FsError::InvalidArgument(_) => 22,
-            FsError::FBig => 27,
-            FsError::NoSpc => 28,
-            FsError::DQuot => 122,
-            FsError::RoFs => 30,
-            FsError::MLink => 31,
-            FsError::NameTooLong => 36,
-            FsError::NotEmpty => 39,
-            FsError::Stale => 116,
-            FsError::BadHandle => 116,
-            FsError::NotSupp => 95,
-            FsError::BadCookie => 22,
-            FsError::TooSmall => 22,
-            FsError::BadType => 22,
-            FsError::Jukebox => 11,
-            FsError::Busy => 16,
-            FsError::NotSync => 22,
-            FsError::ServerFault(_) => 5,
-        }
-    }
-
-    /// `nfsstat3` (RFC 1813 section 2.6).
-    pub fn nfsstat3(&self) -> u32 {
-        match self {
-            FsError::Perm => 1,
-            FsError::NoEnt => 2,
-            FsError::Io(_) => 5,
-            FsError::Access => 13,
-            FsError::Exist => 17,
-            FsError::XDev => 18,
-            FsError::NotDir => 20,
-            FsError::IsDir => 21,
-            FsError::Inval(_) | FsError::InvalidArgument(_) => 22,
-            FsError::FBig => 27,
-            FsError::NoSpc => 28,
-            FsError::DQuot => 69,
-            FsError::RoFs => 30,
-            FsError::MLink => 31,
-            FsError::NameTooLong => 63,
-            FsError::NotEmpty => 66,
-            FsError::Stale => 70,
-            FsError::BadHandle => 10001,
-            FsError::NotSupp => 10004,
-            FsError::BadCookie => 10003,
-            FsError::TooSmall => 10005,
-            FsError::BadType => 10007,
-            FsError::Jukebox => 10008,
-            FsError::Busy => 10008,
-            FsError::NotSync => 10002,
-            FsError::ServerFault(_) => 10006,
-        }
-    }
-
-    /// `nfsstat4` (RFC 7530 section 13.1). NFSv4 kept the NFSv3 numbers for every
-    /// error both versions have; only the v3-specific ones differ.
-    pub fn nfsstat4(&self) -> u32 {
-        match self {
-            // NFS3ERR_NOT_SYNC has no v4 counterpart (v4 guards with VERIFY/NVERIFY).
-            FsError::NotSync => 22,
-            other => other.nfsstat3(),
-        }
-    }
-
-    /// NTSTATUS (MS-ERREF section 2.3.1).
-    pub fn ntstatus(&self) -> u32 {
-        match self {
-            FsError::Perm | FsError::Access => 0xC000_0022, // STATUS_ACCESS_DENIED
-            FsError::NoEnt => 0xC000_0034,                  // STATUS_OBJECT_NAME_NOT_FOUND
-            FsError::Io(_) => 0xC000_0185,                  // STATUS_IO_DEVICE_ERROR
-            FsError::Exist => 0xC000_0035,                  // STATUS_OBJECT_NAME_COLLISION
-            FsError::XDev => 0xC000_00D4,                   // STATUS_NOT_SAME_DEVICE
-            FsError::NotDir => 0xC000_0103,                 // STATUS_NOT_A_DIRECTORY
-            FsError::IsDir => 0xC000_00BA,                  // STATUS_FILE_IS_A_DIRECTORY
-            FsError::Inval(_)
-            | FsError::InvalidArgument(_)
-            | FsError::BadCookie
-            | FsError::BadType => 0xC000_000D, // STATUS_INVALID_PARAMETER
-            FsError::FBig => 0xC000_007F,                   // STATUS_DISK_FULL
-            FsError::NoSpc => 0xC000_007F,                  // STATUS_DISK_FULL
-            FsError::DQuot => 0xC000_0044,                  // STATUS_QUOTA_EXCEEDED
-            FsError::RoFs => 0xC000_00A2,                   // STATUS_MEDIA_WRITE_PROTECTED
-            FsError::MLink => 0xC000_0361,                  // STATUS_TOO_MANY_LINKS
-            FsError::NameTooLong => 0xC000_0033,            // STATUS_OBJECT_NAME_INVALID
-            FsError::NotEmpty => 0xC000_0101,               // STATUS_DIRECTORY_NOT_EMPTY
-            FsError::Stale | FsError::BadHandle => 0xC000_0128, // STATUS_FILE_CLOSED
-            FsError::NotSupp => 0xC000_00BB,                // STATUS_NOT_SUPPORTED
-            FsError::TooSmall => 0xC000_0023,               // STATUS_BUFFER_TOO_SMALL
-            FsError::Jukebox | FsError::Busy => 0xC000_0043, // STATUS_SHARING_VIOLATION
-            FsError::NotSync => 0xC000_000D,                // STATUS_INVALID_PARAMETER
-            FsError::ServerFault(_) => 0xC000_0001,         // STATUS_UNSUCCESSFUL
-        }
-    }
 }
 
 impl From<MetaError> for FsError {
@@ -195,9 +93,8 @@ fn full_disk(e: &std::io::Error) -> Option<FsError> {
     }
 }
 
-impl From<dittofs_blockstore::BlockError> for FsError {
-    fn from(e: dittofs_blockstore::BlockError) -> FsError {
-        use dittofs_blockstore::BlockError;
+impl From<BlockError> for FsError {
+    fn from(e: BlockError) -> FsError {
         match e {
             // Retryable: the data is safe locally, only the remote confirmation is late.
             BlockError::RemotePending(_) => FsError::Jukebox,
@@ -216,24 +113,10 @@ impl From<dittofs_blockstore::BlockError> for FsError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn mappings_are_distinct_where_protocols_distinguish() {
-        assert_eq!(FsError::NoEnt.nfsstat3(), 2);
-        assert_eq!(FsError::NameTooLong.nfsstat3(), 63);
-        assert_eq!(FsError::NotEmpty.errno(), 39);
-        assert_eq!(FsError::Stale.nfsstat4(), 70);
-        assert_eq!(FsError::NoEnt.ntstatus(), 0xC000_0034);
-        let bad = FsError::InvalidArgument("bad glob".into());
-        assert_eq!(bad.errno(), 22);
-        assert_eq!(bad.nfsstat3(), 22);
-        assert_eq!(bad.nfsstat4(), 22);
-        assert_eq!(bad.ntstatus(), 0xC000_000D);
-    }
-
     /// A full disk or quota under any store reaches the client as NOSPC / DQUOT, not EIO.
+    /// (The NFS adapter's test of the same name checks the wire codes these become.)
     #[test]
     fn full_disks_are_nospc_and_quotas_dquot() {
-        use dittofs_blockstore::BlockError;
         let io = |kind| BlockError::Io {
             path: "/x".into(),
             source: std::io::Error::from(kind),
@@ -257,14 +140,6 @@ mod tests {
         assert_eq!(
             FsError::from(MetaError::NoSpace("sled".into())),
             FsError::NoSpc
-        );
-        assert_eq!(
-            (FsError::NoSpc.nfsstat3(), FsError::DQuot.nfsstat3()),
-            (28, 69)
-        );
-        assert_eq!(
-            (FsError::DQuot.errno(), FsError::DQuot.nfsstat4()),
-            (122, 69)
         );
     }
 }
