@@ -162,10 +162,11 @@ pub(crate) mod tests {
 
     /// One of each `FsError` variant (a new variant must be added here and mapped).
     pub(crate) fn every_fs_error() -> Vec<FsError> {
+        let cause = dittofs_metadata::MetaError::Closed;
         vec![
             FsError::Perm,
             FsError::NoEnt,
-            FsError::Io("x".into()),
+            FsError::Io(cause.into()),
             FsError::Access,
             FsError::Exist,
             FsError::XDev,

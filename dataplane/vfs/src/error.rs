@@ -5,6 +5,14 @@
 //!   protocol adapter maps it to its own status codes at its edge with a typed
 //!   conversion (NFSv3 and NFSv4: `impl From<&FsError>` in `dittofs-nfs`), so one
 //!   failure reads the same through every protocol an adapter speaks.
+//! * Lower-layer failures are kept, not flattened: [`FsError::Io`] holds the metadata or
+//!   block-store error as its [`std::error::Error::source`] ([`IoCause`]), shared so that
+//!   `FsError` stays `Clone`. Its `Display` still includes the cause's text, so a log
+//!   line or a control-API message printing `{e}` reads as it always did.
+//! * Errors compare by kind: two `FsError::Io` are equal whatever their causes
+//!   (see [`IoCause`]'s `PartialEq`), which is what callers and tests branch on.
+
+use std::sync::Arc;
 
 use dittofs_blockstore::BlockError;
 use dittofs_metadata::MetaError;
@@ -17,8 +25,9 @@ pub enum FsError {
     Perm,
     #[error("no such file or directory")]
     NoEnt,
+    /// A store under the file system failed; the cause is kept as the source.
     #[error("I/O error: {0}")]
-    Io(String),
+    Io(#[source] IoCause),
     #[error("permission denied")]
     Access,
     #[error("file exists")]
@@ -72,6 +81,38 @@ pub enum FsError {
     ServerFault(String),
 }
 
+/// The lower-layer failure behind [`FsError::Io`], as its typed source. Shared (`Arc`)
+/// because `FsError` is `Clone` and neither lower error is.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IoCause {
+    #[error(transparent)]
+    Meta(Arc<MetaError>),
+    #[error(transparent)]
+    Block(Arc<BlockError>),
+}
+
+/// Any two causes are equal: errors compare by kind, so `FsError::Io(a) == FsError::Io(b)`
+/// for every `a` and `b` (inspect [`std::error::Error::source`] to tell causes apart).
+impl PartialEq for IoCause {
+    fn eq(&self, _: &IoCause) -> bool {
+        true
+    }
+}
+
+impl Eq for IoCause {}
+
+impl From<MetaError> for IoCause {
+    fn from(e: MetaError) -> IoCause {
+        IoCause::Meta(Arc::new(e))
+    }
+}
+
+impl From<BlockError> for IoCause {
+    fn from(e: BlockError) -> IoCause {
+        IoCause::Block(Arc::new(e))
+    }
+}
+
 impl From<MetaError> for FsError {
     fn from(e: MetaError) -> FsError {
         match e {
@@ -79,7 +120,7 @@ impl From<MetaError> for FsError {
             MetaError::NoSuchShare(_) => FsError::Stale,
             MetaError::NoSuchInode { .. } => FsError::Stale,
             MetaError::NoSpace(_) => FsError::NoSpc,
-            other => FsError::Io(other.to_string()),
+            other => FsError::Io(other.into()),
         }
     }
 }
@@ -102,9 +143,9 @@ impl From<BlockError> for FsError {
             // is at its reserve.
             BlockError::NoSpace(_) => FsError::NoSpc,
             BlockError::Io { ref source, .. } => {
-                full_disk(source).unwrap_or_else(|| FsError::Io(e.to_string()))
+                full_disk(source).unwrap_or_else(|| FsError::Io(e.into()))
             }
-            other => FsError::Io(other.to_string()),
+            other => FsError::Io(other.into()),
         }
     }
 }
@@ -112,6 +153,7 @@ impl From<BlockError> for FsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
 
     /// A full disk or quota under any store reaches the client as NOSPC / DQUOT, not EIO.
     /// (The NFS adapter's test of the same name checks the wire codes these become.)
@@ -141,5 +183,41 @@ mod tests {
             FsError::from(MetaError::NoSpace("sled".into())),
             FsError::NoSpc
         );
+    }
+
+    /// The lower error is the source, down to the OS error, and the message still reads
+    /// as the flattened string did.
+    #[test]
+    fn io_keeps_its_cause_as_the_source() {
+        let e = FsError::from(BlockError::Io {
+            path: "/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        let cause = e.source().map(ToString::to_string);
+        assert_eq!(
+            e.to_string(),
+            format!("I/O error: {}", cause.unwrap_or_default())
+        );
+        let block = e.source().and_then(|s| s.downcast_ref::<IoCause>());
+        assert!(matches!(block, Some(IoCause::Block(_))), "{e:?}");
+        let os = e.source().and_then(|s| s.source());
+        let os = os.and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            os.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+
+        let e = FsError::from(MetaError::Closed);
+        assert_eq!(e.to_string(), "I/O error: metadata store is closed");
+        let meta = e.source().and_then(|s| s.downcast_ref::<IoCause>());
+        assert!(matches!(meta, Some(IoCause::Meta(m)) if matches!(**m, MetaError::Closed)));
+    }
+
+    #[test]
+    fn io_errors_compare_by_kind() {
+        let a = FsError::from(MetaError::Closed);
+        let b = FsError::from(BlockError::NoSpace("x".into()));
+        assert_eq!(a, FsError::from(MetaError::Backend("y".into())));
+        assert_ne!(a, b);
     }
 }
