@@ -29,7 +29,7 @@
 
 use crate::jobs::JobHandle;
 use crate::state::{load_json, save_json};
-use dittofs_blockstore::tier::SweepCounts;
+use dittofs_blockstore::tier::{LiveSetError, SweepCounts};
 use dittofs_blockstore::{Engine, RemoteTier};
 use dittofs_metadata::MetadataStore;
 use dittofs_metadata::audit::{Inv02Report, audit_inv02, rfc3339_utc};
@@ -153,7 +153,10 @@ async fn gc_inner(
     std::fs::create_dir_all(run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
     // The remote run starts before the mark (see the module documentation).
     let remote_run = match &input.remote {
-        Some((name, tier)) => Some((name.clone(), tier.clone(), tier.begin_gc().await?)),
+        Some((name, tier)) => {
+            let run = tier.begin_gc().await.map_err(|e| e.to_string())?;
+            Some((name.clone(), tier.clone(), run))
+        }
         None => None,
     };
     let live = sled::Config::new()
@@ -278,14 +281,14 @@ async fn gc_inner(
         let cutoff_unix = cutoff
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let is_live = |h: &ContentHash| -> Result<bool, String> {
-            live.contains_key(h.as_bytes())
-                .map_err(|e| format!("live set: {e}"))
+        let is_live = |h: &ContentHash| -> Result<bool, LiveSetError> {
+            Ok(live.contains_key(h.as_bytes())?)
         };
         let progress = |n: u64| job.set(n);
         let sweep = run
             .sweep(&is_live, cutoff_unix, input.dry_run, &progress)
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         sum.remote = Some(RemoteGcSummary {
             store: name,
             identity: tier.identity(),
