@@ -228,7 +228,7 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
     let _lock = lock_data_dir(&data_dir)?;
 
     // Stores and shares: the state applied through the control API wins over the file.
-    let persisted = state::load(&data_dir)?;
+    let persisted = state::load(&data_dir).map_err(|e| e.to_string())?;
     let (initial, from_api) = match persisted {
         Some(st) => {
             let file_state = DesiredState::from_config(&cfg);
@@ -277,7 +277,7 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
         None
     };
     let token = if cfg.control.enabled {
-        Some(control::auth::resolve_token(&cfg.control, &data_dir)?)
+        Some(control::auth::resolve_token(&cfg.control, &data_dir).map_err(|e| e.to_string())?)
     } else {
         None
     };

@@ -312,17 +312,20 @@ pub async fn run_audit(
         .await
         .map_err(|e| format!("audit of {share_name:?}: {e}"))?;
     let path = audit_last_path(store_dir);
-    let mut all: BTreeMap<String, Inv02Report> = load_json(&path)?.unwrap_or_default();
+    let mut all: BTreeMap<String, Inv02Report> = load_json(&path)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
     all.insert(share_name.to_owned(), report.clone());
-    save_json(&path, &all, 0o644)?;
+    save_json(&path, &all, 0o644).map_err(|e| e.to_string())?;
     Ok(report)
 }
 
 pub fn last_audit(store_dir: &Path, share_name: &str) -> Result<Option<Inv02Report>, String> {
-    let all: Option<BTreeMap<String, Inv02Report>> = load_json(&audit_last_path(store_dir))?;
+    let all: Option<BTreeMap<String, Inv02Report>> =
+        load_json(&audit_last_path(store_dir)).map_err(|e| e.to_string())?;
     Ok(all.and_then(|mut m| m.remove(share_name)))
 }
 
 pub fn last_gc(store_dir: &Path) -> Result<Option<GcSummary>, String> {
-    load_json(&gc_last_path(store_dir))
+    load_json(&gc_last_path(store_dir)).map_err(|e| e.to_string())
 }
