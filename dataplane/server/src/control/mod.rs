@@ -529,9 +529,10 @@ impl ControlService for Control {
         let eng = self.rt.engines().get(&store).cloned().ok_or_else(|| {
             ControlError::NotFound(format!("local block store {store:?} is not open"))
         })?;
-        let job = self.jobs.start("gc", &store, &req.share).map_err(|id| {
+        let job = self.jobs.start("gc", &store, &req.share).map_err(|e| {
             ControlError::Precondition(format!(
-                "a GC of block store {store:?} is already running (job {id})"
+                "a GC of block store {store:?} is already running (job {})",
+                e.id
             ))
         })?;
         let remote = match &share.cfg.remote {
@@ -669,9 +670,10 @@ impl ControlService for Control {
         let name = req.into_inner().share;
         let share = self.share(&name)?;
         let dir = self.store_dir(&share.cfg.local)?;
-        let job = self.jobs.start("audit", &name, &name).map_err(|id| {
+        let job = self.jobs.start("audit", &name, &name).map_err(|e| {
             ControlError::Precondition(format!(
-                "an audit of share {name:?} is already running (job {id})"
+                "an audit of share {name:?} is already running (job {})",
+                e.id
             ))
         })?;
         let (j2, stop) = (job.clone(), self.stop.clone());
