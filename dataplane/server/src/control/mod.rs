@@ -656,7 +656,7 @@ impl ControlService for Control {
     async fn gc_status(&self, req: Request<pb::GcStatusRequest>) -> R<pb::GcRunSummary> {
         let share = self.share(&req.into_inner().share)?;
         let dir = self.store_dir(&share.cfg.local)?;
-        match maintenance::last_gc(&dir).map_err(ControlError::Internal)? {
+        match maintenance::last_gc(&dir).map_err(|e| ControlError::Internal(e.to_string()))? {
             Some(s) => Ok(Response::new(gc_to_pb(&s))),
             None => Err(ControlError::NotFound(format!(
                 "no GC has run on block store {:?} yet",
@@ -682,7 +682,7 @@ impl ControlService for Control {
                 let fs = share.fs.clone();
                 tokio::select! {
                     r = maintenance::run_audit(fs.store().as_ref(), fs.share_id(), &name, &dir, &j2) => {
-                        j2.finish(r.map(JobResult::Audit));
+                        j2.finish(r.map(JobResult::Audit).map_err(|e| e.to_string()));
                     }
                     _ = stop.cancelled() => j2.finish(Err("server shutting down".into())),
                 }
@@ -696,7 +696,9 @@ impl ControlService for Control {
         let name = req.into_inner().share;
         let share = self.share(&name)?;
         let dir = self.store_dir(&share.cfg.local)?;
-        match maintenance::last_audit(&dir, &name).map_err(ControlError::Internal)? {
+        match maintenance::last_audit(&dir, &name)
+            .map_err(|e| ControlError::Internal(e.to_string()))?
+        {
             Some(r) => Ok(Response::new(audit_to_pb(&r))),
             None => Err(
                 ControlError::NotFound(format!("share {name:?} has not been audited yet")).into(),
