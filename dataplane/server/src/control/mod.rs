@@ -847,13 +847,18 @@ impl ControlService for Control {
     }
 }
 
+/// The control API's gRPC server failed.
+#[derive(Debug, thiserror::Error)]
+#[error("control API: {0}")]
+pub struct ServeError(#[source] tonic::transport::Error);
+
 /// Serves the control API on `listener` until `stop` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Control,
     token: &str,
     stop: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let svc = dittofs_proto::v1::control_service_server::ControlServiceServer::with_interceptor(
         control,
         auth::BearerAuth::new(token),
@@ -867,7 +872,7 @@ pub async fn serve(
     // Graceful shutdown waits for clients to hang up; an idle client (a dfsctl context,
     // the operator's channel) never does, so connections get 5 s, then are dropped.
     tokio::select! {
-        r = server => r.map_err(|e| format!("control API: {e}")),
+        r = server => r.map_err(ServeError),
         _ = async {
             stop.cancelled().await;
             tokio::time::sleep(Duration::from_secs(5)).await;
