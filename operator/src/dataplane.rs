@@ -25,18 +25,20 @@ pub enum PodAddresses {
     Fixed(BTreeMap<String, String>),
 }
 
+/// A `--pod-address` value that is not `NAMESPACE/NAME=HOST:PORT` (kept as given).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--pod-address {0:?}: expected NAMESPACE/NAME=HOST:PORT")]
+pub struct BadPodAddress(pub String);
+
 impl PodAddresses {
     /// Parses `--pod-address ns/name=host:port` values.
-    pub fn fixed(entries: &[String]) -> std::result::Result<Self, String> {
+    pub fn fixed(entries: &[String]) -> std::result::Result<Self, BadPodAddress> {
         let mut map = BTreeMap::new();
         for e in entries {
-            let (key, addr) = e
-                .split_once('=')
-                .ok_or_else(|| format!("--pod-address {e:?}: expected NAMESPACE/NAME=HOST:PORT"))?;
+            let bad = || BadPodAddress(e.clone());
+            let (key, addr) = e.split_once('=').ok_or_else(bad)?;
             if !key.contains('/') || !addr.contains(':') {
-                return Err(format!(
-                    "--pod-address {e:?}: expected NAMESPACE/NAME=HOST:PORT"
-                ));
+                return Err(bad());
             }
             map.insert(key.to_string(), addr.to_string());
         }
@@ -229,6 +231,9 @@ mod tests {
         );
         assert_eq!(f.resolve("ns", "other", &pod, 9000), None);
         assert!(PodAddresses::fixed(&["m=127.0.0.1:1".into()]).is_err());
-        assert!(PodAddresses::fixed(&["ns/m".into()]).is_err());
+        assert_eq!(
+            PodAddresses::fixed(&["ns/m".into()]).err(),
+            Some(BadPodAddress("ns/m".into()))
+        );
     }
 }

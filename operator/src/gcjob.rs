@@ -162,7 +162,7 @@ async fn reconcile_inner(gc: &GCJob, ctx: &Ctx) -> Result<Action> {
         };
         let doc = match resources::gc_workload(gc, &ms, &share.spec.path, &ctx.opts.default_image) {
             Ok(d) => d,
-            Err(msg) => break 'v Verdict::degraded("OperationNotSupported", msg),
+            Err(e) => break 'v Verdict::degraded("OperationNotSupported", e.to_string()),
         };
         let cron_api = Api::<CronJob>::namespaced(ctx.client.clone(), &ns);
         let job_api = Api::<Job>::namespaced(ctx.client.clone(), &ns);

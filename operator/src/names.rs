@@ -104,8 +104,19 @@ pub fn share_labels(namespace: &str, share: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// A Kubernetes quantity that does not parse (the input is kept for the message).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    #[error("invalid quantity {input:?}: unknown unit {unit:?}")]
+    UnknownUnit { input: String, unit: String },
+    #[error("invalid quantity {0:?}: expected e.g. 4Mi, 1G, 512")]
+    NotANumber(String),
+    #[error("invalid quantity {0:?}: out of range")]
+    OutOfRange(String),
+}
+
 /// Parses a Kubernetes quantity (`4Mi`, `1G`, `512`) into bytes.
-pub fn parse_quantity(q: &str) -> Result<u64, String> {
+pub fn parse_quantity(q: &str) -> Result<u64, QuantityError> {
     let t = q.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -125,14 +136,19 @@ pub fn parse_quantity(q: &str) -> Result<u64, String> {
         "Ti" => 1 << 40,
         "Pi" => 1 << 50,
         "Ei" => 1 << 60,
-        _ => return Err(format!("invalid quantity {q:?}: unknown unit {unit:?}")),
+        _ => {
+            return Err(QuantityError::UnknownUnit {
+                input: q.to_owned(),
+                unit: unit.to_owned(),
+            });
+        }
     };
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("invalid quantity {q:?}: expected e.g. 4Mi, 1G, 512"))?;
+        .map_err(|_| QuantityError::NotANumber(q.to_owned()))?;
     let bytes = n * mult as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid quantity {q:?}: out of range"));
+        return Err(QuantityError::OutOfRange(q.to_owned()));
     }
     Ok(bytes as u64)
 }
@@ -152,7 +168,10 @@ mod tests {
         assert_eq!(parse_quantity("1G"), Ok(1_000_000_000));
         assert_eq!(parse_quantity("512"), Ok(512));
         assert_eq!(parse_quantity("1.5Ki"), Ok(1536));
-        assert!(parse_quantity("4 MB").is_err());
+        assert_eq!(
+            parse_quantity("4 MB").map_err(|e| e.to_string()),
+            Err("invalid quantity \"4 MB\": unknown unit \" MB\"".into())
+        );
         assert!(parse_quantity("Mi").is_err());
     }
 

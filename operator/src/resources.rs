@@ -297,8 +297,15 @@ pub fn persistent_volume_claim(share: &Share) -> Option<Value> {
     }))
 }
 
+/// A GCJob operation the data plane cannot run (the GCJob is reported degraded).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnsupportedOperation {
+    #[error("operation migrate is not supported by this data plane yet")]
+    Migrate,
+}
+
 /// The `dfsctl` arguments of a GCJob (after the global flags), or why it cannot run.
-pub fn dfsctl_args(gc: &GCJob, share_path: &str) -> Result<Vec<String>, String> {
+pub fn dfsctl_args(gc: &GCJob, share_path: &str) -> Result<Vec<String>, UnsupportedOperation> {
     let mut args: Vec<String> = vec!["-o".into(), "json".into()];
     match gc.spec.operation {
         GcOperation::Gc => {
@@ -314,7 +321,7 @@ pub fn dfsctl_args(gc: &GCJob, share_path: &str) -> Result<Vec<String>, String> 
             args.extend(["blockstore", "audit-refcounts", share_path].map(String::from));
         }
         GcOperation::Migrate => {
-            return Err("operation migrate is not supported by this data plane yet".into());
+            return Err(UnsupportedOperation::Migrate);
         }
     }
     Ok(args)
@@ -369,7 +376,7 @@ pub fn gc_workload(
     ms: &MetadataStore,
     share_path: &str,
     default_image: &str,
-) -> Result<Value, String> {
+) -> Result<Value, UnsupportedOperation> {
     let args = dfsctl_args(gc, share_path)?;
     let labels =
         json!({ LABEL_GCJOB: gc.name_any(), LABEL_MANAGED_BY: MANAGER, LABEL_NAME: "dittofs" });
@@ -571,6 +578,9 @@ mod tests {
             serde_json::json!(["-o", "json", "blockstore", "audit-refcounts", "/docs"])
         );
         g.spec.operation = GcOperation::Migrate;
-        assert!(gc_workload(&g, &m, "/docs", "img").is_err());
+        assert_eq!(
+            gc_workload(&g, &m, "/docs", "img").err(),
+            Some(UnsupportedOperation::Migrate)
+        );
     }
 }

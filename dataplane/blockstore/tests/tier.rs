@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
-use dittofs_blockstore::tier::{Evictor, RemoteClaim, claim_remote};
+use dittofs_blockstore::tier::{Evictor, GcError, RemoteClaim, claim_remote};
 use dittofs_blockstore::{
     BlockError, ChunkerConfig, Engine, EngineConfig, Owner, RemoteTier, TierConfig,
 };
@@ -441,14 +441,19 @@ async fn a_remote_location_has_one_owner() {
     b.tier.set_owner(owner("b"));
     drop(a.tier.begin_gc().await.expect("the owner's GC runs"));
     let refused = b.tier.begin_gc().await.unwrap_err();
-    assert!(refused.contains("belongs to another server"), "{refused}");
+    assert!(matches!(refused, GcError::NotOwner { .. }), "{refused}");
+    assert!(
+        refused.to_string().contains("belongs to another server"),
+        "{refused}"
+    );
     a.remote.set_unavailable(true);
     assert!(matches!(
         claim_remote(remote, &owner("a"), d).await.unwrap(),
         RemoteClaim::Unverified(_)
     ));
     let refused = a.tier.begin_gc().await.unwrap_err();
-    assert!(refused.contains("cannot verify"), "{refused}");
+    assert!(matches!(refused, GcError::Unverified { .. }), "{refused}");
+    assert!(refused.to_string().contains("cannot verify"), "{refused}");
 }
 
 /// The audit's presence check: a chunk is Local while its file exists, Remote once only

@@ -112,11 +112,11 @@ impl ConfigFile {
         })
     }
 
-    pub(crate) fn parse(text: &str) -> Result<ConfigFile, String> {
+    pub(crate) fn parse(text: &str) -> Result<ConfigFile, serde_yaml::Error> {
         if text.trim().is_empty() {
             return Ok(ConfigFile::default());
         }
-        serde_yaml::from_str(text).map_err(|e| e.to_string())
+        serde_yaml::from_str(text)
     }
 
     /// Writes the file atomically with mode 0600, creating its directory (0700).

@@ -2,25 +2,51 @@
 //! files: byte sizes (`10G`, `512M`, `4096`), durations (`1h`, `30m`, `3600s`, `0`),
 //! chunking triples (`1M/4M/16M`) and octal file modes (`0755`).
 //!
-//! Every parser returns `Result<_, String>` so it can serve directly as a clap
-//! `value_parser`; the message says what was expected.
+//! Every parser returns `Result<_, ValueError>` (an error type, so it serves directly as
+//! a clap `value_parser` and as a serde `custom` message); the message quotes the input
+//! and says what was expected.
 
 use dittofs_proto::v1::Chunking;
 
+/// A value that does not parse; the `String` fields are the input as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error(
+        "invalid size {0:?}: expected a number of bytes with an optional K/M/G/T suffix, e.g. 512M or 10G"
+    )]
+    SizeNotANumber(String),
+    #[error("invalid size {0:?}: number too large")]
+    SizeNumberTooLarge(String),
+    #[error("invalid size {input:?}: unknown unit {unit:?} (use K, M, G or T; multiples of 1024)")]
+    SizeUnit { input: String, unit: String },
+    #[error("invalid size {0:?}: too large")]
+    SizeTooLarge(String),
+    #[error("size {0:?} is too large (at most 4294967295 bytes)")]
+    SizeOver32Bits(String),
+    #[error("invalid duration {0:?}: expected e.g. 1h, 30m, 3600s, 1h30m or 0")]
+    Duration(String),
+    #[error("invalid chunking {0:?}: expected MIN/AVG/MAX, e.g. 1M/4M/16M")]
+    ChunkingShape(String),
+    #[error("invalid chunking {min}/{avg}/{max}: need 0 < MIN <= AVG <= MAX")]
+    ChunkingOrder { min: u32, avg: u32, max: u32 },
+    #[error("invalid mode {0:?}: expected octal digits, e.g. 0755")]
+    ModeDigits(String),
+    #[error("invalid mode {0:?}: at most 07777")]
+    ModeTooLarge(String),
+}
+
 /// Parses a byte count: a whole number with an optional binary suffix
 /// `K`, `M`, `G`, `T` (also `KB`/`KiB`..., case-insensitive; `B` alone means bytes).
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, ValueError> {
     let t = s.trim();
     let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, suffix) = t.split_at(digits_end);
     if num.is_empty() {
-        return Err(format!(
-            "invalid size {s:?}: expected a number of bytes with an optional K/M/G/T suffix, e.g. 512M or 10G"
-        ));
+        return Err(ValueError::SizeNotANumber(s.to_owned()));
     }
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("invalid size {s:?}: number too large"))?;
+        .map_err(|_| ValueError::SizeNumberTooLarge(s.to_owned()))?;
     let shift = match suffix.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -28,26 +54,27 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
         other => {
-            return Err(format!(
-                "invalid size {s:?}: unknown unit {other:?} (use K, M, G or T; multiples of 1024)"
-            ));
+            return Err(ValueError::SizeUnit {
+                input: s.to_owned(),
+                unit: other.to_owned(),
+            });
         }
     };
     n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("invalid size {s:?}: too large"))
+        .ok_or_else(|| ValueError::SizeTooLarge(s.to_owned()))
 }
 
 /// Parses a byte count that must fit in 32 bits (chunk sizes).
-fn parse_size_u32(s: &str) -> Result<u32, String> {
+fn parse_size_u32(s: &str) -> Result<u32, ValueError> {
     let n = parse_size(s)?;
-    u32::try_from(n).map_err(|_| format!("size {s:?} is too large (at most 4294967295 bytes)"))
+    u32::try_from(n).map_err(|_| ValueError::SizeOver32Bits(s.to_owned()))
 }
 
 /// Parses a duration into whole seconds: `0`, a plain number of seconds (`3600`), or a
 /// sequence of number+unit parts with units `s`, `m`, `h`, `d` (`1h`, `30m`, `1h30m`).
-pub(crate) fn parse_duration_secs(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_duration_secs(s: &str) -> Result<u64, ValueError> {
     let t = s.trim();
-    let bad = || format!("invalid duration {s:?}: expected e.g. 1h, 30m, 3600s, 1h30m or 0");
+    let bad = || ValueError::Duration(s.to_owned());
     if t.is_empty() {
         return Err(bad());
     }
@@ -103,12 +130,10 @@ pub(crate) fn format_duration_secs(secs: u64) -> String {
 
 /// Parses `MIN/AVG/MAX` chunk sizes, each a size as accepted by [`parse_size`]
 /// (e.g. `1M/4M/16M`). Requires `0 < MIN <= AVG <= MAX`.
-pub(crate) fn parse_chunking(s: &str) -> Result<Chunking, String> {
+pub(crate) fn parse_chunking(s: &str) -> Result<Chunking, ValueError> {
     let parts: Vec<&str> = s.split('/').collect();
     let [min, avg, max] = parts.as_slice() else {
-        return Err(format!(
-            "invalid chunking {s:?}: expected MIN/AVG/MAX, e.g. 1M/4M/16M"
-        ));
+        return Err(ValueError::ChunkingShape(s.to_owned()));
     };
     let c = Chunking {
         min: parse_size_u32(min)?,
@@ -120,12 +145,13 @@ pub(crate) fn parse_chunking(s: &str) -> Result<Chunking, String> {
 }
 
 /// The client-side sanity check of chunk sizes (the server validates further).
-pub(crate) fn check_chunking(c: &Chunking) -> Result<(), String> {
+pub(crate) fn check_chunking(c: &Chunking) -> Result<(), ValueError> {
     if c.min == 0 || c.min > c.avg || c.avg > c.max {
-        return Err(format!(
-            "invalid chunking {}/{}/{}: need 0 < MIN <= AVG <= MAX",
-            c.min, c.avg, c.max
-        ));
+        return Err(ValueError::ChunkingOrder {
+            min: c.min,
+            avg: c.avg,
+            max: c.max,
+        });
     }
     Ok(())
 }
@@ -152,20 +178,20 @@ pub(crate) fn format_size_exact(n: u64) -> String {
 }
 
 /// Parses a file mode written in octal: `0755`, `755`, `0o755` (at most `07777`).
-pub(crate) fn parse_octal_mode(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_octal_mode(s: &str) -> Result<u32, ValueError> {
     let t = s.trim();
     let digits = t
         .strip_prefix("0o")
         .or_else(|| t.strip_prefix("0O"))
         .unwrap_or(t);
     if digits.is_empty() || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
-        return Err(format!(
-            "invalid mode {s:?}: expected octal digits, e.g. 0755"
-        ));
+        return Err(ValueError::ModeDigits(s.to_owned()));
     }
-    let mode = u32::from_str_radix(digits, 8).map_err(|_| format!("invalid mode {s:?}"))?;
+    // Octal digits only: the one failure left is overflow.
+    let mode =
+        u32::from_str_radix(digits, 8).map_err(|_| ValueError::ModeTooLarge(s.to_owned()))?;
     if mode > 0o7777 {
-        return Err(format!("invalid mode {s:?}: at most 07777"));
+        return Err(ValueError::ModeTooLarge(s.to_owned()));
     }
     Ok(mode)
 }
@@ -226,6 +252,31 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The messages quote the input and say what was expected (as the strings did).
+    #[test]
+    fn messages_quote_the_input() {
+        let msg = |r: Result<u64, ValueError>| r.err().map(|e| e.to_string());
+        assert_eq!(
+            msg(parse_size("10X")).as_deref(),
+            Some("invalid size \"10X\": unknown unit \"x\" (use K, M, G or T; multiples of 1024)")
+        );
+        assert_eq!(
+            msg(parse_duration_secs("1h30")).as_deref(),
+            Some("invalid duration \"1h30\": expected e.g. 1h, 30m, 3600s, 1h30m or 0")
+        );
+        assert_eq!(
+            parse_chunking("4M/1M/16M")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("invalid chunking 4194304/1048576/16777216: need 0 < MIN <= AVG <= MAX")
+        );
+        assert_eq!(
+            parse_octal_mode("17777"),
+            Err(ValueError::ModeTooLarge("17777".into()))
+        );
+    }
 
     #[test]
     fn sizes() {

@@ -10,7 +10,7 @@
 //! allowed clients `["*"]`, root mode `0777`). Converting API -> document -> API is
 //! lossless.
 
-use crate::parse::{check_chunking, format_octal_mode, parse_octal_mode, parse_size};
+use crate::parse::{ValueError, check_chunking, format_octal_mode, parse_octal_mode, parse_size};
 use dittofs_proto::v1 as pb;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -441,21 +441,38 @@ impl From<&DesiredStateSpec> for pb::DesiredState {
     }
 }
 
+/// Why a desired-state file was refused (the message names the key or the object).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SpecError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("share {share:?}: {source}")]
+    Chunking {
+        share: String,
+        #[source]
+        source: ValueError,
+    },
+    #[error("block store {0:?}: `s3` settings need kind: remote")]
+    S3OnLocal(String),
+}
+
 impl DesiredStateSpec {
     /// Parses a YAML or JSON document (JSON is tried first when it starts with `{`, for
     /// its better error positions).
-    pub(crate) fn parse(text: &str) -> Result<DesiredStateSpec, String> {
+    pub(crate) fn parse(text: &str) -> Result<DesiredStateSpec, SpecError> {
         let spec: DesiredStateSpec = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| e.to_string())?
+            serde_json::from_str(text)?
         } else {
-            serde_yaml::from_str(text).map_err(|e| e.to_string())?
+            serde_yaml::from_str(text)?
         };
         spec.check()?;
         Ok(spec)
     }
 
     /// Client-side checks the serde types cannot express (the server validates the rest).
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), SpecError> {
         for s in &self.shares {
             if let Some(c) = s.chunking {
                 check_chunking(&pb::Chunking {
@@ -463,15 +480,15 @@ impl DesiredStateSpec {
                     avg: c.avg,
                     max: c.max,
                 })
-                .map_err(|e| format!("share {:?}: {e}", s.name))?;
+                .map_err(|source| SpecError::Chunking {
+                    share: s.name.clone(),
+                    source,
+                })?;
             }
         }
         for b in &self.block_stores {
             if b.kind == KindSpec::Local && b.s3.is_some() {
-                return Err(format!(
-                    "block store {:?}: `s3` settings need kind: remote",
-                    b.name
-                ));
+                return Err(SpecError::S3OnLocal(b.name.clone()));
             }
         }
         Ok(())
@@ -660,28 +677,38 @@ shares:
         let e = DesiredStateSpec::parse(
             "shares:\n  - {name: /x, metadata: m, local: l, squahs: none}\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("squahs"), "{e}");
-        let e = DesiredStateSpec::parse("{\"generation\": 1, \"sharez\": []}").unwrap_err();
+        let e = DesiredStateSpec::parse("{\"generation\": 1, \"sharez\": []}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sharez"), "{e}");
-        let e = DesiredStateSpec::parse("block_stores: [{name: a, kind: middle}]").unwrap_err();
+        let e = DesiredStateSpec::parse("block_stores: [{name: a, kind: middle}]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("middle"), "{e}");
         let e = DesiredStateSpec::parse(
             "shares: [{name: /x, metadata: m, local: l, root_mode: '0999'}]",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("0999"), "{e}");
         let e = DesiredStateSpec::parse(
             "shares: [{name: /x, metadata: m, local: l, root_mode: 70000}]",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("out of range"), "{e}");
         let e = DesiredStateSpec::parse(
             "shares: [{name: /x, metadata: m, local: l, chunking: {min: 4M, avg: 1M, max: 16M}}]",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("MIN <= AVG"), "{e}");
-        let e = DesiredStateSpec::parse("block_stores: [{name: a, s3: {bucket: b}}]").unwrap_err();
+        let e = DesiredStateSpec::parse("block_stores: [{name: a, s3: {bucket: b}}]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("kind: remote"), "{e}");
     }
 

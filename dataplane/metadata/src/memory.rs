@@ -89,12 +89,14 @@ pub fn new_share_record(id: ShareId, name: &str, now: Timestamp) -> ShareRecord 
 }
 
 impl State {
-    fn check(&self, share: ShareId, c: &Check) -> Result<(), String> {
+    /// A check that does not hold is a [`MetaError::Conflict`] saying what changed.
+    fn check(&self, share: ShareId, c: &Check) -> MetaResult<()> {
+        let conflict = |m: String| Err(MetaError::Conflict(m));
         match c {
             Check::InodeChange { ino, change } => match self.inodes.get(&(share, *ino)) {
                 Some(r) if r.change == *change => Ok(()),
-                Some(r) => Err(format!("{ino} changed ({} != {change})", r.change)),
-                None => Err(format!("{ino} is gone")),
+                Some(r) => conflict(format!("{ino} changed ({} != {change})", r.change)),
+                None => conflict(format!("{ino} is gone")),
             },
             Check::Dirent { dir, name, ino } => {
                 let cur = self
@@ -104,7 +106,7 @@ impl State {
                 if cur == *ino {
                     Ok(())
                 } else {
-                    Err(format!(
+                    conflict(format!(
                         "entry {:?} in {dir} is {cur:?}, expected {ino:?}",
                         String::from_utf8_lossy(name)
                     ))
@@ -300,7 +302,7 @@ impl MetadataStore for MemoryStore {
             return Err(MetaError::NoSuchShare(txn.share));
         }
         for c in &txn.checks {
-            s.check(txn.share, c).map_err(MetaError::Conflict)?;
+            s.check(txn.share, c)?;
         }
         // Apply on a copy-on-failure basis: ops are validated while applying, so keep
         // an undo copy only of what can fail (chunk rows, share record).

@@ -1,5 +1,9 @@
 //! Conversions between the filesystem core's types and NFSv3 wire types
 //! (RFC 1813 sections 2.5-2.6: fattr3, sattr3, nfstime3, nfsstat3).
+//!
+//! The `FsError` -> `nfsstat3` table lives here, at the adapter's edge: the core holds
+//! no wire codes, and every NFSv3 reply status of a failed call comes from this one
+//! typed conversion.
 
 use crate::nfs3::{
     Fattr3, Ftype3, NfsStat3, NfsTime3, Sattr3, SetTime as WireSetTime, SpecData3, WccAttr, WccData,
@@ -88,12 +92,48 @@ pub(crate) fn sattr(s: &Sattr3) -> SetAttr {
     }
 }
 
-pub(crate) fn status(e: &FsError) -> NfsStat3 {
-    NfsStat3::from_u32(e.nfsstat3()).unwrap_or(NfsStat3::ServerFault)
+/// `nfsstat3` of a failure (RFC 1813 section 2.6).
+impl From<&FsError> for NfsStat3 {
+    fn from(e: &FsError) -> NfsStat3 {
+        match e {
+            FsError::Perm => NfsStat3::Perm,
+            FsError::NoEnt => NfsStat3::NoEnt,
+            FsError::Io(_) => NfsStat3::Io,
+            FsError::Access => NfsStat3::Acces,
+            FsError::Exist => NfsStat3::Exist,
+            FsError::XDev => NfsStat3::XDev,
+            FsError::NotDir => NfsStat3::NotDir,
+            FsError::IsDir => NfsStat3::IsDir,
+            FsError::Inval(_) | FsError::InvalidArgument(_) => NfsStat3::Inval,
+            FsError::FBig => NfsStat3::FBig,
+            FsError::NoSpc => NfsStat3::NoSpc,
+            FsError::DQuot => NfsStat3::DQuot,
+            FsError::RoFs => NfsStat3::RoFs,
+            FsError::MLink => NfsStat3::MLink,
+            FsError::NameTooLong => NfsStat3::NameTooLong,
+            FsError::NotEmpty => NfsStat3::NotEmpty,
+            FsError::Stale => NfsStat3::Stale,
+            FsError::BadHandle => NfsStat3::BadHandle,
+            FsError::NotSupp => NfsStat3::NotSupp,
+            FsError::BadCookie => NfsStat3::BadCookie,
+            FsError::TooSmall => NfsStat3::TooSmall,
+            FsError::BadType => NfsStat3::BadType,
+            // A busy object is a transient condition: the client retries later.
+            FsError::Jukebox | FsError::Busy => NfsStat3::Jukebox,
+            FsError::NotSync => NfsStat3::NotSync,
+            FsError::ServerFault(_) => NfsStat3::ServerFault,
+        }
+    }
+}
+
+impl From<FsError> for NfsStat3 {
+    fn from(e: FsError) -> NfsStat3 {
+        NfsStat3::from(&e)
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -120,6 +160,86 @@ mod tests {
         );
     }
 
+    /// One of each `FsError` variant (a new variant must be added here and mapped).
+    pub(crate) fn every_fs_error() -> Vec<FsError> {
+        let cause = dittofs_metadata::MetaError::Closed;
+        vec![
+            FsError::Perm,
+            FsError::NoEnt,
+            FsError::Io(cause.into()),
+            FsError::Access,
+            FsError::Exist,
+            FsError::XDev,
+            FsError::NotDir,
+            FsError::IsDir,
+            FsError::Inval("x"),
+            FsError::InvalidArgument("bad glob".into()),
+            FsError::FBig,
+            FsError::NoSpc,
+            FsError::DQuot,
+            FsError::RoFs,
+            FsError::MLink,
+            FsError::NameTooLong,
+            FsError::NotEmpty,
+            FsError::Stale,
+            FsError::BadHandle,
+            FsError::NotSupp,
+            FsError::BadCookie,
+            FsError::TooSmall,
+            FsError::BadType,
+            FsError::Jukebox,
+            FsError::Busy,
+            FsError::NotSync,
+            FsError::ServerFault("x".into()),
+        ]
+    }
+
+    /// The table as it was in the core (`FsError::nfsstat3`), number by number: moving it
+    /// to the adapter changed no reply.
+    #[test]
+    fn nfsstat3_numbers_are_unchanged() {
+        let expected = [
+            1, 2, 5, 13, 17, 18, 20, 21, 22, 22, 27, 28, 69, 30, 31, 63, 66, 70, 10001, 10004,
+            10003, 10005, 10007, 10008, 10008, 10002, 10006,
+        ];
+        let got: Vec<u32> = every_fs_error()
+            .iter()
+            .map(|e| NfsStat3::from(e).as_u32())
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn mappings_are_distinct_where_protocols_distinguish() {
+        assert_eq!(NfsStat3::from(FsError::NoEnt), NfsStat3::NoEnt);
+        assert_eq!(NfsStat3::from(FsError::NameTooLong).as_u32(), 63);
+        let bad = FsError::InvalidArgument("bad glob".into());
+        assert_eq!(NfsStat3::from(&bad), NfsStat3::Inval);
+        assert_eq!(NfsStat3::from(&bad).as_u32(), 22);
+    }
+
+    /// A full disk or quota under any store reaches the client as NOSPC / DQUOT, not EIO
+    /// (the core's test of the same name checks the `FsError` they become).
+    #[test]
+    fn full_disks_are_nospc_and_quotas_dquot() {
+        use dittofs_blockstore::BlockError;
+        let io = |kind| BlockError::Io {
+            path: "/x".into(),
+            source: std::io::Error::from(kind),
+        };
+        let stat = |e: BlockError| NfsStat3::from(FsError::from(e)).as_u32();
+        assert_eq!(stat(io(std::io::ErrorKind::StorageFull)), 28);
+        assert_eq!(stat(io(std::io::ErrorKind::QuotaExceeded)), 69);
+        assert_eq!(stat(io(std::io::ErrorKind::PermissionDenied)), 5);
+        assert_eq!(
+            (
+                NfsStat3::from(FsError::NoSpc).as_u32(),
+                NfsStat3::from(FsError::DQuot).as_u32()
+            ),
+            (28, 69)
+        );
+    }
+
     #[test]
     fn every_fs_error_maps_to_a_known_status() {
         for e in [
@@ -130,7 +250,7 @@ mod tests {
             FsError::NotSync,
             FsError::Jukebox,
         ] {
-            assert_ne!(status(&e), NfsStat3::ServerFault, "{e:?}");
+            assert_ne!(NfsStat3::from(&e), NfsStat3::ServerFault, "{e:?}");
         }
     }
 }

@@ -1,10 +1,43 @@
 //! Export policy of a share over NFS: which clients may mount it and how their AUTH_SYS
 //! identities are squashed (RFC 1813 leaves both to the server; these are the knobs the
 //! reference FAQ and exports(5) users expect).
+//!
+//! A bad option is an [`ExportError`] whose message names the offending value; the
+//! server prefixes it with the share (and option) it came from.
 
 use dittofs_types::ShareId;
 use dittofs_vfs::Credentials;
-use std::net::IpAddr;
+use std::net::{AddrParseError, IpAddr};
+use std::num::ParseIntError;
+
+/// An export option that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// The address part of a CIDR block.
+    #[error("{addr:?} is not an IP address")]
+    BadAddress {
+        addr: String,
+        #[source]
+        source: AddrParseError,
+    },
+    #[error("{prefix:?} is not a prefix length")]
+    BadPrefix {
+        prefix: String,
+        #[source]
+        source: ParseIntError,
+    },
+    #[error("prefix /{prefix} is longer than {max}")]
+    PrefixTooLong { prefix: u8, max: u8 },
+    /// Neither `*`, an address nor a CIDR block.
+    #[error("{pattern:?} is not \"*\", an IP address or a CIDR block")]
+    BadPattern {
+        pattern: String,
+        #[source]
+        source: AddrParseError,
+    },
+    #[error("unknown squash mode {0:?}")]
+    UnknownSquash(String),
+}
 
 /// Identity mapping of an export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,27 +62,32 @@ pub enum ClientPattern {
 }
 
 impl ClientPattern {
-    pub fn parse(s: &str) -> Result<ClientPattern, String> {
+    pub fn parse(s: &str) -> Result<ClientPattern, ExportError> {
         let s = s.trim();
         if s == "*" {
             return Ok(ClientPattern::Any);
         }
         if let Some((a, p)) = s.split_once('/') {
-            let addr: IpAddr = a
-                .parse()
-                .map_err(|_| format!("{a:?} is not an IP address"))?;
+            let addr: IpAddr = a.parse().map_err(|source| ExportError::BadAddress {
+                addr: a.to_owned(),
+                source,
+            })?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
-            let prefix: u8 = p
-                .parse()
-                .map_err(|_| format!("{p:?} is not a prefix length"))?;
+            let prefix: u8 = p.parse().map_err(|source| ExportError::BadPrefix {
+                prefix: p.to_owned(),
+                source,
+            })?;
             if prefix > max {
-                return Err(format!("prefix /{prefix} is longer than {max}"));
+                return Err(ExportError::PrefixTooLong { prefix, max });
             }
             return Ok(ClientPattern::Cidr(addr, prefix));
         }
         s.parse::<IpAddr>()
             .map(ClientPattern::Addr)
-            .map_err(|_| format!("{s:?} is not \"*\", an IP address or a CIDR block"))
+            .map_err(|source| ExportError::BadPattern {
+                pattern: s.to_owned(),
+                source,
+            })
     }
 
     pub fn matches(&self, ip: IpAddr) -> bool {
@@ -106,12 +144,12 @@ impl ExportPolicy {
         anon_uid: u32,
         anon_gid: u32,
         allowed: &[String],
-    ) -> Result<ExportPolicy, String> {
+    ) -> Result<ExportPolicy, ExportError> {
         let squash = match squash {
             "none" | "no_root_squash" => Squash::None,
             "root_to_anonymous" | "root_squash" | "" => Squash::RootToAnonymous,
             "all_to_anonymous" | "all_squash" => Squash::AllToAnonymous,
-            other => return Err(format!("unknown squash mode {other:?}")),
+            other => return Err(ExportError::UnknownSquash(other.to_owned())),
         };
         let allowed = allowed
             .iter()
@@ -200,6 +238,32 @@ mod tests {
         );
         assert!(ClientPattern::parse("10.0.0.0/33").is_err());
         assert!(ClientPattern::parse("host.example").is_err());
+    }
+
+    /// Refusals name the offending value, as the strings did, and keep the parse error.
+    #[test]
+    fn refusals_name_the_value() {
+        use std::error::Error as _;
+        let msg = |s: &str| ClientPattern::parse(s).err().map(|e| e.to_string());
+        let cases = [
+            ("10.0.0.0/33", "prefix /33 is longer than 32"),
+            ("x/8", "\"x\" is not an IP address"),
+            ("1.2.3.4/999", "\"999\" is not a prefix length"),
+            (
+                "host.example",
+                "\"host.example\" is not \"*\", an IP address or a CIDR block",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(msg(input).as_deref(), Some(want), "{input}");
+        }
+        let e = ClientPattern::parse("x/8").err();
+        assert!(e.as_ref().and_then(|e| e.source()).is_some(), "{e:?}");
+        let squash = ExportPolicy::from_options(ShareId(1), "bogus", 1, 1, &[]);
+        assert_eq!(
+            squash.err().map(|e| e.to_string()).as_deref(),
+            Some("unknown squash mode \"bogus\"")
+        );
     }
 
     /// The squash matrix: each mode against AUTH_SYS identities with uid 0, gid 0, and

@@ -9,6 +9,11 @@
 //! * [`nlm4`]: Network Lock Manager v4 (XNFS chapter 10), [`nsm1`]: Network Status
 //!   Monitor v1 (XNFS chapter 11).
 //! * [`rpc_client`]: outgoing calls (portmapper GETPORT, NLM GRANTED, SM_NOTIFY).
+//! * [`nfs4`]: NFS version 4 status codes (RFC 7530 section 13); no NFSv4 server yet.
+//!
+//! Errors: the core's `FsError` becomes a wire status only here, at the adapter's edge,
+//! through typed conversions (`From<&FsError>` for [`nfs3::NfsStat3`] and
+//! [`nfs4::Nfs4Status`]).
 //!
 //! The server: [`server::NfsServer`] dispatches NFSv3 (`proc3`) and MOUNT (`mountd`)
 //! calls onto the protocol-neutral core (`dittofs-vfs`), applying each share's
@@ -27,6 +32,7 @@ pub mod nlm4;
 mod nlmd;
 pub mod nsm1;
 pub mod nsmd;
+pub mod nfs4;
 pub mod portmap;
 mod proc3;
 pub mod record;

@@ -3,7 +3,7 @@
 //! (client address, squashing), calls one core operation and builds the reply with weak
 //! cache consistency data wherever RFC 1813 has it.
 
-use crate::conv::{fattr, sattr, status, time_from_wire, wcc};
+use crate::conv::{fattr, sattr, time_from_wire, wcc};
 use crate::nfs3::*;
 use crate::rpc::{AcceptStat, Auth, RpcCall, encode_success};
 use crate::server::{CallCtx, Outcome, Reply, Shared};
@@ -175,7 +175,7 @@ pub(crate) async fn dispatch(
                 Ok(attr) => Res3::Ok(GetattrResOk {
                     obj_attributes: fattr(&attr),
                 }),
-                Err(e) => Res3::Fail(status(&e), ()),
+                Err(e) => Res3::Fail(NfsStat3::from(&e), ()),
             };
             outcome(xid, r.status(), &r)
         }
@@ -304,7 +304,7 @@ async fn setattr(shared: &Shared, ctx: &CallCtx, a: &SetattrArgs) -> SetattrRes 
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 SetattrResFail {
                     obj_wcc: WccData::default(),
                 },
@@ -324,7 +324,7 @@ async fn setattr(shared: &Shared, ctx: &CallCtx, a: &SetattrArgs) -> SetattrRes 
         Err(e) => {
             let after = attr_opt(&t.fs, t.ino).await;
             Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 SetattrResFail {
                     obj_wcc: wcc(before.as_ref(), after.as_ref()),
                 },
@@ -338,7 +338,7 @@ async fn lookup(shared: &Shared, ctx: &CallCtx, a: &LookupArgs) -> LookupRes {
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 LookupResFail {
                     dir_attributes: None,
                 },
@@ -354,14 +354,14 @@ async fn lookup(shared: &Shared, ctx: &CallCtx, a: &LookupArgs) -> LookupRes {
                 dir_attributes: dir_attr.as_ref().map(fattr),
             }),
             Err(e) => Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 LookupResFail {
                     dir_attributes: dir_attr.as_ref().map(fattr),
                 },
             ),
         },
         Err(e) => Res3::Fail(
-            status(&e),
+            NfsStat3::from(&e),
             LookupResFail {
                 dir_attributes: dir_attr.as_ref().map(fattr),
             },
@@ -374,7 +374,7 @@ async fn access(shared: &Shared, ctx: &CallCtx, a: &AccessArgs) -> AccessRes {
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 AccessResFail {
                     obj_attributes: None,
                 },
@@ -387,7 +387,7 @@ async fn access(shared: &Shared, ctx: &CallCtx, a: &AccessArgs) -> AccessRes {
             access: granted,
         }),
         Err(e) => Res3::Fail(
-            status(&e),
+            NfsStat3::from(&e),
             AccessResFail {
                 obj_attributes: None,
             },
@@ -400,7 +400,7 @@ async fn readlink(shared: &Shared, ctx: &CallCtx, a: &ReadlinkArgs) -> ReadlinkR
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 ReadlinkResFail {
                     symlink_attributes: None,
                 },
@@ -414,7 +414,7 @@ async fn readlink(shared: &Shared, ctx: &CallCtx, a: &ReadlinkArgs) -> ReadlinkR
             data: NfsPath3(target),
         }),
         Err(e) => Res3::Fail(
-            status(&e),
+            NfsStat3::from(&e),
             ReadlinkResFail {
                 symlink_attributes: attr.as_ref().map(fattr),
             },
@@ -434,7 +434,7 @@ async fn read(shared: &Shared, ctx: &CallCtx, xid: u32, a: &ReadArgs) -> Outcome
     };
     let t = match shared.target(ctx, &a.file).await {
         Ok(t) => t,
-        Err(e) => return fail(status(&e), None),
+        Err(e) => return fail(NfsStat3::from(&e), None),
     };
     let count = a.count.min(MAX_IO);
     match t.fs.read(&t.cred, t.ino, a.offset, count).await {
@@ -462,7 +462,7 @@ async fn read(shared: &Shared, ctx: &CallCtx, xid: u32, a: &ReadArgs) -> Outcome
         }
         Err(e) => {
             let attr = attr_opt(&t.fs, t.ino).await;
-            fail(status(&e), attr)
+            fail(NfsStat3::from(&e), attr)
         }
     }
 }
@@ -472,7 +472,7 @@ async fn write(shared: &Shared, ctx: &CallCtx, a: WriteArgs) -> WriteRes {
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 WriteResFail {
                     file_wcc: WccData::default(),
                 },
@@ -507,7 +507,7 @@ async fn write(shared: &Shared, ctx: &CallCtx, a: WriteArgs) -> WriteRes {
         Err(e) => {
             let after = attr_opt(&t.fs, t.ino).await;
             Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 WriteResFail {
                     file_wcc: wcc(before.as_ref(), after.as_ref()),
                 },
@@ -534,7 +534,7 @@ async fn make(
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 CreateResFail {
                     dir_wcc: WccData::default(),
                 },
@@ -555,7 +555,7 @@ async fn make(
         Ok(attr) => {
             let (attr, h) = match t.fs.attr_and_handle(attr.ino).await {
                 Ok(x) => x,
-                Err(e) => return Res3::Fail(status(&e), CreateResFail { dir_wcc }),
+                Err(e) => return Res3::Fail(NfsStat3::from(&e), CreateResFail { dir_wcc }),
             };
             Res3::Ok(CreateResOk {
                 obj: Some(handle_bytes(h)),
@@ -563,7 +563,7 @@ async fn make(
                 dir_wcc,
             })
         }
-        Err(e) => Res3::Fail(status(&e), CreateResFail { dir_wcc }),
+        Err(e) => Res3::Fail(NfsStat3::from(&e), CreateResFail { dir_wcc }),
     }
 }
 
@@ -572,7 +572,7 @@ async fn remove(shared: &Shared, ctx: &CallCtx, at: &DirOpArgs3, dir: bool) -> R
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 CreateResFail {
                     dir_wcc: WccData::default(),
                 },
@@ -589,7 +589,7 @@ async fn remove(shared: &Shared, ctx: &CallCtx, at: &DirOpArgs3, dir: bool) -> R
     let dir_wcc = wcc(before.as_ref(), after.as_ref());
     match res {
         Ok(()) => Res3::Ok(RemoveResOk { dir_wcc }),
-        Err(e) => Res3::Fail(status(&e), CreateResFail { dir_wcc }),
+        Err(e) => Res3::Fail(NfsStat3::from(&e), CreateResFail { dir_wcc }),
     }
 }
 
@@ -600,11 +600,11 @@ async fn rename(shared: &Shared, ctx: &CallCtx, a: &RenameArgs) -> RenameRes {
     };
     let from = match shared.target(ctx, &a.from.dir).await {
         Ok(t) => t,
-        Err(e) => return Res3::Fail(status(&e), empty()),
+        Err(e) => return Res3::Fail(NfsStat3::from(&e), empty()),
     };
     let to = match shared.target(ctx, &a.to.dir).await {
         Ok(t) => t,
-        Err(e) => return Res3::Fail(status(&e), empty()),
+        Err(e) => return Res3::Fail(NfsStat3::from(&e), empty()),
     };
     if from.fs.share_id() != to.fs.share_id() {
         return Res3::Fail(NfsStat3::XDev, empty());
@@ -624,7 +624,7 @@ async fn rename(shared: &Shared, ctx: &CallCtx, a: &RenameArgs) -> RenameRes {
             todir_wcc,
         }),
         Err(e) => Res3::Fail(
-            status(&e),
+            NfsStat3::from(&e),
             RenameResFail {
                 fromdir_wcc,
                 todir_wcc,
@@ -640,11 +640,11 @@ async fn link(shared: &Shared, ctx: &CallCtx, a: &LinkArgs) -> LinkRes {
     };
     let file = match shared.target(ctx, &a.file).await {
         Ok(t) => t,
-        Err(e) => return Res3::Fail(status(&e), empty()),
+        Err(e) => return Res3::Fail(NfsStat3::from(&e), empty()),
     };
     let dir = match shared.target(ctx, &a.link.dir).await {
         Ok(t) => t,
-        Err(e) => return Res3::Fail(status(&e), empty()),
+        Err(e) => return Res3::Fail(NfsStat3::from(&e), empty()),
     };
     if file.fs.share_id() != dir.fs.share_id() {
         return Res3::Fail(NfsStat3::XDev, empty());
@@ -663,7 +663,7 @@ async fn link(shared: &Shared, ctx: &CallCtx, a: &LinkArgs) -> LinkRes {
             linkdir_wcc,
         }),
         Err(e) => Res3::Fail(
-            status(&e),
+            NfsStat3::from(&e),
             LinkResFail {
                 file_attributes: fa.as_ref().map(fattr),
                 linkdir_wcc,
@@ -708,7 +708,7 @@ async fn dir_page(
     let t = shared
         .target(ctx, dir)
         .await
-        .map_err(|e| (status(&e), None))?;
+        .map_err(|e| (NfsStat3::from(&e), None))?;
     let dir_attr = attr_opt(&t.fs, t.ino).await;
     // Cookies up to 2 are the synthesised dots: the core starts after them, with no
     // verifier to check yet.
@@ -719,11 +719,11 @@ async fn dir_page(
     };
     let page = match t.fs.readdir(&t.cred, t.ino, cookie.max(2), verf, max).await {
         Ok(p) => p,
-        Err(e) => return Err((status(&e), dir_attr)),
+        Err(e) => return Err((NfsStat3::from(&e), dir_attr)),
     };
     let mut entries = match dot_entries(&t.fs, t.ino, cookie).await {
         Ok(d) => d,
-        Err(e) => return Err((status(&e), dir_attr)),
+        Err(e) => return Err((NfsStat3::from(&e), dir_attr)),
     };
     entries.extend(page.entries.into_iter().map(|e| (e.name, e.ino, e.cookie)));
     Ok(DirPage {
@@ -829,7 +829,7 @@ async fn fsstat(shared: &Shared, ctx: &CallCtx, a: &FsstatArgs) -> FsstatRes {
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 FsstatResFail {
                     obj_attributes: None,
                 },
@@ -849,7 +849,7 @@ async fn fsstat(shared: &Shared, ctx: &CallCtx, a: &FsstatArgs) -> FsstatRes {
             invarsec: 0,
         }),
         Err(e) => Res3::Fail(
-            status(&e),
+            NfsStat3::from(&e),
             FsstatResFail {
                 obj_attributes: attr.as_ref().map(fattr),
             },
@@ -862,7 +862,7 @@ async fn fsinfo(shared: &Shared, ctx: &CallCtx, a: &FsinfoArgs) -> FsinfoRes {
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 FsinfoResFail {
                     obj_attributes: None,
                 },
@@ -893,7 +893,7 @@ async fn pathconf(shared: &Shared, ctx: &CallCtx, a: &PathconfArgs) -> PathconfR
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 PathconfResFail {
                     obj_attributes: None,
                 },
@@ -917,7 +917,7 @@ async fn commit(shared: &Shared, ctx: &CallCtx, a: &CommitArgs) -> CommitRes {
         Ok(t) => t,
         Err(e) => {
             return Res3::Fail(
-                status(&e),
+                NfsStat3::from(&e),
                 CommitResFail {
                     file_wcc: WccData::default(),
                 },
@@ -931,7 +931,7 @@ async fn commit(shared: &Shared, ctx: &CallCtx, a: &CommitArgs) -> CommitRes {
             verf: shared.write_verifier,
         }),
         Err(e) => Res3::Fail(
-            status(&e),
+            NfsStat3::from(&e),
             CommitResFail {
                 file_wcc: wcc(before.as_ref(), before.as_ref()),
             },

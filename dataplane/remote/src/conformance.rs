@@ -25,12 +25,34 @@ pub fn bytes_of(seed: &str, len: usize) -> Bytes {
     Bytes::from(buf)
 }
 
-type Outcome = Result<(), String>;
+/// Why a case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The store answered, but against the contract (the message says how).
+    #[error("{0}")]
+    Contract(String),
+    /// A call the contract says succeeds failed; `step` names it.
+    #[error("{step}: {source}")]
+    Call {
+        step: String,
+        #[source]
+        source: RemoteError,
+    },
+}
+
+/// The result of one case.
+pub type Outcome = Result<(), Failure>;
+
+/// For `map_err`: a failed call of `step`.
+fn call(step: impl Into<String>) -> impl FnOnce(RemoteError) -> Failure {
+    let step = step.into();
+    move |source| Failure::Call { step, source }
+}
 
 macro_rules! ensure {
     ($cond:expr, $($msg:tt)+) => {
         if !$cond {
-            return Err(format!($($msg)+));
+            return Err(Failure::Contract(format!($($msg)+)));
         }
     };
 }
@@ -38,19 +60,17 @@ macro_rules! ensure {
 async fn put_get_range(s: &dyn RemoteStore, tag: &str) -> Outcome {
     let data = bytes_of(&format!("{tag}-big"), (1 << 20) + 17);
     let h = ContentHash::of(&data);
+    s.put(&h, data.clone()).await.map_err(call("put"))?;
     s.put(&h, data.clone())
         .await
-        .map_err(|e| format!("put: {e}"))?;
-    s.put(&h, data.clone())
-        .await
-        .map_err(|e| format!("second put (idempotent): {e}"))?;
-    let got = s.get(&h).await.map_err(|e| format!("get: {e}"))?;
+        .map_err(call("second put (idempotent)"))?;
+    let got = s.get(&h).await.map_err(call("get"))?;
     ensure!(got == data, "get returned different bytes");
     let info = s
         .head(&h)
         .await
-        .map_err(|e| format!("head: {e}"))?
-        .ok_or("head: missing")?;
+        .map_err(call("head"))?
+        .ok_or_else(|| Failure::Contract("head: missing".into()))?;
     ensure!(
         info.size == data.len() as u64,
         "head size {} != {}",
@@ -76,7 +96,7 @@ async fn put_get_range(s: &dyn RemoteStore, tag: &str) -> Outcome {
         let r = s
             .get_range_raw(&h, off, len)
             .await
-            .map_err(|e| format!("range {off}+{len}: {e}"))?;
+            .map_err(call(format!("range {off}+{len}")))?;
         ensure!(
             r.data == data.slice(off as usize..(off + len) as usize),
             "range {off}+{len}: wrong bytes"
@@ -115,7 +135,7 @@ async fn refuses_wrong_content(s: &dyn RemoteStore, tag: &str) -> Outcome {
         "put of bytes not matching the hash succeeded"
     );
     ensure!(
-        s.head(&h).await.map_err(|e| e.to_string())?.is_none(),
+        s.head(&h).await.map_err(call("head"))?.is_none(),
         "refused put left an object"
     );
     Ok(())
@@ -142,21 +162,19 @@ async fn missing_objects(s: &dyn RemoteStore, tag: &str) -> Outcome {
         "verified range of a missing chunk is not NotFound"
     );
     ensure!(
-        s.head(&h).await.map_err(|e| e.to_string())?.is_none(),
+        s.head(&h).await.map_err(call("head"))?.is_none(),
         "head of a missing chunk is Some"
     );
     s.delete(&h)
         .await
-        .map_err(|e| format!("delete of a missing chunk: {e}"))?;
+        .map_err(call("delete of a missing chunk"))?;
     Ok(())
 }
 
 async fn detects_corruption(s: &dyn RemoteStore, f: &dyn Faults, tag: &str) -> Outcome {
     let data = bytes_of(&format!("{tag}-victim"), 300_000);
     let h = ContentHash::of(&data);
-    s.put(&h, data.clone())
-        .await
-        .map_err(|e| format!("put: {e}"))?;
+    s.put(&h, data.clone()).await.map_err(call("put"))?;
     let mut flipped = data.to_vec();
     flipped[123_456] ^= 0x40;
     f.overwrite(&h, Bytes::from(flipped), None).await;
@@ -178,7 +196,7 @@ async fn detects_corruption(s: &dyn RemoteStore, f: &dyn Faults, tag: &str) -> O
         matches!(s.get(&h).await, Err(RemoteError::Corrupt { .. })),
         "an empty object was served"
     );
-    s.delete(&h).await.map_err(|e| format!("delete: {e}"))?;
+    s.delete(&h).await.map_err(call("delete"))?;
     Ok(())
 }
 
@@ -207,7 +225,7 @@ async fn expect_range(
     let r = s
         .get_range_verified(h, n, off, len)
         .await
-        .map_err(|e| format!("verified range {off}+{len} of {n}: {e}"))?;
+        .map_err(call(format!("verified range {off}+{len} of {n}")))?;
     ensure!(
         r == data.slice(off as usize..(off + len) as usize),
         "verified range {off}+{len} of {n}: wrong bytes ({} received)",
@@ -227,10 +245,12 @@ async fn expect_corrupt(
 ) -> Outcome {
     match s.get_range_verified(h, n, off, len).await {
         Err(RemoteError::Corrupt { .. }) => Ok(()),
-        Ok(_) => Err(format!("{what}: range {off}+{len} of {n} was served")),
-        Err(e) => Err(format!(
+        Ok(_) => Err(Failure::Contract(format!(
+            "{what}: range {off}+{len} of {n} was served"
+        ))),
+        Err(e) => Err(Failure::Contract(format!(
             "{what}: range {off}+{len} of {n}: {e} (not Corrupt)"
-        )),
+        ))),
     }
 }
 
@@ -243,7 +263,7 @@ async fn verified_ranges(s: &dyn RemoteStore, tag: &str) -> Outcome {
         let h = ContentHash::of(&data);
         s.put(&h, data.clone())
             .await
-            .map_err(|e| format!("put {size}: {e}"))?;
+            .map_err(call(format!("put {size}")))?;
         let n = size as u64;
         let g = group_size(n);
         let mut ranges = vec![(0, 1), (n - 1, 1), (0, n), (n / 2, n - n / 2)];
@@ -272,7 +292,7 @@ async fn verified_ranges(s: &dyn RemoteStore, tag: &str) -> Outcome {
                 "invalid range {off}+{len} of {n} was not Invalid"
             );
         }
-        s.delete(&h).await.map_err(|e| format!("delete: {e}"))?;
+        s.delete(&h).await.map_err(call("delete"))?;
     }
     Ok(())
 }
@@ -290,9 +310,7 @@ async fn verified_ranges_detect_corruption(
     let h = ContentHash::of(&data);
     let (tree, _) = ChunkTree::compute(&data);
     let enc = tree.encode();
-    s.put(&h, data.clone())
-        .await
-        .map_err(|e| format!("put: {e}"))?;
+    s.put(&h, data.clone()).await.map_err(call("put"))?;
     // One flipped byte in group 5, the tree intact (bit rot of the body).
     let mut flipped = data.to_vec();
     flipped[(5 * g + 1234) as usize] ^= 0x01;
@@ -313,7 +331,7 @@ async fn verified_ranges_detect_corruption(
     let mut bad_tree = enc.clone().into_bytes();
     let at = bad_tree.len() - 20;
     bad_tree[at] = if bad_tree[at] == b'A' { b'B' } else { b'A' };
-    let bad_tree = String::from_utf8(bad_tree).map_err(|e| e.to_string())?;
+    let bad_tree = String::from_utf8(bad_tree).map_err(|e| Failure::Contract(e.to_string()))?;
     f.overwrite(&h, data.clone(), Some(bad_tree)).await;
     expect_corrupt(s, &h, n, 3 * g, 10, "tampered tree").await?;
     // Other bytes with their own (consistent) tree under this hash.
@@ -331,7 +349,7 @@ async fn verified_ranges_detect_corruption(
     expect_range(s, &h, &data, 3 * g, 10).await?;
     expect_corrupt(s, &h, n + 1, 3 * g, 10, "wrong chunk length").await?;
     expect_corrupt(s, &h, n - 1, 3 * g, 10, "wrong chunk length").await?;
-    s.delete(&h).await.map_err(|e| format!("delete: {e}"))?;
+    s.delete(&h).await.map_err(call("delete"))?;
     Ok(())
 }
 
@@ -346,10 +364,7 @@ async fn treeless_objects_are_read_whole(
         let data = bytes_of(&format!("{tag}-legacy-{size}"), size);
         let h = ContentHash::of(&data);
         f.overwrite(&h, data.clone(), None).await;
-        let raw = s
-            .get_range_raw(&h, 0, 1)
-            .await
-            .map_err(|e| format!("raw range: {e}"))?;
+        let raw = s.get_range_raw(&h, 0, 1).await.map_err(call("raw range"))?;
         ensure!(raw.tree.is_none(), "a tree-less object has a tree");
         for (off, len) in [(0, 1), (n / 3, n / 2), (n - 7, 7)] {
             expect_range(s, &h, &data, off, len).await?;
@@ -371,7 +386,7 @@ async fn treeless_objects_are_read_whole(
                 .await;
             expect_corrupt(s, &h, n, 0, 10, "single group flip").await?;
         }
-        s.delete(&h).await.map_err(|e| format!("delete: {e}"))?;
+        s.delete(&h).await.map_err(call("delete"))?;
     }
     Ok(())
 }
@@ -381,7 +396,7 @@ async fn lists_in_pages_and_deletes(s: &dyn RemoteStore, tag: &str) -> Outcome {
     for i in 0..23 {
         let d = bytes_of(&format!("{tag}-list-{i}"), 100 + i);
         let h = ContentHash::of(&d);
-        s.put(&h, d).await.map_err(|e| format!("put {i}: {e}"))?;
+        s.put(&h, d).await.map_err(call(format!("put {i}")))?;
         want.insert(h);
     }
     let walk = |limit: u32| async move {
@@ -389,10 +404,7 @@ async fn lists_in_pages_and_deletes(s: &dyn RemoteStore, tag: &str) -> Outcome {
         let mut cursor = None;
         let mut pages = 0;
         loop {
-            let p = s
-                .list(cursor, limit)
-                .await
-                .map_err(|e| format!("list: {e}"))?;
+            let p = s.list(cursor, limit).await.map_err(call("list"))?;
             pages += 1;
             ensure!(
                 p.objects.len() <= limit as usize,
@@ -408,7 +420,7 @@ async fn lists_in_pages_and_deletes(s: &dyn RemoteStore, tag: &str) -> Outcome {
             }
             ensure!(pages < 1000, "list does not terminate");
         }
-        Ok::<_, String>((seen, pages))
+        Ok::<_, Failure>((seen, pages))
     };
     let (seen, pages) = walk(7).await?;
     ensure!(
@@ -419,9 +431,9 @@ async fn lists_in_pages_and_deletes(s: &dyn RemoteStore, tag: &str) -> Outcome {
     ensure!(pages >= 4, "23+ objects in pages of 7 took {pages} pages");
     let victims: Vec<ContentHash> = want.iter().take(5).copied().collect();
     for h in &victims {
-        s.delete(h).await.map_err(|e| format!("delete: {e}"))?;
+        s.delete(h).await.map_err(call("delete"))?;
         ensure!(
-            s.head(h).await.map_err(|e| e.to_string())?.is_none(),
+            s.head(h).await.map_err(call("head"))?.is_none(),
             "deleted chunk still there"
         );
     }
@@ -443,7 +455,7 @@ async fn concurrent_clients(s: &dyn RemoteStore, tag: &str) -> Outcome {
         .collect();
     let puts = datas.iter().map(|d| s.put_owned(d.clone()));
     for r in futures::future::join_all(puts).await {
-        r.map_err(|e| format!("parallel put: {e}"))?;
+        r.map_err(call("parallel put"))?;
     }
     let gets = datas.iter().map(|d| {
         let h = ContentHash::of(d);
@@ -451,7 +463,7 @@ async fn concurrent_clients(s: &dyn RemoteStore, tag: &str) -> Outcome {
     });
     for r in futures::future::join_all(gets).await {
         ensure!(
-            r.map_err(|e| format!("parallel get: {e}"))?,
+            r.map_err(call("parallel get"))?,
             "parallel get returned wrong bytes"
         );
     }
@@ -461,32 +473,27 @@ async fn concurrent_clients(s: &dyn RemoteStore, tag: &str) -> Outcome {
 /// The ownership record: read back as written, replaced by a later write, and never
 /// listed among the chunks.
 async fn owner_record(s: &dyn RemoteStore, tag: &str) -> Outcome {
-    let get = || async { s.get_owner_record().await.map_err(|e| format!("get: {e}")) };
+    let get = || async { s.get_owner_record().await.map_err(call("get")) };
     let listed = || async {
         let mut n = 0;
         let mut cursor = None;
         loop {
-            let p = s
-                .list(cursor, 1000)
-                .await
-                .map_err(|e| format!("list: {e}"))?;
+            let p = s.list(cursor, 1000).await.map_err(call("list"))?;
             n += p.objects.len();
             match p.next {
                 Some(c) => cursor = Some(c),
-                None => return Ok::<_, String>(n),
+                None => return Ok::<_, Failure>(n),
             }
         }
     };
     let before = listed().await?;
     let a = Bytes::from(format!("{{\"server_id\": \"{tag}-a\"}}"));
     let b = Bytes::from(format!("{{\"server_id\": \"{tag}-b\"}}"));
-    s.put_owner_record(a.clone())
-        .await
-        .map_err(|e| format!("put: {e}"))?;
+    s.put_owner_record(a.clone()).await.map_err(call("put"))?;
     ensure!(get().await? == Some(a), "the record does not read back");
     s.put_owner_record(b.clone())
         .await
-        .map_err(|e| format!("put again: {e}"))?;
+        .map_err(call("put again"))?;
     ensure!(get().await? == Some(b), "the record was not replaced");
     ensure!(
         listed().await? == before,

@@ -23,11 +23,11 @@ const PAGE: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkAuditError {
-    #[error("scanning block lists")]
+    #[error("scanning block lists: {0}")]
     Meta(#[from] MetaError),
-    #[error("checking a chunk")]
+    #[error("checking a chunk: {0}")]
     Block(#[from] BlockError),
-    #[error("naming the files of missing chunks")]
+    #[error("naming the files of missing chunks: {0}")]
     Fs(#[from] FsError),
 }
 

@@ -73,16 +73,3 @@ impl From<ControlError> for tonic::Status {
         tonic::Status::new(e.grpc_code(), e.to_string())
     }
 }
-
-/// `e` and its sources, `outer: cause: root cause` (the form for a job's message or a
-/// log line, where only one string fits).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}

@@ -104,6 +104,14 @@ impl JobHandle {
     }
 }
 
+/// A job of the same kind and key is still running (at most one runs at a time).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("job {id} is already running")]
+pub struct AlreadyRunning {
+    /// The running job's id.
+    pub id: String,
+}
+
 #[derive(Default)]
 pub struct Jobs {
     seq: AtomicU64,
@@ -118,13 +126,13 @@ impl Jobs {
         kind: &'static str,
         key: &str,
         share: &str,
-    ) -> Result<Arc<JobHandle>, String> {
+    ) -> Result<Arc<JobHandle>, AlreadyRunning> {
         let mut map = self.map.lock();
         if let Some(j) = map
             .values()
             .find(|j| j.kind == kind && j.key == key && j.running())
         {
-            return Err(j.id.clone());
+            return Err(AlreadyRunning { id: j.id.clone() });
         }
         let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let h = Arc::new(JobHandle {
@@ -159,7 +167,10 @@ mod tests {
     fn one_job_per_key_and_results_are_kept() {
         let jobs = Jobs::default();
         let a = jobs.start("gc", "local1", "/a").unwrap();
-        assert_eq!(jobs.start("gc", "local1", "/b").unwrap_err(), a.id);
+        assert_eq!(
+            jobs.start("gc", "local1", "/b").unwrap_err(),
+            AlreadyRunning { id: a.id.clone() }
+        );
         let b = jobs.start("gc", "local2", "/c").unwrap();
         a.phase("mark", 10);
         a.add(3);

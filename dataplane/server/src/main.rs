@@ -6,7 +6,9 @@
 
 use clap::{Parser, Subcommand};
 use dittofs_server::config::{self, Config};
-use dittofs_server::state::{self, DesiredState};
+use dittofs_server::control::auth::TokenError;
+use dittofs_server::error::ControlError;
+use dittofs_server::state::{self, DesiredState, StateError};
 use dittofs_server::{control, http, metrics, reclaim, runtime, telemetry};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,10 +95,64 @@ fn init(output: &Path, force: bool) -> i32 {
     }
 }
 
+/// Why `dfs` could not start serving (printed as `dfs: <message>`, exit code 1).
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("cannot create data directory {}: {source}", dir.display())]
+    CreateDataDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data directory {} is not writable: {source}", dir.display())]
+    DataDirNotWritable {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data directory {}: {source}", dir.display())]
+    DataDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    LockFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data directory {} is in use by another dfs process (lock {})", dir.display(), lock.display())]
+    DataDirInUse { dir: PathBuf, lock: PathBuf },
+    #[error("{what} port {addr} is already in use (another server running? set a different port)")]
+    PortInUse {
+        what: String,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Listen {
+        what: String,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The initial stores and shares could not be opened.
+    #[error(transparent)]
+    Apply(#[from] ControlError),
+}
+
 /// Checks that the data directory exists (creating it) and is writable.
-fn prepare_data_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+fn prepare_data_dir(dir: &Path) -> Result<(), ServeError> {
+    std::fs::create_dir_all(dir).map_err(|source| ServeError::CreateDataDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     let probe = dir.join(".write-probe");
     match std::fs::write(&probe, b"ok") {
         Ok(()) => {}
@@ -110,14 +166,17 @@ fn prepare_data_dir(dir: &Path) -> Result<(), String> {
             );
             return Ok(());
         }
-        Err(e) => {
-            return Err(format!(
-                "data directory {} is not writable: {e}",
-                dir.display()
-            ));
+        Err(source) => {
+            return Err(ServeError::DataDirNotWritable {
+                dir: dir.to_owned(),
+                source,
+            });
         }
     }
-    std::fs::remove_file(&probe).map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+    std::fs::remove_file(&probe).map_err(|source| ServeError::DataDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -149,7 +208,7 @@ fn raise_fd_limit() -> u64 {
     n
 }
 
-fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServeError> {
     use std::os::fd::AsRawFd;
     let path = dir.join("dfs.lock");
     let f = std::fs::OpenOptions::new()
@@ -157,33 +216,34 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|source| ServeError::LockFile {
+            path: path.clone(),
+            source,
+        })?;
     // SAFETY: flock on a valid open descriptor has no memory-safety preconditions.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(format!(
-            "data directory {} is in use by another dfs process (lock {})",
-            dir.display(),
-            path.display()
-        ));
+        return Err(ServeError::DataDirInUse {
+            dir: dir.to_owned(),
+            lock: path,
+        });
     }
     Ok(f)
 }
 
-async fn bind(what: &str, addr: &str, port: u16) -> Result<tokio::net::TcpListener, String> {
+async fn bind(what: &str, addr: &str, port: u16) -> Result<tokio::net::TcpListener, ServeError> {
     let a = format!("{}:{port}", addr.trim_matches(|c| c == '[' || c == ']'));
     let a = if addr.contains(':') {
         format!("[{addr}]:{port}")
     } else {
         a
     };
-    tokio::net::TcpListener::bind(&a).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            format!(
-                "{what} port {a} is already in use (another server running? set a different port)"
-            )
+    tokio::net::TcpListener::bind(&a).await.map_err(|source| {
+        let (what, addr) = (what.to_owned(), a.clone());
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServeError::PortInUse { what, addr, source }
         } else {
-            format!("cannot listen for {what} on {a}: {e}")
+            ServeError::Listen { what, addr, source }
         }
     })
 }
@@ -222,7 +282,7 @@ async fn start(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> i32 {
     }
 }
 
-async fn serve(mut cfg: Config) -> Result<(), String> {
+async fn serve(mut cfg: Config) -> Result<(), ServeError> {
     let data_dir = cfg.data_dir();
     prepare_data_dir(&data_dir)?;
     let _lock = lock_data_dir(&data_dir)?;
@@ -284,9 +344,7 @@ async fn serve(mut cfg: Config) -> Result<(), String> {
 
     let fd_limit = raise_fd_limit();
     let rt = runtime::Runtime::new(&data_dir);
-    rt.apply_initial(initial, from_api)
-        .await
-        .map_err(|e| e.to_string())?;
+    rt.apply_initial(initial, from_api).await?;
     metrics::register(&mut registry, &rt);
     let stop = CancellationToken::new();
     let http_state = Arc::new(http::HttpState {

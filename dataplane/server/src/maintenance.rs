@@ -26,14 +26,16 @@
 //!
 //! Audit: [`dittofs_metadata::audit::audit_inv02`] for one share; the last result of each
 //! share is kept in `<store>/audit-state/last-inv02.json` (a map share name -> report).
+//!
+//! A run that fails is a [`MaintenanceError`] saying which step failed, with the store's
+//! error as its source; its Display is the run's `outcome` / the job's error.
 
-use crate::error::error_chain;
 use crate::jobs::JobHandle;
-use crate::state::{load_json, save_json};
-use dittofs_blockstore::tier::SweepCounts;
-use dittofs_blockstore::{Engine, RemoteTier};
-use dittofs_metadata::MetadataStore;
+use crate::state::{StateError, load_json, save_json};
+use dittofs_blockstore::tier::{GcError, LiveSetError, SweepCounts};
+use dittofs_blockstore::{BlockError, Engine, RemoteTier};
 use dittofs_metadata::audit::{Inv02Report, audit_inv02, rfc3339_utc};
+use dittofs_metadata::{MetaError, MetadataStore};
 use dittofs_types::{ContentHash, Timestamp};
 use dittofs_vfs::Fs;
 use serde::{Deserialize, Serialize};
@@ -98,6 +100,49 @@ pub struct GcInput {
     pub remote: Option<(String, RemoteTier)>,
 }
 
+/// Why a GC run or an audit stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MaintenanceError {
+    /// The run's scratch directory could not be made.
+    #[error("{}: {source}", path.display())]
+    ScratchDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The remote run did not start or its sweep stopped.
+    #[error(transparent)]
+    RemoteGc(#[from] GcError),
+    /// The on-disk live set failed (the run is fail-closed: nothing more is deleted).
+    #[error("live set: {0}")]
+    LiveSet(#[source] sled::Error),
+    #[error("mark: metadata store {store:?}: {source}")]
+    Mark {
+        store: String,
+        #[source]
+        source: MetaError,
+    },
+    #[error("sweep: {0}")]
+    Sweep(#[source] BlockError),
+    #[error("sweep task: {0}")]
+    SweepTask(#[source] tokio::task::JoinError),
+    #[error("audit of {share:?}: {source}")]
+    Audit {
+        share: String,
+        #[source]
+        source: MetaError,
+    },
+    #[error("audit of {share:?}: {source}")]
+    ChunkAudit {
+        share: String,
+        #[source]
+        source: crate::chunk_audit::ChunkAuditError,
+    },
+    /// A result file could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
 pub fn gc_last_path(store_dir: &Path) -> PathBuf {
     store_dir.join("gc-state").join("last-run.json")
 }
@@ -151,8 +196,11 @@ async fn gc_inner(
     run_dir: &Path,
     started: SystemTime,
     sum: &mut GcSummary,
-) -> Result<(), String> {
-    std::fs::create_dir_all(run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+) -> Result<(), MaintenanceError> {
+    std::fs::create_dir_all(run_dir).map_err(|source| MaintenanceError::ScratchDir {
+        path: run_dir.to_owned(),
+        source,
+    })?;
     // The remote run starts before the mark (see the module documentation).
     let remote_run = match &input.remote {
         Some((name, tier)) => Some((name.clone(), tier.clone(), tier.begin_gc().await?)),
@@ -162,18 +210,20 @@ async fn gc_inner(
         .path(run_dir.join("live"))
         .temporary(true)
         .open()
-        .map_err(|e| format!("live set: {e}"))?;
-    let add = |h: &ContentHash| -> Result<(), String> {
+        .map_err(MaintenanceError::LiveSet)?;
+    let add = |h: &ContentHash| -> Result<(), MaintenanceError> {
         live.insert(h.as_bytes(), &[])
             .map(|_| ())
-            .map_err(|e| format!("live set: {e}"))
+            .map_err(MaintenanceError::LiveSet)
     };
 
     // ---- mark (fail-closed) ----
     job.phase("mark", 0);
     for (store_name, store) in &input.metadata {
-        let ctx =
-            |e: dittofs_metadata::MetaError| format!("mark: metadata store {store_name:?}: {e}");
+        let ctx = |source| MaintenanceError::Mark {
+            store: store_name.clone(),
+            source,
+        };
         for share in store.list_shares().await.map_err(ctx)? {
             let mut after = None;
             loop {
@@ -224,7 +274,7 @@ async fn gc_inner(
     let dry = input.dry_run;
     let counts = tokio::task::spawn_blocking({
         let live = live.clone();
-        move || -> Result<[u64; 5], String> {
+        move || -> Result<[u64; 5], MaintenanceError> {
             // scanned, deleted, bytes, kept_in_grace, errors
             let mut c = [0u64; 5];
             let cas = engine.cas();
@@ -256,15 +306,15 @@ async fn gc_inner(
                 }
                 Ok(())
             })
-            .map_err(|e| format!("sweep: {e}"))?;
+            .map_err(MaintenanceError::Sweep)?;
             if !dry {
-                cas.sync_dirs().map_err(|e| format!("sweep: {e}"))?;
+                cas.sync_dirs().map_err(MaintenanceError::Sweep)?;
             }
             Ok(c)
         }
     })
     .await
-    .map_err(|e| format!("sweep task: {e}"))??;
+    .map_err(MaintenanceError::SweepTask)??;
     job.add(counts[0]);
     [
         sum.scanned_chunks,
@@ -280,9 +330,8 @@ async fn gc_inner(
         let cutoff_unix = cutoff
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let is_live = |h: &ContentHash| -> Result<bool, String> {
-            live.contains_key(h.as_bytes())
-                .map_err(|e| format!("live set: {e}"))
+        let is_live = |h: &ContentHash| -> Result<bool, LiveSetError> {
+            Ok(live.contains_key(h.as_bytes())?)
         };
         let progress = |n: u64| job.set(n);
         let sweep = run
@@ -305,15 +354,21 @@ pub async fn run_audit(
     verify: bool,
     store_dir: &Path,
     job: &JobHandle,
-) -> Result<Inv02Report, String> {
+) -> Result<Inv02Report, MaintenanceError> {
     let share_name = fs.name();
     job.phase("scan", 0);
     let mut report = audit_inv02(fs.store().as_ref(), fs.share_id(), share_name)
         .await
-        .map_err(|e| format!("audit of {share_name:?}: {e}"))?;
+        .map_err(|source| MaintenanceError::Audit {
+            share: share_name.to_owned(),
+            source,
+        })?;
     crate::chunk_audit::check_chunks(fs, verify, job, &mut report)
         .await
-        .map_err(|e| format!("audit of {share_name:?}: {}", error_chain(&e)))?;
+        .map_err(|source| MaintenanceError::ChunkAudit {
+            share: share_name.to_owned(),
+            source,
+        })?;
     let path = audit_last_path(store_dir);
     let mut all: BTreeMap<String, Inv02Report> = load_json(&path)?.unwrap_or_default();
     all.insert(share_name.to_owned(), report.clone());
@@ -321,11 +376,11 @@ pub async fn run_audit(
     Ok(report)
 }
 
-pub fn last_audit(store_dir: &Path, share_name: &str) -> Result<Option<Inv02Report>, String> {
+pub fn last_audit(store_dir: &Path, share_name: &str) -> Result<Option<Inv02Report>, StateError> {
     let all: Option<BTreeMap<String, Inv02Report>> = load_json(&audit_last_path(store_dir))?;
     Ok(all.and_then(|mut m| m.remove(share_name)))
 }
 
-pub fn last_gc(store_dir: &Path) -> Result<Option<GcSummary>, String> {
+pub fn last_gc(store_dir: &Path) -> Result<Option<GcSummary>, StateError> {
     load_json(&gc_last_path(store_dir))
 }

@@ -174,7 +174,7 @@ pub fn remote_store(
 /// This server's identity as the owner of its block stores.
 fn owner(data_dir: &Path) -> ControlResult<Owner> {
     Ok(Owner {
-        server_id: state::server_id(data_dir).map_err(ControlError::Internal)?,
+        server_id: state::server_id(data_dir).map_err(|e| ControlError::Internal(e.to_string()))?,
         data_dir: data_dir.display().to_string(),
     })
 }
@@ -732,7 +732,8 @@ impl Runtime {
             BTreeMap::new()
         } else {
             let names: Vec<String> = s_add.iter().map(|s| s.name.clone()).collect();
-            state::share_ids(&self.data_dir, &names).map_err(ControlError::Internal)?
+            state::share_ids(&self.data_dir, &names)
+                .map_err(|e| ControlError::Internal(e.to_string()))?
         };
         let mut opened_shares = Vec::new();
         for s in &s_add {

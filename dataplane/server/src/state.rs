@@ -10,12 +10,52 @@
 //!
 //! Once `control/state.json` exists it is the source of stores and shares at start; the
 //! config file's `metadata_stores`/`block_stores`/`shares` only seed a fresh data directory.
+//!
+//! A file that cannot be read, parsed or written is a [`StateError`] naming the file,
+//! with the I/O or JSON error as its source.
 
 use crate::config::{BlockStores, Config, MetadataStoreCfg, NfsSection, ShareCfg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// A file of the data directory that could not be read, parsed or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file exists but is not the JSON document expected (never silently replaced).
+    #[error("{}: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: corrupt share id map: {source}", path.display())]
+    CorruptShareIds {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value could not be encoded as JSON.
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("{}: no parent directory", .0.display())]
+    NoParent(PathBuf),
+}
+
+/// For `map_err`: an I/O error on `path`.
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,39 +104,42 @@ pub fn state_path(data_dir: &Path) -> PathBuf {
 }
 
 /// The persisted state, if any. A corrupt file is an error (never silently replaced).
-pub fn load(data_dir: &Path) -> Result<Option<DesiredState>, String> {
+pub fn load(data_dir: &Path) -> Result<Option<DesiredState>, StateError> {
     load_json(&state_path(data_dir))
 }
 
-pub fn save(data_dir: &Path, state: &DesiredState) -> Result<(), String> {
+pub fn save(data_dir: &Path, state: &DesiredState) -> Result<(), StateError> {
     save_json(&state_path(data_dir), state, 0o600)
 }
 
 /// Reads a JSON document; `None` when the file does not exist, an error naming the file
 /// when it cannot be read or parsed.
-pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| format!("{}: {e}", path.display())),
+            .map_err(|source| StateError::Corrupt {
+                path: path.to_owned(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(io_err(path)(e)),
     }
 }
 
 /// Writes a JSON document atomically (see [`write_atomic`]).
-pub fn save_json<T: Serialize>(path: &Path, v: &T, mode: u32) -> Result<(), String> {
-    let bytes = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
+pub fn save_json<T: Serialize>(path: &Path, v: &T, mode: u32) -> Result<(), StateError> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(StateError::Encode)?;
     write_atomic(path, &bytes, mode)
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let err = |e: std::io::Error| io_err(path)(e);
     let dir = path
         .parent()
-        .ok_or_else(|| format!("{}: no parent directory", path.display()))?;
+        .ok_or_else(|| StateError::NoParent(path.to_owned()))?;
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -117,13 +160,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> 
 
 /// Persistent name -> id map so a share keeps its id (and its handles) across restarts.
 /// Assigns ids to new names (never reusing one) and persists them before returning.
-pub fn share_ids(data_dir: &Path, names: &[String]) -> Result<BTreeMap<String, u32>, String> {
+pub fn share_ids(data_dir: &Path, names: &[String]) -> Result<BTreeMap<String, u32>, StateError> {
     let path = data_dir.join("share-ids.json");
     let mut map: BTreeMap<String, u32> = match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| format!("{}: corrupt share id map: {e}", path.display()))?,
+        Ok(b) => serde_json::from_slice(&b).map_err(|source| StateError::CorruptShareIds {
+            path: path.clone(),
+            source,
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(io_err(&path)(e)),
     };
     let mut changed = false;
     for n in names {
@@ -134,7 +179,7 @@ pub fn share_ids(data_dir: &Path, names: &[String]) -> Result<BTreeMap<String, u
         }
     }
     if changed {
-        let bytes = serde_json::to_vec_pretty(&map).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&map).map_err(StateError::Encode)?;
         write_atomic(&path, &bytes, 0o644)?;
     }
     Ok(map)
@@ -143,13 +188,13 @@ pub fn share_ids(data_dir: &Path, names: &[String]) -> Result<BTreeMap<String, u
 /// This server's stable identity (`<data_dir>/server-id`, 128 random bits in hex), made
 /// at first start: it claims the local block stores the server opens (a second server,
 /// with another data directory, is refused by them).
-pub fn server_id(data_dir: &Path) -> Result<String, String> {
+pub fn server_id(data_dir: &Path) -> Result<String, StateError> {
     let path = data_dir.join("server-id");
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(io_err(&path)(e)),
     }
     let id = format!("{:032x}", rand::random::<u128>());
     write_atomic(&path, id.as_bytes(), 0o644)?;
@@ -173,7 +218,9 @@ mod tests {
         assert_eq!(a["/a"], b["/a"]);
         assert_eq!(b["/c"], 3);
         std::fs::write(state_path(dir.path()), b"{garbage").unwrap();
-        assert!(load(dir.path()).unwrap_err().contains("state.json"));
+        let corrupt = load(dir.path()).unwrap_err();
+        assert!(matches!(corrupt, StateError::Corrupt { .. }), "{corrupt:?}");
+        assert!(corrupt.to_string().contains("state.json"), "{corrupt}");
         let id = server_id(dir.path()).unwrap();
         assert_eq!(id.len(), 32);
         assert_eq!(server_id(dir.path()).unwrap(), id, "stable");

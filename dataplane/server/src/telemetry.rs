@@ -1,5 +1,6 @@
 //! Logging (text or JSON, level from config or `DITTOFS_LOGGING_LEVEL`) and optional
-//! OpenTelemetry trace export over OTLP/gRPC.
+//! OpenTelemetry trace export over OTLP/gRPC. A setup that fails is a
+//! [`TelemetryError`] with the library's error as its source.
 
 use crate::config::Config;
 use opentelemetry::trace::TracerProvider as _;
@@ -7,6 +8,21 @@ use opentelemetry_otlp::WithExportConfig;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+/// Why logging or tracing could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("logging filter: {0}")]
+    Filter(#[source] tracing_subscriber::filter::ParseError),
+    #[error("OTLP exporter for {endpoint}: {source}")]
+    Exporter {
+        endpoint: String,
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    #[error("logging init: {0}")]
+    Init(#[source] tracing_subscriber::util::TryInitError),
+}
 
 /// Keeps the trace pipeline alive; flushes spans on drop.
 pub struct TelemetryGuard {
@@ -23,11 +39,11 @@ impl Drop for TelemetryGuard {
     }
 }
 
-pub fn init(cfg: &Config) -> Result<TelemetryGuard, String> {
+pub fn init(cfg: &Config) -> Result<TelemetryGuard, TelemetryError> {
     let level = cfg.logging.level.to_ascii_lowercase();
     // Our crates at the configured level; noisy dependencies one notch quieter.
     let filter = EnvFilter::try_new(format!("warn,dittofs={level},dfs={level},dittofs_server={level},dittofs_nfs={level},dittofs_vfs={level},dittofs_blockstore={level},dittofs_metadata={level}"))
-        .map_err(|e| format!("logging filter: {e}"))?;
+        .map_err(TelemetryError::Filter)?;
     let fmt_layer = if cfg.logging.format == "json" {
         tracing_subscriber::fmt::layer()
             .json()
@@ -46,7 +62,10 @@ pub fn init(cfg: &Config) -> Result<TelemetryGuard, String> {
             .with_tonic()
             .with_endpoint(cfg.telemetry.otlp_endpoint.clone())
             .build()
-            .map_err(|e| format!("OTLP exporter for {}: {e}", cfg.telemetry.otlp_endpoint))?;
+            .map_err(|source| TelemetryError::Exporter {
+                endpoint: cfg.telemetry.otlp_endpoint.clone(),
+                source,
+            })?;
         let name = if cfg.telemetry.service_name.is_empty() {
             "dittofs".to_owned()
         } else {
@@ -69,6 +88,6 @@ pub fn init(cfg: &Config) -> Result<TelemetryGuard, String> {
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()
-        .map_err(|e| format!("logging init: {e}"))?;
+        .map_err(TelemetryError::Init)?;
     Ok(TelemetryGuard { provider })
 }

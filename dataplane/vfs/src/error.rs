@@ -1,9 +1,20 @@
-//! The one error enum of the filesystem core and every protocol mapping of it.
+//! The one error enum of the filesystem core.
 //!
-//! Adapters never invent status codes: NFSv3 (RFC 1813 section 2.6), NFSv4 (RFC 7530
-//! section 13), SMB (MS-ERREF 2.3 NTSTATUS) and errno values all come from the tables
-//! below, so one failure reads the same through every protocol.
+//! Invariants:
+//! * The core holds no wire codes. [`FsError`] names what failed in POSIX terms; each
+//!   protocol adapter maps it to its own status codes at its edge with a typed
+//!   conversion (NFSv3 and NFSv4: `impl From<&FsError>` in `dittofs-nfs`), so one
+//!   failure reads the same through every protocol an adapter speaks.
+//! * Lower-layer failures are kept, not flattened: [`FsError::Io`] holds the metadata or
+//!   block-store error as its [`std::error::Error::source`] ([`IoCause`]), shared so that
+//!   `FsError` stays `Clone`. Its `Display` still includes the cause's text, so a log
+//!   line or a control-API message printing `{e}` reads as it always did.
+//! * Errors compare by kind: two `FsError::Io` are equal whatever their causes
+//!   (see [`IoCause`]'s `PartialEq`), which is what callers and tests branch on.
 
+use std::sync::Arc;
+
+use dittofs_blockstore::BlockError;
 use dittofs_metadata::MetaError;
 
 pub type FsResult<T> = Result<T, FsError>;
@@ -14,8 +25,9 @@ pub enum FsError {
     Perm,
     #[error("no such file or directory")]
     NoEnt,
+    /// A store under the file system failed; the cause is kept as the source.
     #[error("I/O error: {0}")]
-    Io(String),
+    Io(#[source] IoCause),
     #[error("permission denied")]
     Access,
     #[error("file exists")]
@@ -64,113 +76,40 @@ pub enum FsError {
     Busy,
     #[error("object changed since the guard time (sattrguard3)")]
     NotSync,
+    /// A broken invariant of the core itself (not a failure underneath it), described.
     #[error("internal server error: {0}")]
     ServerFault(String),
 }
 
-impl FsError {
-    /// Linux errno value.
-    pub fn errno(&self) -> i32 {
-        match self {
-            FsError::Perm => 1,
-            FsError::NoEnt => 2,
-            FsError::Io(_) => 5,
-            FsError::Access => 13,
-            FsError::Exist => 17,
-            FsError::XDev => 18,
-            FsError::NotDir => 20,
-            FsError::IsDir => 21,
-            FsError::Inval(_) | FsError::InvalidArgument(_) => 22,
-            FsError::FBig => 27,
-            FsError::NoSpc => 28,
-            FsError::DQuot => 122,
-            FsError::RoFs => 30,
-            FsError::MLink => 31,
-            FsError::NameTooLong => 36,
-            FsError::NotEmpty => 39,
-            FsError::Stale => 116,
-            FsError::BadHandle => 116,
-            FsError::NotSupp => 95,
-            FsError::BadCookie => 22,
-            FsError::TooSmall => 22,
-            FsError::BadType => 22,
-            FsError::Jukebox => 11,
-            FsError::Busy => 16,
-            FsError::NotSync => 22,
-            FsError::ServerFault(_) => 5,
-        }
-    }
+/// The lower-layer failure behind [`FsError::Io`], as its typed source. Shared (`Arc`)
+/// because `FsError` is `Clone` and neither lower error is.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IoCause {
+    #[error(transparent)]
+    Meta(Arc<MetaError>),
+    #[error(transparent)]
+    Block(Arc<BlockError>),
+}
 
-    /// `nfsstat3` (RFC 1813 section 2.6).
-    pub fn nfsstat3(&self) -> u32 {
-        match self {
-            FsError::Perm => 1,
-            FsError::NoEnt => 2,
-            FsError::Io(_) => 5,
-            FsError::Access => 13,
-            FsError::Exist => 17,
-            FsError::XDev => 18,
-            FsError::NotDir => 20,
-            FsError::IsDir => 21,
-            FsError::Inval(_) | FsError::InvalidArgument(_) => 22,
-            FsError::FBig => 27,
-            FsError::NoSpc => 28,
-            FsError::DQuot => 69,
-            FsError::RoFs => 30,
-            FsError::MLink => 31,
-            FsError::NameTooLong => 63,
-            FsError::NotEmpty => 66,
-            FsError::Stale => 70,
-            FsError::BadHandle => 10001,
-            FsError::NotSupp => 10004,
-            FsError::BadCookie => 10003,
-            FsError::TooSmall => 10005,
-            FsError::BadType => 10007,
-            FsError::Jukebox => 10008,
-            FsError::Busy => 10008,
-            FsError::NotSync => 10002,
-            FsError::ServerFault(_) => 10006,
-        }
+/// Any two causes are equal: errors compare by kind, so `FsError::Io(a) == FsError::Io(b)`
+/// for every `a` and `b` (inspect [`std::error::Error::source`] to tell causes apart).
+impl PartialEq for IoCause {
+    fn eq(&self, _: &IoCause) -> bool {
+        true
     }
+}
 
-    /// `nfsstat4` (RFC 7530 section 13.1). NFSv4 kept the NFSv3 numbers for every
-    /// error both versions have; only the v3-specific ones differ.
-    pub fn nfsstat4(&self) -> u32 {
-        match self {
-            // NFS3ERR_NOT_SYNC has no v4 counterpart (v4 guards with VERIFY/NVERIFY).
-            FsError::NotSync => 22,
-            other => other.nfsstat3(),
-        }
+impl Eq for IoCause {}
+
+impl From<MetaError> for IoCause {
+    fn from(e: MetaError) -> IoCause {
+        IoCause::Meta(Arc::new(e))
     }
+}
 
-    /// NTSTATUS (MS-ERREF section 2.3.1).
-    pub fn ntstatus(&self) -> u32 {
-        match self {
-            FsError::Perm | FsError::Access => 0xC000_0022, // STATUS_ACCESS_DENIED
-            FsError::NoEnt => 0xC000_0034,                  // STATUS_OBJECT_NAME_NOT_FOUND
-            FsError::Io(_) => 0xC000_0185,                  // STATUS_IO_DEVICE_ERROR
-            FsError::Exist => 0xC000_0035,                  // STATUS_OBJECT_NAME_COLLISION
-            FsError::XDev => 0xC000_00D4,                   // STATUS_NOT_SAME_DEVICE
-            FsError::NotDir => 0xC000_0103,                 // STATUS_NOT_A_DIRECTORY
-            FsError::IsDir => 0xC000_00BA,                  // STATUS_FILE_IS_A_DIRECTORY
-            FsError::Inval(_)
-            | FsError::InvalidArgument(_)
-            | FsError::BadCookie
-            | FsError::BadType => 0xC000_000D, // STATUS_INVALID_PARAMETER
-            FsError::FBig => 0xC000_007F,                   // STATUS_DISK_FULL
-            FsError::NoSpc => 0xC000_007F,                  // STATUS_DISK_FULL
-            FsError::DQuot => 0xC000_0044,                  // STATUS_QUOTA_EXCEEDED
-            FsError::RoFs => 0xC000_00A2,                   // STATUS_MEDIA_WRITE_PROTECTED
-            FsError::MLink => 0xC000_0361,                  // STATUS_TOO_MANY_LINKS
-            FsError::NameTooLong => 0xC000_0033,            // STATUS_OBJECT_NAME_INVALID
-            FsError::NotEmpty => 0xC000_0101,               // STATUS_DIRECTORY_NOT_EMPTY
-            FsError::Stale | FsError::BadHandle => 0xC000_0128, // STATUS_FILE_CLOSED
-            FsError::NotSupp => 0xC000_00BB,                // STATUS_NOT_SUPPORTED
-            FsError::TooSmall => 0xC000_0023,               // STATUS_BUFFER_TOO_SMALL
-            FsError::Jukebox | FsError::Busy => 0xC000_0043, // STATUS_SHARING_VIOLATION
-            FsError::NotSync => 0xC000_000D,                // STATUS_INVALID_PARAMETER
-            FsError::ServerFault(_) => 0xC000_0001,         // STATUS_UNSUCCESSFUL
-        }
+impl From<BlockError> for IoCause {
+    fn from(e: BlockError) -> IoCause {
+        IoCause::Block(Arc::new(e))
     }
 }
 
@@ -181,7 +120,7 @@ impl From<MetaError> for FsError {
             MetaError::NoSuchShare(_) => FsError::Stale,
             MetaError::NoSuchInode { .. } => FsError::Stale,
             MetaError::NoSpace(_) => FsError::NoSpc,
-            other => FsError::Io(other.to_string()),
+            other => FsError::Io(other.into()),
         }
     }
 }
@@ -195,9 +134,8 @@ fn full_disk(e: &std::io::Error) -> Option<FsError> {
     }
 }
 
-impl From<dittofs_blockstore::BlockError> for FsError {
-    fn from(e: dittofs_blockstore::BlockError) -> FsError {
-        use dittofs_blockstore::BlockError;
+impl From<BlockError> for FsError {
+    fn from(e: BlockError) -> FsError {
         match e {
             // Retryable: the data is safe locally, only the remote confirmation is late.
             BlockError::RemotePending(_) => FsError::Jukebox,
@@ -205,9 +143,9 @@ impl From<dittofs_blockstore::BlockError> for FsError {
             // is at its reserve.
             BlockError::NoSpace(_) => FsError::NoSpc,
             BlockError::Io { ref source, .. } => {
-                full_disk(source).unwrap_or_else(|| FsError::Io(e.to_string()))
+                full_disk(source).unwrap_or_else(|| FsError::Io(e.into()))
             }
-            other => FsError::Io(other.to_string()),
+            other => FsError::Io(other.into()),
         }
     }
 }
@@ -215,25 +153,12 @@ impl From<dittofs_blockstore::BlockError> for FsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mappings_are_distinct_where_protocols_distinguish() {
-        assert_eq!(FsError::NoEnt.nfsstat3(), 2);
-        assert_eq!(FsError::NameTooLong.nfsstat3(), 63);
-        assert_eq!(FsError::NotEmpty.errno(), 39);
-        assert_eq!(FsError::Stale.nfsstat4(), 70);
-        assert_eq!(FsError::NoEnt.ntstatus(), 0xC000_0034);
-        let bad = FsError::InvalidArgument("bad glob".into());
-        assert_eq!(bad.errno(), 22);
-        assert_eq!(bad.nfsstat3(), 22);
-        assert_eq!(bad.nfsstat4(), 22);
-        assert_eq!(bad.ntstatus(), 0xC000_000D);
-    }
+    use std::error::Error as _;
 
     /// A full disk or quota under any store reaches the client as NOSPC / DQUOT, not EIO.
+    /// (The NFS adapter's test of the same name checks the wire codes these become.)
     #[test]
     fn full_disks_are_nospc_and_quotas_dquot() {
-        use dittofs_blockstore::BlockError;
         let io = |kind| BlockError::Io {
             path: "/x".into(),
             source: std::io::Error::from(kind),
@@ -258,13 +183,41 @@ mod tests {
             FsError::from(MetaError::NoSpace("sled".into())),
             FsError::NoSpc
         );
+    }
+
+    /// The lower error is the source, down to the OS error, and the message still reads
+    /// as the flattened string did.
+    #[test]
+    fn io_keeps_its_cause_as_the_source() {
+        let e = FsError::from(BlockError::Io {
+            path: "/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        let cause = e.source().map(ToString::to_string);
         assert_eq!(
-            (FsError::NoSpc.nfsstat3(), FsError::DQuot.nfsstat3()),
-            (28, 69)
+            e.to_string(),
+            format!("I/O error: {}", cause.unwrap_or_default())
         );
+        let block = e.source().and_then(|s| s.downcast_ref::<IoCause>());
+        assert!(matches!(block, Some(IoCause::Block(_))), "{e:?}");
+        let os = e.source().and_then(|s| s.source());
+        let os = os.and_then(|s| s.downcast_ref::<std::io::Error>());
         assert_eq!(
-            (FsError::DQuot.errno(), FsError::DQuot.nfsstat4()),
-            (122, 69)
+            os.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::PermissionDenied)
         );
+
+        let e = FsError::from(MetaError::Closed);
+        assert_eq!(e.to_string(), "I/O error: metadata store is closed");
+        let meta = e.source().and_then(|s| s.downcast_ref::<IoCause>());
+        assert!(matches!(meta, Some(IoCause::Meta(m)) if matches!(**m, MetaError::Closed)));
+    }
+
+    #[test]
+    fn io_errors_compare_by_kind() {
+        let a = FsError::from(MetaError::Closed);
+        let b = FsError::from(BlockError::NoSpace("x".into()));
+        assert_eq!(a, FsError::from(MetaError::Backend("y".into())));
+        assert_ne!(a, b);
     }
 }

@@ -28,7 +28,7 @@ pub use attr::{
     Attr, CreateMode, DirEntryOut, FsStat, ReadDirPage, SetAttr, SetTime, SpecialKind, Stability,
 };
 pub use cred::{Credentials, access};
-pub use error::{FsError, FsResult};
+pub use error::{FsError, FsResult, IoCause};
 pub use fs::{
     DataDurability, Fs, LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, RemoteBinding, ShareOptions,
 };

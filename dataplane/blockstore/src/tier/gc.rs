@@ -13,11 +13,43 @@
 //!    with `stage`, and the uploader never confirms a chunk while it is being deleted, so
 //!    a chunk is either kept or deleted before anyone relies on it being on the remote.
 //! 4. Dropping the [`GcRun`] ends the run.
+//!
+//! A run that cannot start or a sweep that stops is a [`GcError`]; the lower error
+//! (listing, live-set lookup) is kept as its source.
 
 use super::{RemoteTier, with_deadline};
+use crate::BlockError;
 use dittofs_types::ContentHash;
 use std::collections::HashSet;
 use std::time::Duration;
+
+/// The error a live-set lookup ([`GcRun::sweep`]'s `is_live`) may fail with.
+pub type LiveSetError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a remote GC run did not start, or why its sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// The ownership record names another server (see [`super::owner`]).
+    #[error("GC refused on remote {remote:?}: {source}")]
+    NotOwner {
+        remote: String,
+        #[source]
+        source: BlockError,
+    },
+    /// The remote did not answer the ownership check: nothing may be deleted.
+    #[error(
+        "GC refused on remote {remote:?}: cannot verify that the location belongs to this server ({why})"
+    )]
+    Unverified { remote: String, why: String },
+    #[error("a GC run is already active on remote {0:?}")]
+    AlreadyActive(String),
+    /// Listing the remote failed; the sweep stopped.
+    #[error("sweep: {0}")]
+    Listing(#[source] BlockError),
+    /// The mark's live set could not answer; the sweep stopped (fail closed).
+    #[error("live set: {0}")]
+    LiveSet(#[source] LiveSetError),
+}
 
 /// Objects requested per listing page.
 const PAGE: u32 = 1000;
@@ -59,15 +91,12 @@ pub struct GcRun {
 impl RemoteTier {
     /// Starts a GC run (see the module documentation). Fails if one is already active,
     /// or if the location cannot be proven this server's ([`super::owner`]).
-    pub async fn begin_gc(&self) -> Result<GcRun, String> {
+    pub async fn begin_gc(&self) -> Result<GcRun, GcError> {
         self.verify_owner().await?;
         let _exclusive = self.inner.flush_gate.write().await;
         let mut g = self.inner.gc.lock();
         if g.active {
-            return Err(format!(
-                "a GC run is already active on remote {:?}",
-                self.inner.name
-            ));
+            return Err(GcError::AlreadyActive(self.inner.name.clone()));
         }
         g.active = true;
         g.touched.clear();
@@ -95,11 +124,11 @@ impl GcRun {
     /// with the number of objects examined so far after every page.
     pub async fn sweep(
         &self,
-        is_live: &(dyn Fn(&ContentHash) -> Result<bool, String> + Sync),
+        is_live: &(dyn Fn(&ContentHash) -> Result<bool, LiveSetError> + Sync),
         cutoff_unix: i64,
         dry_run: bool,
         progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<SweepCounts, String> {
+    ) -> Result<SweepCounts, GcError> {
         let t = &self.tier.inner;
         let mut c = SweepCounts::default();
         let mut after: Option<String> = None;
@@ -109,10 +138,10 @@ impl GcRun {
                 t.remote.list(after.clone(), PAGE)
             })
             .await
-            .map_err(|e| format!("sweep: {e}"))?;
+            .map_err(GcError::Listing)?;
             for o in &page.objects {
                 c.scanned_objects += 1;
-                if is_live(&o.hash)? {
+                if is_live(&o.hash).map_err(GcError::LiveSet)? {
                     c.live_objects += 1;
                     continue;
                 }

@@ -52,7 +52,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use evict::{EvictStats, Evictor};
-pub use gc::{GcRun, SweepCounts};
+pub use gc::{GcError, GcRun, LiveSetError, SweepCounts};
 pub use owner::{RemoteClaim, claim_remote};
 
 /// Tunables of a remote tier.

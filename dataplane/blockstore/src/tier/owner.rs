@@ -11,6 +11,7 @@
 //! - before every GC sweep, [`RemoteTier::begin_gc`] verifies it again and refuses, loudly,
 //!   to sweep a location it cannot prove its own.
 
+use super::gc::GcError;
 use super::{RemoteTier, with_deadline};
 use crate::claim::Owner;
 use crate::error::{BlockError, Result};
@@ -91,22 +92,18 @@ impl RemoteTier {
     }
 
     /// Before a GC sweep: the location is provably this server's (see the module doc).
-    pub(crate) async fn verify_owner(&self) -> std::result::Result<(), String> {
+    pub(crate) async fn verify_owner(&self) -> std::result::Result<(), GcError> {
         let Some(owner) = self.inner.owner.lock().clone() else {
             return Ok(());
         };
         let deadline = self.inner.cfg.read_deadline;
-        let refused = |why: String| {
-            let msg = format!("GC refused on remote {:?}: {why}", self.inner.name);
-            tracing::error!("{msg}");
-            Err(msg)
+        let remote = self.inner.name.clone();
+        let refused = match claim_remote(self.inner.remote.as_ref(), &owner, deadline).await {
+            Ok(RemoteClaim::Owned | RemoteClaim::Claimed) => return Ok(()),
+            Ok(RemoteClaim::Unverified(why)) => GcError::Unverified { remote, why },
+            Err(source) => GcError::NotOwner { remote, source },
         };
-        match claim_remote(self.inner.remote.as_ref(), &owner, deadline).await {
-            Ok(RemoteClaim::Owned | RemoteClaim::Claimed) => Ok(()),
-            Ok(RemoteClaim::Unverified(e)) => refused(format!(
-                "cannot verify that the location belongs to this server ({e})"
-            )),
-            Err(e) => refused(e.to_string()),
-        }
+        tracing::error!("{refused}");
+        Err(refused)
     }
 }

@@ -3,11 +3,46 @@
 //! Every call must carry `authorization: Bearer <token>`. The token comes from
 //! `control.token` (or `DITTOFS_CONTROL_TOKEN`), else the file `control.token_file`, else
 //! `<data_dir>/control-token`, which is generated (256 random bits, mode 0600) on first
-//! start. Comparison is constant-time.
+//! start. Comparison is constant-time. A token that cannot be resolved is a
+//! [`TokenError`] naming where it came from.
 
 use crate::config::ControlSection;
-use std::path::Path;
+use crate::state::StateError;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Why a token is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidToken {
+    #[error("the control token must be at least 16 characters")]
+    TooShort,
+    #[error("the control token must be printable ASCII without spaces")]
+    NotPrintable,
+}
+
+/// Why the control token could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The configured token (`control.token`).
+    #[error(transparent)]
+    Invalid(#[from] InvalidToken),
+    /// The token in a file.
+    #[error("{}: {source}", path.display())]
+    InvalidFile {
+        path: PathBuf,
+        #[source]
+        source: InvalidToken,
+    },
+    #[error("control token file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A generated token could not be persisted.
+    #[error(transparent)]
+    Write(#[from] StateError),
+}
 
 /// Where the token came from (printed at start so an admin knows where to look).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,9 +56,9 @@ pub enum TokenSource {
 pub fn resolve_token(
     cfg: &ControlSection,
     data_dir: &Path,
-) -> Result<(String, TokenSource), String> {
+) -> Result<(String, TokenSource), TokenError> {
     if !cfg.token.is_empty() {
-        return check(cfg.token.trim().to_owned()).map(|t| (t, TokenSource::Config));
+        return Ok((check(cfg.token.trim().to_owned())?, TokenSource::Config));
     }
     let (path, configured) = if cfg.token_file.is_empty() {
         (data_dir.join("control-token"), false)
@@ -32,7 +67,10 @@ pub fn resolve_token(
     };
     match std::fs::read_to_string(&path) {
         Ok(t) => check(t.trim().to_owned())
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|source| TokenError::InvalidFile {
+                path: path.clone(),
+                source,
+            })
             .map(|t| (t, TokenSource::File(path.display().to_string()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !configured => {
             let bytes: [u8; 32] = rand::random();
@@ -40,16 +78,16 @@ pub fn resolve_token(
             crate::state::write_atomic(&path, format!("{token}\n").as_bytes(), 0o600)?;
             Ok((token, TokenSource::Generated(path.display().to_string())))
         }
-        Err(e) => Err(format!("control token file {}: {e}", path.display())),
+        Err(source) => Err(TokenError::Read { path, source }),
     }
 }
 
-fn check(t: String) -> Result<String, String> {
+fn check(t: String) -> Result<String, InvalidToken> {
     if t.len() < 16 {
-        return Err("the control token must be at least 16 characters".into());
+        return Err(InvalidToken::TooShort);
     }
     if !t.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("the control token must be printable ASCII without spaces".into());
+        return Err(InvalidToken::NotPrintable);
     }
     Ok(t)
 }
@@ -104,14 +142,15 @@ mod tests {
             (t2, true)
         );
         cfg.token = "short".into();
-        assert!(resolve_token(&cfg, dir.path()).is_err());
+        assert!(matches!(
+            resolve_token(&cfg, dir.path()),
+            Err(TokenError::Invalid(InvalidToken::TooShort))
+        ));
         cfg.token = String::new();
         cfg.token_file = "/nonexistent/token".into();
-        assert!(
-            resolve_token(&cfg, dir.path())
-                .unwrap_err()
-                .contains("/nonexistent/token")
-        );
+        let e = resolve_token(&cfg, dir.path()).unwrap_err();
+        assert!(matches!(e, TokenError::Read { .. }), "{e:?}");
+        assert!(e.to_string().contains("/nonexistent/token"), "{e}");
 
         let mut auth = BearerAuth::new(&t1);
         let mut req = tonic::Request::new(());

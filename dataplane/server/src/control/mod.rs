@@ -529,9 +529,10 @@ impl ControlService for Control {
         let eng = self.rt.engines().get(&store).cloned().ok_or_else(|| {
             ControlError::NotFound(format!("local block store {store:?} is not open"))
         })?;
-        let job = self.jobs.start("gc", &store, &req.share).map_err(|id| {
+        let job = self.jobs.start("gc", &store, &req.share).map_err(|e| {
             ControlError::Precondition(format!(
-                "a GC of block store {store:?} is already running (job {id})"
+                "a GC of block store {store:?} is already running (job {})",
+                e.id
             ))
         })?;
         let remote = match &share.cfg.remote {
@@ -655,7 +656,7 @@ impl ControlService for Control {
     async fn gc_status(&self, req: Request<pb::GcStatusRequest>) -> R<pb::GcRunSummary> {
         let share = self.share(&req.into_inner().share)?;
         let dir = self.store_dir(&share.cfg.local)?;
-        match maintenance::last_gc(&dir).map_err(ControlError::Internal)? {
+        match maintenance::last_gc(&dir).map_err(|e| ControlError::Internal(e.to_string()))? {
             Some(s) => Ok(Response::new(gc_to_pb(&s))),
             None => Err(ControlError::NotFound(format!(
                 "no GC has run on block store {:?} yet",
@@ -672,9 +673,10 @@ impl ControlService for Control {
         } = req.into_inner();
         let share = self.share(&name)?;
         let dir = self.store_dir(&share.cfg.local)?;
-        let job = self.jobs.start("audit", &name, &name).map_err(|id| {
+        let job = self.jobs.start("audit", &name, &name).map_err(|e| {
             ControlError::Precondition(format!(
-                "an audit of share {name:?} is already running (job {id})"
+                "an audit of share {name:?} is already running (job {})",
+                e.id
             ))
         })?;
         let (j2, stop) = (job.clone(), self.stop.clone());
@@ -683,7 +685,7 @@ impl ControlService for Control {
                 let fs = share.fs.clone();
                 tokio::select! {
                     r = maintenance::run_audit(&fs, verify, &dir, &j2) => {
-                        j2.finish(r.map(JobResult::Audit));
+                        j2.finish(r.map(JobResult::Audit).map_err(|e| e.to_string()));
                     }
                     _ = stop.cancelled() => j2.finish(Err("server shutting down".into())),
                 }
@@ -697,7 +699,9 @@ impl ControlService for Control {
         let name = req.into_inner().share;
         let share = self.share(&name)?;
         let dir = self.store_dir(&share.cfg.local)?;
-        match maintenance::last_audit(&dir, &name).map_err(ControlError::Internal)? {
+        match maintenance::last_audit(&dir, &name)
+            .map_err(|e| ControlError::Internal(e.to_string()))?
+        {
             Some(r) => Ok(Response::new(audit_to_pb(&r))),
             None => Err(
                 ControlError::NotFound(format!("share {name:?} has not been audited yet")).into(),
@@ -846,13 +850,18 @@ impl ControlService for Control {
     }
 }
 
+/// The control API's gRPC server failed.
+#[derive(Debug, thiserror::Error)]
+#[error("control API: {0}")]
+pub struct ServeError(#[source] tonic::transport::Error);
+
 /// Serves the control API on `listener` until `stop` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Control,
     token: &str,
     stop: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let svc = dittofs_proto::v1::control_service_server::ControlServiceServer::with_interceptor(
         control,
         auth::BearerAuth::new(token),
@@ -866,7 +875,7 @@ pub async fn serve(
     // Graceful shutdown waits for clients to hang up; an idle client (a dfsctl context,
     // the operator's channel) never does, so connections get 5 s, then are dropped.
     tokio::select! {
-        r = server => r.map_err(|e| format!("control API: {e}")),
+        r = server => r.map_err(ServeError),
         _ = async {
             stop.cancelled().await;
             tokio::time::sleep(Duration::from_secs(5)).await;
