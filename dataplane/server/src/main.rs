@@ -145,6 +145,9 @@ enum ServeError {
     /// The initial stores and shares could not be opened.
     #[error(transparent)]
     Apply(#[from] ControlError),
+    /// The lock status monitor's state (`<data_dir>/nsm`) could not be read or written.
+    #[error("NSM state: {0}")]
+    Nsm(#[source] dittofs_nfs::nsmd::NsmError),
 }
 
 /// Checks that the data directory exists (creating it) and is writable.
@@ -391,7 +394,7 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
                     client_portmapper_port: cfg.nfs.locks.client_portmapper_port,
                     nsm: Some(Arc::new(
                         dittofs_nfs::nsmd::NsmStore::open(&data_dir.join("nsm"))
-                            .map_err(|e| format!("NSM state: {e}"))?,
+                            .map_err(ServeError::Nsm)?,
                     )),
                 },
             },
