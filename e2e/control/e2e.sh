@@ -65,6 +65,8 @@ expect() { # exit-code description  (checks the last ctl)
 json() { python3 -c "import json,sys; d=json.load(open('$WORK/out')); print($1)"; }
 
 start_dfs || { bad "dfs did not start"; tail -20 "$WORK/dfs.log" >&2; finish; }
+# The banner follows the listeners: the port can answer before the line is written.
+for _ in $(seq 100); do grep -q "control token (generated" "$WORK/dfs.log" && break; sleep 0.1; done
 grep -q "control token (generated" "$WORK/dfs.log" && ok "token generated and printed on first start" || bad "no generated token printed"
 
 echo "----- transcript -----"
