@@ -21,6 +21,8 @@ export PATH="$DITTOFS_CACHE/bin:$PATH"
 # rustup installs into ~/.cargo/bin, which only a login shell puts on PATH
 command -v cargo >/dev/null || PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+# Go's official tarball installs into /usr/local/go/bin, which also only a login shell adds
+command -v go >/dev/null || { [ -x /usr/local/go/bin/go ] && PATH="$PATH:/usr/local/go/bin"; }
 RUN_VM=1
 for a in "$@"; do
   case $a in

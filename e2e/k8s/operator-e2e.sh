@@ -42,9 +42,9 @@ finish() {
     if [ -n "$STARTED" ]; then
       if [ "$FAIL" -gt 0 ]; then K8S_KEEP_STATE=1 "$CLUSTER" down; else "$CLUSTER" down; fi
     fi
-    if [ "$FAIL" -eq 0 ]; then rm -rf "$W"; else log "logs kept in $W and $K8S_STATE_DIR/logs"; fi
+    if [ "$FAIL" -eq 0 ]; then rm -rf "$W"; else log "logs kept in $W${K8S_STATE_DIR:+ and $K8S_STATE_DIR/logs}"; fi
   else
-    log "KEEP=1: left running (pids ${PIDS[*]}); cluster: eval \"\$(K8S_STATE_DIR=$K8S_STATE_DIR $CLUSTER env)\""
+    log "KEEP=1: left running (pids ${PIDS[*]}); cluster: eval \"\$(K8S_STATE_DIR=${K8S_STATE_DIR:-} $CLUSTER env)\""
   fi
   echo "TIME total $((SECONDS - T0)) s"
   echo "operator-e2e: $PASS passed, $FAIL failed"
