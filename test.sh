@@ -36,6 +36,9 @@ fi
 
 T0=$(date +%s)
 declare -a RESULTS=()
+# Each stage's output is also kept here, for the digest of failures under the summary (CI
+# shows only the end of a run).
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/dfs-test-logs.XXXXXX")
 FAILED=0
 # stage NAME LIMIT COMMAND...: runs one stage, at most LIMIT seconds (then TERM to its
 # whole process group, KILL 60 s later). A hung stage thus fails on its own, with its
@@ -52,7 +55,7 @@ stage() {
   local name=$1 limit=$2; shift 2
   local t0 rc; t0=$(date +%s)
   echo "=== $name"
-  timeout -k 60 "$limit" "$@" &
+  timeout -k 60 "$limit" "$@" > >(tee "$LOGS/$name.log") 2>&1 &
   STAGE_PID=$!
   wait "$STAGE_PID"; rc=$?
   STAGE_PID=''
@@ -99,5 +102,14 @@ echo "=== summary ($(( $(date +%s) - T0 )) s)"
 printf '  %s\n' "${RESULTS[@]}"
 passed=0; failed=0
 for r in "${RESULTS[@]}"; do case $r in *FAILED*) failed=$((failed+1));; *) passed=$((passed+1));; esac; done
+# what each failed stage reported failing (its FAIL lines, errors, stalls, panics)
+for r in "${RESULTS[@]}"; do
+  case $r in *FAILED*) ;; *) continue ;; esac
+  name=${r%%:*}
+  echo "--- $name: what failed (last lines of its log that say so; whole log above)"
+  grep -aE 'FAIL|FAILED|panicked|[Ee]rror|timed out|stalled|not settled|No space' "$LOGS/$name.log" 2>/dev/null |
+    grep -av 'PASS' | tail -25 | cut -c1-400 | sed 's/^/    /'
+done
+rm -rf "$LOGS"
 echo "stages: $passed passed, $failed failed"
 exit $FAILED

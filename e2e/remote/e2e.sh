@@ -45,6 +45,16 @@ DFSCTL=$CARGO_TARGET_DIR/release/dfsctl
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-remote.XXXXXX")
 export DFSCTL_CONFIG=$WORK/dfsctl.yaml
 DFS_PID='' WEED_PID=''
+# Disk: the source files, their read-back copies, SeaweedFS's volumes and dfs's data
+# directory all live under $WORK, at most about 2x BIG + 4x DEDUP at once. A full disk
+# would show up as stalls and NOSPC far from the cause: say so up front instead.
+NEED=$(((2 * BIG_MIB + 4 * DEDUP_MIB + 512) << 20))
+AVAIL=$(df --output=avail -B1 "$WORK" | tail -1)
+log "free space under $WORK: $((AVAIL >> 20)) MiB (the suite needs about $((NEED >> 20)) MiB)"
+if [ "$AVAIL" -lt "$NEED" ]; then
+  bad "not enough free space under ${TMPDIR:-/tmp} ($((AVAIL >> 20)) MiB, needs $((NEED >> 20)) MiB; set TMPDIR elsewhere)"
+  rm -rf "$WORK"; finish
+fi
 
 # ---- ports: free ones in 20000-31999, never reused within the run ----
 USED=$(ss -Htan | awk '{n = split($4, a, ":"); print a[n]}' | sort -u)
@@ -192,6 +202,7 @@ check "local tier under its cap (used $(mib "$used"))" test "$used" -le "$cap"
 read -r cold0 <<<"$(status r.cold_read_bytes)"
 check "read back through NFS" get big.bin "$WORK/big.back"
 check "read back bit-exact" cmp -s "$WORK/big.bin" "$WORK/big.back"
+rm -f "$WORK/big.bin"
 read -r cold1 ra <<<"$(status r.cold_read_bytes r.readahead_chunks)"
 log "cold reads: $(mib $((cold1 - cold0))), readahead chunks $ra"
 check "the read came from the remote (cold $(mib $((cold1 - cold0))))" test $((cold1 - cold0)) -ge $(((BIG_MIB - CAP_MIB) << 20))
@@ -288,7 +299,7 @@ sys.exit(1 if bad or len(back) > len(src) else 0)
 PY
 }
 check "what the server holds of d3 matches the source after GC" acknowledged_intact
-rm -f "$WORK/d3.back" "$WORK/d.bin" "$WORK/big.bin"
+rm -f "$WORK/d3.back" "$WORK/d.bin"
 
 # ---- 3b. one server group per bucket + prefix ----
 # A second dfs (its own data directory and local store) on the same bucket + prefix would
