@@ -471,7 +471,11 @@ impl Fs {
         let now = std::time::Instant::now();
         let mut todo: Vec<(Ino, bool)> = Vec::new();
         for (key, bytes, last) in self.engine.dirty_files() {
-            if key.share != self.share {
+            // A flush writes the file's chunks before its journal can go: room for them
+            // is admitted like a write's, so flushes never eat into the reserve that
+            // deletes need. A file without room stays in the journal until space is
+            // freed.
+            if key.share != self.share || self.check_room_for(bytes).is_err() {
                 continue;
             }
             // A local tier over its cap flushes everything (but the tails of files being
