@@ -61,7 +61,10 @@ USED=$(ss -Htan | awk '{n = split($4, a, ":"); print a[n]}' | sort -u)
 port() { local p; while :; do p=$((20000 + RANDOM % 12000)); grep -qx "$p" <<<"$USED" || break; done
   USED+=$'\n'$p; echo "$p"; }
 NFS_PORT=$(port); CTL_PORT=$(port); S3_PORT=$(port)
-WEED_FLAGS=()
+# (`weed mini` sizes its volumes and their count from the free disk space unless told:
+# fixed here, so the S3 server behaves the same on every machine: 256 MiB volumes, up to
+# 48 of them, more than the suite ever writes before a vacuum.)
+WEED_FLAGS=(-master.volumeSizeLimitMB=256 -volume.max=48)
 for f in master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc \
   s3.port.grpc s3.port.iceberg s3.port.lance admin.port admin.port.grpc metricsPort s3.metricsPort; do
   WEED_FLAGS+=("-$f=$(port)")
