@@ -94,6 +94,7 @@ fn create_request(a: &ShareCreateArgs) -> pb::Share {
         anon_uid: a.anon_uid,
         anon_gid: a.anon_gid,
         allowed_clients: a.allowed_clients.clone(),
+        secure: a.secure,
         root_mode: a.root_mode,
         chunking: a.chunking,
         trash: a.enable_trash.then(|| pb::TrashConfig {
@@ -123,12 +124,14 @@ fn edit_request(a: &ShareEditArgs) -> Result<pb::EditShareRequest, CliError> {
         trash_exclude: a.trash_exclude.clone(),
         chunking: a.chunking,
         remote: a.remote.clone(),
+        secure: a.secure,
     };
     let changes_something = req.read_only.is_some()
         || req.squash.is_some()
         || req.anon_uid.is_some()
         || req.anon_gid.is_some()
         || req.set_allowed_clients
+        || req.secure.is_some()
         || req.trash_enabled.is_some()
         || req.trash_retention_days.is_some()
         || req.trash_max_size_bytes.is_some()
