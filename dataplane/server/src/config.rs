@@ -906,6 +906,27 @@ mod tests {
         assert!(c.shares[1].read_only);
     }
 
+    /// The shutdown bound defaults below Kubernetes' default grace (30 s) and is checked;
+    /// `secure` is a share option, off unless given.
+    #[test]
+    fn shutdown_bound_and_secure_shares() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.shutdown_timeout_seconds, 20);
+        assert!(!c.shares[0].secure);
+        let c = Config::load(
+            None,
+            &env(&[
+                ("DITTOFS_SHUTDOWN_TIMEOUT_SECONDS", "8"),
+                ("DITTOFS_SHARES", "[{name: /a, secure: true}, {name: /b}]"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.shutdown_timeout_seconds, 8);
+        assert!(c.shares[0].secure && !c.shares[1].secure);
+        let e = Config::load(None, &env(&[("DITTOFS_SHUTDOWN_TIMEOUT_SECONDS", "1")])).unwrap_err();
+        assert!(e.to_string().contains("shutdown_timeout_seconds"), "{e}");
+    }
+
     #[test]
     fn bad_input_is_a_clear_error() {
         assert_eq!(

@@ -193,6 +193,7 @@ mod tests {
         assert_eq!(s.remote, "");
         assert!(s.trash.is_none());
         assert!(s.chunking.is_none());
+        assert!(!s.secure, "any source port unless --secure");
     }
 
     #[test]
@@ -224,6 +225,12 @@ mod tests {
         let r = edit_request(&edit(&["--chunking", "64K/256K/1M", "--squash", "none"])).unwrap();
         assert_eq!(r.chunking.map(|c| c.min), Some(64 << 10));
         assert_eq!(r.squash.as_deref(), Some("none"));
+        assert!(r.secure.is_none());
+
+        let r = edit_request(&edit(&["--secure", "true"])).unwrap();
+        assert_eq!(r.secure, Some(true));
+        let r = edit_request(&edit(&["--secure", "false"])).unwrap();
+        assert_eq!(r.secure, Some(false));
     }
 
     #[test]

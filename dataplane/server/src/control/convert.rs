@@ -393,6 +393,9 @@ mod tests {
         assert_eq!((s.anon_uid, s.root_mode), (65534, 0o777));
         assert_eq!(s.allowed_clients, vec!["*".to_string()]);
         assert_eq!(share_from_pb(share_to_pb(&s)), s);
+        assert!(!s.secure);
+        let secure = ShareCfg { secure: true, ..s };
+        assert_eq!(share_from_pb(share_to_pb(&secure)), secure);
         let st = DesiredState::from_config(&crate::config::Config::default());
         assert_eq!(
             state_from_pb(state_to_pb(&st), &NfsSection::default()).unwrap(),
