@@ -26,6 +26,8 @@ pub enum Level {
 
 /// One kind of event: its counter and its log window.
 pub struct LimitedLog {
+    /// Logged as the field `kind` (JSON logs can be filtered by it).
+    kind: &'static str,
     level: Level,
     period: Duration,
     counter: Counter,
@@ -56,13 +58,20 @@ impl Window {
 }
 
 impl LimitedLog {
-    /// A kind logged at `level`, counted in `counter` (a clone of a registered counter).
-    pub fn new(level: Level, counter: Counter) -> LimitedLog {
-        LimitedLog::with_period(level, counter, LOG_EVERY)
+    /// Kind `kind` logged at `level`, counted in `counter` (a clone of a registered
+    /// counter).
+    pub fn new(kind: &'static str, level: Level, counter: Counter) -> LimitedLog {
+        LimitedLog::with_period(kind, level, counter, LOG_EVERY)
     }
 
-    pub fn with_period(level: Level, counter: Counter, period: Duration) -> LimitedLog {
+    pub fn with_period(
+        kind: &'static str,
+        level: Level,
+        counter: Counter,
+        period: Duration,
+    ) -> LimitedLog {
         LimitedLog {
+            kind,
             level,
             period,
             counter,
@@ -78,22 +87,20 @@ impl LimitedLog {
             return;
         };
         let msg = msg();
-        let secs = self.period.as_secs();
+        let kind = self.kind;
         match (self.level, suppressed) {
-            (Level::Warn, 0) => tracing::warn!("{msg}"),
-            (Level::Warn, n) => {
-                tracing::warn!(
-                    suppressed = n,
-                    "{msg} ({n} more like this in the last {secs} s not logged)"
-                )
-            }
-            (Level::Info, 0) => tracing::info!("{msg}"),
-            (Level::Info, n) => {
-                tracing::info!(
-                    suppressed = n,
-                    "{msg} ({n} more like this in the last {secs} s not logged)"
-                )
-            }
+            (Level::Warn, 0) => tracing::warn!(kind, "{msg}"),
+            (Level::Warn, n) => tracing::warn!(
+                kind,
+                suppressed = n,
+                "{msg} ({n} more like this since the previous line, not logged)"
+            ),
+            (Level::Info, 0) => tracing::info!(kind, "{msg}"),
+            (Level::Info, n) => tracing::info!(
+                kind,
+                suppressed = n,
+                "{msg} ({n} more like this since the previous line, not logged)"
+            ),
         }
     }
 
@@ -127,8 +134,12 @@ mod tests {
     /// Every occurrence is counted; the message is built only when logged.
     #[test]
     fn counts_every_occurrence_builds_few_messages() {
-        let log =
-            LimitedLog::with_period(Level::Warn, Counter::default(), Duration::from_secs(3600));
+        let log = LimitedLog::with_period(
+            "test",
+            Level::Warn,
+            Counter::default(),
+            Duration::from_secs(3600),
+        );
         let mut built = 0;
         for _ in 0..10_000 {
             log.hit(|| {

@@ -188,18 +188,18 @@ pub(crate) struct Logs {
 
 impl Logs {
     fn new(m: &NfsMetrics) -> Logs {
-        let warn = |c: &prometheus_client::metrics::counter::Counter| {
-            LimitedLog::new(Level::Warn, c.clone())
+        let warn = |kind, c: &prometheus_client::metrics::counter::Counter| {
+            LimitedLog::new(kind, Level::Warn, c.clone())
         };
         Logs {
-            garbage: warn(&m.garbage_records),
-            oversized: warn(&m.oversized_records),
-            stalled: warn(&m.stalled_clients),
-            accept_failed: warn(&m.accept_errors),
-            too_many_connections: warn(&m.refused_connections),
-            mount_not_allowed: warn(&m.mounts_refused),
-            mount_failed: LimitedLog::new(Level::Info, m.mounts_refused.clone()),
-            insecure_port: warn(&m.insecure_port_calls),
+            garbage: warn("garbage_record", &m.garbage_records),
+            oversized: warn("oversized_record", &m.oversized_records),
+            stalled: warn("stalled_client", &m.stalled_clients),
+            accept_failed: warn("accept_failed", &m.accept_errors),
+            too_many_connections: warn("too_many_connections", &m.refused_connections),
+            mount_not_allowed: warn("mount_not_allowed", &m.mounts_refused),
+            mount_failed: LimitedLog::new("mount_failed", Level::Info, m.mounts_refused.clone()),
+            insecure_port: warn("insecure_port", &m.insecure_port_calls),
         }
     }
 }
