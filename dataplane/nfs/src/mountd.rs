@@ -185,11 +185,11 @@ fn mount_stat(e: &FsError) -> MountStat3 {
 }
 
 /// MNT of an export or of a directory inside one (`/export/a/b`). The share's policy
-/// (allowed clients, secure ports) applies to every path inside it. The path inside the share is
-/// resolved with the caller's credentials as the share maps them (AUTH_SYS squashed, or
-/// anonymous), exactly like a chain of LOOKUPs from the share root: a client cannot get
-/// the handle of a directory it could not reach by LOOKUP. Every later NFS call on the
-/// handle is checked against the share's policy as usual.
+/// (allowed clients, secure ports) applies to every path inside it. The path inside the
+/// share is resolved with the caller's credentials as the share maps them (AUTH_SYS
+/// squashed, or anonymous), exactly like a chain of LOOKUPs from the share root: a client
+/// cannot get the handle of a directory it could not reach by LOOKUP. Every later NFS
+/// call on the handle is checked against the share's policy as usual.
 async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
     let shown = String::from_utf8_lossy(path);
     let shares = shared.registry.list();
