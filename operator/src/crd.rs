@@ -470,6 +470,10 @@ pub struct ShareSpec {
     pub allowed_clients: Vec<String>,
     #[serde(default)]
     pub squash: Squash,
+    /// Serve only clients on privileged source ports (< 1024), as exports(5) `secure`.
+    /// Kubelet's kernel NFS client uses one; recommended with `squash: none`.
+    #[serde(default)]
+    pub secure: bool,
     #[serde(default = "default_anon")]
     pub anon_uid: i64,
     #[serde(default = "default_anon")]

@@ -366,6 +366,7 @@ fn share_entry(
         anon_uid: id(spec.anon_uid, "anonUid")?,
         anon_gid: id(spec.anon_gid, "anonGid")?,
         allowed_clients: spec.allowed_clients.clone(),
+        secure: spec.secure,
         root_mode: 0,
         chunking,
         trash: Some(pb::TrashConfig {

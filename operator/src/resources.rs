@@ -10,6 +10,11 @@
 //!
 //! The pod starts with no stores and no shares (`DITTOFS_SHARES=[]` ...): everything it
 //! serves arrives with `ApplyConfig` from the operator.
+//!
+//! Shutdown: the pod's `terminationGracePeriodSeconds` ([`TERMINATION_GRACE_SECONDS`]) is
+//! set explicitly above the server's own shutdown bound ([`SHUTDOWN_TIMEOUT_SECONDS`],
+//! passed as `DITTOFS_SHUTDOWN_TIMEOUT_SECONDS`), so `dfs` always finishes its shutdown
+//! (NFS calls, flush, store close) before the kubelet would SIGKILL it.
 
 use crate::crd::{GCJob, GcOperation, MetadataStore, MetadataStoreType, Share};
 use crate::desired::GroupPlan;
@@ -19,6 +24,14 @@ use serde_json::{Value, json};
 
 /// Nominal capacity of Share volumes: NFS ignores it, but a PV and a claim must name one.
 pub const SHARE_CAPACITY: &str = "1Ti";
+
+/// The data plane's shutdown bound (`shutdown_timeout_seconds`): after SIGTERM, `dfs`
+/// exits within this many seconds.
+pub const SHUTDOWN_TIMEOUT_SECONDS: u32 = 20;
+
+/// The pods' termination grace: the server's bound plus a margin for the process to
+/// start and end its shutdown (Kubernetes' default, 30 s, was the old in-flight timeout).
+pub const TERMINATION_GRACE_SECONDS: u32 = SHUTDOWN_TIMEOUT_SECONDS + 15;
 
 fn owner_ref<K: Resource<DynamicType = ()>>(obj: &K) -> Value {
     json!([{
@@ -147,6 +160,7 @@ pub fn statefulset(
         { "name": "DITTOFS_CONTROL_TOKEN", "valueFrom": { "secretKeyRef": {
             "name": token_secret_name(&name), "key": "token" } } },
         { "name": "DITTOFS_LOGGING_LEVEL", "value": server.log_level.clone().unwrap_or_else(|| "INFO".into()) },
+        { "name": "DITTOFS_SHUTDOWN_TIMEOUT_SECONDS", "value": SHUTDOWN_TIMEOUT_SECONDS.to_string() },
         { "name": "DITTOFS_METADATA_STORES", "value": "[]" },
         { "name": "DITTOFS_BLOCK_STORES", "value": "{local: []}" },
         { "name": "DITTOFS_SHARES", "value": "[]" },
@@ -189,6 +203,7 @@ pub fn statefulset(
                     // "safe" sysctl lets the pod bind it.
                     "sysctls": [{ "name": "net.ipv4.ip_unprivileged_port_start", "value": "0" }],
                 },
+                "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                 "containers": [container],
                 "volumes": volumes,
             },
@@ -503,6 +518,27 @@ mod tests {
             sts["spec"]["template"]["spec"]["volumes"][0]["name"],
             "data"
         );
+    }
+
+    /// The kubelet SIGKILLs a pod its grace period after SIGTERM: the grace is explicit
+    /// and above the shutdown bound the server is told.
+    #[test]
+    fn pods_stop_within_their_termination_grace() {
+        let m = ms(MetadataStoreType::Sled);
+        let plan = plan_group(&m, &[share(false)], &[disk()], &S3Credentials::new());
+        let sts = statefulset(&m, &plan, &|_| ("1Gi".into(), None), "img:1");
+        let pod = &sts["spec"]["template"]["spec"];
+        let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+        let env = pod["containers"][0]["env"].as_array().unwrap();
+        let bound: u64 = env
+            .iter()
+            .find(|e| e["name"] == "DITTOFS_SHUTDOWN_TIMEOUT_SECONDS")
+            .and_then(|e| e["value"].as_str())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(grace > bound + 5, "grace {grace} s, server bound {bound} s");
+        assert!(bound < 30, "the bound is below Kubernetes' default grace");
     }
 
     #[test]

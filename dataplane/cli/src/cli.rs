@@ -497,14 +497,14 @@ Create a share (an export) backed by a metadata store and a local block store, \
 optionally tiered to a remote block store.
 
 Defaults when a flag is absent: --squash root_to_anonymous, --anon-uid 65534, \
---anon-gid 65534, --allowed-clients '*', --root-mode 0777, chunking decided by the \
-server (1M/4M/16M), recycle bin disabled.
+--anon-gid 65534, --allowed-clients '*', any source port (no --secure), --root-mode \
+0777, chunking decided by the server (1M/4M/16M), recycle bin disabled.
 
 Examples:
   dfsctl share create --name /docs --metadata default --local default
   dfsctl share create --name /media --metadata default --local fast --remote archive \\
       --allowed-clients 10.0.0.0/8,192.168.1.10 --root-mode 0755 --chunking 1M/4M/16M
-  dfsctl share create --name /home --metadata default --local default --squash none \\
+  dfsctl share create --name /home --metadata default --local default --squash none --secure \\
       --enable-trash --trash-retention-days 30 --trash-max-size 10G \\
       --trash-exclude '*.tmp' --trash-exclude '~$*'";
 
@@ -519,6 +519,7 @@ Examples:
   dfsctl share edit /docs --read-only true
   dfsctl share edit /docs --enable-trash true --trash-retention-days 14
   dfsctl share edit /docs --allowed-clients 10.0.0.0/8 --squash all_to_anonymous
+  dfsctl share edit /docs --secure true        # privileged source ports (< 1024) only
   dfsctl share edit /docs --remote archive
   dfsctl share edit /docs --remote ''          # detach the remote tier
   dfsctl share edit /docs --enable-trash false --force";
@@ -561,6 +562,10 @@ pub(crate) struct ShareCreateArgs {
         default_value = "*"
     )]
     pub(crate) allowed_clients: Vec<String>,
+    /// Serve only clients on privileged source ports (< 1024), as exports(5) `secure`;
+    /// recommended with --squash none
+    #[arg(long)]
+    pub(crate) secure: bool,
     /// Mode of the share root, in octal
     #[arg(long, value_name = "MODE", value_parser = parse_octal_mode, default_value = "0777")]
     pub(crate) root_mode: u32,
@@ -617,6 +622,9 @@ pub(crate) struct ShareEditArgs {
     /// Replace the allowed clients with these (`*`, IP, CIDR); repeatable and comma-separated
     #[arg(long, value_name = "CLIENT", value_delimiter = ',')]
     pub(crate) allowed_clients: Vec<String>,
+    /// Require privileged source ports (< 1024) or not
+    #[arg(long, value_name = "true|false")]
+    pub(crate) secure: Option<bool>,
     /// Attach this remote block store; an empty string detaches the remote tier
     #[arg(long, value_name = "STORE")]
     pub(crate) remote: Option<String>,

@@ -210,6 +210,7 @@ pub(crate) fn share_text(s: &ShareSpec) -> String {
         ("anon_uid", s.anon_uid.to_string()),
         ("anon_gid", s.anon_gid.to_string()),
         ("allowed_clients", list_or_dash(&s.allowed_clients)),
+        ("secure", s.secure.to_string()),
         ("root_mode", format_octal_mode(s.root_mode)),
         ("chunking", chunking),
     ];
@@ -1156,6 +1157,7 @@ mod tests {
             anon_uid: 65534,
             anon_gid: 65534,
             allowed_clients: vec!["10.0.0.0/8".into(), "127.0.0.1".into()],
+            secure: false,
             root_mode: 0o755,
             chunking: Some(pb::Chunking {
                 min: 1 << 20,

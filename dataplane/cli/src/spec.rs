@@ -118,6 +118,9 @@ pub(crate) struct ShareSpec {
     pub(crate) anon_gid: u32,
     #[serde(default = "default_clients")]
     pub(crate) allowed_clients: Vec<String>,
+    /// Privileged source ports only (exports(5) `secure`); absent: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) secure: bool,
     #[serde(
         default = "default_root_mode",
         serialize_with = "ser_mode",
@@ -356,6 +359,7 @@ impl From<&pb::Share> for ShareSpec {
             anon_uid: s.anon_uid,
             anon_gid: s.anon_gid,
             allowed_clients: s.allowed_clients.clone(),
+            secure: s.secure,
             root_mode: s.root_mode,
             chunking: s.chunking.map(|c| ChunkingSpec {
                 min: c.min,
@@ -385,6 +389,7 @@ impl From<&ShareSpec> for pb::Share {
             anon_uid: s.anon_uid,
             anon_gid: s.anon_gid,
             allowed_clients: s.allowed_clients.clone(),
+            secure: s.secure,
             root_mode: s.root_mode,
             chunking: s.chunking.map(|c| pb::Chunking {
                 min: c.min,
@@ -555,6 +560,7 @@ mod tests {
                     anon_uid: 65534,
                     anon_gid: 65534,
                     allowed_clients: vec!["*".into()],
+                    secure: false,
                     root_mode: 0o777,
                     chunking: None,
                     trash: None,
@@ -570,6 +576,7 @@ mod tests {
                     anon_uid: 1000,
                     anon_gid: 0,
                     allowed_clients: vec!["10.0.0.0/8".into(), "127.0.0.1".into()],
+                    secure: false,
                     root_mode: 0o1755,
                     chunking: Some(pb::Chunking {
                         min: 1 << 20,

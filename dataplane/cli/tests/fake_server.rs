@@ -47,6 +47,7 @@ fn share(name: &str) -> pb::Share {
         anon_uid: 65534,
         anon_gid: 65534,
         allowed_clients: vec!["*".into()],
+        secure: false,
         root_mode: 0o777,
         chunking: None,
         trash: Some(pb::TrashConfig {

@@ -1,13 +1,21 @@
-//! Export policy of a share over NFS: which clients may mount it and how their AUTH_SYS
-//! identities are squashed (RFC 1813 leaves both to the server; these are the knobs the
-//! reference FAQ and exports(5) users expect).
+//! Export policy of a share over NFS: which clients may mount it, from which source
+//! ports, and how their AUTH_SYS identities are squashed (RFC 1813 leaves all three to
+//! the server; these are the knobs the reference FAQ and exports(5) users expect).
+//!
+//! Invariants:
+//! - [`ExportPolicy::admits`] is the one check of a caller's address: MOUNT (MNT), every
+//!   NFS call on a handle of the share and every NLM call on one go through it;
+//! - `secure` (exports(5) `secure`, RFC 2623 section 2.1 "port monitoring") admits only
+//!   source ports below 1024, which only a privileged process can bind: with AUTH_SYS the
+//!   server trusts the identity a client sends, and a privileged port at least shows that
+//!   the client host's root sent it, not any local user. Off by default (see docs/nfs.md).
 //!
 //! A bad option is an [`ExportError`] whose message names the offending value; the
 //! server prefixes it with the share (and option) it came from.
 
 use dittofs_types::ShareId;
 use dittofs_vfs::Credentials;
-use std::net::{AddrParseError, IpAddr};
+use std::net::{AddrParseError, IpAddr, SocketAddr};
 use std::num::ParseIntError;
 
 /// An export option that cannot be used.
@@ -126,6 +134,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Source ports below this are privileged (only root may bind them).
+pub const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
+
+/// Why [`ExportPolicy::admits`] refused a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The address matches no `allowed_clients` pattern.
+    NotAllowed,
+    /// The share is `secure` and the source port is 1024 or above.
+    InsecurePort,
+}
+
 /// How one share is exported over NFS.
 #[derive(Clone, Debug)]
 pub struct ExportPolicy {
@@ -134,6 +154,8 @@ pub struct ExportPolicy {
     pub anon_uid: u32,
     pub anon_gid: u32,
     pub allowed: Vec<ClientPattern>,
+    /// Only callers on a privileged source port (< 1024) are served.
+    pub secure: bool,
 }
 
 impl ExportPolicy {
@@ -161,7 +183,13 @@ impl ExportPolicy {
             anon_uid,
             anon_gid,
             allowed,
+            secure: false,
         })
+    }
+
+    /// The same policy, requiring privileged source ports when `secure` is true.
+    pub fn with_secure(self, secure: bool) -> ExportPolicy {
+        ExportPolicy { secure, ..self }
     }
 
     /// An open export without squashing (tests, trusted setups).
@@ -172,11 +200,23 @@ impl ExportPolicy {
             anon_uid: 65534,
             anon_gid: 65534,
             allowed: vec![ClientPattern::Any],
+            secure: false,
         }
     }
 
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.allowed.iter().any(|p| p.matches(ip))
+    }
+
+    /// Whether a call from `client` (address and source port) is served.
+    pub fn admits(&self, client: SocketAddr) -> Result<(), Refusal> {
+        if !self.allows(client.ip()) {
+            return Err(Refusal::NotAllowed);
+        }
+        if self.secure && client.port() >= FIRST_UNPRIVILEGED_PORT {
+            return Err(Refusal::InsecurePort);
+        }
+        Ok(())
     }
 
     /// Maps an AUTH_SYS identity (or none: AUTH_NONE is anonymous) to the credentials
@@ -320,6 +360,32 @@ mod tests {
             }
             assert_eq!(p.credentials(None), anon, "{mode}: AUTH_NONE");
         }
+    }
+
+    /// `secure` admits privileged source ports only; the address check comes first.
+    #[test]
+    fn secure_admits_privileged_ports_only() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let open =
+            ExportPolicy::from_options(ShareId(1), "", 1, 1, &["10.0.0.0/8".into()]).unwrap();
+        assert_eq!(open.admits(at("10.1.1.1:40000")), Ok(()));
+        assert_eq!(open.admits(at("10.1.1.1:700")), Ok(()));
+        assert_eq!(open.admits(at("11.1.1.1:700")), Err(Refusal::NotAllowed));
+        let secure = open.with_secure(true);
+        assert_eq!(secure.admits(at("10.1.1.1:1023")), Ok(()));
+        assert_eq!(secure.admits(at("10.1.1.1:1")), Ok(()));
+        assert_eq!(
+            secure.admits(at("10.1.1.1:1024")),
+            Err(Refusal::InsecurePort)
+        );
+        assert_eq!(
+            secure.admits(at("[::ffff:10.1.1.1]:40000")),
+            Err(Refusal::InsecurePort)
+        );
+        assert_eq!(
+            secure.admits(at("11.1.1.1:40000")),
+            Err(Refusal::NotAllowed)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the NFS adapter: per-procedure request count, errors and latency,
-//! connections, bytes read and written.
+//! connections, bytes read and written, and a counter for each kind of client misbehaviour
+//! (see `ratelimit`: those are logged a few times, counted every time).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,7 +30,16 @@ pub struct NfsMetrics {
     pub connections_total: Counter,
     pub bytes_read: Counter,
     pub bytes_written: Counter,
+    /// Records rejected: oversized or not an RPC call (the sum of the next two).
     pub rejected_records: Counter,
+    /// Records that do not decode as an RPC call.
+    pub garbage_records: Counter,
+    /// Records announced larger than `max_record_bytes` (their connection is closed).
+    pub oversized_records: Counter,
+    /// MNT calls refused: path in no export, client not allowed, directory unreachable.
+    pub mounts_refused: Counter,
+    /// Calls refused because they came from a source port >= 1024 to a `secure` share.
+    pub insecure_port_calls: Counter,
     /// Connections closed because their client stopped reading replies.
     pub stalled_clients: Counter,
     /// Bytes reserved right now by calls and unwritten replies (see `budget`).
@@ -53,6 +63,10 @@ impl NfsMetrics {
             bytes_read: Counter::default(),
             bytes_written: Counter::default(),
             rejected_records: Counter::default(),
+            garbage_records: Counter::default(),
+            oversized_records: Counter::default(),
+            mounts_refused: Counter::default(),
+            insecure_port_calls: Counter::default(),
             stalled_clients: Counter::default(),
             buffered_bytes: Gauge::default(),
             refused_connections: Counter::default(),
@@ -99,8 +113,28 @@ impl NfsMetrics {
             m.rejected_records.clone(),
         );
         registry.register(
+            "nfs_garbage_records",
+            "Records that are not RPC calls (too short, not a CALL, bad header)",
+            m.garbage_records.clone(),
+        );
+        registry.register(
+            "nfs_oversized_records",
+            "Records larger than nfs.max_record_bytes (the connection is closed)",
+            m.oversized_records.clone(),
+        );
+        registry.register(
+            "nfs_mounts_refused",
+            "MNT calls refused (path in no export, client not allowed, directory unreachable)",
+            m.mounts_refused.clone(),
+        );
+        registry.register(
+            "nfs_insecure_port_calls",
+            "Calls refused on a secure share because their source port is 1024 or above",
+            m.insecure_port_calls.clone(),
+        );
+        registry.register(
             "nfs_stalled_clients_closed",
-            "Connections closed because the client did not read its replies in time",
+            "Connections closed because the client did not read its replies in time (or at shutdown)",
             m.stalled_clients.clone(),
         );
         registry.register(

@@ -2,7 +2,7 @@
 //! root or of a directory inside it (`/export/a/b`, see [`split_export`]), DUMP/UMNT/UMNTALL keep the advisory mount list, EXPORT lists the
 //! shares with their allowed client patterns.
 
-use crate::export::ClientPattern;
+use crate::export::{ClientPattern, Refusal};
 use crate::mount3::*;
 use crate::nfs3::NfsFh3;
 use crate::rpc::{AUTH_SYS, AcceptStat, Auth, RpcCall, encode_success};
@@ -185,17 +185,20 @@ fn mount_stat(e: &FsError) -> MountStat3 {
 }
 
 /// MNT of an export or of a directory inside one (`/export/a/b`). The share's policy
-/// (allowed clients) applies to every path inside it. The path inside the share is
-/// resolved with the caller's credentials as the share maps them (AUTH_SYS squashed, or
-/// anonymous), exactly like a chain of LOOKUPs from the share root: a client cannot get
-/// the handle of a directory it could not reach by LOOKUP. Every later NFS call on the
-/// handle is checked against the share's policy as usual.
+/// (allowed clients, secure ports) applies to every path inside it. The path inside the
+/// share is resolved with the caller's credentials as the share maps them (AUTH_SYS
+/// squashed, or anonymous), exactly like a chain of LOOKUPs from the share root: a client
+/// cannot get the handle of a directory it could not reach by LOOKUP. Every later NFS
+/// call on the handle is checked against the share's policy as usual.
 async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
     let shown = String::from_utf8_lossy(path);
     let shares = shared.registry.list();
     let names: Vec<&str> = shares.iter().map(|f| f.name()).collect();
     let Some((idx, rest)) = split_export(&names, path) else {
-        tracing::info!(client = %ctx.client, path = %shown, "MNT of a path in no export");
+        shared
+            .logs
+            .mount_failed
+            .hit(|| format!("MNT refused: {shown} from {} is in no export", ctx.client));
         return MntRes::Err(MountStat3::NoEnt);
     };
     let Some(fs) = shares.get(idx) else {
@@ -204,9 +207,19 @@ async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
     let Some(policy) = shared.export(fs.share_id()) else {
         return MntRes::Err(MountStat3::NoEnt);
     };
-    if !policy.allows(ctx.client.ip()) {
-        tracing::warn!(client = %ctx.client, path = %shown, "MNT refused: client not in allowed_clients");
-        return MntRes::Err(MountStat3::Acces);
+    match shared.admit(&policy, ctx.client, fs.name(), "MNT") {
+        Ok(()) => {}
+        Err(Refusal::NotAllowed) => {
+            shared.logs.mount_not_allowed.hit(|| {
+                format!(
+                    "MNT refused: {} is not in allowed_clients of {shown}",
+                    ctx.client
+                )
+            });
+            return MntRes::Err(MountStat3::Acces);
+        }
+        // As rpc.mountd answers an "illegal port" (counted and logged by `admit`).
+        Err(Refusal::InsecurePort) => return MntRes::Err(MountStat3::Acces),
     }
     let cred = match &ctx.auth {
         Auth::Sys { uid, gid, gids, .. } => policy.credentials(Some((*uid, *gid, gids))),
@@ -215,7 +228,10 @@ async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
     let handle = match fs.resolve_dir_path(&cred, &rest).await {
         Ok(ino) => fs.handle_of(ino).await,
         Err(e) => {
-            tracing::info!(client = %ctx.client, path = %shown, error = %e, "MNT of a subdirectory refused");
+            shared
+                .logs
+                .mount_failed
+                .hit(|| format!("MNT refused: {shown} from {}: {e}", ctx.client));
             return MntRes::Err(mount_stat(&e));
         }
     };

@@ -177,7 +177,10 @@ async fn resolve(shared: &Shared, ctx: &CallCtx, l: &Nlm4Lock) -> Result<Req, Nl
         .map_err(|_| Nlm4Stat::StaleFh)?;
     let share = fs.share_id();
     let policy = shared.export(share).ok_or(Nlm4Stat::StaleFh)?;
-    if !policy.allows(ctx.client.ip()) {
+    if shared
+        .admit(&policy, ctx.client, fs.name(), "NLM call")
+        .is_err()
+    {
         return Err(Nlm4Stat::Failed);
     }
     let range = ByteRange::new(l.l_offset, l.l_len).map_err(|_| Nlm4Stat::Fbig)?;

@@ -4,6 +4,7 @@
 //! cache consistency data wherever RFC 1813 has it.
 
 use crate::conv::{fattr, sattr, time_from_wire, wcc};
+use crate::export::Refusal;
 use crate::nfs3::*;
 use crate::rpc::{AcceptStat, Auth, RpcCall, encode_success};
 use crate::server::{CallCtx, Outcome, Reply, Shared};
@@ -88,8 +89,12 @@ impl Shared {
     async fn target(&self, ctx: &CallCtx, fh: &NfsFh3) -> Result<Target, FsError> {
         let (fs, ino) = self.registry.resolve(fh.as_bytes()).await?;
         let policy = self.export(fs.share_id()).ok_or(FsError::Stale)?;
-        if !policy.allows(ctx.client.ip()) {
-            return Err(FsError::Access);
+        // knfsd's statuses: a client not allowed gets ACCES, an unprivileged port on a
+        // secure share PERM (the call, not the file, is refused).
+        match self.admit(&policy, ctx.client, fs.name(), "NFS call") {
+            Ok(()) => {}
+            Err(Refusal::NotAllowed) => return Err(FsError::Access),
+            Err(Refusal::InsecurePort) => return Err(FsError::Perm),
         }
         let cred = match &ctx.auth {
             Auth::Sys { uid, gid, gids, .. } => policy.credentials(Some((*uid, *gid, gids))),

@@ -9,16 +9,21 @@
 //!   stops reading until a slot frees up: backpressure, not buffering);
 //! - calls and unwritten replies hold at most `max_buffered_bytes_per_connection` per
 //!   connection and `max_buffered_bytes` in all (see `budget`); a connection whose
-//!   client has not taken a reply for `reply_timeout` (5 s once the server stops) is
-//!   closed;
+//!   client has taken no byte of its replies for `reply_timeout` is closed;
 //! - a retransmitted non-idempotent call (same client, xid, procedure and arguments) gets
 //!   the cached reply, or is dropped while the original is still running;
-//! - on shutdown no new connection or record is accepted, in-flight calls finish and their
-//!   replies are written.
+//! - on shutdown no new connection or record is accepted; a connection whose client takes
+//!   no byte of its replies for [`STOPPING_STALL`] is dropped (a client that was not
+//!   reading when the server stopped goes at once), the others finish their in-flight
+//!   calls and write the replies; `serve` returns after `shutdown_timeout` at the latest
+//!   (calls still running then finish unattended until the process exits);
+//! - what a client can cause at will (garbage, oversized records, stalls, refusals,
+//!   failed accepts) is counted every time and logged a few times (`ratelimit`).
 
 use crate::budget::{Budget, Reservation};
-use crate::export::ExportPolicy;
+use crate::export::{ExportPolicy, Refusal};
 use crate::metrics::{ErrorLabels, NfsMetrics, ProcLabels};
+use crate::ratelimit::{Level, LimitedLog};
 use crate::record::{RecordError, read_record, write_records};
 use crate::rpc::{
     AcceptStat, Auth, AuthStat, RpcCall, RpcDecodeError, encode_accepted, encode_auth_error,
@@ -34,8 +39,8 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
-use tokio::io::{AsyncWriteExt, BufReader};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -46,8 +51,10 @@ const READ_BUFFER: usize = 64 * 1024;
 /// A writer sends the replies that are ready together, up to about this many bytes.
 const WRITE_BATCH_BYTES: usize = 4 << 20;
 
-/// How long a connection's replies may wait for the client once the server stops.
-const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Once the server stops, a connection whose client takes no byte of its replies for
+/// this long is dropped: at shutdown, waiting for a client that is not reading only
+/// delays the exit (the pod's termination grace is finite).
+pub const STOPPING_STALL: Duration = Duration::from_secs(1);
 
 /// Listener settings.
 #[derive(Clone, Debug)]
@@ -59,8 +66,11 @@ pub struct NfsServerConfig {
     pub max_buffered_bytes_per_connection: u32,
     /// The same for all connections together.
     pub max_buffered_bytes: u32,
-    /// A connection whose client takes no reply for this long is closed.
-    pub reply_timeout: std::time::Duration,
+    /// A connection whose client takes no byte of its replies for this long is closed.
+    pub reply_timeout: Duration,
+    /// Once stopped, connections have this long to finish their calls and write their
+    /// replies; then `serve` returns. Keep it below the process's own shutdown bound.
+    pub shutdown_timeout: Duration,
     /// Connections served at once (0 = no limit); more are accepted and closed at once,
     /// so the descriptors files and the other listeners need are never taken by clients.
     pub max_connections: usize,
@@ -99,7 +109,8 @@ impl Default for NfsServerConfig {
             max_inflight_per_connection: 64,
             max_buffered_bytes_per_connection: 32 << 20,
             max_buffered_bytes: 512 << 20,
-            reply_timeout: std::time::Duration::from_secs(30),
+            reply_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
             max_connections: 0,
             port: 12049,
             locks: NlmConfig::default(),
@@ -131,7 +142,8 @@ pub(crate) struct Shared {
     pub(crate) mounts: Mutex<Vec<(IpAddr, Vec<u8>)>>,
     /// The server-wide budget of records and replies (see `budget`).
     budget: Arc<Semaphore>,
-    last_warning: Mutex<Option<Instant>>,
+    /// Rate-limited log lines, one window per kind.
+    pub(crate) logs: Logs,
     /// Connections accepted and not yet ended.
     open: std::sync::atomic::AtomicUsize,
     /// Lock manager and status monitor state (NLM, NSM).
@@ -159,24 +171,64 @@ struct ClientConn {
     calls: Arc<AtomicU64>,
 }
 
-/// At most one [`Shared::warn_limited`] line per this period.
-const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// What clients can cause at will, each kind counted in its metric and logged a few
+/// times (see `ratelimit`).
+pub(crate) struct Logs {
+    pub(crate) garbage: LimitedLog,
+    pub(crate) oversized: LimitedLog,
+    pub(crate) stalled: LimitedLog,
+    pub(crate) accept_failed: LimitedLog,
+    pub(crate) too_many_connections: LimitedLog,
+    /// MNT from a client not in `allowed_clients`.
+    pub(crate) mount_not_allowed: LimitedLog,
+    /// MNT of a path in no export, or of a directory the caller cannot reach.
+    pub(crate) mount_failed: LimitedLog,
+    pub(crate) insecure_port: LimitedLog,
+}
+
+impl Logs {
+    fn new(m: &NfsMetrics) -> Logs {
+        let warn = |kind, c: &prometheus_client::metrics::counter::Counter| {
+            LimitedLog::new(kind, Level::Warn, c.clone())
+        };
+        Logs {
+            garbage: warn("garbage_record", &m.garbage_records),
+            oversized: warn("oversized_record", &m.oversized_records),
+            stalled: warn("stalled_client", &m.stalled_clients),
+            accept_failed: warn("accept_failed", &m.accept_errors),
+            too_many_connections: warn("too_many_connections", &m.refused_connections),
+            mount_not_allowed: warn("mount_not_allowed", &m.mounts_refused),
+            mount_failed: LimitedLog::new("mount_failed", Level::Info, m.mounts_refused.clone()),
+            insecure_port: warn("insecure_port", &m.insecure_port_calls),
+        }
+    }
+}
 
 impl Shared {
-    /// Logs a warning unless one was logged less than [`WARN_EVERY`] ago (a flood of the
-    /// same failure must not flood the log; metrics count every occurrence).
-    fn warn_limited(&self, msg: impl FnOnce() -> String) {
-        let mut last = self.last_warning.lock();
-        if last.is_some_and(|t| t.elapsed() < WARN_EVERY) {
-            return;
-        }
-        *last = Some(Instant::now());
-        tracing::warn!("{}", msg());
-    }
-
     /// The export policy of a share (None: not exported, e.g. removed while serving).
     pub(crate) fn export(&self, share: ShareId) -> Option<Arc<ExportPolicy>> {
         self.exports.read().get(&share).cloned()
+    }
+
+    /// Applies `policy`'s address and port checks to a call of `what` (a procedure name)
+    /// from `client` on share `share`; a refused port is counted and logged here.
+    pub(crate) fn admit(
+        &self,
+        policy: &ExportPolicy,
+        client: SocketAddr,
+        share: &str,
+        what: &str,
+    ) -> Result<(), Refusal> {
+        let r = policy.admits(client);
+        if r == Err(Refusal::InsecurePort) {
+            self.logs.insecure_port.hit(|| {
+                format!(
+                    "{what} from {client} refused: share {share} is secure and the source \
+                     port is not privileged (< 1024)"
+                )
+            });
+        }
+        r
     }
 }
 
@@ -214,13 +266,13 @@ impl NfsServer {
                 conns: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
                 budget: Arc::new(Semaphore::new(cfg.max_buffered_bytes as usize)),
+                logs: Logs::new(&metrics),
                 nlm: Arc::new(crate::nlmd::Nlm::new(cfg.locks.clone())),
                 cfg,
                 metrics,
                 drc: Drc::new(8192),
                 write_verifier: v.to_be_bytes(),
                 mounts: Mutex::new(Vec::new()),
-                last_warning: Mutex::new(None),
                 open: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
@@ -284,18 +336,18 @@ impl NfsServer {
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning, and say so once in
                     // a while (the counter has every one).
-                    self.shared.metrics.accept_errors.inc();
                     self.shared
-                        .warn_limited(|| format!("accept failed (backing off): {e}"));
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        .logs
+                        .accept_failed
+                        .hit(|| format!("accept failed (backing off {ACCEPT_BACKOFF:?}): {e}"));
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             };
             let max = self.shared.cfg.max_connections;
             // Counted at accept (a connection's task registers it later).
             if max > 0 && self.shared.open.load(Ordering::Relaxed) >= max {
-                self.shared.metrics.refused_connections.inc();
-                self.shared.warn_limited(|| {
+                self.shared.logs.too_many_connections.hit(|| {
                     format!("{max} connections open (nfs.max_connections): closing a new one from {peer}")
                 });
                 drop(sock);
@@ -312,10 +364,19 @@ impl NfsServer {
         }
         drop(listener);
         tracker.close();
-        tracker.wait().await;
+        let limit = self.shared.cfg.shutdown_timeout;
+        if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                connections = tracker.len(),
+                "connections still busy {limit:?} after the stop; not waiting for them"
+            );
+        }
         Ok(())
     }
 }
+
+/// Pause after a failed accept (out of descriptors: the backlog would fail again at once).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 async fn connection(
     shared: Arc<Shared>,
@@ -367,7 +428,9 @@ async fn connection(
             Ok(None) => break,
             Err(RecordError::RecordTooLarge { size, max }) => {
                 shared.metrics.rejected_records.inc();
-                tracing::warn!(%peer, size, max, "record exceeds the limit; closing the connection");
+                shared.logs.oversized.hit(|| {
+                    format!("oversized record from {peer}: {size} bytes exceed the limit of {max} (nfs.max_record_bytes); closing the connection")
+                });
                 break;
             }
             Err(e) => {
@@ -403,18 +466,22 @@ async fn connection(
 }
 
 /// The writer of a connection: sends the replies that are ready in one `writev`, gives
-/// their reservations back once written, and closes the connection (`closed`) when a
-/// write waits longer than `reply_timeout` for the client (a client that does not read
-/// its replies), or longer than [`SHUTDOWN_WRITE_GRACE`] once the server stops.
+/// their reservations back once written, and closes the connection (`closed`) when its
+/// client takes no byte of them for `reply_timeout` (a client that does not read its
+/// replies), or for [`STOPPING_STALL`] once the server stops.
 async fn write_replies(
     shared: Arc<Shared>,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    wr: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::Receiver<(Reply, Reservation)>,
     peer: SocketAddr,
     closed: CancellationToken,
     stop: CancellationToken,
 ) {
-    let timeout = shared.cfg.reply_timeout;
+    let progress = Arc::new(Progress::new());
+    let mut wr = Tracked {
+        inner: wr,
+        progress: progress.clone(),
+    };
     let mut batch: Vec<(Reply, Reservation)> = Vec::new();
     while let Some(first) = rx.recv().await {
         // Replies that finished meanwhile go out in the same writev.
@@ -430,32 +497,32 @@ async fn write_replies(
             .map(|(r, _)| r.iter().map(|b| b.as_ref()).collect())
             .collect();
         let records: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
-        let limit = if stop.is_cancelled() {
-            SHUTDOWN_WRITE_GRACE
-        } else {
-            timeout
-        };
+        progress.touch();
         let res = tokio::select! {
-            r = write_records(&mut wr, &records) => Some(r),
-            _ = tokio::time::sleep(limit) => None,
-            _ = async {
-                stop.cancelled().await;
-                tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
-            } => None,
+            r = write_records(&mut wr, &records) => Ok(r),
+            limit = stalled(&progress, &stop, shared.cfg.reply_timeout) => Err(limit),
         };
         drop(records);
         drop(parts);
         batch.clear();
         match res {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "write to client failed");
                 break;
             }
-            None => {
-                shared.metrics.stalled_clients.inc();
-                tracing::warn!(%peer, seconds = limit.as_secs(),
-                    "client took none of its replies in time: closing the connection");
+            Err(limit) => {
+                let stopping = if stop.is_cancelled() {
+                    " (the server is stopping)"
+                } else {
+                    ""
+                };
+                shared.logs.stalled.hit(|| {
+                    format!(
+                        "client {peer} is not reading its replies (no byte taken for \
+                         {limit:?}): closing the connection{stopping}"
+                    )
+                });
                 break;
             }
         }
@@ -464,6 +531,122 @@ async fn write_replies(
     // Replies still queued, or sent by calls that finish now, are dropped unsent.
     drop(rx);
     let _ = wr.shutdown().await;
+}
+
+/// Resolves once the writes of a connection have made no progress for the limit in
+/// force, `reply_timeout` while serving and [`STOPPING_STALL`] once `stop` is cancelled
+/// (a stop shortens the wait of a write already under way); returns that limit.
+async fn stalled(
+    progress: &Progress,
+    stop: &CancellationToken,
+    reply_timeout: Duration,
+) -> Duration {
+    loop {
+        let stopping = stop.is_cancelled();
+        let limit = if stopping {
+            STOPPING_STALL.min(reply_timeout)
+        } else {
+            reply_timeout
+        };
+        let idle = progress.idle();
+        if idle >= limit {
+            return limit;
+        }
+        let wait = tokio::time::sleep(limit - idle);
+        if stopping {
+            wait.await;
+        } else {
+            tokio::select! {
+                _ = wait => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+}
+
+/// When a connection's writes last got bytes onto the socket (or a batch started).
+struct Progress {
+    base: Instant,
+    /// Milliseconds after `base`.
+    last: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last progress.
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(last)
+    }
+}
+
+/// A connection's write half that notes every write that took bytes in [`Progress`].
+struct Tracked<W> {
+    inner: W,
+    progress: Arc<Progress>,
+}
+
+impl<W> Tracked<W> {
+    fn noted(
+        &self,
+        r: std::task::Poll<std::io::Result<usize>>,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.progress.touch();
+        }
+        r
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Tracked<W> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.noted(r)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.noted(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// The largest reply `record` can get (see [`crate::proc3::reply_bound`]); a few KiB for
@@ -507,7 +690,10 @@ pub(crate) async fn handle_record(
         }
         Err(e) => {
             shared.metrics.rejected_records.inc();
-            tracing::debug!(%peer, error = %e, "bad RPC header");
+            shared
+                .logs
+                .garbage
+                .hit(|| format!("garbage record from {peer} (not an RPC call): {e}"));
             return match e {
                 RpcDecodeError::Garbage { xid: Some(xid), .. } => Some(header_only(|b| {
                     encode_accepted(b, xid, AcceptStat::GarbageArgs)

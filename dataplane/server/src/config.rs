@@ -28,6 +28,12 @@ pub enum ConfigError {
 pub struct Config {
     /// Where embedded metadata, local blocks and server state live.
     pub data_dir: Option<PathBuf>,
+    /// After SIGTERM/SIGINT the process exits within this many seconds: half of it for
+    /// NFS connections to finish their calls (clients that are not reading are dropped
+    /// at once), the rest for flushing and closing the stores. Keep it below the
+    /// orchestrator's grace period (Kubernetes: terminationGracePeriodSeconds, 30 by
+    /// default), which kills the process when it expires.
+    pub shutdown_timeout_seconds: u32,
     pub logging: Logging,
     pub nfs: NfsSection,
     pub http: HttpSection,
@@ -254,6 +260,9 @@ pub struct ShareCfg {
     /// Client address patterns allowed to mount: `*`, an IP, a CIDR (`10.0.0.0/8`).
     #[serde(default = "default_clients")]
     pub allowed_clients: Vec<String>,
+    /// Serve only calls from privileged source ports (< 1024), as exports(5) `secure`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secure: bool,
     /// Mode of the share root when the share is first created (octal string or number).
     #[serde(default = "default_root_mode")]
     pub root_mode: u32,
@@ -278,6 +287,9 @@ pub struct Chunking {
     pub avg: u32,
     pub max: u32,
 }
+
+/// Default of `shutdown_timeout_seconds`: well below Kubernetes' default grace (30 s).
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u32 = 20;
 
 fn default_name() -> String {
     "default".into()
@@ -348,6 +360,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: None,
+            shutdown_timeout_seconds: DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
             logging: Logging::default(),
             nfs: NfsSection::default(),
             http: HttpSection::default(),
@@ -376,6 +389,7 @@ impl Default for Config {
                 anon_uid: 65534,
                 anon_gid: 65534,
                 allowed_clients: default_clients(),
+                secure: false,
                 root_mode: default_root_mode(),
                 chunking: None,
                 remote: None,
@@ -481,6 +495,9 @@ impl Config {
         }
         if self.nfs.max_inflight_per_connection == 0 {
             return bad("nfs.max_inflight_per_connection must be at least 1".into());
+        }
+        if !(2..=3600).contains(&self.shutdown_timeout_seconds) {
+            return bad("shutdown_timeout_seconds must be between 2 and 3600".into());
         }
         validate_state(&self.metadata_stores, &self.block_stores, &self.shares)
     }
@@ -742,6 +759,12 @@ pub const SAMPLE: &str = r#"# DittoFS server configuration (dfs start --config F
 # ~/.local/share/dittofs otherwise.
 # data_dir: /var/lib/dittofs
 
+# After SIGTERM the process exits within this bound: half for NFS calls in flight
+# (clients not reading their replies are dropped at once), half for flushing and
+# closing the stores. Keep it below the orchestrator's grace period (Kubernetes'
+# terminationGracePeriodSeconds, 30 s by default; the operator sets 35).
+shutdown_timeout_seconds: 20
+
 logging:
   level: INFO        # TRACE, DEBUG, INFO, WARN, ERROR
   format: text       # text or json
@@ -806,6 +829,8 @@ shares:
     anon_uid: 65534
     anon_gid: 65534
     allowed_clients: ["*"]      # "*", an address, or a CIDR like 10.0.0.0/8
+    # secure: true              # only privileged source ports (< 1024), as exports(5)
+    #                           # `secure`; recommended with squash: none
     # remote: s3                # the share's remote tier (absent: local only)
     # durability: local         # local: COMMIT/fsync = durable locally, uploads follow;
     #                           # remote: COMMIT/fsync wait for the remote's confirmation
@@ -879,6 +904,27 @@ mod tests {
         .unwrap();
         assert_eq!(c.shares.len(), 2);
         assert!(c.shares[1].read_only);
+    }
+
+    /// The shutdown bound defaults below Kubernetes' default grace (30 s) and is checked;
+    /// `secure` is a share option, off unless given.
+    #[test]
+    fn shutdown_bound_and_secure_shares() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.shutdown_timeout_seconds, 20);
+        assert!(!c.shares[0].secure);
+        let c = Config::load(
+            None,
+            &env(&[
+                ("DITTOFS_SHUTDOWN_TIMEOUT_SECONDS", "8"),
+                ("DITTOFS_SHARES", "[{name: /a, secure: true}, {name: /b}]"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.shutdown_timeout_seconds, 8);
+        assert!(c.shares[0].secure && !c.shares[1].secure);
+        let e = Config::load(None, &env(&[("DITTOFS_SHUTDOWN_TIMEOUT_SECONDS", "1")])).unwrap_err();
+        assert!(e.to_string().contains("shutdown_timeout_seconds"), "{e}");
     }
 
     #[test]

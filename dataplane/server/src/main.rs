@@ -3,6 +3,13 @@
 //! `dfs start` with no configuration serves one share, `/export`, from an embedded
 //! metadata store and a local block store under the data directory (printed at start),
 //! over NFSv3 + MOUNT on port 12049, and the control API (`dfsctl`) on 127.0.0.1:9000.
+//!
+//! Shutdown (SIGTERM, SIGINT): not ready, no new connections; NFS connections get half of
+//! `shutdown_timeout_seconds` to finish their calls (clients not reading their replies
+//! are dropped at once), then the stores are flushed and closed. The process exits when
+//! the whole bound is spent even if that is not done (a crash, as far as the stores are
+//! concerned: the write journal is replayed at the next start), so an orchestrator's
+//! grace period above the bound never has to kill it.
 
 use clap::{Parser, Subcommand};
 use dittofs_server::config::{self, Config};
@@ -64,7 +71,13 @@ fn main() {
             .thread_name("dfs-worker")
             .build()
         {
-            Ok(rt) => rt.block_on(start(config, data_dir)),
+            Ok(rt) => {
+                let code = rt.block_on(start(config, data_dir));
+                // Calls abandoned at the shutdown bound may still run in the blocking
+                // pool: the exit does not wait for them.
+                rt.shutdown_timeout(std::time::Duration::from_secs(1));
+                code
+            }
             Err(e) => {
                 eprintln!("dfs: cannot start the async runtime: {e}");
                 1
@@ -384,6 +397,7 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
                 reply_timeout: std::time::Duration::from_secs(u64::from(
                     cfg.nfs.reply_timeout_seconds,
                 )),
+                shutdown_timeout: shutdown_bound(&cfg) / 2,
                 max_connections: match cfg.nfs.max_connections {
                     0 => (fd_limit / 4).max(16) as usize,
                     n => n as usize,
@@ -479,15 +493,42 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
     }
 
     wait_for_signal().await;
-    tracing::info!("shutting down: no new connections, finishing in-flight calls");
+    let bound = shutdown_bound(&cfg);
+    tracing::info!(
+        "shutting down within {bound:?}: no new connections, clients not reading are \
+         dropped, in-flight calls finish"
+    );
     http_state.ready.store(false, Ordering::Release);
     stop.cancel();
+    let stopping = shut_down(nfs_task, flusher, tasks, &rt);
+    match tokio::time::timeout(bound, stopping).await {
+        Ok(()) => tracing::info!("stopped"),
+        Err(_) => tracing::warn!(
+            "shutdown not finished within {bound:?} (shutdown_timeout_seconds): exiting \
+             anyway; the write journal is replayed at the next start"
+        ),
+    }
+    Ok(())
+}
+
+/// The whole shutdown's bound (`shutdown_timeout_seconds`).
+fn shutdown_bound(cfg: &Config) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(cfg.shutdown_timeout_seconds))
+}
+
+/// After the stop: the NFS server drains (bounded by its own `shutdown_timeout`), the
+/// background tasks end, the stores are flushed and closed.
+async fn shut_down(
+    nfs_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    flusher: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    rt: &runtime::Runtime,
+) {
     if let Some(t) = nfs_task {
-        match tokio::time::timeout(std::time::Duration::from_secs(30), t).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "NFS listener ended with an error"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "NFS task failed"),
-            Err(_) => tracing::warn!("in-flight NFS calls did not finish within 30 s"),
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "NFS listener ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "NFS task failed"),
         }
     }
     let _ = flusher.await;
@@ -495,8 +536,6 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
         let _ = t.await;
     }
     rt.shutdown().await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 async fn wait_for_signal() {

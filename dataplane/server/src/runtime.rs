@@ -120,6 +120,7 @@ pub fn share_options(s: &ShareCfg) -> ShareOptions {
 /// The NFS export policy of a share.
 pub fn export_policy(id: ShareId, s: &ShareCfg) -> ControlResult<ExportPolicy> {
     ExportPolicy::from_options(id, &s.squash, s.anon_uid, s.anon_gid, &s.allowed_clients)
+        .map(|p| p.with_secure(s.secure))
         .map_err(|e| ControlError::Invalid(format!("share {:?}: {e}", s.name)))
 }
 
@@ -318,6 +319,9 @@ fn share_diff(a: &ShareCfg, b: &ShareCfg) -> String {
     }
     if a.allowed_clients != b.allowed_clients {
         v.push("allowed_clients".into());
+    }
+    if a.secure != b.secure {
+        v.push(format!("secure {} -> {}", a.secure, b.secure));
     }
     if a.trash != b.trash {
         v.push(format!(

@@ -94,6 +94,7 @@ fn create_request(a: &ShareCreateArgs) -> pb::Share {
         anon_uid: a.anon_uid,
         anon_gid: a.anon_gid,
         allowed_clients: a.allowed_clients.clone(),
+        secure: a.secure,
         root_mode: a.root_mode,
         chunking: a.chunking,
         trash: a.enable_trash.then(|| pb::TrashConfig {
@@ -123,12 +124,14 @@ fn edit_request(a: &ShareEditArgs) -> Result<pb::EditShareRequest, CliError> {
         trash_exclude: a.trash_exclude.clone(),
         chunking: a.chunking,
         remote: a.remote.clone(),
+        secure: a.secure,
     };
     let changes_something = req.read_only.is_some()
         || req.squash.is_some()
         || req.anon_uid.is_some()
         || req.anon_gid.is_some()
         || req.set_allowed_clients
+        || req.secure.is_some()
         || req.trash_enabled.is_some()
         || req.trash_retention_days.is_some()
         || req.trash_max_size_bytes.is_some()
@@ -190,6 +193,7 @@ mod tests {
         assert_eq!(s.remote, "");
         assert!(s.trash.is_none());
         assert!(s.chunking.is_none());
+        assert!(!s.secure, "any source port unless --secure");
     }
 
     #[test]
@@ -221,6 +225,12 @@ mod tests {
         let r = edit_request(&edit(&["--chunking", "64K/256K/1M", "--squash", "none"])).unwrap();
         assert_eq!(r.chunking.map(|c| c.min), Some(64 << 10));
         assert_eq!(r.squash.as_deref(), Some("none"));
+        assert!(r.secure.is_none());
+
+        let r = edit_request(&edit(&["--secure", "true"])).unwrap();
+        assert_eq!(r.secure, Some(true));
+        let r = edit_request(&edit(&["--secure", "false"])).unwrap();
+        assert_eq!(r.secure, Some(false));
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub fn share_from_pb(s: pb::Share) -> ShareCfg {
         } else {
             s.allowed_clients
         },
+        secure: s.secure,
         root_mode: if s.root_mode == 0 { 0o777 } else { s.root_mode },
         chunking: s.chunking.map(|c| Chunking {
             min: c.min,
@@ -188,6 +189,7 @@ pub fn share_to_pb(s: &ShareCfg) -> pb::Share {
         anon_uid: s.anon_uid,
         anon_gid: s.anon_gid,
         allowed_clients: s.allowed_clients.clone(),
+        secure: s.secure,
         root_mode: s.root_mode,
         chunking: s.chunking.map(|c| pb::Chunking {
             min: c.min,
@@ -391,6 +393,9 @@ mod tests {
         assert_eq!((s.anon_uid, s.root_mode), (65534, 0o777));
         assert_eq!(s.allowed_clients, vec!["*".to_string()]);
         assert_eq!(share_from_pb(share_to_pb(&s)), s);
+        assert!(!s.secure);
+        let secure = ShareCfg { secure: true, ..s };
+        assert_eq!(share_from_pb(share_to_pb(&secure)), secure);
         let st = DesiredState::from_config(&crate::config::Config::default());
         assert_eq!(
             state_from_pb(state_to_pb(&st), &NfsSection::default()).unwrap(),

@@ -464,6 +464,9 @@ impl ControlService for Control {
                     e.allowed_clients
                 };
             }
+            if let Some(v) = e.secure {
+                s.secure = v;
+            }
             if let Some(v) = e.trash_enabled {
                 s.trash.enabled = v;
             }

@@ -238,7 +238,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        let sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Client::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    /// A client on a connected socket (e.g. one bound to a chosen source port).
+    pub fn from_stream(sock: TcpStream) -> Client {
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         Client {
