@@ -109,7 +109,9 @@ grep -q "WARN.*control token file $TOK644 is readable by group or others (mode 0
 grep -q "WARN.*control API listens on 0.0.0.0:$CTL2 without TLS.*clear text" "$WORK/dfs2.log" \
   && ok "a control API on 0.0.0.0 is warned about (plaintext)" || bad "no warning for the non-loopback control API"
 [ "$(grep -cE "WARN.*(control token file|without TLS)" "$WORK/dfs2.log")" = 2 ] && ok "one WARN line each" || bad "expected 2 WARN lines: $(grep -c WARN "$WORK/dfs2.log")"
-XDG_DATA_HOME=$WORK/xdg ctl --server "127.0.0.1:$CTL2" status; expect 5 "the second dfs refuses a call without a token"
+# No context (it would supply its token), only the first dfs's local token to find.
+DFSCTL_CONFIG=$WORK/no-contexts.yaml XDG_DATA_HOME=$WORK/xdg ctl --server "127.0.0.1:$CTL2" status
+expect 5 "the second dfs refuses a call without a token"
 grep -q "missing bearer token" "$WORK/out" && ok "the first dfs's local token was not sent to the second" || bad "a token was sent to the second dfs"
 grep -q "was not sent" "$WORK/out" && grep -q -- "--token-file" "$WORK/out" && ok "the refusal says how to give a token" || bad "no hint in the refusal"
 ctl --server "127.0.0.1:$CTL2" --token-file "$TOK644" status; expect 0 "the second dfs with its token file"

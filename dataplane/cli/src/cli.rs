@@ -294,7 +294,7 @@ pub(crate) enum RemoteCommand {
         --config '{\"region\":\"us-east-1\",\"bucket\":\"b\",\"endpoint\":\"http://127.0.0.1:8333\",\"prefix\":\"dfs\",\"force_path_style\":true}'\n  \
         dfsctl store block remote add --name archive --bucket b --region eu-west-1 --prefix dfs \\\n    \
         --access-key-id AKIA... --secret-access-key-file /etc/dittofs/s3-secret")]
-    Add(RemoteAddArgs),
+    Add(Box<RemoteAddArgs>),
     /// List remote block stores
     List,
     /// Remove a remote block store

@@ -233,7 +233,7 @@ pub(crate) fn status_to_error(status: &Status, settings: &Resolved) -> CliError 
         }
         Code::Unauthenticated | Code::PermissionDenied => {
             let hint = match settings.token_source {
-                Source::None => no_token_hint(settings),
+                Source::None => no_token_hint(settings, &msg),
                 Source::ServerTokenFile => format!(
                     "; the token came from {}",
                     settings
@@ -257,11 +257,16 @@ pub(crate) fn status_to_error(status: &Status, settings: &Resolved) -> CliError 
     }
 }
 
-/// Says how to give a token, and why a local token was not sent if one was withheld.
-fn no_token_hint(settings: &Resolved) -> String {
-    let mut hint = "; no token was given: use --token-file FILE, DFSCTL_TOKEN or a context \
-                    (dfsctl context set NAME --server URL --token-file FILE)"
-        .to_string();
+/// Says how to give a token (unless the server's `message` already does), and why a
+/// local token was not sent if one was withheld.
+fn no_token_hint(settings: &Resolved, message: &str) -> String {
+    let mut hint = if message.contains("--token-file") {
+        "; dfsctl sent no token".to_string()
+    } else {
+        "; no token was given: use --token-file FILE, DFSCTL_TOKEN or a context \
+         (dfsctl context set NAME --server URL --token-file FILE)"
+            .to_string()
+    };
     if let Some(w) = &settings.withheld {
         let owner = match w.endpoint {
             Some(e) => format!("belongs to the dfs at {e}"),
