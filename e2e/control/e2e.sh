@@ -7,6 +7,10 @@
 # fails clearly and that wrong/missing tokens are refused, restarts the server, checks
 # that configuration and data survived (second guest boot), and that the audit finds a
 # chunk file deleted by hand (exit 8, the file named).
+# Secrets: the generated token is in its 0600 file only (not in dfs's output, not in
+# `ps`), secrets given to dfsctl as files or environment variables stay out of `ps`, a
+# second dfs (control API on 0.0.0.0, token file mode 0644) warns about both and never
+# receives the first one's local token, and a too-short token exits 2.
 # Prints the dfsctl transcript; ends with "control-e2e: N passed, N failed".
 #
 # Env: NFS_PORT (default 23049; control API on NFS_PORT+2)
@@ -27,12 +31,15 @@ finish() { echo "control-e2e: $passed passed, $failed failed"; [ "$failed" = 0 ]
 (cd "$ROOT" && cargo build --release --quiet --bin dfs --bin dfsctl) || { bad "cargo build"; finish; }
 DFS=$CARGO_TARGET_DIR/release/dfs
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-control.XXXXXX")
-DATA=$WORK/data
+# The data directory sits where dfsctl looks for a local token when XDG_DATA_HOME=$WORK/xdg.
+DATA=$WORK/xdg/dittofs
 export DFSCTL_CONFIG=$WORK/dfsctl.yaml
-PID=''
+PID=''; PID2=''; HANG=''
 cleanup() {
   trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
   if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null; fi
+  if [ -n "$PID2" ] && kill -0 "$PID2" 2>/dev/null; then kill -TERM "$PID2"; wait "$PID2" 2>/dev/null; fi
+  if [ -n "$HANG" ] && kill -0 "$HANG" 2>/dev/null; then kill "$HANG"; wait "$HANG" 2>/dev/null; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -66,15 +73,90 @@ json() { python3 -c "import json,sys; d=json.load(open('$WORK/out')); print($1)"
 
 start_dfs || { bad "dfs did not start"; tail -20 "$WORK/dfs.log" >&2; finish; }
 # The banner follows the listeners: the port can answer before the line is written.
-for _ in $(seq 100); do grep -q "control token (generated" "$WORK/dfs.log" && break; sleep 0.1; done
-grep -q "control token (generated" "$WORK/dfs.log" && ok "token generated and printed on first start" || bad "no generated token printed"
+for _ in $(seq 100); do grep -q "control token: generated in" "$WORK/dfs.log" && break; sleep 0.1; done
+grep -q "control token: generated in $DATA/control-token" "$WORK/dfs.log" \
+  && ok "the banner names the generated token's file" || bad "no 'control token: generated in $DATA/control-token' line"
+TOKEN=$(cat "$DATA/control-token")
+[ "$(stat -c %a "$DATA/control-token")" = 600 ] && [ ${#TOKEN} -ge 16 ] && ok "generated token in a 0600 file" || bad "control-token file mode or content"
+! grep -qF "$TOKEN" "$WORK/dfs.log" && ok "the token is not in dfs's stdout/stderr" || bad "dfs printed its token"
+[ "$(cat "$DATA/control-endpoint" 2>/dev/null)" = "127.0.0.1:$CTL_PORT" ] && ok "control-endpoint records the control address" || bad "control-endpoint: $(cat "$DATA/control-endpoint" 2>&1)"
+! grep -qE "WARN.*(control token file|without TLS)" "$WORK/dfs.log" && ok "no warning for a loopback control API and a 0600 token" || { bad "unexpected warning"; grep WARN "$WORK/dfs.log" >&2; }
 
 echo "----- transcript -----"
 # --- authentication ---
 ctl --server "127.0.0.1:$CTL_PORT" --token wrong-token-0123456789 status; expect 5 "wrong token refused"
-DFSCTL_TOKEN='' ctl --server "127.0.0.1:$CTL_PORT" --token-file /dev/null status; expect 5 "missing token refused"
+ctl --server "127.0.0.1:$CTL_PORT" --token-file /dev/null status; expect 2 "an empty token file is a usage error"
+grep -q "is empty" "$WORK/out" && ok "the empty token file is named" || bad "empty token file message"
+DFSCTL_TOKEN=$TOKEN ctl --server "127.0.0.1:$CTL_PORT" --token-file "$DATA/control-token" status; expect 2 "DFSCTL_TOKEN and --token-file together refused"
+! grep -qF "$TOKEN" "$WORK/out" && ok "the conflict message does not show the token" || bad "token in the conflict message"
+XDG_DATA_HOME=$WORK/xdg ctl --server "127.0.0.1:$CTL_PORT" status; expect 0 "no token given: the local dfs's token is used for its own address"
 ctl context set e2e --server "127.0.0.1:$CTL_PORT" --token-file "$DATA/control-token"; expect 0 "context set"
 ctl context use e2e; expect 0 "context use"
+
+# --- secrets and warnings: a second dfs with its control API on 0.0.0.0 (loopback
+# traffic only) and a token file others can read ---
+CTL2=$((CTL_PORT + 10))
+TOK644=$WORK/token-644
+python3 -c 'import os; print(os.urandom(24).hex())' >"$TOK644"; chmod 644 "$TOK644"
+DITTOFS_NFS_ENABLED=false DITTOFS_HTTP_ENABLED=false DITTOFS_CONTROL_BIND=0.0.0.0 \
+DITTOFS_CONTROL_PORT=$CTL2 DITTOFS_CONTROL_TOKEN_FILE=$TOK644 DITTOFS_METADATA_STORES='[]' \
+DITTOFS_BLOCK_STORES='{local: []}' DITTOFS_SHARES='[]' \
+  "$DFS" start --data-dir "$WORK/data2" >"$WORK/dfs2.log" 2>&1 </dev/null &
+PID2=$!
+for _ in $(seq 300); do grep -q "control token: in" "$WORK/dfs2.log" && break; sleep 0.1; done
+grep -q "WARN.*control token file $TOK644 is readable by group or others (mode 0644).*chmod 600 $TOK644" "$WORK/dfs2.log" \
+  && ok "a 0644 token file is warned about, with the fix" || { bad "no warning for the 0644 token file"; tail -5 "$WORK/dfs2.log" >&2; }
+grep -q "WARN.*control API listens on 0.0.0.0:$CTL2 without TLS.*clear text" "$WORK/dfs2.log" \
+  && ok "a control API on 0.0.0.0 is warned about (plaintext)" || bad "no warning for the non-loopback control API"
+[ "$(grep -cE "WARN.*(control token file|without TLS)" "$WORK/dfs2.log")" = 2 ] && ok "one WARN line each" || bad "expected 2 WARN lines: $(grep -c WARN "$WORK/dfs2.log")"
+# No context (it would supply its token), only the first dfs's local token to find.
+DFSCTL_CONFIG=$WORK/no-contexts.yaml XDG_DATA_HOME=$WORK/xdg ctl --server "127.0.0.1:$CTL2" status
+expect 5 "the second dfs refuses a call without a token"
+grep -q "missing bearer token" "$WORK/out" && ok "the first dfs's local token was not sent to the second" || bad "a token was sent to the second dfs"
+grep -q "was not sent" "$WORK/out" && grep -q -- "--token-file" "$WORK/out" && ok "the refusal says how to give a token" || bad "no hint in the refusal"
+ctl --server "127.0.0.1:$CTL2" --token-file "$TOK644" status; expect 0 "the second dfs with its token file"
+
+# Secrets given as files or environment variables stay out of `ps` (dfsctl waits on a
+# listener that never answers while ps is read).
+HANG_PORT=$((CTL_PORT + 11))
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); time.sleep(30)' "$HANG_PORT" &
+HANG=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$HANG_PORT") 2>/dev/null && break; sleep 0.1; done
+python3 -c 'import os; print("s3-" + os.urandom(16).hex())' >"$WORK/s3-secret"; chmod 600 "$WORK/s3-secret"
+S3SECRET=$(cat "$WORK/s3-secret")
+DFSCTL=$CARGO_TARGET_DIR/release/dfsctl
+"$DFSCTL" --server "127.0.0.1:$HANG_PORT" --timeout 6 --token-file "$DATA/control-token" \
+  store block remote add --name s3 --bucket b --secret-access-key-file "$WORK/s3-secret" >/dev/null 2>&1 &
+C1=$!
+DFSCTL_TOKEN=$TOKEN DFSCTL_S3_SECRET_ACCESS_KEY=$S3SECRET "$DFSCTL" --server "127.0.0.1:$HANG_PORT" --timeout 6 \
+  store block remote add --name s3 --bucket b >/dev/null 2>&1 &
+C2=$!
+sleep 2
+ps -eo pid,args >"$WORK/ps.txt"
+kill "$C1" "$C2" 2>/dev/null; wait "$C1" "$C2" 2>/dev/null
+kill "$HANG" 2>/dev/null; wait "$HANG" 2>/dev/null; HANG=''
+[ "$(grep -cE "^ *($C1|$C2) .*dfsctl.*store block remote add" "$WORK/ps.txt")" = 2 ] \
+  && ok "both dfsctl runs (secrets from files, from the environment) seen in ps" || bad "dfsctl runs not in ps (refused their flags?)"
+! grep -qF "$TOKEN" "$WORK/ps.txt" && ! grep -qF "$S3SECRET" "$WORK/ps.txt" && ! grep -qF "$(cat "$TOK644")" "$WORK/ps.txt" \
+  && ok "no token or S3 secret in ps -eo args (dfs and dfsctl)" || bad "a secret is visible in ps"
+
+kill -TERM "$PID2"; wait "$PID2"; rc=$?; PID2=''
+[ "$rc" = 0 ] && [ ! -e "$WORK/data2/control-endpoint" ] && ok "second dfs stopped; its control-endpoint removed" || bad "second dfs stop (exit $rc) or endpoint left"
+
+# Bad configuration exits 2 with a message naming the key.
+short_start() {
+  DITTOFS_NFS_ENABLED=false DITTOFS_HTTP_ENABLED=false DITTOFS_CONTROL_PORT=$((CTL_PORT + 12)) \
+    timeout 60 "$DFS" start --data-dir "$WORK/data3" >"$WORK/dfs3.log" 2>&1 </dev/null
+}
+DITTOFS_CONTROL_TOKEN=short short_start; rc=$?
+[ "$rc" = 2 ] && grep -q "control.token.*at least 16" "$WORK/dfs3.log" && ok "a too-short control.token exits 2" || { bad "too-short token: exit $rc"; cat "$WORK/dfs3.log" >&2; }
+printf 'short\n' >"$WORK/short-token"; chmod 600 "$WORK/short-token"
+DITTOFS_CONTROL_TOKEN_FILE=$WORK/short-token short_start; rc=$?
+[ "$rc" = 2 ] && grep -q "short-token.*at least 16" "$WORK/dfs3.log" && ok "a too-short token file exits 2" || { bad "too-short token file: exit $rc"; cat "$WORK/dfs3.log" >&2; }
+DITTOFS_CONTROL_TOKEN=0123456789abcdef0123 DITTOFS_CONTROL_TOKEN_FILE=$WORK/short-token short_start; rc=$?
+[ "$rc" = 2 ] && grep -q "control.token and control.token_file" "$WORK/dfs3.log" && ok "token and token_file together exit 2" || { bad "token + token_file: exit $rc"; cat "$WORK/dfs3.log" >&2; }
 
 # --- stores and shares ---
 ctl store metadata add --name meta-a --type sled; expect 0 "metadata store meta-a"

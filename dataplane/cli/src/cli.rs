@@ -31,11 +31,20 @@ refcount audits and the declarative configuration.
 Connection settings come from flags, then environment variables (DFSCTL_SERVER, \
 DFSCTL_TOKEN, DFSCTL_TOKEN_FILE, DFSCTL_CONTEXT), then the selected context of \
 ~/.config/dfsctl/config (see `dfsctl context --help`), then defaults \
-(http://127.0.0.1:9000). When no token is configured and the server is on a loopback \
-address, dfsctl reads the token `dfs` writes on its first start, from \
-/var/lib/dittofs/control-token or $XDG_DATA_HOME/dittofs/control-token \
-(~/.local/share/dittofs/control-token). The token is sent as \
-`authorization: Bearer <token>`.
+(http://127.0.0.1:9000). The token is sent as `authorization: Bearer <token>`.
+
+Secrets: a flag's value (--token, --secret-access-key) is visible to every user of the \
+host in `ps`; give secrets as files (--token-file, --secret-access-key-file; mode 0600) \
+or environment variables (DFSCTL_TOKEN, DFSCTL_S3_SECRET_ACCESS_KEY) instead. A file's \
+trailing newline is ignored and an empty file is an error; giving one secret two ways \
+(e.g. --token and --token-file, or DFSCTL_TOKEN and --token-file) is a usage error.
+
+Local token: when no token is given at all, dfsctl reads the token `dfs` wrote in its \
+data directory (/var/lib/dittofs/control-token, else \
+$XDG_DATA_HOME/dittofs/control-token or ~/.local/share/dittofs/control-token), but \
+sends it only to that server: the control address its running `dfs` recorded beside it \
+(control-endpoint) must be the one --server reaches (same port, a loopback address). \
+Any other server gets no token and refuses the call (exit 5).
 
 Errors are printed as `dfsctl: <message>` on stderr.";
 
@@ -64,7 +73,8 @@ pub(crate) struct GlobalArgs {
     /// [default: http://127.0.0.1:9000, or the context's server]
     #[arg(help_heading = GLOBAL,long, global = true, env = "DFSCTL_SERVER", hide_env_values = true, value_name = "URL")]
     pub(crate) server: Option<String>,
-    /// Bearer token for the control API
+    /// Bearer token for the control API. Visible to every user in `ps`: prefer
+    /// --token-file or DFSCTL_TOKEN
     #[arg(
         help_heading = GLOBAL,
         long,
@@ -74,7 +84,8 @@ pub(crate) struct GlobalArgs {
         hide_env_values = true
     )]
     pub(crate) token: Option<String>,
-    /// Read the bearer token from this file (used when --token is not given)
+    /// Read the bearer token from this file (mode 0600; trailing newline ignored;
+    /// excludes --token)
     #[arg(help_heading = GLOBAL,long, global = true, env = "DFSCTL_TOKEN_FILE", hide_env_values = true, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
     /// Use this context of the dfsctl config file instead of its current one
@@ -157,7 +168,9 @@ $XDG_CONFIG_HOME/dfsctl/config, or ~/.config/dfsctl/config (YAML, created with m
       server: http://10.0.0.5:9000
       token_file: /etc/dittofs/control-token
 
-Flags and environment variables override the context's values.";
+A context saved with --token keeps the token in that file (dfsctl warns when others can \
+read it); one saved with --token-file keeps only the path, read at each use. Flags and \
+environment variables override the context's values.";
 
 // ----------------------------------------------------------------- store
 
@@ -273,10 +286,15 @@ pub(crate) enum LocalCommand {
 pub(crate) enum RemoteCommand {
     /// Add a remote (S3) block store
     #[command(long_about = "Add a remote block store (S3 or S3-compatible).\n\n\
+        The secret key is given one way: --secret-access-key-file FILE (recommended), \
+        DFSCTL_S3_SECRET_ACCESS_KEY, --secret-access-key or `secret_access_key` in \
+        --config (both visible to every user in `ps`). Neither: the server takes the key \
+        from its own configuration or environment (AWS_SECRET_ACCESS_KEY).\n\n\
         Examples:\n  dfsctl store block remote add --name archive --type s3 \\\n    \
         --config '{\"region\":\"us-east-1\",\"bucket\":\"b\",\"endpoint\":\"http://127.0.0.1:8333\",\"prefix\":\"dfs\",\"force_path_style\":true}'\n  \
-        dfsctl store block remote add --name archive --bucket b --region eu-west-1 --prefix dfs")]
-    Add(RemoteAddArgs),
+        dfsctl store block remote add --name archive --bucket b --region eu-west-1 --prefix dfs \\\n    \
+        --access-key-id AKIA... --secret-access-key-file /etc/dittofs/s3-secret")]
+    Add(Box<RemoteAddArgs>),
     /// List remote block stores
     List,
     /// Remove a remote block store
@@ -318,7 +336,8 @@ pub(crate) struct BlockCommonArgs {
     #[arg(long)]
     pub(crate) name: String,
     /// Store settings as a JSON object (local keys: path; remote keys: region, bucket,
-    /// endpoint, prefix, force_path_style, access_key_id, secret_access_key)
+    /// endpoint, prefix, force_path_style, access_key_id, secret_access_key). Visible in
+    /// `ps`: give the secret key with --secret-access-key-file instead
     #[arg(long, value_name = "JSON")]
     pub(crate) config: Option<String>,
 }
@@ -334,7 +353,7 @@ pub(crate) struct LocalFlags {
     pub(crate) max_size: Option<u64>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct S3Flags {
     /// S3 bucket
     #[arg(long)]
@@ -354,13 +373,22 @@ pub(crate) struct S3Flags {
     /// Create the bucket if it does not exist
     #[arg(long)]
     pub(crate) create_bucket: bool,
-    /// Access key id (prefer --config from a protected file over the command line)
+    /// Access key id
     #[arg(long, value_name = "ID")]
     pub(crate) access_key_id: Option<String>,
-    /// Secret access key (prefer --config from a protected file over the command line)
-    #[arg(long, value_name = "KEY", hide_env_values = true)]
+    /// Secret access key. Visible to every user in `ps`: prefer --secret-access-key-file
+    /// or DFSCTL_S3_SECRET_ACCESS_KEY
+    #[arg(long, value_name = "KEY")]
     pub(crate) secret_access_key: Option<String>,
+    /// Read the secret access key from this file (mode 0600; trailing newline ignored).
+    /// The environment variable DFSCTL_S3_SECRET_ACCESS_KEY is the third way; give one
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_access_key_file: Option<PathBuf>,
 }
+
+/// The environment variable holding the S3 secret key for `store block remote add`
+/// (not `AWS_SECRET_ACCESS_KEY`, which dfsctl never sends on its own).
+pub(crate) const S3_SECRET_ENV: &str = "DFSCTL_S3_SECRET_ACCESS_KEY";
 
 #[derive(Debug, Args)]
 pub(crate) struct LocalAddArgs {
@@ -752,7 +780,7 @@ pub(crate) enum ContextCommand {
         --server, --token and --token-file flags given on this command line (environment \
         variables are not saved). The first context saved becomes the current one.\n\n\
         Examples:\n  dfsctl context set local --server 127.0.0.1:9000 --token-file ~/.local/share/dittofs/control-token\n  \
-        dfsctl context set prod --server http://10.0.0.5:9000 --token \"$TOKEN\"")]
+        dfsctl context set prod --server http://10.0.0.5:9000 --token-file /etc/dittofs/prod-token")]
     Set {
         /// Context name
         name: String,

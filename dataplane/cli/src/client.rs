@@ -54,12 +54,15 @@ pub(crate) enum CliError {
     /// Anything else (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// A secret given twice, or an unreadable or empty secret file (exit 2).
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
 }
 
 impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => exit::USAGE,
+            CliError::Usage(_) | CliError::Secret(_) => exit::USAGE,
             CliError::NotFound(_) => exit::NOT_FOUND,
             CliError::Status { code, .. } => exit_code_for(*code),
             CliError::Unreachable(_) => exit::UNREACHABLE,
@@ -230,10 +233,7 @@ pub(crate) fn status_to_error(status: &Status, settings: &Resolved) -> CliError 
         }
         Code::Unauthenticated | Code::PermissionDenied => {
             let hint = match settings.token_source {
-                Source::None => {
-                    "; no token was given: use --token, --token-file, DFSCTL_TOKEN or a context"
-                        .to_string()
-                }
+                Source::None => no_token_hint(settings, &msg),
                 Source::ServerTokenFile => format!(
                     "; the token came from {}",
                     settings
@@ -255,6 +255,30 @@ pub(crate) fn status_to_error(status: &Status, settings: &Resolved) -> CliError 
         },
         _ => CliError::Status { code, message: msg },
     }
+}
+
+/// Says how to give a token (unless the server's `message` already does), and why a
+/// local token was not sent if one was withheld.
+fn no_token_hint(settings: &Resolved, message: &str) -> String {
+    let mut hint = if message.contains("--token-file") {
+        "; dfsctl sent no token".to_string()
+    } else {
+        "; no token was given: use --token-file FILE, DFSCTL_TOKEN or a context \
+         (dfsctl context set NAME --server URL --token-file FILE)"
+            .to_string()
+    };
+    if let Some(w) = &settings.withheld {
+        let owner = match w.endpoint {
+            Some(e) => format!("belongs to the dfs at {e}"),
+            None => "has no recorded server address (its dfs is not running)".into(),
+        };
+        hint.push_str(&format!(
+            "; the local token {} {owner} and was not sent to {}",
+            w.path.display(),
+            settings.server
+        ));
+    }
+    hint
 }
 
 fn unreachable(server: &str, detail: &str) -> CliError {
@@ -291,7 +315,7 @@ mod tests {
             token_source: source,
             token_path: None,
             context: None,
-            notes: vec![],
+            withheld: None,
         }
     }
 
@@ -344,6 +368,18 @@ mod tests {
         assert!(
             e.to_string().starts_with("bad token; no token was given"),
             "{e}"
+        );
+        let mut s = settings(Source::None);
+        s.withheld = Some(crate::context::Withheld {
+            path: "/d/control-token".into(),
+            endpoint: Some("127.0.0.1:9000".parse().unwrap()),
+        });
+        let e = status_to_error(&Status::unauthenticated("missing"), &s);
+        let text = e.to_string();
+        assert!(text.contains("--token-file"), "{text}");
+        assert!(
+            text.contains("/d/control-token belongs to the dfs at 127.0.0.1:9000"),
+            "{text}"
         );
         let e = status_to_error(
             &Status::unavailable("connection refused"),

@@ -12,19 +12,24 @@
 //! ```
 //!
 //! It is written atomically (temporary file + rename) with mode 0600 since it may hold
-//! tokens.
+//! tokens; one that holds tokens and that others can read is warned about.
 //!
 //! Precedence of each setting: flag or environment variable (clap merges the two) >
-//! the selected context (`--context`, else `current_context`) > defaults. For the token:
-//! `--token` > `--token-file` > context `token` > context `token_file` > when the server
-//! is a loopback address, the token file `dfs` writes on first start
-//! (`/var/lib/dittofs/control-token`, then `$XDG_DATA_HOME/dittofs/control-token` or
-//! `~/.local/share/dittofs/control-token`) > none.
+//! the selected context (`--context`, else `current_context`) > defaults. For the token,
+//! at most one of `--token`/`DFSCTL_TOKEN` and `--token-file`/`DFSCTL_TOKEN_FILE` may be
+//! given (both is a usage error, see `crate::secret`); then the context's `token` or
+//! `token_file` (not both); then, with none of these, the token of a local `dfs` data
+//! directory (`/var/lib/dittofs/control-token`, then `$XDG_DATA_HOME/dittofs/control-token`
+//! or `~/.local/share/dittofs/control-token`), but only for the server that token belongs
+//! to: the address its `dfs` recorded in `control-endpoint` beside it must be the one the
+//! server URL reaches (same port, a loopback host). Otherwise no token is sent.
 
 use crate::client::CliError;
+use crate::secret::{SecretInput, exposed_mode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The default control address (`dittofs_proto::DEFAULT_CONTROL_ADDR` as a URL).
@@ -119,6 +124,18 @@ impl ConfigFile {
         serde_yaml::from_str(text)
     }
 
+    /// A warning when the file at `path` holds tokens and its group or others may read it.
+    pub(crate) fn exposure_warning(&self, path: &Path) -> Option<String> {
+        if !self.contexts.values().any(|c| c.token.is_some()) {
+            return None;
+        }
+        let mode = exposed_mode(path)?;
+        Some(format!(
+            "warning: config file {p} holds tokens and is readable by group or others (mode {mode:04o}); fix with: chmod 600 {p}",
+            p = path.display()
+        ))
+    }
+
     /// Writes the file atomically with mode 0600, creating its directory (0700).
     pub(crate) fn save(&self, path: &Path) -> Result<(), CliError> {
         let fail = |what: &str, e: std::io::Error| {
@@ -182,8 +199,8 @@ impl ConfigFile {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ConnFlags {
     pub(crate) server: Option<String>,
-    pub(crate) token: Option<String>,
-    pub(crate) token_file: Option<PathBuf>,
+    /// The token's forms given as flags or environment variables (at most one may be).
+    pub(crate) token: Vec<SecretInput>,
     pub(crate) context: Option<String>,
 }
 
@@ -197,7 +214,7 @@ pub(crate) enum Source {
     Context,
     /// A built-in default.
     Default,
-    /// The token file `dfs` writes (loopback servers only).
+    /// The token file of a local `dfs` data directory (for the server recorded beside it).
     ServerTokenFile,
     /// No token anywhere.
     None,
@@ -214,16 +231,25 @@ pub(crate) struct Resolved {
     /// The file the token was read from, if any.
     pub(crate) token_path: Option<PathBuf>,
     pub(crate) context: Option<String>,
-    /// Warnings for stderr (e.g. an empty token file).
-    pub(crate) notes: Vec<String>,
+    /// A local `dfs` token that was not sent because it belongs to another server.
+    pub(crate) withheld: Option<Withheld>,
 }
 
-/// Resolves the effective settings. `fallback_tokens` are tried, in order, only when no
-/// token is configured and the server is a loopback address; unreadable ones are skipped.
+/// The token of a local data directory, not sent to a server it does not belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Withheld {
+    pub(crate) path: PathBuf,
+    /// The control address its `dfs` recorded (`None`: none recorded, or unreadable).
+    pub(crate) endpoint: Option<SocketAddr>,
+}
+
+/// Resolves the effective settings. `local_tokens` are the token files of local data
+/// directories, tried in order only when no token is given; one is used only for the
+/// server its `dfs` recorded beside it (see the module header).
 pub(crate) fn resolve(
     flags: &ConnFlags,
     file: &ConfigFile,
-    fallback_tokens: &[PathBuf],
+    local_tokens: &[PathBuf],
 ) -> Result<Resolved, CliError> {
     let selected = file.selected(flags.context.as_deref())?;
     let ctx = selected.map(|(_, c)| c);
@@ -237,74 +263,126 @@ pub(crate) fn resolve(
     };
     let server = normalize_server(&raw_server)?;
 
-    let mut token_path = None;
-    let mut notes = Vec::new();
-    let (token, token_source) = if let Some(t) = &flags.token {
-        (Some(t.trim().to_string()), Source::Flag)
-    } else if let Some(p) = &flags.token_file {
-        token_path = Some(p.clone());
-        (read_token_file(p, &mut notes)?, Source::Flag)
-    } else if let Some(t) = ctx.and_then(|c| c.token.clone()) {
-        (Some(t.trim().to_string()), Source::Context)
-    } else if let Some(p) = ctx.and_then(|c| c.token_file.clone()) {
-        let t = read_token_file(&p, &mut notes)?;
-        token_path = Some(p);
-        (t, Source::Context)
-    } else if is_loopback(&server) {
-        let found = fallback_tokens.iter().find_map(|p| {
-            std::fs::read_to_string(p)
-                .ok()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .map(|t| (p.clone(), t))
-        });
-        match found {
-            Some((p, t)) => {
-                token_path = Some(p);
-                (Some(t), Source::ServerTokenFile)
-            }
-            None => (None, Source::None),
-        }
-    } else {
-        (None, Source::None)
-    };
-    let token = token.filter(|t| !t.is_empty());
-    Ok(Resolved {
+    let mut resolved = Resolved {
         server,
         server_source,
-        token,
-        token_source,
-        token_path,
+        token: None,
+        token_source: Source::None,
+        token_path: None,
         context: selected.map(|(n, _)| n.to_string()),
-        notes,
-    })
-}
-
-/// Reads an explicitly configured token file. An unreadable file is an error; an empty
-/// one means "no token" (noted, and no fallback is tried: the server will refuse).
-fn read_token_file(path: &Path, notes: &mut Vec<String>) -> Result<Option<String>, CliError> {
-    let path = expand_tilde(path);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| CliError::Usage(format!("cannot read token file {}: {e}", path.display())))?;
-    let t = text.trim().to_string();
-    if t.is_empty() {
-        notes.push(format!(
-            "warning: token file {} is empty; calling without a token",
-            path.display()
-        ));
-        return Ok(None);
-    }
-    Ok(Some(t))
-}
-
-/// `~/x` -> `$HOME/x` (for paths stored in the config file, where no shell expands them).
-fn expand_tilde(p: &Path) -> PathBuf {
-    if let Ok(rest) = p.strip_prefix("~")
-        && let Some(home) = std::env::var_os("HOME")
+        withheld: None,
+    };
+    if let Some(t) = crate::secret::resolve("control token", &flags.token)? {
+        resolved.set_token(t, Source::Flag);
+    } else if let Some(t) =
+        crate::secret::resolve("control token", &context_token_inputs(selected))?
     {
-        return PathBuf::from(home).join(rest);
+        resolved.set_token(t, Source::Context);
+    } else {
+        match find_local_token(&resolved.server, local_tokens) {
+            LocalToken::Use { path, token } => {
+                resolved.token = Some(token);
+                resolved.token_source = Source::ServerTokenFile;
+                resolved.token_path = Some(path);
+            }
+            LocalToken::Withheld(w) => resolved.withheld = Some(w),
+            LocalToken::None => {}
+        }
     }
-    p.to_path_buf()
+    Ok(resolved)
+}
+
+impl Resolved {
+    fn set_token(&mut self, t: crate::secret::Secret, source: Source) {
+        self.token = Some(t.value.trim().to_string()).filter(|t| !t.is_empty());
+        self.token_source = source;
+        self.token_path = t.path;
+    }
+}
+
+/// The token forms of the selected context (both set by hand is a conflict).
+fn context_token_inputs(selected: Option<(&str, &Context)>) -> Vec<SecretInput> {
+    let Some((name, c)) = selected else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(t) = &c.token {
+        out.push(SecretInput::Value {
+            origin: format!("the token of context {name:?}"),
+            value: t.clone(),
+        });
+    }
+    if let Some(p) = &c.token_file {
+        out.push(SecretInput::File {
+            origin: format!("the token_file of context {name:?}"),
+            path: p.clone(),
+        });
+    }
+    out
+}
+
+/// What the local data directories offer for a server URL.
+enum LocalToken {
+    Use { path: PathBuf, token: String },
+    Withheld(Withheld),
+    None,
+}
+
+/// The first local token whose `dfs` recorded the address `url` reaches.
+fn find_local_token(url: &str, token_paths: &[PathBuf]) -> LocalToken {
+    let mut withheld = None;
+    for path in token_paths {
+        let endpoint = read_endpoint(path);
+        if endpoint.is_some_and(|e| endpoint_matches(url, e)) {
+            let token = std::fs::read_to_string(path).ok();
+            if let Some(token) = token
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+            {
+                return LocalToken::Use {
+                    path: path.clone(),
+                    token,
+                };
+            }
+        } else if withheld.is_none() && path.exists() {
+            withheld = Some(Withheld {
+                path: path.clone(),
+                endpoint,
+            });
+        }
+    }
+    withheld.map_or(LocalToken::None, LocalToken::Withheld)
+}
+
+/// The control address recorded beside a local token file (`control-endpoint`).
+fn read_endpoint(token_path: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(token_path.with_file_name("control-endpoint")).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether `url` reaches the server whose control listener is bound to `endpoint`: the
+/// same port, and a loopback host the bound address accepts (that same address, or any
+/// loopback address of its family when it is bound to the unspecified address).
+pub(crate) fn endpoint_matches(url: &str, endpoint: SocketAddr) -> bool {
+    let Ok(uri) = url.parse::<tonic::codegen::http::Uri>() else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (uri.host(), uri.port_u16()) else {
+        return false;
+    };
+    if port != endpoint.port() {
+        return false;
+    }
+    let bound = endpoint.ip();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return bound.is_loopback() || bound.is_unspecified();
+    }
+    match host.parse::<IpAddr>() {
+        Ok(ip) if ip.is_loopback() && bound.is_unspecified() => ip.is_ipv4() || bound.is_ipv6(),
+        Ok(ip) if ip.is_loopback() => ip == bound,
+        _ => false,
+    }
 }
 
 /// Accepts `host:port`, `http://host:port`, `host` (port 9000), IPv6 `[::1]:9000`;
@@ -351,28 +429,26 @@ fn has_port(authority: &str) -> bool {
     authority.contains(':')
 }
 
-/// Whether a normalized URL points at a loopback host.
-pub(crate) fn is_loopback(url: &str) -> bool {
-    let Ok(uri) = url.parse::<tonic::codegen::http::Uri>() else {
-        return false;
-    };
-    let Some(host) = uri.host() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn flags() -> ConnFlags {
         ConnFlags::default()
+    }
+
+    fn token_value(v: &str) -> SecretInput {
+        SecretInput::Value {
+            origin: "--token".into(),
+            value: v.into(),
+        }
+    }
+
+    fn token_file(p: &Path) -> SecretInput {
+        SecretInput::File {
+            origin: "--token-file".into(),
+            path: p.to_owned(),
+        }
     }
 
     #[test]
@@ -399,13 +475,48 @@ mod tests {
     }
 
     #[test]
-    fn loopback_detection() {
-        assert!(is_loopback("http://127.0.0.1:9000"));
-        assert!(is_loopback("http://127.1.2.3:9000"));
-        assert!(is_loopback("http://localhost:9000"));
-        assert!(is_loopback("http://[::1]:9000"));
-        assert!(!is_loopback("http://10.0.0.1:9000"));
-        assert!(!is_loopback("http://dfs.example:9000"));
+    fn endpoint_matching() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        // Bound to a loopback address: that address (or localhost) and port only.
+        assert!(endpoint_matches(
+            "http://127.0.0.1:9000",
+            at("127.0.0.1:9000")
+        ));
+        assert!(endpoint_matches(
+            "http://localhost:9000",
+            at("127.0.0.1:9000")
+        ));
+        assert!(!endpoint_matches(
+            "http://127.0.0.1:9001",
+            at("127.0.0.1:9000")
+        ));
+        assert!(!endpoint_matches(
+            "http://127.0.0.2:9000",
+            at("127.0.0.1:9000")
+        ));
+        assert!(!endpoint_matches("http://[::1]:9000", at("127.0.0.1:9000")));
+        assert!(endpoint_matches("http://[::1]:9000", at("[::1]:9000")));
+        // Bound to every address: any loopback address of its family.
+        assert!(endpoint_matches(
+            "http://127.0.0.1:9000",
+            at("0.0.0.0:9000")
+        ));
+        assert!(!endpoint_matches("http://[::1]:9000", at("0.0.0.0:9000")));
+        assert!(endpoint_matches("http://127.0.0.1:9000", at("[::]:9000")));
+        // Never another host, even the one the server is bound to.
+        assert!(!endpoint_matches(
+            "http://10.0.0.5:9000",
+            at("0.0.0.0:9000")
+        ));
+        assert!(!endpoint_matches(
+            "http://10.0.0.5:9000",
+            at("10.0.0.5:9000")
+        ));
+        assert!(!endpoint_matches(
+            "http://dfs.example:9000",
+            at("0.0.0.0:9000")
+        ));
+        assert!(!endpoint_matches("not a url", at("127.0.0.1:9000")));
     }
 
     #[test]
@@ -532,8 +643,7 @@ mod tests {
         // Flags beat the context, field by field.
         let f = ConnFlags {
             server: Some("h:1".into()),
-            token: Some("flag".into()),
-            token_file: Some(tok.clone()),
+            token: vec![token_value("flag")],
             context: None,
         };
         let r = resolve(&f, &file, &[]).unwrap();
@@ -541,7 +651,7 @@ mod tests {
         assert_eq!(r.server_source, Source::Flag);
         assert_eq!(r.token.as_deref(), Some("flag"));
         let f = ConnFlags {
-            token_file: Some(tok.clone()),
+            token: vec![token_file(&tok)],
             ..flags()
         };
         let r = resolve(&f, &file, &[]).unwrap();
@@ -565,52 +675,123 @@ mod tests {
             Source::Default
         );
 
-        // An empty token file means no token, and no fallback either.
+        // A token and a token file together are a usage error, in flags or a context.
+        let f = ConnFlags {
+            token: vec![token_value("flag"), token_file(&tok)],
+            ..flags()
+        };
+        let e = resolve(&f, &file, &[]).unwrap_err();
+        assert!(e.to_string().contains("--token-file"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        let mut both = file.clone();
+        if let Some(c) = both.contexts.get_mut("a") {
+            c.token_file = Some(tok.clone());
+        }
+        let e = resolve(&flags(), &both, &[]).unwrap_err();
+        assert!(e.to_string().contains("context \"a\""), "{e}");
+
+        // An empty token file is a usage error (never "no token").
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
         let f = ConnFlags {
             server: Some("127.0.0.1:9000".into()),
-            token_file: Some(empty),
+            token: vec![token_file(&empty)],
             ..flags()
         };
-        let r = resolve(&f, &ConfigFile::default(), std::slice::from_ref(&tok)).unwrap();
-        assert_eq!(r.token, None);
-        assert_eq!(r.token_source, Source::Flag);
-        assert_eq!(r.notes.len(), 1);
+        let e = resolve(&f, &ConfigFile::default(), std::slice::from_ref(&tok)).unwrap_err();
+        assert!(e.to_string().contains("is empty"), "{e}");
+        assert_eq!(e.exit_code(), 2);
 
         // Unreadable token file is an error.
         let f = ConnFlags {
-            token_file: Some(dir.path().join("missing")),
+            token: vec![token_file(&dir.path().join("missing"))],
             ..flags()
         };
-        assert!(matches!(resolve(&f, &file, &[]), Err(CliError::Usage(_))));
+        assert_eq!(resolve(&f, &file, &[]).unwrap_err().exit_code(), 2);
+    }
+
+    /// A data directory with its token and, if given, the endpoint its dfs recorded.
+    fn data_dir(root: &Path, name: &str, endpoint: Option<&str>) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("control-token"), format!("token-of-{name}\n")).unwrap();
+        if let Some(e) = endpoint {
+            std::fs::write(dir.join("control-endpoint"), format!("{e}\n")).unwrap();
+        }
+        dir.join("control-token")
     }
 
     #[test]
-    fn server_token_file_only_for_loopback() {
+    fn local_token_only_for_its_own_server() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("missing");
-        let present = dir.path().join("control-token");
-        std::fs::write(&present, "srv-token\n").unwrap();
-        let paths = vec![missing, present.clone()];
-        let r = resolve(&flags(), &ConfigFile::default(), &paths).unwrap();
-        assert_eq!(r.token.as_deref(), Some("srv-token"));
-        assert_eq!(r.token_source, Source::ServerTokenFile);
-        assert_eq!(r.token_path.as_deref(), Some(present.as_path()));
-
-        let f = ConnFlags {
-            server: Some("10.1.1.1:9000".into()),
+        let missing = dir.path().join("missing").join("control-token");
+        let a = data_dir(dir.path(), "a", Some("127.0.0.1:9000"));
+        let b = data_dir(dir.path(), "b", Some("0.0.0.0:9100"));
+        let paths = vec![missing, a.clone(), b.clone()];
+        let at = |server: &str| ConnFlags {
+            server: Some(server.into()),
             ..flags()
         };
-        let r = resolve(&f, &ConfigFile::default(), &paths).unwrap();
+
+        let r = resolve(&flags(), &ConfigFile::default(), &paths).unwrap();
+        assert_eq!(r.token.as_deref(), Some("token-of-a"));
+        assert_eq!(r.token_source, Source::ServerTokenFile);
+        assert_eq!(r.token_path.as_deref(), Some(a.as_path()));
+        let r = resolve(&at("localhost:9100"), &ConfigFile::default(), &paths).unwrap();
+        assert_eq!(r.token.as_deref(), Some("token-of-b"));
+
+        // Another port on loopback (another dfs, a tunnel to a remote one): nothing sent.
+        let r = resolve(&at("127.0.0.1:9200"), &ConfigFile::default(), &paths).unwrap();
+        assert_eq!((r.token, r.token_source), (None, Source::None));
+        let w = r.withheld.unwrap();
+        assert_eq!(w.path, a);
+        assert_eq!(w.endpoint, Some("127.0.0.1:9000".parse().unwrap()));
+        // Another host: nothing sent either.
+        let r = resolve(&at("10.1.1.1:9000"), &ConfigFile::default(), &paths).unwrap();
         assert_eq!(r.token, None);
 
-        // An explicit token wins over the server's file.
+        // No endpoint recorded (dfs stopped cleanly, or an older dfs): nothing sent.
+        let c = data_dir(dir.path(), "c", None);
+        let r = resolve(&flags(), &ConfigFile::default(), std::slice::from_ref(&c)).unwrap();
+        assert_eq!(r.token, None);
+        assert_eq!(r.withheld.map(|w| w.endpoint), Some(None));
+
+        // An explicit token wins over the local one.
         let f = ConnFlags {
-            token: Some("mine".into()),
+            token: vec![token_value("mine")],
             ..flags()
         };
         let r = resolve(&f, &ConfigFile::default(), &paths).unwrap();
         assert_eq!(r.token.as_deref(), Some("mine"));
+        assert_eq!(r.withheld, None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn config_file_with_tokens_readable_by_others_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let mut f = ConfigFile::default();
+        f.contexts.insert(
+            "p".into(),
+            Context {
+                server: Some("h:1".into()),
+                token_file: Some("/etc/tok".into()),
+                token: None,
+            },
+        );
+        f.save(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(f.exposure_warning(&path), None, "no token in it");
+        if let Some(c) = f.contexts.get_mut("p") {
+            c.token = Some("inline".into());
+            c.token_file = None;
+        }
+        let w = f.exposure_warning(&path).unwrap();
+        assert!(w.contains("chmod 600") && w.contains("0644"), "{w}");
+        assert!(!w.contains("inline"), "{w}");
+        f.save(&path).unwrap();
+        assert_eq!(f.exposure_warning(&path), None, "saved with mode 0600");
     }
 }

@@ -20,7 +20,8 @@
 //!
 //! Modules: `cli` (grammar), `context` (config file, settings precedence), `client`
 //! (connection, auth, error mapping), `output` (rendering), `spec` (desired-state
-//! document), `parse` (value syntaxes), `cmd` (the commands).
+//! document), `parse` (value syntaxes), `secret` (secrets given as values or files),
+//! `cmd` (the commands).
 
 mod cli;
 mod client;
@@ -28,6 +29,7 @@ mod cmd;
 mod context;
 mod output;
 mod parse;
+mod secret;
 mod spec;
 
 use clap::{CommandFactory, FromArgMatches};

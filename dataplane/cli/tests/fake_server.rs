@@ -28,6 +28,7 @@ struct Seen {
     edits: Vec<pb::EditShareRequest>,
     applied: Vec<pb::ApplyConfigRequest>,
     gc_requests: Vec<pb::RunGcRequest>,
+    block_stores: Vec<pb::BlockStore>,
 }
 
 #[derive(Clone, Default)]
@@ -308,7 +309,9 @@ impl ControlService for Fake {
         &self,
         r: Request<pb::AddBlockStoreRequest>,
     ) -> Result<Response<pb::BlockStore>, Status> {
-        Ok(Response::new(r.into_inner().store.unwrap_or_default()))
+        let store = r.into_inner().store.unwrap_or_default();
+        self.seen.lock().unwrap().block_stores.push(store.clone());
+        Ok(Response::new(store))
     }
     async fn list_block_stores(
         &self,
@@ -772,7 +775,7 @@ async fn status_codes_map_to_exit_codes() {
         stderr(&o)
     );
 
-    // An empty token file: no token is sent, the server refuses (5), with a warning.
+    // An empty token file is a usage error (2), not a call without a token.
     let o = dfsctl(
         home.path(),
         &[
@@ -786,8 +789,9 @@ async fn status_codes_map_to_exit_codes() {
         &[("DFSCTL_TOKEN", "")],
     )
     .await;
-    assert_eq!(code(&o), 5, "{}", stderr(&o));
-    assert!(stderr(&o).contains("/dev/null is empty"), "{}", stderr(&o));
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("/dev/null"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is empty"), "{}", stderr(&o));
 
     // No token at all (the fallback files do not exist in this HOME).
     if !Path::new("/var/lib/dittofs/control-token").exists() {
@@ -1362,14 +1366,128 @@ async fn contexts_and_server_token_file() {
     let o = dfsctl(home.path(), &["context", "use", "broken"], &env).await;
     assert_eq!(code(&o), 3);
 
-    // No token anywhere, loopback server: the token file dfs writes is used.
-    if !Path::new("/var/lib/dittofs/control-token").exists() {
-        let data = home.path().join("data").join("dittofs");
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(data.join("control-token"), format!("{TOKEN}\n")).unwrap();
-        let o = dfsctl(home.path(), &["--server", &server, "status"], &[]).await;
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
-    }
+    // No token anywhere: the token of the local dfs whose recorded address is this one.
+    let data = home.path().join("data").join("dittofs");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("control-token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(data.join("control-endpoint"), format!("{addr}\n")).unwrap();
+    let o = dfsctl(home.path(), &["--server", &server, "status"], &[]).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        seen.lock().unwrap().auth.last().map(String::as_str),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+/// A dfs data directory under `home`'s XDG_DATA_HOME whose server recorded `endpoint`.
+fn local_data_dir(home: &Path, endpoint: &str) {
+    let data = home.join("data").join("dittofs");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("control-token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(data.join("control-endpoint"), format!("{endpoint}\n")).unwrap();
+}
+
+#[tokio::test]
+async fn local_token_is_not_sent_to_another_server() {
+    let (addr, seen) = start().await;
+    let home = tempfile::tempdir().unwrap();
+    let server = addr.to_string();
+    // The local dfs listens on another port of this host (the fake plays a second
+    // server, or a tunnel to a remote one): its token must not arrive here.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    local_data_dir(home.path(), &other.local_addr().unwrap().to_string());
+    let o = dfsctl(home.path(), &["--server", &server, "status"], &[]).await;
+    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert_eq!(
+        seen.lock().unwrap().auth,
+        vec![String::new()],
+        "no authorization header"
+    );
+    let err = stderr(&o);
+    assert!(err.contains("--token-file"), "{err}");
+    assert!(err.contains("was not sent"), "{err}");
+    assert!(!err.contains(TOKEN), "{err}");
+}
+
+#[tokio::test]
+async fn token_and_s3_secret_from_files_and_environment() {
+    let (addr, seen) = start().await;
+    let home = tempfile::tempdir().unwrap();
+    let server = addr.to_string();
+    let tok = home.path().join("token");
+    std::fs::write(&tok, format!("{TOKEN}\n")).unwrap();
+    let tok = tok.to_str().unwrap();
+    let key = home.path().join("s3-secret");
+    std::fs::write(&key, "key-from-file\n").unwrap();
+    let key = key.to_str().unwrap();
+    let add = |extra: &[&'static str]| {
+        let mut v = vec![
+            "store", "block", "remote", "add", "--name", "s3", "--bucket", "b",
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+
+    let mut args = vec!["--server", server.as_str(), "--token-file", tok];
+    args.extend(add(&["--secret-access-key-file"]));
+    args.push(key);
+    let o = dfsctl(home.path(), &args, &[]).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stdout(&o).contains("key-from-file"), "{}", stdout(&o));
+    let o = dfsctl(
+        home.path(),
+        &[&["--server", server.as_str()][..], &add(&[])].concat(),
+        &[
+            ("DFSCTL_TOKEN_FILE", tok),
+            ("DFSCTL_S3_SECRET_ACCESS_KEY", "key-from-env"),
+        ],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let keys: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .block_stores
+        .iter()
+        .filter_map(|b| b.s3.as_ref().map(|s| s.secret_access_key.clone()))
+        .collect();
+    assert_eq!(keys, ["key-from-file", "key-from-env"]);
+
+    // Two forms of one secret: a usage error before anything is sent.
+    let before = seen.lock().unwrap().auth.len();
+    let mut args = vec!["--server", server.as_str(), "--token-file", tok];
+    args.extend(add(&["--secret-access-key-file"]));
+    args.push(key);
+    let o = dfsctl(
+        home.path(),
+        &args,
+        &[("DFSCTL_S3_SECRET_ACCESS_KEY", "key-from-env")],
+    )
+    .await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("DFSCTL_S3_SECRET_ACCESS_KEY"),
+        "{}",
+        stderr(&o)
+    );
+    let o = dfsctl(
+        home.path(),
+        &["--server", &server, "--token-file", tok, "status"],
+        &[("DFSCTL_TOKEN", TOKEN)],
+    )
+    .await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("DFSCTL_TOKEN and by --token-file"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains(TOKEN), "{}", stderr(&o));
+    assert_eq!(
+        seen.lock().unwrap().auth.len(),
+        before,
+        "nothing reached the server"
+    );
 }
 
 #[tokio::test]

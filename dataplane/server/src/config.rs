@@ -21,6 +21,34 @@ pub enum ConfigError {
     Env { var: String, detail: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// `control.token` is set but not acceptable.
+    #[error("invalid configuration: control.token: {0}")]
+    Token(#[source] InvalidToken),
+    /// A secret is given two ways (the value and a file holding it).
+    #[error(
+        "invalid configuration: {first} and {second} are both set; give the secret one way only"
+    )]
+    SecretConflict { first: String, second: String },
+}
+
+/// Why a control token is not acceptable (configured, or read from a file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidToken {
+    #[error("the control token must be at least 16 characters")]
+    TooShort,
+    #[error("the control token must be printable ASCII without spaces")]
+    NotPrintable,
+}
+
+/// Checks a control token: at least 16 printable ASCII characters, no spaces.
+pub fn check_token(t: &str) -> Result<(), InvalidToken> {
+    if t.len() < 16 {
+        return Err(InvalidToken::TooShort);
+    }
+    if !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(InvalidToken::NotPrintable);
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -132,10 +160,28 @@ pub struct ControlSection {
     /// Loopback by default: the API is administrative.
     pub bind: String,
     pub port: u16,
-    /// Bearer token clients must send. Empty: read `token_file`; if that is empty too,
-    /// `<data_dir>/control-token` is used, generated (and printed) on first start.
+    /// Bearer token clients must send (prefer `token_file` or `DITTOFS_CONTROL_TOKEN`
+    /// over writing it in the file). Empty: read `token_file`; if that is empty too,
+    /// `<data_dir>/control-token` is used, generated (mode 0600) on first start. Setting
+    /// both `token` and `token_file` is a configuration error.
     pub token: String,
     pub token_file: String,
+}
+
+impl ControlSection {
+    /// A configured token must be acceptable, and given one way only.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.token.is_empty() {
+            return Ok(());
+        }
+        if !self.token_file.is_empty() {
+            return Err(ConfigError::SecretConflict {
+                first: "control.token".into(),
+                second: "control.token_file".into(),
+            });
+        }
+        check_token(self.token.trim()).map_err(ConfigError::Token)
+    }
 }
 
 impl Default for ControlSection {
@@ -186,7 +232,12 @@ pub struct RemoteBlockStoreCfg {
     pub prefix: String,
     pub force_path_style: bool,
     pub access_key_id: String,
+    /// Empty: `secret_access_key_file`, else `AWS_SECRET_ACCESS_KEY` in the environment.
     pub secret_access_key: String,
+    /// A file holding the secret key (its trailing newline ignored), read when the store
+    /// is opened; excludes `secret_access_key`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub secret_access_key_file: String,
     /// A cold read (of a chunk evicted from the local tier) fails with EIO when the
     /// remote has not answered within this many seconds; 0 = 30.
     #[serde(skip_serializing_if = "is_zero_u32")]
@@ -499,6 +550,7 @@ impl Config {
         if !(2..=3600).contains(&self.shutdown_timeout_seconds) {
             return bad("shutdown_timeout_seconds must be between 2 and 3600".into());
         }
+        self.control.validate()?;
         validate_state(&self.metadata_stores, &self.block_stores, &self.shares)
     }
 }
@@ -551,6 +603,12 @@ pub fn validate_state(
                 "remote block store {:?}: bucket is required",
                 r.name
             ));
+        }
+        if !r.secret_access_key.is_empty() && !r.secret_access_key_file.is_empty() {
+            return Err(ConfigError::SecretConflict {
+                first: format!("remote block store {:?}: secret_access_key", r.name),
+                second: "secret_access_key_file".into(),
+            });
         }
         if locals.contains(&r.name) || !remotes.insert(r.name.clone()) {
             return bad(format!("block store {:?} defined twice", r.name));
@@ -816,7 +874,8 @@ block_stores:
   #     prefix: dittofs         # key prefix: objects are <prefix>/cas/hh/hh/<blake3 hex>
   #     force_path_style: false # most S3-compatible servers need true
   #     access_key_id: ""       # empty: from the environment (AWS_ACCESS_KEY_ID, ...)
-  #     secret_access_key: ""
+  #     secret_access_key: ""   # empty: secret_access_key_file, else AWS_SECRET_ACCESS_KEY
+  #     secret_access_key_file: /etc/dittofs/s3-secret   # mode 0600; excludes secret_access_key
   #     read_timeout_seconds: 30  # a cold read fails with EIO after this long
   #     create_bucket: false
 
@@ -849,8 +908,11 @@ control:
   enabled: true
   bind: 127.0.0.1
   port: 9000
-  token: ""          # bearer token; or token_file; neither: <data_dir>/control-token,
-  token_file: ""     # generated and printed on first start
+  # The listener is plaintext (no TLS): on an address other than loopback the token and
+  # every call cross the network in clear (dfs warns at start). Keep it on a trusted network.
+  token: ""          # bearer token (or DITTOFS_CONTROL_TOKEN), or token_file, not both;
+  token_file: ""     # neither: <data_dir>/control-token, generated (mode 0600) on first
+                     # start; its path is printed, never the token
 "#;
 
 #[cfg(test)]
@@ -957,5 +1019,50 @@ mod tests {
         let e = Config::load(Some(&p), &[]).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
         assert!(Config::load(Some(Path::new("/nonexistent/x.yaml")), &[]).is_err());
+    }
+
+    #[test]
+    fn secrets_are_checked_and_given_one_way() {
+        let e = Config::load(None, &env(&[("DITTOFS_CONTROL_TOKEN", "short")])).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Token(InvalidToken::TooShort)),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("control.token"), "{e}");
+        let e = Config::load(
+            None,
+            &env(&[("DITTOFS_CONTROL_TOKEN", "has a space in it!!")]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Token(InvalidToken::NotPrintable)));
+        assert!(
+            Config::load(
+                None,
+                &env(&[("DITTOFS_CONTROL_TOKEN", "0123456789abcdef\n")])
+            )
+            .is_ok()
+        );
+        let e = Config::load(
+            None,
+            &env(&[
+                ("DITTOFS_CONTROL_TOKEN", "0123456789abcdef"),
+                ("DITTOFS_CONTROL_TOKEN_FILE", "/etc/tok"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::SecretConflict { .. }), "{e:?}");
+        assert!(e.to_string().contains("control.token_file"), "{e}");
+
+        let remote = |extra: &str| {
+            format!(
+                "{{local: [{{name: default}}], remote: [{{name: r, type: s3, bucket: b{extra}}}]}}"
+            )
+        };
+        let with_file = remote(", secret_access_key_file: /etc/s3");
+        let c = Config::load(None, &env(&[("DITTOFS_BLOCK_STORES", &with_file)])).unwrap();
+        assert_eq!(c.block_stores.remote[0].secret_access_key_file, "/etc/s3");
+        let both = remote(", secret_access_key: k, secret_access_key_file: /etc/s3");
+        let e = Config::load(None, &env(&[("DITTOFS_BLOCK_STORES", &both)])).unwrap_err();
+        assert!(matches!(e, ConfigError::SecretConflict { .. }), "{e:?}");
     }
 }

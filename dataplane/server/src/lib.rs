@@ -13,5 +13,6 @@ pub mod maintenance;
 pub mod metrics;
 pub mod reclaim;
 pub mod runtime;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;

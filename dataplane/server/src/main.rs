@@ -108,7 +108,8 @@ fn init(output: &Path, force: bool) -> i32 {
     }
 }
 
-/// Why `dfs` could not start serving (printed as `dfs: <message>`, exit code 1).
+/// Why `dfs` could not start serving (printed as `dfs: <message>`; exit code 2 when the
+/// configuration is at fault, else 1: see [`ServeError::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 enum ServeError {
     #[error("cannot create data directory {}: {source}", dir.display())]
@@ -161,6 +162,18 @@ enum ServeError {
     /// The lock status monitor's state (`<data_dir>/nsm`) could not be read or written.
     #[error("NSM state: {0}")]
     Nsm(#[source] dittofs_nfs::nsmd::NsmError),
+}
+
+impl ServeError {
+    /// 2 for bad configuration (a bad or unreadable control token or token file, stores
+    /// that cannot be opened as configured), 1 for failures of the host or the data.
+    fn exit_code(&self) -> i32 {
+        match self {
+            ServeError::Token(e) if e.is_config() => 2,
+            ServeError::Apply(ControlError::Invalid(_)) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Checks that the data directory exists (creating it) and is writable.
@@ -293,7 +306,7 @@ async fn start(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> i32 {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("dfs: {e}");
-            1
+            e.exit_code()
         }
     }
 }
@@ -357,6 +370,10 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
     } else {
         None
     };
+    let control_addr = control_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(l) = &control_listener {
+        warn_control_exposure(&cfg.control, l, token.as_ref().map(|(_, src)| src));
+    }
 
     let fd_limit = raise_fd_limit();
     let rt = runtime::Runtime::new(&data_dir);
@@ -451,6 +468,10 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
         )));
     }
 
+    if let (Some(addr), Some(_)) = (control_addr, &token) {
+        // Serving from here on: dfsctl may send this data directory's token to it.
+        control::auth::record_endpoint(&data_dir, addr)?;
+    }
     http_state.ready.store(true, Ordering::Release);
     let shares: Vec<String> = rt.shares().iter().map(|s| s.cfg.name.clone()).collect();
     tracing::info!(data_dir = %data_dir.display(), shares = ?shares, nfs_port = cfg.nfs.port, "DittoFS {} ready", env!("CARGO_PKG_VERSION"));
@@ -476,20 +497,12 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
             cfg.http.bind, cfg.http.port
         );
     }
-    if let Some((token, src)) = &token {
+    if let Some((_, src)) = &token {
         println!(
             "  control API (dfsctl) on {}:{}",
             cfg.control.bind, cfg.control.port
         );
-        match src {
-            control::auth::TokenSource::Generated(path) => {
-                println!("  control token (generated, saved in {path}): {token}")
-            }
-            control::auth::TokenSource::File(path) => println!("  control token: in {path}"),
-            control::auth::TokenSource::Config => {
-                println!("  control token: from the configuration")
-            }
-        }
+        println!("  control token: {}", token_origin(src));
     }
 
     wait_for_signal().await;
@@ -507,6 +520,9 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
             "shutdown not finished within {bound:?} (shutdown_timeout_seconds): exiting \
              anyway; the write journal is replayed at the next start"
         ),
+    }
+    if cfg.control.enabled {
+        control::auth::forget_endpoint(&data_dir);
     }
     Ok(())
 }
@@ -536,6 +552,46 @@ async fn shut_down(
         let _ = t.await;
     }
     rt.shutdown().await;
+}
+
+/// Where the control token is, for the banner: a path or the configuration, never the
+/// token itself (stdout ends up in logs).
+fn token_origin(src: &control::auth::TokenSource) -> String {
+    use control::auth::TokenSource;
+    match src {
+        TokenSource::Generated(path) => format!(
+            "generated in {} (mode 0600; dfsctl on this host reads it)",
+            path.display()
+        ),
+        TokenSource::File(path) => format!("in {}", path.display()),
+        TokenSource::Config => "from the configuration (control.token)".into(),
+    }
+}
+
+/// One WARN line each for a control token file others can read and for a control API
+/// reachable from the network without TLS (the bearer token travels in clear).
+fn warn_control_exposure(
+    cfg: &config::ControlSection,
+    listener: &tokio::net::TcpListener,
+    src: Option<&control::auth::TokenSource>,
+) {
+    if let Some(control::auth::TokenSource::File(path)) = src
+        && let Some(mode) = dittofs_server::secrets::exposed_mode(path)
+    {
+        tracing::warn!(
+            "control token file {p} is readable by group or others (mode {mode:04o}): anyone who can read it controls this server; fix with: chmod 600 {p}",
+            p = path.display()
+        );
+    }
+    if !dittofs_server::secrets::is_loopback_bind(&cfg.bind) {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| format!("{}:{}", cfg.bind, cfg.port));
+        tracing::warn!(
+            "control API listens on {addr} without TLS (not supported yet): the bearer token and every call travel in clear text; keep this port on a trusted network, or set control.bind to 127.0.0.1"
+        );
+    }
 }
 
 async fn wait_for_signal() {

@@ -163,13 +163,37 @@ pub fn remote_store(
                 prefix: r.prefix.clone(),
                 force_path_style: r.force_path_style,
                 access_key_id: r.access_key_id.clone(),
-                secret_access_key: r.secret_access_key.clone(),
+                secret_access_key: remote_secret(r)?,
                 operation_timeout: None,
                 max_attempts: None,
             })
             .map_err(|e| ControlError::Invalid(format!("remote block store {:?}: {e}", r.name)))?,
         ),
     })
+}
+
+/// The S3 secret key of a remote store: `secret_access_key`, else the content of
+/// `secret_access_key_file`, else (with an `access_key_id`) `AWS_SECRET_ACCESS_KEY` from
+/// the environment; empty when none is set (the S3 client then takes id and key from the
+/// environment). The error names the file, never its content.
+fn remote_secret(r: &RemoteBlockStoreCfg) -> ControlResult<String> {
+    if !r.secret_access_key.is_empty() {
+        return Ok(r.secret_access_key.clone());
+    }
+    if !r.secret_access_key_file.is_empty() {
+        return crate::secrets::read_secret_file(Path::new(&r.secret_access_key_file)).map_err(
+            |e| {
+                ControlError::Invalid(format!(
+                    "remote block store {:?}: secret_access_key_file: {e}",
+                    r.name
+                ))
+            },
+        );
+    }
+    if r.access_key_id.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default())
 }
 
 /// This server's identity as the owner of its block stores.

@@ -7,6 +7,7 @@
 //! | `control/state.json` | the applied [`DesiredState`] (generation included), written atomically (temp + fsync + rename + dir fsync) after every successful apply |
 //! | `share-ids.json` | share name -> share id, never reused, so handles stay valid across restarts and re-creation |
 //! | `control-token` | generated bearer token of the control API (mode 0600) |
+//! | `control-endpoint` | the control listener's bound address while `dfs` runs (see `control::auth`) |
 //!
 //! Once `control/state.json` exists it is the source of stores and shares at start; the
 //! config file's `metadata_stores`/`block_stores`/`shares` only seed a fresh data directory.

@@ -14,6 +14,7 @@ mod trash;
 use crate::cli::{Cli, Command, GlobalArgs, OutputFormat};
 use crate::client::{CliError, Conn};
 use crate::context::{ConfigFile, ConnFlags, Resolved, config_path, fallback_token_paths, resolve};
+use crate::secret::SecretInput;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -73,14 +74,20 @@ impl Ctx {
     }
 
     fn conn_flags(&self) -> ConnFlags {
+        let origin =
+            |typed: bool, flag: &str, env: &str| if typed { flag } else { env }.to_string();
+        let mut token = Vec::new();
+        if let Some(value) = self.global.token.clone() {
+            let origin = origin(self.sources.token, "--token", "DFSCTL_TOKEN");
+            token.push(SecretInput::Value { origin, value });
+        }
+        if let Some(path) = self.global.token_file.clone() {
+            let origin = origin(self.sources.token_file, "--token-file", "DFSCTL_TOKEN_FILE");
+            token.push(SecretInput::File { origin, path });
+        }
         ConnFlags {
             server: self.global.server.clone().filter(|s| !s.trim().is_empty()),
-            token: self.global.token.clone().filter(|s| !s.trim().is_empty()),
-            token_file: self
-                .global
-                .token_file
-                .clone()
-                .filter(|p| !p.as_os_str().is_empty()),
+            token,
             context: self.global.context.clone().filter(|s| !s.is_empty()),
         }
     }
@@ -94,22 +101,23 @@ impl Ctx {
         })
     }
 
-    /// Loads the config file (empty when there is no HOME to find it in).
+    /// Loads the config file (empty when there is no HOME to find it in); warns on
+    /// stderr when it holds tokens that others can read.
     pub(crate) fn load_config(&self) -> Result<ConfigFile, CliError> {
-        match config_path() {
-            Some(p) => ConfigFile::load(&p),
-            None => Ok(ConfigFile::default()),
+        let Some(p) = config_path() else {
+            return Ok(ConfigFile::default());
+        };
+        let file = ConfigFile::load(&p)?;
+        if let Some(w) = file.exposure_warning(&p) {
+            eprintln!("dfsctl: {w}");
         }
+        Ok(file)
     }
 
     /// The effective connection settings.
     pub(crate) fn resolve(&self) -> Result<Resolved, CliError> {
         let file = self.load_config()?;
-        let r = resolve(&self.conn_flags(), &file, &fallback_token_paths())?;
-        for note in &r.notes {
-            eprintln!("dfsctl: {note}");
-        }
-        Ok(r)
+        resolve(&self.conn_flags(), &file, &fallback_token_paths())
     }
 
     /// The connection, opened on first use.

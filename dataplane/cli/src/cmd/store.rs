@@ -1,14 +1,18 @@
 //! `dfsctl store metadata ...` and `dfsctl store block ...` (add, list, remove; GC is in
 //! `jobs`). Store settings come from individual flags and/or a `--config` JSON object
-//! whose unknown keys are refused; a key given both ways must agree.
+//! whose unknown keys are refused; a key given both ways must agree, except the S3
+//! secret key, which is given one way only (`--secret-access-key`,
+//! `--secret-access-key-file`, `DFSCTL_S3_SECRET_ACCESS_KEY` or `--config`; see
+//! `crate::secret`).
 
 use super::{Ctx, jobs};
 use crate::cli::{
     BlockCommand, BlockCommonArgs, BlockKind, LocalCommand, LocalFlags, MetadataAddArgs,
-    MetadataCommand, RemoteCommand, S3Flags, StoreCommand,
+    MetadataCommand, RemoteCommand, S3_SECRET_ENV, S3Flags, StoreCommand,
 };
 use crate::client::CliError;
 use crate::output::{RemovedView, block_stores_text, emit, metadata_stores_text, removed_text};
+use crate::secret::SecretInput;
 use crate::spec::{BlockStoreSpec, MetadataStoreSpec};
 use dittofs_proto::v1 as pb;
 use serde::Deserialize;
@@ -74,6 +78,7 @@ async fn block(ctx: &mut Ctx, cmd: BlockCommand) -> Result<(), CliError> {
                     Some(&a.store_type),
                     Some(&a.local),
                     None,
+                    None,
                 )?,
             )
             .await
@@ -91,6 +96,7 @@ async fn block(ctx: &mut Ctx, cmd: BlockCommand) -> Result<(), CliError> {
                     Some(&a.store_type),
                     None,
                     Some(&a.s3),
+                    s3_secret_env().as_deref(),
                 )?,
             )
             .await
@@ -128,6 +134,7 @@ async fn block(ctx: &mut Ctx, cmd: BlockCommand) -> Result<(), CliError> {
                     a.store_type.as_deref(),
                     Some(&a.local),
                     Some(&a.s3),
+                    s3_secret_env().as_deref(),
                 )?,
             )
             .await
@@ -137,6 +144,11 @@ async fn block(ctx: &mut Ctx, cmd: BlockCommand) -> Result<(), CliError> {
         BlockCommand::Gc(a) => jobs::gc(ctx, a).await,
         BlockCommand::GcStatus { share } => jobs::gc_status(ctx, share).await,
     }
+}
+
+/// The S3 secret key from the environment, if set.
+fn s3_secret_env() -> Option<String> {
+    std::env::var(S3_SECRET_ENV).ok()
 }
 
 fn api_kind(kind: Option<BlockKind>) -> pb::BlockStoreKind {
@@ -300,17 +312,53 @@ fn s3_flags_given(s: &S3Flags) -> Option<&'static str> {
         (s.create_bucket, "--create-bucket"),
         (s.access_key_id.is_some(), "--access-key-id"),
         (s.secret_access_key.is_some(), "--secret-access-key"),
+        (
+            s.secret_access_key_file.is_some(),
+            "--secret-access-key-file",
+        ),
     ]
     .into_iter()
     .find_map(|(given, flag)| given.then_some(flag))
 }
 
+/// The forms of the S3 secret key: the flag, the file, the environment (`env`) and
+/// `secret_access_key` of `--config`.
+fn s3_secret_inputs(
+    f: &S3Flags,
+    env: Option<&str>,
+    from_config: Option<String>,
+) -> Vec<SecretInput> {
+    let value = |origin: &str, v: Option<String>| {
+        v.map(|value| SecretInput::Value {
+            origin: origin.into(),
+            value,
+        })
+    };
+    [
+        value("--secret-access-key", f.secret_access_key.clone()),
+        f.secret_access_key_file
+            .clone()
+            .map(|path| SecretInput::File {
+                origin: "--secret-access-key-file".into(),
+                path,
+            }),
+        value(S3_SECRET_ENV, env.map(str::to_owned)),
+        value("`secret_access_key` in --config", from_config),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The request's block store. `s3_secret_env` is `DFSCTL_S3_SECRET_ACCESS_KEY` (read by
+/// the caller; ignored for local and memory stores).
 fn block_store(
     kind: BlockKind,
     common: &BlockCommonArgs,
     store_type: Option<&str>,
     local: Option<&LocalFlags>,
     s3: Option<&S3Flags>,
+    s3_secret_env: Option<&str>,
 ) -> Result<pb::BlockStore, CliError> {
     let (default_type, kind_name) = match kind {
         BlockKind::Local => ("fs", "local"),
@@ -375,8 +423,13 @@ fn block_store(
                 create_bucket: false,
                 access_key_id: None,
                 secret_access_key: None,
+                secret_access_key_file: None,
             };
             let f = s3.unwrap_or(&empty);
+            let secret = crate::secret::resolve(
+                "S3 secret access key",
+                &s3_secret_inputs(f, s3_secret_env, cfg.secret_access_key.clone()),
+            )?;
             let s3 = pb::S3Config {
                 bucket: merge("bucket", cfg.bucket, f.bucket.clone())?.unwrap_or_default(),
                 region: merge("region", cfg.region, f.region.clone())?.unwrap_or_default(),
@@ -390,12 +443,7 @@ fn block_store(
                 .unwrap_or(false),
                 access_key_id: merge("access_key_id", cfg.access_key_id, f.access_key_id.clone())?
                     .unwrap_or_default(),
-                secret_access_key: merge(
-                    "secret_access_key",
-                    cfg.secret_access_key,
-                    f.secret_access_key.clone(),
-                )?
-                .unwrap_or_default(),
+                secret_access_key: secret.map(|s| s.value).unwrap_or_default(),
                 create_bucket: merge(
                     "create_bucket",
                     cfg.create_bucket,
@@ -435,7 +483,91 @@ mod tests {
             create_bucket: false,
             access_key_id: None,
             secret_access_key: None,
+            secret_access_key_file: None,
         }
+    }
+
+    /// `block_store` without `DFSCTL_S3_SECRET_ACCESS_KEY`.
+    fn build(
+        kind: BlockKind,
+        common: &BlockCommonArgs,
+        store_type: Option<&str>,
+        local: Option<&LocalFlags>,
+        s3: Option<&S3Flags>,
+    ) -> Result<pb::BlockStore, CliError> {
+        block_store(kind, common, store_type, local, s3, None)
+    }
+
+    fn secret_of(
+        flags: &S3Flags,
+        env: Option<&str>,
+        config: Option<&str>,
+    ) -> Result<String, CliError> {
+        let json = config.map(|k| format!(r#"{{"bucket":"b","secret_access_key":"{k}"}}"#));
+        let flags = S3Flags {
+            bucket: config.is_none().then(|| "b".to_string()),
+            ..flags.clone()
+        };
+        block_store(
+            BlockKind::Remote,
+            &common(json.as_deref()),
+            None,
+            None,
+            Some(&flags),
+            env,
+        )
+        .map(|s| s.s3.map(|s3| s3.secret_access_key).unwrap_or_default())
+    }
+
+    #[test]
+    fn s3_secret_key_one_way_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s3-secret");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let with_file = S3Flags {
+            secret_access_key_file: Some(file.clone()),
+            ..no_s3()
+        };
+        let with_flag = S3Flags {
+            secret_access_key: Some("from-flag".into()),
+            ..no_s3()
+        };
+        assert_eq!(secret_of(&no_s3(), None, None).unwrap(), "");
+        assert_eq!(secret_of(&with_file, None, None).unwrap(), "from-file");
+        assert_eq!(secret_of(&with_flag, None, None).unwrap(), "from-flag");
+        assert_eq!(
+            secret_of(&no_s3(), Some("from-env"), None).unwrap(),
+            "from-env"
+        );
+        assert_eq!(
+            secret_of(&no_s3(), Some(""), Some("from-json")).unwrap(),
+            "from-json"
+        );
+        for (flags, env, config) in [
+            (&with_file, Some("from-env"), None),
+            (&with_flag, None, Some("from-json")),
+            (&with_file, None, Some("from-file")),
+            (&with_flag, Some("from-flag"), None),
+        ] {
+            let e = secret_of(flags, env, config).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+            assert!(e.to_string().contains("given twice"), "{e}");
+            assert!(!e.to_string().contains("from-"), "no secret in {e}");
+        }
+        std::fs::write(&file, "").unwrap();
+        let e = secret_of(&with_file, None, None).unwrap_err();
+        assert!(e.to_string().contains("is empty"), "{e}");
+        // The file form is an S3 flag: refused for local stores; the environment is not.
+        let e = build(
+            BlockKind::Local,
+            &common(None),
+            None,
+            None,
+            Some(&with_file),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--secret-access-key-file"), "{e}");
+        assert!(block_store(BlockKind::Local, &common(None), None, None, None, Some("x")).is_ok());
     }
 
     #[test]
@@ -485,7 +617,7 @@ mod tests {
     #[test]
     fn remote_config_json_and_flags() {
         let json = r#"{"region":"us-east-1","bucket":"b","endpoint":"http://127.0.0.1:8333","prefix":"p","force_path_style":true,"access_key_id":"AK","secret_access_key":"SK"}"#;
-        let s = block_store(
+        let s = build(
             BlockKind::Remote,
             &common(Some(json)),
             None,
@@ -508,10 +640,10 @@ mod tests {
             region: Some("eu-west-1".into()),
             ..no_s3()
         };
-        let s = block_store(BlockKind::Remote, &common(None), None, None, Some(&flags)).unwrap();
+        let s = build(BlockKind::Remote, &common(None), None, None, Some(&flags)).unwrap();
         assert_eq!(s.s3.as_ref().map(|x| x.bucket.as_str()), Some("b2"));
 
-        let e = block_store(
+        let e = build(
             BlockKind::Remote,
             &common(Some(r#"{"bucket":"b","regoin":"x"}"#)),
             None,
@@ -521,8 +653,7 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("unknown field `regoin`"), "{e}");
 
-        let e =
-            block_store(BlockKind::Remote, &common(None), None, None, Some(&no_s3())).unwrap_err();
+        let e = build(BlockKind::Remote, &common(None), None, None, Some(&no_s3())).unwrap_err();
         assert!(e.to_string().contains("bucket"), "{e}");
     }
 
@@ -532,7 +663,7 @@ mod tests {
             path: Some("/srv".into()),
             max_size: None,
         };
-        let s = block_store(
+        let s = build(
             BlockKind::Local,
             &common(None),
             None,
@@ -541,7 +672,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.r#type.as_str(), s.path.as_str()), ("fs", "/srv"));
-        let s = block_store(
+        let s = build(
             BlockKind::Local,
             &common(Some(r#"{"path":"/p"}"#)),
             Some("fs"),
@@ -555,10 +686,9 @@ mod tests {
             bucket: Some("b".into()),
             ..no_s3()
         };
-        let e =
-            block_store(BlockKind::Local, &common(None), None, None, Some(&bucket)).unwrap_err();
+        let e = build(BlockKind::Local, &common(None), None, None, Some(&bucket)).unwrap_err();
         assert!(e.to_string().contains("--bucket"), "{e}");
-        let e = block_store(
+        let e = build(
             BlockKind::Remote,
             &common(None),
             None,
@@ -567,9 +697,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("--path"), "{e}");
-        assert!(block_store(BlockKind::Local, &common(None), Some("s3"), None, None).is_err());
+        assert!(build(BlockKind::Local, &common(None), Some("s3"), None, None).is_err());
         // Local stores have no S3 keys.
-        let e = block_store(
+        let e = build(
             BlockKind::Local,
             &common(Some(r#"{"bucket":"b"}"#)),
             None,

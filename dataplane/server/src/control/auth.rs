@@ -4,21 +4,20 @@
 //! `control.token` (or `DITTOFS_CONTROL_TOKEN`), else the file `control.token_file`, else
 //! `<data_dir>/control-token`, which is generated (256 random bits, mode 0600) on first
 //! start. Comparison is constant-time. A token that cannot be resolved is a
-//! [`TokenError`] naming where it came from.
+//! [`TokenError`] naming where it came from, never the token itself: the token is never
+//! printed or logged (the banner names its file).
+//!
+//! `<data_dir>/control-endpoint` holds the address the control listener is bound to
+//! while `dfs` runs (written at start, removed at a clean stop). `dfsctl` sends the
+//! token of a local data directory only to the server of that address.
 
-use crate::config::ControlSection;
+pub use crate::config::InvalidToken;
+use crate::config::{ControlSection, check_token};
+use crate::secrets::{SecretFileError, read_secret_file};
 use crate::state::StateError;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Why a token is not acceptable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidToken {
-    #[error("the control token must be at least 16 characters")]
-    TooShort,
-    #[error("the control token must be printable ASCII without spaces")]
-    NotPrintable,
-}
 
 /// Why the control token could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -33,23 +32,32 @@ pub enum TokenError {
         #[source]
         source: InvalidToken,
     },
-    #[error("control token file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("control token file: {0}")]
+    Read(#[source] SecretFileError),
     /// A generated token could not be persisted.
     #[error(transparent)]
     Write(#[from] StateError),
 }
 
-/// Where the token came from (printed at start so an admin knows where to look).
+impl TokenError {
+    /// Whether the configuration is at fault (a bad or unreadable token or token file),
+    /// rather than the data directory failing to take a generated token.
+    pub fn is_config(&self) -> bool {
+        !matches!(self, TokenError::Write(_))
+    }
+}
+
+/// Where the token came from (the banner names it, never the token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
     Config,
-    File(String),
-    Generated(String),
+    File(PathBuf),
+    Generated(PathBuf),
+}
+
+/// The token file of a data directory.
+pub fn default_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control-token")
 }
 
 /// Resolves the token; generates and persists one when none is configured.
@@ -58,38 +66,53 @@ pub fn resolve_token(
     data_dir: &Path,
 ) -> Result<(String, TokenSource), TokenError> {
     if !cfg.token.is_empty() {
-        return Ok((check(cfg.token.trim().to_owned())?, TokenSource::Config));
+        let t = cfg.token.trim();
+        check_token(t)?;
+        return Ok((t.to_owned(), TokenSource::Config));
     }
     let (path, configured) = if cfg.token_file.is_empty() {
-        (data_dir.join("control-token"), false)
+        (default_token_path(data_dir), false)
     } else {
-        (Path::new(&cfg.token_file).to_owned(), true)
+        (PathBuf::from(&cfg.token_file), true)
     };
-    match std::fs::read_to_string(&path) {
-        Ok(t) => check(t.trim().to_owned())
-            .map_err(|source| TokenError::InvalidFile {
+    match read_secret_file(&path) {
+        Ok(t) => {
+            let t = t.trim().to_owned();
+            check_token(&t).map_err(|source| TokenError::InvalidFile {
                 path: path.clone(),
                 source,
-            })
-            .map(|t| (t, TokenSource::File(path.display().to_string()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !configured => {
+            })?;
+            Ok((t, TokenSource::File(path)))
+        }
+        Err(SecretFileError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && !configured =>
+        {
             let bytes: [u8; 32] = rand::random();
             let token = hex::encode(bytes);
             crate::state::write_atomic(&path, format!("{token}\n").as_bytes(), 0o600)?;
-            Ok((token, TokenSource::Generated(path.display().to_string())))
+            Ok((token, TokenSource::Generated(path)))
         }
-        Err(source) => Err(TokenError::Read { path, source }),
+        Err(e) => Err(TokenError::Read(e)),
     }
 }
 
-fn check(t: String) -> Result<String, InvalidToken> {
-    if t.len() < 16 {
-        return Err(InvalidToken::TooShort);
-    }
-    if !t.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(InvalidToken::NotPrintable);
-    }
-    Ok(t)
+/// The file recording the control listener's address (see the module header).
+pub fn endpoint_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control-endpoint")
+}
+
+/// Records the bound address of the control listener (`127.0.0.1:9000`, `0.0.0.0:9000`).
+pub fn record_endpoint(data_dir: &Path, addr: SocketAddr) -> Result<(), StateError> {
+    crate::state::write_atomic(
+        &endpoint_path(data_dir),
+        format!("{addr}\n").as_bytes(),
+        0o644,
+    )
+}
+
+/// Removes the record at a clean stop (a stopped server's port may be taken by another).
+pub fn forget_endpoint(data_dir: &Path) {
+    let _ = std::fs::remove_file(endpoint_path(data_dir));
 }
 
 /// tonic interceptor refusing calls without the right bearer token.
@@ -117,7 +140,7 @@ impl tonic::service::Interceptor for BearerAuth {
     fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         match req.metadata().get("authorization") {
             None => Err(tonic::Status::unauthenticated(
-                "missing bearer token: pass --token, --token-file or a dfsctl context (the server's token is in <data_dir>/control-token unless configured)",
+                "missing bearer token: give dfsctl --token-file FILE (or DFSCTL_TOKEN, or a context: dfsctl context set NAME --server ADDR --token-file FILE); the server's token is in <data_dir>/control-token unless configured",
             )),
             Some(v) if ct_eq(v.as_bytes(), &self.expected) => Ok(req),
             Some(_) => Err(tonic::Status::unauthenticated("wrong bearer token")),
@@ -149,8 +172,33 @@ mod tests {
         cfg.token = String::new();
         cfg.token_file = "/nonexistent/token".into();
         let e = resolve_token(&cfg, dir.path()).unwrap_err();
-        assert!(matches!(e, TokenError::Read { .. }), "{e:?}");
+        assert!(matches!(e, TokenError::Read(_)), "{e:?}");
+        assert!(e.is_config());
         assert!(e.to_string().contains("/nonexistent/token"), "{e}");
+        // A configured file: trailing newline ignored, a short or empty one refused.
+        let f = dir.path().join("tok");
+        std::fs::write(&f, "0123456789abcdef0123\n").unwrap();
+        cfg.token_file = f.display().to_string();
+        let (t, src) = resolve_token(&cfg, dir.path()).unwrap();
+        assert_eq!(
+            (t.as_str(), src),
+            ("0123456789abcdef0123", TokenSource::File(f.clone()))
+        );
+        std::fs::write(&f, "short\n").unwrap();
+        let e = resolve_token(&cfg, dir.path()).unwrap_err();
+        assert!(
+            matches!(e, TokenError::InvalidFile { .. }) && e.is_config(),
+            "{e:?}"
+        );
+        assert!(
+            !e.to_string().contains("short"),
+            "the token is not echoed: {e}"
+        );
+        std::fs::write(&f, "").unwrap();
+        assert!(matches!(
+            resolve_token(&cfg, dir.path()),
+            Err(TokenError::Read(_))
+        ));
 
         let mut auth = BearerAuth::new(&t1);
         let mut req = tonic::Request::new(());

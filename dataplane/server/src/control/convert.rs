@@ -79,6 +79,7 @@ pub fn block_from_pb(b: pb::BlockStore) -> ControlResult<BlockCfg> {
                 force_path_style: s3.force_path_style,
                 access_key_id: s3.access_key_id,
                 secret_access_key: s3.secret_access_key,
+                secret_access_key_file: String::new(),
                 read_timeout_seconds: b.read_timeout_seconds,
                 create_bucket: s3.create_bucket,
             }))
@@ -102,7 +103,8 @@ pub fn local_to_pb(l: &LocalBlockStoreCfg) -> pb::BlockStore {
     }
 }
 
-/// Remote store as reported to clients: the secret key is never sent back.
+/// Remote store as reported to clients: the secret key is never sent back (a key set in
+/// the store, directly or as a file, is reported as the redaction marker).
 pub fn remote_to_pb(r: &RemoteBlockStoreCfg) -> pb::BlockStore {
     pb::BlockStore {
         name: r.name.clone(),
@@ -119,7 +121,9 @@ pub fn remote_to_pb(r: &RemoteBlockStoreCfg) -> pb::BlockStore {
             force_path_style: r.force_path_style,
             access_key_id: r.access_key_id.clone(),
             create_bucket: r.create_bucket,
-            secret_access_key: if r.secret_access_key.is_empty() {
+            secret_access_key: if r.secret_access_key.is_empty()
+                && r.secret_access_key_file.is_empty()
+            {
                 String::new()
             } else {
                 REDACTED.into()

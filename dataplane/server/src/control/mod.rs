@@ -90,16 +90,17 @@ impl Control {
     }
 }
 
-/// A remote store sent back with the redacted secret keeps the stored one.
+/// A remote store sent back with the redacted secret keeps the stored one (the key, or
+/// the file holding it).
 fn keep_redacted_secrets(new: &mut DesiredState, cur: &DesiredState) {
     for r in &mut new.block_stores.remote {
         if r.secret_access_key == REDACTED {
-            r.secret_access_key = cur
-                .block_stores
-                .remote
-                .iter()
-                .find(|c| c.name == r.name)
+            let stored = cur.block_stores.remote.iter().find(|c| c.name == r.name);
+            r.secret_access_key = stored
                 .map(|c| c.secret_access_key.clone())
+                .unwrap_or_default();
+            r.secret_access_key_file = stored
+                .map(|c| c.secret_access_key_file.clone())
                 .unwrap_or_default();
         }
     }
