@@ -13,7 +13,6 @@ use dittofs_nfs::XdrEncode;
 use dittofs_nfs::mount3::{DirPath, MntArgs, MntRes, MountStat3};
 use dittofs_nfs::nfs3::*;
 use dittofs_nfs::record::frame_record;
-use dittofs_nfs::rpc::{Auth, OpaqueAuth, RpcCall};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -50,24 +49,7 @@ fn warn_lines(log: &str) -> Vec<&str> {
 
 /// A pipelined NFS call (no reply awaited) from AUTH_SYS root.
 fn call_record(xid: u32, prog: u32, proc_num: u32, args: &[u8]) -> Vec<u8> {
-    let call = RpcCall {
-        xid,
-        prog,
-        vers: 3,
-        proc_num,
-        cred: Auth::Sys {
-            stamp: 1,
-            machine: b"flood".to_vec(),
-            uid: 0,
-            gid: 0,
-            gids: vec![],
-        },
-        verf: OpaqueAuth::none(),
-    };
-    let mut msg = Vec::new();
-    call.encode(&mut msg);
-    msg.extend_from_slice(args);
-    frame_record(&msg)
+    common::call_record(xid, prog, proc_num, b"flood", args)
 }
 
 /// SIGTERM while a client that never reads its replies has filled its connection with

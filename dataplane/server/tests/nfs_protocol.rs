@@ -513,24 +513,8 @@ fn clients_that_never_read_are_bounded_and_closed() {
         let mut sock = TcpStream::connect(("127.0.0.1", srv.nfs_port)).unwrap();
         let mut burst = Vec::new();
         for i in 0..200u32 {
-            let call = RpcCall {
-                xid: (conn as u32) << 16 | i,
-                prog: PROGRAM,
-                vers: 3,
-                proc_num: 6,
-                cred: Auth::Sys {
-                    stamp: 1,
-                    machine: b"silent".to_vec(),
-                    uid: 0,
-                    gid: 0,
-                    gids: vec![],
-                },
-                verf: OpaqueAuth::none(),
-            };
-            let mut msg = Vec::new();
-            call.encode(&mut msg);
-            msg.extend_from_slice(&read_args);
-            burst.extend_from_slice(&frame_record(&msg));
+            let xid = (conn as u32) << 16 | i;
+            burst.extend(common::call_record(xid, PROGRAM, 6, b"silent", &read_args));
         }
         sock.write_all(&burst).unwrap();
         silent.push(sock);

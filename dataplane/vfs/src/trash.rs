@@ -1312,24 +1312,7 @@ impl Fs {
             return Ok(report);
         }
         let records = self.load_records().await?;
-        let mut nodes = self.walk_bin().await?.unwrap_or_default();
-        // Stale records: the inode is not (any more) inside the bin. Confirm with a second
-        // walk, so an item moved within the bin during the first one keeps its record.
-        let present = |nodes: &[Node]| -> HashSet<Ino> { nodes.iter().map(|n| n.ino).collect() };
-        let seen = present(&nodes);
-        if records.keys().any(|i| !seen.contains(i)) {
-            nodes = self.walk_bin().await?.unwrap_or_default();
-            let seen2 = present(&nodes);
-            let stale: Vec<Ino> = records
-                .keys()
-                .filter(|i| !seen.contains(i) && !seen2.contains(i))
-                .copied()
-                .collect();
-            if !stale.is_empty() {
-                tracing::info!(share = %self.name, records = stale.len(), "deleting stale recycle-bin records");
-                self.delete_records(&stale).await?;
-            }
-        }
+        let nodes = self.drop_stale_records(&records).await?;
         let mut tree = Tree::new(nodes, &records);
         let mut order: Vec<(Timestamp, usize)> = (0..tree.nodes.len())
             .filter_map(|i| records.get(&tree.nodes[i].ino).map(|r| (r.deleted_at, i)))
@@ -1376,7 +1359,40 @@ impl Fs {
                 }
             }
         }
+        if report.expired + report.evicted > 0 {
+            // A purged item whose inode keeps a name outside the bin (a hard link) leaves
+            // its record behind: stale now, so it goes in this run, not the next.
+            let records = self.load_records().await?;
+            self.drop_stale_records(&records).await?;
+        }
         Ok(report)
+    }
+
+    /// Deletes the records whose inode is not (any more) inside the bin, and returns the
+    /// bin's nodes. A record missing from one walk is confirmed stale by a second, so an
+    /// item moved within the bin during the first one keeps its record.
+    async fn drop_stale_records(
+        &self,
+        records: &BTreeMap<Ino, TrashRecord>,
+    ) -> FsResult<Vec<Node>> {
+        let present = |nodes: &[Node]| -> HashSet<Ino> { nodes.iter().map(|n| n.ino).collect() };
+        let nodes = self.walk_bin().await?.unwrap_or_default();
+        let seen = present(&nodes);
+        if records.keys().all(|i| seen.contains(i)) {
+            return Ok(nodes);
+        }
+        let nodes = self.walk_bin().await?.unwrap_or_default();
+        let seen2 = present(&nodes);
+        let stale: Vec<Ino> = records
+            .keys()
+            .filter(|i| !seen.contains(i) && !seen2.contains(i))
+            .copied()
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(share = %self.name, records = stale.len(), "deleting stale recycle-bin records");
+            self.delete_records(&stale).await?;
+        }
+        Ok(nodes)
     }
 
     fn reap_skip(&self, tree: &Tree, i: usize, e: &FsError) {

@@ -1033,6 +1033,45 @@ async fn the_bin_itself_is_protected(backend: &str) {
     check(&fx).await;
 }
 
+/// The reaper purges an expired item whose inode keeps a name outside the bin (a hard
+/// link): the inode lives on, and its record goes in the same run (it used to stay, stale,
+/// until the next run).
+async fn purging_a_hard_linked_item_drops_its_record(backend: &str) {
+    let fx = fixture(backend).await;
+    set_policy(
+        &fx,
+        TrashPolicy {
+            enabled: true,
+            retention_days: 7,
+            ..Default::default()
+        },
+    )
+    .await;
+    let h = mkfile(&fx, "/h1", b"linked").await;
+    fx.fs.link(&root(), h, Ino::ROOT, b"h2").await.unwrap();
+    rm(&fx, "/h1").await;
+    assert_eq!(record_count(&fx).await, 1);
+    let t0 = fx.fs.trash_list(10).await.unwrap().0[0].deleted_at;
+    let r = fx
+        .fs
+        .trash_reap(Timestamp {
+            secs: t0.secs + 8 * DAY,
+            nanos: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.expired, 1, "{r:?}");
+    assert_eq!(resolve(&fx, "/h2").await.unwrap().nlink, 1);
+    assert_eq!(content(&fx, "/h2").await, b"linked");
+    assert_eq!(fx.fs.trash_status().await.unwrap().items, 0);
+    assert_eq!(
+        record_count(&fx).await,
+        0,
+        "a stale record outlived the reap"
+    );
+    check(&fx).await;
+}
+
 async fn open_and_linked_files_are_recycled_like_others(backend: &str) {
     let fx = trash_fixture(backend).await;
     let f = mkfile(&fx, "/open", &data(70, 3000)).await;
@@ -1373,6 +1412,7 @@ per_backend!(
     hostile_restore_paths_are_refused,
     the_bin_itself_is_protected,
     open_and_linked_files_are_recycled_like_others,
+    purging_a_hard_linked_item_drops_its_record,
     concurrent_deletes_keep_invariants,
     fuzz_with_bin_and_reaper_keeps_invariants,
 );

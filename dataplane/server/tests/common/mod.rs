@@ -391,3 +391,26 @@ impl Client {
         }
     }
 }
+
+/// A framed NFSv3-program call record from AUTH_SYS root on `machine`, for clients that
+/// pipeline calls without awaiting replies (floods, non-readers).
+pub fn call_record(xid: u32, prog: u32, proc_num: u32, machine: &[u8], args: &[u8]) -> Vec<u8> {
+    let call = RpcCall {
+        xid,
+        prog,
+        vers: 3,
+        proc_num,
+        cred: Auth::Sys {
+            stamp: 1,
+            machine: machine.to_vec(),
+            uid: 0,
+            gid: 0,
+            gids: vec![],
+        },
+        verf: OpaqueAuth::none(),
+    };
+    let mut msg = Vec::new();
+    call.encode(&mut msg);
+    msg.extend_from_slice(args);
+    frame_record(&msg)
+}
