@@ -42,6 +42,7 @@ finish() {
     if [ -n "$STARTED" ]; then
       if [ "$FAIL" -gt 0 ]; then K8S_KEEP_STATE=1 "$CLUSTER" down; else "$CLUSTER" down; fi
     fi
+    rm -f "${PORTS_TAKEN:-}"
     if [ "$FAIL" -eq 0 ]; then rm -rf "$W"; else log "logs kept in $W${K8S_STATE_DIR:+ and $K8S_STATE_DIR/logs}"; fi
   else
     log "KEEP=1: left running (pids ${PIDS[*]}); cluster: eval \"\$(K8S_STATE_DIR=${K8S_STATE_DIR:-} $CLUSTER env)\""
@@ -62,7 +63,30 @@ retry() { # retry SECONDS CMD...: every second until CMD succeeds or time is up
   local end=$((SECONDS + $1)); shift
   until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 1; done
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port in 20000-31999, below the ephemeral range: a port the kernel handed out
+# with bind(0) can be taken as the local port of an outgoing connection (kubectl, the
+# operator) before the dfs that is meant to listen on it starts (it then exits at once).
+PORTS_TAKEN=$(mktemp) # (a file: free_port runs in command substitutions)
+free_port() {
+  python3 - "$PORTS_TAKEN" <<'PY'
+import random, socket, sys
+taken = set(open(sys.argv[1]).read().split())
+while True:
+    p = random.randint(20000, 31999)
+    if str(p) in taken:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    open(sys.argv[1], "a").write(f"{p}\n")
+    print(p)
+    break
+PY
+}
 
 # ---- prerequisites: binaries, cluster ----------------------------------------------------
 if [ -z "${K8S_BIN:-}" ]; then
