@@ -54,6 +54,18 @@ async fn trash_fixture(backend: &str) -> Fixture {
     fx
 }
 
+/// A fixture whose bin is on and keeps items `days` days (no size cap).
+async fn retention_fixture(backend: &str, days: u32) -> Fixture {
+    let fx = fixture(backend).await;
+    let policy = TrashPolicy {
+        enabled: true,
+        retention_days: days,
+        ..Default::default()
+    };
+    set_policy(&fx, policy).await;
+    fx
+}
+
 /// Resolves a share path (`/a/b`, `#recycle/x`); `None` if a component is missing.
 async fn resolve(fx: &Fixture, path: &str) -> Option<Attr> {
     let mut cur = fx.fs.getattr(Ino::ROOT).await.unwrap();
@@ -740,16 +752,7 @@ async fn empty_removes_everything(backend: &str) {
 }
 
 async fn reaper_enforces_retention(backend: &str) {
-    let fx = fixture(backend).await;
-    set_policy(
-        &fx,
-        TrashPolicy {
-            enabled: true,
-            retention_days: 7,
-            ..Default::default()
-        },
-    )
-    .await;
+    let fx = retention_fixture(backend, 7).await;
     mkfile(&fx, "/a", &data(30, 1000)).await;
     mkfile(&fx, "/b", &data(31, 2000)).await;
     rm(&fx, "/a").await;
@@ -1037,16 +1040,7 @@ async fn the_bin_itself_is_protected(backend: &str) {
 /// link): the inode lives on, and its record goes in the same run (it used to stay, stale,
 /// until the next run).
 async fn purging_a_hard_linked_item_drops_its_record(backend: &str) {
-    let fx = fixture(backend).await;
-    set_policy(
-        &fx,
-        TrashPolicy {
-            enabled: true,
-            retention_days: 7,
-            ..Default::default()
-        },
-    )
-    .await;
+    let fx = retention_fixture(backend, 7).await;
     let h = mkfile(&fx, "/h1", b"linked").await;
     fx.fs.link(&root(), h, Ino::ROOT, b"h2").await.unwrap();
     rm(&fx, "/h1").await;
