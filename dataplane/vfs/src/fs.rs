@@ -9,7 +9,7 @@ use crate::attr::Attr;
 use crate::error::{FsError, FsResult};
 use crate::handle::FileHandle;
 use crate::locks::{FlushLocks, LockTable};
-use crate::trash::TrashPolicy;
+use crate::recycle::policy::TrashPolicy;
 use dittofs_blockstore::{Chunker, ChunkerConfig, Engine, RemoteTier};
 use dittofs_metadata::{Durability, InodeRecord, MetadataStore, Op, Txn};
 use dittofs_types::{FileKey, Ino, ShareId, Timestamp};
@@ -99,7 +99,7 @@ impl Live {
                 })?),
                 None => None,
             };
-        let exclude = crate::trash::compile_excludes(share, &opts.trash.exclude)?;
+        let exclude = crate::recycle::policy::compile_excludes(share, &opts.trash.exclude)?;
         Ok(Live {
             opts,
             chunker,

@@ -6,8 +6,8 @@
 //! [`dittofs_blockstore::Engine`] (content). Protocol adapters (NFS, SMB) depend on this
 //! crate only; they never see a concrete store.
 //!
-//! [`ShareRegistry`] maps handles and export names to shares. [`trash`] is the per-share
-//! recycle bin (`#recycle`). [`state::LockManager`] is a share's lock, share-mode and
+//! [`ShareRegistry`] maps handles and export names to shares. [`trash`] administers the
+//! per-share recycle bin (`#recycle`); the move into it is the private `recycle` module. [`state::LockManager`] is a share's lock, share-mode and
 //! lease manager (the locks clients ask for, not the internal per-inode mutexes).
 
 pub mod attr;
@@ -17,9 +17,11 @@ mod fs;
 pub mod handle;
 mod locks;
 mod ops_attr;
+mod ops_create;
 mod ops_io;
 mod ops_ns;
 mod paths;
+mod recycle;
 pub mod registry;
 pub mod state;
 pub mod trash;

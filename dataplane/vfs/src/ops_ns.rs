@@ -1,17 +1,20 @@
-//! Namespace operations: LOOKUP, CREATE, MKDIR, SYMLINK, MKNOD, LINK, REMOVE, RMDIR,
-//! RENAME, READDIR (RFC 1813 sections 3.3.3, 3.3.8-3.3.17; POSIX semantics).
+//! Namespace operations that look up, remove or move names: LOOKUP, REMOVE, RMDIR,
+//! RENAME, READDIR (RFC 1813 sections 3.3.3, 3.3.12-3.3.14, 3.3.16, 3.3.17; POSIX
+//! semantics). The operations that add a name are in `crate::ops_create`.
 //!
 //! Each mutation: take write locks on every directory and inode involved (one call),
 //! re-read them under the locks, check permissions and POSIX rules, then commit ONE
-//! transaction whose checks pin what was read.
+//! transaction whose checks pin what was read. REMOVE, RMDIR and a replaced RENAME
+//! target go into the recycle bin when it is on, through the hooks of `crate::recycle`
+//! (planned outside the locks, placed under them, in the operation's own transaction).
 
-use crate::attr::{Attr, CreateMode, DirEntryOut, ReadDirPage, SetAttr, SetTime, SpecialKind};
+use crate::attr::{Attr, DirEntryOut, ReadDirPage};
 use crate::cred::{Credentials, R, W, X, may, sticky_allows};
 use crate::error::{FsError, FsResult};
 use crate::fs::{Fs, LINK_MAX, PATH_MAX, check_name, is_dot_or_dotdot, touch};
-use crate::trash::{RecyclePlan, Slot};
+use crate::recycle::{RecyclePlan, Slot, record_key};
 use dittofs_metadata::{Check, DirEntry, InodeRecord, Op, Txn};
-use dittofs_types::{DeviceId, FileType, Ino, ObjectId, Timestamp};
+use dittofs_types::{FileType, Ino, Timestamp};
 
 /// How often a delete or rename re-plans when the recycle bin changes under it before it
 /// deletes permanently.
@@ -114,14 +117,6 @@ impl DirSet {
     }
 }
 
-/// What a new inode is.
-pub(crate) enum NewKind {
-    File(Option<[u8; 8]>),
-    Dir,
-    Symlink(Vec<u8>),
-    Special(SpecialKind),
-}
-
 impl Fs {
     /// Looks `name` up in `dir` ("." and ".." included). Needs search (x) permission.
     pub async fn lookup(&self, cred: &Credentials, dir: Ino, name: &[u8]) -> FsResult<Attr> {
@@ -185,344 +180,6 @@ impl Fs {
             return Err(FsError::NotDir);
         }
         Ok(ino)
-    }
-
-    /// Checks that the caller may add or remove entries of directory `d`.
-    pub(crate) fn check_dir_write(&self, cred: &Credentials, d: &InodeRecord) -> FsResult<()> {
-        if d.kind != FileType::Directory {
-            return Err(FsError::NotDir);
-        }
-        if d.nlink == 0 {
-            return Err(FsError::NoEnt);
-        }
-        if !may(cred, d, W | X) {
-            return Err(FsError::Access);
-        }
-        Ok(())
-    }
-
-    /// CREATE of a regular file.
-    pub async fn create(
-        &self,
-        cred: &Credentials,
-        dir: Ino,
-        name: &[u8],
-        how: CreateMode,
-        sa: &SetAttr,
-    ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
-        let verifier = match how {
-            CreateMode::Exclusive(v) => Some(v),
-            _ => None,
-        };
-        // Existing-name paths first (no allocation needed).
-        if let Some(e) = self.store.lookup(self.share, dir, name).await? {
-            let rec = self.inode(e.ino).await?;
-            return match how {
-                CreateMode::Guarded => Err(FsError::Exist),
-                CreateMode::Exclusive(v) => {
-                    if rec.create_verifier == Some(v) {
-                        Ok(self.attr_of(&rec))
-                    } else {
-                        Err(FsError::Exist)
-                    }
-                }
-                CreateMode::Unchecked => {
-                    if rec.kind != FileType::Regular {
-                        return Err(FsError::Exist);
-                    }
-                    let d = self.inode(dir).await?;
-                    if !may(cred, &d, X) {
-                        return Err(FsError::Access);
-                    }
-                    if sa.size == Some(0) {
-                        let only_size = SetAttr {
-                            size: Some(0),
-                            ..Default::default()
-                        };
-                        return self.setattr(cred, e.ino, &only_size, None).await;
-                    }
-                    Ok(self.attr_of(&rec))
-                }
-            };
-        }
-        let mode = sa.mode.unwrap_or(0o644);
-        self.make_node(cred, dir, name, NewKind::File(verifier), mode, sa)
-            .await
-    }
-
-    pub async fn mkdir(
-        &self,
-        cred: &Credentials,
-        dir: Ino,
-        name: &[u8],
-        sa: &SetAttr,
-    ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
-        self.make_node(cred, dir, name, NewKind::Dir, sa.mode.unwrap_or(0o755), sa)
-            .await
-    }
-
-    pub async fn symlink(
-        &self,
-        cred: &Credentials,
-        dir: Ino,
-        name: &[u8],
-        target: &[u8],
-        sa: &SetAttr,
-    ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
-        if target.is_empty() {
-            return Err(FsError::NoEnt);
-        }
-        if target.len() > PATH_MAX || target.contains(&0) {
-            return Err(FsError::NameTooLong);
-        }
-        self.make_node(
-            cred,
-            dir,
-            name,
-            NewKind::Symlink(target.to_vec()),
-            0o777,
-            sa,
-        )
-        .await
-    }
-
-    pub async fn mknod(
-        &self,
-        cred: &Credentials,
-        dir: Ino,
-        name: &[u8],
-        kind: SpecialKind,
-        sa: &SetAttr,
-    ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
-        if matches!(kind, SpecialKind::Char(_) | SpecialKind::Block(_)) && !cred.is_root() {
-            return Err(FsError::Perm);
-        }
-        self.make_node(
-            cred,
-            dir,
-            name,
-            NewKind::Special(kind),
-            sa.mode.unwrap_or(0o644),
-            sa,
-        )
-        .await
-    }
-
-    pub(crate) async fn make_node(
-        &self,
-        cred: &Credentials,
-        dir: Ino,
-        name: &[u8],
-        kind: NewKind,
-        mode: u32,
-        sa: &SetAttr,
-    ) -> FsResult<Attr> {
-        let ino = self.alloc_ino().await?;
-        let _g = self.locks.write_many(&[dir, ino]).await;
-        let mut d = self.inode(dir).await?;
-        self.check_dir_write(cred, &d)?;
-        if self.store.lookup(self.share, dir, name).await?.is_some() {
-            return Err(FsError::Exist);
-        }
-        if let NewKind::Dir = kind
-            && d.nlink >= LINK_MAX
-        {
-            return Err(FsError::MLink);
-        }
-        let now = Timestamp::now();
-        let (ftype, symlink_target, rdev, verifier) = match kind {
-            NewKind::File(v) => (FileType::Regular, None, DeviceId::default(), v),
-            NewKind::Dir => (FileType::Directory, None, DeviceId::default(), None),
-            NewKind::Symlink(t) => (FileType::Symlink, Some(t), DeviceId::default(), None),
-            NewKind::Special(SpecialKind::Char(dev)) => (FileType::CharDevice, None, dev, None),
-            NewKind::Special(SpecialKind::Block(dev)) => (FileType::BlockDevice, None, dev, None),
-            NewKind::Special(SpecialKind::Fifo) => {
-                (FileType::Fifo, None, DeviceId::default(), None)
-            }
-            NewKind::Special(SpecialKind::Socket) => {
-                (FileType::Socket, None, DeviceId::default(), None)
-            }
-        };
-        let sgid_dir = d.mode & 0o2000 != 0;
-        let uid = cred.uid;
-        let gid = if sgid_dir { d.gid } else { cred.gid };
-        let mut mode = mode & 0o7777;
-        if ftype == FileType::Directory && sgid_dir {
-            mode |= 0o2000;
-        }
-        // A non-member creating a setgid file in a setgid directory loses the bit.
-        if ftype != FileType::Directory
-            && mode & 0o2000 != 0
-            && !cred.is_root()
-            && !cred.in_group(gid)
-        {
-            mode &= !0o2000;
-        }
-        let is_dir = ftype == FileType::Directory;
-        let mut rec = InodeRecord {
-            ino,
-            generation: Fs::new_generation(),
-            kind: ftype,
-            mode,
-            nlink: if is_dir { 2 } else { 1 },
-            uid,
-            gid,
-            size: 0,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            btime: now,
-            rdev,
-            change: 1,
-            parent: if is_dir { dir } else { Ino(0) },
-            next_cookie: 3,
-            symlink_target,
-            object_id: if ftype == FileType::Regular {
-                ObjectId::compute(&[])
-            } else {
-                ObjectId::NOT_QUIESCED
-            },
-            create_verifier: verifier,
-            applied_seq: 0,
-        };
-        if let Some(t) = &rec.symlink_target {
-            rec.size = t.len() as u64;
-        }
-        // Initial attributes from the request (uid/gid only honoured for root callers, the
-        // way a local filesystem would after a follow-up chown).
-        if cred.is_root() {
-            if let Some(u) = sa.uid {
-                rec.uid = u;
-            }
-            if let Some(g) = sa.gid {
-                rec.gid = g;
-            }
-        }
-        if verifier.is_none() {
-            if let SetTime::Client(t) = sa.atime {
-                rec.atime = t;
-            }
-            if let SetTime::Client(t) = sa.mtime {
-                rec.mtime = t;
-            }
-        }
-        let cookie = d.next_cookie;
-        d.next_cookie += 1;
-        if is_dir {
-            d.nlink += 1;
-        }
-        let before = d.change;
-        touch(&mut d, now, true);
-        let mut t = Txn::new(self.share);
-        t.check(Check::InodeChange {
-            ino: dir,
-            change: before,
-        });
-        t.check(Check::Dirent {
-            dir,
-            name: name.to_vec(),
-            ino: None,
-        });
-        t.op(Op::PutInode(rec.clone()));
-        t.op(Op::PutDirent {
-            dir,
-            entry: DirEntry {
-                name: name.to_vec(),
-                ino,
-                kind: ftype,
-                cookie,
-            },
-        });
-        t.op(Op::PutInode(d));
-        self.commit(t).await?;
-        Ok(self.attr_of(&rec))
-    }
-
-    /// LINK: a new name `name` in `dir` for the non-directory `ino`.
-    pub async fn link(
-        &self,
-        cred: &Credentials,
-        ino: Ino,
-        dir: Ino,
-        name: &[u8],
-    ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
-        let _g = self.locks.write_many(&[dir, ino]).await;
-        let mut d = self.inode(dir).await?;
-        let mut f = self.inode(ino).await?;
-        if f.kind == FileType::Directory {
-            return Err(FsError::Perm);
-        }
-        self.check_dir_write(cred, &d)?;
-        if f.nlink == 0 {
-            return Err(FsError::NoEnt);
-        }
-        if f.nlink >= LINK_MAX {
-            return Err(FsError::MLink);
-        }
-        if self.store.lookup(self.share, dir, name).await?.is_some() {
-            return Err(FsError::Exist);
-        }
-        let now = Timestamp::now();
-        let (dc, fc) = (d.change, f.change);
-        let cookie = d.next_cookie;
-        d.next_cookie += 1;
-        touch(&mut d, now, true);
-        f.nlink += 1;
-        touch(&mut f, now, false);
-        let mut t = Txn::new(self.share);
-        t.check(Check::InodeChange {
-            ino: dir,
-            change: dc,
-        });
-        t.check(Check::InodeChange { ino, change: fc });
-        t.check(Check::Dirent {
-            dir,
-            name: name.to_vec(),
-            ino: None,
-        });
-        t.op(Op::PutDirent {
-            dir,
-            entry: DirEntry {
-                name: name.to_vec(),
-                ino,
-                kind: f.kind,
-                cookie,
-            },
-        });
-        t.op(Op::PutInode(d));
-        t.op(Op::PutInode(f.clone()));
-        self.commit(t).await?;
-        Ok(self.attr_of(&f))
     }
 
     /// REMOVE of a non-directory. With the recycle bin on, the file moves into
@@ -742,7 +399,7 @@ impl Fs {
             return Ok(false);
         }
         t.op(Op::DeleteAux {
-            key: crate::trash::record_key(v.ino),
+            key: record_key(v.ino),
         });
         if v.kind != FileType::Directory && self.is_open(v.ino) {
             v.nlink = 0;
@@ -1037,7 +694,7 @@ impl Fs {
         });
         if leaving_bin {
             t.op(Op::DeleteAux {
-                key: crate::trash::record_key(s.ino),
+                key: record_key(s.ino),
             });
         }
         dirs.finish(&mut t, now);
