@@ -24,7 +24,11 @@
 //! metrics and logs it a few times, not once per occurrence.
 
 mod budget;
+mod call;
+mod config;
 mod conv;
+mod dispatch;
+mod drc;
 pub mod export;
 pub mod metrics;
 pub mod mount3;
@@ -32,6 +36,7 @@ mod mountd;
 pub mod nfs3;
 pub mod nfs4;
 pub mod nlm4;
+mod nlm_state;
 mod nlmd;
 pub mod nsm1;
 pub mod nsmd;
@@ -42,6 +47,8 @@ pub mod record;
 pub mod rpc;
 pub mod rpc_client;
 pub mod server;
+mod shared;
+mod statd;
 pub mod xdr;
 
 pub use xdr::{Decoder, XdrDecode, XdrEncode, XdrError, XdrResult, XdrWrite};

@@ -2,13 +2,14 @@
 //! root or of a directory inside it (`/export/a/b`, see [`split_export`]), DUMP/UMNT/UMNTALL keep the advisory mount list, EXPORT lists the
 //! shares with their allowed client patterns.
 
+use crate::call::{CallCtx, Outcome, garbage_args};
 use crate::export::{ClientPattern, Refusal};
 use crate::mount3::*;
 use crate::nfs3::NfsFh3;
-use crate::rpc::{AUTH_SYS, AcceptStat, Auth, RpcCall, encode_success};
-use crate::server::{CallCtx, Outcome, Shared};
-use crate::xdr::{Decoder, XdrEncode};
-use bytes::{Bytes, BytesMut};
+use crate::rpc::{AUTH_SYS, Auth};
+use crate::shared::Shared;
+use crate::xdr::Decoder;
+use bytes::Bytes;
 use dittofs_vfs::FsError;
 
 pub(crate) fn proc_name(p: MountProc) -> &'static str {
@@ -22,35 +23,22 @@ pub(crate) fn proc_name(p: MountProc) -> &'static str {
     }
 }
 
-fn ok_reply(xid: u32, res: &impl XdrEncode) -> Vec<Bytes> {
-    let mut b = BytesMut::with_capacity(128);
-    encode_success(&mut b, xid);
-    res.encode(&mut b);
-    vec![b.freeze()]
-}
-
 pub(crate) async fn dispatch(
     shared: &Shared,
     ctx: &CallCtx,
-    call: &RpcCall,
+    xid: u32,
+    p: MountProc,
     args: Bytes,
 ) -> Outcome {
-    let xid = call.xid;
-    let Some(p) = MountProc::from_u32(call.proc_num) else {
-        return crate::server::rpc_error(xid, AcceptStat::ProcUnavail, "PROC_UNAVAIL");
-    };
     let mut dec = Decoder::from_bytes(&args);
     let parsed = match MountArgs::decode(p, &mut dec) {
         Ok(a) => a,
         Err(_) => {
-            return crate::server::rpc_error(xid, AcceptStat::GarbageArgs, "GARBAGE_ARGS");
+            return garbage_args(xid);
         }
     };
     match parsed {
-        MountArgs::Null => Outcome {
-            reply: ok_reply(xid, &()),
-            error: None,
-        },
+        MountArgs::Null => Outcome::ok(xid, &()),
         MountArgs::Mnt(a) => {
             let res = mnt(shared, ctx, &a.dirpath.0).await;
             let error = match &res {
@@ -61,10 +49,7 @@ pub(crate) async fn dispatch(
                 MntRes::Err(MountStat3::NameTooLong) => Some("NAMETOOLONG"),
                 MntRes::Err(_) => Some("OTHER"),
             };
-            Outcome {
-                reply: ok_reply(xid, &res),
-                error,
-            }
+            Outcome::reply(xid, &res, error)
         }
         MountArgs::Dump => {
             let mounts = shared
@@ -76,10 +61,7 @@ pub(crate) async fn dispatch(
                     directory: DirPath(path.clone()),
                 })
                 .collect();
-            Outcome {
-                reply: ok_reply(xid, &DumpRes { mounts }),
-                error: None,
-            }
+            Outcome::ok(xid, &DumpRes { mounts })
         }
         MountArgs::Umnt(a) => {
             let ip = ctx.client.ip();
@@ -87,18 +69,12 @@ pub(crate) async fn dispatch(
                 .mounts
                 .lock()
                 .retain(|(i, p)| !(*i == ip && *p == a.dirpath.0));
-            Outcome {
-                reply: ok_reply(xid, &()),
-                error: None,
-            }
+            Outcome::ok(xid, &())
         }
         MountArgs::Umntall => {
             let ip = ctx.client.ip();
             shared.mounts.lock().retain(|(i, _)| *i != ip);
-            Outcome {
-                reply: ok_reply(xid, &()),
-                error: None,
-            }
+            Outcome::ok(xid, &())
         }
         MountArgs::Export => {
             let exports = shared
@@ -125,10 +101,7 @@ pub(crate) async fn dispatch(
                     }
                 })
                 .collect();
-            Outcome {
-                reply: ok_reply(xid, &ExportRes { exports }),
-                error: None,
-            }
+            Outcome::ok(xid, &ExportRes { exports })
         }
     }
 }

@@ -25,96 +25,20 @@
 //! matching `_RES` call (`_MSG` + 5) to the client's lockd; `_RES` calls are accepted and
 //! ignored (this server never sends `_MSG` requests).
 
+use crate::call::{CallCtx, Outcome, garbage_args};
+use crate::nlm_state::{BlockKey, Nlm, client_id};
 use crate::nlm4::*;
-use crate::nsmd::{Monitored, NsmStore};
-use crate::rpc::{AcceptStat, RpcCall, encode_success};
+use crate::nsmd::Monitored;
 use crate::rpc_client::call_via_portmap;
-use crate::server::{CallCtx, NlmConfig, Outcome, Shared};
+use crate::shared::Shared;
 use crate::xdr::{Decoder, XdrDecode, XdrEncode};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dittofs_types::{Ino, ShareId};
 use dittofs_vfs::state::{
-    Access, ByteRange, ClientId, LockError, LockKind, LockManager, LockQueued, OpenId, Owner,
-    Protocol, WaitHandle, WaiterId,
+    Access, ByteRange, LockError, LockKind, LockManager, LockQueued, Owner, Protocol, WaitHandle,
 };
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
-
-/// A queued blocking request, as LOCK retransmissions and CANCEL name it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct BlockKey {
-    share: ShareId,
-    ino: Ino,
-    owner: Owner,
-    range: ByteRange,
-    exclusive: bool,
-}
-
-/// The NLM state of the server: lock managers per share, queued requests, SHARE
-/// reservations, the grace period and the status monitor.
-pub(crate) struct Nlm {
-    cfg: NlmConfig,
-    grace_until: Instant,
-    managers: Mutex<HashMap<ShareId, LockManager>>,
-    blocked: Mutex<HashMap<BlockKey, WaiterId>>,
-    shares: Mutex<HashMap<(ShareId, Ino, Owner), OpenId>>,
-    pub(crate) nsm: Arc<NsmStore>,
-}
-
-impl Nlm {
-    pub(crate) fn new(cfg: NlmConfig) -> Nlm {
-        let nsm = cfg
-            .nsm
-            .clone()
-            .unwrap_or_else(|| Arc::new(NsmStore::in_memory()));
-        Nlm {
-            grace_until: Instant::now() + cfg.grace,
-            cfg,
-            managers: Mutex::new(HashMap::new()),
-            blocked: Mutex::new(HashMap::new()),
-            shares: Mutex::new(HashMap::new()),
-            nsm,
-        }
-    }
-
-    pub(crate) fn client_portmapper_port(&self) -> u16 {
-        self.cfg.client_portmapper_port
-    }
-
-    fn in_grace(&self) -> bool {
-        Instant::now() < self.grace_until
-    }
-
-    /// The lock manager of a share (created on first use).
-    pub(crate) fn manager(&self, share: ShareId) -> LockManager {
-        self.managers.lock().entry(share).or_default().clone()
-    }
-
-    /// Releases everything of the named NLM clients (FREE_ALL, SM_NOTIFY from a
-    /// rebooted client): locks, queued requests and SHARE reservations; they are no
-    /// longer monitored. Returns how many locks went.
-    pub(crate) fn release_clients(&self, names: &[ClientId]) -> usize {
-        let hit = |c: &ClientId| names.contains(c);
-        self.shares.lock().retain(|(_, _, o), _| !hit(&o.client));
-        self.blocked.lock().retain(|k, _| !hit(&k.owner.client));
-        let managers: Vec<LockManager> = self.managers.lock().values().cloned().collect();
-        let mut n = 0;
-        for lm in managers {
-            for c in names {
-                n += lm.release_client(Protocol::Nlm, c).locks;
-            }
-        }
-        self.nsm.unmonitor(|h| hit(&client_id(&h.name)));
-        n
-    }
-}
-
-pub(crate) fn client_id(name: &[u8]) -> ClientId {
-    ClientId::Name(Arc::from(String::from_utf8_lossy(name).as_ref()))
-}
 
 fn owner_of(caller_name: &[u8], svid: i32, oh: &[u8]) -> Owner {
     let mut key = Vec::with_capacity(4 + oh.len());
@@ -218,18 +142,8 @@ pub(crate) fn proc_name(p: NlmProc) -> &'static str {
     }
 }
 
-fn encoded(xid: u32, res: &impl XdrEncode) -> Vec<Bytes> {
-    let mut b = BytesMut::with_capacity(128);
-    encode_success(&mut b, xid);
-    res.encode(&mut b);
-    vec![b.freeze()]
-}
-
 fn outcome(xid: u32, stat: Nlm4Stat, res: &impl XdrEncode) -> Outcome {
-    Outcome {
-        reply: encoded(xid, res),
-        error: stat_name(stat),
-    }
+    Outcome::reply(xid, res, stat_name(stat))
 }
 
 fn stat_name(s: Nlm4Stat) -> Option<&'static str> {
@@ -246,10 +160,6 @@ fn stat_name(s: Nlm4Stat) -> Option<&'static str> {
     })
 }
 
-fn garbage(xid: u32) -> Outcome {
-    crate::server::rpc_error(xid, AcceptStat::GarbageArgs, "GARBAGE_ARGS")
-}
-
 fn decode<T: XdrDecode>(args: &Bytes) -> Option<T> {
     T::decode(&mut Decoder::from_bytes(args)).ok()
 }
@@ -257,13 +167,10 @@ fn decode<T: XdrDecode>(args: &Bytes) -> Option<T> {
 pub(crate) async fn dispatch(
     shared: &Shared,
     ctx: &CallCtx,
-    call: &RpcCall,
+    xid: u32,
+    p: NlmProc,
     args: Bytes,
 ) -> Outcome {
-    let xid = call.xid;
-    let Some(p) = NlmProc::from_u32(call.proc_num) else {
-        return crate::server::rpc_error(xid, AcceptStat::ProcUnavail, "PROC_UNAVAIL");
-    };
     match p {
         NlmProc::Null
         | NlmProc::TestRes
@@ -277,28 +184,28 @@ pub(crate) async fn dispatch(
                 let r = test(shared, ctx, &a).await;
                 outcome(xid, r.stat, &r)
             }
-            None => garbage(xid),
+            None => garbage_args(xid),
         },
         NlmProc::Lock | NlmProc::NmLock => match decode::<Nlm4LockArgs>(&args) {
             Some(a) => {
                 let r = lock(shared, ctx, &a, p == NlmProc::Lock).await;
                 outcome(xid, r.stat, &r)
             }
-            None => garbage(xid),
+            None => garbage_args(xid),
         },
         NlmProc::Cancel => match decode::<Nlm4CancArgs>(&args) {
             Some(a) => {
                 let r = cancel(shared, ctx, &a).await;
                 outcome(xid, r.stat, &r)
             }
-            None => garbage(xid),
+            None => garbage_args(xid),
         },
         NlmProc::Unlock => match decode::<Nlm4UnlockArgs>(&args) {
             Some(a) => {
                 let r = unlock(shared, ctx, &a).await;
                 outcome(xid, r.stat, &r)
             }
-            None => garbage(xid),
+            None => garbage_args(xid),
         },
         NlmProc::Granted => match decode::<Nlm4TestArgs>(&args) {
             // This server never has blocked requests of its own.
@@ -309,7 +216,7 @@ pub(crate) async fn dispatch(
                 };
                 outcome(xid, r.stat, &r)
             }
-            None => garbage(xid),
+            None => garbage_args(xid),
         },
         NlmProc::TestMsg | NlmProc::LockMsg | NlmProc::CancelMsg | NlmProc::UnlockMsg => {
             message(shared, ctx, p, xid, &args).await
@@ -319,7 +226,7 @@ pub(crate) async fn dispatch(
                 let r = share(shared, ctx, &a, p == NlmProc::Share).await;
                 outcome(xid, r.stat, &r)
             }
-            None => garbage(xid),
+            None => garbage_args(xid),
         },
         NlmProc::FreeAll => match decode::<Nlm4Notify>(&args) {
             Some(a) => {
@@ -328,7 +235,7 @@ pub(crate) async fn dispatch(
                 tracing::info!(client = %id, locks = n, "NLM FREE_ALL");
                 outcome(xid, Nlm4Stat::Granted, &())
             }
-            None => garbage(xid),
+            None => garbage_args(xid),
         },
     }
 }
@@ -355,7 +262,7 @@ async fn message(shared: &Shared, ctx: &CallCtx, p: NlmProc, xid: u32, args: &By
         },
     };
     let Some(res) = res else {
-        return garbage(xid);
+        return garbage_args(xid);
     };
     let ip = ctx.client.ip();
     let pmap = shared.nlm.client_portmapper_port();

@@ -1,6 +1,6 @@
 //! The server's status monitor (NSM program 100024 v1, XNFS chapter 11): the persisted
-//! state number, the list of monitored hosts, the SM_NOTIFY sent to them after a restart,
-//! and the NSM procedures clients call.
+//! state number, the list of monitored hosts and the SM_NOTIFY sent to them after a
+//! restart. The NSM procedures clients call are served by `statd` on this store.
 //!
 //! Persistence (`<state_dir>`, normally `<data_dir>/nsm`):
 //! - `state`: the state number in decimal. Every start adds 2 (1 on the first start, or
@@ -15,19 +15,12 @@
 //! Lock state itself is in memory only: after the restart clients reclaim during the
 //! grace period (see `nlmd`).
 
-use crate::nsm1::{
-    Mon, MonId, MyId, NsmProc, STAT_SUCC, SmStatRes, StatChge, VERSION, decode_sm_name,
-};
-use crate::rpc::{AcceptStat, RpcCall, encode_success};
+use crate::nsm1::{StatChge, VERSION};
 use crate::rpc_client::call_via_portmap;
-use crate::server::{CallCtx, Outcome, Shared, rpc_error};
-use crate::xdr::{Decoder, XdrDecode, XdrEncode};
-use bytes::{Bytes, BytesMut};
-use dittofs_vfs::state::ClientId;
+use crate::xdr::XdrEncode;
 use parking_lot::Mutex;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -260,98 +253,6 @@ fn write_file(path: &Path, text: &str) -> Result<(), NsmError> {
         f.sync_all().map_err(err)?;
     }
     std::fs::rename(&tmp, path).map_err(err)
-}
-
-// ---- the NSM service ----------------------------------------------------------------
-
-fn reply(xid: u32, res: &impl XdrEncode) -> Outcome {
-    let mut b = BytesMut::with_capacity(64);
-    encode_success(&mut b, xid);
-    res.encode(&mut b);
-    Outcome {
-        reply: vec![b.freeze()],
-        error: None,
-    }
-}
-
-pub(crate) fn proc_name(p: NsmProc) -> &'static str {
-    match p {
-        NsmProc::Null => "NULL",
-        NsmProc::Stat => "STAT",
-        NsmProc::Mon => "MON",
-        NsmProc::Unmon => "UNMON",
-        NsmProc::UnmonAll => "UNMON_ALL",
-        NsmProc::SimuCrash => "SIMU_CRASH",
-        NsmProc::Notify => "NOTIFY",
-    }
-}
-
-/// Serves one NSM call. SM_MON records the host with the caller's address (it is sent
-/// SM_NOTIFY after our next restart); SM_NOTIFY from a rebooted client releases all
-/// its NLM state (by its name, and every name monitored at its address).
-pub(crate) async fn dispatch(
-    shared: &Shared,
-    ctx: &CallCtx,
-    call: &RpcCall,
-    args: Bytes,
-) -> Outcome {
-    let xid = call.xid;
-    let Some(p) = NsmProc::from_u32(call.proc_num) else {
-        return rpc_error(xid, AcceptStat::ProcUnavail, "PROC_UNAVAIL");
-    };
-    let nsm = &shared.nlm.nsm;
-    let mut dec = Decoder::from_bytes(&args);
-    let ok = |state| SmStatRes {
-        res_stat: STAT_SUCC,
-        state,
-    };
-    let done = match p {
-        NsmProc::Null => Some(reply(xid, &())),
-        NsmProc::Stat => decode_sm_name(&mut dec)
-            .ok()
-            .map(|_| reply(xid, &ok(nsm.state()))),
-        NsmProc::Mon => Mon::decode(&mut dec).ok().map(|m| {
-            nsm.monitor(Monitored {
-                name: m.mon_id.mon_name,
-                client: ctx.client.ip(),
-                server: ctx.local.map(|a| a.ip()),
-            });
-            reply(xid, &ok(nsm.state()))
-        }),
-        NsmProc::Unmon => MonId::decode(&mut dec).ok().map(|m| {
-            nsm.unmonitor(|h| h.name == m.mon_name);
-            reply(xid, &nsm.state())
-        }),
-        NsmProc::UnmonAll => MyId::decode(&mut dec).ok().map(|_| {
-            let ip = ctx.client.ip();
-            nsm.unmonitor(|h| h.client == ip);
-            reply(xid, &nsm.state())
-        }),
-        NsmProc::SimuCrash => {
-            nsm.simulate_crash();
-            Some(reply(xid, &()))
-        }
-        NsmProc::Notify => StatChge::decode(&mut dec).ok().map(|c| {
-            client_rebooted(shared, ctx, &c);
-            reply(xid, &())
-        }),
-    };
-    done.unwrap_or_else(|| rpc_error(xid, AcceptStat::GarbageArgs, "GARBAGE_ARGS"))
-}
-
-fn client_rebooted(shared: &Shared, ctx: &CallCtx, c: &StatChge) {
-    let ip = ctx.client.ip();
-    let mut names = vec![ClientId::Name(Arc::from(
-        String::from_utf8_lossy(&c.mon_name).as_ref(),
-    ))];
-    for h in shared.nlm.nsm.monitored() {
-        let id = ClientId::Name(Arc::from(String::from_utf8_lossy(&h.name).as_ref()));
-        if h.client == ip && !names.contains(&id) {
-            names.push(id);
-        }
-    }
-    let n = shared.nlm.release_clients(&names);
-    tracing::info!(%ip, state = c.state, locks = n, "SM_NOTIFY: client rebooted, its locks released");
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `SETATTR3resfail` (RFC 1813 section 3.3.2).
+    #[derive(Default)]
     pub struct SetattrResFail {
         /// Weak cache consistency data of the object.
         pub obj_wcc: WccData,
@@ -93,6 +94,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `ACCESS3resfail` (RFC 1813 section 3.3.4).
+    #[derive(Default)]
     pub struct AccessResFail {
         /// Attributes of the object.
         pub obj_attributes: PostOpAttr,

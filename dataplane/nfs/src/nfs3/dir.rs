@@ -85,6 +85,7 @@ impl XdrDecode for ReaddirResOk {
 
 xdr_struct! {
     /// `READDIR3resfail` (RFC 1813 section 3.3.16).
+    #[derive(Default)]
     pub struct ReaddirResFail {
         /// Attributes of the directory.
         pub dir_attributes: PostOpAttr,
@@ -250,6 +251,7 @@ impl XdrDecode for ReaddirplusResOk {
 
 xdr_struct! {
     /// `READDIRPLUS3resfail` (RFC 1813 section 3.3.17).
+    #[derive(Default)]
     pub struct ReaddirplusResFail {
         /// Attributes of the directory.
         pub dir_attributes: PostOpAttr,

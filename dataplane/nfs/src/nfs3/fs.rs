@@ -36,6 +36,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `FSSTAT3resfail` (RFC 1813 section 3.3.18).
+    #[derive(Default)]
     pub struct FsstatResFail {
         /// Attributes of the object.
         pub obj_attributes: PostOpAttr,
@@ -92,6 +93,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `FSINFO3resfail` (RFC 1813 section 3.3.19).
+    #[derive(Default)]
     pub struct FsinfoResFail {
         /// Attributes of the object.
         pub obj_attributes: PostOpAttr,
@@ -131,6 +133,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `PATHCONF3resfail` (RFC 1813 section 3.3.20).
+    #[derive(Default)]
     pub struct PathconfResFail {
         /// Attributes of the object.
         pub obj_attributes: PostOpAttr,

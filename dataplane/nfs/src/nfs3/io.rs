@@ -81,6 +81,7 @@ impl XdrDecode for ReadResOk {
 
 xdr_struct! {
     /// `READ3resfail` (RFC 1813 section 3.3.6).
+    #[derive(Default)]
     pub struct ReadResFail {
         /// Attributes of the file.
         pub file_attributes: PostOpAttr,
@@ -158,6 +159,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `WRITE3resfail` (RFC 1813 section 3.3.7).
+    #[derive(Default)]
     pub struct WriteResFail {
         /// Weak cache consistency data of the file.
         pub file_wcc: WccData,
@@ -191,6 +193,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `COMMIT3resfail` (RFC 1813 section 3.3.21).
+    #[derive(Default)]
     pub struct CommitResFail {
         /// Weak cache consistency data of the file.
         pub file_wcc: WccData,

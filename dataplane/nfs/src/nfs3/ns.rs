@@ -32,6 +32,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `LOOKUP3resfail` (RFC 1813 section 3.3.3).
+    #[derive(Default)]
     pub struct LookupResFail {
         /// Attributes of the directory.
         pub dir_attributes: PostOpAttr,
@@ -61,6 +62,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `READLINK3resfail` (RFC 1813 section 3.3.5).
+    #[derive(Default)]
     pub struct ReadlinkResFail {
         /// Attributes of the link.
         pub symlink_attributes: PostOpAttr,
@@ -139,6 +141,7 @@ xdr_struct! {
 xdr_struct! {
     /// `CREATE3resfail` (RFC 1813 section 3.3.8); also the `resfail` of MKDIR, SYMLINK,
     /// MKNOD, REMOVE and RMDIR.
+    #[derive(Default)]
     pub struct CreateResFail {
         /// Weak cache consistency data of the directory.
         pub dir_wcc: WccData,
@@ -328,6 +331,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `RENAME3resfail` (RFC 1813 section 3.3.14).
+    #[derive(Default)]
     pub struct RenameResFail {
         /// Weak cache consistency data of the source directory.
         pub fromdir_wcc: WccData,
@@ -361,6 +365,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `LINK3resfail` (RFC 1813 section 3.3.15).
+    #[derive(Default)]
     pub struct LinkResFail {
         /// Attributes of the file.
         pub file_attributes: PostOpAttr,

@@ -1,0 +1,58 @@
+//! NFSv3 attribute procedures: GETATTR, SETATTR (with its ctime guard), ACCESS (RFC 1813
+//! sections 3.3.1, 3.3.2, 3.3.4; codecs in `nfs3::attr`).
+
+use super::{Handled, resolve, target};
+use crate::call::CallCtx;
+use crate::conv::{fattr, sattr, time_from_wire, wcc};
+use crate::nfs3::*;
+use crate::shared::Shared;
+
+pub(super) async fn getattr(
+    shared: &Shared,
+    ctx: &CallCtx,
+    a: &GetattrArgs,
+) -> Handled<GetattrRes> {
+    let attr = match target(shared, ctx, &a.object).await {
+        Ok(t) => t.fs.getattr(t.ino).await,
+        Err(e) => Err(e),
+    };
+    Ok(match attr {
+        Ok(attr) => Res3::Ok(GetattrResOk {
+            obj_attributes: fattr(&attr),
+        }),
+        Err(e) => Res3::Fail(NfsStat3::from(&e), ()),
+    })
+}
+
+pub(super) async fn setattr(
+    shared: &Shared,
+    ctx: &CallCtx,
+    a: &SetattrArgs,
+) -> Handled<SetattrRes> {
+    let t = resolve(shared, ctx, &a.object).await?;
+    let before = t.attr().await;
+    let guard = a.guard.map(time_from_wire);
+    let sa = sattr(&a.new_attributes);
+    Ok(match t.fs.setattr(&t.cred, t.ino, &sa, guard).await {
+        Ok(after) => Res3::Ok(SetattrResOk {
+            obj_wcc: wcc(before.as_ref(), Some(&after)),
+        }),
+        Err(e) => Res3::Fail(
+            NfsStat3::from(&e),
+            SetattrResFail {
+                obj_wcc: t.wcc_since(before).await,
+            },
+        ),
+    })
+}
+
+pub(super) async fn access(shared: &Shared, ctx: &CallCtx, a: &AccessArgs) -> Handled<AccessRes> {
+    let t = resolve(shared, ctx, &a.object).await?;
+    Ok(match t.fs.access(&t.cred, t.ino, a.access).await {
+        Ok((granted, attr)) => Res3::Ok(AccessResOk {
+            obj_attributes: Some(fattr(&attr)),
+            access: granted,
+        }),
+        Err(e) => Res3::Fail(NfsStat3::from(&e), AccessResFail::default()),
+    })
+}
