@@ -46,20 +46,21 @@ impl Entry3 {
     }
 }
 
-/// `READDIR3resok` (RFC 1813 section 3.3.16): `dirlist3` flattened.
+/// `READDIR3resok` and `READDIRPLUS3resok` (RFC 1813 sections 3.3.16, 3.3.17):
+/// `dirlist3` / `dirlistplus3` flattened, over their entry type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReaddirResOk {
+pub struct DirListOk<E> {
     /// Attributes of the directory.
     pub dir_attributes: PostOpAttr,
     /// Cookie verifier.
     pub cookieverf: CookieVerf3,
     /// Entries, in order.
-    pub entries: Vec<Entry3>,
+    pub entries: Vec<E>,
     /// True when the last entry is the end of the directory.
     pub eof: bool,
 }
 
-impl XdrEncode for ReaddirResOk {
+impl<E: XdrEncode> XdrEncode for DirListOk<E> {
     fn encode<B: BufMut>(&self, out: &mut B) {
         self.dir_attributes.encode(out);
         self.cookieverf.encode(out);
@@ -72,16 +73,19 @@ impl XdrEncode for ReaddirResOk {
     }
 }
 
-impl XdrDecode for ReaddirResOk {
+impl<E: XdrDecode> XdrDecode for DirListOk<E> {
     fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
         Ok(Self {
             dir_attributes: PostOpAttr::decode(dec)?,
             cookieverf: CookieVerf3::decode(dec)?,
-            entries: dec.list(usize::MAX, Entry3::decode)?,
+            entries: dec.list(usize::MAX, E::decode)?,
             eof: dec.bool()?,
         })
     }
 }
+
+/// `READDIR3resok` (RFC 1813 section 3.3.16).
+pub type ReaddirResOk = DirListOk<Entry3>;
 
 xdr_struct! {
     /// `READDIR3resfail` (RFC 1813 section 3.3.16).
@@ -99,46 +103,86 @@ pub type ReaddirRes = Res3<ReaddirResOk, ReaddirResFail>;
 /// (end-of-list marker and `eof`), accounted in every builder.
 const FRAME_OVERHEAD: usize = 4 + 4 + 4;
 
-/// Incrementally builds a [`ReaddirResOk`] bounded by the client's `count`.
-///
-/// The accounted size is the full encoded `READDIR3res` including the status word,
-/// which is slightly conservative with respect to the RFC's "size of READDIR3resok".
-#[derive(Debug, Clone)]
-pub struct ReaddirBuilder {
-    res: ReaddirResOk,
-    size: usize,
-    limit: usize,
+/// An entry of a directory listing, as the builders account for it.
+pub trait DirListEntry {
+    /// Encoded size including the preceding `value_follows` boolean.
+    fn list_len(&self) -> usize;
+    /// The part counted against READDIRPLUS's `dircount` (fileid, name, cookie).
+    fn dir_part_len(&self) -> usize;
 }
+
+impl DirListEntry for Entry3 {
+    fn list_len(&self) -> usize {
+        self.xdr_len()
+    }
+
+    fn dir_part_len(&self) -> usize {
+        self.xdr_len()
+    }
+}
+
+/// Incrementally builds a [`DirListOk`] bounded by the client's limits: the whole reply
+/// (status word included) by `maxcount` (READDIR's `count`), and for READDIRPLUS also
+/// the directory information by `dircount`.
+///
+/// The accounted size is the full encoded reply including the status word, which is
+/// slightly conservative with respect to the RFC's "size of READDIR3resok".
+#[derive(Debug, Clone)]
+pub struct DirListBuilder<E> {
+    res: DirListOk<E>,
+    size: usize,
+    dir_size: usize,
+    maxcount: usize,
+    dircount: usize,
+}
+
+/// Builds a [`ReaddirResOk`] bounded by the client's `count`.
+pub type ReaddirBuilder = DirListBuilder<Entry3>;
 
 impl ReaddirBuilder {
     /// Start a reply for a request whose `count` is `count`.
     pub fn new(dir_attributes: PostOpAttr, cookieverf: CookieVerf3, count: u32) -> Self {
+        Self::with_limits(dir_attributes, cookieverf, count as usize, usize::MAX)
+    }
+}
+
+impl<E: DirListEntry> DirListBuilder<E> {
+    fn with_limits(
+        dir_attributes: PostOpAttr,
+        cookieverf: CookieVerf3,
+        maxcount: usize,
+        dircount: usize,
+    ) -> Self {
         let size = FRAME_OVERHEAD + post_op_attr_len(&dir_attributes) + 8;
         Self {
-            res: ReaddirResOk {
+            res: DirListOk {
                 dir_attributes,
                 cookieverf,
                 entries: Vec::new(),
                 eof: false,
             },
             size,
-            limit: count as usize,
+            dir_size: 0,
+            maxcount,
+            dircount,
         }
     }
 
-    /// Whether `entry` would fit.
-    pub fn fits(&self, entry: &Entry3) -> bool {
-        self.size + entry.xdr_len() <= self.limit
+    /// Whether `entry` would fit in the limits.
+    pub fn fits(&self, entry: &E) -> bool {
+        self.size + entry.list_len() <= self.maxcount
+            && self.dir_size.saturating_add(entry.dir_part_len()) <= self.dircount
     }
 
     /// Add `entry` and return true, or return false (dropping it) if it would make the
-    /// reply exceed `count`. Use [`ReaddirBuilder::fits`] first to keep the entry.
+    /// reply exceed a limit. Use [`DirListBuilder::fits`] first to keep the entry.
     #[must_use = "a false return means the reply is full"]
-    pub fn try_push(&mut self, entry: Entry3) -> bool {
+    pub fn try_push(&mut self, entry: E) -> bool {
         if !self.fits(&entry) {
             return false;
         }
-        self.size += entry.xdr_len();
+        self.size += entry.list_len();
+        self.dir_size += entry.dir_part_len();
         self.res.entries.push(entry);
         true
     }
@@ -159,8 +203,13 @@ impl ReaddirBuilder {
         self.size
     }
 
+    /// Directory-information bytes used so far (counted against `dircount`).
+    pub fn dir_info_len(&self) -> usize {
+        self.dir_size
+    }
+
     /// Finish the reply.
-    pub fn finish(mut self, eof: bool) -> ReaddirResOk {
+    pub fn finish(mut self, eof: bool) -> DirListOk<E> {
         self.res.eof = eof;
         self.res
     }
@@ -212,65 +261,28 @@ impl Entryplus3 {
     }
 }
 
-/// `READDIRPLUS3resok` (RFC 1813 section 3.3.17): `dirlistplus3` flattened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReaddirplusResOk {
-    /// Attributes of the directory.
-    pub dir_attributes: PostOpAttr,
-    /// Cookie verifier.
-    pub cookieverf: CookieVerf3,
-    /// Entries, in order.
-    pub entries: Vec<Entryplus3>,
-    /// True when the last entry is the end of the directory.
-    pub eof: bool,
-}
+impl DirListEntry for Entryplus3 {
+    fn list_len(&self) -> usize {
+        self.xdr_len()
+    }
 
-impl XdrEncode for ReaddirplusResOk {
-    fn encode<B: BufMut>(&self, out: &mut B) {
-        self.dir_attributes.encode(out);
-        self.cookieverf.encode(out);
-        for e in &self.entries {
-            out.put_xdr_bool(true);
-            e.encode(out);
-        }
-        out.put_xdr_bool(false);
-        out.put_xdr_bool(self.eof);
+    fn dir_part_len(&self) -> usize {
+        self.dir_info_len()
     }
 }
 
-impl XdrDecode for ReaddirplusResOk {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(Self {
-            dir_attributes: PostOpAttr::decode(dec)?,
-            cookieverf: CookieVerf3::decode(dec)?,
-            entries: dec.list(usize::MAX, Entryplus3::decode)?,
-            eof: dec.bool()?,
-        })
-    }
-}
+/// `READDIRPLUS3resok` (RFC 1813 section 3.3.17).
+pub type ReaddirplusResOk = DirListOk<Entryplus3>;
 
-xdr_struct! {
-    /// `READDIRPLUS3resfail` (RFC 1813 section 3.3.17).
-    #[derive(Default)]
-    pub struct ReaddirplusResFail {
-        /// Attributes of the directory.
-        pub dir_attributes: PostOpAttr,
-    }
-}
+/// `READDIRPLUS3resfail` (RFC 1813 section 3.3.17): the same as READDIR's.
+pub type ReaddirplusResFail = ReaddirResFail;
 
 /// `READDIRPLUS3res` (RFC 1813 section 3.3.17).
 pub type ReaddirplusRes = Res3<ReaddirplusResOk, ReaddirplusResFail>;
 
-/// Incrementally builds a [`ReaddirplusResOk`] bounded by both `dircount` (directory
-/// information only) and `maxcount` (whole reply, status word included).
-#[derive(Debug, Clone)]
-pub struct ReaddirplusBuilder {
-    res: ReaddirplusResOk,
-    size: usize,
-    dir_size: usize,
-    maxcount: usize,
-    dircount: usize,
-}
+/// Builds a [`ReaddirplusResOk`] bounded by both `dircount` (directory information
+/// only) and `maxcount` (whole reply, status word included).
+pub type ReaddirplusBuilder = DirListBuilder<Entryplus3>;
 
 impl ReaddirplusBuilder {
     /// Start a reply for a request with the given `dircount` and `maxcount`.
@@ -280,63 +292,11 @@ impl ReaddirplusBuilder {
         dircount: u32,
         maxcount: u32,
     ) -> Self {
-        let size = FRAME_OVERHEAD + post_op_attr_len(&dir_attributes) + 8;
-        Self {
-            res: ReaddirplusResOk {
-                dir_attributes,
-                cookieverf,
-                entries: Vec::new(),
-                eof: false,
-            },
-            size,
-            dir_size: 0,
-            maxcount: maxcount as usize,
-            dircount: dircount as usize,
-        }
-    }
-
-    /// Whether `entry` would fit in both limits.
-    pub fn fits(&self, entry: &Entryplus3) -> bool {
-        self.size + entry.xdr_len() <= self.maxcount
-            && self.dir_size + entry.dir_info_len() <= self.dircount
-    }
-
-    /// Add `entry` and return true, or return false (dropping it) if it would exceed
-    /// `maxcount` or `dircount`.
-    #[must_use = "a false return means the reply is full"]
-    pub fn try_push(&mut self, entry: Entryplus3) -> bool {
-        if !self.fits(&entry) {
-            return false;
-        }
-        self.size += entry.xdr_len();
-        self.dir_size += entry.dir_info_len();
-        self.res.entries.push(entry);
-        true
-    }
-
-    /// Number of entries added.
-    pub fn len(&self) -> usize {
-        self.res.entries.len()
-    }
-
-    /// True when no entry has been added.
-    pub fn is_empty(&self) -> bool {
-        self.res.entries.is_empty()
-    }
-
-    /// Encoded size of the reply so far (status included).
-    pub fn encoded_len(&self) -> usize {
-        self.size
-    }
-
-    /// Directory-information bytes used so far (counted against `dircount`).
-    pub fn dir_info_len(&self) -> usize {
-        self.dir_size
-    }
-
-    /// Finish the reply.
-    pub fn finish(mut self, eof: bool) -> ReaddirplusResOk {
-        self.res.eof = eof;
-        self.res
+        Self::with_limits(
+            dir_attributes,
+            cookieverf,
+            maxcount as usize,
+            dircount as usize,
+        )
     }
 }

@@ -73,26 +73,10 @@ async fn dir_page(
     })
 }
 
-/// The `resfail` bodies of READDIR and READDIRPLUS: the directory's attributes.
-trait DirFail {
-    fn with_attr(dir_attributes: Option<Fattr3>) -> Self;
-}
-
-impl DirFail for ReaddirResFail {
-    fn with_attr(dir_attributes: Option<Fattr3>) -> Self {
-        ReaddirResFail { dir_attributes }
-    }
-}
-
-impl DirFail for ReaddirplusResFail {
-    fn with_attr(dir_attributes: Option<Fattr3>) -> Self {
-        ReaddirplusResFail { dir_attributes }
-    }
-}
-
 /// A failed READDIR/READDIRPLUS with the directory's attributes when they are known.
-fn fail<T, F: DirFail>(st: NfsStat3, dir_attr: Option<&Attr>) -> Res3<T, F> {
-    Res3::Fail(st, F::with_attr(dir_attr.map(fattr)))
+fn fail<T>(st: NfsStat3, dir_attr: Option<&Attr>) -> Res3<T, ReaddirResFail> {
+    let dir_attributes = dir_attr.map(fattr);
+    Res3::Fail(st, ReaddirResFail { dir_attributes })
 }
 
 pub(super) async fn readdir(
