@@ -13,9 +13,9 @@
 //! (a non-directory, or an empty directory) *move* the victim into `#recycle` instead of
 //! destroying it. The victim keeps its inode, block list and chunk references, so GC keeps
 //! its content until the bin lets go of it. Users browse `#recycle` like any directory and
-//! may restore by moving an item back out; administrators use [`Fs::trash_list`],
-//! [`Fs::trash_restore`], [`Fs::trash_status`], [`Fs::trash_empty`] and the hourly
-//! [`Fs::trash_reap`] (retention days, size cap). Not recycled: in-place truncation and
+//! may restore by moving an item back out; administrators use `Fs::trash_list`,
+//! `Fs::trash_restore`, `Fs::trash_status`, `Fs::trash_empty` and the hourly
+//! `Fs::trash_reap` (retention days, size cap). Not recycled: in-place truncation and
 //! overwrites of content, deletions inside the bin, names matching an exclude glob, and
 //! everything on a share whose bin is off.
 //!
@@ -61,14 +61,7 @@
 //! - `#recycle` at the root may not be renamed, replaced or removed while the bin is on,
 //!   except RMDIR of an empty one.
 //!
-//! # Sizes
-//!
-//! Computed when listing/reaping, from the walk of the bin: a file's size (including
-//! unflushed writes), a directory's is the sum of the regular files below it. The bin's
-//! total ([`TrashStatus::bytes`], compared with [`TrashPolicy::max_size`]) is the sum over
-//! all regular files inside `#recycle`. Expiring or evicting a directory item that holds
-//! younger items removes only what is not theirs and turns the directory into
-//! scaffolding.
+//! Sizes, listing, restoring, emptying and reaping: see `crate::trash`.
 
 mod names;
 pub(crate) mod policy;
