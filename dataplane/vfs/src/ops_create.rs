@@ -25,6 +25,18 @@ pub(crate) enum NewKind {
 }
 
 impl Fs {
+    /// What every operation that adds a name checks first: the share is writable and
+    /// has room, and `name` is a valid new name (`.` and `..` always exist).
+    fn check_new_name(&self, name: &[u8]) -> FsResult<()> {
+        self.check_writable()?;
+        self.check_room()?;
+        check_name(name)?;
+        if is_dot_or_dotdot(name) {
+            return Err(FsError::Exist);
+        }
+        Ok(())
+    }
+
     /// Checks that the caller may add or remove entries of directory `d`.
     pub(crate) fn check_dir_write(&self, cred: &Credentials, d: &InodeRecord) -> FsResult<()> {
         if d.kind != FileType::Directory {
@@ -48,12 +60,7 @@ impl Fs {
         how: CreateMode,
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
+        self.check_new_name(name)?;
         let verifier = match how {
             CreateMode::Exclusive(v) => Some(v),
             _ => None,
@@ -101,12 +108,7 @@ impl Fs {
         name: &[u8],
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
+        self.check_new_name(name)?;
         self.make_node(cred, dir, name, NewKind::Dir, sa.mode.unwrap_or(0o755), sa)
             .await
     }
@@ -119,12 +121,7 @@ impl Fs {
         target: &[u8],
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
+        self.check_new_name(name)?;
         if target.is_empty() {
             return Err(FsError::NoEnt);
         }
@@ -150,12 +147,7 @@ impl Fs {
         kind: SpecialKind,
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
+        self.check_new_name(name)?;
         if matches!(kind, SpecialKind::Char(_) | SpecialKind::Block(_)) && !cred.is_root() {
             return Err(FsError::Perm);
         }
@@ -308,12 +300,7 @@ impl Fs {
         dir: Ino,
         name: &[u8],
     ) -> FsResult<Attr> {
-        self.check_writable()?;
-        self.check_room()?;
-        check_name(name)?;
-        if is_dot_or_dotdot(name) {
-            return Err(FsError::Exist);
-        }
+        self.check_new_name(name)?;
         let _g = self.locks.write_many(&[dir, ino]).await;
         let mut d = self.inode(dir).await?;
         let mut f = self.inode(ino).await?;
