@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+pub mod netns;
 pub mod nlm;
 
 use dittofs_nfs::mount3::{DirPath, MntArgs, MntRes};
@@ -238,7 +239,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        Client::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        Client::connect_addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    pub fn connect_addr(addr: std::net::SocketAddr) -> Client {
+        Client::from_stream(TcpStream::connect(addr).expect("connect"))
     }
 
     /// A client on a connected socket (e.g. one bound to a chosen source port).
