@@ -5,6 +5,9 @@
 //! 1. `flock` refused while the host holds the file, granted once it unlocks; the guest's
 //!    lock seen by the host's TEST and LOCK;
 //! 2. `lockf` byte ranges (shared with shared, exclusive refused);
+//! 3. a blocking `flock` of the guest waits (NLM4_BLOCKED) until the host unlocks and is
+//!    woken by the server's NLM GRANTED callback into the guest's lockd (well before the
+//!    kernel's own 30 s re-poll);
 //!
 //! The guest is on a tap device in a network namespace of the test's own thread
 //! (`common::netns`), where `dfs` listens on the tap's host side and serves its embedded
@@ -18,7 +21,7 @@ mod common;
 
 use common::netns::{GuestNet, HOST_ADDR};
 use common::nlm::NlmClient;
-use common::{Client, Server};
+use common::{Client, Server, http_get};
 use dittofs_nfs::nlm4::Nlm4Stat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +29,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WHOLE: (u64, u64) = (0, 0);
+/// A GRANTED callback wakes the guest at once; without it the kernel re-polls after 30 s.
+const WOKEN_WITHIN: Duration = Duration::from_secs(10);
+
 /// The guest runner and its `/share` directory; SIGTERMed if the test fails first (its
 /// trap stops qemu).
 struct Guest {
@@ -77,6 +83,10 @@ impl Guest {
         std::fs::write(self.share.join(name), "").unwrap();
     }
 
+    fn said(&self, name: &str) -> bool {
+        self.share.join(name).exists()
+    }
+
     /// Waits for the guest to finish; panics unless its script ran to the end.
     fn finish(mut self) {
         let out = self
@@ -92,6 +102,15 @@ impl Guest {
             out.status
         );
     }
+}
+
+/// How many NLM calls of `procedure` this `dfs` has answered (its /metrics).
+fn nlm_calls(http_port: u16, procedure: &str) -> u64 {
+    let m = http_get(http_port, "/metrics").expect("/metrics");
+    let key = format!("dittofs_nfs_requests_total{{program=\"nlm4\",procedure=\"{procedure}\"}} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map_or(0, |v| v.trim().parse().expect("a number"))
 }
 
 fn guest_script(port: u16) -> String {
@@ -111,7 +130,12 @@ if flock -n -x 9; then echo GUEST-GOT-A-HELD-LOCK; exit 1; fi
 say refused; await released
 flock -n -x 9; say holds; await checked; flock -u 9
 # 2. byte ranges, from another process (another lock owner)
-python3 /share/lockf.py
+python3 /share/lockf.py; say lockf-done
+# 3. a blocking flock waits for the host's lock
+await host-holds; say waiting
+flock -w 90 -x 9; say granted
+await granted-checked
+flock -u 9
 exec 9>&-
 umount /mnt/t
 echo GUEST-NLM-OK"#
@@ -149,6 +173,34 @@ fn lockf_ranges(g: &mut Guest, host: &mut NlmClient, fh: &[u8]) {
     assert_eq!(host.lock(fh, (20, 5), true), Nlm4Stat::Granted);
     assert_eq!(host.unlock(fh, WHOLE), Nlm4Stat::Granted);
     g.touch("checked2");
+}
+
+/// 3: the guest's blocking `flock` is queued behind the host's lock and woken by the
+/// server's GRANTED callback when the host unlocks.
+fn blocking_waiter(g: &mut Guest, host: &mut NlmClient, fh: &[u8], http_port: u16) {
+    g.wait_for("lockf-done", 60);
+    assert_eq!(host.lock(fh, WHOLE, true), Nlm4Stat::Granted);
+    let before = nlm_calls(http_port, "LOCK");
+    g.touch("host-holds");
+    g.wait_for("waiting", 60);
+    // counted once answered: the guest's request is queued (NLM4_BLOCKED) from here on
+    g.wait_until("the guest's blocking LOCK never reached dfs", 60, || {
+        nlm_calls(http_port, "LOCK") > before
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!g.said("granted"), "granted while the host held the file");
+    let t0 = Instant::now();
+    assert_eq!(host.unlock(fh, WHOLE), Nlm4Stat::Granted);
+    g.wait_for("granted", 90);
+    let waited = t0.elapsed();
+    eprintln!("the guest's blocked flock got the lock {waited:?} after the host's UNLOCK");
+    assert!(
+        waited < WOKEN_WITHIN,
+        "the guest's waiter took {waited:?}: not woken by a GRANTED callback (the kernel re-polls after 30 s)"
+    );
+    let t = host.test(fh, WHOLE, true);
+    assert_eq!(t.stat, Nlm4Stat::Denied, "the guest holds the granted lock");
+    assert!(t.holder.expect("holder").exclusive);
 }
 
 #[test]
@@ -189,6 +241,8 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
 
     nonblocking_flock(&mut g, &mut host, &fh);
     lockf_ranges(&mut g, &mut host, &fh);
+    blocking_waiter(&mut g, &mut host, &fh, srv.http_port);
+    g.touch("granted-checked");
     g.finish();
     // the guest's lock was released by its unlock: the file is free again
     assert_eq!(host.test(&fh, WHOLE, true).stat, Nlm4Stat::Granted);
