@@ -8,6 +8,10 @@
 //! 3. a blocking `flock` of the guest waits (NLM4_BLOCKED) until the host unlocks and is
 //!    woken by the server's NLM GRANTED callback into the guest's lockd (well before the
 //!    kernel's own 30 s re-poll);
+//! 4. that lock held across a SIGKILL and restart of `dfs`: the new `dfs` sends SM_NOTIFY
+//!    to the guest's statd, the kernel reclaims the lock in the grace period; the host's
+//!    conflicting LOCK gets NLM4_DENIED_GRACE_PERIOD during grace and DENIED after it
+//!    (the guest holds the reclaimed lock), and is granted once the guest unlocks.
 //!
 //! The guest is on a tap device in a network namespace of the test's own thread
 //! (`common::netns`), where `dfs` listens on the tap's host side and serves its embedded
@@ -29,6 +33,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WHOLE: (u64, u64) = (0, 0);
+/// The grace period of the restarted `dfs`: long enough for the guest's reclaim under TCG.
+const GRACE: Duration = Duration::from_secs(10);
 /// A GRANTED callback wakes the guest at once; without it the kernel re-polls after 30 s.
 const WOKEN_WITHIN: Duration = Duration::from_secs(10);
 
@@ -134,8 +140,9 @@ python3 /share/lockf.py; say lockf-done
 # 3. a blocking flock waits for the host's lock
 await host-holds; say waiting
 flock -w 90 -x 9; say granted
-await granted-checked
-flock -u 9
+# 4. held across the server's restart (reclaimed after its SM_NOTIFY), then released
+await restart-checked
+flock -u 9; say unlocked
 exec 9>&-
 umount /mnt/t
 echo GUEST-NLM-OK"#
@@ -203,6 +210,50 @@ fn blocking_waiter(g: &mut Guest, host: &mut NlmClient, fh: &[u8], http_port: u1
     assert!(t.holder.expect("holder").exclusive);
 }
 
+/// 4: SIGKILL + restart with a grace period while the guest holds the file; returns the
+/// host's client on the new server.
+fn restart_and_reclaim(g: &mut Guest, srv: &mut Server, fh: &[u8], nfs: SocketAddr) -> NlmClient {
+    srv.crash();
+    let grace = (
+        "DITTOFS_NFS_LOCKS_GRACE_SECONDS".into(),
+        GRACE.as_secs().to_string(),
+    );
+    srv.extra_env.retain(|(k, _)| *k != grace.0);
+    srv.extra_env.push(grace);
+    let started = Instant::now();
+    srv.spawn();
+    let mut host = NlmClient::connect_addr(nfs, "host-client", 4242);
+    assert_eq!(host.lock(fh, WHOLE, true), Nlm4Stat::DeniedGracePeriod);
+    // SM_NOTIFY -> the guest's statd -> its lockd -> LOCK with reclaim, before grace ends
+    let left = GRACE.saturating_sub(started.elapsed()).as_secs();
+    g.wait_until(
+        "the guest did not reclaim its lock during grace",
+        left,
+        || nlm_calls(srv.http_port, "LOCK") >= 2,
+    );
+    eprintln!(
+        "the guest reclaimed {:?} after the restart",
+        started.elapsed()
+    );
+    assert_eq!(host.lock(fh, WHOLE, true), Nlm4Stat::DeniedGracePeriod);
+    std::thread::sleep(
+        (started + GRACE + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
+    );
+    assert_eq!(
+        host.lock(fh, WHOLE, true),
+        Nlm4Stat::Denied,
+        "the guest's reclaimed lock"
+    );
+    let t = host.test(fh, WHOLE, true);
+    assert_eq!(t.stat, Nlm4Stat::Denied);
+    assert!(t.holder.expect("holder").exclusive);
+    g.touch("restart-checked");
+    g.wait_for("unlocked", 60);
+    assert_eq!(host.lock(fh, WHOLE, true), Nlm4Stat::Granted);
+    assert_eq!(host.unlock(fh, WHOLE), Nlm4Stat::Granted);
+    host
+}
+
 #[test]
 #[ignore = "needs the e2e/vm guest, root and tap devices"]
 fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
@@ -210,12 +261,13 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
         return;
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let srv = Server::start_with(vec![
+    let mut srv = Server::unstarted(vec![
         ("DITTOFS_NFS_BIND".into(), HOST_ADDR.into()),
         ("DITTOFS_NFS_LOCKS_GRACE_SECONDS".into(), "0".into()),
         ("DITTOFS_NFS_PORTMAPPER_ENABLED".into(), "true".into()),
         ("DITTOFS_NFS_PORTMAPPER_PORT".into(), "111".into()),
     ]);
+    srv.spawn();
     let nfs = SocketAddr::new(HOST_ADDR.parse().unwrap(), srv.nfs_port);
     let mut c = Client::connect_addr(nfs);
     let dir = c.mount_root();
@@ -242,7 +294,7 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
     nonblocking_flock(&mut g, &mut host, &fh);
     lockf_ranges(&mut g, &mut host, &fh);
     blocking_waiter(&mut g, &mut host, &fh, srv.http_port);
-    g.touch("granted-checked");
+    let mut host = restart_and_reclaim(&mut g, &mut srv, &fh, nfs);
     g.finish();
     // the guest's lock was released by its unlock: the file is free again
     assert_eq!(host.test(&fh, WHOLE, true).stat, Nlm4Stat::Granted);
