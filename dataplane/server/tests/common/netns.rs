@@ -13,6 +13,7 @@
 //! it exits, also when the test is killed, so nothing is left to clean up by name. The
 //! thread never returns to the host's namespace.
 
+use super::{on_path, require};
 use std::path::Path;
 use std::process::Command;
 
@@ -27,27 +28,6 @@ pub const TAP: &str = "dfsguest0";
 #[derive(Debug)]
 pub struct GuestNet {
     pub tap: &'static str,
-}
-
-/// Is the prerequisite there? In CI (`CI=true`) a missing one fails the test with `why`;
-/// elsewhere the test is skipped with the same message.
-fn require(ok: bool, why: &str) -> bool {
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("prerequisite missing: {why}");
-        }
-        eprintln!("SKIP: {why}");
-    }
-    ok
-}
-
-fn on_path(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool} >/dev/null"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 fn ip(args: &str) {
