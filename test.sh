@@ -87,7 +87,8 @@ if [ $RUN_VM = 1 ]; then
   stage kernel-client-tier 1800 e2e/vm/tier.sh
   stage readme-mount 600 e2e/vm/readme-mount.sh
   # NLM with the kernel client: the guest mounts without nolock and contends for locks
-  # with a userspace NLM client on the host (needs root: dfs's portmapper on port 111).
+  # with a userspace NLM client on the host; guest and dfs share a network namespace of
+  # the test's own (a tap device: dfs calls back into the guest; needs root).
   stage nlm-kernel 600 cargo nextest run -p dittofs-server --profile ci --run-ignored ignored-only -E 'binary(nlm_kernel)'
   stage control-e2e 900 e2e/control/e2e.sh
   # The S3 tier against a real SeaweedFS: eviction, cold reads, dedup, GC, faults.

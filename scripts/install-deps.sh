@@ -7,7 +7,8 @@ CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
 mkdir -p "$CACHE/bin"
 log() { printf '[install-deps] %s\n' "$*"; }
 
-APT_PKGS=(libnfs-utils)  # protoc: bundled by the protoc-bin-vendored build dependency
+# iproute2: `ip` makes the guest network of server/tests/nlm_kernel.rs (netns + tap)
+APT_PKGS=(libnfs-utils iproute2)  # protoc: bundled by the protoc-bin-vendored build dependency
 python3 -m pip --version >/dev/null 2>&1 || APT_PKGS+=(python3-pip)
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -8,12 +8,17 @@
 #   $VM_SERVER    10.0.2.2 = the host's 127.0.0.1 (qemu user networking, "slirp"): a server
 #                 listening on host loopback port P is reached from the guest as 10.0.2.2:P.
 #                 The guest has no default route, so it can address nothing else.
+#                 With VM_TAP the guest's NIC is that tap device instead (no slirp): the
+#                 caller made it, normally in a network namespace of its own, with
+#                 10.0.2.2/24 on the host side; the guest is then reachable at 10.0.2.15
+#                 (servers can call back into it: NLM GRANTED, SM_NOTIFY).
 #   stdout/stderr of COMMAND (and kernel warnings) go to the serial console = our stdout;
 #   the guest's dmesg is saved to $VM_SHARE/.vmtest/dmesg.txt
 #
 # Env: VM_SHARE  host dir for /share (default: a temp dir, deleted afterwards)
 #      VM_ACCEL  auto|tcg|kvm (auto: kvm only where /dev/kvm is real hardware KVM; on the
 #                PVM nested "KVM" of these machines an unmodified kernel cannot run, so TCG)
+#      VM_TAP    a tap device to plug the guest into (default: qemu user networking)
 #      VM_MEM (MiB, default 2048)  VM_SMP (default 2)  VM_TIMEOUT (seconds, default 3600)
 # Exit: COMMAND's status; 125 when the guest never reported one (crash, timeout: see output)
 set -euo pipefail
@@ -38,6 +43,15 @@ case $ACCEL in
   tcg) ACC=(-accel tcg,thread=multi,tb-size=512 -cpu max) ;;
   *) die "bad VM_ACCEL=$ACCEL (auto|tcg|kvm)" ;;
 esac
+
+# shellcheck disable=SC2054
+if [ -n "${VM_TAP:-}" ]; then
+  # (ip, not /sys/class/net: sysfs shows the namespace it was mounted in)
+  ip link show dev "$VM_TAP" >/dev/null 2>&1 || die "VM_TAP=$VM_TAP: no such network device here"
+  NET=(-netdev "tap,id=n0,ifname=$VM_TAP,script=no,downscript=no")
+else
+  NET=(-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2)
+fi
 
 QEMU_PID=
 TMP_SHARE=
@@ -70,7 +84,7 @@ timeout -k 10 "${VM_TIMEOUT:-3600}" qemu-system-x86_64 "${ACC[@]}" -machine q35 
   -append "console=ttyS0 quiet loglevel=4 panic=-1" \
   -drive file="$GUEST_DIR/root.img",if=virtio,format=raw,snapshot=on,cache=unsafe \
   -virtfs local,path="$SHARE",mount_tag=share,security_model=passthrough,id=share \
-  -netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device virtio-net-pci,netdev=n0 \
+  "${NET[@]}" -device virtio-net-pci,netdev=n0 \
   </dev/null &
 QEMU_PID=$!
 qrc=0

@@ -25,6 +25,16 @@ use serde_json::{Value, json};
 /// Nominal capacity of Share volumes: NFS ignores it, but a PV and a claim must name one.
 pub const SHARE_CAPACITY: &str = "1Ti";
 
+/// The Service port of the data plane's embedded portmapper: Linux clients find the lock
+/// manager (NLM) through rpcbind on port 111 of the NFS server's address, and no mount
+/// option names another port.
+pub const PORTMAPPER_SERVICE_PORT: i32 = 111;
+
+/// The pods' portmapper port (TCP and UDP; `dfs`'s default), behind the Service's 111. It
+/// answers GETPORT with the NFS port for NFS, MOUNT, NLM and NSM, which is the same in the
+/// pod and on the Service.
+pub const PORTMAPPER_POD_PORT: i32 = 10111;
+
 /// The data plane's shutdown bound (`shutdown_timeout_seconds`): after SIGTERM, `dfs`
 /// exits within this many seconds.
 pub const SHUTDOWN_TIMEOUT_SECONDS: u32 = 20;
@@ -77,6 +87,8 @@ pub fn service(ms: &MetadataStore) -> Value {
         "ports": [
             { "name": "nfs", "port": p.nfs, "targetPort": "nfs", "protocol": "TCP" },
             { "name": "grpc", "port": p.grpc, "targetPort": "grpc", "protocol": "TCP" },
+            { "name": "portmap", "port": PORTMAPPER_SERVICE_PORT, "targetPort": "portmap", "protocol": "TCP" },
+            { "name": "portmap-udp", "port": PORTMAPPER_SERVICE_PORT, "targetPort": "portmap-udp", "protocol": "UDP" },
         ],
     });
     if let Some(ip) = &ms.spec.server.service.cluster_ip {
@@ -155,6 +167,8 @@ pub fn statefulset(
     let env = json!([
         { "name": "DITTOFS_NFS_BIND", "value": "0.0.0.0" },
         { "name": "DITTOFS_NFS_PORT", "value": server.ports.nfs.to_string() },
+        { "name": "DITTOFS_NFS_PORTMAPPER_ENABLED", "value": "true" },
+        { "name": "DITTOFS_NFS_PORTMAPPER_PORT", "value": PORTMAPPER_POD_PORT.to_string() },
         { "name": "DITTOFS_CONTROL_BIND", "value": "0.0.0.0" },
         { "name": "DITTOFS_CONTROL_PORT", "value": server.ports.grpc.to_string() },
         { "name": "DITTOFS_CONTROL_TOKEN", "valueFrom": { "secretKeyRef": {
@@ -173,6 +187,8 @@ pub fn statefulset(
         "ports": [
             { "name": "nfs", "containerPort": server.ports.nfs, "protocol": "TCP" },
             { "name": "grpc", "containerPort": server.ports.grpc, "protocol": "TCP" },
+            { "name": "portmap", "containerPort": PORTMAPPER_POD_PORT, "protocol": "TCP" },
+            { "name": "portmap-udp", "containerPort": PORTMAPPER_POD_PORT, "protocol": "UDP" },
         ],
         "readinessProbe": { "tcpSocket": { "port": "grpc" }, "periodSeconds": 5 },
         "livenessProbe": { "tcpSocket": { "port": "nfs" }, "periodSeconds": 10, "failureThreshold": 6 },
@@ -227,13 +243,13 @@ pub fn statefulset(
     })
 }
 
-/// Default NFS mount options of Share volumes: v3 over TCP, no NLM (not served), the MOUNT
-/// protocol on the NFS port (no portmapper needed).
+/// Default NFS mount options of Share volumes: v3 over TCP, NFS and MOUNT on the NFS port;
+/// locks (NLM) on: the node's kernel finds the lock manager through the Service's port 111
+/// ([`PORTMAPPER_SERVICE_PORT`]) and needs the node's rpc.statd.
 pub fn default_mount_options(nfs_port: i32) -> Vec<String> {
     vec![
         "nfsvers=3".into(),
         "proto=tcp".into(),
-        "nolock".into(),
         format!("port={nfs_port}"),
         format!("mountport={nfs_port}"),
         "mountproto=tcp".into(),
@@ -541,6 +557,56 @@ mod tests {
         assert!(bound < 30, "the bound is below Kubernetes' default grace");
     }
 
+    /// (name, port, protocol) of each entry of a ports array.
+    fn ports(v: &Value, port_key: &str) -> Vec<(String, i64, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let s = |k: &str| p[k].as_str().unwrap().to_string();
+                (s("name"), p[port_key].as_i64().unwrap(), s("protocol"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn service_maps_port_111_onto_the_pods_portmapper() {
+        let m = ms(MetadataStoreType::Sled);
+        let plan = plan_group(&m, &[share(false)], &[disk()], &S3Credentials::new());
+        let sts = statefulset(&m, &plan, &|_| ("7Gi".into(), None), "img:1");
+        let container = &sts["spec"]["template"]["spec"]["containers"][0];
+        let svc = service(&m);
+        let svc_ports = svc["spec"]["ports"].as_array().unwrap();
+        let pod_ports = ports(&container["ports"], "containerPort");
+        for proto in ["TCP", "UDP"] {
+            let p = svc_ports
+                .iter()
+                .find(|p| p["port"] == 111 && p["protocol"] == proto)
+                .unwrap_or_else(|| panic!("no Service port 111/{proto}"));
+            // the target is a named port of the container with the same protocol
+            let target = p["targetPort"].as_str().unwrap();
+            let (_, pod_port, _) = pod_ports
+                .iter()
+                .find(|(n, _, pr)| n == target && pr == proto)
+                .unwrap_or_else(|| panic!("no container port {target}/{proto}"));
+            assert_eq!(*pod_port, i64::from(PORTMAPPER_POD_PORT));
+        }
+        let env = container["env"].as_array().unwrap();
+        let var = |k: &str| {
+            env.iter()
+                .find(|e| e["name"] == k)
+                .map(|e| e["value"].clone())
+        };
+        assert_eq!(var("DITTOFS_NFS_PORTMAPPER_ENABLED"), Some(json!("true")));
+        assert_eq!(
+            var("DITTOFS_NFS_PORTMAPPER_PORT"),
+            Some(json!(PORTMAPPER_POD_PORT.to_string()))
+        );
+        // the portmapper advertises the pod's NFS port: it must be the Service's too
+        let nfs = |v: &Vec<(String, i64, String)>| v.iter().find(|p| p.0 == "nfs").unwrap().1;
+        assert_eq!(nfs(&ports(&svc["spec"]["ports"], "port")), nfs(&pod_ports));
+    }
+
     #[test]
     fn pv_and_claim_are_prebound() {
         let s = share(true);
@@ -551,11 +617,16 @@ mod tests {
         assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
         assert_eq!(pv["spec"]["claimRef"]["namespace"], "apps");
         assert_eq!(pv["spec"]["claimRef"]["name"], "docs");
-        assert!(
-            pv["spec"]["mountOptions"]
-                .as_array()
-                .unwrap()
-                .contains(&serde_json::json!("mountport=2049"))
+        assert_eq!(
+            pv["spec"]["mountOptions"],
+            serde_json::json!([
+                "nfsvers=3",
+                "proto=tcp",
+                "port=2049",
+                "mountport=2049",
+                "mountproto=tcp"
+            ]),
+            "locks on (no nolock): NLM through the Service's portmapper"
         );
         let pvc = persistent_volume_claim(&s).unwrap();
         assert_eq!(pvc["spec"]["volumeName"], "dittofs-ns-docs");

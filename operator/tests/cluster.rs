@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{
     Event, Namespace, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -523,7 +524,30 @@ async fn reconcile_serves_shares_publishes_volumes_runs_gc_and_cleans_up() {
     assert_eq!(vct, vec!["blocks-disk", "data"]);
     assert_eq!(sts.owner_references()[0].kind, "MetadataStore");
     let svc = ns.api::<Service>().get("dittofs-main").await.unwrap();
-    let ip = svc.spec.unwrap().cluster_ip.unwrap();
+    let svc_spec = svc.spec.unwrap();
+    // NLM: the kernel asks port 111 of the Service; both protocols reach the portmapper
+    let mut pmap: Vec<(String, String)> = svc_spec
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| p.port == 111)
+        .map(|p| {
+            let target = match &p.target_port {
+                Some(IntOrString::String(s)) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            (p.protocol.clone().unwrap_or_default(), target)
+        })
+        .collect();
+    pmap.sort();
+    assert_eq!(
+        pmap,
+        vec![
+            ("TCP".to_string(), "portmap".to_string()),
+            ("UDP".to_string(), "portmap-udp".to_string())
+        ]
+    );
+    let ip = svc_spec.cluster_ip.unwrap();
     // PV: NFS source = Service ClusterIP + export path; RWX, Retain; claim pre-bound.
     let pv_api = Api::<PersistentVolume>::all(c.clone());
     let pv = pv_api.get(&format!("dittofs-{n}-docs")).await.unwrap();
@@ -531,6 +555,9 @@ async fn reconcile_serves_shares_publishes_volumes_runs_gc_and_cleans_up() {
     assert_eq!(pvs.nfs.as_ref().unwrap().server, ip);
     assert_eq!(pvs.nfs.as_ref().unwrap().path, "/docs");
     assert_eq!(pvs.access_modes.unwrap(), vec!["ReadWriteMany"]);
+    let opts = pvs.mount_options.clone().unwrap_or_default();
+    assert!(opts.contains(&"port=2049".to_string()), "{opts:?}");
+    assert!(!opts.contains(&"nolock".to_string()), "locks on: {opts:?}");
     assert_eq!(
         pvs.persistent_volume_reclaim_policy.as_deref(),
         Some("Retain")

@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+pub mod netns;
 pub mod nlm;
 
 use dittofs_nfs::mount3::{DirPath, MntArgs, MntRes};
@@ -210,21 +211,34 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Fails the test in CI when a prerequisite is missing; skips it with a message elsewhere.
-pub fn require_tool(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
+/// Is the prerequisite there? In CI (`CI=true`) a missing one fails the test with `why`;
+/// elsewhere the test is skipped with the same message.
+pub fn require(ok: bool, why: &str) -> bool {
+    if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{tool} is required in CI (scripts/install-deps.sh installs it)");
+            panic!("prerequisite missing: {why}");
         }
-        eprintln!("SKIP: {tool} not installed (run scripts/install-deps.sh)");
+        eprintln!("SKIP: {why}");
     }
-    found
+    ok
+}
+
+/// Whether `tool` is a command on PATH.
+pub fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Fails the test in CI when `tool` is not installed; skips it with a message elsewhere.
+pub fn require_tool(tool: &str) -> bool {
+    require(
+        on_path(tool),
+        &format!("{tool} is not installed (scripts/install-deps.sh installs it)"),
+    )
 }
 
 /// A raw ONC RPC client over TCP built on the project's codecs (malformed input, exact
@@ -238,7 +252,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        Client::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        Client::connect_addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    pub fn connect_addr(addr: std::net::SocketAddr) -> Client {
+        Client::from_stream(TcpStream::connect(addr).expect("connect"))
     }
 
     /// A client on a connected socket (e.g. one bound to a chosen source port).

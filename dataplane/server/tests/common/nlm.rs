@@ -27,8 +27,16 @@ pub struct NlmClient {
 
 impl NlmClient {
     pub fn connect(port: u16, name: &str, svid: i32) -> NlmClient {
+        NlmClient::connect_addr(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            name,
+            svid,
+        )
+    }
+
+    pub fn connect_addr(addr: std::net::SocketAddr, name: &str, svid: i32) -> NlmClient {
         NlmClient {
-            rpc: Client::connect(port),
+            rpc: Client::connect_addr(addr),
             name: name.as_bytes().to_vec(),
             svid,
             oh: format!("{svid}@{name}").into_bytes(),
