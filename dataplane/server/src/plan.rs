@@ -567,10 +567,12 @@ mod tests {
         }
     }
 
-    /// A share with the defaults of the configuration file.
     fn share(name: &str, m: &str, l: &str) -> ShareCfg {
-        let doc = serde_json::json!({"name": name, "metadata": m, "local": l});
-        serde_json::from_value(doc).unwrap()
+        ShareCfg {
+            metadata: m.into(),
+            local: l.into(),
+            ..ShareCfg::with_defaults(name)
+        }
     }
 
     fn with_remote(mut s: ShareCfg, r: &str) -> ShareCfg {

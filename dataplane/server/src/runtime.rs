@@ -952,8 +952,11 @@ mod tests {
             path: Some(file.join("blocks")),
             max_size: 0,
         }];
-        let share = serde_json::json!({"name": "/a", "metadata": "m", "local": "l"});
-        desired.shares = vec![serde_json::from_value(share).unwrap()];
+        desired.shares = vec![ShareCfg {
+            metadata: "m".into(),
+            local: "l".into(),
+            ..ShareCfg::with_defaults("/a")
+        }];
 
         let err = rt.apply(desired.clone(), false).await.unwrap_err();
         assert!(
