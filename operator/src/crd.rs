@@ -1,8 +1,9 @@
 //! Custom resources of `dittofs.io/v1alpha1`: MetadataStore, BlockStore, Share, GCJob.
 //!
-//! Design (DESIGN.md section 5): one data-plane StatefulSet ("server group") per
-//! MetadataStore; every Share naming that MetadataStore is served by it. BlockStores are
-//! definitions referenced by Shares. GCJobs run GC/audit/migration once or on a schedule.
+//! Design (docs/design.md, "Deployment on Kubernetes"): one data-plane StatefulSet
+//! ("server group") per MetadataStore; every Share naming that MetadataStore is served by
+//! it. BlockStores are definitions referenced by Shares. GCJobs run GC/audit/migration once
+//! or on a schedule.
 //!
 //! Conventions: spec fields are camelCase; strings have bounded lengths; quantities are
 //! Kubernetes quantity strings (`10Gi`, `4Mi`); invariants that span fields are CEL rules

@@ -1,4 +1,5 @@
-//! The DittoFS Kubernetes operator (DESIGN.md section 5).
+//! The DittoFS Kubernetes operator (docs/design.md, "Deployment on Kubernetes";
+//! docs/operator.md).
 //!
 //! | module | role |
 //! |---|---|

@@ -1,5 +1,6 @@
 //! MetadataStore -> the server group: control-token Secret, Service, StatefulSet, and the
-//! desired state pushed with `ApplyConfig` to every ready pod (DESIGN.md section 5).
+//! desired state pushed with `ApplyConfig` to every ready pod (docs/design.md, "Deployment on
+//! Kubernetes").
 //!
 //! Invariants:
 //! - The pods start empty; what they serve is exactly `desired::plan_group` of the

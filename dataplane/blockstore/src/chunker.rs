@@ -24,7 +24,7 @@ pub struct ChunkerConfig {
 }
 
 impl Default for ChunkerConfig {
-    /// 1 MiB / 4 MiB / 16 MiB (DESIGN.md section 3).
+    /// 1 MiB / 4 MiB / 16 MiB (docs/design.md, "Content").
     fn default() -> Self {
         ChunkerConfig {
             min: 1 << 20,

@@ -7,6 +7,7 @@
 
 use crate::parse::{parse_chunking, parse_duration_secs, parse_octal_mode, parse_size};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dittofs_proto::defaults::SHARE_DEFAULTS;
 use dittofs_proto::v1::Chunking;
 use std::path::PathBuf;
 
@@ -568,7 +569,7 @@ pub(crate) struct ShareCreateArgs {
     pub(crate) remote: Option<String>,
     /// When COMMIT/fsync return: `local` once data is durable on the local tier (uploads
     /// follow), `remote` once it is also confirmed on the remote (needs --remote)
-    #[arg(long, value_name = "WHERE", default_value = "local", value_parser = ["local", "remote"])]
+    #[arg(long, value_name = "WHERE", default_value = SHARE_DEFAULTS.durability, value_parser = ["local", "remote"])]
     pub(crate) durability: String,
     /// Export read-only
     #[arg(long)]
@@ -577,23 +578,25 @@ pub(crate) struct ShareCreateArgs {
     #[arg(long, value_enum, default_value_t = Squash::RootToAnonymous)]
     pub(crate) squash: Squash,
     /// Uid that squashed users are mapped to
-    #[arg(long, value_name = "UID", default_value_t = 65534)]
+    #[arg(long, value_name = "UID", default_value_t = SHARE_DEFAULTS.anon_id)]
     pub(crate) anon_uid: u32,
     /// Gid that squashed users are mapped to
-    #[arg(long, value_name = "GID", default_value_t = 65534)]
+    #[arg(long, value_name = "GID", default_value_t = SHARE_DEFAULTS.anon_id)]
     pub(crate) anon_gid: u32,
     /// Clients allowed to mount: `*`, an IP or a CIDR; repeatable and comma-separated
     #[arg(
         long,
         value_name = "CLIENT",
         value_delimiter = ',',
-        default_value = "*"
+        default_values_t = SHARE_DEFAULTS.allowed_clients()
     )]
     pub(crate) allowed_clients: Vec<String>,
     /// Serve only clients on privileged source ports (< 1024), as exports(5) `secure`;
     /// recommended with --squash none
     #[arg(long)]
     pub(crate) secure: bool,
+    // The default is SHARE_DEFAULTS.root_mode written in octal for --help (a test in
+    // cmd/share.rs checks that they agree).
     /// Mode of the share root, in octal
     #[arg(long, value_name = "MODE", value_parser = parse_octal_mode, default_value = "0777")]
     pub(crate) root_mode: u32,

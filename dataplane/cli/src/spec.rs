@@ -11,6 +11,7 @@
 //! lossless.
 
 use crate::parse::{ValueError, check_chunking, format_octal_mode, parse_octal_mode, parse_size};
+use dittofs_proto::defaults::SHARE_DEFAULTS;
 use dittofs_proto::v1 as pb;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -135,20 +136,21 @@ pub(crate) struct ShareSpec {
     pub(crate) trash: Option<TrashSpec>,
 }
 
+// Share defaults: one definition, shared with the server and its configuration file.
 fn default_squash() -> String {
-    "root_to_anonymous".into()
+    SHARE_DEFAULTS.squash.into()
 }
 fn default_durability() -> String {
-    "local".into()
+    SHARE_DEFAULTS.durability.into()
 }
 fn default_anon() -> u32 {
-    65534
+    SHARE_DEFAULTS.anon_id
 }
 fn default_clients() -> Vec<String> {
-    vec!["*".into()]
+    SHARE_DEFAULTS.allowed_clients()
 }
 fn default_root_mode() -> u32 {
-    0o777
+    SHARE_DEFAULTS.root_mode
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -350,7 +352,7 @@ impl From<&pb::Share> for ShareSpec {
             local: s.local.clone(),
             remote: s.remote.clone(),
             durability: if s.durability.is_empty() {
-                "local".into()
+                default_durability()
             } else {
                 s.durability.clone()
             },
@@ -503,6 +505,23 @@ impl DesiredStateSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A share document with the required keys only means what a `Share` with those
+    /// fields only means to the server: the shared defaults.
+    #[test]
+    fn a_share_document_takes_the_shared_defaults() {
+        let spec = DesiredStateSpec::parse("shares: [{name: /a, metadata: m, local: l}]").unwrap();
+        let bare = pb::Share {
+            name: "/a".into(),
+            metadata: "m".into(),
+            local: "l".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            pb::DesiredState::from(&spec).shares,
+            [SHARE_DEFAULTS.fill(bare)]
+        );
+    }
 
     fn sample() -> pb::DesiredState {
         pb::DesiredState {

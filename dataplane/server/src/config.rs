@@ -5,6 +5,7 @@
 //! `DITTOFS_LOGGING_LEVEL`, `nfs.port` is `DITTOFS_NFS_PORT`. The value is parsed as YAML,
 //! so lists and maps can be given too (`DITTOFS_SHARES='[{name: /a}]'`).
 
+use dittofs_proto::defaults::SHARE_DEFAULTS;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -342,23 +343,46 @@ pub struct Chunking {
 /// Default of `shutdown_timeout_seconds`: well below Kubernetes' default grace (30 s).
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u32 = 20;
 
+// Share defaults: one definition, shared with the control API and dfsctl.
 fn default_name() -> String {
-    "default".into()
+    SHARE_DEFAULTS.store.into()
 }
 fn default_durability() -> String {
-    "local".into()
+    SHARE_DEFAULTS.durability.into()
 }
 fn default_squash() -> String {
-    "root_to_anonymous".into()
+    SHARE_DEFAULTS.squash.into()
 }
 fn default_anon() -> u32 {
-    65534
+    SHARE_DEFAULTS.anon_id
 }
 fn default_clients() -> Vec<String> {
-    vec!["*".into()]
+    SHARE_DEFAULTS.allowed_clients()
 }
 fn default_root_mode() -> u32 {
-    0o777
+    SHARE_DEFAULTS.root_mode
+}
+
+impl ShareCfg {
+    /// Share `name` with every option at its default (as a file entry with the name only).
+    pub fn with_defaults(name: &str) -> ShareCfg {
+        ShareCfg {
+            name: name.into(),
+            metadata: default_name(),
+            local: default_name(),
+            read_only: false,
+            squash: default_squash(),
+            anon_uid: default_anon(),
+            anon_gid: default_anon(),
+            allowed_clients: default_clients(),
+            secure: false,
+            root_mode: default_root_mode(),
+            chunking: None,
+            remote: None,
+            durability: default_durability(),
+            trash: TrashCfg::default(),
+        }
+    }
 }
 
 impl Default for Logging {
@@ -418,35 +442,20 @@ impl Default for Config {
             telemetry: Telemetry::default(),
             control: ControlSection::default(),
             metadata_stores: vec![MetadataStoreCfg {
-                name: "default".into(),
+                name: default_name(),
                 kind: "sled".into(),
                 path: None,
             }],
             block_stores: BlockStores {
                 local: vec![LocalBlockStoreCfg {
-                    name: "default".into(),
+                    name: default_name(),
                     kind: "fs".into(),
                     path: None,
                     max_size: 0,
                 }],
                 remote: Vec::new(),
             },
-            shares: vec![ShareCfg {
-                name: "/export".into(),
-                metadata: default_name(),
-                local: default_name(),
-                read_only: false,
-                squash: default_squash(),
-                anon_uid: 65534,
-                anon_gid: 65534,
-                allowed_clients: default_clients(),
-                secure: false,
-                root_mode: default_root_mode(),
-                chunking: None,
-                remote: None,
-                durability: default_durability(),
-                trash: TrashCfg::default(),
-            }],
+            shares: vec![ShareCfg::with_defaults("/export")],
         }
     }
 }

@@ -5,7 +5,7 @@
 //! the share for an audit); finished jobs are kept (the newest 256) so a client that
 //! reconnects can still read the result.
 
-use crate::maintenance::GcSummary;
+use crate::maintenance::{GcSummary, MaintenanceError};
 use dittofs_metadata::audit::Inv02Report;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -25,6 +25,19 @@ pub enum JobState {
 pub enum JobResult {
     Gc(Box<GcSummary>),
     Audit(Inv02Report),
+}
+
+/// Why a job failed. Its text is the job's `error` as `GetJob` and `WatchJob` show it.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The GC run failed (its persisted summary's `outcome` has the same text).
+    #[error("failed: {0}")]
+    Gc(#[source] MaintenanceError),
+    #[error(transparent)]
+    Audit(MaintenanceError),
+    /// The server stopped before the job ended.
+    #[error("server shutting down")]
+    ShuttingDown,
 }
 
 /// A point-in-time view of a job.
@@ -50,7 +63,8 @@ pub struct JobHandle {
     share: String,
     done: AtomicU64,
     total: AtomicU64,
-    inner: Mutex<(JobState, String, String, Option<JobResult>)>,
+    /// State, phase, the failure, the result.
+    inner: Mutex<(JobState, String, Option<JobError>, Option<JobResult>)>,
 }
 
 impl JobHandle {
@@ -70,7 +84,7 @@ impl JobHandle {
         self.done.store(n, Ordering::Relaxed);
     }
 
-    pub fn finish(&self, r: Result<JobResult, String>) {
+    pub fn finish(&self, r: Result<JobResult, JobError>) {
         let mut g = self.inner.lock();
         match r {
             Ok(res) => {
@@ -79,7 +93,7 @@ impl JobHandle {
             }
             Err(e) => {
                 g.0 = JobState::Failed;
-                g.2 = e;
+                g.2 = Some(e);
             }
         }
     }
@@ -94,7 +108,7 @@ impl JobHandle {
             phase: g.1.clone(),
             done: self.done.load(Ordering::Relaxed),
             total: self.total.load(Ordering::Relaxed),
-            error: g.2.clone(),
+            error: g.2.as_ref().map(ToString::to_string).unwrap_or_default(),
             result: g.3.clone(),
         }
     }
@@ -142,7 +156,7 @@ impl Jobs {
             share: share.to_owned(),
             done: AtomicU64::new(0),
             total: AtomicU64::new(0),
-            inner: Mutex::new((JobState::Running, "starting".into(), String::new(), None)),
+            inner: Mutex::new((JobState::Running, "starting".into(), None, None)),
         });
         map.insert(n, h.clone());
         while map.len() > KEEP_FINISHED {
@@ -176,8 +190,16 @@ mod tests {
         a.add(3);
         let s = jobs.get(&a.id).unwrap().snapshot();
         assert_eq!((s.phase.as_str(), s.done, s.total), ("mark", 3, 10));
-        a.finish(Err("boom".into()));
-        assert_eq!(jobs.get(&a.id).unwrap().snapshot().state, JobState::Failed);
+        let scratch = MaintenanceError::ScratchDir {
+            path: "/gc-state/1".into(),
+            source: std::io::Error::other("no space"),
+        };
+        a.finish(Err(JobError::Gc(scratch)));
+        let s = jobs.get(&a.id).unwrap().snapshot();
+        assert_eq!(s.state, JobState::Failed);
+        assert_eq!(s.error, "failed: /gc-state/1: no space");
+        b.finish(Err(JobError::ShuttingDown));
+        assert_eq!(b.snapshot().error, "server shutting down");
         assert!(jobs.start("gc", "local1", "/a").is_ok());
         assert_ne!(a.id, b.id);
         assert!(jobs.get("gc-999").is_none());

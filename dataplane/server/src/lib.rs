@@ -11,6 +11,7 @@ pub mod http;
 pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
+pub mod plan;
 pub mod reclaim;
 pub mod runtime;
 pub mod secrets;

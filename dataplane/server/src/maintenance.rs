@@ -151,9 +151,9 @@ pub fn audit_last_path(store_dir: &Path) -> PathBuf {
     store_dir.join("audit-state").join("last-inv02.json")
 }
 
-/// Runs GC; the summary is persisted and returned even when the run failed (then
-/// `outcome` says why and nothing was deleted after the failure point).
-pub async fn run_gc(input: GcInput, job: &JobHandle) -> GcSummary {
+/// Runs GC. The summary is persisted even when the run failed (then `outcome` says why
+/// and nothing was deleted after the failure point), and the failure is returned.
+pub async fn run_gc(input: GcInput, job: &JobHandle) -> Result<GcSummary, MaintenanceError> {
     let started = SystemTime::now();
     let clock = std::time::Instant::now();
     let run_id = format!(
@@ -173,7 +173,7 @@ pub async fn run_gc(input: GcInput, job: &JobHandle) -> GcSummary {
     let run_dir = input.store_dir.join("gc-state").join(&run_id);
     let result = gc_inner(&input, job, &run_dir, started, &mut sum).await;
     sum.duration_ms = clock.elapsed().as_millis() as u64;
-    sum.outcome = match result {
+    sum.outcome = match &result {
         Ok(()) => "succeeded".into(),
         Err(e) => format!("failed: {e}"),
     };
@@ -187,7 +187,7 @@ pub async fn run_gc(input: GcInput, job: &JobHandle) -> GcSummary {
     }
     tracing::info!(store = %sum.store, dry_run = sum.dry_run, deleted = sum.deleted_chunks,
         bytes = sum.deleted_bytes, live = sum.live_chunks, outcome = %sum.outcome, "GC finished");
-    sum
+    result.map(|()| sum)
 }
 
 async fn gc_inner(

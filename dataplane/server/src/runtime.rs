@@ -1,6 +1,7 @@
 //! The composition root and runtime registry: owns the named metadata stores, local block
 //! engines and shares, applies a new desired state while serving (stores and shares
-//! added, changed and removed without touching the others), runs the background flusher
+//! added, changed and removed without touching the others: [`crate::plan`] computes the
+//! steps, `Runtime::execute` carries them out), runs the background flusher
 //! and trash reaper, and shuts everything down in order (flush content, sync metadata,
 //! close).
 //!
@@ -15,8 +16,9 @@
 //! - The new state is persisted only after it was applied; at start the persisted state is
 //!   applied before any listener serves.
 
-use crate::config::{self, LocalBlockStoreCfg, MetadataStoreCfg, RemoteBlockStoreCfg, ShareCfg};
+use crate::config::{LocalBlockStoreCfg, MetadataStoreCfg, RemoteBlockStoreCfg, ShareCfg};
 use crate::error::{ControlError, ControlResult};
+use crate::plan::{self, Action, Generation, Plan, Step, export_policy};
 use crate::state::{self, DesiredState};
 use dittofs_blockstore::tier::{Evictor, RemoteClaim, claim_remote};
 use dittofs_blockstore::{
@@ -50,14 +52,7 @@ pub struct EngineEntry {
     recovered: Arc<Vec<RecoveredRecord>>,
 }
 
-/// One change made (or, dry run, to be made) by an apply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
-    pub kind: &'static str,
-    pub name: String,
-    pub action: &'static str,
-    pub detail: String,
-}
+pub use crate::plan::Change;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyOutcome {
@@ -115,13 +110,6 @@ pub fn share_options(s: &ShareCfg) -> ShareOptions {
             exclude: s.trash.exclude.clone(),
         },
     }
-}
-
-/// The NFS export policy of a share.
-pub fn export_policy(id: ShareId, s: &ShareCfg) -> ControlResult<ExportPolicy> {
-    ExportPolicy::from_options(id, &s.squash, s.anon_uid, s.anon_gid, &s.allowed_clients)
-        .map(|p| p.with_secure(s.secure))
-        .map_err(|e| ControlError::Invalid(format!("share {:?}: {e}", s.name)))
 }
 
 /// Where a metadata store keeps its files (None: in memory).
@@ -260,10 +248,7 @@ async fn prepare_remotes<'a>(
                 Err(_) => tracing::warn!(remote = %r.name, "creating the bucket timed out"),
             }
         }
-        let deadline = match r.read_timeout_seconds {
-            0 => TierConfig::default().read_deadline,
-            n => Duration::from_secs(u64::from(n)),
-        };
+        let deadline = read_deadline(r);
         match claim_remote(store.as_ref(), owner, deadline.min(Duration::from_secs(10))).await {
             Ok(RemoteClaim::Owned) => {}
             Ok(RemoteClaim::Claimed) => {
@@ -297,70 +282,85 @@ fn remote_binding(s: &ShareCfg, tiers: &BTreeMap<String, TierEntry>) -> Option<R
     })
 }
 
-/// Differences between two lists of named items.
-fn diff_named<'a, T: PartialEq>(
-    cur: &'a [T],
-    new: &'a [T],
-    name: impl Fn(&T) -> &str,
-) -> (Vec<&'a T>, Vec<(&'a T, &'a T)>, Vec<&'a T>) {
-    let added = new
+/// The remote tier every share of `users` uses, if they all use the same one (and there
+/// is at least one share).
+fn single_tier(users: &[&ShareCfg], tiers: &BTreeMap<String, TierEntry>) -> Option<RemoteTier> {
+    let tier_of = |s: &&ShareCfg| Some(tiers.get(s.remote.as_ref()?)?.tier.clone());
+    let first = tier_of(users.first()?)?;
+    users
         .iter()
-        .filter(|n| !cur.iter().any(|c| name(c) == name(n)))
-        .collect();
-    let changed = new
-        .iter()
-        .filter_map(|n| {
-            cur.iter()
-                .find(|c| name(c) == name(n))
-                .filter(|c| *c != n)
-                .map(|c| (c, n))
-        })
-        .collect();
-    let removed = cur
-        .iter()
-        .filter(|c| !new.iter().any(|n| name(c) == name(n)))
-        .collect();
-    (added, changed, removed)
+        .all(|s| tier_of(s).is_some_and(|t| t.identity() == first.identity()))
+        .then_some(first)
 }
 
-fn change(kind: &'static str, name: &str, action: &'static str, detail: String) -> Change {
-    Change {
-        kind,
-        name: name.to_owned(),
-        action,
-        detail,
+/// The share a step adds, if it adds one.
+fn added_share(step: &Step) -> Option<&ShareCfg> {
+    match step {
+        Step::Share(Action::Add(s)) => Some(s),
+        _ => None,
     }
 }
 
-/// What a share edit changes, in words (for the change list).
-fn share_diff(a: &ShareCfg, b: &ShareCfg) -> String {
-    let mut v = Vec::new();
-    if a.read_only != b.read_only {
-        v.push(format!("read_only {} -> {}", a.read_only, b.read_only));
+/// How long a cold read waits for remote block store `r`.
+fn read_deadline(r: &RemoteBlockStoreCfg) -> Duration {
+    match r.read_timeout_seconds {
+        0 => TierConfig::default().read_deadline,
+        n => Duration::from_secs(u64::from(n)),
     }
-    if a.squash != b.squash || a.anon_uid != b.anon_uid || a.anon_gid != b.anon_gid {
-        v.push("identity squashing".into());
+}
+
+/// Stores by name: those an apply opened (not yet published), or those a new share can
+/// use (the open ones, replaced ones swapped for their new instances).
+#[derive(Clone, Default)]
+struct Stores {
+    stores: BTreeMap<String, Arc<dyn MetadataStore>>,
+    engines: BTreeMap<String, EngineEntry>,
+    tiers: BTreeMap<String, TierEntry>,
+}
+
+impl Stores {
+    fn extend(&mut self, other: Stores) {
+        self.stores.extend(other.stores);
+        self.engines.extend(other.engines);
+        self.tiers.extend(other.tiers);
     }
-    if a.allowed_clients != b.allowed_clients {
-        v.push("allowed_clients".into());
+
+    /// Undoes an apply's opens (a later step failed): the metadata stores are closed,
+    /// the engines released when dropped.
+    async fn close(&self) {
+        for s in self.stores.values() {
+            let _ = s.close().await;
+        }
     }
-    if a.secure != b.secure {
-        v.push(format!("secure {} -> {}", a.secure, b.secure));
+}
+
+/// What an apply took out of service, retired once nothing routes to it.
+#[derive(Default)]
+struct Retired {
+    shares: Vec<ShareEntry>,
+    stores: Vec<Arc<dyn MetadataStore>>,
+    engines: Vec<EngineEntry>,
+}
+
+impl Retired {
+    /// Flushes removed shares, syncs removed engines' journals, closes removed stores.
+    async fn retire(self) {
+        for e in &self.shares {
+            if let Err(err) = e.fs.flush_all().await {
+                tracing::error!(share = %e.cfg.name, error = %err, "flush of a removed share failed; its journal keeps the data");
+            }
+        }
+        for e in &self.engines {
+            if let Err(err) = e.engine.commit_durable().await {
+                tracing::error!(error = %err, "journal sync of a removed block store failed");
+            }
+        }
+        for s in &self.stores {
+            if let Err(err) = s.close().await {
+                tracing::error!(error = %err, "closing a removed metadata store failed");
+            }
+        }
     }
-    if a.trash != b.trash {
-        v.push(format!(
-            "trash {} -> {}",
-            if a.trash.enabled { "on" } else { "off" },
-            if b.trash.enabled { "on" } else { "off" }
-        ));
-    }
-    if a.chunking != b.chunking {
-        v.push("chunking (applies to new writes)".into());
-    }
-    if a.root_mode != b.root_mode {
-        v.push("root_mode (recorded; the root exists already, chmod it instead)".into());
-    }
-    v.join(", ")
 }
 
 impl Runtime {
@@ -472,424 +472,272 @@ impl Runtime {
 
     async fn apply_inner(
         &self,
-        mut desired: DesiredState,
+        desired: DesiredState,
         dry_run: bool,
         persist: bool,
     ) -> ControlResult<ApplyOutcome> {
         let _serial = self.apply_lock.lock().await;
         let cur = self.state();
-        if !persist {
-            // Initial state: taken as is.
-        } else if desired.generation == 0 {
-            desired.generation = cur.generation + 1;
-        } else if desired.generation < cur.generation {
-            return Err(ControlError::Stale(format!(
-                "generation {} is older than the applied generation {}; re-read the state and retry",
-                desired.generation, cur.generation
-            )));
-        }
-        if desired.nfs.is_none() {
-            desired.nfs = cur.nfs.clone();
-        }
-        // Stores still needed by a share: a clearer message than "not defined".
-        for s in &desired.shares {
-            for (kind, store, present) in [
-                (
-                    "metadata",
-                    &s.metadata,
-                    desired.metadata_stores.iter().any(|m| m.name == s.metadata),
-                ),
-                (
-                    "local block",
-                    &s.local,
-                    desired.block_stores.local.iter().any(|l| l.name == s.local),
-                ),
-            ] {
-                let existed = cur.metadata_stores.iter().any(|m| &m.name == store)
-                    || cur.block_stores.local.iter().any(|l| &l.name == store);
-                if !present && existed {
-                    return Err(ControlError::Precondition(format!(
-                        "{kind} store {store:?} is in use by share {:?}; remove the share first",
-                        s.name
-                    )));
-                }
-            }
-        }
-        config::validate_state(
-            &desired.metadata_stores,
-            &desired.block_stores,
-            &desired.shares,
-        )
-        .map_err(|e| ControlError::Invalid(e.to_string().replace("invalid configuration: ", "")))?;
-        for s in &desired.shares {
-            export_policy(ShareId(1), s)?;
-        }
-
-        let mut changes = Vec::new();
-        let (m_add, m_chg, m_rm) =
-            diff_named(&cur.metadata_stores, &desired.metadata_stores, |m| &m.name);
-        let (l_add, l_chg, l_rm) =
-            diff_named(&cur.block_stores.local, &desired.block_stores.local, |l| {
-                &l.name
-            });
-        let (r_add, r_chg, r_rm) = diff_named(
-            &cur.block_stores.remote,
-            &desired.block_stores.remote,
-            |r| &r.name,
-        );
-        let (s_add, s_chg, s_rm) = diff_named(&cur.shares, &desired.shares, |s| &s.name);
-        for (old, new) in &s_chg {
-            if old.remote != new.remote {
-                return Err(ControlError::Precondition(format!(
-                    "share {:?}: its remote block store cannot change (its data was uploaded there); remove the share and create it again",
-                    new.name
-                )));
-            }
-            if old.metadata != new.metadata || old.local != new.local {
-                return Err(ControlError::Precondition(format!(
-                    "share {:?}: its metadata and local block store cannot change (its data lives there); remove the share and create it again",
-                    new.name
-                )));
-            }
-        }
-        let in_use = |kind: &str, name: &str| -> Option<String> {
-            let mut users = cur.users_of(kind, name);
-            users.retain(|u| desired.share(u).is_some());
-            users.into_iter().next()
-        };
-        for (old, _) in &m_chg {
-            if let Some(u) = in_use("metadata", &old.name) {
-                return Err(ControlError::Precondition(format!(
-                    "metadata store {:?} is in use by share {u:?}; its type and path cannot change",
-                    old.name
-                )));
-            }
-        }
-        for (old, _) in &r_chg {
-            if let Some(u) = in_use("remote", &old.name) {
-                return Err(ControlError::Precondition(format!(
-                    "remote block store {:?} is in use by share {u:?}; it cannot change",
-                    old.name
-                )));
-            }
-        }
-        for r in &r_rm {
-            if let Some(u) = in_use("remote", &r.name) {
-                return Err(ControlError::Precondition(format!(
-                    "remote block store {:?} is in use by share {u:?}; remove the share first",
-                    r.name
-                )));
-            }
-        }
-        for (old, _) in &l_chg {
-            if let Some(u) = in_use("local", &old.name) {
-                return Err(ControlError::Precondition(format!(
-                    "local block store {:?} is in use by share {u:?}; its type and path cannot change",
-                    old.name
-                )));
-            }
-        }
-        for m in &m_add {
-            changes.push(change("metadata_store", &m.name, "added", m.kind.clone()));
-        }
-        for (_, m) in &m_chg {
-            changes.push(change("metadata_store", &m.name, "changed", m.kind.clone()));
-        }
-        for m in &m_rm {
-            changes.push(change("metadata_store", &m.name, "removed", String::new()));
-        }
-        for l in &l_add {
-            changes.push(change("block_store", &l.name, "added", "local fs".into()));
-        }
-        for (_, l) in &l_chg {
-            changes.push(change("block_store", &l.name, "changed", "local fs".into()));
-        }
-        for l in &l_rm {
-            changes.push(change("block_store", &l.name, "removed", "local".into()));
-        }
-        for r in &r_add {
-            changes.push(change(
-                "block_store",
-                &r.name,
-                "added",
-                format!("remote {}", r.kind),
-            ));
-        }
-        for (_, r) in &r_chg {
-            changes.push(change(
-                "block_store",
-                &r.name,
-                "changed",
-                format!("remote {}", r.kind),
-            ));
-        }
-        for r in &r_rm {
-            changes.push(change("block_store", &r.name, "removed", "remote".into()));
-        }
-        for s in &s_add {
-            changes.push(change(
-                "share",
-                &s.name,
-                "added",
-                format!("metadata {}, local {}", s.metadata, s.local),
-            ));
-        }
-        for (old, new) in &s_chg {
-            changes.push(change("share", &new.name, "changed", share_diff(old, new)));
-        }
-        for s in &s_rm {
-            changes.push(change(
-                "share",
-                &s.name,
-                "removed",
-                "no longer served; its data stays in its stores".into(),
-            ));
-        }
-        let restart_required = desired.nfs != cur.nfs;
-        if restart_required {
-            changes.push(change(
-                "adapter",
-                "nfs",
-                "changed",
-                "takes effect at the next start".into(),
-            ));
-        }
-        if dry_run || (changes.is_empty() && desired == cur) {
-            return Ok(ApplyOutcome {
-                generation: if dry_run {
-                    cur.generation
-                } else {
-                    desired.generation
-                },
-                changes,
-                restart_required,
-            });
-        }
-
-        // 1. Open new (and re-open changed, unused) stores; remotes first (network).
-        let owner = owner(&self.data_dir)?;
-        let remotes = prepare_remotes(
-            r_add.iter().copied().chain(r_chg.iter().map(|(_, n)| *n)),
-            &owner,
-        )
-        .await?;
-        let mut new_stores: BTreeMap<String, Arc<dyn MetadataStore>> = BTreeMap::new();
-        let mut new_engines: BTreeMap<String, EngineEntry> = BTreeMap::new();
-        let mut new_tiers: BTreeMap<String, TierEntry> = BTreeMap::new();
-        let cur_tiers = self.tiers();
-        let opened = (|| -> ControlResult<()> {
-            for m in m_add.iter().copied().chain(m_chg.iter().map(|(_, n)| *n)) {
-                new_stores.insert(m.name.clone(), open_metadata(&self.data_dir, m)?);
-            }
-            for l in l_add.iter().copied().chain(l_chg.iter().map(|(_, n)| *n)) {
-                new_engines.insert(l.name.clone(), open_engine(&self.data_dir, l, &owner)?);
-            }
-            for r in r_add.iter().copied().chain(r_chg.iter().map(|(_, n)| *n)) {
-                let store = remotes.get(&r.name).cloned().ok_or_else(|| {
-                    ControlError::Internal(format!("remote block store {:?} not prepared", r.name))
-                })?;
-                let identity = store.identity();
-                let same = cur_tiers
-                    .iter()
-                    .chain(new_tiers.iter())
-                    .find(|(n, t)| *n != &r.name && t.tier.identity() == identity)
-                    .map(|(_, t)| t.clone());
-                let entry = match same {
-                    Some(t) => t,
-                    None => {
-                        let path = self.data_dir.join("remote").join(&r.name);
-                        let tier = RemoteTier::start(
-                            &r.name,
-                            store,
-                            &path,
-                            TierConfig {
-                                read_deadline: match r.read_timeout_seconds {
-                                    0 => TierConfig::default().read_deadline,
-                                    n => Duration::from_secs(u64::from(n)),
-                                },
-                                ..TierConfig::default()
-                            },
-                            self.stop.child_token(),
-                        )
-                        .map_err(|e| {
-                            ControlError::Internal(format!("remote block store {:?}: {e}", r.name))
-                        })?;
-                        tier.set_owner(owner.clone());
-                        TierEntry { tier, path }
-                    }
-                };
-                new_tiers.insert(r.name.clone(), entry);
-            }
-            Ok(())
-        })();
-        if let Err(e) = opened {
-            for s in new_stores.values() {
-                let _ = s.close().await;
-            }
-            return Err(e);
-        }
-        // Every engine keeps the disk reserve on every metadata store's file system: a
-        // metadata store that runs out of space may not recover.
-        for m in &desired.metadata_stores {
-            if let Some(path) = metadata_path(&self.data_dir, m) {
-                let cur = self.inner.read().engines.clone();
-                for e in cur.values().chain(new_engines.values()) {
-                    e.engine.guard_path(&path);
-                }
-            }
-        }
-        let (all_stores, all_engines, all_tiers) = {
-            let inner = self.inner.read();
-            let mut st = inner.stores.clone();
-            let mut en = inner.engines.clone();
-            let mut ti = inner.tiers.clone();
-            for (old, _) in &m_chg {
-                st.remove(&old.name);
-            }
-            for (old, _) in &l_chg {
-                en.remove(&old.name);
-            }
-            st.extend(new_stores.clone());
-            en.extend(new_engines.clone());
-            ti.extend(new_tiers.clone());
-            (st, en, ti)
-        };
-
-        // 2. Open new shares.
-        let ids = if s_add.is_empty() {
-            BTreeMap::new()
+        let rule = if persist {
+            Generation::Checked
         } else {
-            let names: Vec<String> = s_add.iter().map(|s| s.name.clone()).collect();
-            state::share_ids(&self.data_dir, &names)
-                .map_err(|e| ControlError::Internal(e.to_string()))?
+            Generation::AsGiven
         };
-        let mut opened_shares = Vec::new();
-        for s in &s_add {
-            match self
-                .open_share(s, &ids, &all_stores, &all_engines, &all_tiers)
-                .await
-            {
-                Ok(e) => opened_shares.push(e),
-                Err(e) => {
-                    for n in new_stores.values() {
-                        let _ = n.close().await;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-
-        // 3. Edit changed shares (options apply in place; the export table is refreshed
-        //    below).
-        for (_, new) in &s_chg {
-            let entry = self.share(&new.name)?;
-            entry
-                .fs
-                .set_options(share_options(new))
-                .await
-                .map_err(|e| ControlError::from_fs(&format!("share {:?}", new.name), e))?;
-            if let Some(b) = remote_binding(new, &all_tiers) {
-                entry.fs.attach_remote(b);
-            }
-        }
-
-        // 4. Publish.
-        let (removed_shares, old_stores, old_engines) = {
-            let mut inner = self.inner.write();
-            let mut removed_shares = Vec::new();
-            for s in &s_rm {
-                if let Some(e) = inner.shares.remove(&s.name) {
-                    self.registry.remove(e.fs.share_id());
-                    removed_shares.push(e);
-                }
-            }
-            for e in opened_shares {
-                self.registry.insert(e.fs.clone());
-                inner.shares.insert(e.cfg.name.clone(), e);
-            }
-            for (_, new) in &s_chg {
-                if let Some(e) = inner.shares.get_mut(&new.name) {
-                    e.cfg = (*new).clone();
-                }
-            }
-            let mut old_stores = Vec::new();
-            for name in m_rm
-                .iter()
-                .map(|m| &m.name)
-                .chain(m_chg.iter().map(|(o, _)| &o.name))
-            {
-                old_stores.extend(inner.stores.remove(name));
-            }
-            let mut old_engines = Vec::new();
-            for name in l_rm
-                .iter()
-                .map(|l| &l.name)
-                .chain(l_chg.iter().map(|(o, _)| &o.name))
-            {
-                old_engines.extend(inner.engines.remove(name));
-            }
-            inner.stores.extend(new_stores);
-            inner.engines.extend(new_engines);
-            for r in &r_rm {
-                inner.tiers.remove(&r.name);
-            }
-            inner.tiers.extend(new_tiers);
-            inner.state = desired.clone();
-            (removed_shares, old_stores, old_engines)
+        let plan = plan::plan(&cur, desired, rule)?;
+        let outcome = |generation| ApplyOutcome {
+            generation,
+            changes: plan.summary(),
+            restart_required: plan.restart_required(),
         };
-        self.refresh_exports();
-        self.refresh_evictors();
-
-        // 5. Retire removed shares and stores (nothing routes to them any more).
-        for e in &removed_shares {
-            if let Err(err) = e.fs.flush_all().await {
-                tracing::error!(share = %e.cfg.name, error = %err, "flush of a removed share failed; its journal keeps the data");
-            }
+        if dry_run {
+            return Ok(outcome(plan.current_generation));
         }
-        for e in &old_engines {
-            if let Err(err) = e.engine.commit_durable().await {
-                tracing::error!(error = %err, "journal sync of a removed block store failed");
-            }
+        if plan.noop(&cur) {
+            return Ok(outcome(plan.desired.generation));
         }
-        for s in &old_stores {
-            if let Err(err) = s.close().await {
-                tracing::error!(error = %err, "closing a removed metadata store failed");
-            }
-        }
-
+        self.execute(&plan).await?;
         if persist {
-            state::save(&self.data_dir, &desired).map_err(|e| {
+            state::save(&self.data_dir, &plan.desired).map_err(|e| {
                 ControlError::Internal(format!(
                     "applied, but saving the state failed (it will be lost at restart): {e}"
                 ))
             })?;
         }
         tracing::info!(
-            generation = desired.generation,
-            changes = changes.len(),
+            generation = plan.desired.generation,
+            changes = plan.steps.len(),
             "configuration applied"
         );
-        Ok(ApplyOutcome {
-            generation: desired.generation,
-            changes,
-            restart_required,
-        })
+        Ok(outcome(plan.desired.generation))
+    }
+
+    /// Carries out a plan in phases that keep its order: open the new stores (remote
+    /// locations verified first, over the network), open the new shares, edit the changed
+    /// ones, then publish everything in one swap (shares and stores removed, new ones in,
+    /// the new state), refresh the export table and evictors, and retire what was removed
+    /// (flush, journal sync, close). A failure before the swap closes the stores opened so
+    /// far and leaves the runtime as it was (share edits excepted: they apply in place).
+    async fn execute(&self, plan: &Plan) -> ControlResult<()> {
+        let opened = self.open_stores(plan).await?;
+        self.guard_metadata_paths(&plan.desired, &opened);
+        let shares = match self.open_and_edit_shares(plan, &opened).await {
+            Ok(shares) => shares,
+            Err(e) => {
+                opened.close().await;
+                return Err(e);
+            }
+        };
+        let retired = self.publish(plan, opened, shares);
+        self.refresh_exports();
+        self.refresh_evictors();
+        retired.retire().await;
+        Ok(())
+    }
+
+    /// Opens the stores a plan adds or replaces; all or none.
+    async fn open_stores(&self, plan: &Plan) -> ControlResult<Stores> {
+        let owner = owner(&self.data_dir)?;
+        let remotes = prepare_remotes(
+            plan.steps.iter().filter_map(|s| match s {
+                Step::RemoteStore(a) => a.new_cfg(),
+                _ => None,
+            }),
+            &owner,
+        )
+        .await?;
+        let mut opened = Stores::default();
+        if let Err(e) = self.open_each(plan, &remotes, &owner, &mut opened) {
+            opened.close().await;
+            return Err(e);
+        }
+        Ok(opened)
+    }
+
+    fn open_each(
+        &self,
+        plan: &Plan,
+        remotes: &BTreeMap<String, Arc<dyn dittofs_remote::RemoteStore>>,
+        owner: &Owner,
+        opened: &mut Stores,
+    ) -> ControlResult<()> {
+        let cur_tiers = self.tiers();
+        for step in &plan.steps {
+            match step {
+                Step::MetadataStore(a) => {
+                    if let Some(m) = a.new_cfg() {
+                        let s = open_metadata(&self.data_dir, m)?;
+                        opened.stores.insert(m.name.clone(), s);
+                    }
+                }
+                Step::LocalStore(a) => {
+                    if let Some(l) = a.new_cfg() {
+                        let e = open_engine(&self.data_dir, l, owner)?;
+                        opened.engines.insert(l.name.clone(), e);
+                    }
+                }
+                Step::RemoteStore(a) => {
+                    if let Some(r) = a.new_cfg() {
+                        let open = cur_tiers.iter().chain(opened.tiers.iter());
+                        let t = self.open_tier(r, remotes, owner, open)?;
+                        opened.tiers.insert(r.name.clone(), t);
+                    }
+                }
+                Step::Share(_) | Step::Nfs => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The tier of remote block store `r`: the open one of another name with the same
+    /// identity (bucket + endpoint + prefix), else a new one.
+    fn open_tier<'a>(
+        &self,
+        r: &RemoteBlockStoreCfg,
+        remotes: &BTreeMap<String, Arc<dyn dittofs_remote::RemoteStore>>,
+        owner: &Owner,
+        mut open: impl Iterator<Item = (&'a String, &'a TierEntry)>,
+    ) -> ControlResult<TierEntry> {
+        let store = remotes.get(&r.name).cloned().ok_or_else(|| {
+            ControlError::Internal(format!("remote block store {:?} not prepared", r.name))
+        })?;
+        let identity = store.identity();
+        if let Some((_, t)) = open.find(|(n, t)| **n != r.name && t.tier.identity() == identity) {
+            return Ok(t.clone());
+        }
+        let path = self.data_dir.join("remote").join(&r.name);
+        let config = TierConfig {
+            read_deadline: read_deadline(r),
+            ..TierConfig::default()
+        };
+        let tier = RemoteTier::start(&r.name, store, &path, config, self.stop.child_token())
+            .map_err(|e| ControlError::Internal(format!("remote block store {:?}: {e}", r.name)))?;
+        tier.set_owner(owner.clone());
+        Ok(TierEntry { tier, path })
+    }
+
+    /// Every engine keeps the disk reserve on every metadata store's file system: a
+    /// metadata store that runs out of space may not recover.
+    fn guard_metadata_paths(&self, desired: &DesiredState, opened: &Stores) {
+        let cur = self.engines();
+        for m in &desired.metadata_stores {
+            if let Some(path) = metadata_path(&self.data_dir, m) {
+                for e in cur.values().chain(opened.engines.values()) {
+                    e.engine.guard_path(&path);
+                }
+            }
+        }
+    }
+
+    /// Opens the shares a plan adds and edits the ones it changes (options apply in place;
+    /// the export table is refreshed after the swap). Returns the opened shares.
+    async fn open_and_edit_shares(
+        &self,
+        plan: &Plan,
+        opened: &Stores,
+    ) -> ControlResult<Vec<ShareEntry>> {
+        let view = {
+            let inner = self.inner.read();
+            let mut v = Stores {
+                stores: inner.stores.clone(),
+                engines: inner.engines.clone(),
+                tiers: inner.tiers.clone(),
+            };
+            v.extend(opened.clone());
+            v
+        };
+        let added: Vec<&ShareCfg> = plan.steps.iter().filter_map(added_share).collect();
+        let mut shares = Vec::new();
+        if !added.is_empty() {
+            let names: Vec<String> = added.iter().map(|s| s.name.clone()).collect();
+            let ids = state::share_ids(&self.data_dir, &names)
+                .map_err(|e| ControlError::Internal(e.to_string()))?;
+            for s in added {
+                shares.push(self.open_share(s, &ids, &view).await?);
+            }
+        }
+        for step in &plan.steps {
+            if let Step::Share(Action::Change { new, .. }) = step {
+                self.edit_share(new, &view.tiers).await?;
+            }
+        }
+        Ok(shares)
+    }
+
+    async fn edit_share(
+        &self,
+        new: &ShareCfg,
+        tiers: &BTreeMap<String, TierEntry>,
+    ) -> ControlResult<()> {
+        let entry = self.share(&new.name)?;
+        entry
+            .fs
+            .set_options(share_options(new))
+            .await
+            .map_err(|e| ControlError::from_fs(&format!("share {:?}", new.name), e))?;
+        if let Some(b) = remote_binding(new, tiers) {
+            entry.fs.attach_remote(b);
+        }
+        Ok(())
+    }
+
+    /// The swap: removed shares unregistered (new calls get STALE), new shares registered,
+    /// changed ones take their new configuration, removed and replaced stores taken out,
+    /// opened ones in, the new state recorded. Returns what is to be retired.
+    fn publish(&self, plan: &Plan, opened: Stores, shares: Vec<ShareEntry>) -> Retired {
+        let mut inner = self.inner.write();
+        let mut retired = Retired::default();
+        for step in &plan.steps {
+            match step {
+                Step::Share(Action::Remove(s)) => {
+                    if let Some(e) = inner.shares.remove(&s.name) {
+                        self.registry.remove(e.fs.share_id());
+                        retired.shares.push(e);
+                    }
+                }
+                Step::Share(Action::Change { new, .. }) => {
+                    if let Some(e) = inner.shares.get_mut(&new.name) {
+                        e.cfg = new.clone();
+                    }
+                }
+                Step::MetadataStore(a) => {
+                    let old = a.old_cfg().and_then(|o| inner.stores.remove(&o.name));
+                    retired.stores.extend(old);
+                }
+                Step::LocalStore(a) => {
+                    let old = a.old_cfg().and_then(|o| inner.engines.remove(&o.name));
+                    retired.engines.extend(old);
+                }
+                Step::RemoteStore(Action::Remove(r)) => {
+                    inner.tiers.remove(&r.name);
+                }
+                Step::Share(Action::Add(_)) | Step::RemoteStore(_) | Step::Nfs => {}
+            }
+        }
+        for e in shares {
+            self.registry.insert(e.fs.clone());
+            inner.shares.insert(e.cfg.name.clone(), e);
+        }
+        inner.stores.extend(opened.stores);
+        inner.engines.extend(opened.engines);
+        inner.tiers.extend(opened.tiers);
+        inner.state = plan.desired.clone();
+        retired
     }
 
     async fn open_share(
         &self,
         s: &ShareCfg,
         ids: &BTreeMap<String, u32>,
-        stores: &BTreeMap<String, Arc<dyn MetadataStore>>,
-        engines: &BTreeMap<String, EngineEntry>,
-        tiers: &BTreeMap<String, TierEntry>,
+        view: &Stores,
     ) -> ControlResult<ShareEntry> {
         let serr = |d: String| ControlError::Internal(format!("share {:?}: {d}", s.name));
-        let store = stores
+        let store = view
+            .stores
             .get(&s.metadata)
             .cloned()
             .ok_or_else(|| serr(format!("metadata store {:?} is not open", s.metadata)))?;
-        let eng = engines
+        let eng = view
+            .engines
             .get(&s.local)
             .cloned()
             .ok_or_else(|| serr(format!("local block store {:?} is not open", s.local)))?;
@@ -902,7 +750,7 @@ impl Runtime {
             .await
             .map_err(|e| serr(e.to_string()))?;
         if let Some(r) = &s.remote {
-            let b = remote_binding(s, tiers)
+            let b = remote_binding(s, &view.tiers)
                 .ok_or_else(|| serr(format!("remote block store {r:?} is not open")))?;
             fs.attach_remote(b);
         }
@@ -1009,25 +857,7 @@ impl Runtime {
                 continue;
             };
             let users: Vec<&ShareCfg> = state.shares.iter().filter(|s| s.local == l.name).collect();
-            let tiers: Vec<Option<RemoteTier>> = users
-                .iter()
-                .map(|s| {
-                    s.remote
-                        .as_ref()
-                        .and_then(|r| inner.tiers.get(r))
-                        .map(|t| t.tier.clone())
-                })
-                .collect();
-            let single = match tiers.first() {
-                Some(Some(first))
-                    if tiers
-                        .iter()
-                        .all(|t| t.as_ref().is_some_and(|t| t.identity() == first.identity())) =>
-                {
-                    Some(first.clone())
-                }
-                _ => None,
-            };
+            let single = single_tier(&users, &inner.tiers);
             match (l.max_size, single) {
                 (0, _) => entry.engine.set_capacity(0),
                 (cap, Some(tier)) => {
@@ -1095,5 +925,55 @@ impl Runtime {
                 tracing::error!(store = %name, error = %e, "closing metadata store failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_that_cannot_open_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime::new(dir.path());
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"not a directory").unwrap();
+        let mut desired = DesiredState {
+            metadata_stores: vec![MetadataStoreCfg {
+                name: "m".into(),
+                kind: "sled".into(),
+                path: None,
+            }],
+            ..Default::default()
+        };
+        desired.block_stores.local = vec![LocalBlockStoreCfg {
+            name: "l".into(),
+            kind: "fs".into(),
+            path: Some(file.join("blocks")),
+            max_size: 0,
+        }];
+        desired.shares = vec![ShareCfg {
+            metadata: "m".into(),
+            local: "l".into(),
+            ..ShareCfg::with_defaults("/a")
+        }];
+
+        let err = rt.apply(desired.clone(), false).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("local block store \"l\": cannot open"),
+            "{err}"
+        );
+        assert_eq!(rt.state(), DesiredState::default(), "nothing published");
+        assert!(rt.metadata_stores().is_empty() && rt.engines().is_empty());
+        assert!(rt.shares().is_empty() && !state::state_path(dir.path()).exists());
+
+        // The failed apply left nothing open: the same stores open now.
+        desired.block_stores.local[0].path = None;
+        let out = rt.apply(desired, false).await.unwrap();
+        assert_eq!(out.generation, 1);
+        let served = rt.share("/a").unwrap();
+        assert!(rt.registry.by_id(served.fs.share_id()).is_some());
+        rt.shutdown().await;
     }
 }

@@ -120,7 +120,7 @@ pub fn validate_blocks(blocks: &[BlockRef]) -> Result<(), TypesError> {
     Ok(())
 }
 
-/// File-level content fingerprint (DESIGN.md section 3):
+/// File-level content fingerprint (docs/design.md, "Content"):
 /// `BLAKE3("dittofs:objectid:v1\0" || h0 || ... || hN-1)` over the refs in offset order.
 /// All-zero means "not quiesced".
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

@@ -1,4 +1,4 @@
-//! Opaque file handles (DESIGN.md section 3).
+//! Opaque file handles (docs/design.md, "File handles").
 //!
 //! Layout, 25 bytes (NFSv3 allows 64, NFSv4 128):
 //!

@@ -159,6 +159,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+    use dittofs_proto::defaults::SHARE_DEFAULTS;
 
     fn edit(args: &[&str]) -> ShareEditArgs {
         let mut argv = vec!["dfsctl", "share", "edit", "/x"];
@@ -187,6 +188,14 @@ mod tests {
             panic!("not a create")
         };
         let s = create_request(&a);
+        // The flags' defaults are the ones the server and its config file use.
+        let bare = pb::Share {
+            name: "/x".into(),
+            metadata: "m".into(),
+            local: "l".into(),
+            ..Default::default()
+        };
+        assert_eq!(s, SHARE_DEFAULTS.fill(bare));
         assert_eq!(s.squash, "root_to_anonymous");
         assert_eq!((s.anon_uid, s.anon_gid, s.root_mode), (65534, 65534, 0o777));
         assert_eq!(s.allowed_clients, ["*"]);

@@ -11,6 +11,7 @@ use crate::jobs::{JobResult, JobSnapshot, JobState};
 use crate::maintenance::GcSummary;
 use crate::state::DesiredState;
 use dittofs_metadata::audit::{DanglingKind, Inv02Report, MissingKind};
+use dittofs_proto::defaults::SHARE_DEFAULTS;
 use dittofs_proto::v1 as pb;
 
 /// What a stored secret is reported as (and, sent back, means "keep it").
@@ -133,45 +134,26 @@ pub fn remote_to_pb(r: &RemoteBlockStoreCfg) -> pb::BlockStore {
 }
 
 pub fn share_from_pb(s: pb::Share) -> ShareCfg {
+    let s = SHARE_DEFAULTS.fill(s);
     let t = s.trash.unwrap_or_default();
     ShareCfg {
         name: s.name,
-        metadata: if s.metadata.is_empty() {
-            "default".into()
-        } else {
-            s.metadata
-        },
-        local: if s.local.is_empty() {
-            "default".into()
-        } else {
-            s.local
-        },
+        metadata: s.metadata,
+        local: s.local,
         read_only: s.read_only,
-        squash: if s.squash.is_empty() {
-            "root_to_anonymous".into()
-        } else {
-            s.squash
-        },
-        anon_uid: if s.anon_uid == 0 { 65534 } else { s.anon_uid },
-        anon_gid: if s.anon_gid == 0 { 65534 } else { s.anon_gid },
-        allowed_clients: if s.allowed_clients.is_empty() {
-            vec!["*".into()]
-        } else {
-            s.allowed_clients
-        },
+        squash: s.squash,
+        anon_uid: s.anon_uid,
+        anon_gid: s.anon_gid,
+        allowed_clients: s.allowed_clients,
         secure: s.secure,
-        root_mode: if s.root_mode == 0 { 0o777 } else { s.root_mode },
+        root_mode: s.root_mode,
         chunking: s.chunking.map(|c| Chunking {
             min: c.min,
             avg: c.avg,
             max: c.max,
         }),
         remote: (!s.remote.is_empty()).then_some(s.remote),
-        durability: if s.durability.is_empty() {
-            "local".into()
-        } else {
-            s.durability
-        },
+        durability: s.durability,
         trash: TrashCfg {
             enabled: t.enabled,
             retention_days: t.retention_days,
@@ -386,6 +368,36 @@ pub fn job_to_pb(j: &JobSnapshot) -> pb::Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The config file (a share entry with its name only), the control API (a `Share`
+    /// with its name only) and the shared defaults give the same share.
+    #[test]
+    fn config_file_and_api_take_the_shared_defaults() {
+        let from_file: crate::config::Config =
+            serde_yaml::from_str("shares: [{name: /a}]").unwrap();
+        let from_api = share_from_pb(pb::Share {
+            name: "/a".into(),
+            ..Default::default()
+        });
+        assert_eq!(from_file.shares[0], from_api);
+        assert_eq!(from_api, ShareCfg::with_defaults("/a"));
+        let d = SHARE_DEFAULTS;
+        assert_eq!(
+            (from_api.metadata.as_str(), from_api.local.as_str()),
+            (d.store, d.store)
+        );
+        assert_eq!(
+            (from_api.squash.as_str(), from_api.durability.as_str()),
+            (d.squash, d.durability)
+        );
+        assert_eq!(
+            (from_api.anon_uid, from_api.anon_gid),
+            (d.anon_id, d.anon_id)
+        );
+        assert_eq!(from_api.allowed_clients, d.allowed_clients());
+        assert_eq!(from_api.root_mode, d.root_mode);
+        assert!(!from_api.read_only && !from_api.secure && from_api.remote.is_none());
+    }
 
     #[test]
     fn share_defaults_and_round_trip() {

@@ -8,7 +8,7 @@ pub mod convert;
 
 use crate::config::NfsSection;
 use crate::error::{ControlError, ControlResult};
-use crate::jobs::{JobResult, JobState, Jobs};
+use crate::jobs::{JobError, JobResult, JobState, Jobs};
 use crate::maintenance::{self, GcInput};
 use crate::runtime::{Runtime, ShareEntry};
 use crate::state::DesiredState;
@@ -564,14 +564,10 @@ impl ControlService for Control {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 tokio::select! {
-                    s = maintenance::run_gc(input, &j2) => {
-                        if s.outcome == "succeeded" {
-                            j2.finish(Ok(JobResult::Gc(Box::new(s))));
-                        } else {
-                            j2.finish(Err(s.outcome.clone()));
-                        }
+                    r = maintenance::run_gc(input, &j2) => {
+                        j2.finish(r.map(|s| JobResult::Gc(Box::new(s))).map_err(JobError::Gc));
                     }
-                    _ = stop.cancelled() => j2.finish(Err("server shutting down".into())),
+                    _ = stop.cancelled() => j2.finish(Err(JobError::ShuttingDown)),
                 }
             },
             tracing::info_span!("task", name = "gc", store = %store),
@@ -689,9 +685,9 @@ impl ControlService for Control {
                 let fs = share.fs.clone();
                 tokio::select! {
                     r = maintenance::run_audit(&fs, verify, &dir, &j2) => {
-                        j2.finish(r.map(JobResult::Audit).map_err(|e| e.to_string()));
+                        j2.finish(r.map(JobResult::Audit).map_err(JobError::Audit));
                     }
-                    _ = stop.cancelled() => j2.finish(Err("server shutting down".into())),
+                    _ = stop.cancelled() => j2.finish(Err(JobError::ShuttingDown)),
                 }
             },
             tracing::info_span!("task", name = "audit"),
