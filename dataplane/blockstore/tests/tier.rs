@@ -5,9 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
-use dittofs_blockstore::tier::{Evictor, GcError, RemoteClaim, claim_remote};
+use dittofs_blockstore::tier::{Evictor, GcError, Publish, RemoteClaim, claim_remote};
 use dittofs_blockstore::{
-    BlockError, ChunkerConfig, Engine, EngineConfig, Owner, RemoteTier, TierConfig,
+    BlockError, ChunkerConfig, DataDurability, Engine, EngineConfig, Owner, RemoteTier,
+    TierBinding, TierConfig,
 };
 use dittofs_remote::{MemoryRemote, RemoteStore};
 use dittofs_types::{BlockRef, ContentHash, FileKey, Ino, ObjectId, ShareId};
@@ -55,6 +56,8 @@ fn cfg() -> TierConfig {
 
 struct Setup {
     dir: tempfile::TempDir,
+    /// The share's binding (`durability: remote`), as a vfs share holds it.
+    binding: TierBinding,
     engine: Engine,
     remote: Arc<MemoryRemote>,
     tier: RemoteTier,
@@ -85,9 +88,10 @@ async fn setup_with(dir: tempfile::TempDir, remote: Arc<MemoryRemote>) -> Setup 
         stop.clone(),
     )
     .unwrap();
-    tier.register_engine(ENGINE, &engine);
+    let binding = TierBinding::new(tier.clone(), &engine, ENGINE, DataDurability::Remote);
     Setup {
         dir,
+        binding,
         engine,
         remote,
         tier,
@@ -126,11 +130,16 @@ async fn write_file(s: &Setup, ino: u64, data: &[u8], quiesce: bool) -> Vec<Bloc
         .unwrap()
         .unwrap();
     s.engine.finish_flush(key(ino), &plan);
-    let hashes: Vec<ContentHash> = plan.new_blocks.iter().map(|b| b.hash).collect();
-    let sizes: Vec<u64> = plan.new_blocks.iter().map(|b| u64::from(b.size)).collect();
-    let oid = quiesce.then(|| ObjectId::compute(&plan.new_blocks));
-    let _g = s.tier.flush_guard().await;
-    s.tier.stage(ENGINE, &hashes, &sizes, oid).await.unwrap();
+    let object = quiesce.then(|| ObjectId::compute(&plan.new_blocks));
+    let ticket = s.binding.before_commit().await;
+    let new = &plan.new_blocks;
+    let publish = Publish::Flush {
+        old: &[],
+        new,
+        object,
+    };
+    ticket.stage(publish).await.unwrap();
+    ticket.after_commit();
     plan.new_blocks
 }
 
@@ -145,7 +154,7 @@ async fn read_all(s: &Setup, ino: u64, blocks: &[BlockRef], size: u64, step: u32
     while off < size {
         let b = s
             .engine
-            .read_tiered(key(ino), blocks, size, off, step, Some(&s.tier))
+            .read_tiered(key(ino), blocks, size, off, step, Some(s.binding.cold()))
             .await
             .unwrap();
         assert!(!b.is_empty());
@@ -257,7 +266,7 @@ async fn evicts_only_uploaded_chunks_and_reads_them_back_cold() {
     {
         let got = s
             .engine
-            .read_tiered(key(2), &blocks, size, off, 4096, Some(&s.tier))
+            .read_tiered(key(2), &blocks, size, off, 4096, Some(s.binding.cold()))
             .await
             .unwrap();
         let end = (off + 4096).min(size) as usize;
@@ -295,7 +304,14 @@ async fn corrupt_objects_are_never_served() {
     s.remote.corrupt(&b.hash, Bytes::from(bad));
     let err = s
         .engine
-        .read_tiered(key(2), &blocks, data.len() as u64, 0, 4096, Some(&s.tier))
+        .read_tiered(
+            key(2),
+            &blocks,
+            data.len() as u64,
+            0,
+            4096,
+            Some(s.binding.cold()),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -316,7 +332,14 @@ async fn a_stalled_remote_fails_cold_reads_within_the_deadline() {
     let t0 = std::time::Instant::now();
     let err = s
         .engine
-        .read_tiered(key(2), &blocks, data.len() as u64, 0, 4096, Some(&s.tier))
+        .read_tiered(
+            key(2),
+            &blocks,
+            data.len() as u64,
+            0,
+            4096,
+            Some(s.binding.cold()),
+        )
         .await
         .unwrap_err();
     let took = t0.elapsed();
@@ -334,16 +357,15 @@ async fn remote_durability_waits_for_the_remote_and_reports_late_confirmation() 
     s.remote.set_unavailable(true);
     let data = random(1 << 20, 6);
     let blocks = write_file(&s, 2, &data, false).await;
-    let hashes: Vec<ContentHash> = blocks.iter().map(|b| b.hash).collect();
-    let err = s.tier.wait_remote(ENGINE, &hashes).await.unwrap_err();
+    let err = s.binding.sync(&blocks).await.unwrap_err();
     assert!(
         matches!(err, BlockError::RemotePending(ref m) if m.contains("not confirmed")),
         "{err}"
     );
     s.remote.set_unavailable(false);
-    s.tier.wait_remote(ENGINE, &hashes).await.unwrap();
-    for h in &hashes {
-        assert!(s.remote.head(h).await.unwrap().is_some());
+    s.binding.sync(&blocks).await.unwrap();
+    for b in &blocks {
+        assert!(s.remote.head(&b.hash).await.unwrap().is_some());
     }
 }
 
@@ -377,11 +399,14 @@ async fn gc_sweep_deletes_only_old_unreferenced_untouched_objects() {
     let run = s.tier.begin_gc().await.unwrap();
     let revived = dead[0];
     {
-        let _g = s.tier.flush_guard().await;
-        s.tier
-            .stage(ENGINE, &[revived.hash], &[u64::from(revived.size)], None)
-            .await
-            .unwrap();
+        let ticket = s.binding.before_commit().await;
+        let publish = Publish::Flush {
+            old: &[],
+            new: &[revived],
+            object: None,
+        };
+        ticket.stage(publish).await.unwrap();
+        ticket.after_commit();
     }
     let c = run.sweep(&is_live, now, false, &|_| {}).await.unwrap();
     drop(run);
