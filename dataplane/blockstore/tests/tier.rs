@@ -148,15 +148,26 @@ fn pending_markers(s: &Setup) -> usize {
     std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0)
 }
 
+/// A read through the share's binding, as a vfs share of a remote tier reads.
+async fn read_at(
+    s: &Setup,
+    ino: u64,
+    blocks: &[BlockRef],
+    size: u64,
+    off: u64,
+    len: u32,
+) -> Result<Bytes, BlockError> {
+    let cold = Some(s.binding.cold());
+    s.engine
+        .read_tiered(key(ino), blocks, size, off, len, cold)
+        .await
+}
+
 async fn read_all(s: &Setup, ino: u64, blocks: &[BlockRef], size: u64, step: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut off = 0;
     while off < size {
-        let b = s
-            .engine
-            .read_tiered(key(ino), blocks, size, off, step, Some(s.binding.cold()))
-            .await
-            .unwrap();
+        let b = read_at(s, ino, blocks, size, off, step).await.unwrap();
         assert!(!b.is_empty());
         off += b.len() as u64;
         out.extend_from_slice(&b);
@@ -264,11 +275,7 @@ async fn evicts_only_uploaded_chunks_and_reads_them_back_cold() {
         .into_iter()
         .enumerate()
     {
-        let got = s
-            .engine
-            .read_tiered(key(2), &blocks, size, off, 4096, Some(s.binding.cold()))
-            .await
-            .unwrap();
+        let got = read_at(&s, 2, &blocks, size, off, 4096).await.unwrap();
         let end = (off + 4096).min(size) as usize;
         assert_eq!(&got[..], &data[off as usize..end], "read {i} at {off}");
     }
@@ -302,16 +309,7 @@ async fn corrupt_objects_are_never_served() {
     let mut bad = s.remote.get(&b.hash).await.unwrap().to_vec();
     bad[10] ^= 1;
     s.remote.corrupt(&b.hash, Bytes::from(bad));
-    let err = s
-        .engine
-        .read_tiered(
-            key(2),
-            &blocks,
-            data.len() as u64,
-            0,
-            4096,
-            Some(s.binding.cold()),
-        )
+    let err = read_at(&s, 2, &blocks, data.len() as u64, 0, 4096)
         .await
         .unwrap_err();
     assert!(
@@ -330,16 +328,7 @@ async fn a_stalled_remote_fails_cold_reads_within_the_deadline() {
     ev.pass(0).await;
     s.remote.set_stalled(true);
     let t0 = std::time::Instant::now();
-    let err = s
-        .engine
-        .read_tiered(
-            key(2),
-            &blocks,
-            data.len() as u64,
-            0,
-            4096,
-            Some(s.binding.cold()),
-        )
+    let err = read_at(&s, 2, &blocks, data.len() as u64, 0, 4096)
         .await
         .unwrap_err();
     let took = t0.elapsed();

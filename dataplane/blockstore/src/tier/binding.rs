@@ -105,10 +105,6 @@ impl TierBinding {
         &self.tier
     }
 
-    pub fn durability(&self) -> DataDurability {
-        self.durability
-    }
-
     /// Whether COMMIT/fsync must flush the file and [`TierBinding::sync`] it.
     pub fn syncs_remote(&self) -> bool {
         self.durability == DataDurability::Remote
