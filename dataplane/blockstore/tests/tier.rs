@@ -1,7 +1,8 @@
 //! The remote tier over a real engine and the in-memory remote (with fault injection):
 //! uploads and their durability across a restart, chunk- and file-level dedup, eviction
 //! only of uploaded chunks, verified cold reads and readahead, a stalled remote failing
-//! within the deadline, `durability: remote` waits, and the GC sweep's protections.
+//! within the deadline, what a share's binding stages for a flush, a quiescing flush and a
+//! truncate, `durability: remote` waits, and the GC sweep's protections.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
@@ -116,9 +117,9 @@ async fn setup() -> Setup {
     .await
 }
 
-/// Writes `data` as file `ino` and flushes it into chunks (no metadata: the block list
-/// is returned), then stages the new chunks like a flush of a remote share does.
-async fn write_file(s: &Setup, ino: u64, data: &[u8], quiesce: bool) -> Vec<BlockRef> {
+/// Writes `data` as file `ino` and flushes it into chunks (no metadata, nothing staged):
+/// the block list is returned.
+async fn flush_unstaged(s: &Setup, ino: u64, data: &[u8]) -> Vec<BlockRef> {
     s.engine
         .write(key(ino), 0, Bytes::copy_from_slice(data), false)
         .await
@@ -130,17 +131,28 @@ async fn write_file(s: &Setup, ino: u64, data: &[u8], quiesce: bool) -> Vec<Bloc
         .unwrap()
         .unwrap();
     s.engine.finish_flush(key(ino), &plan);
-    let object = quiesce.then(|| ObjectId::compute(&plan.new_blocks));
+    plan.new_blocks
+}
+
+/// Stages `publish` through the share's binding, as a flush or truncate does before its
+/// metadata commit.
+async fn stage(s: &Setup, publish: Publish<'_>) {
     let ticket = s.binding.before_commit().await;
-    let new = &plan.new_blocks;
-    let publish = Publish::Flush {
-        old: &[],
-        new,
-        object,
-    };
     ticket.stage(publish).await.unwrap();
     ticket.after_commit();
-    plan.new_blocks
+}
+
+/// [`flush_unstaged`], then stages the new chunks like a flush of a remote share does.
+async fn write_file(s: &Setup, ino: u64, data: &[u8], quiesce: bool) -> Vec<BlockRef> {
+    let new = flush_unstaged(s, ino, data).await;
+    let object = quiesce.then(|| ObjectId::compute(&new));
+    let publish = Publish::Flush {
+        old: &[],
+        new: &new,
+        object,
+    };
+    stage(s, publish).await;
+    new
 }
 
 fn pending_markers(s: &Setup) -> usize {
@@ -341,6 +353,39 @@ async fn a_stalled_remote_fails_cold_reads_within_the_deadline() {
 }
 
 #[tokio::test]
+async fn the_binding_stages_what_each_commit_needs_on_the_remote() {
+    let s = setup().await;
+    // Nothing is confirmed: every staged chunk keeps its marker.
+    s.remote.set_unavailable(true);
+    let old = flush_unstaged(&s, 2, &random(1 << 20, 9)).await;
+    let added = flush_unstaged(&s, 3, &random(1 << 20, 10)).await;
+    let new: Vec<BlockRef> = old.iter().chain(&added).copied().collect();
+
+    // A flush of a file still dirty: only the chunks its commit adds.
+    let publish = Publish::Flush {
+        old: &old,
+        new: &new,
+        object: None,
+    };
+    stage(&s, publish).await;
+    assert_eq!(pending_markers(&s), added.len());
+
+    // The flush that quiesces it: also every older chunk the tier does not know.
+    let publish = Publish::Flush {
+        old: &old,
+        new: &new,
+        object: Some(ObjectId::compute(&new)),
+    };
+    stage(&s, publish).await;
+    assert_eq!(pending_markers(&s), new.len());
+
+    // A truncate: its whole new list.
+    let cut = flush_unstaged(&s, 4, &random(1 << 20, 11)).await;
+    stage(&s, Publish::Truncate { new: &cut }).await;
+    assert_eq!(pending_markers(&s), new.len() + cut.len());
+}
+
+#[tokio::test]
 async fn remote_durability_waits_for_the_remote_and_reports_late_confirmation() {
     let s = setup().await;
     s.remote.set_unavailable(true);
@@ -387,16 +432,12 @@ async fn gc_sweep_deletes_only_old_unreferenced_untouched_objects() {
     // A flush that references a "dead" chunk during the run protects it (touched).
     let run = s.tier.begin_gc().await.unwrap();
     let revived = dead[0];
-    {
-        let ticket = s.binding.before_commit().await;
-        let publish = Publish::Flush {
-            old: &[],
-            new: &[revived],
-            object: None,
-        };
-        ticket.stage(publish).await.unwrap();
-        ticket.after_commit();
-    }
+    let publish = Publish::Flush {
+        old: &[],
+        new: &[revived],
+        object: None,
+    };
+    stage(&s, publish).await;
     let c = run.sweep(&is_live, now, false, &|_| {}).await.unwrap();
     drop(run);
     assert_eq!(c.kept_in_use, 1, "{c:?}");
