@@ -38,13 +38,13 @@
 use crate::cas::LocalCas;
 use crate::chunker::{Chunker, ChunkerConfig, StreamChunker};
 use crate::claim::{Owner, StoreLock};
+use crate::cold::ColdTier;
 use crate::error::{BlockError, Result};
 use crate::journal::{DEFAULT_SEGMENT_BYTES, Journal, RecoveredRecord};
 use crate::overlay::{Extent, Overlay};
 use crate::release::{PinGuard, Pins};
 use crate::reserve::Reserve;
 use crate::space::{Probe, Space};
-use crate::tier::RemoteTier;
 use bytes::Bytes;
 use dittofs_types::{BlockRef, ContentHash, FileKey, validate_blocks};
 use parking_lot::Mutex;
@@ -431,10 +431,10 @@ impl Engine {
         self.read_tiered(key, blocks, size, offset, len, None).await
     }
 
-    /// [`Engine::read`] with a remote tier: parts of chunks that are not in the local
-    /// CAS (evicted) are fetched from `tier` (verified ranged reads), and sequential
-    /// reads trigger readahead into the local CAS. Without a tier a missing chunk is an
-    /// error.
+    /// [`Engine::read`] with a colder tier: parts of chunks that are not in the local
+    /// CAS (evicted) are read from `tier` (verified ranged reads), which also hears of
+    /// every read (readahead for sequential readers). Without a tier a missing chunk is
+    /// an error.
     pub async fn read_tiered(
         &self,
         key: FileKey,
@@ -442,7 +442,7 @@ impl Engine {
         size: u64,
         offset: u64,
         len: u32,
-        tier: Option<&RemoteTier>,
+        tier: Option<&dyn ColdTier>,
     ) -> Result<Bytes> {
         if offset >= size || len == 0 {
             return Ok(Bytes::new());
@@ -494,13 +494,13 @@ impl Engine {
         };
         if let Some(tier) = tier {
             for m in &missing {
-                let data = tier.read_cold(self, &m.block, m.off, m.len as u64).await?;
+                let data = tier.read_missing(&m.block, m.off, m.len as u64).await?;
                 if data.len() != m.len {
                     return Err(BlockError::Corrupt { hash: m.block.hash });
                 }
                 buf[m.pos..m.pos + m.len].copy_from_slice(&data);
             }
-            tier.after_read(self, key, blocks, offset, end);
+            tier.after_read(key, blocks, offset, end);
         }
         Ok(Bytes::from(buf))
     }
@@ -516,7 +516,7 @@ impl Engine {
             .await
     }
 
-    /// [`Engine::prepare_flush`] with a per-share chunker (`None`: the engine's), remote
+    /// [`Engine::prepare_flush`] with a per-share chunker (`None`: the engine's), colder
     /// tier (a base chunk the re-chunking needs that was evicted is fetched back from
     /// `tier` first) and kind. `None` also when a [`FlushKind::KeepTails`] flush would
     /// change nothing.
@@ -525,7 +525,7 @@ impl Engine {
         key: FileKey,
         blocks: &[BlockRef],
         chunker: Option<Chunker>,
-        tier: Option<&RemoteTier>,
+        tier: Option<&dyn ColdTier>,
         kind: FlushKind,
     ) -> Result<Option<FlushPlan>> {
         let mut attempts = 0;
@@ -543,14 +543,14 @@ impl Engine {
     /// Brings an evicted chunk of `blocks` back into the local CAS from `tier`.
     async fn refetch(
         &self,
-        tier: Option<&RemoteTier>,
+        tier: Option<&dyn ColdTier>,
         blocks: &[BlockRef],
         hash: ContentHash,
     ) -> Result<()> {
         let (Some(tier), Some(b)) = (tier, blocks.iter().find(|b| b.hash == hash)) else {
             return Err(BlockError::NotFound { hash });
         };
-        tier.fetch_into_local(self, b).await
+        tier.fetch_missing(b).await
     }
 
     async fn prepare_flush_once(
@@ -642,7 +642,7 @@ impl Engine {
         Ok(self.truncate_with(blocks, new_size, None, None).await?.0)
     }
 
-    /// [`Engine::truncate`] with a per-share chunker (`None`: the engine's) and remote
+    /// [`Engine::truncate`] with a per-share chunker (`None`: the engine's) and colder
     /// tier (an evicted chunk straddling the new end is fetched back first). The guard
     /// pins the chunks stored for the new end: keep it until the new list is committed.
     pub async fn truncate_with(
@@ -650,7 +650,7 @@ impl Engine {
         blocks: &[BlockRef],
         new_size: u64,
         chunker: Option<Chunker>,
-        tier: Option<&RemoteTier>,
+        tier: Option<&dyn ColdTier>,
     ) -> Result<(Vec<BlockRef>, PinGuard)> {
         let chunker = chunker.unwrap_or(self.inner.chunker);
         let k = blocks.partition_point(|b| b.end() <= new_size);

@@ -1,13 +1,15 @@
 //! The remote tier over a real engine and the in-memory remote (with fault injection):
 //! uploads and their durability across a restart, chunk- and file-level dedup, eviction
 //! only of uploaded chunks, verified cold reads and readahead, a stalled remote failing
-//! within the deadline, `durability: remote` waits, and the GC sweep's protections.
+//! within the deadline, what a share's binding stages for a flush, a quiescing flush and a
+//! truncate, `durability: remote` waits, and the GC sweep's protections.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
-use dittofs_blockstore::tier::{Evictor, GcError, RemoteClaim, claim_remote};
+use dittofs_blockstore::tier::{Evictor, GcError, Publish, RemoteClaim, claim_remote};
 use dittofs_blockstore::{
-    BlockError, ChunkerConfig, Engine, EngineConfig, Owner, RemoteTier, TierConfig,
+    BlockError, ChunkerConfig, DataDurability, Engine, EngineConfig, Owner, RemoteTier,
+    TierBinding, TierConfig,
 };
 use dittofs_remote::{MemoryRemote, RemoteStore};
 use dittofs_types::{BlockRef, ContentHash, FileKey, Ino, ObjectId, ShareId};
@@ -55,6 +57,8 @@ fn cfg() -> TierConfig {
 
 struct Setup {
     dir: tempfile::TempDir,
+    /// The share's binding (`durability: remote`), as a vfs share holds it.
+    binding: TierBinding,
     engine: Engine,
     remote: Arc<MemoryRemote>,
     tier: RemoteTier,
@@ -85,9 +89,10 @@ async fn setup_with(dir: tempfile::TempDir, remote: Arc<MemoryRemote>) -> Setup 
         stop.clone(),
     )
     .unwrap();
-    tier.register_engine(ENGINE, &engine);
+    let binding = TierBinding::new(tier.clone(), &engine, ENGINE, DataDurability::Remote);
     Setup {
         dir,
+        binding,
         engine,
         remote,
         tier,
@@ -112,9 +117,9 @@ async fn setup() -> Setup {
     .await
 }
 
-/// Writes `data` as file `ino` and flushes it into chunks (no metadata: the block list
-/// is returned), then stages the new chunks like a flush of a remote share does.
-async fn write_file(s: &Setup, ino: u64, data: &[u8], quiesce: bool) -> Vec<BlockRef> {
+/// Writes `data` as file `ino` and flushes it into chunks (no metadata, nothing staged):
+/// the block list is returned.
+async fn flush_unstaged(s: &Setup, ino: u64, data: &[u8]) -> Vec<BlockRef> {
     s.engine
         .write(key(ino), 0, Bytes::copy_from_slice(data), false)
         .await
@@ -126,12 +131,28 @@ async fn write_file(s: &Setup, ino: u64, data: &[u8], quiesce: bool) -> Vec<Bloc
         .unwrap()
         .unwrap();
     s.engine.finish_flush(key(ino), &plan);
-    let hashes: Vec<ContentHash> = plan.new_blocks.iter().map(|b| b.hash).collect();
-    let sizes: Vec<u64> = plan.new_blocks.iter().map(|b| u64::from(b.size)).collect();
-    let oid = quiesce.then(|| ObjectId::compute(&plan.new_blocks));
-    let _g = s.tier.flush_guard().await;
-    s.tier.stage(ENGINE, &hashes, &sizes, oid).await.unwrap();
     plan.new_blocks
+}
+
+/// Stages `publish` through the share's binding, as a flush or truncate does before its
+/// metadata commit.
+async fn stage(s: &Setup, publish: Publish<'_>) {
+    let ticket = s.binding.before_commit().await;
+    ticket.stage(publish).await.unwrap();
+    ticket.after_commit();
+}
+
+/// [`flush_unstaged`], then stages the new chunks like a flush of a remote share does.
+async fn write_file(s: &Setup, ino: u64, data: &[u8], quiesce: bool) -> Vec<BlockRef> {
+    let new = flush_unstaged(s, ino, data).await;
+    let object = quiesce.then(|| ObjectId::compute(&new));
+    let publish = Publish::Flush {
+        old: &[],
+        new: &new,
+        object,
+    };
+    stage(s, publish).await;
+    new
 }
 
 fn pending_markers(s: &Setup) -> usize {
@@ -139,15 +160,26 @@ fn pending_markers(s: &Setup) -> usize {
     std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0)
 }
 
+/// A read through the share's binding, as a vfs share of a remote tier reads.
+async fn read_at(
+    s: &Setup,
+    ino: u64,
+    blocks: &[BlockRef],
+    size: u64,
+    off: u64,
+    len: u32,
+) -> Result<Bytes, BlockError> {
+    let cold = Some(s.binding.cold());
+    s.engine
+        .read_tiered(key(ino), blocks, size, off, len, cold)
+        .await
+}
+
 async fn read_all(s: &Setup, ino: u64, blocks: &[BlockRef], size: u64, step: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut off = 0;
     while off < size {
-        let b = s
-            .engine
-            .read_tiered(key(ino), blocks, size, off, step, Some(&s.tier))
-            .await
-            .unwrap();
+        let b = read_at(s, ino, blocks, size, off, step).await.unwrap();
         assert!(!b.is_empty());
         off += b.len() as u64;
         out.extend_from_slice(&b);
@@ -255,11 +287,7 @@ async fn evicts_only_uploaded_chunks_and_reads_them_back_cold() {
         .into_iter()
         .enumerate()
     {
-        let got = s
-            .engine
-            .read_tiered(key(2), &blocks, size, off, 4096, Some(&s.tier))
-            .await
-            .unwrap();
+        let got = read_at(&s, 2, &blocks, size, off, 4096).await.unwrap();
         let end = (off + 4096).min(size) as usize;
         assert_eq!(&got[..], &data[off as usize..end], "read {i} at {off}");
     }
@@ -293,9 +321,7 @@ async fn corrupt_objects_are_never_served() {
     let mut bad = s.remote.get(&b.hash).await.unwrap().to_vec();
     bad[10] ^= 1;
     s.remote.corrupt(&b.hash, Bytes::from(bad));
-    let err = s
-        .engine
-        .read_tiered(key(2), &blocks, data.len() as u64, 0, 4096, Some(&s.tier))
+    let err = read_at(&s, 2, &blocks, data.len() as u64, 0, 4096)
         .await
         .unwrap_err();
     assert!(
@@ -314,9 +340,7 @@ async fn a_stalled_remote_fails_cold_reads_within_the_deadline() {
     ev.pass(0).await;
     s.remote.set_stalled(true);
     let t0 = std::time::Instant::now();
-    let err = s
-        .engine
-        .read_tiered(key(2), &blocks, data.len() as u64, 0, 4096, Some(&s.tier))
+    let err = read_at(&s, 2, &blocks, data.len() as u64, 0, 4096)
         .await
         .unwrap_err();
     let took = t0.elapsed();
@@ -329,21 +353,53 @@ async fn a_stalled_remote_fails_cold_reads_within_the_deadline() {
 }
 
 #[tokio::test]
+async fn the_binding_stages_what_each_commit_needs_on_the_remote() {
+    let s = setup().await;
+    // Nothing is confirmed: every staged chunk keeps its marker.
+    s.remote.set_unavailable(true);
+    let old = flush_unstaged(&s, 2, &random(1 << 20, 9)).await;
+    let added = flush_unstaged(&s, 3, &random(1 << 20, 10)).await;
+    let new: Vec<BlockRef> = old.iter().chain(&added).copied().collect();
+
+    // A flush of a file still dirty: only the chunks its commit adds.
+    let publish = Publish::Flush {
+        old: &old,
+        new: &new,
+        object: None,
+    };
+    stage(&s, publish).await;
+    assert_eq!(pending_markers(&s), added.len());
+
+    // The flush that quiesces it: also every older chunk the tier does not know.
+    let publish = Publish::Flush {
+        old: &old,
+        new: &new,
+        object: Some(ObjectId::compute(&new)),
+    };
+    stage(&s, publish).await;
+    assert_eq!(pending_markers(&s), new.len());
+
+    // A truncate: its whole new list.
+    let cut = flush_unstaged(&s, 4, &random(1 << 20, 11)).await;
+    stage(&s, Publish::Truncate { new: &cut }).await;
+    assert_eq!(pending_markers(&s), new.len() + cut.len());
+}
+
+#[tokio::test]
 async fn remote_durability_waits_for_the_remote_and_reports_late_confirmation() {
     let s = setup().await;
     s.remote.set_unavailable(true);
     let data = random(1 << 20, 6);
     let blocks = write_file(&s, 2, &data, false).await;
-    let hashes: Vec<ContentHash> = blocks.iter().map(|b| b.hash).collect();
-    let err = s.tier.wait_remote(ENGINE, &hashes).await.unwrap_err();
+    let err = s.binding.sync(&blocks).await.unwrap_err();
     assert!(
         matches!(err, BlockError::RemotePending(ref m) if m.contains("not confirmed")),
         "{err}"
     );
     s.remote.set_unavailable(false);
-    s.tier.wait_remote(ENGINE, &hashes).await.unwrap();
-    for h in &hashes {
-        assert!(s.remote.head(h).await.unwrap().is_some());
+    s.binding.sync(&blocks).await.unwrap();
+    for b in &blocks {
+        assert!(s.remote.head(&b.hash).await.unwrap().is_some());
     }
 }
 
@@ -376,13 +432,12 @@ async fn gc_sweep_deletes_only_old_unreferenced_untouched_objects() {
     // A flush that references a "dead" chunk during the run protects it (touched).
     let run = s.tier.begin_gc().await.unwrap();
     let revived = dead[0];
-    {
-        let _g = s.tier.flush_guard().await;
-        s.tier
-            .stage(ENGINE, &[revived.hash], &[u64::from(revived.size)], None)
-            .await
-            .unwrap();
-    }
+    let publish = Publish::Flush {
+        old: &[],
+        new: &[revived],
+        object: None,
+    };
+    stage(&s, publish).await;
     let c = run.sweep(&is_live, now, false, &|_| {}).await.unwrap();
     drop(run);
     assert_eq!(c.kept_in_use, 1, "{c:?}");

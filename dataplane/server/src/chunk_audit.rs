@@ -43,7 +43,7 @@ pub async fn check_chunks(
 ) -> Result<(), ChunkAuditError> {
     job.phase(if verify { "verify" } else { "chunks" }, report.total_refs);
     let binding = fs.remote();
-    let tier = binding.as_ref().map(|b| &b.tier);
+    let tier = binding.as_ref().map(|b| b.tier());
     let mut good = HashSet::new();
     let mut bad = Bad::new();
     let mut after = None;

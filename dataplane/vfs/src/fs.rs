@@ -10,7 +10,7 @@ use crate::error::{FsError, FsResult};
 use crate::handle::FileHandle;
 use crate::locks::{FlushLocks, LockTable};
 use crate::recycle::policy::TrashPolicy;
-use dittofs_blockstore::{Chunker, ChunkerConfig, Engine, RemoteTier};
+use dittofs_blockstore::{Chunker, ChunkerConfig, Engine, RemoteTier, TierBinding};
 use dittofs_metadata::{Durability, InodeRecord, MetadataStore, Op, Txn};
 use dittofs_types::{FileKey, Ino, ShareId, Timestamp};
 use parking_lot::{Mutex as PlMutex, RwLock as PlRwLock};
@@ -56,19 +56,10 @@ impl Default for ShareOptions {
     }
 }
 
-/// Where a share's committed data must be before COMMIT / FILE_SYNC returns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DataDurability {
-    /// Durable on the local tier (journal fsync); uploads to the remote follow in the
-    /// background.
-    #[default]
-    Local,
-    /// Flushed into chunks and confirmed on the remote tier.
-    Remote,
-}
+pub use dittofs_blockstore::DataDurability;
 
-/// A share's remote tier: the tier, the name its engine is registered under there, and
-/// the durability contract.
+/// What [`Fs::attach_remote`] binds a share to: its remote tier, the name its engine is
+/// registered under there, and the durability contract.
 #[derive(Clone, Debug)]
 pub struct RemoteBinding {
     pub tier: RemoteTier,
@@ -146,7 +137,7 @@ pub struct Fs {
     /// with a lookup on every use, so a stale hint only costs a directory scan.
     pub(crate) dir_names: PlMutex<HashMap<Ino, (Ino, Vec<u8>)>>,
     /// The remote tier, if the share has one (attached before recovery, never changed).
-    pub(crate) remote: PlRwLock<Option<Arc<RemoteBinding>>>,
+    pub(crate) remote: PlRwLock<Option<Arc<TierBinding>>>,
 }
 
 impl Fs {
@@ -232,15 +223,19 @@ impl Fs {
 
     /// Attaches the share's remote tier (before [`Fs::recover`], so recovered data is
     /// staged for upload too). The tier learns the engine under `binding.engine_name`.
+    /// The core reaches the remote tier only through the [`TierBinding`] made here.
     pub fn attach_remote(&self, binding: RemoteBinding) {
-        binding
-            .tier
-            .register_engine(&binding.engine_name, &self.engine);
-        *self.remote.write() = Some(Arc::new(binding));
+        let b = TierBinding::new(
+            binding.tier,
+            &self.engine,
+            &binding.engine_name,
+            binding.durability,
+        );
+        *self.remote.write() = Some(Arc::new(b));
     }
 
     /// The share's remote tier binding, if any.
-    pub fn remote(&self) -> Option<Arc<RemoteBinding>> {
+    pub fn remote(&self) -> Option<Arc<TierBinding>> {
         self.remote.read().clone()
     }
 

@@ -12,11 +12,12 @@
 use crate::attr::{Attr, Stability};
 use crate::cred::{Credentials, R, W, may_io};
 use crate::error::{FsError, FsResult};
-use crate::fs::{DataDurability, DirtyInfo, Fs, MAX_FILE_SIZE, WRITE_SPACE_WAIT};
+use crate::fs::{DirtyInfo, Fs, MAX_FILE_SIZE, WRITE_SPACE_WAIT};
 use bytes::Bytes;
-use dittofs_blockstore::{FlushKind, RecoveredRecord};
+use dittofs_blockstore::tier::Publish;
+use dittofs_blockstore::{FlushKind, RecoveredRecord, TierBinding};
 use dittofs_metadata::{Check, Op, Txn};
-use dittofs_types::{BlockRef, ContentHash, FileType, Ino, ObjectId, Timestamp};
+use dittofs_types::{FileType, Ino, ObjectId, Timestamp};
 
 /// The inode as a flush publishes it: size covers the data, the times of the last write
 /// it holds, the journal watermark, a new change counter, and the ObjectID once quiesced.
@@ -90,7 +91,7 @@ impl Fs {
                 attr.size,
                 offset,
                 len,
-                remote.as_ref().map(|r| &r.tier),
+                remote.as_deref().map(TierBinding::cold),
             )
             .await?;
         let eof = offset + data.len() as u64 >= attr.size;
@@ -203,10 +204,7 @@ impl Fs {
     /// `durability: remote`: flushes `ino` and waits until all of its chunks are on the
     /// remote. No-op for other shares and for non-regular files.
     async fn sync_remote(&self, ino: Ino) -> FsResult<()> {
-        let Some(r) = self
-            .remote()
-            .filter(|r| r.durability == DataDurability::Remote)
-        else {
+        let Some(r) = self.remote().filter(|r| r.syncs_remote()) else {
             return Ok(());
         };
         match self.store.get_inode(self.share, ino).await? {
@@ -215,29 +213,7 @@ impl Fs {
         }
         self.flush_file(ino).await?;
         let blocks = self.store.get_blocks(self.share, ino).await?;
-        let hashes: Vec<ContentHash> = blocks.iter().map(|b| b.hash).collect();
-        r.tier.wait_remote(&r.engine_name, &hashes).await?;
-        Ok(())
-    }
-
-    /// Stages `blocks` for upload (remote shares; the tier skips and counts those it
-    /// knows). `object`: the file's ObjectID when these complete a quiesced file (it
-    /// becomes known for file-level dedup once they are confirmed). The caller holds the
-    /// tier's flush guard until its metadata commit.
-    async fn stage_chunks(
-        &self,
-        r: &crate::fs::RemoteBinding,
-        blocks: &[BlockRef],
-        object: Option<ObjectId>,
-    ) -> FsResult<()> {
-        if blocks.is_empty() && object.is_none() {
-            return Ok(());
-        }
-        let hashes: Vec<ContentHash> = blocks.iter().map(|b| b.hash).collect();
-        let sizes: Vec<u64> = blocks.iter().map(|b| u64::from(b.size)).collect();
-        r.tier
-            .stage(&r.engine_name, &hashes, &sizes, object)
-            .await?;
+        r.sync(&blocks).await?;
         Ok(())
     }
 
@@ -275,7 +251,7 @@ impl Fs {
                 key,
                 &old_blocks,
                 self.chunker(),
-                remote.as_ref().map(|r| &r.tier),
+                remote.as_deref().map(TierBinding::cold),
                 kind,
             )
             .await?
@@ -284,8 +260,8 @@ impl Fs {
         };
         // Remote shares: from staging until the metadata commit, the GC must either see
         // this flush's block list or know its chunks as touched (see tier::gc).
-        let _gate = match &remote {
-            Some(r) => Some(r.tier.flush_guard().await),
+        let ticket = match &remote {
+            Some(r) => Some(r.before_commit().await),
             None => None,
         };
         let _g = if have_write_lock {
@@ -313,13 +289,21 @@ impl Fs {
             blocks: plan.new_blocks.clone(),
         });
         t.adjust_refs(&old_blocks, &plan.new_blocks);
-        if let Some(r) = &remote {
+        if let Some(ticket) = &ticket {
             let object = quiesced.then_some(rec.object_id);
-            self.stage_flush(r, &old_blocks, &plan.new_blocks, object)
+            ticket
+                .stage(Publish::Flush {
+                    old: &old_blocks,
+                    new: &plan.new_blocks,
+                    object,
+                })
                 .await?;
         }
         t.op(Op::PutInode(rec));
         self.commit(t).await?;
+        if let Some(ticket) = ticket {
+            ticket.after_commit();
+        }
         self.engine.finish_flush(key, &plan);
         if quiesced {
             let mut d = self.dirty.lock();
@@ -330,26 +314,6 @@ impl Fs {
             }
         }
         Ok(())
-    }
-
-    /// Stages what a flush of a remote share uploads, before its commit: the new chunks,
-    /// and once the file is quiesced (`object` is its ObjectID) every older one the tier
-    /// does not know yet, so the ObjectID can become known.
-    async fn stage_flush(
-        &self,
-        r: &crate::fs::RemoteBinding,
-        old_blocks: &[BlockRef],
-        new_blocks: &[BlockRef],
-        object: Option<ObjectId>,
-    ) -> FsResult<()> {
-        let old: std::collections::HashSet<ContentHash> =
-            old_blocks.iter().map(|b| b.hash).collect();
-        let stage: Vec<BlockRef> = new_blocks
-            .iter()
-            .filter(|b| !old.contains(&b.hash) || (object.is_some() && !r.tier.is_known(&b.hash)))
-            .copied()
-            .collect();
-        self.stage_chunks(r, &stage, object).await
     }
 
     /// Sets the size of a regular file (flushing dirty data first).
@@ -367,15 +331,14 @@ impl Fs {
                 &old_blocks,
                 size,
                 self.chunker(),
-                remote.as_ref().map(|r| &r.tier),
+                remote.as_deref().map(TierBinding::cold),
             )
             .await?;
-        let _gate = match &remote {
+        let ticket = match &remote {
             Some(r) => {
-                let g = r.tier.flush_guard().await;
-                let object = Some(ObjectId::compute(&new_blocks));
-                self.stage_chunks(r, &new_blocks, object).await?;
-                Some(g)
+                let ticket = r.before_commit().await;
+                ticket.stage(Publish::Truncate { new: &new_blocks }).await?;
+                Some(ticket)
             }
             None => None,
         };
@@ -398,6 +361,9 @@ impl Fs {
         t.adjust_refs(&old_blocks, &new_blocks);
         t.op(Op::PutInode(rec));
         self.commit(t).await?;
+        if let Some(ticket) = ticket {
+            ticket.after_commit();
+        }
         if let Some(d) = self.dirty.lock().get_mut(&ino) {
             d.epoch += 1;
         }

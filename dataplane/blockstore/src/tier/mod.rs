@@ -2,8 +2,12 @@
 //! prefix), shared by every share that targets it, over the local CAS of each engine
 //! those shares use.
 //!
+//! Shares reach the tier only through their [`TierBinding`] ([`binding`]): it stages
+//! what a flush commits, answers `durability: remote` syncs and serves the engine's
+//! cold reads (as its [`crate::ColdTier`]).
+//!
 //! Write path ([`upload`]): a flush stores chunks in the local CAS (durable), then
-//! [`RemoteTier::stage`] records the chunks that are not known to be on the remote as
+//! `RemoteTier::stage` records the chunks that are not known to be on the remote as
 //! durable pending markers (`<state>/pending/<engine>/<hex>`, directory fsynced) BEFORE
 //! the flush commits its metadata; the uploader task uploads them in the background
 //! (bounded parallelism, retries with exponential backoff, forever: a marker is removed
@@ -33,6 +37,7 @@
 //!   CAS (garbage-collected there, so nothing references it).
 //! - Lock order: `gc` then `queue` then `known`; none is held across an `.await`.
 
+pub mod binding;
 pub mod evict;
 pub mod gc;
 pub mod owner;
@@ -51,6 +56,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+pub use binding::{CommitTicket, DataDurability, Publish, TierBinding};
 pub use evict::{EvictStats, Evictor};
 pub use gc::{GcError, GcRun, LiveSetError, SweepCounts};
 pub use owner::{RemoteClaim, claim_remote};
@@ -162,7 +168,7 @@ pub(crate) struct TierInner {
 impl RemoteTier {
     /// Creates the tier of `remote` named `name` with its state under `state_dir`, loads
     /// the pending markers left by a previous run and starts the uploader task (stopped by
-    /// `stop`). Engines are attached later with [`RemoteTier::register_engine`]; pending
+    /// `stop`). Engines are attached later by each share's [`TierBinding::new`]; pending
     /// uploads of an engine wait until it is registered.
     pub fn start(
         name: &str,
@@ -228,7 +234,7 @@ impl RemoteTier {
     }
 
     /// Attaches the engine of local block store `name` (idempotent).
-    pub fn register_engine(&self, name: &str, engine: &Engine) {
+    pub(crate) fn register_engine(&self, name: &str, engine: &Engine) {
         self.inner
             .engines
             .lock()
@@ -266,8 +272,8 @@ impl RemoteTier {
         }
     }
 
-    /// Held by a flush from before [`RemoteTier::stage`] until its metadata is committed.
-    pub async fn flush_guard(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+    /// Held by a flush from before `RemoteTier::stage` until its metadata is committed.
+    pub(crate) async fn flush_guard(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
         self.inner.flush_gate.read().await
     }
 }

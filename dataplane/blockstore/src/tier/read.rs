@@ -99,7 +99,7 @@ impl ReadState {
 impl RemoteTier {
     /// `len` bytes at `off` inside the chunk `block`, which is not in `engine`'s local
     /// CAS: verified bytes from the remote (or the range cache), within the read deadline.
-    pub async fn read_cold(
+    pub(crate) async fn read_cold(
         &self,
         engine: &Engine,
         block: &BlockRef,
@@ -204,7 +204,7 @@ impl RemoteTier {
     /// Fetches the whole chunk `block` from the remote into `engine`'s local CAS
     /// (verified; within the read deadline). Used before re-chunking or truncating a
     /// file whose base chunk was evicted.
-    pub async fn fetch_into_local(&self, engine: &Engine, block: &BlockRef) -> Result<()> {
+    pub(crate) async fn fetch_into_local(&self, engine: &Engine, block: &BlockRef) -> Result<()> {
         let t = &self.inner;
         let hash = block.hash;
         let data = with_deadline(
@@ -232,7 +232,7 @@ impl RemoteTier {
 
     /// Called after every read of a remote-backed file: detects sequential readers and
     /// starts whole-chunk readahead of the chunks they will need next.
-    pub fn after_read(
+    pub(crate) fn after_read(
         &self,
         engine: &Engine,
         key: FileKey,

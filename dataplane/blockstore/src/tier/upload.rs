@@ -235,9 +235,9 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 impl super::RemoteTier {
     /// Records that the chunks `hashes` (stored and durable in the local CAS of engine
     /// `engine`) must reach the remote; durable when this returns. Call it before the
-    /// metadata referencing them is committed, holding [`super::RemoteTier::flush_guard`].
+    /// metadata referencing them is committed, holding `RemoteTier::flush_guard` (see [`super::binding`]).
     /// `object`: the file's ObjectID when the flush quiesced it (file-level dedup).
-    pub async fn stage(
+    pub(crate) async fn stage(
         &self,
         engine: &str,
         hashes: &[ContentHash],
@@ -323,7 +323,7 @@ impl super::RemoteTier {
     /// remote. Chunks neither known nor pending (e.g. after a restart) are staged for
     /// engine `engine` first (the uploader then confirms them with a HEAD). After the
     /// tier's commit timeout: [`BlockError::RemotePending`] (retry later; nothing lost).
-    pub async fn wait_remote(&self, engine: &str, hashes: &[ContentHash]) -> Result<()> {
+    pub(crate) async fn wait_remote(&self, engine: &str, hashes: &[ContentHash]) -> Result<()> {
         let t = &self.inner;
         let unknown: Vec<ContentHash> = {
             let q = t.queue.lock();
