@@ -11,7 +11,7 @@ use dittofs_proto::defaults::SHARE_DEFAULTS;
 use dittofs_proto::v1::Chunking;
 use std::path::PathBuf;
 
-/// Exit codes, shown at the end of `dfsctl --help` (kept in sync with `client::exit`).
+/// Exit codes, shown at the end of `dfsctl --help` (kept in sync with `error::exit`).
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success

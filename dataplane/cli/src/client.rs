@@ -1,7 +1,9 @@
 //! Connection to the control API: channel setup, the bearer-token interceptor, per-call
-//! deadlines, and the mapping of failures to `dfsctl` errors and exit codes.
+//! deadlines, and the mapping of failures (gRPC statuses, connect errors) to
+//! [`CliError`]s with hints drawn from where the settings came from.
 
 use crate::context::{Resolved, Source};
+use crate::error::CliError;
 use dittofs_proto::v1::control_service_client::ControlServiceClient;
 use std::future::Future;
 use std::time::Duration;
@@ -9,82 +11,6 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
-
-/// Process exit codes (documented in `dfsctl --help`, see `cli::EXIT_CODES_HELP`).
-pub(crate) mod exit {
-    pub(crate) const OK: u8 = 0;
-    /// Other or internal error, a FAILED job.
-    pub(crate) const OTHER: u8 = 1;
-    /// Usage error or INVALID_ARGUMENT.
-    pub(crate) const USAGE: u8 = 2;
-    pub(crate) const NOT_FOUND: u8 = 3;
-    /// ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED.
-    pub(crate) const CONFLICT: u8 = 4;
-    /// UNAUTHENTICATED, PERMISSION_DENIED.
-    pub(crate) const AUTH: u8 = 5;
-    /// Connect failure, UNAVAILABLE, DEADLINE_EXCEEDED.
-    pub(crate) const UNREACHABLE: u8 = 6;
-    /// The refcount audit found drift.
-    pub(crate) const DRIFT: u8 = 8;
-    /// Interrupted (Ctrl-C) while following a job.
-    pub(crate) const INTERRUPTED: u8 = 130;
-}
-
-/// Every failure `dfsctl` reports; `Display` is the message after `dfsctl: `.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CliError {
-    /// Bad command-line input or local configuration (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// A local object (a context) does not exist (exit 3).
-    #[error("{0}")]
-    NotFound(String),
-    /// The server answered with an error status (exit code by status code).
-    #[error("{message}")]
-    Status { code: Code, message: String },
-    /// The server could not be reached (exit 6).
-    #[error("{0}")]
-    Unreachable(String),
-    /// The audit found refcount drift (exit 8).
-    #[error("{0}")]
-    Drift(String),
-    /// Interrupted while following a job (exit 130).
-    #[error("{0}")]
-    Interrupted(String),
-    /// Anything else (exit 1).
-    #[error("{0}")]
-    Failed(String),
-    /// A secret given twice, or an unreadable or empty secret file (exit 2).
-    #[error(transparent)]
-    Secret(#[from] crate::secret::SecretError),
-}
-
-impl CliError {
-    pub(crate) fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Usage(_) | CliError::Secret(_) => exit::USAGE,
-            CliError::NotFound(_) => exit::NOT_FOUND,
-            CliError::Status { code, .. } => exit_code_for(*code),
-            CliError::Unreachable(_) => exit::UNREACHABLE,
-            CliError::Drift(_) => exit::DRIFT,
-            CliError::Interrupted(_) => exit::INTERRUPTED,
-            CliError::Failed(_) => exit::OTHER,
-        }
-    }
-}
-
-/// The exit code for a gRPC status code.
-pub(crate) fn exit_code_for(code: Code) -> u8 {
-    match code {
-        Code::Ok => exit::OK,
-        Code::InvalidArgument => exit::USAGE,
-        Code::NotFound => exit::NOT_FOUND,
-        Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => exit::CONFLICT,
-        Code::Unauthenticated | Code::PermissionDenied => exit::AUTH,
-        Code::Unavailable | Code::DeadlineExceeded => exit::UNREACHABLE,
-        _ => exit::OTHER,
-    }
-}
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
@@ -306,6 +232,7 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::exit_code_for;
 
     fn settings(source: Source) -> Resolved {
         Resolved {

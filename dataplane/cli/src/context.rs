@@ -24,7 +24,7 @@
 //! to: the address its `dfs` recorded in `control-endpoint` beside it must be the one the
 //! server URL reaches (same port, a loopback host). Otherwise no token is sent.
 
-use crate::client::CliError;
+use crate::error::CliError;
 use crate::secret::{SecretInput, exposed_mode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -18,15 +18,16 @@
 //! | 8    | `blockstore audit-refcounts` found drift (delta != 0 or dangling entries) |
 //! | 130  | interrupted while following a job (the job keeps running on the server) |
 //!
-//! Modules: `cli` (grammar), `context` (config file, settings precedence), `client`
-//! (connection, auth, error mapping), `output` (rendering), `spec` (desired-state
-//! document), `parse` (value syntaxes), `secret` (secrets given as values or files),
-//! `cmd` (the commands).
+//! Modules: `cli` (grammar), `error` (`CliError` and the exit codes), `context` (config
+//! file, settings precedence), `client` (connection, auth, status to error), `output`
+//! (rendering), `spec` (desired-state document), `parse` (value syntaxes), `secret`
+//! (secrets given as values or files), `cmd` (the commands).
 
 mod cli;
 mod client;
 mod cmd;
 mod context;
+mod error;
 mod output;
 mod parse;
 mod secret;
@@ -53,11 +54,11 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dfsctl: cannot start the async runtime: {e}");
-            return ExitCode::from(client::exit::OTHER);
+            return ExitCode::from(error::exit::OTHER);
         }
     };
     match runtime.block_on(cmd::run(cli, sources)) {
-        Ok(()) => ExitCode::from(client::exit::OK),
+        Ok(()) => ExitCode::from(error::exit::OK),
         Err(e) => {
             eprintln!("dfsctl: {e}");
             ExitCode::from(e.exit_code())

@@ -6,7 +6,7 @@
 //! schema); the rest are here, each with a `from` the API type and a text renderer.
 
 use crate::cli::OutputFormat;
-use crate::client::CliError;
+use crate::error::CliError;
 use crate::parse::{
     format_chunking, format_duration_secs, format_octal_mode, format_unix, human_size,
 };

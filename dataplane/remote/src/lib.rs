@@ -26,6 +26,7 @@
 //!   a stalled server yields [`RemoteError::Unavailable`], never a hung caller.
 
 pub mod conformance;
+mod error;
 pub mod memory;
 pub mod s3;
 pub mod tree;
@@ -34,6 +35,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dittofs_types::ContentHash;
 
+pub use error::{RemoteError, Result};
 pub use memory::MemoryRemote;
 pub use s3::{S3Config, S3Remote};
 pub use tree::{ChunkTree, group_size};
@@ -42,34 +44,6 @@ pub use tree::{ChunkTree, group_size};
 pub const META_HASH: &str = "blake3";
 /// User-metadata key of the encoded [`ChunkTree`].
 pub const META_TREE: &str = "dittofs-tree";
-
-/// Errors of the remote tier.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
-    #[error("chunk {0} is not on the remote store")]
-    NotFound(ContentHash),
-    /// The object exists but its bytes do not match the hash (or its length is wrong).
-    #[error("chunk {hash} on the remote store is corrupt: {detail}")]
-    Corrupt { hash: ContentHash, detail: String },
-    /// The server could not be reached, timed out or failed (worth retrying).
-    #[error("remote store unavailable: {0}")]
-    Unavailable(String),
-    /// The request was refused (credentials, bucket, permissions): retrying will not help.
-    #[error("remote store refused the request: {0}")]
-    Refused(String),
-    /// The caller asked for something invalid (bad range, data not matching its hash).
-    #[error("invalid remote request: {0}")]
-    Invalid(String),
-}
-
-impl RemoteError {
-    /// Whether a retry may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, RemoteError::Unavailable(_))
-    }
-}
-
-pub type Result<T, E = RemoteError> = std::result::Result<T, E>;
 
 /// One chunk object on the remote.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //! A chunk of one group (`n <= G`) has no stored CVs: its root is `blake3::hash(data)`
 //! and it is read (and verified) whole.
 
-use crate::{RemoteError, Result};
+use crate::error::{RemoteError, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use blake3::hazmat::{

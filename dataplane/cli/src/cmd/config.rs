@@ -6,7 +6,7 @@
 
 use super::Ctx;
 use crate::cli::{ConfigCommand, OutputFormat};
-use crate::client::CliError;
+use crate::error::CliError;
 use crate::output::{ApplyView, ChangeView, apply_text, emit, render};
 use crate::spec::DesiredStateSpec;
 use dittofs_proto::v1 as pb;

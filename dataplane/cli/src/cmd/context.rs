@@ -3,8 +3,8 @@
 
 use super::Ctx;
 use crate::cli::ContextCommand;
-use crate::client::CliError;
 use crate::context::{Context, Source};
+use crate::error::CliError;
 use crate::output::{Table, emit, kv};
 use serde::Serialize;
 

@@ -9,7 +9,8 @@
 
 use super::Ctx;
 use crate::cli::{BlockstoreCommand, GcArgs, OutputFormat};
-use crate::client::{CliError, Conn};
+use crate::client::Conn;
+use crate::error::CliError;
 use crate::output::{AuditView, GcSummaryView, audit_text, emit, gc_summary_text};
 use dittofs_proto::v1 as pb;
 use indicatif::{ProgressBar, ProgressStyle};

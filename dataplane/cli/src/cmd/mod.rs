@@ -12,8 +12,9 @@ mod store;
 mod trash;
 
 use crate::cli::{Cli, Command, GlobalArgs, OutputFormat};
-use crate::client::{CliError, Conn};
+use crate::client::Conn;
 use crate::context::{ConfigFile, ConnFlags, Resolved, config_path, fallback_token_paths, resolve};
+use crate::error::CliError;
 use crate::secret::SecretInput;
 use std::path::PathBuf;
 use std::time::Duration;

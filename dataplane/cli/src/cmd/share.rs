@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::cli::{ShareCommand, ShareCreateArgs, ShareEditArgs};
-use crate::client::CliError;
+use crate::error::CliError;
 use crate::output::{RemovedView, emit, removed_text, share_text, shares_text};
 use crate::spec::ShareSpec;
 use dittofs_proto::v1 as pb;

@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::cli::Cli;
-use crate::client::CliError;
+use crate::error::CliError;
 use crate::output::{StatusView, VersionView, emit, status_text, version_text};
 use clap::CommandFactory;
 use dittofs_proto::v1::GetStatusRequest;

@@ -10,7 +10,7 @@ use crate::cli::{
     BlockCommand, BlockCommonArgs, BlockKind, LocalCommand, LocalFlags, MetadataAddArgs,
     MetadataCommand, RemoteCommand, S3_SECRET_ENV, S3Flags, StoreCommand,
 };
-use crate::client::CliError;
+use crate::error::CliError;
 use crate::output::{RemovedView, block_stores_text, emit, metadata_stores_text, removed_text};
 use crate::secret::SecretInput;
 use crate::spec::{BlockStoreSpec, MetadataStoreSpec};

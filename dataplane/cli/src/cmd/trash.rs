@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::cli::TrashCommand;
-use crate::client::CliError;
+use crate::error::CliError;
 use crate::output::{
     EmptiedView, RestoredView, TrashListView, TrashStatusView, emit, trash_list_text,
     trash_status_text,

@@ -8,9 +8,9 @@
 //! holder, because NLM TEST and NFSv4 LOCKT/LOCK denials return it.
 
 use super::byte_range::{ByteRange, HeldLock, LockKind, RangeError};
-use super::lease::LeaseId;
+use super::ids::{LeaseId, OpenId};
+use super::open::Access;
 use super::owner::Owner;
-use super::share::{Access, OpenId};
 
 /// A lock that stands in the way: its owner, range and kind.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -23,6 +23,8 @@
 
 use super::LockManager;
 use super::error::LockError;
+use super::ids::LeaseId;
+use super::open::OpenInfo;
 use super::owner::Owner;
 use dittofs_types::Ino;
 use std::fmt;
@@ -124,29 +126,6 @@ impl BreakCause {
     }
 }
 
-/// Identifies one lease. Carries its inode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LeaseId {
-    ino: Ino,
-    seq: u64,
-}
-
-impl LeaseId {
-    pub fn ino(&self) -> Ino {
-        self.ino
-    }
-
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
-impl fmt::Display for LeaseId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "lease#{}@{}", self.seq, self.ino)
-    }
-}
-
 /// One lease as the manager holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseInfo {
@@ -236,7 +215,7 @@ pub struct BreakOutcome {
 /// The holder of the first lease (other than `holder`'s own) that refuses `kind`.
 fn grant_conflict<'a>(
     leases: &'a [LeaseInfo],
-    opens: &'a [super::share::OpenInfo],
+    opens: &'a [OpenInfo],
     holder: &Owner,
     kind: LeaseKind,
 ) -> Option<&'a Owner> {
@@ -283,7 +262,7 @@ impl LockManager {
                 l.kind = kind;
                 return Ok(l.id);
             }
-            let id = LeaseId { ino, seq };
+            let id = LeaseId::new(ino, seq);
             let breaking = None;
             let holder = holder.clone();
             st.leases.push(LeaseInfo {
@@ -381,7 +360,7 @@ impl LockManager {
     }
 
     fn remove_lease(&self, id: LeaseId) -> Option<LeaseInfo> {
-        let gone = self.edit(id.ino, |st| {
+        let gone = self.edit(id.ino(), |st| {
             let at = st.leases.iter().position(|l| l.id == id)?;
             Some(st.leases.remove(at))
         });
@@ -393,7 +372,7 @@ impl LockManager {
     /// `kept`; without a recall outstanding this is a voluntary downgrade. The new kind
     /// is returned; a lease that comes down to NONE is removed.
     pub fn ack_break(&self, id: LeaseId, kept: LeaseKind) -> Result<LeaseKind, LockError> {
-        let kind = self.edit(id.ino, |st| {
+        let kind = self.edit(id.ino(), |st| {
             let at = st.leases.iter().position(|l| l.id == id);
             let at = at.ok_or(LockError::UnknownLease(id))?;
             let l = &mut st.leases[at];
@@ -424,8 +403,8 @@ impl LockManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::open::Access;
     use crate::state::owner::{ClientId, Protocol};
-    use crate::state::share::Access;
     use std::sync::Arc;
 
     fn smb(client: u64, key: u8) -> Owner {

@@ -27,21 +27,23 @@
 
 mod byte_range;
 mod error;
+mod ids;
 mod lease;
 mod locking;
+mod open;
 mod owner;
 mod share;
 mod waiters;
 
 pub use byte_range::{ByteRange, HeldLock, LockKind, RangeError};
 pub use error::{LockConflict, LockError, ShareConflict};
+pub use ids::{LeaseId, OpenId};
 pub use lease::{
-    BreakCause, BreakOutcome, ChannelBreaker, LeaseBreaker, LeaseEvent, LeaseId, LeaseInfo,
-    LeaseKind,
+    BreakCause, BreakOutcome, ChannelBreaker, LeaseBreaker, LeaseEvent, LeaseInfo, LeaseKind,
 };
 pub use locking::{CancelOutcome, LockQueued};
+pub use open::{Access, OpenInfo};
 pub use owner::{ClientId, Owner, Protocol};
-pub use share::{Access, OpenId, OpenInfo};
 pub use waiters::{WaitHandle, WaiterId, WaiterInfo};
 
 use byte_range::LockList;

@@ -17,99 +17,10 @@
 
 use super::LockManager;
 use super::error::{LockError, ShareConflict};
+use super::ids::OpenId;
+use super::open::{Access, OpenInfo};
 use super::owner::Owner;
 use dittofs_types::Ino;
-use std::fmt;
-
-/// A set of read / write / delete, used both for access and for deny.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Access(u8);
-
-impl Access {
-    pub const NONE: Access = Access(0);
-    pub const READ: Access = Access(1);
-    pub const WRITE: Access = Access(2);
-    pub const DELETE: Access = Access(4);
-    pub const READ_WRITE: Access = Access(3);
-    pub const ALL: Access = Access(7);
-
-    pub fn new(read: bool, write: bool, delete: bool) -> Access {
-        Access(u8::from(read) | (u8::from(write) << 1) | (u8::from(delete) << 2))
-    }
-
-    pub fn read(self) -> bool {
-        self.0 & 1 != 0
-    }
-
-    pub fn write(self) -> bool {
-        self.0 & 2 != 0
-    }
-
-    pub fn delete(self) -> bool {
-        self.0 & 4 != 0
-    }
-
-    pub fn intersects(self, other: Access) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    pub fn union(self, other: Access) -> Access {
-        Access(self.0 | other.0)
-    }
-}
-
-impl fmt::Debug for Access {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let flag = |on: bool, c: char| if on { c } else { '-' };
-        write!(
-            f,
-            "{}{}{}",
-            flag(self.read(), 'r'),
-            flag(self.write(), 'w'),
-            flag(self.delete(), 'd')
-        )
-    }
-}
-
-/// Identifies one open. Carries its inode, so closing needs nothing else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpenId {
-    ino: Ino,
-    seq: u64,
-}
-
-impl OpenId {
-    pub fn ino(&self) -> Ino {
-        self.ino
-    }
-
-    /// Unique within the manager (adapters may use it in their state IDs).
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
-impl fmt::Display for OpenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "open#{}@{}", self.seq, self.ino)
-    }
-}
-
-/// One open of a file and its share reservation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpenInfo {
-    pub id: OpenId,
-    pub owner: Owner,
-    pub access: Access,
-    pub deny: Access,
-}
-
-impl OpenInfo {
-    /// Whether an open with `access` and `deny` may coexist with this one.
-    pub fn compatible(&self, access: Access, deny: Access) -> bool {
-        !access.intersects(self.deny) && !deny.intersects(self.access)
-    }
-}
 
 /// The first open in `opens` (other than `except`) incompatible with access/deny.
 pub(crate) fn share_conflict(
@@ -146,7 +57,7 @@ impl LockManager {
             if let Some(c) = share_conflict(&st.opens, None, access, deny) {
                 return Err(LockError::ShareViolation(c));
             }
-            let id = OpenId { ino, seq };
+            let id = OpenId::new(ino, seq);
             st.opens.push(OpenInfo {
                 id,
                 owner: owner.clone(),
@@ -160,7 +71,7 @@ impl LockManager {
     /// Changes an open's access and deny (upgrade or OPEN_DOWNGRADE); refused if another
     /// open would conflict with the new reservation.
     pub fn change_open(&self, id: OpenId, access: Access, deny: Access) -> Result<(), LockError> {
-        self.edit(id.ino, |st| {
+        self.edit(id.ino(), |st| {
             if !st.opens.iter().any(|o| o.id == id) {
                 return Err(LockError::UnknownOpen(id));
             }
@@ -186,7 +97,7 @@ impl LockManager {
     /// Returns how many locks went.
     pub fn close_releasing_locks(&self, id: OpenId) -> Result<usize, LockError> {
         let owner = self.close_inner(id)?;
-        Ok(self.edit(id.ino, |st| {
+        Ok(self.edit(id.ino(), |st| {
             let n = st.locks.remove_where(|o| o == &owner);
             st.grant_ready();
             n
@@ -194,7 +105,7 @@ impl LockManager {
     }
 
     fn close_inner(&self, id: OpenId) -> Result<Owner, LockError> {
-        self.edit(id.ino, |st| {
+        self.edit(id.ino(), |st| {
             let at = st.opens.iter().position(|o| o.id == id);
             let open = at.map(|i| st.opens.remove(i));
             open.map(|o| o.owner).ok_or(LockError::UnknownOpen(id))
