@@ -11,6 +11,9 @@
 # `ps`), secrets given to dfsctl as files or environment variables stay out of `ps`, a
 # second dfs (control API on 0.0.0.0, token file mode 0644) warns about both and never
 # receives the first one's local token, and a too-short token exits 2.
+# Identity: users (passwords on stdin, from a file, as a flag), a group, grants and the
+# default level on /team; no password or hash in listings (text/json/yaml), config get,
+# state.json or the server log; identity.json 0600 with hashes only; users survive the restart.
 # Prints the dfsctl transcript; ends with "control-e2e: N passed, N failed".
 #
 # Env: NFS_PORT (default 23049; control API on NFS_PORT+2)
@@ -175,6 +178,61 @@ ctl -o json share list
 [ "$(json 'len(d)')" = 3 ] && ok "three shares listed as JSON" || bad "share list -o json"
 ctl status; expect 0 "status"
 
+# --- users, groups and share permissions (on /team, which guest 1 uses as two uids) ---
+# Passwords go in on stdin, from a file and (once, with its warning) as a flag; none of
+# them, and no hash, may come back in a listing, state.json or the server log.
+PW_A=$(python3 -c 'import os; print("pwA-" + os.urandom(12).hex())')
+PW_B=$(python3 -c 'import os; print("pwB-" + os.urandom(12).hex())')
+PW_C=$(python3 -c 'import os; print("pwC-" + os.urandom(12).hex())')
+PW_A2=$(python3 -c 'import os; print("pwA2-" + os.urandom(12).hex())')
+printf '%s\n' "$PW_B" >"$WORK/pw-b"; chmod 600 "$WORK/pw-b"
+ctl share create --name /team --metadata meta-a --local local-3; expect 0 "share /team"
+ctl group create staff --gid 5000; expect 0 "group staff"
+ctl user create alice --uid 5001 --groups staff --password-stdin <<<"$PW_A"; expect 0 "user alice (password on stdin)"
+ctl user create bob --uid 5002 --groups staff --password-file "$WORK/pw-b"; expect 0 "user bob (password from a file)"
+ctl user create carol --uid 5003 --password "$PW_C"; expect 0 "user carol (password as a flag)"
+grep -q "visible to every user" "$WORK/out" && ok "--password draws the ps warning" || bad "no warning for --password"
+ctl user create dave --uid 5001 --password-stdin <<<"x"; expect 2 "a second user with uid 5001 refused"
+grep -q 'uid 5001 is already used by user "alice"' "$WORK/out" && ok "the duplicate uid's owner is named" || bad "duplicate uid message"
+ctl user create dave --groups nope --password-stdin <<<"x"; expect 3 "an unknown group refused"
+ctl user create dave --password-stdin </dev/null; expect 2 "an empty password refused"
+ctl user create -- -dave --password-stdin <<<"x"; expect 2 "a bad user name refused"
+ctl user create dave --uid 5004 </dev/null; expect 2 "no password and no terminal: usage error"
+ctl share permission grant /team --user alice --level write; expect 2 "an unknown level refused"
+ctl share permission grant /team --user nobody --level read; expect 3 "a grant to an unknown user refused"
+ctl share permission grant /team --user alice --level read; expect 0 "grant alice read on /team"
+ctl share permission grant /team --group staff --level read-write; expect 0 "grant staff read-write on /team"
+ctl share permission default /team --level none; expect 0 "default level of /team: none"
+ctl -o json share permission list /team
+[ "$(json "d['default_level'] + ' ' + ' '.join(sorted(g['kind'] + ':' + g['name'] + '=' + g['level'] for g in d['grants']))")" = "none group:staff=read-write user:alice=read" ] \
+  && ok "permission list shows both grants and the default" || bad "permission list: $(cat "$WORK/out")"
+ctl user edit carol --enabled false; expect 0 "disable carol"
+ctl user password alice --password-stdin <<<"$PW_A2"; expect 0 "alice's password changed"
+ctl group list; expect 0 "group list"
+grep -q "staff.*5000.*alice,bob" "$WORK/out" && ok "group list shows the members" || bad "group members"
+ctl group remove staff; expect 4 "a group with members is not removed"
+ctl user list; expect 0 "user list"
+IDENT=$DATA/control/identity.json
+secrets_in() { # file: prints each password or hash found in it
+  for s in "$PW_A" "$PW_B" "$PW_C" "$PW_A2" '$argon2'; do grep -qF -- "$s" "$1" && echo "$s"; done
+  python3 -c 'import json,sys; [print(u["hashes"]["nt"]) for u in json.load(open(sys.argv[1]))["users"].values()]' "$IDENT" \
+    | while read -r h; do grep -qF "$h" "$1" && echo "nt:$h"; done
+}
+for f in yaml json; do
+  ctl -o "$f" user list; cp "$WORK/out" "$WORK/users.$f"
+  [ -z "$(secrets_in "$WORK/users.$f")" ] && grep -q "has_password" "$WORK/users.$f" \
+    && ok "user list -o $f: no password, no hash" || bad "user list -o $f shows a secret: $(secrets_in "$WORK/users.$f")"
+done
+ctl -o yaml user get carol
+grep -q "enabled: false" "$WORK/out" && [ -z "$(secrets_in "$WORK/out")" ] && ok "user get: carol disabled, no secret" || bad "user get carol"
+ctl -o json config get
+[ -z "$(secrets_in "$WORK/out")" ] && ok "config get: no secret" || bad "config get shows a secret"
+[ "$(stat -c %a "$IDENT")" = 600 ] && [ "$(stat -c %a "$DATA/control/state.json")" = 600 ] \
+  && ok "identity.json and state.json are 0600" || bad "modes: $(stat -c '%n %a' "$IDENT" "$DATA/control/state.json")"
+[ -z "$(for s in "$PW_A" "$PW_B" "$PW_C" "$PW_A2"; do grep -lF -- "$s" "$IDENT" "$DATA/control/state.json"; done)" ] \
+  && grep -q '"argon2": "\$argon2id\$' "$IDENT" && ! grep -q argon2 "$DATA/control/state.json" \
+  && ok "identity.json holds hashes only, state.json no user" || bad "a clear password or misplaced hash in the state files"
+
 # --- guest 1: write, delete into the bin ---
 SHARE=$(mktemp -d "$WORK/guest.XXXX")
 MOPT="nfsvers=3,tcp,port=$NFS_PORT,mountport=$NFS_PORT,nolock"
@@ -252,6 +310,8 @@ start_dfs || { bad "dfs did not restart"; tail -20 "$WORK/dfs.log" >&2; finish; 
 ctl -o yaml config get
 cmp -s "$WORK/out" "$WORK/config-before.yaml" && ok "same configuration after restart" || bad "configuration changed across restart"
 ctl share list; expect 0 "share list after restart"
+ctl -o json user list
+cmp -s "$WORK/out" "$WORK/users.json" && ok "users unchanged across the restart" || bad "users changed across restart"
 
 # --- guest 2: data after GC and restart ---
 VM_SHARE=$SHARE VM_TIMEOUT=900 "$VM/run-in-guest.sh" "set -e
@@ -277,4 +337,6 @@ ctl blockstore audit-refcounts /media; expect 8 "audit with a chunk file deleted
 grep -q "/video.bin .*${LOST##*/} .*missing" "$WORK/out" && ok "the missing chunk is listed with /video.bin" || bad "missing chunk not listed with its file"
 echo "----- end of transcript -----"
 stop_dfs && ok "clean stop after the run" || bad "final stop"
+[ -z "$(secrets_in "$WORK/dfs.log")" ] && grep -q 'user created' "$WORK/dfs.log" \
+  && ok "the server log records user changes without a password or hash" || bad "server log: $(secrets_in "$WORK/dfs.log")"
 finish
