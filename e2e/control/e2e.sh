@@ -178,7 +178,8 @@ ctl -o json share list
 [ "$(json 'len(d)')" = 3 ] && ok "three shares listed as JSON" || bad "share list -o json"
 ctl status; expect 0 "status"
 
-# --- users, groups and share permissions (on /team, which guest 1 uses as two uids) ---
+# --- users, groups and share permissions (on /team, which guest 1 uses as four uids) ---
+MOPT_TEAM="nfsvers=3,tcp,port=$NFS_PORT,mountport=$NFS_PORT,nolock,actimeo=0"
 # Passwords go in on stdin, from a file and (once, with its warning) as a flag; none of
 # them, and no hash, may come back in a listing, state.json or the server log.
 PW_A=$(python3 -c 'import os; print("pwA-" + os.urandom(12).hex())')
@@ -232,6 +233,36 @@ ctl -o json config get
 [ -z "$(for s in "$PW_A" "$PW_B" "$PW_C" "$PW_A2"; do grep -lF -- "$s" "$IDENT" "$DATA/control/state.json"; done)" ] \
   && grep -q '"argon2": "\$argon2id\$' "$IDENT" && ! grep -q argon2 "$DATA/control/state.json" \
   && ok "identity.json holds hashes only, state.json no user" || bad "a clear password or misplaced hash in the state files"
+# The kernel client on /team as four uids (guest 1 runs it): bob (staff: read-write)
+# writes; alice (own grant: read) gets EACCES on every kind of change, EPERM or success
+# would mean the grant was not what refused it (chmod of bob's file is EPERM by POSIX);
+# carol (disabled) and an unknown uid (default none) cannot list it. Root mounts it
+# (squashed to the anonymous uid: default none, which still serves the mount).
+TEAM_GUEST='mkdir -p /mnt/team
+mount -t nfs -o '"$MOPT_TEAM"' 10.0.2.2:/team /mnt/team
+as() { u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups "$@"; }
+as 5002 sh -c "umask 0; echo hello > /mnt/team/f && mkdir /mnt/team/d && echo BOB-WRITE-OK"
+for op in "touch /mnt/team/new" "echo x >> /mnt/team/f" "chmod 600 /mnt/team/f" "truncate -s 0 /mnt/team/f" \
+    "mv /mnt/team/f /mnt/team/g" "rm /mnt/team/f" "ln /mnt/team/f /mnt/team/h" "ln -s f /mnt/team/s" \
+    "mkdir /mnt/team/d2" "rmdir /mnt/team/d"; do
+  if out=$(as 5001 sh -c "$op" 2>&1); then echo "ALICE-ALLOWED: $op"
+  elif echo "$out" | grep -q "Permission denied"; then echo "ALICE-REFUSED: $op"
+  else echo "ALICE-OTHER: $op: $out"; fi
+done
+[ "$(as 5001 cat /mnt/team/f)" = hello ] && echo ALICE-READ-OK
+as 5003 ls /mnt/team >/dev/null 2>&1 || echo CAROL-REFUSED
+as 5009 ls /mnt/team >/dev/null 2>&1 || echo NOBODY-LIST-REFUSED
+as 5009 stat /mnt/team >/dev/null && echo NOBODY-STAT-OK
+umount /mnt/team
+echo TEAM-DONE'
+team_checks() { # guest log
+  for m in BOB-WRITE-OK ALICE-READ-OK CAROL-REFUSED NOBODY-LIST-REFUSED NOBODY-STAT-OK TEAM-DONE; do
+    grep -q "^$m" "$1" && ok "guest: $m" || bad "guest: $m"
+  done
+  [ "$(grep -c '^ALICE-REFUSED' "$1")" = 10 ] && ! grep -qE '^ALICE-(ALLOWED|OTHER)' "$1" \
+    && ok "guest: read grant refuses create, write, chmod, truncate, rename, remove, link, symlink, mkdir, rmdir with EACCES" \
+    || bad "guest: read grant: $(grep -E '^ALICE-' "$1" | tr '\n' ';')"
+}
 
 # --- guest 1: write, delete into the bin ---
 SHARE=$(mktemp -d "$WORK/guest.XXXX")
@@ -255,11 +286,13 @@ test -f '/mnt/docs/#recycle/reports/q1.txt' && echo RECYCLED-OK
 test ! -e '/mnt/docs/#recycle/junk.tmp' && echo EXCLUDE-OK
 test ! -e '/mnt/media/#recycle' && echo NO-BIN-OK
 umount /mnt/docs /mnt/media
+$TEAM_GUEST
 echo GUEST1-DONE" >"$WORK/guest1.log" 2>&1
 for m in RECYCLED-OK EXCLUDE-OK NO-BIN-OK GUEST1-DONE; do
   grep -q "^$m" "$WORK/guest1.log" && ok "guest 1: $m" || bad "guest 1: $m"
 done
 grep -q GUEST1-DONE "$WORK/guest1.log" || grep -av '^\[ *[0-9.]*\] ' "$WORK/guest1.log" | tail -30 >&2
+team_checks "$WORK/guest1.log"
 
 # --- recycle bin ---
 ctl trash list /docs; expect 0 "trash list"

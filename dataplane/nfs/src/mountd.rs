@@ -5,7 +5,7 @@
 use crate::export::{ClientPattern, Refusal};
 use crate::mount3::*;
 use crate::nfs3::NfsFh3;
-use crate::rpc::{AUTH_SYS, AcceptStat, Auth, RpcCall, encode_success};
+use crate::rpc::{AUTH_SYS, AcceptStat, RpcCall, encode_success};
 use crate::server::{CallCtx, Outcome, Shared};
 use crate::xdr::{Decoder, XdrEncode};
 use bytes::{Bytes, BytesMut};
@@ -221,9 +221,9 @@ async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
         // As rpc.mountd answers an "illegal port" (counted and logged by `admit`).
         Err(Refusal::InsecurePort) => return MntRes::Err(MountStat3::Acces),
     }
-    let cred = match &ctx.auth {
-        Auth::Sys { uid, gid, gids, .. } => policy.credentials(Some((*uid, *gid, gids))),
-        _ => policy.credentials(None),
+    let Ok(cred) = policy.caller(&ctx.auth) else {
+        // A disabled user (the client's root after squashing, usually) mounts nothing.
+        return MntRes::Err(MountStat3::Acces);
     };
     let handle = match fs.resolve_dir_path(&cred, &rest).await {
         Ok(ino) => fs.handle_of(ino).await,

@@ -6,7 +6,7 @@
 use crate::conv::{fattr, sattr, time_from_wire, wcc};
 use crate::export::Refusal;
 use crate::nfs3::*;
-use crate::rpc::{AcceptStat, Auth, RpcCall, encode_success};
+use crate::rpc::{AcceptStat, RpcCall, encode_success};
 use crate::server::{CallCtx, Outcome, Reply, Shared};
 use crate::xdr::{Decoder, XdrDecode, XdrEncode};
 use bytes::{Bytes, BytesMut};
@@ -96,10 +96,8 @@ impl Shared {
             Err(Refusal::NotAllowed) => return Err(FsError::Access),
             Err(Refusal::InsecurePort) => return Err(FsError::Perm),
         }
-        let cred = match &ctx.auth {
-            Auth::Sys { uid, gid, gids, .. } => policy.credentials(Some((*uid, *gid, gids))),
-            _ => policy.credentials(None),
-        };
+        // A disabled user is refused like a client that is not allowed.
+        let cred = policy.caller(&ctx.auth).map_err(|_| FsError::Access)?;
         Ok(Target { fs, ino, cred })
     }
 }
@@ -413,7 +411,7 @@ async fn readlink(shared: &Shared, ctx: &CallCtx, a: &ReadlinkArgs) -> ReadlinkR
         }
     };
     let attr = attr_opt(&t.fs, t.ino).await;
-    match t.fs.readlink(t.ino).await {
+    match t.fs.readlink(&t.cred, t.ino).await {
         Ok(target) => Res3::Ok(ReadlinkResOk {
             symlink_attributes: attr.as_ref().map(fattr),
             data: NfsPath3(target),

@@ -438,12 +438,13 @@ impl Runtime {
         self.refresh_exports();
     }
 
-    /// Export policies of every served share.
+    /// Export policies of every served share, each with its access table (users' levels).
     pub fn export_policies(&self) -> Vec<ExportPolicy> {
+        let identity = self.identity.snapshot();
         self.shares()
             .iter()
             .filter_map(|s| match export_policy(s.fs.share_id(), &s.cfg) {
-                Ok(p) => Some(p),
+                Ok(p) => Some(p.with_access(Arc::new(identity.share_access(&s.cfg.name)))),
                 Err(e) => {
                     // Validated before apply, so this is unreachable in practice; an
                     // unexported share is the safe outcome.

@@ -291,12 +291,21 @@ async fn users_groups_grants_validated_persisted_and_never_returned_with_secrets
         .push(spec("dave", Some(3000), &[], "dave-Clear-Pw-3"));
     desired.identity = Some(identity);
     desired.generation = 0;
-    c.apply_config(pb::ApplyConfigRequest {
+    let changes = |r: pb::ApplyConfigResponse| -> Vec<String> {
+        r.changes
+            .iter()
+            .map(|c| format!("{} {} {}", c.kind, c.name, c.action))
+            .collect()
+    };
+    let apply = |dry_run| pb::ApplyConfigRequest {
         state: Some(desired.clone()),
-        dry_run: false,
-    })
-    .await
-    .unwrap();
+        dry_run,
+    };
+    let dry = c.apply_config(apply(true)).await.unwrap().into_inner();
+    assert_eq!(changes(dry), ["user dave added"], "a dry run reports the new user");
+    c.apply_config(apply(false)).await.unwrap();
+    let again = c.apply_config(apply(true)).await.unwrap().into_inner();
+    assert!(changes(again).is_empty(), "the same state again changes nothing");
     let now = stored_nt_hashes(&s);
     assert_eq!(now.len(), 3);
     assert!(hashes.iter().all(|h| now.contains(h)), "stored hashes kept");
@@ -356,4 +365,246 @@ async fn users_groups_grants_validated_persisted_and_never_returned_with_secrets
         .into_inner();
     assert!(perms.grants.is_empty(), "{perms:?}");
     assert_eq!(perms.default_level, "read");
+}
+
+// ------------------------------------------------------------------ NFS enforcement
+
+use dittofs_nfs::nfs3::*;
+
+fn dirop(dir: &NfsFh3, name: &str) -> DirOpArgs3 {
+    DirOpArgs3 {
+        dir: dir.clone(),
+        name: Filename3(name.as_bytes().to_vec()),
+    }
+}
+
+/// The status of each kind of call, as uid `uid`, on the share root `root`, its file
+/// `f` and its directory `d` (names made unique by `tag`).
+fn statuses(
+    nfs: &mut common::Client,
+    uid: u32,
+    root: &NfsFh3,
+    f: &NfsFh3,
+    tag: &str,
+) -> Vec<(&'static str, NfsStat3)> {
+    nfs.cred = (uid, uid, Vec::new());
+    let sattr = |mode| Sattr3 {
+        mode: Some(mode),
+        ..Default::default()
+    };
+    let getattr: GetattrRes = nfs.call(
+        PROGRAM,
+        1,
+        &GetattrArgs {
+            object: root.clone(),
+        },
+    );
+    let read: ReadRes = nfs.call(
+        PROGRAM,
+        6,
+        &ReadArgs {
+            file: f.clone(),
+            offset: 0,
+            count: 4,
+        },
+    );
+    // touch -m: allowed to any writer of the file (a chmod would need its owner).
+    let touch = Sattr3 {
+        mtime: SetTime::ServerTime,
+        ..Default::default()
+    };
+    let setattr: SetattrRes = nfs.call(
+        PROGRAM,
+        2,
+        &SetattrArgs {
+            object: f.clone(),
+            new_attributes: touch,
+            guard: None,
+        },
+    );
+    let mkdir: MkdirRes = nfs.call(
+        PROGRAM,
+        9,
+        &MkdirArgs {
+            where_: dirop(root, &format!("dir-{tag}")),
+            attributes: sattr(0o777),
+        },
+    );
+    let rename: RenameRes = nfs.call(
+        PROGRAM,
+        14,
+        &RenameArgs {
+            from: dirop(root, "f"),
+            to: dirop(root, "f"),
+        },
+    );
+    let remove: RemoveRes = nfs.call(
+        PROGRAM,
+        12,
+        &RemoveArgs {
+            object: dirop(root, &format!("missing-{tag}")),
+        },
+    );
+    vec![
+        ("GETATTR", getattr.status()),
+        ("READ", read.status()),
+        ("WRITE", nfs.write_sync(f, 0, b"data")),
+        ("SETATTR", setattr.status()),
+        ("CREATE", nfs.create(root, &format!("file-{tag}")).status()),
+        ("MKDIR", mkdir.status()),
+        ("RENAME", rename.status()),
+        ("REMOVE", remove.status()),
+    ]
+}
+
+fn expect(got: &[(&str, NfsStat3)], want: &[(&str, NfsStat3)], who: &str) {
+    for ((op, g), (_, w)) in got.iter().zip(want) {
+        assert_eq!(g, w, "{who}: {op}");
+    }
+}
+
+/// Two users and a disabled one, configured through the control API, as AUTH_SYS uids on
+/// the wire: read-only refused on every change with ACCES, read-write served, a disabled
+/// user refused even GETATTR, unknown uids at the share default; changes apply at once.
+#[tokio::test]
+async fn nfs_callers_get_their_grant_level() {
+    let s = common::Server::start();
+    let mut c = client(&s).await;
+    let mut nfs = common::Client::connect(s.nfs_port);
+    let root = nfs.mount_root();
+    let f = nfs.create_file(&root, "f");
+    assert_eq!(nfs.write_sync(&f, 0, b"data"), NfsStat3::Ok);
+    let rw_all: SetattrRes = nfs.call(
+        PROGRAM,
+        2,
+        &SetattrArgs {
+            object: f.clone(),
+            new_attributes: Sattr3 {
+                mode: Some(0o666),
+                ..Default::default()
+            },
+            guard: None,
+        },
+    );
+    assert_eq!(rw_all.status(), NfsStat3::Ok);
+    c.create_group(pb::CreateGroupRequest {
+        name: "staff".into(),
+        gid: Some(600),
+    })
+    .await
+    .unwrap();
+    for (name, uid, groups) in [
+        ("reader", 2001, vec![]),
+        ("writer", 2002, vec!["staff"]),
+        ("off", 2003, vec![]),
+    ] {
+        let mut u = spec(name, Some(uid), &groups, "pw-not-checked-here");
+        u.disabled = name == "off";
+        c.create_user(pb::CreateUserRequest { user: Some(u) })
+            .await
+            .unwrap();
+    }
+    let grant = |user: &str, group: &str, level: &str| pb::GrantSharePermissionRequest {
+        share: "/export".into(),
+        user: user.into(),
+        group: group.into(),
+        level: level.into(),
+    };
+    c.grant_share_permission(grant("reader", "", "read"))
+        .await
+        .unwrap();
+    c.grant_share_permission(grant("", "staff", "read-write"))
+        .await
+        .unwrap();
+    c.set_share_default_level(pb::SetShareDefaultLevelRequest {
+        share: "/export".into(),
+        level: "none".into(),
+    })
+    .await
+    .unwrap();
+
+    use NfsStat3::{Acces, NoEnt, Ok};
+    let read_only = [
+        ("GETATTR", Ok),
+        ("READ", Ok),
+        ("WRITE", Acces),
+        ("SETATTR", Acces),
+        ("CREATE", Acces),
+        ("MKDIR", Acces),
+        ("RENAME", Acces),
+        ("REMOVE", Acces),
+    ];
+    expect(
+        &statuses(&mut nfs, 2001, &root, &f, "r"),
+        &read_only,
+        "read grant",
+    );
+    let read_write = [
+        ("GETATTR", Ok),
+        ("READ", Ok),
+        ("WRITE", Ok),
+        ("SETATTR", Ok),
+        ("CREATE", Ok),
+        ("MKDIR", Ok),
+        ("RENAME", Ok),
+        ("REMOVE", NoEnt),
+    ];
+    expect(
+        &statuses(&mut nfs, 2002, &root, &f, "w"),
+        &read_write,
+        "group read-write",
+    );
+    expect(
+        &statuses(&mut nfs, 2003, &root, &f, "off"),
+        &[("GETATTR", Acces), ("READ", Acces), ("WRITE", Acces)],
+        "disabled",
+    );
+    let none = [
+        ("GETATTR", Ok),
+        ("READ", Acces),
+        ("WRITE", Acces),
+        ("SETATTR", Acces),
+    ];
+    expect(
+        &statuses(&mut nfs, 4242, &root, &f, "u"),
+        &none,
+        "unknown uid: default none",
+    );
+
+    // Changes reach the NFS server without a restart.
+    c.set_share_default_level(pb::SetShareDefaultLevelRequest {
+        share: "/export".into(),
+        level: "read-write".into(),
+    })
+    .await
+    .unwrap();
+    expect(
+        &statuses(&mut nfs, 4242, &root, &f, "u2"),
+        &read_write,
+        "unknown uid: default read-write",
+    );
+    c.edit_user(pb::EditUserRequest {
+        name: "off".into(),
+        enabled: Some(true),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    expect(
+        &statuses(&mut nfs, 2003, &root, &f, "on"),
+        &read_write,
+        "re-enabled (default read-write)",
+    );
+    c.revoke_share_permission(pb::RevokeSharePermissionRequest {
+        share: "/export".into(),
+        user: "reader".into(),
+        group: String::new(),
+    })
+    .await
+    .unwrap();
+    expect(
+        &statuses(&mut nfs, 2001, &root, &f, "r2"),
+        &read_write,
+        "grant revoked: default",
+    );
 }

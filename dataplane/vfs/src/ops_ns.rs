@@ -125,6 +125,7 @@ pub(crate) enum NewKind {
 impl Fs {
     /// Looks `name` up in `dir` ("." and ".." included). Needs search (x) permission.
     pub async fn lookup(&self, cred: &Credentials, dir: Ino, name: &[u8]) -> FsResult<Attr> {
+        self.check_readable(cred)?;
         let d = self.inode(dir).await?;
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);
@@ -175,6 +176,7 @@ impl Fs {
             if name == b".." {
                 return Err(FsError::NoEnt);
             }
+            self.check_readable(cred)?;
             if kind != FileType::Directory {
                 return Err(FsError::NotDir);
             }
@@ -210,7 +212,7 @@ impl Fs {
         how: CreateMode,
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
+        self.check_writable(cred)?;
         self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
@@ -263,7 +265,7 @@ impl Fs {
         name: &[u8],
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
+        self.check_writable(cred)?;
         self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
@@ -281,7 +283,7 @@ impl Fs {
         target: &[u8],
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
+        self.check_writable(cred)?;
         self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
@@ -312,7 +314,7 @@ impl Fs {
         kind: SpecialKind,
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
+        self.check_writable(cred)?;
         self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
@@ -470,7 +472,7 @@ impl Fs {
         dir: Ino,
         name: &[u8],
     ) -> FsResult<Attr> {
-        self.check_writable()?;
+        self.check_writable(cred)?;
         self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
@@ -552,7 +554,7 @@ impl Fs {
         internal: Internal,
     ) -> FsResult<()> {
         if internal == Internal::No {
-            self.check_writable()?;
+            self.check_writable(cred)?;
         }
         if name == b"." {
             return Err(FsError::Inval("cannot remove '.'"));
@@ -789,7 +791,7 @@ impl Fs {
         internal: bool,
     ) -> FsResult<()> {
         if !internal {
-            self.check_writable()?;
+            self.check_writable(cred)?;
         }
         if is_dot_or_dotdot(from_name) || is_dot_or_dotdot(to_name) {
             return Err(FsError::Inval("cannot rename '.' or '..'"));
@@ -1066,6 +1068,7 @@ impl Fs {
         verifier: u64,
         max: usize,
     ) -> FsResult<ReadDirPage> {
+        self.check_readable(cred)?;
         let d = self.inode(dir).await?;
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);

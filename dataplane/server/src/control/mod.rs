@@ -146,9 +146,13 @@ impl ControlService for Control {
             None => None,
         };
         let out = self.rt.apply(desired, req.dry_run).await?;
-        if let (Some(i), false) = (identity, req.dry_run) {
-            self.rt.identity().replace(i).map_err(ControlError::from)?;
-            self.rt.refresh_exports();
+        let mut identity_changes = Vec::new();
+        if let Some(i) = identity {
+            identity_changes = users::identity_changes(&self.rt.identity().snapshot(), &i);
+            if !req.dry_run {
+                self.rt.identity().replace(i).map_err(ControlError::from)?;
+                self.rt.refresh_exports();
+            }
         }
         Ok(Response::new(pb::ApplyConfigResponse {
             applied_generation: out.generation,
@@ -161,6 +165,7 @@ impl ControlService for Control {
                     action: c.action.into(),
                     detail: c.detail,
                 })
+                .chain(identity_changes)
                 .collect(),
             restart_required: out.restart_required,
         }))

@@ -176,6 +176,43 @@ pub async fn identity_from_pb(
     Ok(next)
 }
 
+/// Added, changed and removed entries of two maps, as `Change`s of `kind`.
+fn diff_map<V: PartialEq>(
+    kind: &str,
+    cur: &std::collections::BTreeMap<String, V>,
+    next: &std::collections::BTreeMap<String, V>,
+) -> Vec<pb::Change> {
+    let change = |name: &String, action: &str| pb::Change {
+        kind: kind.to_owned(),
+        name: name.clone(),
+        action: action.to_owned(),
+        detail: String::new(),
+    };
+    let mut out: Vec<pb::Change> = next
+        .iter()
+        .filter_map(|(n, v)| match cur.get(n) {
+            None => Some(change(n, "added")),
+            Some(c) if c != v => Some(change(n, "changed")),
+            Some(_) => None,
+        })
+        .collect();
+    out.extend(
+        cur.keys()
+            .filter(|n| !next.contains_key(*n))
+            .map(|n| change(n, "removed")),
+    );
+    out
+}
+
+/// What replacing `cur` by `next` changes (kinds "user", "group", "permissions"); a
+/// password equal to the stored one is no change.
+pub fn identity_changes(cur: &Identity, next: &Identity) -> Vec<pb::Change> {
+    let mut out = diff_map("user", &cur.users, &next.users);
+    out.extend(diff_map("group", &cur.groups, &next.groups));
+    out.extend(diff_map("permissions", &cur.shares, &next.shares));
+    out
+}
+
 /// Runs one change of the identity and pushes the result to the adapters.
 fn change<T>(
     rt: &Runtime,
