@@ -11,6 +11,9 @@
 # `ps`), secrets given to dfsctl as files or environment variables stay out of `ps`, a
 # second dfs (control API on 0.0.0.0, token file mode 0644) warns about both and never
 # receives the first one's local token, and a too-short token exits 2.
+# Identity: users (passwords on stdin, from a file, as a flag), a group, grants and the
+# default level on /team; no password or hash in listings (text/json/yaml), config get,
+# state.json or the server log; identity.json 0600 with hashes only; users survive the restart.
 # Prints the dfsctl transcript; ends with "control-e2e: N passed, N failed".
 #
 # Env: NFS_PORT (default 23049; control API on NFS_PORT+2)
@@ -175,6 +178,92 @@ ctl -o json share list
 [ "$(json 'len(d)')" = 3 ] && ok "three shares listed as JSON" || bad "share list -o json"
 ctl status; expect 0 "status"
 
+# --- users, groups and share permissions (on /team, which guest 1 uses as four uids) ---
+MOPT_TEAM="nfsvers=3,tcp,port=$NFS_PORT,mountport=$NFS_PORT,nolock,actimeo=0"
+# Passwords go in on stdin, from a file and (once, with its warning) as a flag; none of
+# them, and no hash, may come back in a listing, state.json or the server log.
+PW_A=$(python3 -c 'import os; print("pwA-" + os.urandom(12).hex())')
+PW_B=$(python3 -c 'import os; print("pwB-" + os.urandom(12).hex())')
+PW_C=$(python3 -c 'import os; print("pwC-" + os.urandom(12).hex())')
+PW_A2=$(python3 -c 'import os; print("pwA2-" + os.urandom(12).hex())')
+printf '%s\n' "$PW_B" >"$WORK/pw-b"; chmod 600 "$WORK/pw-b"
+ctl share create --name /team --metadata meta-a --local local-3; expect 0 "share /team"
+ctl group create staff --gid 5000; expect 0 "group staff"
+ctl user create alice --uid 5001 --groups staff --password-stdin <<<"$PW_A"; expect 0 "user alice (password on stdin)"
+ctl user create bob --uid 5002 --groups staff --password-file "$WORK/pw-b"; expect 0 "user bob (password from a file)"
+ctl user create carol --uid 5003 --password "$PW_C"; expect 0 "user carol (password as a flag)"
+grep -q "visible to every user" "$WORK/out" && ok "--password draws the ps warning" || bad "no warning for --password"
+ctl user create dave --uid 5001 --password-stdin <<<"x"; expect 2 "a second user with uid 5001 refused"
+grep -q 'uid 5001 is already used by user "alice"' "$WORK/out" && ok "the duplicate uid's owner is named" || bad "duplicate uid message"
+ctl user create dave --groups nope --password-stdin <<<"x"; expect 3 "an unknown group refused"
+ctl user create dave --password-stdin </dev/null; expect 2 "an empty password refused"
+ctl user create -- -dave --password-stdin <<<"x"; expect 2 "a bad user name refused"
+ctl user create dave --uid 5004 </dev/null; expect 2 "no password and no terminal: usage error"
+ctl share permission grant /team --user alice --level write; expect 2 "an unknown level refused"
+ctl share permission grant /team --user nobody --level read; expect 3 "a grant to an unknown user refused"
+ctl share permission grant /team --user alice --level read; expect 0 "grant alice read on /team"
+ctl share permission grant /team --group staff --level read-write; expect 0 "grant staff read-write on /team"
+ctl share permission default /team --level none; expect 0 "default level of /team: none"
+ctl -o json share permission list /team
+[ "$(json "d['default_level'] + ' ' + ' '.join(sorted(g['kind'] + ':' + g['name'] + '=' + g['level'] for g in d['grants']))")" = "none group:staff=read-write user:alice=read" ] \
+  && ok "permission list shows both grants and the default" || bad "permission list: $(cat "$WORK/out")"
+ctl user edit carol --enabled false; expect 0 "disable carol"
+ctl user password alice --password-stdin <<<"$PW_A2"; expect 0 "alice's password changed"
+ctl group list; expect 0 "group list"
+grep -q "staff.*5000.*alice,bob" "$WORK/out" && ok "group list shows the members" || bad "group members"
+ctl group remove staff; expect 4 "a group with members is not removed"
+ctl user list; expect 0 "user list"
+IDENT=$DATA/control/identity.json
+secrets_in() { # file: prints each password or hash found in it
+  for s in "$PW_A" "$PW_B" "$PW_C" "$PW_A2" '$argon2'; do grep -qF -- "$s" "$1" && echo "$s"; done
+  python3 -c 'import json,sys; [print(u["hashes"]["nt"]) for u in json.load(open(sys.argv[1]))["users"].values()]' "$IDENT" \
+    | while read -r h; do grep -qF "$h" "$1" && echo "nt:$h"; done
+}
+for f in yaml json; do
+  ctl -o "$f" user list; cp "$WORK/out" "$WORK/users.$f"
+  [ -z "$(secrets_in "$WORK/users.$f")" ] && grep -q "has_password" "$WORK/users.$f" \
+    && ok "user list -o $f: no password, no hash" || bad "user list -o $f shows a secret: $(secrets_in "$WORK/users.$f")"
+done
+ctl -o yaml user get carol
+grep -q "enabled: false" "$WORK/out" && [ -z "$(secrets_in "$WORK/out")" ] && ok "user get: carol disabled, no secret" || bad "user get carol"
+ctl -o json config get
+[ -z "$(secrets_in "$WORK/out")" ] && ok "config get: no secret" || bad "config get shows a secret"
+[ "$(stat -c %a "$IDENT")" = 600 ] && [ "$(stat -c %a "$DATA/control/state.json")" = 600 ] \
+  && ok "identity.json and state.json are 0600" || bad "modes: $(stat -c '%n %a' "$IDENT" "$DATA/control/state.json")"
+[ -z "$(for s in "$PW_A" "$PW_B" "$PW_C" "$PW_A2"; do grep -lF -- "$s" "$IDENT" "$DATA/control/state.json"; done)" ] \
+  && grep -q '"argon2": "\$argon2id\$' "$IDENT" && ! grep -q argon2 "$DATA/control/state.json" \
+  && ok "identity.json holds hashes only, state.json no user" || bad "a clear password or misplaced hash in the state files"
+# The kernel client on /team as four uids (guest 1 runs it): bob (staff: read-write)
+# writes; alice (own grant: read) gets EACCES on every kind of change, EPERM or success
+# would mean the grant was not what refused it (chmod of bob's file is EPERM by POSIX);
+# carol (disabled) and an unknown uid (default none) cannot list it. Root mounts it
+# (squashed to the anonymous uid: default none, which still serves the mount).
+TEAM_GUEST='mkdir -p /mnt/team
+mount -t nfs -o '"$MOPT_TEAM"' 10.0.2.2:/team /mnt/team
+as() { u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups "$@"; }
+as 5002 sh -c "umask 0; echo hello > /mnt/team/f && mkdir /mnt/team/d && echo BOB-WRITE-OK"
+for op in "touch /mnt/team/new" "echo x >> /mnt/team/f" "chmod 600 /mnt/team/f" "truncate -s 0 /mnt/team/f" \
+    "mv /mnt/team/f /mnt/team/g" "rm /mnt/team/f" "ln /mnt/team/f /mnt/team/h" "ln -s f /mnt/team/s" \
+    "mkdir /mnt/team/d2" "rmdir /mnt/team/d"; do
+  if out=$(as 5001 sh -c "$op" 2>&1); then echo "ALICE-ALLOWED: $op"
+  elif echo "$out" | grep -q "Permission denied"; then echo "ALICE-REFUSED: $op"
+  else echo "ALICE-OTHER: $op: $out"; fi
+done
+[ "$(as 5001 cat /mnt/team/f)" = hello ] && echo ALICE-READ-OK
+as 5003 ls /mnt/team >/dev/null 2>&1 || echo CAROL-REFUSED
+as 5009 ls /mnt/team >/dev/null 2>&1 || echo NOBODY-LIST-REFUSED
+as 5009 stat /mnt/team >/dev/null && echo NOBODY-STAT-OK
+umount /mnt/team
+echo TEAM-DONE'
+team_checks() { # guest log
+  for m in BOB-WRITE-OK ALICE-READ-OK CAROL-REFUSED NOBODY-LIST-REFUSED NOBODY-STAT-OK TEAM-DONE; do
+    grep -q "^$m" "$1" && ok "guest: $m" || bad "guest: $m"
+  done
+  [ "$(grep -c '^ALICE-REFUSED' "$1")" = 10 ] && ! grep -qE '^ALICE-(ALLOWED|OTHER)' "$1" \
+    && ok "guest: read grant refuses create, write, chmod, truncate, rename, remove, link, symlink, mkdir, rmdir with EACCES" \
+    || bad "guest: read grant: $(grep -E '^ALICE-' "$1" | tr '\n' ';')"
+}
+
 # --- guest 1: write, delete into the bin ---
 SHARE=$(mktemp -d "$WORK/guest.XXXX")
 MOPT="nfsvers=3,tcp,port=$NFS_PORT,mountport=$NFS_PORT,nolock"
@@ -197,11 +286,13 @@ test -f '/mnt/docs/#recycle/reports/q1.txt' && echo RECYCLED-OK
 test ! -e '/mnt/docs/#recycle/junk.tmp' && echo EXCLUDE-OK
 test ! -e '/mnt/media/#recycle' && echo NO-BIN-OK
 umount /mnt/docs /mnt/media
+$TEAM_GUEST
 echo GUEST1-DONE" >"$WORK/guest1.log" 2>&1
 for m in RECYCLED-OK EXCLUDE-OK NO-BIN-OK GUEST1-DONE; do
   grep -q "^$m" "$WORK/guest1.log" && ok "guest 1: $m" || bad "guest 1: $m"
 done
 grep -q GUEST1-DONE "$WORK/guest1.log" || grep -av '^\[ *[0-9.]*\] ' "$WORK/guest1.log" | tail -30 >&2
+team_checks "$WORK/guest1.log"
 
 # --- recycle bin ---
 ctl trash list /docs; expect 0 "trash list"
@@ -252,6 +343,8 @@ start_dfs || { bad "dfs did not restart"; tail -20 "$WORK/dfs.log" >&2; finish; 
 ctl -o yaml config get
 cmp -s "$WORK/out" "$WORK/config-before.yaml" && ok "same configuration after restart" || bad "configuration changed across restart"
 ctl share list; expect 0 "share list after restart"
+ctl -o json user list
+cmp -s "$WORK/out" "$WORK/users.json" && ok "users unchanged across the restart" || bad "users changed across restart"
 
 # --- guest 2: data after GC and restart ---
 VM_SHARE=$SHARE VM_TIMEOUT=900 "$VM/run-in-guest.sh" "set -e
@@ -277,4 +370,6 @@ ctl blockstore audit-refcounts /media; expect 8 "audit with a chunk file deleted
 grep -q "/video.bin .*${LOST##*/} .*missing" "$WORK/out" && ok "the missing chunk is listed with /video.bin" || bad "missing chunk not listed with its file"
 echo "----- end of transcript -----"
 stop_dfs && ok "clean stop after the run" || bad "final stop"
+[ -z "$(secrets_in "$WORK/dfs.log")" ] && grep -q 'user created' "$WORK/dfs.log" \
+  && ok "the server log records user changes without a password or hash" || bad "server log: $(secrets_in "$WORK/dfs.log")"
 finish

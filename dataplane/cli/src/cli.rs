@@ -139,6 +139,12 @@ pub(crate) enum Command {
     /// The per-share recycle bin: list, restore, status, empty
     #[command(subcommand, long_about = TRASH_LONG_ABOUT)]
     Trash(TrashCommand),
+    /// Users: create, list, get, edit, remove, set a password
+    #[command(subcommand, long_about = USER_LONG_ABOUT)]
+    User(UserCommand),
+    /// Groups: create, list, remove, add and remove members
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// The declarative desired state: get it, or apply one from a file
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -519,6 +525,9 @@ pub(crate) enum ShareCommand {
         /// Share name, e.g. /export
         name: String,
     },
+    /// Who may read or change a share: grants to users and groups, the default level
+    #[command(subcommand, long_about = PERMISSION_LONG_ABOUT)]
+    Permission(PermissionCommand),
 }
 
 const SHARE_CREATE_LONG_ABOUT: &str = "\
@@ -801,6 +810,238 @@ pub(crate) enum ContextCommand {
     Remove {
         /// Context name
         name: String,
+    },
+}
+
+// ----------------------------------------------------------------- users, groups, grants
+
+const USER_LONG_ABOUT: &str = "\
+Users of the server's identity store. NFS (AUTH_SYS) callers are matched to a user by \
+uid after squashing; the user's share grants and groups decide what it may do on each \
+share (see `dfsctl share permission --help`). A disabled user is refused on every share.
+
+Passwords are sent to the server once and kept there only as hashes (an NT hash for \
+SMB/NTLM and an argon2id hash); no command ever prints one. Give a password with \
+--password-stdin (first line of standard input), --password-file FILE, or at the \
+interactive prompt (asked twice, not echoed) when standard input is a terminal. \
+--password VALUE also works but is visible to every user of the host in `ps`.
+
+Examples:
+  dfsctl user create alice --uid 1001 --groups staff          # prompts for the password
+  printf '%s\\n' \"$PW\" | dfsctl user create bob --uid 1002 --password-stdin
+  dfsctl user list -o yaml
+  dfsctl user edit bob --enabled false
+  dfsctl user password alice --password-file /run/secrets/alice
+  dfsctl user remove bob";
+
+/// How a password is given (at most one form).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PasswordArgs {
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+    /// Read the password from this file (trailing newline ignored)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// The password itself. Visible to every user in `ps`: prefer --password-stdin or
+    /// --password-file
+    #[arg(long, value_name = "PASSWORD")]
+    pub(crate) password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user (needs a password)
+    Create(UserCreateArgs),
+    /// List users (never shows passwords or hashes)
+    List,
+    /// Show one user
+    Get {
+        /// User name
+        name: String,
+    },
+    /// Change a user's ids, groups or enabled flag (only the given flags change)
+    #[command(long_about = "Change a user; only the given flags change.\n\n\
+        Examples:\n  dfsctl user edit alice --uid 1005 --gid 100\n  \
+        dfsctl user edit alice --groups staff,backup   # replaces the supplementary groups\n  \
+        dfsctl user edit alice --groups ''             # no supplementary groups\n  \
+        dfsctl user edit alice --enabled false         # refused on every share")]
+    Edit(UserEditArgs),
+    /// Remove a user and its share grants
+    Remove {
+        /// User name
+        name: String,
+    },
+    /// Set a user's password
+    Password {
+        /// User name
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserCreateArgs {
+    /// User name: 1-32 characters of A-Z a-z 0-9 _ . -, not starting with - or .
+    pub(crate) name: String,
+    /// User id (what NFS clients send) [default: the lowest free uid from 1000]
+    #[arg(long)]
+    pub(crate) uid: Option<u32>,
+    /// Primary group id [default: the uid]
+    #[arg(long)]
+    pub(crate) gid: Option<u32>,
+    /// Supplementary groups (names of existing groups), comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub(crate) groups: Vec<String>,
+    /// Create the user disabled (refused until `user edit --enabled true`)
+    #[arg(long)]
+    pub(crate) disabled: bool,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserEditArgs {
+    /// User name
+    pub(crate) name: String,
+    #[arg(long)]
+    pub(crate) uid: Option<u32>,
+    #[arg(long)]
+    pub(crate) gid: Option<u32>,
+    /// Replace the supplementary groups (comma-separated names; '' for none)
+    #[arg(long, value_name = "NAMES")]
+    pub(crate) groups: Option<String>,
+    /// Enable or disable the user
+    #[arg(long, value_name = "BOOL")]
+    pub(crate) enabled: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupCommand {
+    /// Create a group
+    #[command(
+        long_about = "Create a group. Grants to a group apply to the users that \
+        have it as a supplementary group, and to those whose primary gid is its gid.\n\n\
+        Examples:\n  dfsctl group create staff --gid 100\n  \
+        dfsctl group add-member staff alice bob"
+    )]
+    Create {
+        /// Group name (same rules as user names)
+        name: String,
+        /// Group id [default: the lowest free gid from 1000]
+        #[arg(long)]
+        gid: Option<u32>,
+    },
+    /// List groups and their members
+    List,
+    /// Remove a group and its share grants (refused while it has members)
+    Remove {
+        /// Group name
+        name: String,
+    },
+    /// Add users to a group (as a supplementary group)
+    AddMember {
+        /// Group name
+        group: String,
+        /// User names
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users from a group
+    RemoveMember {
+        /// Group name
+        group: String,
+        /// User names
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+}
+
+const PERMISSION_LONG_ABOUT: &str = "\
+Share permissions: what users and groups may do on a share, on top of the POSIX modes \
+of its files (never instead of them).
+
+Levels: none (nothing: names and contents refused), read (every change refused), \
+read-write, admin (as read-write for file operations). A caller's level is its own \
+grant, else the highest grant of its groups, else the share's default level. A share \
+that was never given a default uses read-write, so shares without grants behave as \
+before. NFS callers whose uid (after squashing) is no user get the default level.
+
+Examples:
+  dfsctl share permission grant /export --user alice --level read-write
+  dfsctl share permission grant /export --group staff --level read
+  dfsctl share permission default /export --level none
+  dfsctl share permission list /export -o json
+  dfsctl share permission revoke /export --user alice";
+
+/// An access level of a share permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Level {
+    /// No access to names and contents
+    None,
+    /// Read only
+    Read,
+    /// Read and change
+    ReadWrite,
+    /// As read-write for file operations
+    Admin,
+}
+
+impl Level {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Level::None => "none",
+            Level::Read => "read",
+            Level::ReadWrite => "read-write",
+            Level::Admin => "admin",
+        }
+    }
+}
+
+/// Exactly one of a user and a group.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct Grantee {
+    /// A user name
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// A group name
+    #[arg(long)]
+    pub(crate) group: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PermissionCommand {
+    /// Grant a level to a user or a group (replaces its previous grant)
+    Grant {
+        /// Share name, e.g. /export
+        share: String,
+        #[command(flatten)]
+        who: Grantee,
+        /// The level granted
+        #[arg(long, value_enum)]
+        level: Level,
+    },
+    /// Remove a user's or group's grant (it falls back to groups / the default)
+    Revoke {
+        /// Share name, e.g. /export
+        share: String,
+        #[command(flatten)]
+        who: Grantee,
+    },
+    /// List a share's grants and default level
+    List {
+        /// Share name, e.g. /export
+        share: String,
+    },
+    /// Set the level of callers without a grant of their own or of a group
+    Default {
+        /// Share name, e.g. /export
+        share: String,
+        /// The level of callers without a grant
+        #[arg(long, value_enum)]
+        level: Level,
     },
 }
 

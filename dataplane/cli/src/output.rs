@@ -1141,6 +1141,132 @@ pub(crate) fn apply_text(a: &ApplyView) -> String {
     out
 }
 
+// ----------------------------------------------------------------- users, groups, grants
+
+/// A user as shown (the server never sends a password or a hash).
+#[derive(Debug, Serialize)]
+pub(crate) struct UserView {
+    pub(crate) name: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) groups: Vec<String>,
+    pub(crate) enabled: bool,
+    pub(crate) has_password: bool,
+}
+
+impl From<&pb::User> for UserView {
+    fn from(u: &pb::User) -> Self {
+        UserView {
+            name: u.name.clone(),
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups.clone(),
+            enabled: u.enabled,
+            has_password: u.has_password,
+        }
+    }
+}
+
+pub(crate) fn users_text(users: &[UserView]) -> String {
+    let mut t = Table::new(&["NAME", "UID", "GID", "GROUPS", "ENABLED", "PASSWORD"]);
+    for u in users {
+        t.row(vec![
+            u.name.clone(),
+            u.uid.to_string(),
+            u.gid.to_string(),
+            list_or_dash(&u.groups),
+            yes_no(u.enabled),
+            if u.has_password { "set" } else { "-" }.into(),
+        ]);
+    }
+    t.render()
+}
+
+pub(crate) fn user_text(u: &UserView) -> String {
+    kv(&[
+        ("name", u.name.clone()),
+        ("uid", u.uid.to_string()),
+        ("gid", u.gid.to_string()),
+        ("groups", list_or_dash(&u.groups)),
+        ("enabled", yes_no(u.enabled)),
+        ("password", if u.has_password { "set" } else { "-" }.into()),
+    ])
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct GroupView {
+    pub(crate) name: String,
+    pub(crate) gid: u32,
+    pub(crate) members: Vec<String>,
+}
+
+impl From<&pb::Group> for GroupView {
+    fn from(g: &pb::Group) -> Self {
+        GroupView {
+            name: g.name.clone(),
+            gid: g.gid,
+            members: g.members.clone(),
+        }
+    }
+}
+
+pub(crate) fn groups_text(groups: &[GroupView]) -> String {
+    let mut t = Table::new(&["NAME", "GID", "MEMBERS"]);
+    for g in groups {
+        t.row(vec![
+            g.name.clone(),
+            g.gid.to_string(),
+            list_or_dash(&g.members),
+        ]);
+    }
+    t.render()
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct GrantView {
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) level: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PermissionsView {
+    pub(crate) share: String,
+    pub(crate) default_level: String,
+    pub(crate) grants: Vec<GrantView>,
+}
+
+impl From<&pb::SharePermissions> for PermissionsView {
+    fn from(p: &pb::SharePermissions) -> Self {
+        PermissionsView {
+            share: p.share.clone(),
+            default_level: p.default_level.clone(),
+            grants: p
+                .grants
+                .iter()
+                .map(|g| GrantView {
+                    kind: g.kind.clone(),
+                    name: g.name.clone(),
+                    level: g.level.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub(crate) fn permissions_text(p: &PermissionsView) -> String {
+    let mut out = kv(&[
+        ("share", p.share.clone()),
+        ("default level", p.default_level.clone()),
+    ]);
+    let mut t = Table::new(&["KIND", "NAME", "LEVEL"]);
+    for g in &p.grants {
+        t.row(vec![g.kind.clone(), g.name.clone(), g.level.clone()]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -444,6 +444,9 @@ impl From<&DesiredStateSpec> for pb::DesiredState {
                     portmapper_port: n.portmapper_port,
                 }),
             }),
+            // Users and grants are managed with `dfsctl user|group|share permission`;
+            // a desired-state file leaves them as they are.
+            identity: None,
         }
     }
 }
@@ -619,6 +622,7 @@ mod tests {
                     portmapper_port: 10111,
                 }),
             }),
+            identity: None,
         }
     }
 

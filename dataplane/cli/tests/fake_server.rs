@@ -117,6 +117,7 @@ fn desired_state() -> pb::DesiredState {
                 portmapper_port: 10111,
             }),
         }),
+        identity: None,
     }
 }
 
@@ -558,6 +559,88 @@ impl ControlService for Fake {
             items_removed: 3,
             bytes_freed: 4096,
         }))
+    }
+    // The identity calls are tested against the real server (e2e/control).
+    async fn create_user(
+        &self,
+        _: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        unimplemented()
+    }
+    async fn get_user(&self, _: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
+        unimplemented()
+    }
+    async fn list_users(
+        &self,
+        _: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        unimplemented()
+    }
+    async fn edit_user(
+        &self,
+        _: Request<pb::EditUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        unimplemented()
+    }
+    async fn set_password(
+        &self,
+        _: Request<pb::SetPasswordRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        unimplemented()
+    }
+    async fn remove_user(
+        &self,
+        _: Request<pb::RemoveUserRequest>,
+    ) -> Result<Response<pb::RemoveResponse>, Status> {
+        unimplemented()
+    }
+    async fn create_group(
+        &self,
+        _: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        unimplemented()
+    }
+    async fn list_groups(
+        &self,
+        _: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        unimplemented()
+    }
+    async fn edit_group_members(
+        &self,
+        _: Request<pb::EditGroupMembersRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        unimplemented()
+    }
+    async fn remove_group(
+        &self,
+        _: Request<pb::RemoveGroupRequest>,
+    ) -> Result<Response<pb::RemoveResponse>, Status> {
+        unimplemented()
+    }
+    async fn grant_share_permission(
+        &self,
+        _: Request<pb::GrantSharePermissionRequest>,
+    ) -> Result<Response<pb::SharePermissions>, Status> {
+        unimplemented()
+    }
+    async fn revoke_share_permission(
+        &self,
+        _: Request<pb::RevokeSharePermissionRequest>,
+    ) -> Result<Response<pb::SharePermissions>, Status> {
+        unimplemented()
+    }
+    async fn get_share_permissions(
+        &self,
+        _: Request<pb::GetSharePermissionsRequest>,
+    ) -> Result<Response<pb::SharePermissions>, Status> {
+        unimplemented()
+    }
+    async fn set_share_default_level(
+        &self,
+        _: Request<pb::SetShareDefaultLevelRequest>,
+    ) -> Result<Response<pb::SharePermissions>, Status> {
+        unimplemented()
     }
 }
 

@@ -10,13 +10,22 @@
 //!   server trusts the identity a client sends, and a privileged port at least shows that
 //!   the client host's root sent it, not any local user. Off by default (see docs/nfs.md).
 //!
+//! - [`ExportPolicy::caller`] is the one mapping of a call's identity: AUTH_SYS (or
+//!   AUTH_NONE, anonymous) is squashed first, then the resulting uid is looked up in the
+//!   share's access table ([`ShareAccess`], pushed by the control plane with the policy):
+//!   a user's level goes on the credentials for the core to enforce, an unknown uid gets
+//!   the share's default level, a disabled user is refused ([`Disabled`]; the NFS
+//!   handlers answer NFS3ERR_ACCES / MNT3ERR_ACCES).
+//!
 //! A bad option is an [`ExportError`] whose message names the offending value; the
 //! server prefixes it with the share (and option) it came from.
 
+use crate::rpc::Auth;
 use dittofs_types::ShareId;
-use dittofs_vfs::Credentials;
+use dittofs_vfs::{Credentials, Disabled, ShareAccess};
 use std::net::{AddrParseError, IpAddr, SocketAddr};
 use std::num::ParseIntError;
+use std::sync::Arc;
 
 /// An export option that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +165,8 @@ pub struct ExportPolicy {
     pub allowed: Vec<ClientPattern>,
     /// Only callers on a privileged source port (< 1024) are served.
     pub secure: bool,
+    /// Users' levels on the share (default: everyone `read-write`).
+    pub access: Arc<ShareAccess>,
 }
 
 impl ExportPolicy {
@@ -184,12 +195,18 @@ impl ExportPolicy {
             anon_gid,
             allowed,
             secure: false,
+            access: Arc::default(),
         })
     }
 
     /// The same policy, requiring privileged source ports when `secure` is true.
     pub fn with_secure(self, secure: bool) -> ExportPolicy {
         ExportPolicy { secure, ..self }
+    }
+
+    /// The same policy with the share's access table.
+    pub fn with_access(self, access: Arc<ShareAccess>) -> ExportPolicy {
+        ExportPolicy { access, ..self }
     }
 
     /// An open export without squashing (tests, trusted setups).
@@ -201,6 +218,7 @@ impl ExportPolicy {
             anon_gid: 65534,
             allowed: vec![ClientPattern::Any],
             secure: false,
+            access: Arc::default(),
         }
     }
 
@@ -219,14 +237,20 @@ impl ExportPolicy {
         Ok(())
     }
 
-    /// Maps an AUTH_SYS identity (or none: AUTH_NONE is anonymous) to the credentials
-    /// the filesystem sees.
-    pub fn credentials(&self, sys: Option<(u32, u32, &[u32])>) -> Credentials {
-        let anon = Credentials {
-            uid: self.anon_uid,
-            gid: self.anon_gid,
-            groups: Vec::new(),
+    /// The credentials of a call's identity (see the module invariants).
+    pub fn caller(&self, auth: &Auth) -> Result<Credentials, Disabled> {
+        let cred = match auth {
+            Auth::Sys { uid, gid, gids, .. } => self.credentials(Some((*uid, *gid, gids))),
+            _ => self.credentials(None),
         };
+        let level = self.access.level_of_uid(cred.uid)?;
+        Ok(cred.with_level(level))
+    }
+
+    /// Maps an AUTH_SYS identity (or none: AUTH_NONE is anonymous) to the credentials
+    /// the filesystem sees (squashing only; [`ExportPolicy::caller`] adds the level).
+    pub fn credentials(&self, sys: Option<(u32, u32, &[u32])>) -> Credentials {
+        let anon = Credentials::user(self.anon_uid, self.anon_gid);
         let Some((uid, gid, gids)) = sys else {
             return anon;
         };
@@ -234,14 +258,12 @@ impl ExportPolicy {
         match self.squash {
             Squash::AllToAnonymous => anon,
             Squash::RootToAnonymous => Credentials {
-                uid: if uid == 0 { self.anon_uid } else { uid },
-                gid: root_gid(gid),
                 groups: gids.iter().map(|&g| root_gid(g)).collect(),
+                ..Credentials::user(if uid == 0 { self.anon_uid } else { uid }, root_gid(gid))
             },
             Squash::None => Credentials {
-                uid,
-                gid,
                 groups: gids.to_vec(),
+                ..Credentials::user(uid, gid)
             },
         }
     }
@@ -315,9 +337,8 @@ mod tests {
             ExportPolicy::from_options(ShareId(1), mode, 65534, 65533, &["*".into()]).unwrap()
         };
         let cred = |uid, gid, groups: &[u32]| Credentials {
-            uid,
-            gid,
             groups: groups.to_vec(),
+            ..Credentials::user(uid, gid)
         };
         let anon = cred(65534, 65533, &[]);
         type Case<'a> = ((u32, u32, &'a [u32]), Credentials);
@@ -402,9 +423,8 @@ mod tests {
         assert_eq!(
             p.credentials(Some((5, 6, &[7]))),
             Credentials {
-                uid: 5,
-                gid: 6,
-                groups: vec![7]
+                groups: vec![7],
+                ..Credentials::user(5, 6)
             }
         );
         assert_eq!(p.credentials(None).uid, 65534);
@@ -414,5 +434,40 @@ mod tests {
         let p = ExportPolicy::from_options(ShareId(1), "none", 1, 1, &["*".into()]).unwrap();
         assert_eq!(p.credentials(Some((0, 0, &[]))).uid, 0);
         assert!(ExportPolicy::from_options(ShareId(1), "weird", 1, 1, &[]).is_err());
+    }
+
+    /// The level comes from the squashed uid; unknown uids get the default, disabled
+    /// users are refused.
+    #[test]
+    fn caller_levels_follow_the_squashed_uid() {
+        use dittofs_vfs::{AccessLevel, UserAccess};
+        let mut t = ShareAccess::new(AccessLevel::Read);
+        t.insert(1000, UserAccess::Enabled(AccessLevel::ReadWrite));
+        t.insert(1001, UserAccess::Disabled);
+        t.insert(65534, UserAccess::Enabled(AccessLevel::None));
+        let p = ExportPolicy::from_options(ShareId(1), "root_to_anonymous", 65534, 65534, &[])
+            .unwrap()
+            .with_access(Arc::new(t));
+        let sys = |uid| Auth::Sys {
+            stamp: 0,
+            machine: Vec::new(),
+            uid,
+            gid: 100,
+            gids: Vec::new(),
+        };
+        let level = |uid| p.caller(&sys(uid)).map(|c| (c.uid, c.level));
+        assert_eq!(level(1000), Ok((1000, AccessLevel::ReadWrite)));
+        assert_eq!(level(1001), Err(Disabled { uid: 1001 }));
+        assert_eq!(level(7), Ok((7, AccessLevel::Read)), "unknown uid: default");
+        assert_eq!(
+            level(0),
+            Ok((65534, AccessLevel::None)),
+            "root squashed first"
+        );
+        assert_eq!(
+            p.caller(&Auth::None).map(|c| c.level),
+            Ok(AccessLevel::None),
+            "AUTH_NONE is the anonymous uid"
+        );
     }
 }

@@ -6,7 +6,7 @@ use crate::call::{CallCtx, Outcome, garbage_args};
 use crate::export::{ClientPattern, Refusal};
 use crate::mount3::*;
 use crate::nfs3::NfsFh3;
-use crate::rpc::{AUTH_SYS, Auth};
+use crate::rpc::AUTH_SYS;
 use crate::shared::Shared;
 use crate::xdr::Decoder;
 use bytes::Bytes;
@@ -194,9 +194,9 @@ async fn mnt(shared: &Shared, ctx: &CallCtx, path: &[u8]) -> MntRes {
         // As rpc.mountd answers an "illegal port" (counted and logged by `admit`).
         Err(Refusal::InsecurePort) => return MntRes::Err(MountStat3::Acces),
     }
-    let cred = match &ctx.auth {
-        Auth::Sys { uid, gid, gids, .. } => policy.credentials(Some((*uid, *gid, gids))),
-        _ => policy.credentials(None),
+    let Ok(cred) = policy.caller(&ctx.auth) else {
+        // A disabled user (the client's root after squashing, usually) mounts nothing.
+        return MntRes::Err(MountStat3::Acces);
     };
     let handle = match fs.resolve_dir_path(&cred, &rest).await {
         Ok(ino) => fs.handle_of(ino).await,

@@ -162,6 +162,9 @@ enum ServeError {
     /// The lock status monitor's state (`<data_dir>/nsm`) could not be read or written.
     #[error("NSM state: {0}")]
     Nsm(#[source] dittofs_nfs::nsmd::NsmError),
+    /// `control/identity.json` could not be read or is not valid.
+    #[error("identity store: {0}")]
+    Identity(#[source] dittofs_server::identity::IdentityError),
 }
 
 impl ServeError {
@@ -377,6 +380,7 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
 
     let fd_limit = raise_fd_limit();
     let rt = runtime::Runtime::new(&data_dir);
+    rt.identity().load().map_err(ServeError::Identity)?;
     rt.apply_initial(initial, from_api).await?;
     metrics::register(&mut registry, &rt);
     let stop = CancellationToken::new();

@@ -18,6 +18,7 @@
 
 use crate::config::{LocalBlockStoreCfg, MetadataStoreCfg, RemoteBlockStoreCfg, ShareCfg};
 use crate::error::{ControlError, ControlResult};
+use crate::identity::{self, IdentityStore};
 use crate::plan::{self, Action, Generation, Plan, Step, export_policy};
 use crate::state::{self, DesiredState};
 use dittofs_blockstore::tier::{Evictor, RemoteClaim, claim_remote};
@@ -88,6 +89,8 @@ pub struct Runtime {
     inner: RwLock<Inner>,
     apply_lock: tokio::sync::Mutex<()>,
     nfs: Mutex<Option<dittofs_nfs::server::NfsServer>>,
+    /// Users, groups and share grants (`control/identity.json`).
+    identity: IdentityStore,
     pub started_at: SystemTime,
     /// Stops the tiers' background tasks (uploader, readahead, evictors) at shutdown.
     stop: CancellationToken,
@@ -372,6 +375,7 @@ impl Runtime {
             inner: RwLock::new(Inner::default()),
             apply_lock: tokio::sync::Mutex::new(()),
             nfs: Mutex::new(None),
+            identity: IdentityStore::new(identity::identity_path(data_dir)),
             started_at: SystemTime::now(),
             stop: CancellationToken::new(),
         })
@@ -414,6 +418,12 @@ impl Runtime {
             .ok_or_else(|| ControlError::NotFound(format!("share {name:?} does not exist")))
     }
 
+    /// The identity store (users, groups, grants). After changing it, call
+    /// [`Runtime::refresh_exports`] so the adapters see the change.
+    pub fn identity(&self) -> &IdentityStore {
+        &self.identity
+    }
+
     pub fn metadata_stores(&self) -> BTreeMap<String, Arc<dyn MetadataStore>> {
         self.inner.read().stores.clone()
     }
@@ -428,12 +438,13 @@ impl Runtime {
         self.refresh_exports();
     }
 
-    /// Export policies of every served share.
+    /// Export policies of every served share, each with its access table (users' levels).
     pub fn export_policies(&self) -> Vec<ExportPolicy> {
+        let identity = self.identity.snapshot();
         self.shares()
             .iter()
             .filter_map(|s| match export_policy(s.fs.share_id(), &s.cfg) {
-                Ok(p) => Some(p),
+                Ok(p) => Some(p.with_access(Arc::new(identity.share_access(&s.cfg.name)))),
                 Err(e) => {
                     // Validated before apply, so this is unreachable in practice; an
                     // unexported share is the safe outcome.
@@ -444,7 +455,8 @@ impl Runtime {
             .collect()
     }
 
-    fn refresh_exports(&self) {
+    /// Pushes the export policies (and the identity's access tables) to the NFS server.
+    pub fn refresh_exports(&self) {
         let policies = self.export_policies();
         if let Some(nfs) = self.nfs.lock().as_ref() {
             nfs.set_exports(policies);

@@ -3,7 +3,11 @@
 //! Adapters map their authentication (AUTH_SYS after squashing, an SMB session's
 //! mapped ids) to a [`Credentials`]; every permission decision of the core is made here,
 //! following POSIX and Linux where POSIX leaves room (root bypass, exec needing some x bit).
+//! The credentials also carry the caller's share access level ([`AccessLevel`], from the
+//! share's grants, see [`crate::grant`]); the core checks it before the POSIX rules, so a
+//! grant can only take rights away, never add any (root included).
 
+use crate::grant::AccessLevel;
 use dittofs_metadata::InodeRecord;
 use dittofs_types::FileType;
 
@@ -13,15 +17,13 @@ pub struct Credentials {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// The caller's level on the share (`ReadWrite` unless a grant says otherwise).
+    pub level: AccessLevel,
 }
 
 impl Credentials {
     pub fn root() -> Credentials {
-        Credentials {
-            uid: 0,
-            gid: 0,
-            groups: Vec::new(),
-        }
+        Credentials::user(0, 0)
     }
 
     pub fn user(uid: u32, gid: u32) -> Credentials {
@@ -29,7 +31,13 @@ impl Credentials {
             uid,
             gid,
             groups: Vec::new(),
+            level: AccessLevel::ReadWrite,
         }
+    }
+
+    /// The same caller with the share access level `level`.
+    pub fn with_level(self, level: AccessLevel) -> Credentials {
+        Credentials { level, ..self }
     }
 
     pub fn is_root(&self) -> bool {

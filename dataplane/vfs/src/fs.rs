@@ -6,6 +6,7 @@
 //! helpers.
 
 use crate::attr::Attr;
+use crate::cred::Credentials;
 use crate::error::{FsError, FsResult};
 use crate::handle::FileHandle;
 use crate::locks::{FlushLocks, LockTable};
@@ -338,11 +339,29 @@ impl Fs {
         Ok(())
     }
 
-    pub(crate) fn check_writable(&self) -> FsResult<()> {
+    /// The one check of every change (create, write, setattr, rename, remove, link,
+    /// symlink, mkdir, mknod): a read-only share is `RoFs` for everyone; a caller whose
+    /// share grant is below `read-write` gets `Access` (the refusal is the caller's, not
+    /// the file system's, so EACCES as for a mode that refuses). Committing data already
+    /// written needs no check.
+    pub(crate) fn check_writable(&self, cred: &Credentials) -> FsResult<()> {
         if self.read_only() {
             Err(FsError::RoFs)
+        } else if !cred.level.may_write() {
+            Err(FsError::Access)
         } else {
             Ok(())
+        }
+    }
+
+    /// The one check of reading names and contents (lookup, path resolution, readdir,
+    /// read, readlink): a caller whose share grant is `none` gets `Access`. Attributes
+    /// (GETATTR, FSSTAT) stay readable, so a client can still mount the share.
+    pub(crate) fn check_readable(&self, cred: &Credentials) -> FsResult<()> {
+        if cred.level.may_read() {
+            Ok(())
+        } else {
+            Err(FsError::Access)
         }
     }
 

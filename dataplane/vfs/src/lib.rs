@@ -6,14 +6,17 @@
 //! [`dittofs_blockstore::Engine`] (content). Protocol adapters (NFS, SMB) depend on this
 //! crate only; they never see a concrete store.
 //!
-//! [`ShareRegistry`] maps handles and export names to shares. [`trash`] administers the
-//! per-share recycle bin (`#recycle`); the move into it is the private `recycle` module. [`state::LockManager`] is a share's lock, share-mode and
+//! [`ShareRegistry`] maps handles and export names to shares. [`grant`] holds the
+//! per-share access levels (users' grants) the core enforces on top of POSIX modes.
+//! [`trash`] administers the per-share recycle bin (`#recycle`); the move into it is the
+//! private `recycle` module. [`state::LockManager`] is a share's lock, share-mode and
 //! lease manager (the locks clients ask for, not the internal per-inode mutexes).
 
 pub mod attr;
 pub mod cred;
 pub mod error;
 mod fs;
+pub mod grant;
 pub mod handle;
 mod locks;
 mod ops_attr;
@@ -34,6 +37,7 @@ pub use error::{FsError, FsResult, IoCause};
 pub use fs::{
     DataDurability, Fs, LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, RemoteBinding, ShareOptions,
 };
+pub use grant::{AccessLevel, Disabled, ShareAccess, UnknownLevel, UserAccess};
 pub use handle::{FileHandle, HANDLE_LEN};
 pub use ops_io::{FLUSH_IDLE, FLUSH_MAX_DIRTY, FLUSH_TICK, WriteOutcome};
 pub use registry::ShareRegistry;

@@ -24,14 +24,18 @@ impl Fs {
     ) -> FsResult<(u32, Attr)> {
         let rec = self.inode(ino).await?;
         let mut granted = access_mask(cred, &rec, requested);
-        if self.read_only() {
+        if self.read_only() || !cred.level.may_write() {
             granted &= !(crate::access::MODIFY | crate::access::EXTEND | crate::access::DELETE);
+        }
+        if !cred.level.may_read() {
+            granted = 0;
         }
         Ok((granted, self.attr_of(&rec)))
     }
 
     /// Target of a symlink.
-    pub async fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>> {
+    pub async fn readlink(&self, cred: &Credentials, ino: Ino) -> FsResult<Vec<u8>> {
+        self.check_readable(cred)?;
         let rec = self.inode(ino).await?;
         if rec.kind != FileType::Symlink {
             return Err(FsError::Inval("not a symlink"));
@@ -49,7 +53,7 @@ impl Fs {
         sa: &SetAttr,
         guard_ctime: Option<Timestamp>,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
+        self.check_writable(cred)?;
         if let Some(size) = sa.size {
             let rec = self.inode(ino).await?;
             if let Some(g) = guard_ctime

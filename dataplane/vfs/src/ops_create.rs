@@ -25,10 +25,10 @@ pub(crate) enum NewKind {
 }
 
 impl Fs {
-    /// What every operation that adds a name checks first: the share is writable and
+    /// What every operation that adds a name checks first: the share is writable (for this caller) and
     /// has room, and `name` is a valid new name (`.` and `..` always exist).
-    fn check_new_name(&self, name: &[u8]) -> FsResult<()> {
-        self.check_writable()?;
+    fn check_new_name(&self, cred: &Credentials, name: &[u8]) -> FsResult<()> {
+        self.check_writable(cred)?;
         self.check_room()?;
         check_name(name)?;
         if is_dot_or_dotdot(name) {
@@ -60,7 +60,7 @@ impl Fs {
         how: CreateMode,
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_new_name(name)?;
+        self.check_new_name(cred, name)?;
         let verifier = match how {
             CreateMode::Exclusive(v) => Some(v),
             _ => None,
@@ -108,7 +108,7 @@ impl Fs {
         name: &[u8],
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_new_name(name)?;
+        self.check_new_name(cred, name)?;
         self.make_node(cred, dir, name, NewKind::Dir, sa.mode.unwrap_or(0o755), sa)
             .await
     }
@@ -121,7 +121,7 @@ impl Fs {
         target: &[u8],
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_new_name(name)?;
+        self.check_new_name(cred, name)?;
         if target.is_empty() {
             return Err(FsError::NoEnt);
         }
@@ -147,7 +147,7 @@ impl Fs {
         kind: SpecialKind,
         sa: &SetAttr,
     ) -> FsResult<Attr> {
-        self.check_new_name(name)?;
+        self.check_new_name(cred, name)?;
         if matches!(kind, SpecialKind::Char(_) | SpecialKind::Block(_)) && !cred.is_root() {
             return Err(FsError::Perm);
         }
@@ -300,7 +300,7 @@ impl Fs {
         dir: Ino,
         name: &[u8],
     ) -> FsResult<Attr> {
-        self.check_new_name(name)?;
+        self.check_new_name(cred, name)?;
         let _g = self.locks.write_many(&[dir, ino]).await;
         let mut d = self.inode(dir).await?;
         let mut f = self.inode(ino).await?;

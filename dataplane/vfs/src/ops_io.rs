@@ -67,6 +67,7 @@ impl Fs {
         offset: u64,
         len: u32,
     ) -> FsResult<(Bytes, bool, Attr)> {
+        self.check_readable(cred)?;
         let _g = self.locks.read(ino).await;
         let rec = self.inode(ino).await?;
         match rec.kind {
@@ -108,7 +109,7 @@ impl Fs {
         data: Bytes,
         stability: Stability,
     ) -> FsResult<WriteOutcome> {
-        self.check_writable()?;
+        self.check_writable(cred)?;
         let len = data.len() as u64;
         if len > 0 {
             self.check_room_for(len)?;

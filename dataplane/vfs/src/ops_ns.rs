@@ -120,6 +120,7 @@ impl DirSet {
 impl Fs {
     /// Looks `name` up in `dir` ("." and ".." included). Needs search (x) permission.
     pub async fn lookup(&self, cred: &Credentials, dir: Ino, name: &[u8]) -> FsResult<Attr> {
+        self.check_readable(cred)?;
         let d = self.inode(dir).await?;
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);
@@ -170,6 +171,7 @@ impl Fs {
             if name == b".." {
                 return Err(FsError::NoEnt);
             }
+            self.check_readable(cred)?;
             if kind != FileType::Directory {
                 return Err(FsError::NotDir);
             }
@@ -209,7 +211,7 @@ impl Fs {
         internal: Internal,
     ) -> FsResult<()> {
         if internal == Internal::No {
-            self.check_writable()?;
+            self.check_writable(cred)?;
         }
         if name == b"." {
             return Err(FsError::Inval("cannot remove '.'"));
@@ -446,7 +448,7 @@ impl Fs {
         internal: bool,
     ) -> FsResult<()> {
         if !internal {
-            self.check_writable()?;
+            self.check_writable(cred)?;
         }
         if is_dot_or_dotdot(from_name) || is_dot_or_dotdot(to_name) {
             return Err(FsError::Inval("cannot rename '.' or '..'"));
@@ -723,6 +725,7 @@ impl Fs {
         verifier: u64,
         max: usize,
     ) -> FsResult<ReadDirPage> {
+        self.check_readable(cred)?;
         let d = self.inode(dir).await?;
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);

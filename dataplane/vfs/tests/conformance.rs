@@ -623,9 +623,8 @@ async fn permissions_and_sticky(backend: &str) {
 async fn setgid_inheritance_and_suid_clearing(backend: &str) {
     let fx = fixture(backend).await;
     let alice = Credentials {
-        uid: 1000,
-        gid: 1000,
         groups: vec![50],
+        ..Credentials::user(1000, 1000)
     };
     let sg = fx
         .fs
@@ -917,7 +916,10 @@ async fn symlink_and_special_files(backend: &str) {
         .unwrap();
     assert_eq!(s.kind, FileType::Symlink);
     assert_eq!(s.size, 11);
-    assert_eq!(fx.fs.readlink(s.ino).await.unwrap(), b"../target/x");
+    assert_eq!(
+        fx.fs.readlink(&root(), s.ino).await.unwrap(),
+        b"../target/x"
+    );
     let dev = dittofs_types::DeviceId { major: 8, minor: 1 };
     let b = fx
         .fs

@@ -77,7 +77,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
             let fx = common::fixture("memory").await;
-            let cred = Credentials { uid, gid: uid, groups: vec![] };
+            let cred = Credentials::user(uid, uid);
             let r = Ino::ROOT;
             for o in ops {
                 match o {

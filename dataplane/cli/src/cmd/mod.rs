@@ -10,6 +10,7 @@ mod share;
 mod status;
 mod store;
 mod trash;
+mod users;
 
 use crate::cli::{Cli, Command, GlobalArgs, OutputFormat};
 use crate::client::Conn;
@@ -144,6 +145,8 @@ pub(crate) async fn run(cli: Cli, sources: CliSources) -> Result<(), CliError> {
         Command::Blockstore(c) => jobs::blockstore(&mut ctx, c).await,
         Command::Share(c) => share::run(&mut ctx, c).await,
         Command::Trash(c) => trash::run(&mut ctx, c).await,
+        Command::User(c) => users::user(&mut ctx, c).await,
+        Command::Group(c) => users::group(&mut ctx, c).await,
         Command::Config(c) => config::run(&mut ctx, c).await,
         Command::Context(c) => context::run(&mut ctx, c),
     }

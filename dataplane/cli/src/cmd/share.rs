@@ -61,6 +61,7 @@ pub(super) async fn run(ctx: &mut Ctx, cmd: ShareCommand) -> Result<(), CliError
                 .await?;
             emit(ctx.format(), &ShareSpec::from(&share), share_text)
         }
+        ShareCommand::Permission(c) => super::users::permission(ctx, c).await,
         ShareCommand::Remove { name } => {
             let resp = ctx
                 .conn()

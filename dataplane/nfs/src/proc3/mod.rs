@@ -20,7 +20,6 @@ mod ns;
 use crate::call::{CallCtx, Outcome, garbage_args};
 use crate::export::Refusal;
 use crate::nfs3::*;
-use crate::rpc::Auth;
 use crate::shared::Shared;
 use crate::xdr::{Decoder, XdrDecode, XdrEncode};
 use bytes::Bytes;
@@ -130,10 +129,8 @@ async fn target(shared: &Shared, ctx: &CallCtx, fh: &NfsFh3) -> Result<Target, F
         Err(Refusal::NotAllowed) => return Err(FsError::Access),
         Err(Refusal::InsecurePort) => return Err(FsError::Perm),
     }
-    let cred = match &ctx.auth {
-        Auth::Sys { uid, gid, gids, .. } => policy.credentials(Some((*uid, *gid, gids))),
-        _ => policy.credentials(None),
-    };
+    // A disabled user is refused like a client that is not allowed.
+    let cred = policy.caller(&ctx.auth).map_err(|_| FsError::Access)?;
     Ok(Target { fs, ino, cred })
 }
 

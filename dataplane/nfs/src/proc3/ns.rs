@@ -40,7 +40,7 @@ pub(super) async fn readlink(
 ) -> Handled<ReadlinkRes> {
     let t = resolve(shared, ctx, &a.symlink).await?;
     let attr = t.attr().await;
-    Ok(match t.fs.readlink(t.ino).await {
+    Ok(match t.fs.readlink(&t.cred, t.ino).await {
         Ok(target) => Res3::Ok(ReadlinkResOk {
             symlink_attributes: attr.as_ref().map(fattr),
             data: NfsPath3(target),

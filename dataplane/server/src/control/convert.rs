@@ -268,6 +268,8 @@ pub fn state_to_pb(s: &DesiredState) -> pb::DesiredState {
         adapters: s.nfs.as_ref().map(|n| pb::Adapters {
             nfs: Some(nfs_to_pb(n)),
         }),
+        // Filled by GetConfig from the identity store (it is not part of state.json).
+        identity: None,
     }
 }
 

@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod convert;
+pub mod users;
 
 use crate::config::NfsSection;
 use crate::error::{ControlError, ControlResult};
+use crate::identity::Grantee;
 use crate::jobs::{JobError, JobResult, JobState, Jobs};
 use crate::maintenance::{self, GcInput};
 use crate::runtime::{Runtime, ShareEntry};
@@ -75,6 +77,13 @@ impl Control {
         Ok(self.rt.apply(st, false).await?.generation)
     }
 
+    /// The reply of a removal that does not change the desired state (users, groups).
+    fn unchanged_generation(&self) -> pb::RemoveResponse {
+        pb::RemoveResponse {
+            applied_generation: self.rt.state().generation,
+        }
+    }
+
     fn share(&self, name: &str) -> ControlResult<ShareEntry> {
         self.rt.share(name)
     }
@@ -124,9 +133,27 @@ impl ControlService for Control {
         let state = req
             .state
             .ok_or_else(|| ControlError::Invalid("state is required".into()))?;
+        let identity = state.identity.clone();
         let mut desired = state_from_pb(state, &self.info.nfs)?;
         keep_redacted_secrets(&mut desired, &self.rt.state());
+        // The identity is checked before anything changes and replaced after the stores
+        // and shares were applied (its grants may name shares this apply creates).
+        let identity = match identity {
+            Some(i) => {
+                let shares: Vec<String> = desired.shares.iter().map(|s| s.name.clone()).collect();
+                Some(users::identity_from_pb(&self.rt.identity().snapshot(), i, &shares).await?)
+            }
+            None => None,
+        };
         let out = self.rt.apply(desired, req.dry_run).await?;
+        let mut identity_changes = Vec::new();
+        if let Some(i) = identity {
+            identity_changes = users::identity_changes(&self.rt.identity().snapshot(), &i);
+            if !req.dry_run {
+                self.rt.identity().replace(i).map_err(ControlError::from)?;
+                self.rt.refresh_exports();
+            }
+        }
         Ok(Response::new(pb::ApplyConfigResponse {
             applied_generation: out.generation,
             changes: out
@@ -138,13 +165,16 @@ impl ControlService for Control {
                     action: c.action.into(),
                     detail: c.detail,
                 })
+                .chain(identity_changes)
                 .collect(),
             restart_required: out.restart_required,
         }))
     }
 
     async fn get_config(&self, _: Request<pb::GetConfigRequest>) -> R<pb::DesiredState> {
-        Ok(Response::new(state_to_pb(&self.rt.state())))
+        let mut st = state_to_pb(&self.rt.state());
+        st.identity = Some(users::identity_to_pb(&self.rt.identity().snapshot()));
+        Ok(Response::new(st))
     }
 
     async fn get_status(&self, _: Request<pb::GetStatusRequest>) -> R<pb::StatusResponse> {
@@ -847,6 +877,99 @@ impl ControlService for Control {
             items_removed: items,
             bytes_freed: bytes,
         }))
+    }
+
+    async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> R<pb::User> {
+        let user = users::create_user(&self.rt, req.into_inner().user).await?;
+        Ok(Response::new(user))
+    }
+
+    async fn get_user(&self, req: Request<pb::GetUserRequest>) -> R<pb::User> {
+        Ok(Response::new(users::get_user(
+            &self.rt,
+            &req.into_inner().name,
+        )?))
+    }
+
+    async fn list_users(&self, _: Request<pb::ListUsersRequest>) -> R<pb::ListUsersResponse> {
+        Ok(Response::new(users::list_users(&self.rt)))
+    }
+
+    async fn edit_user(&self, req: Request<pb::EditUserRequest>) -> R<pb::User> {
+        Ok(Response::new(users::edit_user(&self.rt, req.into_inner())?))
+    }
+
+    async fn set_password(&self, req: Request<pb::SetPasswordRequest>) -> R<pb::User> {
+        let user = users::set_password(&self.rt, req.into_inner()).await?;
+        Ok(Response::new(user))
+    }
+
+    async fn remove_user(&self, req: Request<pb::RemoveUserRequest>) -> R<pb::RemoveResponse> {
+        users::remove_user(&self.rt, &req.into_inner().name)?;
+        Ok(Response::new(self.unchanged_generation()))
+    }
+
+    async fn create_group(&self, req: Request<pb::CreateGroupRequest>) -> R<pb::Group> {
+        Ok(Response::new(users::create_group(
+            &self.rt,
+            req.into_inner(),
+        )?))
+    }
+
+    async fn list_groups(&self, _: Request<pb::ListGroupsRequest>) -> R<pb::ListGroupsResponse> {
+        Ok(Response::new(users::list_groups(&self.rt)))
+    }
+
+    async fn edit_group_members(&self, req: Request<pb::EditGroupMembersRequest>) -> R<pb::Group> {
+        Ok(Response::new(users::edit_group_members(
+            &self.rt,
+            req.into_inner(),
+        )?))
+    }
+
+    async fn remove_group(&self, req: Request<pb::RemoveGroupRequest>) -> R<pb::RemoveResponse> {
+        users::remove_group(&self.rt, &req.into_inner().name)?;
+        Ok(Response::new(self.unchanged_generation()))
+    }
+
+    async fn grant_share_permission(
+        &self,
+        req: Request<pb::GrantSharePermissionRequest>,
+    ) -> R<pb::SharePermissions> {
+        let r = req.into_inner();
+        let who = Grantee::from_names(&r.user, &r.group).map_err(ControlError::from)?;
+        let p = users::set_grant(&self.rt, &r.share, who, Some(&r.level))?;
+        tracing::info!(share = %r.share, user = %r.user, group = %r.group, level = %r.level, "share permission granted");
+        Ok(Response::new(p))
+    }
+
+    async fn revoke_share_permission(
+        &self,
+        req: Request<pb::RevokeSharePermissionRequest>,
+    ) -> R<pb::SharePermissions> {
+        let r = req.into_inner();
+        let who = Grantee::from_names(&r.user, &r.group).map_err(ControlError::from)?;
+        let p = users::set_grant(&self.rt, &r.share, who, None)?;
+        tracing::info!(share = %r.share, user = %r.user, group = %r.group, "share permission revoked");
+        Ok(Response::new(p))
+    }
+
+    async fn get_share_permissions(
+        &self,
+        req: Request<pb::GetSharePermissionsRequest>,
+    ) -> R<pb::SharePermissions> {
+        let share = req.into_inner().share;
+        Ok(Response::new(users::get_permissions(&self.rt, &share)?))
+    }
+
+    async fn set_share_default_level(
+        &self,
+        req: Request<pb::SetShareDefaultLevelRequest>,
+    ) -> R<pb::SharePermissions> {
+        let r = req.into_inner();
+        let p = users::set_default_level(&self.rt, &r.share, &r.level)?;
+        tracing::info!(share = %r.share, level = %r.level, "share default level set");
+        Ok(Response::new(p))
     }
 }
 
