@@ -8,7 +8,7 @@
 //! only when something is missing. Like the refcount audit it is not a snapshot: run it on
 //! a quiescent share (a chunk reclaimed between the scan and its check reads as missing).
 
-use crate::jobs::JobHandle;
+use crate::progress::Progress;
 use dittofs_blockstore::{BlockError, Presence, check_chunk};
 use dittofs_metadata::MetaError;
 use dittofs_metadata::audit::{
@@ -38,7 +38,7 @@ type Bad = BTreeMap<ContentHash, (MissingKind, Vec<Ino>)>;
 pub async fn check_chunks(
     fs: &Fs,
     verify: bool,
-    job: &JobHandle,
+    job: &dyn Progress,
     report: &mut Inv02Report,
 ) -> Result<(), ChunkAuditError> {
     job.phase(if verify { "verify" } else { "chunks" }, report.total_refs);

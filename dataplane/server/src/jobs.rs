@@ -6,6 +6,7 @@
 //! reconnects can still read the result.
 
 use crate::maintenance::{GcSummary, MaintenanceError};
+use crate::progress::Progress;
 use dittofs_metadata::audit::Inv02Report;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -67,23 +68,23 @@ pub struct JobHandle {
     inner: Mutex<(JobState, String, Option<JobError>, Option<JobResult>)>,
 }
 
-impl JobHandle {
-    /// Enters a new phase; `total` 0 = unknown.
-    pub fn phase(&self, name: &str, total: u64) {
+impl Progress for JobHandle {
+    fn phase(&self, name: &str, total: u64) {
         self.inner.lock().1 = name.to_owned();
         self.done.store(0, Ordering::Relaxed);
         self.total.store(total, Ordering::Relaxed);
     }
 
-    pub fn add(&self, n: u64) {
+    fn add(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Sets the progress of the current phase.
-    pub fn set(&self, n: u64) {
+    fn set(&self, n: u64) {
         self.done.store(n, Ordering::Relaxed);
     }
+}
 
+impl JobHandle {
     pub fn finish(&self, r: Result<JobResult, JobError>) {
         let mut g = self.inner.lock();
         match r {

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
 pub mod plan;
+pub mod progress;
 pub mod reclaim;
 pub mod runtime;
 pub mod secrets;

@@ -30,7 +30,7 @@
 //! A run that fails is a [`MaintenanceError`] saying which step failed, with the store's
 //! error as its source; its Display is the run's `outcome` / the job's error.
 
-use crate::jobs::JobHandle;
+use crate::progress::Progress;
 use crate::state::{StateError, load_json, save_json};
 use dittofs_blockstore::tier::{GcError, LiveSetError, SweepCounts};
 use dittofs_blockstore::{BlockError, Engine, RemoteTier};
@@ -153,7 +153,10 @@ pub fn audit_last_path(store_dir: &Path) -> PathBuf {
 
 /// Runs GC. The summary is persisted even when the run failed (then `outcome` says why
 /// and nothing was deleted after the failure point), and the failure is returned.
-pub async fn run_gc(input: GcInput, job: &JobHandle) -> Result<GcSummary, MaintenanceError> {
+pub async fn run_gc(
+    input: GcInput,
+    job: &dyn Progress,
+) -> Result<GcSummary, MaintenanceError> {
     let started = SystemTime::now();
     let clock = std::time::Instant::now();
     let run_id = format!(
@@ -192,7 +195,7 @@ pub async fn run_gc(input: GcInput, job: &JobHandle) -> Result<GcSummary, Mainte
 
 async fn gc_inner(
     input: &GcInput,
-    job: &JobHandle,
+    job: &dyn Progress,
     run_dir: &Path,
     started: SystemTime,
     sum: &mut GcSummary,
@@ -353,7 +356,7 @@ pub async fn run_audit(
     fs: &Fs,
     verify: bool,
     store_dir: &Path,
-    job: &JobHandle,
+    job: &dyn Progress,
 ) -> Result<Inv02Report, MaintenanceError> {
     let share_name = fs.name();
     job.phase("scan", 0);

@@ -2,7 +2,7 @@
 //! POSIX chmod/chown/utimensat/truncate semantics as Linux implements them).
 
 use crate::attr::{Attr, FsStat, SetAttr, SetTime};
-use crate::cred::{Credentials, W, access_mask, may};
+use crate::cred::{Credentials, W, access, access_mask, may};
 use crate::error::{FsError, FsResult};
 use crate::fs::{Fs, MAX_FILE_SIZE, touch};
 use dittofs_metadata::{Check, Op, Txn};
@@ -15,7 +15,7 @@ impl Fs {
         Ok(self.attr_of(&rec))
     }
 
-    /// NFS ACCESS: the subset of `requested` (see [`crate::access`]) the caller holds.
+    /// NFS ACCESS: the subset of `requested` (see [`access`]) the caller holds.
     pub async fn access(
         &self,
         cred: &Credentials,
@@ -25,7 +25,7 @@ impl Fs {
         let rec = self.inode(ino).await?;
         let mut granted = access_mask(cred, &rec, requested);
         if self.read_only() || !cred.level.may_write() {
-            granted &= !(crate::access::MODIFY | crate::access::EXTEND | crate::access::DELETE);
+            granted &= !(access::MODIFY | access::EXTEND | access::DELETE);
         }
         if !cred.level.may_read() {
             granted = 0;

@@ -594,7 +594,7 @@ impl ControlService for Control {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 tokio::select! {
-                    r = maintenance::run_gc(input, &j2) => {
+                    r = maintenance::run_gc(input, &*j2) => {
                         j2.finish(r.map(|s| JobResult::Gc(Box::new(s))).map_err(JobError::Gc));
                     }
                     _ = stop.cancelled() => j2.finish(Err(JobError::ShuttingDown)),
@@ -714,7 +714,7 @@ impl ControlService for Control {
             async move {
                 let fs = share.fs.clone();
                 tokio::select! {
-                    r = maintenance::run_audit(&fs, verify, &dir, &j2) => {
+                    r = maintenance::run_audit(&fs, verify, &dir, &*j2) => {
                         j2.finish(r.map(JobResult::Audit).map_err(JobError::Audit));
                     }
                     _ = stop.cancelled() => j2.finish(Err(JobError::ShuttingDown)),
