@@ -191,21 +191,9 @@ impl Fs {
         self.live.read().opts.clone()
     }
 
-    /// Replaces the options while serving. Validates first (chunker sizes, exclude globs:
-    /// [`FsError::InvalidArgument`], nothing changes); then read-only, chunking (new
-    /// flushes) and the recycle-bin policy take effect at once. Turning the bin off
-    /// empties it permanently and removes `#recycle`. `root_mode` is kept as given but
-    /// only matters when a share is created.
-    pub async fn set_options(&self, opts: ShareOptions) -> FsResult<()> {
-        let _admin = self.trash_admin.lock().await;
-        let live = Live::build(&self.name, opts)?;
-        let was_enabled = self.live().opts.trash.enabled;
-        let disable = was_enabled && !live.opts.trash.enabled;
+    /// Installs options already validated and compiled (see `crate::admin`).
+    pub(crate) fn install_live(&self, live: Live) {
         *self.live.write() = Arc::new(live);
-        if disable {
-            self.empty_bin_locked(true).await?;
-        }
-        Ok(())
     }
 
     /// The options in force and what is compiled from them.

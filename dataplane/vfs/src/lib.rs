@@ -12,6 +12,7 @@
 //! private `recycle` module. [`state::LockManager`] is a share's lock, share-mode and
 //! lease manager (the locks clients ask for, not the internal per-inode mutexes).
 
+mod admin;
 pub mod attr;
 pub mod cred;
 pub mod error;
