@@ -9,7 +9,7 @@
 
 use super::Ctx;
 use crate::cli::{Grantee, GroupCommand, PasswordArgs, PermissionCommand, UserCommand};
-use crate::client::CliError;
+use crate::error::CliError;
 use crate::output::{
     GroupView, PermissionsView, RemovedView, UserView, emit, groups_text, permissions_text,
     removed_text, user_text, users_text,
