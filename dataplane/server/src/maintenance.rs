@@ -153,10 +153,7 @@ pub fn audit_last_path(store_dir: &Path) -> PathBuf {
 
 /// Runs GC. The summary is persisted even when the run failed (then `outcome` says why
 /// and nothing was deleted after the failure point), and the failure is returned.
-pub async fn run_gc(
-    input: GcInput,
-    job: &dyn Progress,
-) -> Result<GcSummary, MaintenanceError> {
+pub async fn run_gc(input: GcInput, job: &dyn Progress) -> Result<GcSummary, MaintenanceError> {
     let started = SystemTime::now();
     let clock = std::time::Instant::now();
     let run_id = format!(

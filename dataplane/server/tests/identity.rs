@@ -302,10 +302,17 @@ async fn users_groups_grants_validated_persisted_and_never_returned_with_secrets
         dry_run,
     };
     let dry = c.apply_config(apply(true)).await.unwrap().into_inner();
-    assert_eq!(changes(dry), ["user dave added"], "a dry run reports the new user");
+    assert_eq!(
+        changes(dry),
+        ["user dave added"],
+        "a dry run reports the new user"
+    );
     c.apply_config(apply(false)).await.unwrap();
     let again = c.apply_config(apply(true)).await.unwrap().into_inner();
-    assert!(changes(again).is_empty(), "the same state again changes nothing");
+    assert!(
+        changes(again).is_empty(),
+        "the same state again changes nothing"
+    );
     let now = stored_nt_hashes(&s);
     assert_eq!(now.len(), 3);
     assert!(hashes.iter().all(|h| now.contains(h)), "stored hashes kept");
