@@ -736,4 +736,33 @@ mod tests {
         let perms: Vec<&str> = id.permissions.iter().map(|x| x.share.as_str()).collect();
         assert_eq!(perms, vec!["/docs"]);
     }
+
+    /// No password reaches a text the operator writes: excluded Shares' messages and the
+    /// identity error (which end up in conditions, Events and logs).
+    #[test]
+    fn no_password_in_any_plan_text() {
+        let a = with_users("a", &[("alice", "alice-pw"), ("bob", "bob-pw")]);
+        let mut docs = share("docs", "/docs", "a", "disk");
+        read_only_for(&mut docs, "alice");
+        let mut typo = share("typo", "/typo", "a", "disk");
+        read_only_for(&mut typo, "mallory");
+        let shares = vec![docs, typo];
+        let bs = vec![local("disk", LocalBlockType::Fs)];
+        let only_alice =
+            Passwords::from([(("alice-pw".into(), "password".into()), "Hunter2-pw".into())]);
+        let both = {
+            let mut p = only_alice.clone();
+            p.insert(("bob-pw".into(), "password".into()), "Bobs-pw-9".into());
+            p
+        };
+        for pw in [only_alice, both] {
+            let p = plan_group(&a, &shares, &bs, &S3Credentials::new(), &pw);
+            assert!(!p.excluded.is_empty());
+            let mut texts: Vec<String> = p.excluded.values().map(|(_, m)| m.clone()).collect();
+            texts.extend(p.identity_error.iter().map(|e| format!("{e} {e:?}")));
+            for t in &texts {
+                assert!(!t.contains("Hunter2") && !t.contains("Bobs-pw"), "{t}");
+            }
+        }
+    }
 }

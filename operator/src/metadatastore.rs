@@ -112,15 +112,20 @@ pub async fn group_inputs(ctx: &Ctx, ms: &MetadataStore) -> Result<GroupInputs> 
     })
 }
 
-/// A password in a Secret: the key's value as is, but for one trailing newline (what
-/// `kubectl create secret --from-file` of an `echo`ed file adds). None when absent or empty.
-fn password_value(sec: &Secret, key: &str) -> Option<String> {
-    let raw = sec
-        .data
+/// The text of `key` in `sec` (`data`, else `stringData`), as stored.
+fn secret_text(sec: &Secret, key: &str) -> Option<String> {
+    sec.data
         .as_ref()
         .and_then(|d| d.get(key))
         .and_then(|v| String::from_utf8(v.0.clone()).ok())
-        .or_else(|| sec.string_data.as_ref().and_then(|d| d.get(key).cloned()))?;
+        .or_else(|| sec.string_data.as_ref().and_then(|d| d.get(key).cloned()))
+}
+
+/// A password in a Secret: the key's value as is (spaces are part of a password), but for
+/// one trailing newline (what `kubectl create secret --from-file` of an `echo`ed file
+/// adds). None when absent or empty.
+fn password_value(sec: &Secret, key: &str) -> Option<String> {
+    let raw = secret_text(sec, key)?;
     let p = raw
         .strip_suffix("\r\n")
         .or_else(|| raw.strip_suffix('\n'))
@@ -128,12 +133,9 @@ fn password_value(sec: &Secret, key: &str) -> Option<String> {
     (!p.is_empty()).then(|| p.to_string())
 }
 
+/// A token or key in a Secret, surrounding whitespace trimmed; None when absent or empty.
 pub fn secret_value(sec: &Secret, key: &str) -> Option<String> {
-    sec.data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .and_then(|v| String::from_utf8(v.0.clone()).ok())
-        .or_else(|| sec.string_data.as_ref().and_then(|d| d.get(key).cloned()))
+    secret_text(sec, key)
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
 }
@@ -575,4 +577,43 @@ async fn reconcile_inner(ms: &MetadataStore, ctx: &Ctx) -> Result<Action> {
     } else {
         10
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret(data: &[(&str, &str)], string_data: &[(&str, &str)]) -> Secret {
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        Secret {
+            data: Some(
+                map(data)
+                    .into_iter()
+                    .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                    .collect(),
+            ),
+            string_data: Some(map(string_data)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn passwords_keep_their_spaces_but_not_a_trailing_newline() {
+        let s = secret(
+            &[("a", " two words \n"), ("b", "x\r\n"), ("empty", "\n")],
+            &[("c", "from-string-data")],
+        );
+        assert_eq!(password_value(&s, "a").as_deref(), Some(" two words "));
+        assert_eq!(password_value(&s, "b").as_deref(), Some("x"));
+        assert_eq!(password_value(&s, "c").as_deref(), Some("from-string-data"));
+        assert_eq!(password_value(&s, "empty"), None);
+        assert_eq!(password_value(&s, "absent"), None);
+        // Tokens and keys are trimmed.
+        assert_eq!(secret_value(&s, "a").as_deref(), Some("two words"));
+    }
 }
