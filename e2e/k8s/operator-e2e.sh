@@ -135,12 +135,13 @@ KC
 }
 check operator-credentials-are-the-chart-serviceaccount sa_kubeconfig
 declare -A CTL NFS
-for g in quick main tiered; do CTL[$g]=$(free_port); NFS[$g]=$(free_port); done
+for g in quick main tiered team; do CTL[$g]=$(free_port); NFS[$g]=$(free_port); done
 METRICS=$(free_port)
 KUBECONFIG=$W/sa.kubeconfig setsid "$OPERATOR" --metrics-bind "127.0.0.1:$METRICS" --call-timeout 5 \
   --default-image ghcr.io/dittofs/dittofs:e2e \
   --pod-address "default/quick=127.0.0.1:${CTL[quick]}" --pod-address "default/main=127.0.0.1:${CTL[main]}" \
-  --pod-address "default/tiered=127.0.0.1:${CTL[tiered]}" >"$W/operator.log" 2>&1 </dev/null &
+  --pod-address "default/tiered=127.0.0.1:${CTL[tiered]}" --pod-address "default/team=127.0.0.1:${CTL[team]}" \
+  >"$W/operator.log" 2>&1 </dev/null &
 PIDS+=($!)
 check operator-ready retry 30 curl -sf "http://127.0.0.1:$METRICS/readyz"
 
@@ -162,13 +163,17 @@ mkdir -p "$W/samples"
 cp deploy/samples/*.yaml "$W/samples/"
 sed -i -e "s#http://minio.storage.svc:9000#http://127.0.0.1:$S3#" -e 's#REPLACE-WITH-ACCESS-KEY-ID#e2e-access#' \
   -e 's#REPLACE-WITH-SECRET-ACCESS-KEY#e2e-secret#' "$W/samples/sled-s3.yaml"
+pw() { python3 -c 'import os, sys; print(sys.argv[1] + os.urandom(12).hex())' "$1"; }
+PW_ALICE=$(pw pwA-) PW_ALICE2=$(pw pwA2-) PW_BOB=$(pw pwB-)
+sed -i -e "s#REPLACE-WITH-ALICE-PASSWORD#$PW_ALICE#" -e "s#REPLACE-WITH-BOB-PASSWORD#$PW_BOB#" \
+  "$W/samples/users-and-permissions.yaml"
 
 # ---- samples ---------------------------------------------------------------------------
 check apply-samples kubectl apply -f "$W/samples/"
 # The operator makes each group's control token; the local data planes use it.
-tokens() { local g; for g in quick main tiered; do kubectl -n default get secret "dittofs-$g-control" -o jsonpath='{.data.token}' >/dev/null || return 1; done; }
+tokens() { local g; for g in quick main tiered team; do kubectl -n default get secret "dittofs-$g-control" -o jsonpath='{.data.token}' >/dev/null || return 1; done; }
 check operator-created-token-secrets retry 60 tokens
-for g in quick main tiered; do
+for g in quick main tiered team; do
   tok=$(kubectl -n default get secret "dittofs-$g-control" -o jsonpath='{.data.token}' | base64 -d)
   mkdir -p "$W/dfs-$g"
   DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=${NFS[$g]} DITTOFS_HTTP_ENABLED=false DITTOFS_CONTROL_PORT=${CTL[$g]} \
@@ -207,6 +212,60 @@ media_upload() {
   retry 60 media_uploaded
 }
 check media-file-reaches-s3 media_upload
+# ---- users, groups and permissions (sample users-and-permissions.yaml, group `team`) --
+check metadatastore-team-ready retry 90 cond metadatastore team Ready True ConfigApplied
+check metadatastore-team-not-degraded retry 30 cond metadatastore team Degraded False
+check share-team-ready retry 60 cond share team Ready True Exported
+team_ctl() { "$DFSCTL" --server "127.0.0.1:${CTL[team]}" --token-file "$W/dfs-team/token" "$@"; }
+team_not_served() { ! team_ctl share list -o json | grep -q '"/team"'; }
+# The users, their group and /team's grants reached the data plane, passwords set.
+team_identity() {
+  team_ctl -o json user list >"$W/team-users.json" && team_ctl -o json share permission list /team >"$W/team-perms.json" || return 1
+  python3 - "$W/team-users.json" "$W/team-perms.json" <<'PY'
+import json, sys
+users = {u["name"]: u for u in json.load(open(sys.argv[1]))}
+perms = json.load(open(sys.argv[2]))
+got = sorted((n, u["uid"], u["groups"], u["has_password"]) for n, u in users.items())
+grants = sorted(f"{g['kind']}:{g['name']}={g['level']}" for g in perms["grants"])
+print(got, perms["default_level"], grants)
+sys.exit(0 if got == [("alice", 5001, ["staff"], True), ("bob", 5002, [], True)]
+         and perms["default_level"] == "read" and grants == ["group:staff=read-write", "user:alice=admin"] else 1)
+PY
+}
+check team-users-and-grants-pushed retry 30 team_identity
+alice_nt() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["users"]["alice"]["hashes"]["nt"])' "$W/dfs-team/data/control/identity.json"; }
+nt_changed() { [ "$(alice_nt)" != "$1" ]; }
+# Editing the Secret re-pushes the password: the pod's stored hash changes.
+password_change() {
+  local before; before=$(alice_nt) || return 1
+  kubectl -n default patch secret team-passwords -p "{\"stringData\": {\"alice\": \"$PW_ALICE2\"}}" >/dev/null &&
+    retry 60 nt_changed "$before"
+}
+check team-password-change-re-pushed password_change
+# A user's key removed: the group is Degraded (SecretNotFound, naming Secret and key), /team
+# is no longer served (never served less protected); the key back: /team is served again.
+key_removed() {
+  kubectl -n default patch secret team-passwords --type=json -p '[{"op": "remove", "path": "/data/bob"}]' || return 1
+  retry 60 cond metadatastore team Degraded True SecretNotFound || return 1
+  local msg; msg=$(kubectl -n default get metadatastore team -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}')
+  echo "message: $msg"
+  [[ $msg == *team-passwords* && $msg == *bob* ]] || return 1
+  retry 60 cond share team Ready False IdentityUnavailable && retry 60 team_not_served
+}
+check team-missing-key-secretnotfound key_removed
+key_restored() {
+  kubectl -n default patch secret team-passwords -p "{\"stringData\": {\"bob\": \"$PW_BOB\"}}" &&
+    retry 60 cond share team Ready True Exported && retry 60 cond metadatastore team Degraded False
+}
+check team-key-restored-serves-again key_restored
+# No password in the operator's log, the data plane's log, statuses or Events.
+no_password_shown() {
+  kubectl get metadatastores,shares -A -o yaml >"$W/team-objects.yaml"
+  kubectl -n default get events -o yaml >"$W/team-events.yaml"
+  ! grep -lF -e "$PW_ALICE" -e "$PW_ALICE2" -e "$PW_BOB" "$W/operator.log" "$W/dfs-team.log" "$W/team-objects.yaml" \
+    "$W/team-events.yaml" "$W/dfs-team/data/control/identity.json"
+}
+check team-no-password-shown no_password_shown
 check gcjob-nightly-scheduled retry 60 cond gcjob docs-nightly-gc Ready True Scheduled
 check gcjob-weekly-scheduled retry 60 cond gcjob docs-weekly-audit Ready True Scheduled
 volumes() {

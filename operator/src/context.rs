@@ -3,6 +3,7 @@
 
 use crate::crd::Condition;
 use crate::dataplane::PodAddresses;
+use crate::identity::PushedIdentities;
 use crate::names::{MANAGER, now_rfc3339};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -91,6 +92,8 @@ pub struct Ctx {
     pub recorder: Recorder,
     pub opts: Options,
     pub metrics: Metrics,
+    /// The identity sections last pushed to each pod (salted digests, in memory only).
+    pub identities: PushedIdentities,
 }
 
 impl Ctx {
@@ -104,6 +107,7 @@ impl Ctx {
             client,
             opts,
             metrics: Metrics::new(),
+            identities: PushedIdentities::new(rand::random()),
         }
     }
 

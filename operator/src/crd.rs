@@ -215,6 +215,50 @@ pub struct MetadataStoreSpec {
     pub postgres: Option<PostgresSpec>,
     #[serde(default)]
     pub server: ServerGroupSpec,
+    /// Users of the group's data plane; passwords come from Secrets, never from here.
+    /// Absent (and no Share with `permissions`) = the data plane's identity is left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub users: Vec<UserSpec>,
+    /// Groups users can belong to and Share grants can name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub groups: Vec<GroupSpec>,
+}
+
+/// A user of a server group. Names: 1-32 of `A-Z a-z 0-9 _ . -`, not starting with `-`
+/// or `.`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSpec {
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$"))]
+    pub name: String,
+    /// Absent = the lowest free uid from 1000 (picked by the data plane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Primary group id; absent = the uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Supplementary groups (names of `spec.groups`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// The key of a Secret in this namespace holding the password (clear text). The
+    /// operator pushes it to the pods, which keep only hashes.
+    pub password_secret_ref: SecretKeyRef,
+}
+
+/// A group of a server group's users.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSpec {
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$"))]
+    pub name: String,
+    /// Absent = the lowest free gid from 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -493,6 +537,61 @@ pub struct ShareSpec {
     /// deleted. The data itself always stays in the stores.
     #[serde(default)]
     pub volume_deletion_policy: VolumeDeletionPolicy,
+    /// Who may do what on this Share (users and groups of its MetadataStore). Absent =
+    /// the data plane's default (everyone read-write, within the export's own rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<PermissionsSpec>,
+}
+
+/// Access level of a caller on a Share (`admin` = read-write for file operations).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessLevel {
+    None,
+    Read,
+    ReadWrite,
+    Admin,
+}
+
+impl AccessLevel {
+    /// The level as the data plane spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::None => "none",
+            AccessLevel::Read => "read",
+            AccessLevel::ReadWrite => "read-write",
+            AccessLevel::Admin => "admin",
+        }
+    }
+}
+
+/// Per-Share access: a caller gets its user's grant, else the highest grant of its
+/// groups, else `defaultLevel`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionsSpec {
+    /// Level of callers without a grant; absent = `read-write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_level: Option<AccessLevel>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub grants: Vec<GrantSpec>,
+}
+
+/// One grant: exactly one of `user` and `group`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(
+    validation = Rule::new("has(self.user) != has(self.group)").message("a grant names exactly one of user and group")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub group: Option<String>,
+    pub level: AccessLevel,
 }
 
 /// Fate of a Share's PersistentVolume and claim when the Share is deleted.

@@ -152,20 +152,27 @@ impl DataPlane {
         }
     }
 
-    /// Makes the pod serve `state` (generation chosen by the pod). A dry run first: when
-    /// nothing would change, nothing is applied. Returns (changes applied, pod generation).
-    pub async fn apply(&mut self, state: &pb::DesiredState) -> Result<(Vec<pb::Change>, u64)> {
+    /// Makes the pod serve `state` (generation chosen by the pod). Unless `force`, a dry
+    /// run first: when nothing would change, nothing is applied (a dry run cannot see an
+    /// identity change: `force` pushes one). Returns (changes applied, pod generation).
+    pub async fn apply(
+        &mut self,
+        state: &pb::DesiredState,
+        force: bool,
+    ) -> Result<(Vec<pb::Change>, u64)> {
         let mut c = self.client.clone();
-        let req = self.request(pb::ApplyConfigRequest {
-            state: Some(state.clone()),
-            dry_run: true,
-        });
-        let dry = self
-            .within(c.apply_config(req))
-            .await?
-            .map_err(|s| self.status_err(s))?;
-        if dry.changes.is_empty() {
-            return Ok((vec![], dry.applied_generation));
+        if !force {
+            let req = self.request(pb::ApplyConfigRequest {
+                state: Some(state.clone()),
+                dry_run: true,
+            });
+            let dry = self
+                .within(c.apply_config(req))
+                .await?
+                .map_err(|s| self.status_err(s))?;
+            if dry.changes.is_empty() {
+                return Ok((vec![], dry.applied_generation));
+            }
         }
         let req = self.request(pb::ApplyConfigRequest {
             state: Some(state.clone()),

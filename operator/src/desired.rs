@@ -15,6 +15,7 @@ use crate::crd::{
     BlockStore, BlockStoreKind, Durability, LocalBlockType, MetadataStore, MetadataStoreType,
     RemoteBlockType, Share, Squash,
 };
+use crate::identity::{IdentityError, Passwords, share_permissions, users_and_groups};
 use crate::names::parse_quantity;
 use dittofs_proto::v1 as pb;
 use kube::ResourceExt;
@@ -34,6 +35,9 @@ pub struct GroupPlan {
     /// Local `fs` block stores that need a volume on the pods, and memory ones (emptyDir).
     pub local_fs: Vec<String>,
     pub local_memory: Vec<String>,
+    /// Why the group's users and groups cannot be pushed (`state.identity` is then None
+    /// and the pods keep theirs; the Shares with `permissions` are left out).
+    pub identity_error: Option<IdentityError>,
 }
 
 /// Plans the group of `ms` from the Shares and BlockStores of its namespace.
@@ -43,6 +47,7 @@ pub fn plan_group(
     shares: &[Share],
     block_stores: &[BlockStore],
     creds: &S3Credentials,
+    passwords: &Passwords,
 ) -> GroupPlan {
     let ms_name = ms.name_any();
     let mut plan = GroupPlan::default();
@@ -94,6 +99,8 @@ pub fn plan_group(
     let mut paths: BTreeMap<String, String> = BTreeMap::new();
     let mut local_defs: BTreeMap<String, pb::BlockStore> = BTreeMap::new();
     let mut remote_defs: BTreeMap<String, pb::BlockStore> = BTreeMap::new();
+    let users = users_and_groups(ms, passwords);
+    let mut permissions = Vec::new();
     for s in mine {
         let name = s.name_any();
         match share_entry(s, &stores, creds) {
@@ -130,6 +137,10 @@ pub fn plan_group(
                     );
                     continue;
                 }
+                if let Err(why) = permissions_of(s, ms, &users, &mut permissions) {
+                    plan.excluded.insert(name, why);
+                    continue;
+                }
                 paths.insert(share.name.clone(), name.clone());
                 local_defs.insert(local.0.name.clone(), local.0);
                 match local.1 {
@@ -148,7 +159,42 @@ pub fn plan_group(
         .into_values()
         .chain(remote_defs.into_values())
         .collect();
+    match users {
+        Ok(mut identity) => {
+            identity.permissions = permissions;
+            let empty = identity.users.is_empty()
+                && identity.groups.is_empty()
+                && identity.permissions.is_empty();
+            plan.state.identity = (!empty).then_some(identity);
+        }
+        Err(e) => plan.identity_error = Some(e),
+    }
     plan
+}
+
+/// Adds the `permissions` of Share `s` (if any) to `out`; Err = why `s` cannot be served.
+fn permissions_of(
+    s: &Share,
+    ms: &MetadataStore,
+    users: &Result<pb::IdentityState, IdentityError>,
+    out: &mut Vec<pb::SharePermissions>,
+) -> Result<(), (String, String)> {
+    let Some(spec) = &s.spec.permissions else {
+        return Ok(());
+    };
+    if let Err(e) = users {
+        return Err((
+            "IdentityUnavailable".into(),
+            format!(
+                "the users of MetadataStore {} cannot be pushed ({e}): a Share with permissions is not served without them",
+                ms.name_any()
+            ),
+        ));
+    }
+    let p = share_permissions(&s.spec.path, spec, ms)
+        .map_err(|msg| ("InvalidPermissions".to_string(), msg))?;
+    out.push(p);
+    Ok(())
 }
 
 /// The location (`s3://bucket/prefix@endpoint`) of a remote BlockStore; None for others.
@@ -391,6 +437,8 @@ mod tests {
                 type_: t,
                 postgres: None,
                 server: Default::default(),
+                users: vec![],
+                groups: vec![],
             },
         );
         m.metadata.namespace = Some("ns".into());
@@ -441,7 +489,7 @@ mod tests {
             local("disk", LocalBlockType::Fs),
             local("ram", LocalBlockType::Memory),
         ];
-        let p = plan_group(&m, &shares, &bs, &S3Credentials::new());
+        let p = plan_group(&m, &shares, &bs, &S3Credentials::new(), &Passwords::new());
         assert_eq!(p.served, vec!["docs", "tmp"]);
         assert_eq!(p.excluded["broken"].0, "BlockStoreNotFound");
         assert_eq!(p.excluded["dup"].0, "PathConflict");
@@ -471,11 +519,17 @@ mod tests {
             s3.credentials_secret = Some("creds".into());
         }
         let bs = vec![local("disk", LocalBlockType::Fs), remote];
-        let p = plan_group(&m, std::slice::from_ref(&s), &bs, &S3Credentials::new());
+        let p = plan_group(
+            &m,
+            std::slice::from_ref(&s),
+            &bs,
+            &S3Credentials::new(),
+            &Passwords::new(),
+        );
         assert_eq!(p.excluded["media"].0, "SecretNotFound");
         let creds =
             S3Credentials::from([("s3".to_string(), ("id".to_string(), "key".to_string()))]);
-        let p = plan_group(&m, &[s], &bs, &creds);
+        let p = plan_group(&m, &[s], &bs, &creds, &Passwords::new());
         assert_eq!(p.served, vec!["media"]);
         let r = p
             .state
@@ -543,6 +597,7 @@ mod tests {
             &shares,
             &bs,
             &S3Credentials::new(),
+            &Passwords::new(),
         );
         assert_eq!(a.served, vec!["first"]);
         let b = plan_group(
@@ -550,6 +605,7 @@ mod tests {
             &shares,
             &bs,
             &S3Credentials::new(),
+            &Passwords::new(),
         );
         assert_eq!(b.served, vec!["own"]);
         for s in ["second", "alias"] {
@@ -567,8 +623,146 @@ mod tests {
             &[share("a", "/a", "pg", "disk")],
             &[local("disk", LocalBlockType::Fs)],
             &S3Credentials::new(),
+            &Passwords::new(),
         );
         assert!(p.served.is_empty());
         assert_eq!(p.excluded["a"].0, "MetadataTypeUnsupported");
+    }
+
+    fn with_users(name: &str, users: &[(&str, &str)]) -> MetadataStore {
+        let mut m = ms(name, MetadataStoreType::Sled);
+        m.spec.groups = vec![GroupSpec {
+            name: "staff".into(),
+            gid: Some(3000),
+        }];
+        m.spec.users = users
+            .iter()
+            .map(|(u, secret)| UserSpec {
+                name: (*u).into(),
+                uid: None,
+                gid: None,
+                groups: vec!["staff".into()],
+                disabled: false,
+                password_secret_ref: SecretKeyRef {
+                    name: (*secret).into(),
+                    key: "password".into(),
+                },
+            })
+            .collect();
+        m
+    }
+
+    fn read_only_for(s: &mut Share, user: &str) {
+        s.spec.permissions = Some(PermissionsSpec {
+            default_level: Some(AccessLevel::None),
+            grants: vec![GrantSpec {
+                user: Some(user.into()),
+                group: None,
+                level: AccessLevel::Read,
+            }],
+        });
+    }
+
+    /// Each group gets its own users and the permissions of its own served Shares.
+    #[test]
+    fn identity_is_planned_per_group() {
+        let (a, b) = (
+            with_users("a", &[("alice", "alice-pw")]),
+            with_users("b", &[("bob", "bob-pw")]),
+        );
+        let mut docs = share("docs", "/docs", "a", "disk");
+        read_only_for(&mut docs, "alice");
+        let mut media = share("media", "/media", "b", "disk");
+        read_only_for(&mut media, "bob");
+        let shares = vec![docs, media, share("open", "/open", "a", "disk")];
+        let bs = vec![local("disk", LocalBlockType::Fs)];
+        let pw = Passwords::from([
+            (("alice-pw".into(), "password".into()), "pa".into()),
+            (("bob-pw".into(), "password".into()), "pb".into()),
+        ]);
+        let pa = plan_group(&a, &shares, &bs, &S3Credentials::new(), &pw);
+        assert_eq!(pa.served, vec!["docs", "open"]);
+        let id = pa.state.identity.as_ref().unwrap();
+        let users: Vec<(&str, &str)> = id
+            .users
+            .iter()
+            .map(|u| (u.name.as_str(), u.password.as_str()))
+            .collect();
+        assert_eq!(users, vec![("alice", "pa")]);
+        assert_eq!(id.groups[0].gid, 3000);
+        assert_eq!(id.permissions.len(), 1);
+        assert_eq!(id.permissions[0].share, "/docs");
+        assert_eq!(id.permissions[0].grants[0].level, "read");
+        let pb_ = plan_group(&b, &shares, &bs, &S3Credentials::new(), &pw);
+        let id = pb_.state.identity.as_ref().unwrap();
+        assert_eq!(id.users[0].name, "bob");
+        assert_eq!(id.permissions[0].share, "/media");
+        // No users, groups or permissions: no identity section at all.
+        let plain = plan_group(
+            &ms("a", MetadataStoreType::Sled),
+            &[share("open", "/open", "a", "disk")],
+            &bs,
+            &S3Credentials::new(),
+            &pw,
+        );
+        assert_eq!(plain.state.identity, None);
+        assert_eq!(plain.identity_error, None);
+    }
+
+    /// A missing password Secret keeps the pods' identity and takes the Shares that need
+    /// it out; a grant to an unknown user takes that Share out. Others stay served.
+    #[test]
+    fn shares_with_permissions_fail_closed() {
+        let a = with_users("a", &[("alice", "alice-pw")]);
+        let mut docs = share("docs", "/docs", "a", "disk");
+        read_only_for(&mut docs, "alice");
+        let mut typo = share("typo", "/typo", "a", "disk");
+        read_only_for(&mut typo, "alcie");
+        let shares = vec![docs, typo, share("open", "/open", "a", "disk")];
+        let bs = vec![local("disk", LocalBlockType::Fs)];
+        let p = plan_group(&a, &shares, &bs, &S3Credentials::new(), &Passwords::new());
+        assert_eq!(p.served, vec!["open"]);
+        assert_eq!(p.state.identity, None);
+        let e = p.identity_error.as_ref().unwrap();
+        assert_eq!(e.reason(), "SecretNotFound");
+        let (reason, msg) = &p.excluded["docs"];
+        assert_eq!(reason, "IdentityUnavailable");
+        assert!(msg.contains("alice-pw"), "{msg}");
+        let pw = Passwords::from([(("alice-pw".into(), "password".into()), "pa".into())]);
+        let p = plan_group(&a, &shares, &bs, &S3Credentials::new(), &pw);
+        assert_eq!(p.served, vec!["docs", "open"]);
+        assert_eq!(p.excluded["typo"].0, "InvalidPermissions");
+        let id = p.state.identity.as_ref().unwrap();
+        let perms: Vec<&str> = id.permissions.iter().map(|x| x.share.as_str()).collect();
+        assert_eq!(perms, vec!["/docs"]);
+    }
+
+    /// No password reaches a text the operator writes: excluded Shares' messages and the
+    /// identity error (which end up in conditions, Events and logs).
+    #[test]
+    fn no_password_in_any_plan_text() {
+        let a = with_users("a", &[("alice", "alice-pw"), ("bob", "bob-pw")]);
+        let mut docs = share("docs", "/docs", "a", "disk");
+        read_only_for(&mut docs, "alice");
+        let mut typo = share("typo", "/typo", "a", "disk");
+        read_only_for(&mut typo, "mallory");
+        let shares = vec![docs, typo];
+        let bs = vec![local("disk", LocalBlockType::Fs)];
+        let only_alice =
+            Passwords::from([(("alice-pw".into(), "password".into()), "Hunter2-pw".into())]);
+        let both = {
+            let mut p = only_alice.clone();
+            p.insert(("bob-pw".into(), "password".into()), "Bobs-pw-9".into());
+            p
+        };
+        for pw in [only_alice, both] {
+            let p = plan_group(&a, &shares, &bs, &S3Credentials::new(), &pw);
+            assert!(!p.excluded.is_empty());
+            let mut texts: Vec<String> = p.excluded.values().map(|(_, m)| m.clone()).collect();
+            texts.extend(p.identity_error.iter().map(|e| format!("{e} {e:?}")));
+            for t in &texts {
+                assert!(!t.contains("Hunter2") && !t.contains("Bobs-pw"), "{t}");
+            }
+        }
     }
 }

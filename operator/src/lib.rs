@@ -6,6 +6,7 @@
 //! | [`crd`] | the custom resources of `dittofs.io/v1alpha1` (`crdgen` writes `crds/*.yaml`) |
 //! | [`names`] | object names, labels, quantities |
 //! | [`desired`] | CRs -> the `DesiredState` of one server group (pure) |
+//! | [`identity`] | users, groups (passwords from Secrets) and Share permissions of a group's desired state (pure) |
 //! | [`resources`] | CRs -> StatefulSet, Service, Secret, PV, PVC, Job, CronJob documents (pure) |
 //! | [`dataplane`] | gRPC client of a pod's control API; pod address policy |
 //! | [`metadatastore`], [`share`], [`blockstore`], [`gcjob`] | one reconciler per kind |
@@ -32,6 +33,7 @@ pub mod dataplane;
 pub mod desired;
 pub mod error;
 pub mod gcjob;
+pub mod identity;
 pub mod metadatastore;
 pub mod names;
 pub mod resources;

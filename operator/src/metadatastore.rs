@@ -20,8 +20,10 @@ use crate::crd::{
 use crate::dataplane::DataPlane;
 use crate::desired::{GroupPlan, S3Credentials, plan_group};
 use crate::error::{Error, Result};
+use crate::identity::Passwords;
 use crate::names::*;
 use crate::resources;
+use dittofs_proto::v1 as pb;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::ResourceExt;
@@ -29,18 +31,36 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Everything in a namespace that shapes its server groups.
+/// Everything in a namespace that shapes the server group of one MetadataStore.
 pub struct GroupInputs {
     pub shares: Vec<Share>,
     pub block_stores: Vec<BlockStore>,
     pub creds: S3Credentials,
+    /// The passwords of the MetadataStore's users (never logged).
+    pub passwords: Passwords,
 }
 
-/// Reads the Shares, BlockStores and S3 credential Secrets of `ns`. A missing or incomplete
-/// Secret is left out of `creds` (the Shares that need it are excluded, not the group).
-pub async fn group_inputs(ctx: &Ctx, ns: &str) -> Result<GroupInputs> {
+impl GroupInputs {
+    /// The plan of group `ms` from these inputs.
+    pub fn plan(&self, ms: &MetadataStore) -> GroupPlan {
+        plan_group(
+            ms,
+            &self.shares,
+            &self.block_stores,
+            &self.creds,
+            &self.passwords,
+        )
+    }
+}
+
+/// Reads the Shares, BlockStores and S3 credential Secrets of the namespace of `ms`, and
+/// the password Secrets of its users. A missing or incomplete Secret is left out of
+/// `creds` or `passwords` (the planner reports who needs it).
+pub async fn group_inputs(ctx: &Ctx, ms: &MetadataStore) -> Result<GroupInputs> {
+    let ns = ms.namespace().unwrap_or_default();
+    let ns = ns.as_str();
     let lp = ListParams::default();
     let shares = Api::<Share>::namespaced(ctx.client.clone(), ns)
         .list(&lp)
@@ -71,19 +91,52 @@ pub async fn group_inputs(ctx: &Ctx, ns: &str) -> Result<GroupInputs> {
             creds.insert(b.name_any(), (id, key));
         }
     }
+    let mut passwords = Passwords::new();
+    for r in ms.spec.users.iter().map(|u| &u.password_secret_ref) {
+        let key = (r.name.clone(), r.key.clone());
+        if passwords.contains_key(&key) {
+            continue;
+        }
+        if let Some(p) = secrets
+            .get_opt(&r.name)
+            .await?
+            .and_then(|sec| password_value(&sec, &r.key))
+        {
+            passwords.insert(key, p);
+        }
+    }
     Ok(GroupInputs {
         shares,
         block_stores,
         creds,
+        passwords,
     })
 }
 
-pub fn secret_value(sec: &Secret, key: &str) -> Option<String> {
+/// The text of `key` in `sec` (`data`, else `stringData`), as stored.
+fn secret_text(sec: &Secret, key: &str) -> Option<String> {
     sec.data
         .as_ref()
         .and_then(|d| d.get(key))
         .and_then(|v| String::from_utf8(v.0.clone()).ok())
         .or_else(|| sec.string_data.as_ref().and_then(|d| d.get(key).cloned()))
+}
+
+/// A password in a Secret: the key's value as is (spaces are part of a password), but for
+/// one trailing newline (what `kubectl create secret --from-file` of an `echo`ed file
+/// adds). None when absent or empty.
+fn password_value(sec: &Secret, key: &str) -> Option<String> {
+    let raw = secret_text(sec, key)?;
+    let p = raw
+        .strip_suffix("\r\n")
+        .or_else(|| raw.strip_suffix('\n'))
+        .unwrap_or(&raw);
+    (!p.is_empty()).then(|| p.to_string())
+}
+
+/// A token or key in a Secret, surrounding whitespace trimmed; None when absent or empty.
+pub fn secret_value(sec: &Secret, key: &str) -> Option<String> {
+    secret_text(sec, key)
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
 }
@@ -186,51 +239,53 @@ struct Push {
     min_generation: Option<u64>,
     /// Share object name -> why a pod refused it.
     rejected: BTreeMap<String, String>,
+    /// Pods the identity section was (re)pushed to.
+    identity_pushed: Vec<String>,
 }
 
-/// Applies the group's state to one pod. When the pod refuses it, finds the Shares it
-/// refuses one by one (dry runs) and applies the rest: one bad Share never keeps the
-/// others from being served.
+/// `full` restricted to `shares`: the stores they need (all local ones, and the remote
+/// ones of `shares`) and the permissions of their paths.
+fn restricted(full: &pb::DesiredState, shares: Vec<pb::Share>) -> pb::DesiredState {
+    let mut s = full.clone();
+    s.block_stores.retain(|b| {
+        b.kind == pb::BlockStoreKind::Local as i32 || shares.iter().any(|x| x.remote == b.name)
+    });
+    if let Some(id) = s.identity.as_mut() {
+        id.permissions
+            .retain(|p| shares.iter().any(|x| x.name == p.share));
+    }
+    s.shares = shares;
+    s
+}
+
+/// Applies the group's state to one pod (`force`: even when a dry run shows no change,
+/// for a new identity). When the pod refuses it, finds the Shares it refuses one by one
+/// (dry runs) and applies the rest: one bad Share never keeps the others from being
+/// served.
 async fn push_pod(
     dp: &mut DataPlane,
     plan: &GroupPlan,
-) -> Result<(Vec<dittofs_proto::v1::Change>, u64, Vec<(String, String)>)> {
-    match dp.apply(&plan.state).await {
+    force: bool,
+) -> Result<(Vec<pb::Change>, u64, Vec<(String, String)>)> {
+    match dp.apply(&plan.state, force).await {
         Ok((changes, generation)) => return Ok((changes, generation, vec![])),
         Err(Error::Rejected { .. }) => {}
         Err(e) => return Err(e),
     }
-    let mut accepted = plan.state.clone();
-    accepted.shares.clear();
-    accepted
-        .block_stores
-        .retain(|b| b.kind == dittofs_proto::v1::BlockStoreKind::Local as i32);
+    let mut accepted = restricted(&plan.state, vec![]);
     dp.check(&accepted).await?; // the stores alone are refused: nothing can be served
     let mut rejected = Vec::new();
     for (share, object) in plan.state.shares.iter().zip(&plan.served) {
-        let mut candidate = accepted.clone();
-        candidate.shares.push(share.clone());
-        if !share.remote.is_empty()
-            && !candidate
-                .block_stores
-                .iter()
-                .any(|b| b.name == share.remote)
-        {
-            candidate.block_stores.extend(
-                plan.state
-                    .block_stores
-                    .iter()
-                    .filter(|b| b.name == share.remote)
-                    .cloned(),
-            );
-        }
+        let mut shares = accepted.shares.clone();
+        shares.push(share.clone());
+        let candidate = restricted(&plan.state, shares);
         match dp.check(&candidate).await {
             Ok(()) => accepted = candidate,
             Err(Error::Rejected { msg, .. }) => rejected.push((object.clone(), msg)),
             Err(e) => return Err(e),
         }
     }
-    let (changes, generation) = dp.apply(&accepted).await?;
+    let (changes, generation) = dp.apply(&accepted, force).await?;
     Ok((changes, generation, rejected))
 }
 
@@ -242,9 +297,16 @@ async fn push(ctx: &Ctx, ms: &MetadataStore, plan: &GroupPlan, pods: &[Pod], tok
         changes: vec![],
         min_generation: None,
         rejected: BTreeMap::new(),
+        identity_pushed: vec![],
     };
+    let fingerprint = plan
+        .state
+        .identity
+        .as_ref()
+        .map(|i| ctx.identities.fingerprint(i));
     for pod in pods {
         let pod_name = pod.name_any();
+        let pod_key = pod.uid().unwrap_or_else(|| pod_name.clone());
         let Some(addr) =
             ctx.opts
                 .pod_addresses
@@ -255,9 +317,11 @@ async fn push(ctx: &Ctx, ms: &MetadataStore, plan: &GroupPlan, pods: &[Pod], tok
             ));
             continue;
         };
+        let force =
+            fingerprint.is_some_and(|fp| ctx.identities.needs_push(&pod_key, fp, Instant::now()));
         let result = async {
             let mut dp = DataPlane::connect(&addr, token, ctx.opts.call_timeout).await?;
-            push_pod(&mut dp, plan).await
+            push_pod(&mut dp, plan, force).await
         }
         .await;
         match result {
@@ -270,8 +334,15 @@ async fn push(ctx: &Ctx, ms: &MetadataStore, plan: &GroupPlan, pods: &[Pod], tok
                         .push(format!("{pod_name}: {} {} {}", c.kind, c.name, c.action));
                 }
                 out.rejected.extend(rejected);
+                if let (Some(fp), true) = (fingerprint, force) {
+                    ctx.identities.record(&pod_key, fp, Instant::now());
+                    out.identity_pushed.push(pod_name);
+                }
             }
-            Err(e) => out.errors.push(format!("{pod_name}: {e}")),
+            Err(e) => {
+                ctx.identities.forget(&pod_key);
+                out.errors.push(format!("{pod_name}: {e}"));
+            }
         }
     }
     out
@@ -290,8 +361,8 @@ async fn reconcile_inner(ms: &MetadataStore, ctx: &Ctx) -> Result<Action> {
     let msapi = Api::<MetadataStore>::namespaced(ctx.client.clone(), &ns);
     let old = ms.status.clone().unwrap_or_default();
     let generation = ms.metadata.generation;
-    let inputs = group_inputs(ctx, &ns).await?;
-    let plan = plan_group(ms, &inputs.shares, &inputs.block_stores, &inputs.creds);
+    let inputs = group_inputs(ctx, ms).await?;
+    let plan = inputs.plan(ms);
     let n_shares = inputs
         .shares
         .iter()
@@ -392,6 +463,18 @@ async fn reconcile_inner(ms: &MetadataStore, ctx: &Ctx) -> Result<Action> {
         )
         .await;
     }
+    if let (Some(id), false) = (&plan.state.identity, pushed.identity_pushed.is_empty()) {
+        let msg = format!(
+            "users, groups and share permissions ({} user(s), {} group(s), {} share(s) with permissions) pushed to {}",
+            id.users.len(),
+            id.groups.len(),
+            id.permissions.len(),
+            pushed.identity_pushed.join(", ")
+        );
+        tracing::info!(metadatastore = %name, namespace = %ns, "{msg}");
+        ctx.event(ms, false, "IdentityApplied", "ApplyConfig", msg)
+            .await;
+    }
     let all_pushed = pushed.errors.is_empty() && !pods.is_empty();
     let served: Vec<String> = plan
         .served
@@ -449,6 +532,8 @@ async fn reconcile_inner(ms: &MetadataStore, ctx: &Ctx) -> Result<Action> {
         (true, "ConfigPushFailed", pushed.errors.join("; "))
     } else if !rejected_shares.is_empty() {
         (true, "SharesRejected", rejected_text)
+    } else if let Some(e) = &plan.identity_error {
+        (true, e.reason(), e.to_string())
     } else {
         (false, "AsExpected", String::new())
     };
@@ -493,4 +578,43 @@ async fn reconcile_inner(ms: &MetadataStore, ctx: &Ctx) -> Result<Action> {
     } else {
         10
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret(data: &[(&str, &str)], string_data: &[(&str, &str)]) -> Secret {
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        Secret {
+            data: Some(
+                map(data)
+                    .into_iter()
+                    .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                    .collect(),
+            ),
+            string_data: Some(map(string_data)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn passwords_keep_their_spaces_but_not_a_trailing_newline() {
+        let s = secret(
+            &[("a", " two words \n"), ("b", "x\r\n"), ("empty", "\n")],
+            &[("c", "from-string-data")],
+        );
+        assert_eq!(password_value(&s, "a").as_deref(), Some(" two words "));
+        assert_eq!(password_value(&s, "b").as_deref(), Some("x"));
+        assert_eq!(password_value(&s, "c").as_deref(), Some("from-string-data"));
+        assert_eq!(password_value(&s, "empty"), None);
+        assert_eq!(password_value(&s, "absent"), None);
+        // Tokens and keys are trimmed.
+        assert_eq!(secret_value(&s, "a").as_deref(), Some("two words"));
+    }
 }

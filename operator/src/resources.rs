@@ -451,6 +451,7 @@ mod tests {
     use super::*;
     use crate::crd::*;
     use crate::desired::{S3Credentials, plan_group};
+    use crate::identity::Passwords;
 
     fn ms(t: MetadataStoreType) -> MetadataStore {
         let mut m = MetadataStore::new(
@@ -459,6 +460,8 @@ mod tests {
                 type_: t,
                 postgres: None,
                 server: Default::default(),
+                users: vec![],
+                groups: vec![],
             },
         );
         m.metadata.namespace = Some("ns".into());
@@ -495,7 +498,13 @@ mod tests {
     #[test]
     fn statefulset_has_volumes_for_embedded_store_and_fs_blocks() {
         let m = ms(MetadataStoreType::Sled);
-        let plan = plan_group(&m, &[share(false)], &[disk()], &S3Credentials::new());
+        let plan = plan_group(
+            &m,
+            &[share(false)],
+            &[disk()],
+            &S3Credentials::new(),
+            &Passwords::new(),
+        );
         let sts = statefulset(&m, &plan, &|_| ("7Gi".into(), Some("fast".into())), "img:1");
         let tpl: Vec<&str> = sts["spec"]["volumeClaimTemplates"]
             .as_array()
@@ -541,7 +550,13 @@ mod tests {
     #[test]
     fn pods_stop_within_their_termination_grace() {
         let m = ms(MetadataStoreType::Sled);
-        let plan = plan_group(&m, &[share(false)], &[disk()], &S3Credentials::new());
+        let plan = plan_group(
+            &m,
+            &[share(false)],
+            &[disk()],
+            &S3Credentials::new(),
+            &Passwords::new(),
+        );
         let sts = statefulset(&m, &plan, &|_| ("1Gi".into(), None), "img:1");
         let pod = &sts["spec"]["template"]["spec"];
         let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
@@ -572,7 +587,13 @@ mod tests {
     #[test]
     fn service_maps_port_111_onto_the_pods_portmapper() {
         let m = ms(MetadataStoreType::Sled);
-        let plan = plan_group(&m, &[share(false)], &[disk()], &S3Credentials::new());
+        let plan = plan_group(
+            &m,
+            &[share(false)],
+            &[disk()],
+            &S3Credentials::new(),
+            &Passwords::new(),
+        );
         let sts = statefulset(&m, &plan, &|_| ("7Gi".into(), None), "img:1");
         let container = &sts["spec"]["template"]["spec"]["containers"][0];
         let svc = service(&m);

@@ -14,7 +14,6 @@
 
 use crate::context::{Ctx, Verdict, apply, apply_status, event_on_transition, timed};
 use crate::crd::{MetadataStore, Share, ShareStatus, VolumeDeletionPolicy, VolumeRef};
-use crate::desired::plan_group;
 use crate::error::Result;
 use crate::metadatastore::group_inputs;
 use crate::names::*;
@@ -142,8 +141,8 @@ async fn reconcile_inner(share: &Share, ctx: &Ctx) -> Result<Action> {
                 ),
             );
         };
-        let inputs = group_inputs(ctx, &ns).await?;
-        let plan = plan_group(&ms, &inputs.shares, &inputs.block_stores, &inputs.creds);
+        let inputs = group_inputs(ctx, &ms).await?;
+        let plan = inputs.plan(&ms);
         if let Some((reason, msg)) = plan.excluded.get(&name) {
             break 'v Verdict::degraded(reason, msg.clone());
         }
