@@ -193,6 +193,12 @@ fn no_token_hint(settings: &Resolved, message: &str) -> String {
          (dfsctl context set NAME --server URL --token-file FILE)"
             .to_string()
     };
+    if let (Some(own), Some(name)) = (&settings.context_withheld, &settings.context) {
+        hint.push_str(&format!(
+            "; the token of context {name:?} belongs to {own} and was not sent to {}",
+            settings.server
+        ));
+    }
     if let Some(w) = &settings.withheld {
         let owner = match w.endpoint {
             Some(e) => format!("belongs to the dfs at {e}"),
@@ -243,6 +249,7 @@ mod tests {
             token_path: None,
             context: None,
             withheld: None,
+            context_withheld: None,
         }
     }
 

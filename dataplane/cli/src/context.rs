@@ -18,7 +18,8 @@
 //! the selected context (`--context`, else `current_context`) > defaults. For the token,
 //! at most one of `--token`/`DFSCTL_TOKEN` and `--token-file`/`DFSCTL_TOKEN_FILE` may be
 //! given (both is a usage error, see `crate::secret`); then the context's `token` or
-//! `token_file` (not both); then, with none of these, the token of a local `dfs` data
+//! `token_file` (not both), sent only to the context's own server (its `server`, else the
+//! default): with `--server` naming another, the context's token is not sent; then, with none of these, the token of a local `dfs` data
 //! directory (`/var/lib/dittofs/control-token`, then `$XDG_DATA_HOME/dittofs/control-token`
 //! or `~/.local/share/dittofs/control-token`), but only for the server that token belongs
 //! to: the address its `dfs` recorded in `control-endpoint` beside it must be the one the
@@ -233,6 +234,9 @@ pub(crate) struct Resolved {
     pub(crate) context: Option<String>,
     /// A local `dfs` token that was not sent because it belongs to another server.
     pub(crate) withheld: Option<Withheld>,
+    /// The selected context's server, when its token was not sent because `--server`
+    /// named another one.
+    pub(crate) context_withheld: Option<String>,
 }
 
 /// The token of a local data directory, not sent to a server it does not belong to.
@@ -271,13 +275,20 @@ pub(crate) fn resolve(
         token_path: None,
         context: selected.map(|(n, _)| n.to_string()),
         withheld: None,
+        context_withheld: None,
     };
     if let Some(t) = crate::secret::resolve("control token", &flags.token)? {
         resolved.set_token(t, Source::Flag);
     } else if let Some(t) =
         crate::secret::resolve("control token", &context_token_inputs(selected))?
     {
-        resolved.set_token(t, Source::Context);
+        let own = context_server(ctx);
+        if own == resolved.server {
+            resolved.set_token(t, Source::Context);
+        } else {
+            // --server (or DFSCTL_SERVER) points elsewhere: the context's token stays home.
+            resolved.context_withheld = Some(own);
+        }
     } else {
         match find_local_token(&resolved.server, local_tokens) {
             LocalToken::Use { path, token } => {
@@ -298,6 +309,15 @@ impl Resolved {
         self.token_source = source;
         self.token_path = t.path;
     }
+}
+
+/// The server a context's token belongs to: its own, else the default (normalized when
+/// it can be; a malformed one then matches no server).
+fn context_server(ctx: Option<&Context>) -> String {
+    let raw = ctx
+        .and_then(|c| c.server.clone())
+        .unwrap_or_else(default_server);
+    normalize_server(&raw).unwrap_or(raw)
 }
 
 /// The token forms of the selected context (both set by hand is a conflict).
@@ -650,6 +670,24 @@ mod tests {
         assert_eq!(r.server, "http://h:1");
         assert_eq!(r.server_source, Source::Flag);
         assert_eq!(r.token.as_deref(), Some("flag"));
+        // --server naming another server: the context's token is not sent there.
+        let f = ConnFlags {
+            server: Some("h:1".into()),
+            ..flags()
+        };
+        let r = resolve(&f, &file, &[]).unwrap();
+        assert_eq!(r.server, "http://h:1");
+        assert_eq!(r.token, None);
+        assert_eq!(r.token_source, Source::None);
+        assert_eq!(r.context_withheld.as_deref(), Some("http://10.0.0.1:9000"));
+        // ... but it is, to the context's own server given in another spelling.
+        let f = ConnFlags {
+            server: Some("http://10.0.0.1:9000/".into()),
+            ..flags()
+        };
+        let r = resolve(&f, &file, &[]).unwrap();
+        assert_eq!(r.token.as_deref(), Some("ctx-a"));
+        assert_eq!(r.context_withheld, None);
         let f = ConnFlags {
             token: vec![token_file(&tok)],
             ..flags()

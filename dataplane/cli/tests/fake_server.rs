@@ -1433,6 +1433,15 @@ async fn contexts_and_server_token_file() {
         "the server flag wins, the context's token stays: {}",
         stderr(&o)
     );
+    assert!(
+        !seen.lock().unwrap().auth.iter().any(|a| a == "Bearer x"),
+        "context broken's token was sent to another server"
+    );
+    assert!(
+        stderr(&o).contains("the token of context \"broken\" belongs to http://127.0.0.1:1"),
+        "{}",
+        stderr(&o)
+    );
     let o = dfsctl(home.path(), &["--context", "nope", "status"], &env).await;
     assert_eq!(code(&o), 3, "{}", stderr(&o));
 
