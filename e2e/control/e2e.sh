@@ -82,7 +82,7 @@ grep -q "control token: generated in $DATA/control-token" "$WORK/dfs.log" \
 TOKEN=$(cat "$DATA/control-token")
 [ "$(stat -c %a "$DATA/control-token")" = 600 ] && [ ${#TOKEN} -ge 16 ] && ok "generated token in a 0600 file" || bad "control-token file mode or content"
 ! grep -qF "$TOKEN" "$WORK/dfs.log" && ok "the token is not in dfs's stdout/stderr" || bad "dfs printed its token"
-[ "$(cat "$DATA/control-endpoint" 2>/dev/null)" = "127.0.0.1:$CTL_PORT" ] && ok "control-endpoint records the control address" || bad "control-endpoint: $(cat "$DATA/control-endpoint" 2>&1)"
+[ "$(cat "$DATA/control-endpoint" 2>/dev/null)" = "127.0.0.1:$CTL_PORT $PID" ] && ok "control-endpoint records the control address and dfs's pid" || bad "control-endpoint: $(cat "$DATA/control-endpoint" 2>&1)"
 ! grep -qE "WARN.*(control token file|without TLS)" "$WORK/dfs.log" && ok "no warning for a loopback control API and a 0600 token" || { bad "unexpected warning"; grep WARN "$WORK/dfs.log" >&2; }
 
 echo "----- transcript -----"

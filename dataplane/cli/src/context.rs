@@ -374,10 +374,26 @@ fn find_local_token(url: &str, token_paths: &[PathBuf]) -> LocalToken {
     withheld.map_or(LocalToken::None, LocalToken::Withheld)
 }
 
-/// The control address recorded beside a local token file (`control-endpoint`).
+/// The control address recorded beside a local token file (`control-endpoint`:
+/// `ADDR PID`), if the `dfs` that recorded it still runs (`None` for a record a crash
+/// left behind). A record without a process id (older `dfs`) is taken as it is.
 fn read_endpoint(token_path: &Path) -> Option<SocketAddr> {
     let text = std::fs::read_to_string(token_path.with_file_name("control-endpoint")).ok()?;
-    text.trim().parse().ok()
+    let mut fields = text.split_whitespace();
+    let addr = fields.next()?.parse().ok()?;
+    match fields.next() {
+        None => Some(addr),
+        Some(pid) => dfs_running(pid.parse().ok()?).then_some(addr),
+    }
+}
+
+/// Whether process `pid` runs a program named `dfs` (Linux `/proc`; elsewhere, where
+/// there is no `/proc`, whether it can be told at all is unknown: assumed running).
+fn dfs_running(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "dfs")
 }
 
 /// Whether `url` reaches the server whose control listener is bound to `endpoint`: the
@@ -793,6 +809,19 @@ mod tests {
         let r = resolve(&flags(), &ConfigFile::default(), std::slice::from_ref(&c)).unwrap();
         assert_eq!(r.token, None);
         assert_eq!(r.withheld.map(|w| w.endpoint), Some(None));
+
+        // A record a crashed dfs left behind (its process gone, or the id now another
+        // program's): nothing sent, as if none were recorded.
+        let own_pid = std::process::id();
+        for stale in [
+            format!("127.0.0.1:9000 {own_pid}"),
+            "127.0.0.1:9000 4294967295".into(),
+        ] {
+            let d = data_dir(dir.path(), "d", Some(&stale));
+            let r = resolve(&flags(), &ConfigFile::default(), std::slice::from_ref(&d)).unwrap();
+            assert_eq!(r.token, None, "{stale}");
+            assert_eq!(r.withheld.map(|w| w.endpoint), Some(None), "{stale}");
+        }
 
         // An explicit token wins over the local one.
         let f = ConnFlags {

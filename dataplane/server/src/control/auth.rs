@@ -8,8 +8,10 @@
 //! printed or logged (the banner names its file).
 //!
 //! `<data_dir>/control-endpoint` holds the address the control listener is bound to
-//! while `dfs` runs (written at start, removed at a clean stop). `dfsctl` sends the
-//! token of a local data directory only to the server of that address.
+//! and the process id of the `dfs` that bound it (`127.0.0.1:9000 4242`), while `dfs`
+//! runs (written at start, removed at a clean stop). `dfsctl` sends the token of a local
+//! data directory only to the server of that address, and only while that process is a
+//! running `dfs` (a crash leaves the file behind; its port may since be someone else's).
 
 pub use crate::config::InvalidToken;
 use crate::config::{ControlSection, check_token};
@@ -101,11 +103,13 @@ pub fn endpoint_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control-endpoint")
 }
 
-/// Records the bound address of the control listener (`127.0.0.1:9000`, `0.0.0.0:9000`).
+/// Records the bound address of the control listener (`127.0.0.1:9000`, `0.0.0.0:9000`)
+/// and this process's id.
 pub fn record_endpoint(data_dir: &Path, addr: SocketAddr) -> Result<(), StateError> {
+    let pid = std::process::id();
     crate::state::write_atomic(
         &endpoint_path(data_dir),
-        format!("{addr}\n").as_bytes(),
+        format!("{addr} {pid}\n").as_bytes(),
         0o644,
     )
 }
