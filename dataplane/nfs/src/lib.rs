@@ -20,8 +20,8 @@
 //! [`export::ExportPolicy`]; `nlmd` serves NLM v4 on each share's lock manager
 //! (`dittofs_vfs::state::LockManager`) and [`nsmd`] the status monitor (persisted state
 //! number, SM_NOTIFY after a restart); [`portmap`] is the optional embedded portmapper.
-//! [`ratelimit`] counts what clients can cause at will (garbage, refusals, stalls) in
-//! metrics and logs it a few times, not once per occurrence.
+//! What clients can cause at will (garbage, refusals, stalls) is counted in metrics and
+//! logged a few times, not once per occurrence (`dittofs_vfs::ratelimit`).
 
 mod budget;
 mod call;
@@ -42,7 +42,6 @@ pub mod nsm1;
 pub mod nsmd;
 pub mod portmap;
 mod proc3;
-pub mod ratelimit;
 pub mod record;
 pub mod rpc;
 pub mod rpc_client;

@@ -1,6 +1,6 @@
 //! Prometheus metrics of the NFS adapter: per-procedure request count, errors and latency,
 //! connections, bytes read and written, and a counter for each kind of client misbehaviour
-//! (see `ratelimit`: those are logged a few times, counted every time).
+//! (see `dittofs_vfs::ratelimit`: those are logged a few times, counted every time).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -19,7 +19,7 @@
 //!   calls and write the replies; `serve` returns after `shutdown_timeout` at the latest
 //!   (calls still running then finish unattended until the process exits);
 //! - what a client can cause at will (garbage, oversized records, stalls, refusals,
-//!   failed accepts) is counted every time and logged a few times (`ratelimit`).
+//!   failed accepts) is counted every time and logged a few times (`dittofs_vfs::ratelimit`).
 
 use crate::budget::{Budget, Reservation};
 use crate::call::Reply;

@@ -8,9 +8,9 @@ use crate::drc::Drc;
 use crate::export::{ExportPolicy, Refusal};
 use crate::metrics::NfsMetrics;
 use crate::nlm_state::Nlm;
-use crate::ratelimit::{Level, LimitedLog};
 use dittofs_types::ShareId;
 use dittofs_vfs::ShareRegistry;
+use dittofs_vfs::ratelimit::{Level, LimitedLog};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -52,7 +52,7 @@ pub(crate) struct ClientConn {
 }
 
 /// What clients can cause at will, each kind counted in its metric and logged a few
-/// times (see `ratelimit`).
+/// times (see `dittofs_vfs::ratelimit`).
 pub(crate) struct Logs {
     pub(crate) garbage: LimitedLog,
     pub(crate) oversized: LimitedLog,

@@ -74,4 +74,9 @@ fn gauge_value(v: u64) -> i64 {
 /// Registers the runtime's gauges.
 pub fn register(registry: &mut Registry, rt: &Arc<Runtime>) {
     registry.register_collector(Box::new(RuntimeCollector(rt.clone())));
+    registry.register(
+        "vfs_writes_refused",
+        "Writes refused because the local tier stayed over its cap for the whole wait (the remote tier took nothing); logged at most once per 10 s",
+        dittofs_vfs::writes_refused_counter(),
+    );
 }

@@ -255,6 +255,8 @@ fn floods_are_counted_not_logged() {
         metric(srv.http_port, "dittofs_nfs_mounts_refused_total"),
         u64::from(MOUNTS)
     );
+    // The core's limited log is registered too (no write was refused here).
+    assert_eq!(metric(srv.http_port, "dittofs_vfs_writes_refused_total"), 0);
     assert!(c.null_ok(), "the server still serves");
     srv.stop();
     let text = std::fs::read_to_string(log.path()).unwrap();

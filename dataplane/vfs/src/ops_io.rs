@@ -13,11 +13,13 @@ use crate::attr::{Attr, Stability};
 use crate::cred::{Credentials, R, W, may_io};
 use crate::error::{FsError, FsResult};
 use crate::fs::{DirtyInfo, Fs, MAX_FILE_SIZE, WRITE_SPACE_WAIT};
+use crate::ratelimit::{Level, LimitedLog};
 use bytes::Bytes;
 use dittofs_blockstore::tier::Publish;
 use dittofs_blockstore::{FlushKind, RecoveredRecord, TierBinding};
 use dittofs_metadata::{Check, Op, Txn};
 use dittofs_types::{FileType, Ino, ObjectId, Timestamp};
+use std::sync::LazyLock;
 
 /// The inode as a flush publishes it: size covers the data, the times of the last write
 /// it holds, the journal watermark, a new change counter, and the ObjectID once quiesced.
@@ -51,6 +53,22 @@ pub struct WriteOutcome {
 
 /// Files the background flusher flushes at once.
 pub(crate) const FLUSH_PARALLEL: usize = 8;
+
+/// Writes refused for want of space, on every share of the process: a client retrying
+/// against a full tier causes one per WRITE, so they are logged a few times and counted
+/// (`dittofs_vfs_writes_refused_total` in /metrics, see [`writes_refused_counter`]).
+static WRITE_REFUSED: LazyLock<LimitedLog> = LazyLock::new(|| {
+    LimitedLog::new(
+        "write_refused",
+        Level::Warn,
+        prometheus_client::metrics::counter::Counter::default(),
+    )
+});
+
+/// The counter of writes refused for want of space, to register in /metrics.
+pub fn writes_refused_counter() -> prometheus_client::metrics::counter::Counter {
+    WRITE_REFUSED.counter()
+}
 /// Period of the server's background flusher ([`Fs::flush_some`], then journal reclaim).
 pub const FLUSH_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 /// A file idle this long gets its final flush.
@@ -127,7 +145,9 @@ impl Fs {
             self.engine
                 .wait_for_space(self.key(ino), WRITE_SPACE_WAIT)
                 .await
-                .inspect_err(|e| tracing::warn!(share = %self.name, error = %e, "write refused"))?;
+                .inspect_err(|e| {
+                    WRITE_REFUSED.hit(|| format!("share {}: write refused: {e}", self.name))
+                })?;
         }
         let rec = {
             let _g = self.locks.read(ino).await;

@@ -1,7 +1,9 @@
 //! Rate-limited logging of events a client can cause at will: records that are not RPC
 //! calls, oversized records, refused mounts and source ports, clients that stop reading,
-//! failed accepts. A flood of them must not flood the log (2.3 million garbage records
-//! once wrote 186,484 WARN lines); the counters in /metrics have every one.
+//! failed accepts (the NFS adapter), writes refused for want of space (the core). A flood
+//! of them must not flood the log (2.3 million garbage records once wrote 186,484 WARN
+//! lines); the counters in /metrics have every one. It lives in the core so that the core
+//! and every protocol adapter above it share one mechanism.
 //!
 //! Invariants:
 //! - every occurrence increments the kind's Prometheus counter, logged or not;
@@ -107,6 +109,11 @@ impl LimitedLog {
     /// Occurrences counted so far.
     pub fn count(&self) -> u64 {
         self.counter.get()
+    }
+
+    /// The counter (a handle to the same count), to register in a metrics registry.
+    pub fn counter(&self) -> Counter {
+        self.counter.clone()
     }
 }
 
