@@ -239,6 +239,9 @@ ctl -o json config get
 # carol (disabled) and an unknown uid (default none) cannot list it. Root mounts it
 # (squashed to the anonymous uid: default none, which still serves the mount).
 TEAM_GUEST='mkdir -p /mnt/team
+# Linux refuses a hard link to a file the caller neither owns nor may read and write
+# (fs.protected_hardlinks) with EPERM before any LINK call: off, so the LINK reaches dfs.
+echo 0 > /proc/sys/fs/protected_hardlinks
 mount -t nfs -o '"$MOPT_TEAM"' 10.0.2.2:/team /mnt/team
 as() { u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups "$@"; }
 as 5002 sh -c "umask 0; echo hello > /mnt/team/f && mkdir /mnt/team/d && echo BOB-WRITE-OK"
