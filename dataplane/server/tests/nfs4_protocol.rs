@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Client, Server};
+use common::{Client, Server, http_get};
 use dittofs_nfs::nfs4::attr::SetattrRes;
 use dittofs_nfs::nfs4::fattr::{Fattr4, SetAttrs4, a};
 use dittofs_nfs::nfs4::fh::SecinfoResOk;
@@ -368,6 +368,18 @@ fn session_pseudo_root_open_write_read_close() {
     // no current file handle
     let r = v.run(&[Op4::Getfh]);
     assert_eq!(r.status, Nfs4Status::NoFileHandle);
+    // operations are counted by name, failures by status
+    let m = http_get(srv.http_port, "/metrics").unwrap();
+    let count = |needle: &str| {
+        m.lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let open_line = r#"dittofs_nfs_requests_total{program="nfs4_op",procedure="Open"}"#;
+    assert_eq!(count(open_line), Some(2.0), "{m}");
+    let exist = r#"procedure="Open",status="Exist"}"#;
+    assert_eq!(count(exist), Some(1.0), "{m}");
 }
 
 #[test]

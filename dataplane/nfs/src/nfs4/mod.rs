@@ -155,6 +155,13 @@ fn known_unsupported(n: u32) -> bool {
 macro_rules! ops {
     ($( $num:literal => $variant:ident $( ( $ty:ty ) )? ),* $(,)?) => {
         impl Op4 {
+            /// The operation's name (metrics labels, logs).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Op4::$variant $( (ops!(@ignore $ty)) )? => stringify!($variant), )*
+                }
+            }
+
             /// The operation number.
             pub fn opnum(&self) -> u32 {
                 match self {
@@ -235,18 +242,6 @@ ops! {
     55 => TestStateid(TestStateidArgs),
     57 => DestroyClientid(u64),
     58 => ReclaimComplete(bool),
-}
-
-impl<T: XdrEncode> XdrEncode for Box<T> {
-    fn encode<B: BufMut>(&self, out: &mut B) {
-        (**self).encode(out);
-    }
-}
-
-impl<T: XdrDecode> XdrDecode for Box<T> {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        T::decode(dec).map(Box::new)
-    }
 }
 
 /// Encodes a whole COMPOUND4args (client side, tests).

@@ -31,6 +31,7 @@ mod session;
 pub(crate) mod state;
 
 use crate::call::{CallCtx, Outcome, garbage_args};
+use crate::metrics::{ErrorLabels, ProcLabels};
 use crate::nfs4::types::Stateid4;
 use crate::nfs4::{
     CompoundHeader, Nfs4Status, OP_ILLEGAL, Op4, OpDecodeError, PROC_COMPOUND, encode_compound_res,
@@ -142,7 +143,28 @@ impl Compound<'_> {
         Ok(sid.clone())
     }
 
+    /// Runs one operation and counts it (`nfs4_op` requests and errors by name).
     async fn run(&mut self, op: Op4) -> OpResult {
+        let name = op.name();
+        let r = self.run_op(op).await;
+        let m = &self.shared.metrics;
+        let labels = ProcLabels {
+            program: "nfs4_op",
+            procedure: name,
+        };
+        m.requests.get_or_create(&labels).inc();
+        if let Err(f) = &r {
+            let labels = ErrorLabels {
+                program: "nfs4_op",
+                procedure: name,
+                status: f.status.name(),
+            };
+            m.errors.get_or_create(&labels).inc();
+        }
+        r
+    }
+
+    async fn run_op(&mut self, op: Op4) -> OpResult {
         match op {
             Op4::Sequence(_) => Err(Nfs4Status::SequencePos.into()),
             Op4::ExchangeId(a) => session::exchange_id(self, &a).await,
@@ -253,7 +275,7 @@ pub(crate) async fn dispatch(
             .unwrap_or([0; 4]),
     ))
     .unwrap_or(Nfs4Status::ServerFault);
-    let error = (status != Nfs4Status::Ok).then_some("NFS4ERR");
+    let error = (status != Nfs4Status::Ok).then(|| status.name());
     let mut head = BytesMut::with_capacity(32);
     crate::rpc::encode_success(&mut head, xid);
     Outcome {
