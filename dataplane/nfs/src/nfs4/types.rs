@@ -56,9 +56,19 @@ impl Stateid4 {
     }
 }
 
-/// `bitmap4`: attribute (or operation) numbers as bits of 32-bit words.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `bitmap4`: attribute (or operation) numbers as bits of 32-bit words. Two bitmaps
+/// are equal when they have the same bits (trailing zero words do not count).
+#[derive(Clone, Debug, Default)]
 pub struct Bitmap4(pub Vec<u32>);
+
+impl PartialEq for Bitmap4 {
+    fn eq(&self, other: &Bitmap4) -> bool {
+        let n = self.0.len().max(other.0.len());
+        (0..n).all(|i| self.0.get(i).unwrap_or(&0) == other.0.get(i).unwrap_or(&0))
+    }
+}
+
+impl Eq for Bitmap4 {}
 
 impl Bitmap4 {
     /// A bitmap with the given bits set.
@@ -235,9 +245,12 @@ mod tests {
         assert_eq!(b.bits().collect::<Vec<_>>(), vec![0, 33, 75]);
         let round = Bitmap4::from_xdr(&b.to_xdr()).unwrap();
         assert_eq!(round, b);
-        // trailing zero words are not sent
+        // trailing zero words are not sent, and do not count
         let z = Bitmap4(vec![1, 0, 0]);
         assert_eq!(z.to_xdr(), vec![0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(z, Bitmap4(vec![1]));
+        assert_eq!(Bitmap4(vec![0, 0]), Bitmap4::default());
+        assert_ne!(Bitmap4(vec![0, 1]), Bitmap4::default());
     }
 
     #[test]
