@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::nlm::NlmClient;
 use common::{Client, Server, http_get};
 use dittofs_nfs::nfs4::attr::SetattrRes;
 use dittofs_nfs::nfs4::fattr::{Fattr4, SetAttrs4, a};
@@ -17,6 +18,7 @@ use dittofs_nfs::nfs4::types::{
     Bitmap4, ChannelAttrs4, Fh4, List, Opaque4, RdmaIrd, SessionId4, Stateid4,
 };
 use dittofs_nfs::nfs4::{Nfs4Status, Op4, PROGRAM, decode_res_head, encode_compound};
+use dittofs_nfs::nlm4::Nlm4Stat;
 use dittofs_nfs::rpc::{AcceptStat, ReplyStat};
 use dittofs_nfs::{Decoder, XdrDecode};
 
@@ -34,6 +36,7 @@ enum Res {
     Stateid(Stateid4),
     Exchange(Box<ExchangeIdResOk>),
     Session(Box<CreateSessionResOk>),
+    Denied(LockDenied),
     Other,
 }
 
@@ -85,10 +88,10 @@ impl Reply {
         let mut results = Vec::new();
         for _ in 0..n {
             let (op, st) = decode_res_head(&mut d).unwrap();
-            let b = if st == Nfs4Status::Ok {
-                body(op, &mut d)
-            } else {
-                Res::Empty
+            let b = match st {
+                Nfs4Status::Ok => body(op, &mut d),
+                Nfs4Status::Denied => Res::Denied(LockDenied::decode(&mut d).unwrap()),
+                _ => Res::Empty,
             };
             results.push((op, st, b));
             if st != Nfs4Status::Ok {
@@ -487,4 +490,113 @@ fn sessions_end_with_destroy() {
     let r = compound(&mut w.c, &[Op4::DestroyClientid(id)]);
     assert_eq!(r.status, Nfs4Status::StaleClientId);
     assert_eq!(r.raw.len() % 4, 0);
+}
+
+#[test]
+fn nfs4_and_nlm_locks_conflict() {
+    let srv = Server::start_with(vec![("DITTOFS_NFS_LOCKS_GRACE_SECONDS".into(), "0".into())]);
+    let mut v = V4::connect(srv.nfs_port, b"client-locks");
+    let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let open = Op4::Open(Box::new(OpenArgs {
+        seqid: 0,
+        share_access: SHARE_ACCESS_BOTH,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid: v.clientid,
+            owner: Opaque4(b"open-owner".to_vec()),
+        },
+        openhow: OpenHow4(Some(CreateHow4::Unchecked(SetAttrs4::default().to_fattr()))),
+        claim: OpenClaim4::Null(Opaque4(b"lk".to_vec())),
+    }));
+    let r = v.run(&[Op4::Putfh(dir), open, Op4::Getfh]);
+    let Res::Open(o) = &r.results[2].2 else {
+        panic!("{:?}", r.status)
+    };
+    let Res::Fh(fh) = &r.results[3].2 else {
+        panic!()
+    };
+    let lock = |locker: Locker4, offset: u64, length: u64| {
+        Op4::Lock(LockArgs {
+            locktype: 2,
+            reclaim: false,
+            offset,
+            length,
+            locker,
+        })
+    };
+    let new_owner = Locker4::New {
+        open_seqid: 0,
+        open_stateid: o.stateid.clone(),
+        lock_seqid: 0,
+        lock_owner: StateOwner4 {
+            clientid: v.clientid,
+            owner: Opaque4(b"lock-owner".to_vec()),
+        },
+    };
+    // NFSv4 holds bytes 0..100: an NLM client (NFSv3) is refused and told the holder
+    let r = v.run(&[Op4::Putfh(fh.clone()), lock(new_owner, 0, 100)]);
+    let Res::Stateid(lsid) = &r.last().2 else {
+        panic!("LOCK: {:?}", r.status)
+    };
+    let mut nlm = NlmClient::connect(srv.nfs_port, "v3-host", 7);
+    assert_eq!(nlm.lock(&fh.0, (50, 10), true), Nlm4Stat::Denied);
+    let t = nlm.test(&fh.0, (50, 10), false);
+    let h = t.holder.expect("TEST names the NFSv4 holder");
+    assert_eq!((h.exclusive, h.l_offset, h.l_len), (true, 0, 100));
+    // released by LOCKU, the NLM client gets it; now NFSv4 is refused, with the holder
+    let r = v.run(&[
+        Op4::Putfh(fh.clone()),
+        Op4::Locku(LockuArgs {
+            locktype: 2,
+            seqid: 0,
+            lock_stateid: lsid.clone(),
+            offset: 0,
+            length: u64::MAX,
+        }),
+    ]);
+    let Res::Stateid(after) = &r.last().2 else {
+        panic!("LOCKU: {:?}", r.status)
+    };
+    assert_eq!(
+        after.seqid,
+        lsid.seqid + 1,
+        "LOCKU advances the lock stateid"
+    );
+    assert_eq!(nlm.lock(&fh.0, (50, 10), true), Nlm4Stat::Granted);
+    // the stateid before LOCKU is outdated
+    let old = Locker4::Existing {
+        lock_stateid: lsid.clone(),
+        lock_seqid: 0,
+    };
+    let r = v.run(&[Op4::Putfh(fh.clone()), lock(old, 0, 100)]);
+    assert_eq!(r.status, Nfs4Status::OldStateid);
+    let existing = Locker4::Existing {
+        lock_stateid: after.clone(),
+        lock_seqid: 0,
+    };
+    let r = v.run(&[Op4::Putfh(fh.clone()), lock(existing, 0, 100)]);
+    let Res::Denied(d) = &r.last().2 else {
+        panic!("{:?}", r.status)
+    };
+    assert_eq!((d.offset, d.length, d.locktype), (50, 10, 2));
+    // LOCKT of bytes NLM does not hold is free; of its bytes, DENIED
+    let clientid = v.clientid;
+    let lockt = |offset: u64| {
+        Op4::Lockt(LocktArgs {
+            locktype: 1,
+            offset,
+            length: 10,
+            owner: StateOwner4 {
+                clientid,
+                owner: Opaque4(b"other".to_vec()),
+            },
+        })
+    };
+    let r = v.run(&[Op4::Putfh(fh.clone()), lockt(0)]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    let r = v.run(&[Op4::Putfh(fh.clone()), lockt(55)]);
+    assert_eq!(r.status, Nfs4Status::Denied);
+    assert_eq!(nlm.unlock(&fh.0, (50, 10)), Nlm4Stat::Granted);
+    let r = v.run(&[Op4::Putfh(fh.clone()), lockt(55)]);
+    assert_eq!(r.status, Nfs4Status::Ok);
 }
