@@ -51,6 +51,15 @@ if ! grep -q '^nfs4-guest: done' "$WORK/guest.log"; then
 fi
 if [ "$failed" != 0 ]; then
   log "guest dmesg (last lines):"; tail -30 "$WORK/share/.vmtest/dmesg.txt" >&2 2>/dev/null
+fi
+log "pjdfstest over NFSv4.2"
+if NFS_VERS=4.2 NFS_PORT=$NFS_PORT MOUNT_PORT=$NFS_PORT EXPORT=/export SERVER_START_CMD='' \
+  "$HERE/pjdfstest.sh" >"$WORK/pjdfstest.log" 2>&1; then
+  echo "PASS pjdfstest 4.2 ($(tail -1 "$WORK/pjdfstest.log"))" >&2; passed=$((passed + 1))
+else
+  echo "FAIL pjdfstest 4.2" >&2; tail -40 "$WORK/pjdfstest.log" >&2; failed=$((failed + 1))
+fi
+if [ "$failed" != 0 ]; then
   log "dfs log (last lines):"; tail -30 "$WORK/dfs.log" >&2
 fi
 if kill -TERM "$PID" 2>/dev/null; then

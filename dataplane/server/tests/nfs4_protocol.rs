@@ -432,6 +432,15 @@ fn slot_replay_bad_sessions_and_compound_limits() {
     let mut many = vec![Op4::Putrootfh; 20];
     assert_eq!(v.run(&many).status, Nfs4Status::TooManyOps);
     v.seq -= 1;
+    // a request larger than the session's 1 MiB
+    let big = Op4::Write(WriteArgs {
+        stateid: Stateid4::ANONYMOUS,
+        offset: 0,
+        stable: 0,
+        data: bytes::Bytes::from(vec![0u8; 1 << 20]),
+    });
+    assert_eq!(v.run(&[big]).status, Nfs4Status::ReqTooBig);
+    v.seq -= 1;
     many.resize(200, Op4::Putrootfh);
     let r = compound(&mut v.c, &many);
     assert_eq!(r.status, Nfs4Status::Resource);

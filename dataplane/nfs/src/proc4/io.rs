@@ -94,13 +94,13 @@ fn no_change() -> ChangeInfo4 {
 }
 
 /// The create mode and attributes of an OPEN4_CREATE.
-fn create_how(h: &CreateHow4) -> Result<(CreateMode, Option<&Fattr4>), Nfs4Status> {
-    Ok(match h {
+fn create_how(h: &CreateHow4) -> (CreateMode, Option<&Fattr4>) {
+    match h {
         CreateHow4::Unchecked(f) => (CreateMode::Unchecked, Some(f)),
         CreateHow4::Guarded(f) => (CreateMode::Guarded, Some(f)),
         CreateHow4::Exclusive(v) => (CreateMode::Exclusive(*v), None),
         CreateHow4::Exclusive41(v, f) => (CreateMode::Exclusive(*v), Some(f)),
-    })
+    }
 }
 
 async fn open_by_name(
@@ -121,7 +121,7 @@ async fn open_by_name(
             attrset: Bitmap4::default(),
         });
     };
-    let (mode, attrs) = create_how(h)?;
+    let (mode, attrs) = create_how(h);
     let s4 = attrs
         .map(SetAttrs4::from_fattr)
         .transpose()?

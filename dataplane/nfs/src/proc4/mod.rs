@@ -13,7 +13,8 @@
 //!   NFS4ERR_OP_NOT_IN_SESSION, a later SEQUENCE NFS4ERR_SEQUENCE_POS;
 //! - in a session: more operations than negotiated is NFS4ERR_TOO_MANY_OPS, a reply
 //!   past the negotiated size NFS4ERR_REP_TOO_BIG (the operation that overflowed gets
-//!   the status instead of its result), a `cachethis` reply past the cache bound
+//!   the status instead of its result), a request past the negotiated size
+//!   NFS4ERR_REQ_TOO_BIG, a `cachethis` reply past the cache bound
 //!   NFS4ERR_REP_TOO_BIG_TO_CACHE; the whole reply is kept in the slot for replay.
 //!
 //! Handlers by family, one file per codec file of [`crate::nfs4`]: `session`, `fh`
@@ -325,7 +326,8 @@ async fn compound(
     let Op4::Sequence(seq) = first else {
         return sessionless(&mut c, &mut res, first, hdr).await;
     };
-    let session = match session::sequence(&mut c, &seq, hdr.nops) {
+    let size = dec.position() + dec.remaining();
+    let session = match session::sequence(&mut c, &seq, hdr.nops, size) {
         Ok((_, _, SlotCheck::Replay(reply))) => return reply,
         Ok((body, s, SlotCheck::New)) => {
             res.push(53, &Ok(body));

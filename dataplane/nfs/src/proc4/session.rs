@@ -79,6 +79,7 @@ pub(super) fn create_session(c: &mut Compound<'_>, a: &CreateSessionArgs) -> OpR
         ..a.back_chan_attrs.clone()
     };
     let limits = Limits {
+        max_req: fore.maxrequestsize,
         max_ops: fore.maxoperations,
         max_resp: fore.maxresponsesize,
         max_resp_cached: fore.maxresponsesize_cached,
@@ -100,15 +101,20 @@ pub(super) fn create_session(c: &mut Compound<'_>, a: &CreateSessionArgs) -> OpR
     Ok(reply.to_vec())
 }
 
-/// SEQUENCE: the session, and whether the request is new or a retransmission.
+/// SEQUENCE: the session, and whether the request is new or a retransmission
+/// (`nops` operations in `size` bytes of arguments).
 pub(super) fn sequence(
     c: &mut Compound<'_>,
     a: &SequenceArgs,
     nops: u32,
+    size: usize,
 ) -> Result<(Vec<u8>, Arc<Session>, SlotCheck), super::Fail> {
     let s = c.shared.nfs4.session(&a.sessionid)?;
     if nops > s.max_ops {
         return Err(Nfs4Status::TooManyOps.into());
+    }
+    if size > s.max_req as usize {
+        return Err(Nfs4Status::ReqTooBig.into());
     }
     let check = s.begin(a.slotid, a.sequenceid)?;
     let high = s.nslots().saturating_sub(1);

@@ -45,6 +45,7 @@ pub(crate) enum SlotCheck {
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) client: u64,
+    pub(crate) max_req: u32,
     pub(crate) max_ops: u32,
     pub(crate) max_resp: u32,
     pub(crate) max_resp_cached: u32,
@@ -152,6 +153,7 @@ pub(crate) struct Nfs4State {
 /// Negotiated session limits (see `proc4::session`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
+    pub(crate) max_req: u32,
     pub(crate) max_ops: u32,
     pub(crate) max_resp: u32,
     pub(crate) max_resp_cached: u32,
@@ -260,6 +262,7 @@ impl Nfs4State {
         let slots = (0..limits.slots).map(|_| Slot::default()).collect();
         let s = Session {
             client: clientid,
+            max_req: limits.max_req,
             max_ops: limits.max_ops,
             max_resp: limits.max_resp,
             max_resp_cached: limits.max_resp_cached,
@@ -459,6 +462,7 @@ mod tests {
 
     fn limits() -> Limits {
         Limits {
+            max_req: 1 << 20,
             max_ops: 8,
             max_resp: 1 << 20,
             max_resp_cached: 4096,
