@@ -212,16 +212,21 @@ fn open_state(
             lm_access(deny),
         )
         .map_err(|e| lock_status(&e))?;
+    let sid = st
+        .add_state(StateEntry {
+            client,
+            share: f.fs.share_id(),
+            ino: f.ino,
+            owner: key.to_vec(),
+            seqid: 1,
+            kind: StateKind::Open { access, deny },
+            lm_open: Some(id),
+        })
+        .inspect_err(|_| {
+            let _ = lm.close(id);
+        })?;
     f.fs.open_ref(f.ino);
-    Ok(st.add_state(StateEntry {
-        client,
-        share: f.fs.share_id(),
-        ino: f.ino,
-        owner: key.to_vec(),
-        seqid: 1,
-        kind: StateKind::Open { access, deny },
-        lm_open: Some(id),
-    }))
+    Ok(sid)
 }
 
 pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {

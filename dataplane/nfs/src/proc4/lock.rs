@@ -87,7 +87,7 @@ fn lock_stateid(c: &Compound<'_>, client: u64, locker: &Locker4) -> Result<State
             if let Some((sid, _)) = st.find_state(client, &lock_owner.owner.0, file, true) {
                 return Ok(sid);
             }
-            Ok(st.add_state(StateEntry {
+            st.add_state(StateEntry {
                 client,
                 share: open.share,
                 ino: open.ino,
@@ -95,7 +95,7 @@ fn lock_stateid(c: &Compound<'_>, client: u64, locker: &Locker4) -> Result<State
                 seqid: 1,
                 kind: StateKind::Lock { open: osid.other },
                 lm_open: None,
-            }))
+            })
         }
     }
 }

@@ -27,8 +27,10 @@ pub(super) async fn exchange_id(c: &mut Compound<'_>, a: &ExchangeIdArgs) -> OpR
         return Err(Nfs4Status::NotSupp.into());
     }
     let owner = &a.clientowner;
-    let (clientid, sequenceid, confirmed, released) =
-        c.shared.nfs4.exchange_id(&owner.ownerid.0, owner.verifier);
+    let (clientid, sequenceid, confirmed, released) = c
+        .shared
+        .nfs4
+        .exchange_id(&owner.ownerid.0, owner.verifier)?;
     super::io::release(c.shared, released).await;
     let mut flags = EXCHGID4_FLAG_USE_NON_PNFS;
     if confirmed {

@@ -9,6 +9,11 @@
 //! - a slot runs one request at a time: [`Session::begin`] takes it (the sequence ID one
 //!   above the last), [`Session::finish`] stores the reply, and a request with the last
 //!   sequence ID gets that stored reply again, byte for byte (RFC 8881 section 2.10.6.1);
+//! - what clients can make is bounded: [`MAX_CLIENTS`] client records (more is
+//!   NFS4ERR_DELAY until one expires), [`MAX_SESSIONS`] sessions per client
+//!   (NFS4ERR_NOSPC), [`MAX_STATES_PER_CLIENT`] stateids per client and
+//!   [`MAX_STATES`] in all (NFS4ERR_NOSPC), so a hostile client cannot grow the
+//!   server's memory without end;
 //! - a client whose lease (`lease` seconds, renewed by every SEQUENCE) ran out is
 //!   removed with its sessions and stateids by [`Nfs4State::expire`]; what it held in the
 //!   core (share reservations, byte-range locks, open references) is handed back to the
@@ -23,6 +28,15 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The most client records.
+pub(crate) const MAX_CLIENTS: usize = 1024;
+/// The most sessions of one client.
+pub(crate) const MAX_SESSIONS: usize = 8;
+/// The most stateids (opens, lock-owners per file) of one client.
+pub(crate) const MAX_STATES_PER_CLIENT: usize = 1 << 16;
+/// The most stateids in all.
+pub(crate) const MAX_STATES: usize = 1 << 18;
 
 /// One slot of a session's table.
 #[derive(Debug, Default)]
@@ -138,6 +152,8 @@ struct Inner {
     clients: HashMap<u64, Client>,
     sessions: HashMap<SessionId4, Arc<Session>>,
     states: HashMap<[u8; 12], StateEntry>,
+    /// Stateids per client.
+    per_client: HashMap<u64, usize>,
     counter: u64,
     last_sweep: Option<Instant>,
 }
@@ -189,7 +205,7 @@ impl Nfs4State {
         &self,
         owner: &[u8],
         verifier: Verifier4,
-    ) -> (u64, u32, bool, Released) {
+    ) -> Result<(u64, u32, bool, Released), Nfs4Status> {
         let mut g = self.inner.lock();
         let found = g
             .clients
@@ -200,9 +216,12 @@ impl Nfs4State {
         if let Some((id, same)) = found {
             if same {
                 let c = &g.clients[&id];
-                return (id, c.cs_seq, c.confirmed, released);
+                return Ok((id, c.cs_seq, c.confirmed, released));
             }
             released = Self::remove_client(&mut g, id);
+        }
+        if g.clients.len() >= MAX_CLIENTS {
+            return Err(Nfs4Status::Delay);
         }
         let id = self.new_clientid(&mut g);
         g.clients.insert(
@@ -217,7 +236,7 @@ impl Nfs4State {
                 reclaim_complete: false,
             },
         );
-        (id, 1, false, released)
+        Ok((id, 1, false, released))
     }
 
     /// CREATE_SESSION's sequencing: Ok(None) to create a session, Ok(Some(reply)) for a
@@ -253,6 +272,9 @@ impl Nfs4State {
         let mut g = self.inner.lock();
         if !g.clients.contains_key(&clientid) {
             return Err(Nfs4Status::StaleClientId);
+        }
+        if g.sessions.values().filter(|s| s.client == clientid).count() >= MAX_SESSIONS {
+            return Err(Nfs4Status::NoSpc);
         }
         let n = Self::next(&mut g);
         let mut id = [0u8; 16];
@@ -323,6 +345,7 @@ impl Nfs4State {
 
     fn remove_client(g: &mut Inner, id: u64) -> Released {
         g.clients.remove(&id);
+        g.per_client.remove(&id);
         g.sessions.retain(|_, s| s.client != id);
         let mut opens = Vec::new();
         g.states.retain(|_, st| {
@@ -366,16 +389,21 @@ impl Nfs4State {
         out
     }
 
-    /// A new stateid for `entry` (seqid 1).
-    pub(crate) fn add_state(&self, mut entry: StateEntry) -> Stateid4 {
+    /// A new stateid for `entry` (seqid 1); NFS4ERR_NOSPC past the bounds.
+    pub(crate) fn add_state(&self, mut entry: StateEntry) -> Result<Stateid4, Nfs4Status> {
         let mut g = self.inner.lock();
+        let mine = g.per_client.get(&entry.client).copied().unwrap_or(0);
+        if mine >= MAX_STATES_PER_CLIENT || g.states.len() >= MAX_STATES {
+            return Err(Nfs4Status::NoSpc);
+        }
+        *g.per_client.entry(entry.client).or_insert(0) += 1;
         let n = Self::next(&mut g);
         let mut other = [0u8; 12];
         other[..4].copy_from_slice(&self.epoch.to_be_bytes());
         other[4..].copy_from_slice(&n.to_be_bytes());
         entry.seqid = 1;
         g.states.insert(other, entry);
-        Stateid4 { seqid: 1, other }
+        Ok(Stateid4 { seqid: 1, other })
     }
 
     /// The state of the open (or lock) stateid of `client`/`owner` on a file.
@@ -452,6 +480,9 @@ impl Nfs4State {
             }
             !of_it
         });
+        if let Some(n) = g.per_client.get_mut(&e.client) {
+            *n = n.saturating_sub(1 + locks.len());
+        }
         Ok((e, locks))
     }
 }
@@ -471,7 +502,7 @@ mod tests {
     }
 
     fn session(st: &Nfs4State) -> (SessionId4, Arc<Session>) {
-        let (id, seq, confirmed, _) = st.exchange_id(b"client-a", [1; 8]);
+        let (id, seq, confirmed, _) = st.exchange_id(b"client-a", [1; 8]).unwrap();
         assert_eq!((seq, confirmed), (1, false));
         assert_eq!(st.create_session_check(id, 1), Ok(None));
         let reply = st
@@ -520,10 +551,10 @@ mod tests {
             Err(Nfs4Status::StaleClientId)
         );
         // same owner and verifier: the same, now confirmed, client
-        let (again, _, confirmed, _) = st.exchange_id(b"client-a", [1; 8]);
+        let (again, _, confirmed, _) = st.exchange_id(b"client-a", [1; 8]).unwrap();
         assert_eq!((again, confirmed), (id, true));
         // a new verifier (client restart) is a new client; the old sessions go
-        let (new, _, confirmed, rel) = st.exchange_id(b"client-a", [2; 8]);
+        let (new, _, confirmed, rel) = st.exchange_id(b"client-a", [2; 8]).unwrap();
         assert!(new != id && !confirmed);
         assert_eq!(rel.clients, vec![id]);
         assert_eq!(st.session(&sid).unwrap_err(), Nfs4Status::BadSession);
@@ -542,7 +573,7 @@ mod tests {
             kind: StateKind::Open { access: 3, deny: 0 },
             lm_open: None,
         };
-        let sid = st.add_state(e);
+        let sid = st.add_state(e).unwrap();
         assert!(st.state(&sid).is_ok());
         let sid2 = st.update_state(&sid, |_| {}).unwrap();
         assert_eq!(sid2.seqid, 2);
@@ -559,5 +590,47 @@ mod tests {
         assert_eq!(rel.opens.len(), 1);
         assert_eq!(st.state(&sid2), Err(Nfs4Status::BadStateid));
         assert_eq!(st.session(&session_id).unwrap_err(), Nfs4Status::BadSession);
+    }
+
+    #[test]
+    fn what_clients_make_is_bounded() {
+        let st = Nfs4State::new(Duration::from_secs(90));
+        for i in 0..MAX_CLIENTS {
+            st.exchange_id(format!("c{i}").as_bytes(), [0; 8]).unwrap();
+        }
+        assert_eq!(
+            st.exchange_id(b"one-more", [0; 8]).unwrap_err(),
+            Nfs4Status::Delay
+        );
+        // a known client still gets its record back
+        assert!(st.exchange_id(b"c7", [0; 8]).is_ok());
+        let (id, ..) = st.exchange_id(b"c8", [0; 8]).unwrap();
+        for _ in 0..MAX_SESSIONS {
+            st.create_session(id, limits(), |_| Bytes::new()).unwrap();
+        }
+        assert_eq!(
+            st.create_session(id, limits(), |_| Bytes::new())
+                .unwrap_err(),
+            Nfs4Status::NoSpc
+        );
+        let entry = |client| StateEntry {
+            client,
+            share: ShareId(1),
+            ino: Ino(2),
+            owner: vec![],
+            seqid: 0,
+            kind: StateKind::Open { access: 1, deny: 0 },
+            lm_open: None,
+        };
+        let mut sids = Vec::new();
+        for _ in 0..MAX_STATES_PER_CLIENT {
+            sids.push(st.add_state(entry(id)).unwrap());
+        }
+        assert_eq!(st.add_state(entry(id)).unwrap_err(), Nfs4Status::NoSpc);
+        // another client is not affected; a removed stateid makes room again
+        let (other, ..) = st.exchange_id(b"c9", [0; 8]).unwrap();
+        assert!(st.add_state(entry(other)).is_ok());
+        st.remove_state(&sids[0]).unwrap();
+        assert!(st.add_state(entry(id)).is_ok());
     }
 }
