@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# nfs4-guest.sh - runs INSIDE the guest (see nfs4.sh): for NFSv4.1 and NFSv4.2, mounts
+# nfs4-guest.sh - runs INSIDE the guest (see nfs4.sh): for NFSv4.0, 4.1 and 4.2, mounts
 # $VM_SERVER:/export and does ordinary file work, one "PASS name" / "FAIL name" line per
 # checked step; then mounts the pseudo root. Last line "nfs4-guest: done".
 set -u
@@ -58,6 +58,7 @@ work() { # work VERSION: the file work on /mnt/v4
   step "$v umount" umount $m
 }
 mkdir -p /mnt/v4 /mnt/root
+work 4.0
 work 4.1
 work 4.2
 step "pseudo root mount" mount -t nfs -o "vers=4.2,proto=tcp,port=$NFS_PORT" "$S:/" /mnt/root

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# nfs4.sh - the Linux kernel's NFSv4.1 and NFSv4.2 clients against dfs: builds dfs
+# nfs4.sh - the Linux kernel's NFSv4.0, 4.1 and 4.2 clients against dfs: builds dfs
 # (release; DFS=path uses that binary instead), starts it on loopback with a fresh data
 # directory and one share /export (squash none: the guest chowns as root), then in the
-# qemu guest mounts 10.0.2.2:/export with vers=4.1 and vers=4.2 (NFS port only: no
+# qemu guest mounts 10.0.2.2:/export with vers=4.0, 4.1 and 4.2 (NFS port only: no
 # MOUNT, no rpcbind) and the pseudo root 10.0.2.2:/, and runs ordinary file work, each
-# step checked (nfs4-guest.sh). Ends with "nfs4-kernel: N passed, N failed".
+# step checked (nfs4-guest.sh); then pjdfstest through an NFSv4.2 mount of the same
+# server (pjdfstest.sh with NFS_VERS=4.2, failures matched against
+# e2e/posix/known_failures), counted as one more step. Ends with
+# "nfs4-kernel: N passed, N failed".
 #
 # Env: NFS_PORT (default 24049)  DFS (a dfs binary to use instead of building one)
 set -uo pipefail

@@ -37,6 +37,7 @@ enum Res {
     Exchange(Box<ExchangeIdResOk>),
     Session(Box<CreateSessionResOk>),
     Denied(LockDenied),
+    SetClientId(SetClientIdResOk),
     Other,
 }
 
@@ -52,6 +53,7 @@ fn body(op: u32, d: &mut Decoder<'_>) -> Res {
         4 | 21 | 12 | 14 => Res::Stateid(Stateid4::decode(d).unwrap()),
         42 => Res::Exchange(Box::new(ExchangeIdResOk::decode(d).unwrap())),
         43 => Res::Session(Box::new(CreateSessionResOk::decode(d).unwrap())),
+        35 => Res::SetClientId(SetClientIdResOk::decode(d).unwrap()),
         33 | 52 => {
             SecinfoResOk::decode(d).unwrap();
             Res::Other
@@ -445,7 +447,7 @@ fn slot_replay_bad_sessions_and_compound_limits() {
     let r = compound(&mut v.c, &many);
     assert_eq!(r.status, Nfs4Status::Resource);
     assert!(r.results.is_empty());
-    // no SEQUENCE first; SEQUENCE not first; minor version 0; an unknown operation
+    // no SEQUENCE first; SEQUENCE not first; minor version 3; an unknown operation
     assert_eq!(
         compound(&mut v.c, &[Op4::Putrootfh]).status,
         Nfs4Status::OpNotInSession
@@ -453,7 +455,7 @@ fn slot_replay_bad_sessions_and_compound_limits() {
     let s = v.seq_op(0);
     let r = compound(&mut v.c, &[s.clone(), s]);
     assert_eq!(r.status, Nfs4Status::SequencePos);
-    let r = Reply::parse(compound_raw(&mut v.c, 0, &[Op4::Putrootfh]));
+    let r = Reply::parse(compound_raw(&mut v.c, 3, &[Op4::Putrootfh]));
     assert_eq!(r.status, Nfs4Status::MinorVersMismatch);
     let mut raw = encode_compound(b"t", 1, &[v.seq_op(0)]);
     raw[15] = 2; // two operations...
@@ -608,4 +610,119 @@ fn nfs4_and_nlm_locks_conflict() {
     assert_eq!(nlm.unlock(&fh.0, (50, 10)), Nlm4Stat::Granted);
     let r = v.run(&[Op4::Putfh(fh.clone()), lockt(55)]);
     assert_eq!(r.status, Nfs4Status::Ok);
+}
+
+#[test]
+fn minor_version_zero_without_sessions() {
+    let srv = Server::start();
+    let mut c = Client::connect(srv.nfs_port);
+    let v40 = |c: &mut Client, ops: &[Op4]| Reply::parse(compound_raw(c, 0, ops));
+    let r = v40(
+        &mut c,
+        &[Op4::SetClientId(Box::new(SetClientIdArgs {
+            client: ClientOwner4 {
+                verifier: [5; 8],
+                ownerid: Opaque4(b"a 4.0 client".to_vec()),
+            },
+            callback: CbClient4 {
+                cb_program: 0x4000_0000,
+                r_netid: Opaque4(b"tcp".to_vec()),
+                r_addr: Opaque4(b"127.0.0.1.4.1".to_vec()),
+            },
+            callback_ident: 1,
+        }))],
+    );
+    let Res::SetClientId(sc) = &r.last().2 else {
+        panic!("SETCLIENTID: {:?}", r.status)
+    };
+    let (id, confirm) = (sc.clientid, sc.confirm);
+    let wrong = SetClientIdConfirmArgs {
+        clientid: id,
+        confirm: [0; 8],
+    };
+    assert_eq!(
+        v40(&mut c, &[Op4::SetClientIdConfirm(wrong)]).status,
+        Nfs4Status::StaleClientId
+    );
+    let right = SetClientIdConfirmArgs {
+        clientid: id,
+        confirm,
+    };
+    assert_eq!(
+        v40(&mut c, &[Op4::SetClientIdConfirm(right)]).status,
+        Nfs4Status::Ok
+    );
+    assert_eq!(v40(&mut c, &[Op4::Renew(id)]).status, Nfs4Status::Ok);
+    assert_eq!(
+        v40(&mut c, &[Op4::Renew(id ^ 1)]).status,
+        Nfs4Status::StaleClientId
+    );
+    // no SEQUENCE: OPEN (client ID in the owner) + WRITE + GETFH in one COMPOUND
+    let open = Op4::Open(Box::new(OpenArgs {
+        seqid: 1,
+        share_access: SHARE_ACCESS_BOTH,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid: id,
+            owner: Opaque4(b"o40".to_vec()),
+        },
+        openhow: OpenHow4(Some(CreateHow4::Unchecked(SetAttrs4::default().to_fattr()))),
+        claim: OpenClaim4::Null(Opaque4(b"v40".to_vec())),
+    }));
+    let write = Op4::Write(WriteArgs {
+        stateid: Stateid4::CURRENT,
+        offset: 0,
+        stable: 2,
+        data: bytes::Bytes::from_static(b"four-oh"),
+    });
+    let r = v40(
+        &mut c,
+        &[Op4::Putrootfh, lookup("export"), open, write, Op4::Getfh],
+    );
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    let Res::Open(o) = &r.results[2].2 else {
+        panic!()
+    };
+    assert_eq!(o.rflags & 2, 0, "no OPEN_CONFIRM asked for");
+    let Res::Fh(fh) = &r.results[4].2 else {
+        panic!()
+    };
+    let close = Op4::Close(CloseArgs {
+        seqid: 2,
+        stateid: o.stateid.clone(),
+    });
+    let r = v40(&mut c, &[Op4::Putfh(fh.clone()), close]);
+    let Res::Stateid(closed) = &r.last().2 else {
+        panic!("CLOSE: {:?}", r.status)
+    };
+    assert_eq!(
+        closed.seqid,
+        o.stateid.seqid + 1,
+        "4.0 CLOSE advances the stateid"
+    );
+    // an open-owner of an unknown client
+    let stranger = Op4::Open(Box::new(OpenArgs {
+        seqid: 1,
+        share_access: SHARE_ACCESS_READ,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid: 12345,
+            owner: Opaque4(b"x".to_vec()),
+        },
+        openhow: OpenHow4(None),
+        claim: OpenClaim4::Fh,
+    }));
+    let r = v40(&mut c, &[Op4::Putfh(fh.clone()), stranger]);
+    assert_eq!(r.status, Nfs4Status::StaleClientId);
+    // 4.0 has no attribute past 55 and no operation past 39
+    let mask = Bitmap4::from_bits(&[a::SUPPORTED_ATTRS]);
+    let r = v40(&mut c, &[Op4::Putfh(fh.clone()), Op4::Getattr(mask)]);
+    let Res::Attr(f) = &r.last().2 else { panic!() };
+    let sup = Bitmap4::decode(&mut Decoder::new(&f.attr_vals.0)).unwrap();
+    assert!(sup.has(a::MOUNTED_ON_FILEID) && !sup.has(a::SUPPATTR_EXCLCREAT));
+    let r = v40(&mut c, &[Op4::Putrootfh, Op4::ReclaimComplete(false)]);
+    assert_eq!((r.status, r.last().0), (Nfs4Status::OpIllegal, 10044));
+    // and 4.1 has no SETCLIENTID / RENEW
+    let mut v = V4::connect(srv.nfs_port, b"a 4.1 client");
+    assert_eq!(v.run(&[Op4::Renew(id)]).status, Nfs4Status::NotSupp);
 }

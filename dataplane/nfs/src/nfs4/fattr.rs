@@ -168,6 +168,17 @@ pub fn supported() -> Bitmap4 {
     Bitmap4::from_bits(SUPPORTED)
 }
 
+/// The `supported_attrs` bitmap of minor version `minor` (NFSv4.0 ends at
+/// `mounted_on_fileid`, attribute 55).
+pub fn supported_for(minor: u32) -> Bitmap4 {
+    let bits: Vec<u32> = SUPPORTED
+        .iter()
+        .copied()
+        .filter(|&b| minor > 0 || b <= a::MOUNTED_ON_FILEID)
+        .collect();
+    Bitmap4::from_bits(&bits)
+}
+
 /// Whether encoding `mask` needs file system statistics.
 pub fn needs_fs_stats(mask: &Bitmap4) -> bool {
     FS_STATS.iter().any(|&b| mask.has(b))
@@ -221,6 +232,8 @@ pub struct AttrSource {
     pub max_io: u64,
     pub max_file_size: u64,
     pub stats: FsStats4,
+    /// The minor version asking (4.0 has no attribute past `mounted_on_fileid`).
+    pub minor: u32,
 }
 
 /// Encodes the attributes of `src` that `mask` asks for and this server supports, in
@@ -260,6 +273,9 @@ fn owner_string(id: u32) -> Opaque4 {
 
 /// Writes attribute `bit` of `src`; false when it is not one this server returns.
 fn encode_one(bit: u32, src: &AttrSource, o: &mut Vec<u8>) -> bool {
+    if src.minor == 0 && bit > a::MOUNTED_ON_FILEID {
+        return false;
+    }
     if encode_fixed(bit, src, o) {
         return true;
     }
@@ -303,9 +319,9 @@ fn encode_one(bit: u32, src: &AttrSource, o: &mut Vec<u8>) -> bool {
 }
 
 /// The attributes whose value is the same for every object of this server.
-fn encode_fixed(bit: u32, _src: &AttrSource, o: &mut Vec<u8>) -> bool {
+fn encode_fixed(bit: u32, src: &AttrSource, o: &mut Vec<u8>) -> bool {
     match bit {
-        a::SUPPORTED_ATTRS => supported().encode(o),
+        a::SUPPORTED_ATTRS => supported_for(src.minor).encode(o),
         // FH4_PERSISTENT: handles survive restarts.
         a::FH_EXPIRE_TYPE => o.put_xdr_u32(0),
         a::LINK_SUPPORT | a::SYMLINK_SUPPORT | a::UNIQUE_HANDLES | a::CANSETTIME => {
@@ -498,7 +514,20 @@ mod tests {
             max_io: 1 << 20,
             max_file_size: 1 << 40,
             stats: FsStats4::default(),
+            minor: 1,
         }
+    }
+
+    #[test]
+    fn minor_version_zero_has_no_attributes_past_55() {
+        let mask = Bitmap4::from_bits(&[a::SUPPORTED_ATTRS, a::SUPPATTR_EXCLCREAT]);
+        let v40 = AttrSource { minor: 0, ..src() };
+        let f = encode_attrs(&mask, &v40);
+        assert_eq!(f.attrmask, Bitmap4::from_bits(&[a::SUPPORTED_ATTRS]));
+        let sup = Bitmap4::from_xdr(&f.attr_vals.0).unwrap();
+        assert!(sup.has(a::MOUNTED_ON_FILEID) && !sup.has(a::SUPPATTR_EXCLCREAT));
+        let f = encode_attrs(&mask, &src());
+        assert_eq!(f.attrmask, mask);
     }
 
     #[test]

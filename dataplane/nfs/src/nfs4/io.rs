@@ -1,6 +1,7 @@
 //! Open and I/O operations (RFC 8881 sections 18.2, 18.3, 18.8, 18.10-18.12, 18.16,
 //! 18.18, 18.22, 18.32, 18.38, 18.48): OPEN, OPEN_DOWNGRADE, CLOSE, READ, WRITE,
-//! COMMIT, LOCK, LOCKT, LOCKU, DELEGRETURN, TEST_STATEID, FREE_STATEID.
+//! COMMIT, LOCK, LOCKT, LOCKU, DELEGRETURN, TEST_STATEID, FREE_STATEID; NFSv4.0's
+//! OPEN_CONFIRM (RFC 7530 section 16.18).
 //!
 //! OPEN decodes every claim type; the server serves CLAIM_NULL and CLAIM_FH and refuses
 //! the others. READ results carry their data as [`Bytes`] so the reply can avoid a copy.
@@ -197,6 +198,14 @@ xdr_struct! {
     pub struct CloseArgs {
         pub seqid: u32,
         pub stateid: Stateid4,
+    }
+}
+
+xdr_struct! {
+    /// OPEN_CONFIRM4args (NFSv4.0).
+    pub struct OpenConfirmArgs {
+        pub open_stateid: Stateid4,
+        pub seqid: u32,
     }
 }
 

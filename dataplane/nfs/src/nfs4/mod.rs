@@ -1,4 +1,4 @@
-//! NFS version 4 protocol codec, minor versions 1 and 2 (RFC 8881, RFC 7862): program
+//! NFS version 4 protocol codec, minor versions 0, 1 and 2 (RFC 7530, RFC 8881, RFC 7862): program
 //! 100003 version 4, procedures NULL and COMPOUND (RFC 8881 section 16).
 //!
 //! A COMPOUND is a header ([`CompoundHeader`]: tag, minor version, operation count) and
@@ -7,6 +7,10 @@
 //! one is never decoded), so a malformed operation fails as NFS4ERR_BADXDR in its own
 //! slot of the result, an unknown number as OP_ILLEGAL (RFC 8881 section 15.2), and an
 //! operation of the protocol this server does not implement as NFS4ERR_NOTSUPP.
+//!
+//! Minor version 0 (RFC 7530) is served too: its five operations of its own
+//! (SETCLIENTID, SETCLIENTID_CONFIRM, RENEW, OPEN_CONFIRM, RELEASE_LOCKOWNER) decode
+//! here, and [`Op4::in_minor_version`] says which operations a minor version has.
 //!
 //! Files by operation family, next to their handlers in `proc4/`:
 //! * `status.rs`: `nfsstat4` and the mapping of the core's errors;
@@ -145,11 +149,26 @@ pub enum Op4 {
     TestStateid(TestStateidArgs),
     DestroyClientid(u64),
     ReclaimComplete(bool),
+    OpenConfirm(OpenConfirmArgs),
+    Renew(u64),
+    SetClientId(Box<SetClientIdArgs>),
+    SetClientIdConfirm(SetClientIdConfirmArgs),
+    ReleaseLockowner(StateOwner4),
+}
+
+impl Op4 {
+    /// Whether the operation exists in minor version `minor` (RFC 7530 section 16,
+    /// RFC 8881 section 18: 4.1 removed five 4.0 operations and added 40-58).
+    pub fn in_minor_version(&self, minor: u32) -> bool {
+        let n = self.opnum();
+        let v40_only = matches!(n, 20 | 30 | 35 | 36 | 39);
+        if minor == 0 { n < 40 } else { !v40_only }
+    }
 }
 
 /// Operation numbers of NFSv4.0-4.2 that this server does not implement.
 fn known_unsupported(n: u32) -> bool {
-    matches!(n, 7 | 19 | 20 | 30 | 35 | 36 | 39 | 40 | 46..=51 | 54 | 56 | 59..=71)
+    matches!(n, 7 | 19 | 40 | 46..=51 | 54 | 56 | 59..=71)
 }
 
 macro_rules! ops {
@@ -242,6 +261,11 @@ ops! {
     55 => TestStateid(TestStateidArgs),
     57 => DestroyClientid(u64),
     58 => ReclaimComplete(bool),
+    20 => OpenConfirm(OpenConfirmArgs),
+    30 => Renew(u64),
+    35 => SetClientId(Box<SetClientIdArgs>),
+    36 => SetClientIdConfirm(SetClientIdConfirmArgs),
+    39 => ReleaseLockowner(StateOwner4),
 }
 
 /// Encodes a whole COMPOUND4args (client side, tests).

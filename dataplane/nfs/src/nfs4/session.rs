@@ -1,6 +1,8 @@
 //! Client ID and session operations (RFC 8881 sections 18.34-18.37, 18.46, 18.50,
 //! 18.51): EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION, SEQUENCE, DESTROY_CLIENTID,
-//! RECLAIM_COMPLETE and BIND_CONN_TO_SESSION.
+//! RECLAIM_COMPLETE and BIND_CONN_TO_SESSION; and NFSv4.0's client ID operations
+//! (RFC 7530 sections 16.33, 16.34, 16.24, 16.20, 16.37): SETCLIENTID,
+//! SETCLIENTID_CONFIRM, RENEW, OPEN_CONFIRM's arguments and RELEASE_LOCKOWNER's owner.
 //!
 //! Only SP4_NONE and SP4_MACH_CRED state protection decode (SP4_SSV is refused as
 //! undecodable: the server offers no SSV); callback security parameters decode for
@@ -235,6 +237,40 @@ xdr_struct! {
     }
 }
 
+xdr_struct! {
+    /// `cb_client4` of SETCLIENTID: the callback program and address (`netaddr4`).
+    pub struct CbClient4 {
+        pub cb_program: u32,
+        pub r_netid: Opaque4,
+        pub r_addr: Opaque4,
+    }
+}
+
+xdr_struct! {
+    /// SETCLIENTID4args.
+    pub struct SetClientIdArgs {
+        pub client: ClientOwner4,
+        pub callback: CbClient4,
+        pub callback_ident: u32,
+    }
+}
+
+xdr_struct! {
+    /// SETCLIENTID4resok.
+    pub struct SetClientIdResOk {
+        pub clientid: u64,
+        pub confirm: Verifier4,
+    }
+}
+
+xdr_struct! {
+    /// SETCLIENTID_CONFIRM4args.
+    pub struct SetClientIdConfirmArgs {
+        pub clientid: u64,
+        pub confirm: Verifier4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +319,23 @@ mod tests {
             ]),
         };
         assert_eq!(CreateSessionArgs::from_xdr(&c.to_xdr()).unwrap(), c);
+    }
+
+    #[test]
+    fn setclientid_round_trip() {
+        let a = SetClientIdArgs {
+            client: ClientOwner4 {
+                verifier: [4; 8],
+                ownerid: Opaque4(b"Linux NFSv4.0 host".to_vec()),
+            },
+            callback: CbClient4 {
+                cb_program: 0x4000_0000,
+                r_netid: Opaque4(b"tcp".to_vec()),
+                r_addr: Opaque4(b"10.0.2.15.3.7".to_vec()),
+            },
+            callback_ident: 1,
+        };
+        assert_eq!(SetClientIdArgs::from_xdr(&a.to_xdr()).unwrap(), a);
     }
 
     #[test]

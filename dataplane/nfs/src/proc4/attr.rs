@@ -58,7 +58,13 @@ async fn stats(fs: &Fs, mask: &Bitmap4) -> Result<FsStats4, Nfs4Status> {
 }
 
 /// The attributes of an object of share `fs` (its handle `fh`).
-pub(super) fn from_attr(fs: &Fs, at: &Attr, fh: Fh4, lease: u32, st: FsStats4) -> AttrSource {
+pub(super) fn from_attr(
+    fs: &Fs,
+    at: &Attr,
+    fh: Fh4,
+    (lease, minor): (u32, u32),
+    st: FsStats4,
+) -> AttrSource {
     let mounted_on = if at.ino == Ino::ROOT {
         pseudo::fileid(&pseudo::export_path(fs))
     } else {
@@ -86,11 +92,13 @@ pub(super) fn from_attr(fs: &Fs, at: &Attr, fh: Fh4, lease: u32, st: FsStats4) -
         max_io: u64::from(MAX_IO),
         max_file_size: MAX_FILE_SIZE,
         stats: st,
+        minor,
     }
 }
 
 /// The attributes of pseudo directory `path`.
-pub(super) fn pseudo_source(c: &Compound<'_>, path: &[u8], lease: u32) -> AttrSource {
+pub(super) fn pseudo_source(c: &Compound<'_>, path: &[u8]) -> AttrSource {
+    let lease = c.shared.nfs4.lease.as_secs() as u32;
     let names: Vec<u8> = pseudo::children(&c.shared.registry, path)
         .into_iter()
         .flat_map(|(n, _)| n.into_iter().chain(Some(b'/')))
@@ -121,6 +129,7 @@ pub(super) fn pseudo_source(c: &Compound<'_>, path: &[u8], lease: u32) -> AttrSo
         max_io: u64::from(MAX_IO),
         max_file_size: MAX_FILE_SIZE,
         stats: FsStats4::default(),
+        minor: c.minor,
     }
 }
 
@@ -130,13 +139,13 @@ pub(super) async fn source(
     cur: &Cur,
     mask: &Bitmap4,
 ) -> Result<AttrSource, Nfs4Status> {
-    let lease = c.shared.nfs4.lease.as_secs() as u32;
     match cur {
-        Cur::Pseudo(p) => Ok(pseudo_source(c, p, lease)),
+        Cur::Pseudo(p) => Ok(pseudo_source(c, p)),
         Cur::File(f) => {
             let (at, h) = f.fs.attr_and_handle(f.ino).await?;
             let st = stats(&f.fs, mask).await?;
-            Ok(from_attr(&f.fs, &at, Fh4(h.encode().to_vec()), lease, st))
+            let fh = Fh4(h.encode().to_vec());
+            Ok(from_attr(&f.fs, &at, fh, c.lease_minor(), st))
         }
     }
 }
@@ -209,7 +218,7 @@ pub(super) async fn verify(c: &mut Compound<'_>, given: &Fattr4, same: bool) -> 
     if mask.has(a::RDATTR_ERROR) {
         return Err(Nfs4Status::Inval.into());
     }
-    let sup = fattr::supported();
+    let sup = fattr::supported_for(c.minor);
     if mask.bits().any(|b| !sup.has(b)) {
         return Err(Nfs4Status::AttrNotSupp.into());
     }

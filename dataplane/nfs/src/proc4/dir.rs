@@ -68,23 +68,17 @@ impl Builder {
 }
 
 /// The attributes of an object of a share for a listing.
-async fn entry_attrs(fs: &Fs, ino: Ino, mask: &Bitmap4, lease: u32) -> Fattr4 {
+async fn entry_attrs(fs: &Fs, ino: Ino, mask: &Bitmap4, lm: (u32, u32)) -> Fattr4 {
     match fs.attr_and_handle(ino).await {
         Ok((at, h)) => {
-            let src = from_attr(
-                fs,
-                &at,
-                Fh4(h.encode().to_vec()),
-                lease,
-                FsStats4::default(),
-            );
+            let src = from_attr(fs, &at, Fh4(h.encode().to_vec()), lm, FsStats4::default());
             encode_attrs(mask, &src)
         }
         Err(e) => rdattr_error_only(mask, Nfs4Status::from(&e)),
     }
 }
 
-async fn list_share(f: &FileRef, a: &ReaddirArgs, lease: u32) -> OpResult {
+async fn list_share(f: &FileRef, a: &ReaddirArgs, lm: (u32, u32)) -> OpResult {
     let verf = if a.cookie == 0 {
         0
     } else {
@@ -96,7 +90,7 @@ async fn list_share(f: &FileRef, a: &ReaddirArgs, lease: u32) -> OpResult {
             .await?;
     let mut b = Builder::new(page.verifier.to_be_bytes(), a.maxcount);
     for e in &page.entries {
-        let attrs = entry_attrs(&f.fs, e.ino, &a.attr_request, lease).await;
+        let attrs = entry_attrs(&f.fs, e.ino, &a.attr_request, lm).await;
         let entry = Entry4 {
             cookie: e.cookie,
             name: Component4::from_name(&e.name),
@@ -109,7 +103,7 @@ async fn list_share(f: &FileRef, a: &ReaddirArgs, lease: u32) -> OpResult {
     b.finish(page.eof)
 }
 
-async fn list_pseudo(c: &Compound<'_>, path: &[u8], a: &ReaddirArgs, lease: u32) -> OpResult {
+async fn list_pseudo(c: &Compound<'_>, path: &[u8], a: &ReaddirArgs) -> OpResult {
     let mut b = Builder::new([0; 8], a.maxcount);
     let kids = pseudo::children(&c.shared.registry, path);
     for (i, (name, child)) in kids.iter().enumerate() {
@@ -118,8 +112,8 @@ async fn list_pseudo(c: &Compound<'_>, path: &[u8], a: &ReaddirArgs, lease: u32)
             continue;
         }
         let attrs = match child {
-            Child::Pseudo(p) => encode_attrs(&a.attr_request, &pseudo_source(c, p, lease)),
-            Child::Share(fs) => entry_attrs(fs, Ino::ROOT, &a.attr_request, lease).await,
+            Child::Pseudo(p) => encode_attrs(&a.attr_request, &pseudo_source(c, p)),
+            Child::Share(fs) => entry_attrs(fs, Ino::ROOT, &a.attr_request, c.lease_minor()).await,
         };
         let entry = Entry4 {
             cookie,
@@ -137,9 +131,8 @@ pub(super) async fn readdir(c: &mut Compound<'_>, a: &ReaddirArgs) -> OpResult {
     if a.cookie == 1 || a.cookie == 2 {
         return Err(Nfs4Status::BadCookie.into());
     }
-    let lease = c.shared.nfs4.lease.as_secs() as u32;
     match c.cur()?.clone() {
-        Cur::Pseudo(p) => list_pseudo(c, &p, a, lease).await,
-        Cur::File(f) => list_share(&f, a, lease).await,
+        Cur::Pseudo(p) => list_pseudo(c, &p, a).await,
+        Cur::File(f) => list_share(&f, a, c.lease_minor()).await,
     }
 }

@@ -230,9 +230,12 @@ fn open_state(
 }
 
 pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
-    let client = c.clientid()?;
+    let client = c.client_of(a.owner.clientid)?;
     let access = a.share_access & 0xff;
     if !(1..=3).contains(&access) || a.share_deny > 3 {
+        return Err(Nfs4Status::Inval.into());
+    }
+    if c.minor == 0 && matches!(a.openhow.0, Some(CreateHow4::Exclusive41(..))) {
         return Err(Nfs4Status::Inval.into());
     }
     let o = match &a.claim {
@@ -277,7 +280,26 @@ pub(super) async fn close(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
         fs.close_ref(e.ino).await?;
     }
     c.cur_stateid = None;
-    ok(&Stateid4::INVALID)
+    // NFSv4.0 returns the stateid advanced, 4.1 the invalid stateid (RFC 8881 18.2.4)
+    match c.minor {
+        0 => ok(&Stateid4 {
+            seqid: e.seqid.wrapping_add(1),
+            other: sid.other,
+        }),
+        _ => ok(&Stateid4::INVALID),
+    }
+}
+
+/// OPEN_CONFIRM (NFSv4.0): never asked for (OPEN4_RESULT_CONFIRM is not set), but a
+/// client may send it; the open stateid advances.
+pub(super) fn open_confirm(c: &mut Compound<'_>, a: &OpenConfirmArgs) -> OpResult {
+    let sid = c.stateid(&a.open_stateid)?;
+    if !matches!(c.shared.nfs4.state(&sid)?.kind, StateKind::Open { .. }) {
+        return Err(Nfs4Status::BadStateid.into());
+    }
+    let new = c.shared.nfs4.update_state(&sid, |_| {})?;
+    c.cur_stateid = Some(new.clone());
+    ok(&new)
 }
 
 pub(super) fn open_downgrade(c: &mut Compound<'_>, a: &OpenDowngradeArgs) -> OpResult {

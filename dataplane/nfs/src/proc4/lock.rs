@@ -1,5 +1,5 @@
 //! Byte-range locks (RFC 8881 sections 18.10-18.12; codecs in `nfs4::io`): LOCK, LOCKT,
-//! LOCKU on the share's `LockManager`, the same one NLM (NFSv3) locks go to, so a v3
+//! LOCKU (and NFSv4.0's RELEASE_LOCKOWNER) on the share's `LockManager`, the same one NLM (NFSv3) locks go to, so a v3
 //! client's lock and a v4 client's lock on the same bytes conflict.
 //!
 //! A lock-owner gets one lock stateid per file, made by its first LOCK from an open
@@ -100,8 +100,22 @@ fn lock_stateid(c: &Compound<'_>, client: u64, locker: &Locker4) -> Result<State
     }
 }
 
+/// The client a LOCK acts for (NFSv4.0: the one its new lock-owner or lock stateid
+/// names).
+fn lock_client(c: &Compound<'_>, locker: &Locker4) -> Result<u64, Nfs4Status> {
+    if c.minor > 0 {
+        return c.clientid();
+    }
+    match locker {
+        Locker4::New { lock_owner, .. } => c.client_of(lock_owner.clientid),
+        Locker4::Existing { lock_stateid, .. } => {
+            Ok(c.shared.nfs4.state(&c.stateid(lock_stateid)?)?.client)
+        }
+    }
+}
+
 pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
-    let client = c.clientid()?;
+    let client = lock_client(c, &a.locker)?;
     let f = c.file(Nfs4Status::IsDir)?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
     let sid = lock_stateid(c, client, &a.locker)?;
@@ -120,7 +134,7 @@ pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
 }
 
 pub(super) fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
-    let client = c.clientid()?;
+    let client = c.client_of(a.owner.clientid)?;
     let f = c.file(Nfs4Status::IsDir)?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
     let who = owner(client, &a.owner.owner.0);
@@ -149,4 +163,16 @@ pub(super) fn locku(c: &mut Compound<'_>, a: &LockuArgs) -> OpResult {
     let new = c.shared.nfs4.update_state(&sid, |_| {})?;
     c.cur_stateid = Some(new.clone());
     ok(&new)
+}
+
+/// RELEASE_LOCKOWNER (NFSv4.0): the lock-owner's lock stateids go, with its locks.
+pub(super) fn release_lockowner(c: &mut Compound<'_>, o: &StateOwner4) -> OpResult {
+    let client = c.client_of(o.clientid)?;
+    for e in c.shared.nfs4.remove_lock_owner(client, &o.owner.0) {
+        c.shared
+            .nlm
+            .manager(e.share)
+            .unlock(e.ino, &owner(client, &e.owner), ByteRange::to_eof(0));
+    }
+    Ok(Vec::new())
 }

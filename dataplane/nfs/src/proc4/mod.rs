@@ -1,12 +1,20 @@
-//! NFSv4.1/4.2 COMPOUND over the filesystem core (RFC 8881 sections 2.10, 15.2, 16,
-//! 18; RFC 7862 for 4.2, which adds only operations this server answers NOTSUPP).
+//! NFSv4.0/4.1/4.2 COMPOUND over the filesystem core (RFC 8881 sections 2.10, 15.2,
+//! 16, 18; RFC 7862 for 4.2, which adds only operations this server answers NOTSUPP;
+//! RFC 7530 for 4.0).
 //!
 //! A COMPOUND runs its operations in order against a current and a saved file handle
 //! ([`Cur`]: a pseudo directory or an object of a share with the caller's credentials,
 //! see `pseudo`) and stops at the first failure; its status is the last operation's.
 //! Rules enforced here (RFC 8881 section 2.10.6, 15.1):
-//! - minor versions 1 and 2 only (NFS4ERR_MINOR_VERS_MISMATCH, no results); more than
-//!   [`MAX_OPS`] operations is NFS4ERR_RESOURCE before anything runs;
+//! - minor versions 0, 1 and 2 (else NFS4ERR_MINOR_VERS_MISMATCH, no results); more
+//!   than [`MAX_OPS`] operations is NFS4ERR_RESOURCE before anything runs; an
+//!   operation its minor version does not have is OP_ILLEGAL in 4.0 (4.1's operations)
+//!   and NFS4ERR_NOTSUPP in 4.1/4.2 (the five 4.0-only ones);
+//! - minor version 0 has no sessions: its COMPOUNDs run without SEQUENCE, client IDs
+//!   come from SETCLIENTID and travel in the arguments (OPEN, LOCK), leases are renewed
+//!   by RENEW and by every use of a stateid; owner sequence IDs are not checked and
+//!   there is no replay cache for 4.0 (a retransmission after a reconnection runs
+//!   again, as NFSv3 calls outside the DRC do);
 //! - SEQUENCE first, or one of the operations allowed without a session alone in the
 //!   COMPOUND (EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION, DESTROY_CLIENTID,
 //!   BIND_CONN_TO_SESSION: else NFS4ERR_NOT_ONLY_OP); any other first operation is
@@ -106,6 +114,7 @@ pub(crate) fn ok(v: &impl XdrEncode) -> OpResult {
 pub(crate) struct Compound<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) ctx: &'a CallCtx,
+    pub(crate) minor: u32,
     pub(crate) cur: Option<Cur>,
     pub(crate) saved: Option<Cur>,
     /// The stateid the last OPEN/LOCK/... returned (the "current stateid").
@@ -134,6 +143,21 @@ impl Compound<'_> {
             .as_ref()
             .map(|s| s.client)
             .ok_or(Nfs4Status::OpNotInSession)
+    }
+
+    /// The client an operation acts for: the session's, or in NFSv4.0 the client ID
+    /// its arguments name (which must be known; its lease is renewed).
+    pub(crate) fn client_of(&self, named: u64) -> Result<u64, Nfs4Status> {
+        if self.minor == 0 {
+            self.shared.nfs4.renew(named)?;
+            return Ok(named);
+        }
+        self.clientid()
+    }
+
+    /// The lease time and minor version, as attributes report them.
+    pub(crate) fn lease_minor(&self) -> (u32, u32) {
+        (self.shared.nfs4.lease.as_secs() as u32, self.minor)
     }
 
     /// Resolves a stateid argument: the current stateid stands for the last one set.
@@ -206,6 +230,11 @@ impl Compound<'_> {
             Op4::Link(a) => ns::link(self, &a.0).await,
             Op4::Readlink => ns::readlink(self).await,
             Op4::Readdir(a) => dir::readdir(self, &a).await,
+            Op4::SetClientId(a) => session::setclientid(self, &a).await,
+            Op4::SetClientIdConfirm(a) => session::setclientid_confirm(self, &a),
+            Op4::Renew(id) => session::renew(self, id),
+            Op4::OpenConfirm(a) => io::open_confirm(self, &a),
+            Op4::ReleaseLockowner(a) => lock::release_lockowner(self, &a),
         }
     }
 }
@@ -297,7 +326,7 @@ async fn compound(
         n: 0,
         last: Nfs4Status::Ok,
     };
-    if !(1..=2).contains(&hdr.minorversion) {
+    if hdr.minorversion > 2 {
         res.last = Nfs4Status::MinorVersMismatch;
         return res.encode(&hdr.tag);
     }
@@ -311,11 +340,20 @@ async fn compound(
     let mut c = Compound {
         shared,
         ctx,
+        minor: hdr.minorversion,
         cur: None,
         saved: None,
         cur_stateid: None,
         session: None,
     };
+    if hdr.minorversion == 0 {
+        let bounds = Bounds {
+            max_resp: MAX_MSG as usize,
+            cache_limit: None,
+        };
+        run_rest(&mut c, &mut res, dec, hdr.nops, &bounds).await;
+        return res.encode(&hdr.tag);
+    }
     let first = match Op4::decode(dec) {
         Ok(op) => op,
         Err(e) => {
@@ -421,6 +459,12 @@ async fn run_rest(
             Err(e) => return decode_failure(res, e),
         };
         let opnum = op.opnum();
+        if !op.in_minor_version(c.minor) {
+            return match c.minor {
+                0 => res.fail(OP_ILLEGAL, Nfs4Status::OpIllegal),
+                _ => res.fail(opnum, Nfs4Status::NotSupp),
+            };
+        }
         let r = c.run(op).await;
         let mark = res.buf.len();
         let (n, last) = (res.n, res.last);

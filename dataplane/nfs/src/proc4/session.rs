@@ -2,6 +2,10 @@
 //! 18.51, 18.34): EXCHANGE_ID, CREATE_SESSION, SEQUENCE, DESTROY_SESSION,
 //! DESTROY_CLIENTID, RECLAIM_COMPLETE, BIND_CONN_TO_SESSION.
 //!
+//! - NFSv4.0: SETCLIENTID makes (or finds) the client record as EXCHANGE_ID does, with
+//!   a confirm verifier derived from the client ID; SETCLIENTID_CONFIRM confirms it;
+//!   RENEW renews its lease. The callback address is accepted and not used (no
+//!   delegations are granted).
 //! - EXCHANGE_ID answers USE_NON_PNFS whatever pNFS roles the client offers (the server
 //!   is neither metadata nor data server) and refuses state protection other than
 //!   SP4_NONE with NFS4ERR_NOTSUPP.
@@ -166,4 +170,27 @@ pub(super) fn bind_conn(c: &mut Compound<'_>, a: &BindConnArgs) -> OpResult {
         dir,
         use_conn_in_rdma_mode: false,
     })
+}
+
+pub(super) async fn setclientid(c: &mut Compound<'_>, a: &SetClientIdArgs) -> OpResult {
+    let owner = &a.client;
+    let (clientid, _, _, released) = c
+        .shared
+        .nfs4
+        .exchange_id(&owner.ownerid.0, owner.verifier)?;
+    super::io::release(c.shared, released).await;
+    ok(&SetClientIdResOk {
+        clientid,
+        confirm: c.shared.nfs4.confirm_verifier(clientid),
+    })
+}
+
+pub(super) fn setclientid_confirm(c: &mut Compound<'_>, a: &SetClientIdConfirmArgs) -> OpResult {
+    c.shared.nfs4.confirm(a.clientid, a.confirm)?;
+    Ok(Vec::new())
+}
+
+pub(super) fn renew(c: &mut Compound<'_>, clientid: u64) -> OpResult {
+    c.shared.nfs4.renew(clientid)?;
+    Ok(Vec::new())
 }

@@ -332,6 +332,56 @@ impl Nfs4State {
         Ok(Self::remove_client(&mut g, id))
     }
 
+    /// Renews the lease of `clientid` (NFSv4.0 RENEW and operations naming it).
+    pub(crate) fn renew(&self, clientid: u64) -> Result<(), Nfs4Status> {
+        let mut g = self.inner.lock();
+        let c = g
+            .clients
+            .get_mut(&clientid)
+            .ok_or(Nfs4Status::StaleClientId)?;
+        c.last_renew = Instant::now();
+        Ok(())
+    }
+
+    /// The SETCLIENTID_CONFIRM verifier of `clientid`.
+    pub(crate) fn confirm_verifier(&self, clientid: u64) -> Verifier4 {
+        (clientid ^ u64::from(self.epoch).rotate_left(17)).to_be_bytes()
+    }
+
+    /// SETCLIENTID_CONFIRM: confirms the client when the verifier is its own.
+    pub(crate) fn confirm(&self, clientid: u64, v: Verifier4) -> Result<(), Nfs4Status> {
+        let want = self.confirm_verifier(clientid);
+        let mut g = self.inner.lock();
+        let c = g
+            .clients
+            .get_mut(&clientid)
+            .ok_or(Nfs4Status::StaleClientId)?;
+        if v != want {
+            return Err(Nfs4Status::StaleClientId);
+        }
+        c.confirmed = true;
+        c.last_renew = Instant::now();
+        Ok(())
+    }
+
+    /// RELEASE_LOCKOWNER: removes the lock stateids of a lock-owner; returns them.
+    pub(crate) fn remove_lock_owner(&self, client: u64, owner: &[u8]) -> Vec<StateEntry> {
+        let mut g = self.inner.lock();
+        let mut gone = Vec::new();
+        g.states.retain(|_, s| {
+            let hit =
+                s.client == client && s.owner == owner && matches!(s.kind, StateKind::Lock { .. });
+            if hit {
+                gone.push(s.clone());
+            }
+            !hit
+        });
+        if let Some(n) = g.per_client.get_mut(&client) {
+            *n = n.saturating_sub(gone.len());
+        }
+        gone
+    }
+
     /// RECLAIM_COMPLETE: once per client.
     pub(crate) fn reclaim_complete(&self, id: u64) -> Result<(), Nfs4Status> {
         let mut g = self.inner.lock();
@@ -436,8 +486,9 @@ impl Nfs4State {
 
     /// Looks a stateid up: BAD_STATEID when unknown (or of another instance),
     /// OLD_STATEID when its seqid is behind (seqid 0 means "the current one").
+    /// Using a stateid renews its client's lease.
     pub(crate) fn state(&self, sid: &Stateid4) -> Result<StateEntry, Nfs4Status> {
-        let g = self.inner.lock();
+        let mut g = self.inner.lock();
         let e = g.states.get(&sid.other).ok_or(Nfs4Status::BadStateid)?;
         if sid.seqid != 0 && sid.seqid < e.seqid {
             return Err(Nfs4Status::OldStateid);
@@ -445,7 +496,11 @@ impl Nfs4State {
         if sid.seqid > e.seqid {
             return Err(Nfs4Status::BadStateid);
         }
-        Ok(e.clone())
+        let e = e.clone();
+        if let Some(c) = g.clients.get_mut(&e.client) {
+            c.last_renew = Instant::now();
+        }
+        Ok(e)
     }
 
     /// Changes a stateid's state with `f` and advances its seqid; returns the new stateid.
