@@ -140,7 +140,9 @@ pub(crate) async fn handle_record(
         Err(stat) => return Some(header_only(|b| encode_accepted(b, xid, stat))),
     };
     let (_, _, idempotent) = proc.describe();
-    let drc_key = (!idempotent).then(|| DrcKey::new(peer.ip(), &call, &args));
+    // NFSv4.0 has no session slots: its state-changing COMPOUNDs use the DRC
+    let v40 = matches!(proc, Proc::Nfs4(1)) && nfs4::v40_wants_replay_cache(&args);
+    let drc_key = (!idempotent || v40).then(|| DrcKey::new(peer.ip(), &call, &args));
     if let Some(k) = &drc_key {
         match shared.drc.begin(k) {
             DrcState::New => {}

@@ -722,6 +722,18 @@ fn minor_version_zero_without_sessions() {
     assert!(sup.has(a::MOUNTED_ON_FILEID) && !sup.has(a::SUPPATTR_EXCLCREAT));
     let r = v40(&mut c, &[Op4::Putrootfh, Op4::ReclaimComplete(false)]);
     assert_eq!((r.status, r.last().0), (Nfs4Status::OpIllegal, 10044));
+    // a retransmitted state-changing 4.0 COMPOUND (same xid) gets the first reply
+    // from the duplicate request cache, not NOENT; a new xid runs it again
+    let rm = [
+        Op4::Putrootfh,
+        lookup("export"),
+        Op4::Remove(Opaque4(b"v40".to_vec())),
+    ];
+    let first = compound_raw(&mut c, 0, &rm);
+    assert_eq!(Reply::parse(first.clone()).status, Nfs4Status::Ok);
+    c.xid -= 1;
+    assert_eq!(compound_raw(&mut c, 0, &rm), first);
+    assert_eq!(v40(&mut c, &rm).status, Nfs4Status::NoEnt);
     // and 4.1 has no SETCLIENTID / RENEW
     let mut v = V4::connect(srv.nfs_port, b"a 4.1 client");
     assert_eq!(v.run(&[Op4::Renew(id)]).status, Nfs4Status::NotSupp);

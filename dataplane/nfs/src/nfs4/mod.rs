@@ -268,6 +268,46 @@ ops! {
     39 => ReleaseLockowner(StateOwner4),
 }
 
+/// Whether a COMPOUND's reply belongs in the duplicate request cache: an NFSv4.0
+/// COMPOUND (4.1 and 4.2 replay from their session slots) with an operation that
+/// changes state (RFC 7530 section 9.1.7 asks for replay of those) and without one
+/// whose reply is bulk data (READ, READDIR), so the cache never holds large replies.
+/// What does not decode is not cached.
+pub fn v40_wants_replay_cache(args: &bytes::Bytes) -> bool {
+    let mut d = Decoder::from_bytes(args);
+    let Ok(h) = CompoundHeader::decode(&mut d) else {
+        return false;
+    };
+    if h.minorversion != 0 {
+        return false;
+    }
+    let mut changes = false;
+    for _ in 0..h.nops {
+        let Ok(op) = Op4::decode(&mut d) else {
+            return false;
+        };
+        match op {
+            Op4::Read(_) | Op4::Readdir(_) => return false,
+            Op4::Open(_)
+            | Op4::OpenConfirm(_)
+            | Op4::OpenDowngrade(_)
+            | Op4::Close(_)
+            | Op4::Create(_)
+            | Op4::Remove(_)
+            | Op4::Rename(_)
+            | Op4::Link(_)
+            | Op4::Setattr(_)
+            | Op4::Lock(_)
+            | Op4::Locku(_)
+            | Op4::SetClientId(_)
+            | Op4::SetClientIdConfirm(_)
+            | Op4::ReleaseLockowner(_) => changes = true,
+            _ => {}
+        }
+    }
+    changes
+}
+
 /// Encodes a whole COMPOUND4args (client side, tests).
 pub fn encode_compound(tag: &[u8], minorversion: u32, ops: &[Op4]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -299,6 +339,7 @@ pub fn decode_res_head(dec: &mut Decoder<'_>) -> XdrResult<(u32, Nfs4Status)> {
 mod tests {
     use super::*;
     use crate::nfs4::types::Opaque4;
+    use bytes::Bytes;
 
     fn sample_ops() -> Vec<Op4> {
         vec![
@@ -337,6 +378,28 @@ mod tests {
             assert_eq!(&Op4::decode(&mut d).unwrap(), want);
         }
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn only_v40_state_changes_without_bulk_replies_are_cached() {
+        let b = |minor, ops: &[Op4]| Bytes::from(encode_compound(b"", minor, ops));
+        let rm = Op4::Remove(Opaque4(b"f".to_vec()));
+        let read = Op4::Read(ReadArgs {
+            stateid: Stateid4::ANONYMOUS,
+            offset: 0,
+            count: 1,
+        });
+        assert!(v40_wants_replay_cache(&b(0, &[Op4::Putrootfh, rm.clone()])));
+        assert!(!v40_wants_replay_cache(&b(
+            1,
+            &[Op4::Putrootfh, rm.clone()]
+        )));
+        assert!(!v40_wants_replay_cache(&b(
+            0,
+            &[Op4::Putrootfh, Op4::Getfh]
+        )));
+        assert!(!v40_wants_replay_cache(&b(0, &[rm, read])));
+        assert!(!v40_wants_replay_cache(&Bytes::from_static(&[0, 0, 0])));
     }
 
     #[test]

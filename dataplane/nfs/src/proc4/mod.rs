@@ -12,9 +12,10 @@
 //!   and NFS4ERR_NOTSUPP in 4.1/4.2 (the five 4.0-only ones);
 //! - minor version 0 has no sessions: its COMPOUNDs run without SEQUENCE, client IDs
 //!   come from SETCLIENTID and travel in the arguments (OPEN, LOCK), leases are renewed
-//!   by RENEW and by every use of a stateid; owner sequence IDs are not checked and
-//!   there is no replay cache for 4.0 (a retransmission after a reconnection runs
-//!   again, as NFSv3 calls outside the DRC do);
+//!   by RENEW and by every use of a stateid; owner sequence IDs are not checked; a
+//!   retransmitted COMPOUND that changes state is answered from the duplicate request
+//!   cache, as NFSv3's non-idempotent calls are (`nfs4::v40_wants_replay_cache`,
+//!   `dispatch`);
 //! - SEQUENCE first, or one of the operations allowed without a session alone in the
 //!   COMPOUND (EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION, DESTROY_CLIENTID,
 //!   BIND_CONN_TO_SESSION: else NFS4ERR_NOT_ONLY_OP); any other first operation is
