@@ -19,17 +19,16 @@ use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// The largest reply `record` can get (see [`proc3::reply_bound`]; an NFSv4 COMPOUND
-/// may hold a READ, so it gets the session reply bound); a few KiB for anything that is
-/// not a well-formed NFS call.
-pub(crate) fn reply_bound(record: &[u8]) -> usize {
+/// The largest reply `record` can get (see [`proc3::reply_bound`] and
+/// [`proc4::reply_bound`]); a few KiB for anything that is not a well-formed NFS call.
+pub(crate) fn reply_bound(record: &Bytes) -> usize {
     const SMALL: usize = 4096;
     match RpcCall::decode(record) {
         Ok((c, args)) if (c.prog, c.vers) == (nfs3::PROGRAM, nfs3::VERSION) => {
             nfs3::Nfs3Proc::from_u32(c.proc_num).map_or(SMALL, |p| proc3::reply_bound(p, args))
         }
-        Ok((c, _)) if (c.prog, c.vers, c.proc_num) == (nfs4::PROGRAM, nfs4::VERSION, 1) => {
-            proc4::MAX_MSG as usize
+        Ok((c, args)) if (c.prog, c.vers, c.proc_num) == (nfs4::PROGRAM, nfs4::VERSION, 1) => {
+            proc4::reply_bound(&record.slice(record.len() - args.len()..))
         }
         _ => SMALL,
     }

@@ -240,6 +240,30 @@ impl Compound<'_> {
     }
 }
 
+/// Bytes the reply of a COMPOUND with arguments `args` can take at most (what its
+/// connection reserves of the reply budget before it runs, see `budget`): a few KiB,
+/// plus per operation its data (READ's count, READDIR's maxcount, READLINK's path) or
+/// 1 KiB (attributes, handles, stateids), at most the session reply bound. Arguments
+/// that do not decode get the small bound (the COMPOUND fails early).
+pub(crate) fn reply_bound(args: &Bytes) -> usize {
+    const SMALL: usize = 4096;
+    let mut d = Decoder::from_bytes(args);
+    let Ok(h) = CompoundHeader::decode(&mut d) else {
+        return SMALL;
+    };
+    let mut n = SMALL + h.tag.len();
+    for _ in 0..h.nops.min(MAX_OPS) {
+        n += match Op4::decode(&mut d) {
+            Ok(Op4::Read(a)) => a.count.min(MAX_IO) as usize + 64,
+            Ok(Op4::Readdir(a)) => a.maxcount.min(MAX_MSG) as usize,
+            Ok(Op4::Readlink) => 4096 + 64,
+            Ok(_) => 1024,
+            Err(_) => break,
+        };
+    }
+    n.min(MAX_MSG as usize + SMALL)
+}
+
 /// The encoded results of a COMPOUND as they accumulate.
 struct Results {
     buf: Vec<u8>,
@@ -502,4 +526,33 @@ fn decode_failure(res: &mut Results, e: OpDecodeError) {
 async fn release_expired(shared: &Shared) {
     let rel = shared.nfs4.expire(std::time::Instant::now());
     io::release(shared, rel).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nfs4::encode_compound;
+    use crate::nfs4::io::ReadArgs;
+    use crate::nfs4::types::Bitmap4;
+
+    fn bound(ops: &[Op4]) -> usize {
+        reply_bound(&Bytes::from(encode_compound(b"", 1, ops)))
+    }
+
+    #[test]
+    fn reply_bounds_follow_the_operations() {
+        let read = |count| {
+            Op4::Read(ReadArgs {
+                stateid: Stateid4::ANONYMOUS,
+                offset: 0,
+                count,
+            })
+        };
+        let small = bound(&[Op4::Putrootfh, Op4::Getattr(Bitmap4::from_bits(&[1]))]);
+        assert!(small < 8192, "{small}");
+        assert!(bound(&[Op4::Putrootfh, read(1 << 20)]) > 1 << 20);
+        let two = bound(&[read(1 << 20), read(1 << 20)]);
+        assert_eq!(two, MAX_MSG as usize + 4096, "capped at the session bound");
+        assert_eq!(reply_bound(&Bytes::from_static(&[1, 2])), 4096);
+    }
 }
