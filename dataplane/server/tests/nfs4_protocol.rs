@@ -7,7 +7,7 @@
 mod common;
 
 use common::nlm::NlmClient;
-use common::{Client, Server, http_get};
+use common::{Client, Server, http_get, privileged_client};
 use dittofs_nfs::nfs4::attr::SetattrRes;
 use dittofs_nfs::nfs4::fattr::{Fattr4, SetAttrs4, a};
 use dittofs_nfs::nfs4::fh::SecinfoResOk;
@@ -144,7 +144,11 @@ fn chan() -> ChannelAttrs4 {
 
 impl V4 {
     fn connect(port: u16, owner: &[u8]) -> V4 {
-        let mut c = Client::connect(port);
+        V4::connect_with(Client::connect(port), owner)
+    }
+
+    /// EXCHANGE_ID + CREATE_SESSION on connection `c`.
+    fn connect_with(mut c: Client, owner: &[u8]) -> V4 {
         let r = compound(
             &mut c,
             &[Op4::ExchangeId(Box::new(ExchangeIdArgs {
@@ -737,4 +741,78 @@ fn minor_version_zero_without_sessions() {
     // and 4.1 has no SETCLIENTID / RENEW
     let mut v = V4::connect(srv.nfs_port, b"a 4.1 client");
     assert_eq!(v.run(&[Op4::Renew(id)]).status, Nfs4Status::NotSupp);
+}
+
+/// A V4 session on an existing connection.
+fn session_on(c: Client, owner: &[u8]) -> V4 {
+    V4::connect_with(c, owner)
+}
+
+/// The export policy applies to NFSv4 as to NFSv3: a `secure` share refuses an
+/// unprivileged source port (NFS4ERR_PERM) at the LOOKUP into it and at PUTFH of its
+/// handles, root is squashed on a `root_squash` share, and a client not in
+/// `allowed_clients` gets NFS4ERR_ACCESS.
+#[test]
+fn export_policy_applies_to_nfs4() {
+    let srv = Server::start_with(vec![(
+        "DITTOFS_SHARES".into(),
+        "[{name: /export, squash: none}, {name: /secure, squash: none, secure: true}, \
+          {name: /squashed, squash: root_to_anonymous, anon_uid: 65534, anon_gid: 65534}, \
+          {name: /elsewhere, squash: none, allowed_clients: [10.9.9.9]}]"
+            .into(),
+    )]);
+    let mut user = V4::connect(srv.nfs_port, b"unprivileged");
+    assert!(user.c.sock.local_addr().unwrap().port() >= 1024);
+    let r = user.run(&[Op4::Putrootfh, lookup("secure")]);
+    assert_eq!(r.status, Nfs4Status::Perm);
+    let r = user.run(&[Op4::Putrootfh, lookup("elsewhere")]);
+    assert_eq!(r.status, Nfs4Status::Access);
+    // the pseudo root lists every share; the open ones are served
+    let r = user.run(&[Op4::Putrootfh, lookup("export"), Op4::Getfh]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    // root creates on the squashed share as the anonymous user
+    let dir = user.fh_of(&[Op4::Putrootfh, lookup("squashed")]);
+    let open = Op4::Open(Box::new(OpenArgs {
+        seqid: 0,
+        share_access: SHARE_ACCESS_BOTH,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid: user.clientid,
+            owner: Opaque4(b"o".to_vec()),
+        },
+        openhow: OpenHow4(Some(CreateHow4::Unchecked(
+            SetAttrs4 {
+                mode: Some(0o666),
+                ..Default::default()
+            }
+            .to_fattr(),
+        ))),
+        claim: OpenClaim4::Null(Opaque4(b"made-by-root".to_vec())),
+    }));
+    let owner = Bitmap4::from_bits(&[a::OWNER, a::OWNER_GROUP]);
+    let r = user.run(&[Op4::Putfh(dir), open, Op4::Getattr(owner)]);
+    let Res::Attr(f) = &r.last().2 else {
+        panic!("{:?}", r.status)
+    };
+    let mut d = Decoder::new(&f.attr_vals.0);
+    assert_eq!(d.opaque(64).unwrap(), b"65534");
+    assert_eq!(d.opaque(64).unwrap(), b"65534");
+
+    let Some(root_port) = privileged_client(srv.nfs_port) else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI runs as root: a privileged source port must be available");
+        }
+        eprintln!("SKIP (rest): cannot bind a privileged source port (not root)");
+        return;
+    };
+    let mut root = session_on(root_port, b"privileged");
+    let secure = root.fh_of(&[Op4::Putrootfh, lookup("secure")]);
+    // the handle got on a privileged port is refused on an unprivileged one
+    let r = user.run(&[Op4::Putfh(secure.clone())]);
+    assert_eq!(r.status, Nfs4Status::Perm);
+    let r = root.run(&[
+        Op4::Putfh(secure),
+        Op4::Getattr(Bitmap4::from_bits(&[a::TYPE])),
+    ]);
+    assert_eq!(r.status, Nfs4Status::Ok);
 }
