@@ -86,6 +86,8 @@ stage nextest 1800 cargo nextest run --workspace --profile ci
 if [ $RUN_VM = 1 ]; then
   stage kernel-client-tier 1800 e2e/vm/tier.sh
   stage readme-mount 600 e2e/vm/readme-mount.sh
+  # NFSv4.1 and 4.2 through the kernel client: mount, ordinary file work, pseudo root.
+  stage nfs4-kernel 600 e2e/vm/nfs4.sh
   # NLM with the kernel client: the guest mounts without nolock and contends for locks
   # with a userspace NLM client on the host; guest and dfs share a network namespace of
   # the test's own (a tap device: dfs calls back into the guest; needs root).

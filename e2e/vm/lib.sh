@@ -91,7 +91,7 @@ server_release() {
 # guest_env: the variables the guest-side scripts read, as shell assignments for a command line
 guest_env() {
   local v out="VM_SERVER=10.0.2.2"
-  for v in NFS_PORT MOUNT_PORT EXPORT MOUNT_OPTS "$@"; do
+  for v in NFS_PORT MOUNT_PORT EXPORT MOUNT_OPTS NFS_VERS "$@"; do
     [ -n "${!v:-}" ] && out+=" $v=$(printf '%q' "${!v}")"
   done
   echo "$out"

@@ -1,8 +1,8 @@
 //! Memory bounds of the server: what calls and replies may hold while they wait.
 //!
 //! A call reserves, before it runs, the bytes of its record plus the largest reply it
-//! can produce ([`crate::proc3::reply_bound`]), first from its connection's budget, then
-//! from the server's. The record's share is given back once the call has run; the
+//! can produce ([`crate::proc3::reply_bound`], [`crate::proc4::reply_bound`]), first
+//! from its connection's budget, then from the server's. The record's share is given back once the call has run; the
 //! reply's travels with the reply and is given back once the reply is written to the
 //! socket. A connection whose client does not read its replies therefore stops being
 //! read as soon as its budget is spent (its calls wait for room, its reader for call

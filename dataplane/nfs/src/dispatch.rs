@@ -2,7 +2,7 @@
 //! 9), refuses what no program here serves (PROG_UNAVAIL, PROG_MISMATCH, PROC_UNAVAIL,
 //! AUTH_ERROR for flavors other than AUTH_NONE/AUTH_SYS, RPC_MISMATCH, GARBAGE_ARGS),
 //! answers retransmitted non-idempotent calls from the duplicate request cache, runs the
-//! program's handler (NFSv3 `proc3`, MOUNT `mountd`, NLM `nlmd`, NSM `statd`) and counts
+//! program's handler (NFSv3 `proc3`, NFSv4 `proc4`, MOUNT `mountd`, NLM `nlmd`, NSM `statd`) and counts
 //! the call in the metrics. Record marking itself (RFC 5531 section 11) is `record`; the
 //! connection loop that reads records and writes replies is `server`.
 
@@ -14,18 +14,21 @@ use crate::rpc::{
     encode_rpc_mismatch,
 };
 use crate::shared::Shared;
-use crate::{mount3, mountd, nfs3, nlm4, nlmd, nsm1, proc3, statd};
+use crate::{mount3, mountd, nfs3, nfs4, nlm4, nlmd, nsm1, proc3, proc4, statd};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// The largest reply `record` can get (see [`proc3::reply_bound`]); a few KiB for
-/// anything that is not a well-formed NFSv3 call.
-pub(crate) fn reply_bound(record: &[u8]) -> usize {
+/// The largest reply `record` can get (see [`proc3::reply_bound`] and
+/// [`proc4::reply_bound`]); a few KiB for anything that is not a well-formed NFS call.
+pub(crate) fn reply_bound(record: &Bytes) -> usize {
     const SMALL: usize = 4096;
     match RpcCall::decode(record) {
         Ok((c, args)) if (c.prog, c.vers) == (nfs3::PROGRAM, nfs3::VERSION) => {
             nfs3::Nfs3Proc::from_u32(c.proc_num).map_or(SMALL, |p| proc3::reply_bound(p, args))
+        }
+        Ok((c, args)) if (c.prog, c.vers, c.proc_num) == (nfs4::PROGRAM, nfs4::VERSION, 1) => {
+            proc4::reply_bound(&record.slice(record.len() - args.len()..))
         }
         _ => SMALL,
     }
@@ -35,6 +38,8 @@ pub(crate) fn reply_bound(record: &[u8]) -> usize {
 #[derive(Clone, Copy)]
 enum Proc {
     Nfs3(nfs3::Nfs3Proc),
+    /// NFSv4 NULL (0) or COMPOUND (1).
+    Nfs4(u32),
     Mount3(mount3::MountProc),
     Nlm4(nlm4::NlmProc),
     Nsm1(nsm1::NsmProc),
@@ -46,6 +51,9 @@ impl Proc {
     fn describe(self) -> (&'static str, &'static str, bool) {
         match self {
             Proc::Nfs3(p) => ("nfs3", proc3::proc_name(p), proc3::is_idempotent(p)),
+            // NFSv4.1 answers retransmissions from the session's slots, not the DRC.
+            Proc::Nfs4(0) => ("nfs4", "NULL", true),
+            Proc::Nfs4(_) => ("nfs4", "COMPOUND", true),
             Proc::Mount3(p) => ("mount3", mountd::proc_name(p), true),
             // No duplicate request cache for NLM: its calls are safe to repeat (a
             // retransmitted LOCK of the same owner is granted or blocked again).
@@ -58,6 +66,11 @@ impl Proc {
 /// The procedure `call` asks for, or the accept status that refuses it.
 fn route(call: &RpcCall) -> Result<Proc, AcceptStat> {
     let n = call.proc_num;
+    if (call.prog, call.vers) == (nfs4::PROGRAM, nfs4::VERSION) {
+        return (n <= nfs4::PROC_COMPOUND)
+            .then_some(Proc::Nfs4(n))
+            .ok_or(AcceptStat::ProcUnavail);
+    }
     let (version, found) = match call.prog {
         nfs3::PROGRAM => (nfs3::VERSION, nfs3::Nfs3Proc::from_u32(n).map(Proc::Nfs3)),
         mount3::PROGRAM => (
@@ -69,10 +82,13 @@ fn route(call: &RpcCall) -> Result<Proc, AcceptStat> {
         _ => return Err(AcceptStat::ProgUnavail),
     };
     if call.vers != version {
-        return Err(AcceptStat::ProgMismatch {
-            low: version,
-            high: version,
-        });
+        // NFS (100003) is served in versions 3 and 4.
+        let high = if call.prog == nfs3::PROGRAM {
+            nfs4::VERSION
+        } else {
+            version
+        };
+        return Err(AcceptStat::ProgMismatch { low: version, high });
     }
     found.ok_or(AcceptStat::ProcUnavail)
 }
@@ -123,7 +139,9 @@ pub(crate) async fn handle_record(
         Err(stat) => return Some(header_only(|b| encode_accepted(b, xid, stat))),
     };
     let (_, _, idempotent) = proc.describe();
-    let drc_key = (!idempotent).then(|| DrcKey::new(peer.ip(), &call, &args));
+    // NFSv4.0 has no session slots: its state-changing COMPOUNDs use the DRC
+    let v40 = matches!(proc, Proc::Nfs4(1)) && nfs4::v40_wants_replay_cache(&args);
+    let drc_key = (!idempotent || v40).then(|| DrcKey::new(peer.ip(), &call, &args));
     if let Some(k) = &drc_key {
         match shared.drc.begin(k) {
             DrcState::New => {}
@@ -148,6 +166,7 @@ async fn run(shared: &Shared, proc: Proc, ctx: &CallCtx, xid: u32, args: Bytes) 
     let started = Instant::now();
     let outcome = match proc {
         Proc::Nfs3(p) => proc3::dispatch(shared, ctx, xid, p, args).await,
+        Proc::Nfs4(p) => proc4::dispatch(shared, ctx, xid, p, args).await,
         Proc::Nlm4(p) => nlmd::dispatch(shared, ctx, xid, p, args).await,
         Proc::Nsm1(p) => statd::dispatch(shared, ctx, xid, p, args).await,
         Proc::Mount3(p) => mountd::dispatch(shared, ctx, xid, p, args).await,

@@ -9,13 +9,15 @@
 //! * [`nlm4`]: Network Lock Manager v4 (XNFS chapter 10), [`nsm1`]: Network Status
 //!   Monitor v1 (XNFS chapter 11).
 //! * [`rpc_client`]: outgoing calls (portmapper GETPORT, NLM GRANTED, SM_NOTIFY).
-//! * [`nfs4`]: NFS version 4 status codes (RFC 7530 section 13); no NFSv4 server yet.
+//! * [`nfs4`]: NFS version 4, minor versions 0, 1 and 2 (RFC 7530, RFC 8881, RFC 7862):
+//!   COMPOUND and its operations, `fattr4`, status codes.
 //!
 //! Errors: the core's `FsError` becomes a wire status only here, at the adapter's edge,
 //! through typed conversions (`From<&FsError>` for [`nfs3::NfsStat3`] and
 //! [`nfs4::Nfs4Status`]).
 //!
-//! The server: [`server::NfsServer`] dispatches NFSv3 (`proc3`) and MOUNT (`mountd`)
+//! The server: [`server::NfsServer`] dispatches NFSv3 (`proc3`), NFSv4.0/4.1/4.2 (`proc4`,
+//! COMPOUND with sessions, a pseudo file system joining the shares) and MOUNT (`mountd`)
 //! calls onto the protocol-neutral core (`dittofs-vfs`), applying each share's
 //! [`export::ExportPolicy`]; `nlmd` serves NLM v4 on each share's lock manager
 //! (`dittofs_vfs::state::LockManager`) and [`nsmd`] the status monitor (persisted state
@@ -42,6 +44,7 @@ pub mod nsm1;
 pub mod nsmd;
 pub mod portmap;
 mod proc3;
+mod proc4;
 pub mod record;
 pub mod rpc;
 pub mod rpc_client;

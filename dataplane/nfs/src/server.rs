@@ -241,6 +241,7 @@ async fn connection(
             }
         };
         // Room for the record and the largest reply it can get, before it runs.
+        let record = Bytes::from(record);
         let bound = reply_bound(&record);
         let reservation = tokio::select! {
             _ = closed.cancelled() => break,
@@ -251,7 +252,7 @@ async fn connection(
         let tx2 = tx.clone();
         calls.spawn(async move {
             let _permit = permit;
-            if let Some(reply) = handle_record(&shared2, peer, local, Bytes::from(record)).await {
+            if let Some(reply) = handle_record(&shared2, peer, local, record).await {
                 // The record is gone: keep only what the reply holds until it is written.
                 let size = reply.iter().map(|b| b.len()).sum();
                 let _ = tx2.send((reply, reservation.keep(size))).await;

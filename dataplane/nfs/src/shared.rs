@@ -8,6 +8,7 @@ use crate::drc::Drc;
 use crate::export::{ExportPolicy, Refusal};
 use crate::metrics::NfsMetrics;
 use crate::nlm_state::Nlm;
+use crate::proc4::state::Nfs4State;
 use dittofs_types::ShareId;
 use dittofs_vfs::ShareRegistry;
 use dittofs_vfs::ratelimit::{Level, LimitedLog};
@@ -20,6 +21,8 @@ use tokio::sync::Semaphore;
 
 /// Entries of the duplicate request cache.
 const DRC_ENTRIES: usize = 8192;
+/// NFSv4 lease time (the `lease_time` attribute): a client silent this long is gone.
+const NFS4_LEASE: std::time::Duration = std::time::Duration::from_secs(90);
 
 pub(crate) struct Shared {
     pub(crate) registry: Arc<ShareRegistry>,
@@ -42,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) open: std::sync::atomic::AtomicUsize,
     /// Lock manager and status monitor state (NLM, NSM).
     pub(crate) nlm: Arc<Nlm>,
+    /// NFSv4 clients, sessions and stateids.
+    pub(crate) nfs4: Nfs4State,
 }
 
 /// One open connection (for status: connected clients).
@@ -108,6 +113,7 @@ impl Shared {
             budget: Arc::new(Semaphore::new(cfg.max_buffered_bytes as usize)),
             logs: Logs::new(&metrics),
             nlm: Arc::new(Nlm::new(cfg.locks.clone())),
+            nfs4: Nfs4State::new(NFS4_LEASE),
             cfg,
             metrics,
             drc: Drc::new(DRC_ENTRIES),

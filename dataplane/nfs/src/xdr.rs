@@ -446,6 +446,17 @@ impl<const N: usize> XdrDecode for [u8; N] {
         dec.opaque_array::<N>()
     }
 }
+/// A boxed value has the encoding of the value.
+impl<T: XdrEncode> XdrEncode for Box<T> {
+    fn encode<B: BufMut>(&self, out: &mut B) {
+        (**self).encode(out);
+    }
+}
+impl<T: XdrDecode> XdrDecode for Box<T> {
+    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
+        T::decode(dec).map(Box::new)
+    }
+}
 /// Optional data (RFC 4506 section 4.19); also the wire form of NFSv3's
 /// `union switch (bool)` types such as `post_op_attr`.
 impl<T: XdrEncode> XdrEncode for Option<T> {
@@ -529,6 +540,14 @@ macro_rules! xdr_enum {
             /// The wire discriminant.
             pub fn as_u32(self) -> u32 {
                 self as u32
+            }
+
+            /// The value's name (metrics labels, logs).
+            #[allow(dead_code)]
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( $name::$variant => stringify!($variant), )*
+                }
             }
         }
 

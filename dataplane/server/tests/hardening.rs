@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Client, Server, http_get};
+use common::{Client, Server, http_get, privileged_client};
 use dittofs_nfs::XdrEncode;
 use dittofs_nfs::mount3::{DirPath, MntArgs, MntRes, MountStat3};
 use dittofs_nfs::nfs3::*;
@@ -94,32 +94,6 @@ fn sigterm_drops_a_client_that_never_reads() {
     );
     assert!(text.contains("not reading"), "{text}");
     drop(silent);
-}
-
-/// A client socket bound to a privileged source port (< 1024: needs root), or None when
-/// this process may not bind one.
-fn privileged_client(port: u16) -> Option<Client> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    for local in (600..1024u16).rev() {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.set_reuseaddr(true).unwrap();
-        match sock.bind(([127, 0, 0, 1], local).into()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return None,
-            Err(_) => continue,
-        }
-        let Ok(stream) = rt.block_on(sock.connect(([127, 0, 0, 1], port).into())) else {
-            continue;
-        };
-        let std = stream.into_std().unwrap();
-        std.set_nonblocking(false).unwrap();
-        assert!(std.local_addr().unwrap().port() < 1024);
-        return Some(Client::from_stream(std));
-    }
-    None
 }
 
 fn mnt(c: &mut Client, path: &str) -> MntRes {

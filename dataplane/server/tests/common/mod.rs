@@ -432,3 +432,29 @@ pub fn call_record(xid: u32, prog: u32, proc_num: u32, machine: &[u8], args: &[u
     msg.extend_from_slice(args);
     frame_record(&msg)
 }
+
+/// A client socket bound to a privileged source port (< 1024: needs root), or None when
+/// this process may not bind one.
+pub fn privileged_client(port: u16) -> Option<Client> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    for local in (600..1024u16).rev() {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_reuseaddr(true).unwrap();
+        match sock.bind(([127, 0, 0, 1], local).into()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return None,
+            Err(_) => continue,
+        }
+        let Ok(stream) = rt.block_on(sock.connect(([127, 0, 0, 1], port).into())) else {
+            continue;
+        };
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        assert!(std.local_addr().unwrap().port() < 1024);
+        return Some(Client::from_stream(std));
+    }
+    None
+}

@@ -1,10 +1,8 @@
-//! NFSv4 status codes (RFC 7530 section 13) and the mapping of the core's errors onto
-//! them.
-//!
-//! There is no NFSv4 server yet; this module keeps the NFSv4 adapter's edge of the error
-//! mapping so that the core holds no wire codes. [`Nfs4Status`] has the statuses a core
-//! error can become (plus `NFS4_OK`); the NFSv4 adapter extends it with the
-//! state-related ones (NFS4ERR_STALE_CLIENTID, ...) when it is built.
+//! NFSv4 status codes (RFC 7530 section 13, RFC 8881 section 15) and the mapping of the
+//! core's errors onto them: the NFSv4 adapter's edge of the error mapping, so that the
+//! core holds no wire codes. [`Nfs4Status`] has the statuses a core error can become,
+//! `NFS4_OK`, and the state, session and compound statuses the NFSv4.1 server returns
+//! itself (RFC 8881 section 15.1).
 //!
 //! NFSv4 kept the NFSv3 number of every error both versions have, so for each
 //! [`FsError`] the v4 status equals the v3 one (`crate::nfs3::NfsStat3`) except
@@ -14,7 +12,7 @@ use crate::xdr::xdr_enum;
 use dittofs_vfs::FsError;
 
 xdr_enum! {
-    /// `nfsstat4` (RFC 7530 section 13.1): the statuses the core's errors map to.
+    /// `nfsstat4` (RFC 7530 section 13.1, RFC 8881 section 15.1).
     pub enum Nfs4Status ("nfsstat4") {
         /// NFS4_OK: success.
         Ok = 0,
@@ -66,6 +64,100 @@ xdr_enum! {
         BadType = 10007,
         /// NFS4ERR_DELAY: file "busy"; retry later.
         Delay = 10008,
+        /// NFS4ERR_SAME: VERIFY/NVERIFY: attributes are the same.
+        Same = 10009,
+        /// NFS4ERR_DENIED: lock unavailable.
+        Denied = 10010,
+        /// NFS4ERR_EXPIRED: the lease has expired.
+        Expired = 10011,
+        /// NFS4ERR_LOCKED: I/O failed due to a lock.
+        Locked = 10012,
+        /// NFS4ERR_GRACE: in grace period.
+        Grace = 10013,
+        /// NFS4ERR_SHARE_DENIED: share reservation denied.
+        ShareDenied = 10015,
+        /// NFS4ERR_WRONGSEC: wrong security flavor.
+        WrongSec = 10016,
+        /// NFS4ERR_CLID_INUSE: client ID in use.
+        ClidInUse = 10017,
+        /// NFS4ERR_RESOURCE: resource exhaustion (too many operations).
+        Resource = 10018,
+        /// NFS4ERR_NOFILEHANDLE: no current filehandle.
+        NoFileHandle = 10020,
+        /// NFS4ERR_MINOR_VERS_MISMATCH: minor version not supported.
+        MinorVersMismatch = 10021,
+        /// NFS4ERR_STALE_CLIENTID: the client ID is not (or no longer) known.
+        StaleClientId = 10022,
+        /// NFS4ERR_STALE_STATEID: stateid of a previous server instance.
+        StaleStateid = 10023,
+        /// NFS4ERR_OLD_STATEID: stateid with an old seqid.
+        OldStateid = 10024,
+        /// NFS4ERR_BAD_STATEID: unknown stateid.
+        BadStateid = 10025,
+        /// NFS4ERR_BAD_SEQID: bad owner seqid.
+        BadSeqid = 10026,
+        /// NFS4ERR_NOT_SAME: VERIFY: attributes differ.
+        NotSame = 10027,
+        /// NFS4ERR_LOCK_RANGE: lock range not supported.
+        LockRange = 10028,
+        /// NFS4ERR_SYMLINK: the object is a symbolic link.
+        Symlink = 10029,
+        /// NFS4ERR_RESTOREFH: no saved filehandle.
+        RestoreFh = 10030,
+        /// NFS4ERR_ATTRNOTSUPP: attribute not supported.
+        AttrNotSupp = 10032,
+        /// NFS4ERR_NO_GRACE: reclaim outside the grace period.
+        NoGrace = 10033,
+        /// NFS4ERR_BADXDR: the arguments do not decode.
+        BadXdr = 10036,
+        /// NFS4ERR_LOCKS_HELD: locks still held.
+        LocksHeld = 10037,
+        /// NFS4ERR_OPENMODE: I/O not allowed by the open's access.
+        OpenMode = 10038,
+        /// NFS4ERR_BADOWNER: owner string not mappable.
+        BadOwner = 10039,
+        /// NFS4ERR_BADCHAR: bad character in a name.
+        BadChar = 10040,
+        /// NFS4ERR_BADNAME: bad name.
+        BadName = 10041,
+        /// NFS4ERR_BAD_RANGE: lock range outside the file's limits.
+        BadRange = 10042,
+        /// NFS4ERR_OP_ILLEGAL: unknown operation number.
+        OpIllegal = 10044,
+        /// NFS4ERR_DEADLOCK: the lock would deadlock.
+        Deadlock = 10045,
+        /// NFS4ERR_BADSESSION: unknown session.
+        BadSession = 10052,
+        /// NFS4ERR_BADSLOT: slot ID beyond the session's table.
+        BadSlot = 10053,
+        /// NFS4ERR_COMPLETE_ALREADY: RECLAIM_COMPLETE done before.
+        CompleteAlready = 10054,
+        /// NFS4ERR_CONN_NOT_BOUND_TO_SESSION.
+        ConnNotBoundToSession = 10055,
+        /// NFS4ERR_SEQ_MISORDERED: slot sequence ID out of order.
+        SeqMisordered = 10063,
+        /// NFS4ERR_SEQUENCE_POS: SEQUENCE not first in the COMPOUND.
+        SequencePos = 10064,
+        /// NFS4ERR_REQ_TOO_BIG: request larger than the session allows.
+        ReqTooBig = 10065,
+        /// NFS4ERR_REP_TOO_BIG: reply larger than the session allows.
+        RepTooBig = 10066,
+        /// NFS4ERR_REP_TOO_BIG_TO_CACHE: reply too large for the slot's cache.
+        RepTooBigToCache = 10067,
+        /// NFS4ERR_RETRY_UNCACHED_REP: the retried reply was not cached.
+        RetryUncachedRep = 10068,
+        /// NFS4ERR_TOO_MANY_OPS: more operations than the session allows.
+        TooManyOps = 10070,
+        /// NFS4ERR_OP_NOT_IN_SESSION: operation needs a SEQUENCE first.
+        OpNotInSession = 10071,
+        /// NFS4ERR_CLIENTID_BUSY: the client still has sessions.
+        ClientIdBusy = 10074,
+        /// NFS4ERR_SEQ_FALSE_RETRY: retry with different arguments.
+        SeqFalseRetry = 10076,
+        /// NFS4ERR_NOT_ONLY_OP: operation must be alone in the COMPOUND.
+        NotOnlyOp = 10081,
+        /// NFS4ERR_WRONG_TYPE: wrong type of object.
+        WrongType = 10083,
     }
 }
 

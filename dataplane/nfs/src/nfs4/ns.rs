@@ -1,0 +1,106 @@
+//! Namespace operations (RFC 8881 sections 18.4, 18.9, 18.24, 18.25, 18.26): CREATE (for
+//! everything but regular files, which OPEN creates), LINK, READLINK, REMOVE, RENAME.
+
+use super::fattr::Fattr4;
+use super::types::{Bitmap4, Component4, Opaque4};
+use crate::xdr::{Decoder, XdrDecode, XdrEncode, XdrError, XdrResult, XdrWrite, xdr_struct};
+use bytes::BufMut;
+
+xdr_struct! {
+    /// `change_info4`: a directory's change attribute before and after an operation.
+    pub struct ChangeInfo4 {
+        pub atomic: bool,
+        pub before: u64,
+        pub after: u64,
+    }
+}
+
+/// `createtype4`: what CREATE makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateType4 {
+    Link(Opaque4),
+    Blk(u32, u32),
+    Chr(u32, u32),
+    Sock,
+    Fifo,
+    Dir,
+    /// NF4REG, NF4ATTRDIR, NF4NAMEDATTR: not created by CREATE (NFS4ERR_BADTYPE).
+    Other(u32),
+}
+
+impl XdrEncode for CreateType4 {
+    fn encode<B: BufMut>(&self, out: &mut B) {
+        match self {
+            CreateType4::Link(t) => {
+                out.put_xdr_u32(5);
+                t.encode(out);
+            }
+            CreateType4::Blk(a, b) | CreateType4::Chr(a, b) => {
+                out.put_xdr_u32(if matches!(self, CreateType4::Blk(..)) {
+                    3
+                } else {
+                    4
+                });
+                out.put_xdr_u32(*a);
+                out.put_xdr_u32(*b);
+            }
+            CreateType4::Sock => out.put_xdr_u32(6),
+            CreateType4::Fifo => out.put_xdr_u32(7),
+            CreateType4::Dir => out.put_xdr_u32(2),
+            CreateType4::Other(v) => out.put_xdr_u32(*v),
+        }
+    }
+}
+
+impl XdrDecode for CreateType4 {
+    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
+        Ok(match dec.u32()? {
+            5 => CreateType4::Link(Opaque4::decode(dec)?),
+            3 => CreateType4::Blk(dec.u32()?, dec.u32()?),
+            4 => CreateType4::Chr(dec.u32()?, dec.u32()?),
+            6 => CreateType4::Sock,
+            7 => CreateType4::Fifo,
+            2 => CreateType4::Dir,
+            v @ (1 | 8 | 9) => CreateType4::Other(v),
+            v => {
+                return Err(XdrError::BadDiscriminant {
+                    what: "nfs_ftype4",
+                    value: v,
+                });
+            }
+        })
+    }
+}
+
+xdr_struct! {
+    /// CREATE4args.
+    pub struct CreateArgs {
+        pub objtype: CreateType4,
+        pub objname: Component4,
+        pub createattrs: Fattr4,
+    }
+}
+
+xdr_struct! {
+    /// CREATE4resok.
+    pub struct CreateResOk {
+        pub cinfo: ChangeInfo4,
+        pub attrset: Bitmap4,
+    }
+}
+
+xdr_struct! {
+    /// RENAME4args.
+    pub struct RenameArgs {
+        pub oldname: Component4,
+        pub newname: Component4,
+    }
+}
+
+xdr_struct! {
+    /// RENAME4resok.
+    pub struct RenameResOk {
+        pub source_cinfo: ChangeInfo4,
+        pub target_cinfo: ChangeInfo4,
+    }
+}

@@ -1,0 +1,415 @@
+//! Opens and I/O (RFC 8881 sections 18.16, 18.2, 18.18, 18.22, 18.32, 18.3, 18.48,
+//! 18.38): OPEN, CLOSE, OPEN_DOWNGRADE, READ, WRITE, COMMIT, TEST_STATEID,
+//! FREE_STATEID; and [`release`], which gives back what a departed client held.
+//!
+//! - OPEN serves CLAIM_NULL (by name in the current directory, creating with UNCHECKED4,
+//!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1) and CLAIM_FH; CLAIM_PREVIOUS is
+//!   NFS4ERR_NO_GRACE (nothing to reclaim: state is not kept across restarts) and the
+//!   delegation claims NFS4ERR_NOTSUPP (no delegations are granted). No delegation is
+//!   ever returned.
+//! - An open is a share reservation in the share's `LockManager` (the one NLM uses, so
+//!   NFSv4 share modes and NLM SHARE meet) and an open reference in the core (an
+//!   unlinked file stays readable until its last CLOSE). One open-owner opening a file
+//!   again upgrades its one stateid (RFC 8881 section 9.9).
+//! - READ/WRITE accept the special stateids (anonymous, READ bypass) and otherwise a
+//!   stateid of this file: an unknown one is NFS4ERR_BAD_STATEID, an outdated one
+//!   NFS4ERR_OLD_STATEID, a WRITE through an open without write access
+//!   NFS4ERR_OPENMODE. Permissions are the core's, as for NFSv3.
+
+use super::attr::to_setattr;
+use super::fh::check_name;
+use super::state::{Released, StateEntry, StateKind};
+use super::{Compound, Cur, FileRef, MAX_IO, OpResult, ok};
+use crate::nfs4::Nfs4Status;
+use crate::nfs4::fattr::{Fattr4, SetAttrs4};
+use crate::nfs4::io::*;
+use crate::nfs4::ns::ChangeInfo4;
+use crate::nfs4::types::{Bitmap4, Component4, Stateid4};
+use crate::shared::Shared;
+use bytes::Bytes;
+use dittofs_types::FileType;
+use dittofs_vfs::state::{Access, ByteRange, ClientId, LockError, Owner, Protocol};
+use dittofs_vfs::{CreateMode, Stability, access as acc};
+
+/// The lock manager's owner for an NFSv4 open- or lock-owner of `client`.
+pub(super) fn owner(client: u64, key: &[u8]) -> Owner {
+    Owner::new(Protocol::Nfs4, ClientId::Num(client), key)
+}
+
+fn lm_access(bits: u32) -> Access {
+    Access::new(
+        bits & SHARE_ACCESS_READ != 0,
+        bits & SHARE_ACCESS_WRITE != 0,
+        false,
+    )
+}
+
+/// The status of a lock manager refusal.
+pub(super) fn lock_status(e: &LockError) -> Nfs4Status {
+    match e {
+        LockError::Conflict(_) => Nfs4Status::Denied,
+        LockError::ShareViolation(_) => Nfs4Status::ShareDenied,
+        LockError::Deadlock => Nfs4Status::Deadlock,
+        LockError::LeaseRecallPending { .. } => Nfs4Status::Delay,
+        LockError::InvalidRange(_) => Nfs4Status::BadRange,
+        LockError::UnknownOpen(_) => Nfs4Status::BadStateid,
+        _ => Nfs4Status::ServerFault,
+    }
+}
+
+/// Gives back what departed clients held: their opens (share reservations and open
+/// references) and every byte-range lock of theirs.
+pub(crate) async fn release(shared: &Shared, rel: Released) {
+    for e in rel.opens {
+        if let Some(id) = e.lm_open {
+            let _ = shared.nlm.manager(e.share).close(id);
+        }
+        if let Some(fs) = shared.registry.by_id(e.share) {
+            let _ = fs.close_ref(e.ino).await;
+        }
+    }
+    let managers: Vec<_> = shared.nlm.managers.lock().values().cloned().collect();
+    for id in rel.clients {
+        for lm in &managers {
+            lm.release_client(Protocol::Nfs4, &ClientId::Num(id));
+        }
+    }
+}
+
+/// The file an OPEN opens, whether this OPEN created it, the directory's change info
+/// and the attributes set.
+struct Opened {
+    file: FileRef,
+    created: bool,
+    cinfo: ChangeInfo4,
+    attrset: Bitmap4,
+}
+
+fn no_change() -> ChangeInfo4 {
+    ChangeInfo4 {
+        atomic: false,
+        before: 0,
+        after: 0,
+    }
+}
+
+/// The create mode and attributes of an OPEN4_CREATE.
+fn create_how(h: &CreateHow4) -> (CreateMode, Option<&Fattr4>) {
+    match h {
+        CreateHow4::Unchecked(f) => (CreateMode::Unchecked, Some(f)),
+        CreateHow4::Guarded(f) => (CreateMode::Guarded, Some(f)),
+        CreateHow4::Exclusive(v) => (CreateMode::Exclusive(*v), None),
+        CreateHow4::Exclusive41(v, f) => (CreateMode::Exclusive(*v), Some(f)),
+    }
+}
+
+async fn open_by_name(
+    c: &Compound<'_>,
+    name: &Component4,
+    how: &OpenHow4,
+) -> Result<Opened, Nfs4Status> {
+    check_name(&name.0)?;
+    let d = c.file(Nfs4Status::RoFs)?;
+    let before = d.fs.getattr(d.ino).await?.change;
+    let existing = d.fs.lookup(&d.cred, d.ino, &name.0).await;
+    let Some(h) = &how.0 else {
+        let at = existing?;
+        return Ok(Opened {
+            file: FileRef { ino: at.ino, ..d },
+            created: false,
+            cinfo: no_change(),
+            attrset: Bitmap4::default(),
+        });
+    };
+    let (mode, attrs) = create_how(h);
+    let s4 = attrs
+        .map(SetAttrs4::from_fattr)
+        .transpose()?
+        .unwrap_or_default();
+    let sa = to_setattr(&s4)?;
+    let at = d.fs.create(&d.cred, d.ino, &name.0, mode, &sa).await?;
+    let after = d.fs.getattr(d.ino).await?.change;
+    let created = existing.is_err();
+    let attrset = match (created, attrs) {
+        (true, Some(f)) => f.attrmask.clone(),
+        _ => Bitmap4::default(),
+    };
+    Ok(Opened {
+        file: FileRef { ino: at.ino, ..d },
+        created,
+        cinfo: ChangeInfo4 {
+            atomic: false,
+            before,
+            after,
+        },
+        attrset,
+    })
+}
+
+/// Checks that the caller may open `f` as a regular file with `access`.
+async fn check_openable(f: &FileRef, access: u32, created: bool) -> Result<(), Nfs4Status> {
+    match f.fs.getattr(f.ino).await?.kind {
+        FileType::Regular => {}
+        FileType::Directory => return Err(Nfs4Status::IsDir),
+        FileType::Symlink => return Err(Nfs4Status::Symlink),
+        _ => return Err(Nfs4Status::WrongType),
+    }
+    if created {
+        return Ok(());
+    }
+    let mut need = 0;
+    if access & SHARE_ACCESS_READ != 0 {
+        need |= acc::READ;
+    }
+    if access & SHARE_ACCESS_WRITE != 0 {
+        need |= acc::MODIFY;
+    }
+    let (granted, _) = f.fs.access(&f.cred, f.ino, need).await?;
+    if granted & need != need {
+        return Err(Nfs4Status::Access);
+    }
+    Ok(())
+}
+
+/// The open stateid of `owner` on `f` with `access`/`deny` added: the existing one
+/// upgraded, or a new one.
+fn open_state(
+    c: &Compound<'_>,
+    client: u64,
+    key: &[u8],
+    f: &FileRef,
+    access: u32,
+    deny: u32,
+) -> Result<Stateid4, Nfs4Status> {
+    let st = &c.shared.nfs4;
+    let lm = c.shared.nlm.manager(f.fs.share_id());
+    let file = (f.fs.share_id(), f.ino);
+    if let Some((sid, e)) = st.find_state(client, key, file, false) {
+        let StateKind::Open {
+            access: a0,
+            deny: d0,
+        } = e.kind
+        else {
+            return Err(Nfs4Status::ServerFault);
+        };
+        let (a1, d1) = (a0 | access, d0 | deny);
+        if let Some(id) = e.lm_open {
+            lm.change_open(id, lm_access(a1), lm_access(d1))
+                .map_err(|e| lock_status(&e))?;
+        }
+        return st.update_state(&sid, |e| {
+            e.kind = StateKind::Open {
+                access: a1,
+                deny: d1,
+            }
+        });
+    }
+    let id = lm
+        .open(
+            f.ino,
+            &owner(client, key),
+            lm_access(access),
+            lm_access(deny),
+        )
+        .map_err(|e| lock_status(&e))?;
+    let sid = st
+        .add_state(StateEntry {
+            client,
+            share: f.fs.share_id(),
+            ino: f.ino,
+            owner: key.to_vec(),
+            seqid: 1,
+            kind: StateKind::Open { access, deny },
+            lm_open: Some(id),
+        })
+        .inspect_err(|_| {
+            let _ = lm.close(id);
+        })?;
+    f.fs.open_ref(f.ino);
+    Ok(sid)
+}
+
+pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
+    let client = c.client_of(a.owner.clientid)?;
+    let access = a.share_access & 0xff;
+    if !(1..=3).contains(&access) || a.share_deny > 3 {
+        return Err(Nfs4Status::Inval.into());
+    }
+    if c.minor == 0 && matches!(a.openhow.0, Some(CreateHow4::Exclusive41(..))) {
+        return Err(Nfs4Status::Inval.into());
+    }
+    let o = match &a.claim {
+        OpenClaim4::Null(name) => open_by_name(c, name, &a.openhow).await?,
+        OpenClaim4::Fh => Opened {
+            file: c.file(Nfs4Status::IsDir)?,
+            created: false,
+            cinfo: no_change(),
+            attrset: Bitmap4::default(),
+        },
+        OpenClaim4::Previous(_) => return Err(Nfs4Status::NoGrace.into()),
+        _ => return Err(Nfs4Status::NotSupp.into()),
+    };
+    check_openable(&o.file, access, o.created).await?;
+    let sid = open_state(c, client, &a.owner.owner.0, &o.file, access, a.share_deny)?;
+    c.cur = Some(Cur::File(o.file));
+    c.cur_stateid = Some(sid.clone());
+    ok(&OpenResOk {
+        stateid: sid,
+        cinfo: o.cinfo,
+        rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
+        attrset: o.attrset,
+        delegation_type: 0,
+    })
+}
+
+pub(super) async fn close(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
+    let sid = c.stateid(&a.stateid)?;
+    let e = c.shared.nfs4.state(&sid)?;
+    if !matches!(e.kind, StateKind::Open { .. }) {
+        return Err(Nfs4Status::BadStateid.into());
+    }
+    let (e, locks) = c.shared.nfs4.remove_state(&sid)?;
+    let lm = c.shared.nlm.manager(e.share);
+    for l in locks {
+        lm.unlock(l.ino, &owner(l.client, &l.owner), ByteRange::to_eof(0));
+    }
+    if let Some(id) = e.lm_open {
+        let _ = lm.close(id);
+    }
+    if let Some(fs) = c.shared.registry.by_id(e.share) {
+        fs.close_ref(e.ino).await?;
+    }
+    c.cur_stateid = None;
+    // NFSv4.0 returns the stateid advanced, 4.1 the invalid stateid (RFC 8881 18.2.4)
+    match c.minor {
+        0 => ok(&Stateid4 {
+            seqid: e.seqid.wrapping_add(1),
+            other: sid.other,
+        }),
+        _ => ok(&Stateid4::INVALID),
+    }
+}
+
+/// OPEN_CONFIRM (NFSv4.0): never asked for (OPEN4_RESULT_CONFIRM is not set), but a
+/// client may send it; the open stateid advances.
+pub(super) fn open_confirm(c: &mut Compound<'_>, a: &OpenConfirmArgs) -> OpResult {
+    let sid = c.stateid(&a.open_stateid)?;
+    if !matches!(c.shared.nfs4.state(&sid)?.kind, StateKind::Open { .. }) {
+        return Err(Nfs4Status::BadStateid.into());
+    }
+    let new = c.shared.nfs4.update_state(&sid, |_| {})?;
+    c.cur_stateid = Some(new.clone());
+    ok(&new)
+}
+
+pub(super) fn open_downgrade(c: &mut Compound<'_>, a: &OpenDowngradeArgs) -> OpResult {
+    let sid = c.stateid(&a.stateid)?;
+    let e = c.shared.nfs4.state(&sid)?;
+    let StateKind::Open { access, deny } = e.kind else {
+        return Err(Nfs4Status::BadStateid.into());
+    };
+    let (na, nd) = (a.share_access & 0xff, a.share_deny);
+    if na == 0 || na & !access != 0 || nd & !deny != 0 {
+        return Err(Nfs4Status::Inval.into());
+    }
+    if let Some(id) = e.lm_open {
+        c.shared
+            .nlm
+            .manager(e.share)
+            .change_open(id, lm_access(na), lm_access(nd))
+            .map_err(|e| lock_status(&e))?;
+    }
+    let new = c.shared.nfs4.update_state(&sid, |e| {
+        e.kind = StateKind::Open {
+            access: na,
+            deny: nd,
+        }
+    })?;
+    c.cur_stateid = Some(new.clone());
+    ok(&new)
+}
+
+/// Checks the stateid of a READ (`write` false) or WRITE of `f`.
+fn check_io(c: &Compound<'_>, sid: &Stateid4, f: &FileRef, write: bool) -> Result<(), Nfs4Status> {
+    let sid = c.stateid(sid)?;
+    if sid.is_anonymous() {
+        return Ok(());
+    }
+    let e = c.shared.nfs4.state(&sid)?;
+    if (e.share, e.ino) != (f.fs.share_id(), f.ino) {
+        return Err(Nfs4Status::BadStateid);
+    }
+    match e.kind {
+        StateKind::Open { access, .. } if write && access & SHARE_ACCESS_WRITE == 0 => {
+            Err(Nfs4Status::OpenMode)
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(super) async fn read(c: &mut Compound<'_>, a: &ReadArgs) -> OpResult {
+    let f = c.file(Nfs4Status::IsDir)?;
+    check_io(c, &a.stateid, &f, false)?;
+    let (data, eof, _) =
+        f.fs.read(&f.cred, f.ino, a.offset, a.count.min(MAX_IO))
+            .await?;
+    c.shared.metrics.bytes_read.inc_by(data.len() as u64);
+    ok(&ReadResOk { eof, data })
+}
+
+pub(super) async fn write(c: &mut Compound<'_>, a: WriteArgs) -> OpResult {
+    let f = c.file(Nfs4Status::IsDir)?;
+    check_io(c, &a.stateid, &f, true)?;
+    if a.data.len() > MAX_IO as usize {
+        return Err(Nfs4Status::Inval.into());
+    }
+    let stable = match a.stable {
+        0 => Stability::Unstable,
+        1 => Stability::DataSync,
+        _ => Stability::FileSync,
+    };
+    let data: Bytes = a.data;
+    let w = f.fs.write(&f.cred, f.ino, a.offset, data, stable).await?;
+    c.shared.metrics.bytes_written.inc_by(u64::from(w.count));
+    let committed = match w.committed {
+        Stability::Unstable => 0,
+        Stability::DataSync => 1,
+        Stability::FileSync => 2,
+    };
+    ok(&WriteResOk {
+        count: w.count,
+        committed,
+        writeverf: c.shared.write_verifier,
+    })
+}
+
+pub(super) async fn commit(c: &mut Compound<'_>) -> OpResult {
+    let f = c.file(Nfs4Status::IsDir)?;
+    f.fs.commit_writes(f.ino).await?;
+    ok(&c.shared.write_verifier)
+}
+
+pub(super) fn test_stateid(c: &mut Compound<'_>, a: &TestStateidArgs) -> OpResult {
+    let st =
+        a.0.iter()
+            .map(|s| match c.shared.nfs4.state(s) {
+                Ok(_) => Nfs4Status::Ok.as_u32(),
+                Err(e) => e.as_u32(),
+            })
+            .collect();
+    ok(&crate::nfs4::types::List::<u32, MAX_TEST_STATEIDS>(st))
+}
+
+pub(super) fn free_stateid(c: &mut Compound<'_>, sid: &Stateid4) -> OpResult {
+    let sid = c.stateid(sid)?;
+    let e = c.shared.nfs4.state(&sid)?;
+    if matches!(e.kind, StateKind::Open { .. }) {
+        return Err(Nfs4Status::LocksHeld.into());
+    }
+    let (e, _) = c.shared.nfs4.remove_state(&sid)?;
+    c.shared
+        .nlm
+        .manager(e.share)
+        .unlock(e.ino, &owner(e.client, &e.owner), ByteRange::to_eof(0));
+    Ok(Vec::new())
+}

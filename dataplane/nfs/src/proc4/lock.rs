@@ -1,0 +1,178 @@
+//! Byte-range locks (RFC 8881 sections 18.10-18.12; codecs in `nfs4::io`): LOCK, LOCKT,
+//! LOCKU (and NFSv4.0's RELEASE_LOCKOWNER) on the share's `LockManager`, the same one NLM (NFSv3) locks go to, so a v3
+//! client's lock and a v4 client's lock on the same bytes conflict.
+//!
+//! A lock-owner gets one lock stateid per file, made by its first LOCK from an open
+//! stateid and removed with that open (CLOSE) or by FREE_STATEID. The owner in the lock
+//! manager is `{Nfs4, client ID, lock-owner bytes}`. Blocking lock types (READW_LT,
+//! WRITEW_LT) are answered like the others: a conflict is NFS4ERR_DENIED with the
+//! holder, and the client polls (RFC 8881 section 9.6). Lock state is advisory, as for
+//! NLM: READ and WRITE do not check it.
+
+use super::io::{lock_status, owner};
+use super::state::{StateEntry, StateKind};
+use super::{Compound, Fail, OpResult, ok};
+use crate::nfs4::Nfs4Status;
+use crate::nfs4::io::{LockArgs, LockDenied, Locker4, LocktArgs, LockuArgs, StateOwner4};
+use crate::nfs4::types::{Opaque4, Stateid4};
+use crate::xdr::XdrEncode;
+use dittofs_vfs::state::{ByteRange, ClientId, LockConflict, LockError, LockKind};
+
+fn kind(locktype: u32) -> Result<LockKind, Nfs4Status> {
+    match locktype {
+        1 | 3 => Ok(LockKind::Shared),
+        2 | 4 => Ok(LockKind::Exclusive),
+        _ => Err(Nfs4Status::Inval),
+    }
+}
+
+fn range(offset: u64, length: u64) -> Result<ByteRange, Nfs4Status> {
+    if length == 0 {
+        return Err(Nfs4Status::Inval);
+    }
+    ByteRange::new(offset, length).map_err(|_| Nfs4Status::BadRange)
+}
+
+/// NFS4ERR_DENIED with the conflicting lock.
+fn denied(cf: &LockConflict) -> Fail {
+    let clientid = match cf.owner.client {
+        ClientId::Num(n) => n,
+        ClientId::Name(_) => 0,
+    };
+    Fail {
+        status: Nfs4Status::Denied,
+        body: LockDenied {
+            offset: cf.range.start(),
+            length: cf.range.length().unwrap_or(u64::MAX),
+            locktype: if cf.kind == LockKind::Exclusive { 2 } else { 1 },
+            owner: StateOwner4 {
+                clientid,
+                owner: Opaque4(cf.owner.key.to_vec()),
+            },
+        }
+        .to_xdr(),
+    }
+}
+
+fn lock_fail(e: LockError) -> Fail {
+    match &e {
+        LockError::Conflict(cf) => denied(cf),
+        _ => lock_status(&e).into(),
+    }
+}
+
+/// The lock stateid a LOCK uses: an existing one, or the lock-owner's on this file
+/// (made from the open stateid when new).
+fn lock_stateid(c: &Compound<'_>, client: u64, locker: &Locker4) -> Result<Stateid4, Nfs4Status> {
+    let st = &c.shared.nfs4;
+    match locker {
+        Locker4::Existing { lock_stateid, .. } => {
+            let sid = c.stateid(lock_stateid)?;
+            match st.state(&sid)?.kind {
+                StateKind::Lock { .. } => Ok(sid),
+                StateKind::Open { .. } => Err(Nfs4Status::BadStateid),
+            }
+        }
+        Locker4::New {
+            open_stateid,
+            lock_owner,
+            ..
+        } => {
+            let osid = c.stateid(open_stateid)?;
+            let open = st.state(&osid)?;
+            if !matches!(open.kind, StateKind::Open { .. }) {
+                return Err(Nfs4Status::BadStateid);
+            }
+            let file = (open.share, open.ino);
+            if let Some((sid, _)) = st.find_state(client, &lock_owner.owner.0, file, true) {
+                return Ok(sid);
+            }
+            st.add_state(StateEntry {
+                client,
+                share: open.share,
+                ino: open.ino,
+                owner: lock_owner.owner.0.clone(),
+                seqid: 1,
+                kind: StateKind::Lock { open: osid.other },
+                lm_open: None,
+            })
+        }
+    }
+}
+
+/// The client a LOCK acts for (NFSv4.0: the one its new lock-owner or lock stateid
+/// names).
+fn lock_client(c: &Compound<'_>, locker: &Locker4) -> Result<u64, Nfs4Status> {
+    if c.minor > 0 {
+        return c.clientid();
+    }
+    match locker {
+        Locker4::New { lock_owner, .. } => c.client_of(lock_owner.clientid),
+        Locker4::Existing { lock_stateid, .. } => {
+            Ok(c.shared.nfs4.state(&c.stateid(lock_stateid)?)?.client)
+        }
+    }
+}
+
+pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
+    let client = lock_client(c, &a.locker)?;
+    let f = c.file(Nfs4Status::IsDir)?;
+    let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
+    let sid = lock_stateid(c, client, &a.locker)?;
+    let e = c.shared.nfs4.state(&sid)?;
+    if (e.share, e.ino) != (f.fs.share_id(), f.ino) {
+        return Err(Nfs4Status::BadStateid.into());
+    }
+    c.shared
+        .nlm
+        .manager(e.share)
+        .lock(e.ino, &owner(client, &e.owner), r, k)
+        .map_err(lock_fail)?;
+    let new = c.shared.nfs4.update_state(&sid, |_| {})?;
+    c.cur_stateid = Some(new.clone());
+    ok(&new)
+}
+
+pub(super) fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
+    let client = c.client_of(a.owner.clientid)?;
+    let f = c.file(Nfs4Status::IsDir)?;
+    let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
+    let who = owner(client, &a.owner.owner.0);
+    match c
+        .shared
+        .nlm
+        .manager(f.fs.share_id())
+        .test_lock(f.ino, &who, r, k)
+    {
+        Some(cf) => Err(denied(&cf)),
+        None => Ok(Vec::new()),
+    }
+}
+
+pub(super) fn locku(c: &mut Compound<'_>, a: &LockuArgs) -> OpResult {
+    let r = range(a.offset, a.length)?;
+    let sid = c.stateid(&a.lock_stateid)?;
+    let e = c.shared.nfs4.state(&sid)?;
+    if !matches!(e.kind, StateKind::Lock { .. }) {
+        return Err(Nfs4Status::BadStateid.into());
+    }
+    c.shared
+        .nlm
+        .manager(e.share)
+        .unlock(e.ino, &owner(e.client, &e.owner), r);
+    let new = c.shared.nfs4.update_state(&sid, |_| {})?;
+    c.cur_stateid = Some(new.clone());
+    ok(&new)
+}
+
+/// RELEASE_LOCKOWNER (NFSv4.0): the lock-owner's lock stateids go, with its locks.
+pub(super) fn release_lockowner(c: &mut Compound<'_>, o: &StateOwner4) -> OpResult {
+    let client = c.client_of(o.clientid)?;
+    for e in c.shared.nfs4.remove_lock_owner(client, &o.owner.0) {
+        c.shared
+            .nlm
+            .manager(e.share)
+            .unlock(e.ino, &owner(client, &e.owner), ByteRange::to_eof(0));
+    }
+    Ok(Vec::new())
+}

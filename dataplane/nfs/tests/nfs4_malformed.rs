@@ -1,0 +1,276 @@
+//! Hostile input for the NFSv4 codec (RFC 8881): random bytes, every truncation and
+//! random mutations of a valid COMPOUND holding every operation the server decodes must
+//! decode to values or errors, never panic or allocate wildly; what decodes re-encodes
+//! to the same bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use dittofs_nfs::nfs4::attr::SetattrArgs;
+use dittofs_nfs::nfs4::dir::{ReaddirArgs, ReaddirResOk};
+use dittofs_nfs::nfs4::fattr::{Fattr4, SetAttrs4};
+use dittofs_nfs::nfs4::io::*;
+use dittofs_nfs::nfs4::ns::{CreateArgs, CreateType4, RenameArgs};
+use dittofs_nfs::nfs4::session::*;
+use dittofs_nfs::nfs4::types::{Bitmap4, ChannelAttrs4, Fh4, List, Opaque4, RdmaIrd, Stateid4};
+use dittofs_nfs::nfs4::{CompoundHeader, Op4, encode_compound};
+use dittofs_nfs::xdr::{Decoder, XdrDecode, XdrEncode};
+use proptest::prelude::*;
+
+fn name(s: &str) -> Opaque4 {
+    Opaque4(s.as_bytes().to_vec())
+}
+
+fn attrs() -> Fattr4 {
+    SetAttrs4 {
+        mode: Some(0o600),
+        size: Some(3),
+        ..Default::default()
+    }
+    .to_fattr()
+}
+
+fn chan() -> ChannelAttrs4 {
+    ChannelAttrs4 {
+        headerpadsize: 0,
+        maxrequestsize: 1,
+        maxresponsesize: 2,
+        maxresponsesize_cached: 3,
+        maxoperations: 4,
+        maxrequests: 5,
+        rdma_ird: RdmaIrd(Some(6)),
+    }
+}
+
+/// One of every operation the server decodes.
+fn every_op() -> Vec<Op4> {
+    let sid = Stateid4 {
+        seqid: 2,
+        other: [5; 12],
+    };
+    let owner = StateOwner4 {
+        clientid: 1,
+        owner: name("o"),
+    };
+    vec![
+        Op4::Sequence(SequenceArgs {
+            sessionid: [1; 16],
+            sequenceid: 1,
+            slotid: 0,
+            highest_slotid: 0,
+            cachethis: true,
+        }),
+        Op4::Access(0x3f),
+        Op4::Close(CloseArgs {
+            seqid: 0,
+            stateid: sid.clone(),
+        }),
+        Op4::Commit(CommitArgs {
+            offset: 0,
+            count: 0,
+        }),
+        Op4::Create(CreateArgs {
+            objtype: CreateType4::Link(name("target")),
+            objname: name("l"),
+            createattrs: attrs(),
+        }),
+        Op4::Delegreturn(sid.clone()),
+        Op4::Getattr(Bitmap4::from_bits(&[1, 4, 33])),
+        Op4::Getfh,
+        Op4::Link(name("h")),
+        Op4::Lock(LockArgs {
+            locktype: 2,
+            reclaim: false,
+            offset: 0,
+            length: 10,
+            locker: Locker4::Existing {
+                lock_stateid: sid.clone(),
+                lock_seqid: 0,
+            },
+        }),
+        Op4::Lockt(LocktArgs {
+            locktype: 1,
+            offset: 0,
+            length: 1,
+            owner: owner.clone(),
+        }),
+        Op4::Locku(LockuArgs {
+            locktype: 1,
+            seqid: 0,
+            lock_stateid: sid.clone(),
+            offset: 0,
+            length: 1,
+        }),
+        Op4::Lookup(name("x")),
+        Op4::Lookupp,
+        Op4::Nverify(attrs()),
+        Op4::Open(Box::new(OpenArgs {
+            seqid: 0,
+            share_access: 3,
+            share_deny: 0,
+            owner,
+            openhow: OpenHow4(Some(CreateHow4::Exclusive41([9; 8], attrs()))),
+            claim: OpenClaim4::Null(name("f")),
+        })),
+        Op4::OpenDowngrade(OpenDowngradeArgs {
+            stateid: sid.clone(),
+            seqid: 0,
+            share_access: 1,
+            share_deny: 0,
+        }),
+        Op4::Putfh(Fh4(vec![1; 25])),
+        Op4::Putpubfh,
+        Op4::Putrootfh,
+        Op4::Read(ReadArgs {
+            stateid: sid.clone(),
+            offset: 1,
+            count: 2,
+        }),
+        Op4::Readdir(ReaddirArgs {
+            cookie: 0,
+            cookieverf: [0; 8],
+            dircount: 100,
+            maxcount: 1000,
+            attr_request: Bitmap4::from_bits(&[0, 1, 55]),
+        }),
+        Op4::Readlink,
+        Op4::Remove(name("r")),
+        Op4::Rename(RenameArgs {
+            oldname: name("a"),
+            newname: name("b"),
+        }),
+        Op4::Restorefh,
+        Op4::Savefh,
+        Op4::Secinfo(name("s")),
+        Op4::Setattr(SetattrArgs {
+            stateid: sid.clone(),
+            attrs: attrs(),
+        }),
+        Op4::Verify(attrs()),
+        Op4::Write(WriteArgs {
+            stateid: sid.clone(),
+            offset: 0,
+            stable: 0,
+            data: Bytes::from_static(b"data"),
+        }),
+        Op4::BindConnToSession(BindConnArgs {
+            sessionid: [2; 16],
+            dir: 3,
+            use_conn_in_rdma_mode: false,
+        }),
+        Op4::ExchangeId(Box::new(ExchangeIdArgs {
+            clientowner: ClientOwner4 {
+                verifier: [1; 8],
+                ownerid: name("owner"),
+            },
+            flags: 1,
+            state_protect: StateProtect4A::MachCred {
+                enforce: Bitmap4::from_bits(&[3]),
+                allow: Bitmap4::default(),
+            },
+            client_impl_id: List(vec![]),
+        })),
+        Op4::CreateSession(Box::new(CreateSessionArgs {
+            clientid: 1,
+            sequence: 1,
+            flags: 0,
+            fore_chan_attrs: chan(),
+            back_chan_attrs: chan(),
+            cb_program: 1,
+            sec_parms: List(vec![CallbackSecParms4::Gss {
+                service: 1,
+                from_server: name("a"),
+                from_client: name("b"),
+            }]),
+        })),
+        Op4::DestroySession([3; 16]),
+        Op4::FreeStateid(sid.clone()),
+        Op4::SecinfoNoName(0),
+        Op4::TestStateid(List(vec![sid.clone(), Stateid4::ANONYMOUS])),
+        Op4::DestroyClientid(5),
+        Op4::ReclaimComplete(true),
+    ]
+}
+
+/// Decodes a COMPOUND as the server does: the header, then operations until one fails.
+/// Returns the operations that decoded.
+fn decode_compound(buf: &[u8]) -> Vec<Op4> {
+    let b = Bytes::copy_from_slice(buf);
+    let mut d = Decoder::from_bytes(&b);
+    let Ok(h) = CompoundHeader::decode(&mut d) else {
+        return Vec::new();
+    };
+    let mut ops = Vec::new();
+    for _ in 0..h.nops.min(256) {
+        match Op4::decode(&mut d) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    // what decoded encodes again, and decodes to the same value
+    for op in &ops {
+        let again = Op4::decode(&mut Decoder::new(&op.to_xdr())).unwrap();
+        assert_eq!(&again, op);
+    }
+    ops
+}
+
+/// Result decoders a client would use.
+fn decode_results(buf: &[u8]) {
+    let _ = ExchangeIdResOk::from_xdr(buf);
+    let _ = CreateSessionResOk::from_xdr(buf);
+    let _ = SequenceResOk::from_xdr(buf);
+    let _ = OpenResOk::from_xdr(buf);
+    let _ = ReadResOk::from_xdr(buf);
+    let _ = ReaddirResOk::from_xdr(buf);
+    let _ = Fattr4::from_xdr(buf);
+    if let Ok(f) = Fattr4::from_xdr(buf) {
+        let _ = SetAttrs4::from_fattr(&f);
+    }
+}
+
+#[test]
+fn every_operation_round_trips_in_one_compound() {
+    let ops = every_op();
+    let buf = encode_compound(b"tag", 1, &ops);
+    assert_eq!(decode_compound(&buf), ops);
+}
+
+#[test]
+fn every_truncation_decodes_a_prefix_of_the_operations() {
+    let ops = every_op();
+    let buf = encode_compound(b"tag", 1, &ops);
+    let mut last = 0;
+    for n in 0..buf.len() {
+        let got = decode_compound(&buf[..n]);
+        assert!(got.len() < ops.len(), "a cut compound cannot decode whole");
+        assert_eq!(&got[..], &ops[..got.len()]);
+        assert!(
+            got.len() >= last,
+            "more bytes never decode fewer operations"
+        );
+        last = got.len();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn random_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512)) {
+        decode_compound(&buf);
+        decode_results(&buf);
+    }
+
+    #[test]
+    fn random_mutations_never_panic(
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..16)
+    ) {
+        let mut buf = encode_compound(b"tag", 2, &every_op());
+        for (at, v) in flips {
+            let i = at % buf.len();
+            buf[i] = v;
+        }
+        decode_compound(&buf);
+        decode_results(&buf);
+    }
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# nfs4.sh - the Linux kernel's NFSv4.0, 4.1 and 4.2 clients against dfs: builds dfs
+# (release; DFS=path uses that binary instead), starts it on loopback with a fresh data
+# directory and one share /export (squash none: the guest chowns as root), then in the
+# qemu guest mounts 10.0.2.2:/export with vers=4.0, 4.1 and 4.2 (NFS port only: no
+# MOUNT, no rpcbind) and the pseudo root 10.0.2.2:/, and runs ordinary file work, each
+# step checked (nfs4-guest.sh); then pjdfstest through an NFSv4.2 mount of the same
+# server (pjdfstest.sh with NFS_VERS=4.2, failures matched against
+# e2e/posix/known_failures), counted as one more step. Ends with
+# "nfs4-kernel: N passed, N failed".
+#
+# Env: NFS_PORT (default 24049)  DFS (a dfs binary to use instead of building one)
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
+NFS_PORT=${NFS_PORT:-24049}
+log() { printf '[nfs4 %(%T)T] %s\n' -1 "$*" >&2; }
+fail_all() { log "$1"; echo "nfs4-kernel: 0 passed, 1 failed"; exit 1; }
+
+if [ -z "${DFS:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet --bin dfs) || fail_all "cargo build failed"
+  DFS=$CARGO_TARGET_DIR/release/dfs
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-nfs4.XXXXXX")
+PID=''
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+  trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
+  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+    kill -TERM "$PID"
+    for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+if (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null; then fail_all "port $NFS_PORT is busy"; fi
+DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=0 DITTOFS_CONTROL_PORT=0 \
+  DITTOFS_SHARES='[{name: /export, squash: none}]' \
+  setsid "$DFS" start --data-dir "$WORK/data" >"$WORK/dfs.log" 2>&1 </dev/null &
+PID=$!
+for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null && break; sleep 0.1; done
+(exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null || { tail -20 "$WORK/dfs.log" >&2; fail_all "dfs did not start"; }
+
+mkdir -p "$WORK/share"
+cp "$HERE/nfs4-guest.sh" "$WORK/share/"
+VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" "NFS_PORT=$NFS_PORT bash /share/nfs4-guest.sh" 2>&1 |
+  tee "$WORK/guest.log" | grep -E "^(PASS|FAIL|guest:)|nfs4-guest" >&2
+passed=$(grep -c '^PASS ' "$WORK/guest.log")
+failed=$(grep -c '^FAIL ' "$WORK/guest.log")
+if ! grep -q '^nfs4-guest: done' "$WORK/guest.log"; then
+  log "the guest did not finish its steps"; failed=$((failed + 1))
+fi
+if [ "$failed" != 0 ]; then
+  log "guest dmesg (last lines):"; tail -30 "$WORK/share/.vmtest/dmesg.txt" >&2 2>/dev/null
+fi
+log "pjdfstest over NFSv4.2"
+if NFS_VERS=4.2 NFS_PORT=$NFS_PORT MOUNT_PORT=$NFS_PORT EXPORT=/export SERVER_START_CMD='' \
+  "$HERE/pjdfstest.sh" >"$WORK/pjdfstest.log" 2>&1; then
+  echo "PASS pjdfstest 4.2 ($(tail -1 "$WORK/pjdfstest.log"))" >&2; passed=$((passed + 1))
+else
+  echo "FAIL pjdfstest 4.2" >&2; tail -40 "$WORK/pjdfstest.log" >&2; failed=$((failed + 1))
+fi
+if [ "$failed" != 0 ]; then
+  log "dfs log (last lines):"; tail -30 "$WORK/dfs.log" >&2
+fi
+if kill -TERM "$PID" 2>/dev/null; then
+  for _ in $(seq 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+fi
+echo "nfs4-kernel: $passed passed, $failed failed"
+[ "$failed" = 0 ]
