@@ -317,6 +317,18 @@ pub trait XdrWrite: BufMut {
     fn put_xdr_bool(&mut self, v: bool) {
         self.put_u32(u32::from(v));
     }
+    /// A linked list as optional-data chains (`*next` pointers): `true, item, ...,
+    /// false` (the encoder of [`Decoder::list`]).
+    fn put_xdr_list<T: XdrEncode>(&mut self, items: &[T])
+    where
+        Self: Sized,
+    {
+        for item in items {
+            self.put_xdr_bool(true);
+            item.encode(self);
+        }
+        self.put_xdr_bool(false);
+    }
     /// `n` zero bytes of padding after `len` data bytes.
     fn put_xdr_pad(&mut self, len: usize) {
         self.put_bytes(0, pad_len(len));

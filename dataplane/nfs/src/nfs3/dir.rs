@@ -64,11 +64,7 @@ impl<E: XdrEncode> XdrEncode for DirListOk<E> {
     fn encode<B: BufMut>(&self, out: &mut B) {
         self.dir_attributes.encode(out);
         self.cookieverf.encode(out);
-        for e in &self.entries {
-            out.put_xdr_bool(true);
-            e.encode(out);
-        }
-        out.put_xdr_bool(false);
+        out.put_xdr_list(&self.entries);
         out.put_xdr_bool(self.eof);
     }
 }

@@ -43,11 +43,7 @@ pub struct ReaddirResOk {
 impl XdrEncode for ReaddirResOk {
     fn encode<B: BufMut>(&self, out: &mut B) {
         self.cookieverf.encode(out);
-        for e in &self.entries {
-            out.put_xdr_bool(true);
-            e.encode(out);
-        }
-        out.put_xdr_bool(false);
+        out.put_xdr_list(&self.entries);
         out.put_xdr_bool(self.eof);
     }
 }
