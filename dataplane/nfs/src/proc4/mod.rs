@@ -379,6 +379,17 @@ async fn compound(
         run_rest(&mut c, &mut res, dec, hdr.nops, &bounds).await;
         return res.encode(&hdr.tag);
     }
+    minor1(&mut c, res, hdr, dec).await
+}
+
+/// A 4.1/4.2 COMPOUND: SEQUENCE first (its slot's cached reply for a retransmission),
+/// else one of the operations allowed without a session.
+async fn minor1(
+    c: &mut Compound<'_>,
+    mut res: Results,
+    hdr: &CompoundHeader,
+    dec: &mut Decoder<'_>,
+) -> Bytes {
     let first = match Op4::decode(dec) {
         Ok(op) => op,
         Err(e) => {
@@ -387,10 +398,10 @@ async fn compound(
         }
     };
     let Op4::Sequence(seq) = first else {
-        return sessionless(&mut c, &mut res, first, hdr).await;
+        return sessionless(c, &mut res, first, hdr).await;
     };
     let size = dec.position() + dec.remaining();
-    let session = match session::sequence(&mut c, &seq, hdr.nops, size) {
+    let session = match session::sequence(c, &seq, hdr.nops, size) {
         Ok((_, _, SlotCheck::Replay(reply))) => return reply,
         Ok((body, s, SlotCheck::New)) => {
             res.push(53, &Ok(body));
@@ -411,7 +422,7 @@ async fn compound(
         cache_limit: seq.cachethis.then(|| cache_limit(&session)),
     };
     c.session = Some(session.clone());
-    run_rest(&mut c, &mut res, dec, hdr.nops - 1, &bounds).await;
+    run_rest(c, &mut res, dec, hdr.nops - 1, &bounds).await;
     let reply = res.encode(&hdr.tag);
     if reply.len() <= cache_limit(&session) {
         guard.reply = Some(reply.clone());
