@@ -118,6 +118,20 @@ expect 5 "the second dfs refuses a call without a token"
 grep -q "missing bearer token" "$WORK/out" && ok "the first dfs's local token was not sent to the second" || bad "a token was sent to the second dfs"
 grep -q "was not sent" "$WORK/out" && grep -q -- "--token-file" "$WORK/out" && ok "the refusal says how to give a token" || bad "no hint in the refusal"
 ctl --server "127.0.0.1:$CTL2" --token-file "$TOK644" status; expect 0 "the second dfs with its token file"
+# A configuration file that holds control.token and that others can read: one WARN that
+# names the key, never the token.
+CFG644=$WORK/dfs-644.yaml
+CFGTOK=$(python3 -c 'import os; print(os.urandom(24).hex())')
+printf 'control:\n  bind: 127.0.0.1\n  port: %s\n  token: %s\nnfs:\n  enabled: false\nhttp:\n  enabled: false\nmetadata_stores: []\nblock_stores: {local: []}\nshares: []\n' \
+  $((CTL_PORT + 12)) "$CFGTOK" >"$CFG644"
+chmod 644 "$CFG644"
+"$DFS" start --config "$CFG644" --data-dir "$WORK/data3" >"$WORK/dfs3.log" 2>&1 </dev/null &
+PID3=$!
+for _ in $(seq 300); do grep -q "control token:" "$WORK/dfs3.log" && break; sleep 0.1; done
+kill -TERM "$PID3"; wait "$PID3"
+grep -q "WARN.*configuration file $CFG644 holds secrets (control.token).*(mode 0644).*chmod 600" "$WORK/dfs3.log" &&
+  ! grep -qF "$CFGTOK" "$WORK/dfs3.log" && ok "a 0644 config file holding control.token is warned about, the token not shown" ||
+  { bad "no warning for the 0644 config file (or the token shown)"; tail -5 "$WORK/dfs3.log" >&2; }
 
 # Secrets given as files or environment variables stay out of `ps` (dfsctl waits on a
 # listener that never answers while ps is read).

@@ -304,6 +304,9 @@ async fn start(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> i32 {
             return 2;
         }
     };
+    if let Some(p) = &config_path {
+        warn_config_exposure(p);
+    }
     match serve(cfg).await {
         Ok(()) => 0,
         Err(e) => {
@@ -569,6 +572,24 @@ fn token_origin(src: &control::auth::TokenSource) -> String {
         ),
         TokenSource::File(path) => format!("in {}", path.display()),
         TokenSource::Config => "from the configuration (control.token)".into(),
+    }
+}
+
+/// One WARN line for a configuration file that holds secrets in clear and that its group
+/// or others can read (the keys are named, never their values).
+fn warn_config_exposure(path: &std::path::Path) {
+    let Some(mode) = dittofs_server::secrets::exposed_mode(path) else {
+        return;
+    };
+    let keys = std::fs::read_to_string(path)
+        .map(|t| dittofs_server::secrets::secrets_in_config(&t))
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        tracing::warn!(
+            "configuration file {p} holds secrets ({k}) and is readable by group or others (mode {mode:04o}); fix with: chmod 600 {p}, or move them to token_file / secret_access_key_file",
+            p = path.display(),
+            k = keys.join(", ")
+        );
     }
 }
 

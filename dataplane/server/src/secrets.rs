@@ -7,8 +7,9 @@
 //! - No function here returns or formats a secret in an error or a warning: messages name
 //!   the file only.
 //! - [`exposed_mode`] reports a file whose permission bits let its group or others read
-//!   or write it (`mode & 0o077 != 0`); [`is_loopback_bind`] says whether a listener's
-//!   bind address keeps it on this host.
+//!   or write it (`mode & 0o077 != 0`); [`secrets_in_config`] names the keys of a
+//!   configuration file that hold secrets in clear (never their values);
+//!   [`is_loopback_bind`] says whether a listener's bind address keeps it on this host.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -63,10 +64,71 @@ pub fn is_loopback_bind(addr: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Keys whose non-empty string values are secrets when written in a configuration file.
+const SECRET_KEYS: [&str; 2] = ["token", "secret_access_key"];
+
+/// The dotted paths of the keys of YAML `text` that hold a secret in clear
+/// (`control.token`, `block_stores.remote[0].secret_access_key`); empty when there are
+/// none or the text is not YAML (the loader reports that).
+pub fn secrets_in_config(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+        collect_secret_keys(&v, "", &mut out);
+    }
+    out
+}
+
+fn collect_secret_keys(v: &serde_yaml::Value, at: &str, out: &mut Vec<String>) {
+    use serde_yaml::Value;
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                let Some(k) = k.as_str() else { continue };
+                let path = if at.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{at}.{k}")
+                };
+                let secret = child.as_str().is_some_and(|s| !s.trim().is_empty());
+                if secret && SECRET_KEYS.contains(&k) {
+                    out.push(path);
+                } else {
+                    collect_secret_keys(child, &path, out);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, child) in items.iter().enumerate() {
+                collect_secret_keys(child, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn secrets_in_a_config_are_named_not_shown() {
+        let text = "control:\n  token: 0123456789abcdef-secret\n  token_file: /etc/t\n\
+                    block_stores:\n  remote:\n    - name: s3\n      secret_access_key: KEY-secret\n\
+                    \x20     access_key_id: AKIA\nnfs:\n  token: ''\n";
+        let keys = secrets_in_config(text);
+        assert_eq!(
+            keys,
+            ["control.token", "block_stores.remote[0].secret_access_key"]
+        );
+        assert!(
+            !keys
+                .iter()
+                .any(|k| k.contains("secret-") || k.contains("KEY"))
+        );
+        assert!(secrets_in_config("control:\n  token_file: /etc/t\n").is_empty());
+        assert!(secrets_in_config(": not yaml: [").is_empty());
+    }
 
     #[test]
     fn secret_file_content_less_line_ends() {
