@@ -366,6 +366,9 @@ start_weed || bad "weed restart"
 reads_again() {
   local i
   for i in $(seq 30); do
+    # nfs-cp refuses an existing destination: a failed attempt's partial copy goes first
+    # (else one early failure fails all 30 attempts, as it did once under load).
+    rm -f "$WORK/f1.back2"
     timeout -k 10 120 nfs-cp "$(URL f1.bin)" "$WORK/f1.back2" >/dev/null 2>&1 && { log "f1 read after $i attempt(s)"; return 0; }
     sleep 1
   done
