@@ -481,6 +481,17 @@ mod tests {
         s
     }
 
+    /// The plan of `m`'s group serving one Share on the `disk` block store.
+    fn one_share_plan(m: &MetadataStore) -> crate::desired::GroupPlan {
+        plan_group(
+            m,
+            &[share(false)],
+            &[disk()],
+            &S3Credentials::new(),
+            &Passwords::new(),
+        )
+    }
+
     fn disk() -> BlockStore {
         BlockStore::new(
             "disk",
@@ -498,13 +509,7 @@ mod tests {
     #[test]
     fn statefulset_has_volumes_for_embedded_store_and_fs_blocks() {
         let m = ms(MetadataStoreType::Sled);
-        let plan = plan_group(
-            &m,
-            &[share(false)],
-            &[disk()],
-            &S3Credentials::new(),
-            &Passwords::new(),
-        );
+        let plan = one_share_plan(&m);
         let sts = statefulset(&m, &plan, &|_| ("7Gi".into(), Some("fast".into())), "img:1");
         let tpl: Vec<&str> = sts["spec"]["volumeClaimTemplates"]
             .as_array()
@@ -550,13 +555,7 @@ mod tests {
     #[test]
     fn pods_stop_within_their_termination_grace() {
         let m = ms(MetadataStoreType::Sled);
-        let plan = plan_group(
-            &m,
-            &[share(false)],
-            &[disk()],
-            &S3Credentials::new(),
-            &Passwords::new(),
-        );
+        let plan = one_share_plan(&m);
         let sts = statefulset(&m, &plan, &|_| ("1Gi".into(), None), "img:1");
         let pod = &sts["spec"]["template"]["spec"];
         let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
@@ -587,13 +586,7 @@ mod tests {
     #[test]
     fn service_maps_port_111_onto_the_pods_portmapper() {
         let m = ms(MetadataStoreType::Sled);
-        let plan = plan_group(
-            &m,
-            &[share(false)],
-            &[disk()],
-            &S3Credentials::new(),
-            &Passwords::new(),
-        );
+        let plan = one_share_plan(&m);
         let sts = statefulset(&m, &plan, &|_| ("7Gi".into(), None), "img:1");
         let container = &sts["spec"]["template"]["spec"]["containers"][0];
         let svc = service(&m);
