@@ -226,6 +226,30 @@ impl V4 {
     }
 }
 
+/// OPEN creating `name` in the current directory for reading and writing, denying nothing.
+fn open_create(seqid: u32, clientid: u64, owner: &[u8], how: CreateHow4, name: &str) -> Op4 {
+    Op4::Open(Box::new(OpenArgs {
+        seqid,
+        share_access: SHARE_ACCESS_BOTH,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid,
+            owner: Opaque4(owner.to_vec()),
+        },
+        openhow: OpenHow4(Some(how)),
+        claim: OpenClaim4::Null(Opaque4(name.as_bytes().to_vec())),
+    }))
+}
+
+/// Create attributes setting only the mode.
+fn mode_attrs(mode: u32) -> Fattr4 {
+    SetAttrs4 {
+        mode: Some(mode),
+        ..Default::default()
+    }
+    .to_fattr()
+}
+
 fn lookup(name: &str) -> Op4 {
     Op4::Lookup(Opaque4(name.as_bytes().to_vec()))
 }
@@ -278,23 +302,13 @@ fn session_pseudo_root_open_write_read_close() {
     let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
 
     // OPEN (create) + WRITE with the current stateid + GETFH, then CLOSE
-    let open = Op4::Open(Box::new(OpenArgs {
-        seqid: 0,
-        share_access: SHARE_ACCESS_BOTH,
-        share_deny: 0,
-        owner: StateOwner4 {
-            clientid: 0,
-            owner: Opaque4(b"owner-1".to_vec()),
-        },
-        openhow: OpenHow4(Some(CreateHow4::Guarded(
-            SetAttrs4 {
-                mode: Some(0o644),
-                ..Default::default()
-            }
-            .to_fattr(),
-        ))),
-        claim: OpenClaim4::Null(Opaque4(b"f".to_vec())),
-    }));
+    let open = open_create(
+        0,
+        0,
+        b"owner-1",
+        CreateHow4::Guarded(mode_attrs(0o644)),
+        "f",
+    );
     let data = bytes::Bytes::from(vec![42u8; 200_000]);
     let write = Op4::Write(WriteArgs {
         stateid: Stateid4::CURRENT,
@@ -512,17 +526,13 @@ fn nfs4_and_nlm_locks_conflict() {
     let srv = Server::start_with(vec![("DITTOFS_NFS_LOCKS_GRACE_SECONDS".into(), "0".into())]);
     let mut v = V4::connect(srv.nfs_port, b"client-locks");
     let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
-    let open = Op4::Open(Box::new(OpenArgs {
-        seqid: 0,
-        share_access: SHARE_ACCESS_BOTH,
-        share_deny: 0,
-        owner: StateOwner4 {
-            clientid: v.clientid,
-            owner: Opaque4(b"open-owner".to_vec()),
-        },
-        openhow: OpenHow4(Some(CreateHow4::Unchecked(SetAttrs4::default().to_fattr()))),
-        claim: OpenClaim4::Null(Opaque4(b"lk".to_vec())),
-    }));
+    let open = open_create(
+        0,
+        v.clientid,
+        b"open-owner",
+        CreateHow4::Unchecked(SetAttrs4::default().to_fattr()),
+        "lk",
+    );
     let r = v.run(&[Op4::Putfh(dir), open, Op4::Getfh]);
     let Res::Open(o) = &r.results[2].2 else {
         panic!("{:?}", r.status)
@@ -662,17 +672,13 @@ fn minor_version_zero_without_sessions() {
         Nfs4Status::StaleClientId
     );
     // no SEQUENCE: OPEN (client ID in the owner) + WRITE + GETFH in one COMPOUND
-    let open = Op4::Open(Box::new(OpenArgs {
-        seqid: 1,
-        share_access: SHARE_ACCESS_BOTH,
-        share_deny: 0,
-        owner: StateOwner4 {
-            clientid: id,
-            owner: Opaque4(b"o40".to_vec()),
-        },
-        openhow: OpenHow4(Some(CreateHow4::Unchecked(SetAttrs4::default().to_fattr()))),
-        claim: OpenClaim4::Null(Opaque4(b"v40".to_vec())),
-    }));
+    let open = open_create(
+        1,
+        id,
+        b"o40",
+        CreateHow4::Unchecked(SetAttrs4::default().to_fattr()),
+        "v40",
+    );
     let write = Op4::Write(WriteArgs {
         stateid: Stateid4::CURRENT,
         offset: 0,
@@ -772,23 +778,13 @@ fn export_policy_applies_to_nfs4() {
     assert_eq!(r.status, Nfs4Status::Ok);
     // root creates on the squashed share as the anonymous user
     let dir = user.fh_of(&[Op4::Putrootfh, lookup("squashed")]);
-    let open = Op4::Open(Box::new(OpenArgs {
-        seqid: 0,
-        share_access: SHARE_ACCESS_BOTH,
-        share_deny: 0,
-        owner: StateOwner4 {
-            clientid: user.clientid,
-            owner: Opaque4(b"o".to_vec()),
-        },
-        openhow: OpenHow4(Some(CreateHow4::Unchecked(
-            SetAttrs4 {
-                mode: Some(0o666),
-                ..Default::default()
-            }
-            .to_fattr(),
-        ))),
-        claim: OpenClaim4::Null(Opaque4(b"made-by-root".to_vec())),
-    }));
+    let open = open_create(
+        0,
+        user.clientid,
+        b"o",
+        CreateHow4::Unchecked(mode_attrs(0o666)),
+        "made-by-root",
+    );
     let owner = Bitmap4::from_bits(&[a::OWNER, a::OWNER_GROUP]);
     let r = user.run(&[Op4::Putfh(dir), open, Op4::Getattr(owner)]);
     let Res::Attr(f) = &r.last().2 else {
