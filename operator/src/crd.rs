@@ -466,9 +466,9 @@ pub struct ClaimSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub name: Option<String>,
-    /// NFS mount options of the PersistentVolume (default
-    /// `nfsvers=3,proto=tcp,port=,mountport=,mountproto=tcp` on the group's NFS port, locks
-    /// on: NLM is found through the Service's port 111).
+    /// NFS mount options of the PersistentVolume (default `nfsvers=4.2,proto=tcp,port=` on
+    /// the group's NFS port; for NFSv3 list `nfsvers=3,proto=tcp,port=,mountport=,mountproto=tcp`:
+    /// NLM locks are then found through the Service's port 111).
     #[serde(default)]
     pub mount_options: Vec<String>,
 }

@@ -243,16 +243,15 @@ pub fn statefulset(
     })
 }
 
-/// Default NFS mount options of Share volumes: v3 over TCP, NFS and MOUNT on the NFS port;
-/// locks (NLM) on: the node's kernel finds the lock manager through the Service's port 111
-/// ([`PORTMAPPER_SERVICE_PORT`]) and needs the node's rpc.statd.
+/// Default NFS mount options of Share volumes: NFSv4.2 (the version Linux mounts by
+/// default) over TCP on the group's NFS port. v4 carries its locks, leases and reclaim in
+/// the NFS protocol itself: no MOUNT, portmapper or rpc.statd on the node is needed. A
+/// Share that must be mounted over v3 lists its own options (`nfsvers=3,...,mountport=`).
 pub fn default_mount_options(nfs_port: i32) -> Vec<String> {
     vec![
-        "nfsvers=3".into(),
+        "nfsvers=4.2".into(),
         "proto=tcp".into(),
         format!("port={nfs_port}"),
-        format!("mountport={nfs_port}"),
-        "mountproto=tcp".into(),
     ]
 }
 
@@ -633,14 +632,8 @@ mod tests {
         assert_eq!(pv["spec"]["claimRef"]["name"], "docs");
         assert_eq!(
             pv["spec"]["mountOptions"],
-            serde_json::json!([
-                "nfsvers=3",
-                "proto=tcp",
-                "port=2049",
-                "mountport=2049",
-                "mountproto=tcp"
-            ]),
-            "locks on (no nolock): NLM through the Service's portmapper"
+            serde_json::json!(["nfsvers=4.2", "proto=tcp", "port=2049"]),
+            "NFSv4.2 by default: locks and reclaim in the protocol, no portmapper needed"
         );
         let pvc = persistent_volume_claim(&s).unwrap();
         assert_eq!(pvc["spec"]["volumeName"], "dittofs-ns-docs");
