@@ -1138,3 +1138,23 @@ fn delegations_can_be_switched_off() {
     let r = open_existing(&mut v, &dir, b"reader", SHARE_ACCESS_READ, "n");
     assert!(delegation_of(&r).0.is_none());
 }
+
+#[test]
+fn replies_nobody_waits_for_are_dropped_and_counted() {
+    use dittofs_nfs::XdrWrite;
+    let srv = Server::start();
+    let mut v = V4::connect(srv.nfs_port, b"stray-replies");
+    for xid in 0..50u32 {
+        let mut m = Vec::new();
+        dittofs_nfs::rpc::encode_success(&mut m, 0x7700_0000 + xid);
+        m.put_xdr_u32(0);
+        v.c.send_raw(&dittofs_nfs::record::frame_record(&m));
+    }
+    // the connection still serves calls, and the replies were counted
+    let r = v.run(&[Op4::Putrootfh]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    assert_eq!(
+        metric(&srv, "dittofs_nfs4_cb_unexpected_replies_total"),
+        50.0
+    );
+}

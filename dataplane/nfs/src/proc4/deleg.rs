@@ -25,8 +25,9 @@
 //! Invariants: the table and the core agree: a delegation is inserted under the table's
 //! mutex right after its lease is granted and removed before (return) or after
 //! (revoke) its lease goes; at most [`MAX_DELEGATIONS`] delegations and
-//! [`MAX_REVOKED`] remembered revocations exist (past that, no new grants / the oldest
-//! revocation is forgotten).
+//! [`MAX_REVOKED`] remembered revocations exist (past that, no new grants / an
+//! arbitrary revocation is forgotten); per-client counts make SEQUENCE's status flags
+//! cheap.
 
 use super::io::owner;
 use crate::backchannel::BackChan;
@@ -39,7 +40,7 @@ use dittofs_vfs::state::{
     BreakCause, ChannelBreaker, LeaseBreaker, LeaseEvent, LeaseId, LeaseKind, LockManager, Protocol,
 };
 use parking_lot::Mutex;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -70,10 +71,58 @@ struct Inner {
     next: u64,
     delegs: HashMap<[u8; 12], Deleg>,
     by_lease: HashMap<LeaseId, [u8; 12]>,
-    /// Revoked stateids and their client, oldest first.
-    revoked: VecDeque<([u8; 12], u64)>,
+    /// Delegations held per client (SEQUENCE asks on every call).
+    held: HashMap<u64, usize>,
+    /// Revoked stateids and their client.
+    revoked: HashMap<[u8; 12], u64>,
+    /// Revoked stateids per client.
+    revoked_of: HashMap<u64, usize>,
     /// Back channels by session: (client, channel).
     back: HashMap<SessionId4, (u64, Arc<BackChan>)>,
+}
+
+/// One less of `client` in `counts` (the entry goes at zero).
+fn count_down(counts: &mut HashMap<u64, usize>, client: u64) {
+    if let Some(n) = counts.get_mut(&client) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&client);
+        }
+    }
+}
+
+impl Inner {
+    fn add(&mut self, other: [u8; 12], d: Deleg) {
+        *self.held.entry(d.client).or_default() += 1;
+        self.by_lease.insert(d.lease, other);
+        self.delegs.insert(other, d);
+    }
+
+    fn take(&mut self, other: &[u8; 12]) -> Option<Deleg> {
+        let d = self.delegs.remove(other)?;
+        self.by_lease.remove(&d.lease);
+        count_down(&mut self.held, d.client);
+        Some(d)
+    }
+
+    /// Remembers a revoked stateid (forgetting an arbitrary one when full).
+    fn add_revoked(&mut self, other: [u8; 12], client: u64) {
+        if self.revoked.len() >= MAX_REVOKED
+            && let Some(old) = self.revoked.keys().next().copied()
+        {
+            self.take_revoked(&old);
+        }
+        self.revoked.insert(other, client);
+        *self.revoked_of.entry(client).or_default() += 1;
+    }
+
+    fn take_revoked(&mut self, other: &[u8; 12]) -> bool {
+        let Some(client) = self.revoked.remove(other) else {
+            return false;
+        };
+        count_down(&mut self.revoked_of, client);
+        true
+    }
 }
 
 /// The server's delegations and back channels.
@@ -178,8 +227,7 @@ impl Delegations {
             lease,
             fh: fh.to_vec(),
         };
-        g.delegs.insert(other, d);
-        g.by_lease.insert(lease, other);
+        g.add(other, d);
         Some(Stateid4 { seqid: 1, other })
     }
 
@@ -195,14 +243,12 @@ impl Delegations {
             match g.delegs.get(&sid.other) {
                 Some(d) if d.client == client => {}
                 Some(_) => return Err(Nfs4Status::BadStateid),
-                None if g.revoked.iter().any(|(o, _)| *o == sid.other) => {
+                None if g.revoked.contains_key(&sid.other) => {
                     return Err(Nfs4Status::DelegRevoked);
                 }
                 None => return Err(Nfs4Status::BadStateid),
             }
-            let d = g.delegs.remove(&sid.other).ok_or(Nfs4Status::BadStateid)?;
-            g.by_lease.remove(&d.lease);
-            d
+            g.take(&sid.other).ok_or(Nfs4Status::BadStateid)?
         };
         let _ = shared.nlm.manager(d.share).return_lease(d.lease);
         shared.metrics.delegations_returned.inc();
@@ -217,17 +263,13 @@ impl Delegations {
             return Some(Ok((d.client, d.share, d.ino)));
         }
         g.revoked
-            .iter()
-            .any(|(o, _)| *o == sid.other)
+            .contains_key(&sid.other)
             .then_some(Err(Nfs4Status::DelegRevoked))
     }
 
     /// FREE_STATEID of a revoked delegation stateid: forgotten (true when it was one).
     pub(crate) fn free_revoked(&self, sid: &Stateid4) -> bool {
-        let mut g = self.inner.lock();
-        let before = g.revoked.len();
-        g.revoked.retain(|(o, _)| *o != sid.other);
-        g.revoked.len() != before
+        self.inner.lock().take_revoked(&sid.other)
     }
 
     /// The SEQUENCE status flags for `client`: CB_PATH_DOWN when it holds delegations
@@ -236,8 +278,8 @@ impl Delegations {
     pub(crate) fn status_flags(&self, client: u64) -> u32 {
         let (holds, revoked) = {
             let g = self.inner.lock();
-            let holds = g.delegs.values().any(|d| d.client == client);
-            let revoked = g.revoked.iter().any(|(_, c)| *c == client);
+            let holds = g.held.contains_key(&client);
+            let revoked = g.revoked_of.contains_key(&client);
             (holds, revoked)
         };
         let mut flags = 0;
@@ -264,11 +306,17 @@ impl Delegations {
             .map(|(o, _)| *o)
             .collect();
         for o in gone {
-            if let Some(d) = g.delegs.remove(&o) {
-                g.by_lease.remove(&d.lease);
-            }
+            g.take(&o);
         }
-        g.revoked.retain(|(_, c)| !clients.contains(c));
+        let revoked: Vec<[u8; 12]> = g
+            .revoked
+            .iter()
+            .filter(|(_, c)| clients.contains(c))
+            .map(|(o, _)| *o)
+            .collect();
+        for o in revoked {
+            g.take_revoked(&o);
+        }
         g.back.retain(|_, (c, _)| !clients.contains(c));
     }
 
@@ -284,14 +332,10 @@ impl Delegations {
     fn revoke(&self, shared: &Shared, sid: &Stateid4) -> bool {
         let d = {
             let mut g = self.inner.lock();
-            let Some(d) = g.delegs.remove(&sid.other) else {
+            let Some(d) = g.take(&sid.other) else {
                 return false;
             };
-            g.by_lease.remove(&d.lease);
-            if g.revoked.len() >= MAX_REVOKED {
-                g.revoked.pop_front();
-            }
-            g.revoked.push_back((sid.other, d.client));
+            g.add_revoked(sid.other, d.client);
             d
         };
         shared.nlm.manager(d.share).revoke_lease(d.lease);
