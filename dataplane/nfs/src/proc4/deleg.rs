@@ -189,13 +189,15 @@ impl Delegations {
     }
 
     /// Grants a read delegation on `ino` to `client` if it may have one (see the module
-    /// header); its stateid.
+    /// header); its stateid (the one the client holds already, if it does; a new one is
+    /// counted in `metrics`).
     pub(crate) fn try_grant(
         &self,
         lm: &LockManager,
         client: u64,
         (share, ino): (ShareId, Ino),
         fh: &[u8],
+        metrics: &crate::metrics::NfsMetrics,
     ) -> Option<Stateid4> {
         if !self.enabled || self.back_for(client).is_none() {
             return None;
@@ -228,6 +230,7 @@ impl Delegations {
             fh: fh.to_vec(),
         };
         g.add(other, d);
+        metrics.delegations_granted.inc();
         Some(Stateid4 { seqid: 1, other })
     }
 

@@ -291,14 +291,12 @@ async fn delegation(c: &Compound<'_>, a: &OpenArgs, client: u64, f: &FileRef) ->
     };
     let lm = c.shared.nlm.manager(f.fs.share_id());
     let file = (f.fs.share_id(), f.ino);
-    match c.shared.deleg.try_grant(&lm, client, file, &h.encode()) {
-        Some(stateid) => {
-            c.shared.metrics.delegations_granted.inc();
-            OpenDelegation4::Read {
-                stateid,
-                recall: false,
-            }
-        }
+    let metrics = &c.shared.metrics;
+    match c.shared.deleg.try_grant(&lm, client, file, &h.encode(), metrics) {
+        Some(stateid) => OpenDelegation4::Read {
+            stateid,
+            recall: false,
+        },
         None => OpenDelegation4::None,
     }
 }
