@@ -291,8 +291,8 @@ async fn delegation(c: &Compound<'_>, a: &OpenArgs, client: u64, f: &FileRef) ->
     };
     let lm = c.shared.nlm.manager(f.fs.share_id());
     let file = (f.fs.share_id(), f.ino);
-    let metrics = &c.shared.metrics;
-    match c.shared.deleg.try_grant(&lm, client, file, &h.encode(), metrics) {
+    let (deleg, metrics) = (&c.shared.deleg, &c.shared.metrics);
+    match deleg.try_grant(&lm, client, file, &h.encode(), metrics) {
         Some(stateid) => OpenDelegation4::Read {
             stateid,
             recall: false,
