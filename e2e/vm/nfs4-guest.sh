@@ -1,7 +1,11 @@
 # shellcheck shell=bash
 # nfs4-guest.sh - runs INSIDE the guest (see nfs4.sh): for NFSv4.0, 4.1 and 4.2, mounts
 # $VM_SERVER:/export and does ordinary file work, one "PASS name" / "FAIL name" line per
-# checked step; then mounts the pseudo root. Last line "nfs4-guest: done".
+# checked step; then mounts the pseudo root. First, a read delegation check: a file
+# opened read-only through a 4.2 mount (the kernel client takes a read delegation) is
+# written through a second, NFSv3 mount of the same export; the open's next read must
+# see the new data (the server recalled the delegation; nfs4.sh checks the counters).
+# Last line "nfs4-guest: done".
 set -u
 S=${VM_SERVER:-10.0.2.2}
 step() { # step NAME COMMAND...: runs COMMAND, prints PASS/FAIL NAME
@@ -57,7 +61,33 @@ work() { # work VERSION: the file work on /mnt/v4
   step "$v empty" expect "" ls -A $m
   step "$v umount" umount $m
 }
-mkdir -p /mnt/v4 /mnt/root
+coherent_read() { # a read-only open on 4.2 (delegated) sees a write made through v3
+  python3 - "$1" "$2" <<'PY'
+import os, sys
+v4, v3 = sys.argv[1], sys.argv[2]
+with open(v4, "w") as f:
+    f.write("old-content")
+fd = os.open(v4, os.O_RDONLY)  # the kernel client takes the read delegation
+assert os.pread(fd, 100, 0) == b"old-content"
+with open(v3, "r+") as f:  # the server recalls the delegation (JUKEBOX, retried)
+    f.write("NEW")
+got = os.pread(fd, 100, 0)
+os.close(fd)
+if got != b"NEW-content":
+    sys.exit(f"stale read through the delegated open: {got!r}")
+PY
+}
+delegation() { # 4.2 read delegation recalled by a v3 writer on a second mount
+  local m=/mnt/v4 v3=/mnt/v3
+  step "deleg 4.2 mount" mount -t nfs -o "vers=4.2,proto=tcp,port=$NFS_PORT,noac" "$S:/export" $m || return
+  step "deleg v3 mount" mount -t nfs -o "vers=3,proto=tcp,port=$NFS_PORT,mountport=$NFS_PORT,mountproto=tcp,nolock,noac,lookupcache=none" "$S:/export" $v3
+  step "deleg coherent read after a v3 write" coherent_read $m/deleg $v3/deleg
+  rm -f $m/deleg
+  umount $v3
+  umount $m
+}
+mkdir -p /mnt/v4 /mnt/v3 /mnt/root
+delegation
 work 4.0
 work 4.1
 work 4.2

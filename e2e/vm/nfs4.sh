@@ -7,15 +7,19 @@
 # step checked (nfs4-guest.sh); then pjdfstest through an NFSv4.2 mount of the same
 # server (pjdfstest.sh with NFS_VERS=4.2, failures matched against
 # e2e/posix/known_failures), counted as one more step. Ends with
-# "nfs4-kernel: N passed, N failed".
+# "nfs4-kernel: N passed, N failed". After the guest's steps the server's delegation
+# counters (/metrics on HTTP_PORT) must show a read delegation granted and recalled
+# (the guest's delegation step), one more step.
 #
-# Env: NFS_PORT (default 24049)  DFS (a dfs binary to use instead of building one)
+# Env: NFS_PORT (default 24049)  HTTP_PORT (default 24080)  DFS (a dfs binary to use
+# instead of building one)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
 NFS_PORT=${NFS_PORT:-24049}
+HTTP_PORT=${HTTP_PORT:-24080}
 log() { printf '[nfs4 %(%T)T] %s\n' -1 "$*" >&2; }
 fail_all() { log "$1"; echo "nfs4-kernel: 0 passed, 1 failed"; exit 1; }
 
@@ -36,7 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 if (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null; then fail_all "port $NFS_PORT is busy"; fi
-DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=0 DITTOFS_CONTROL_PORT=0 \
+DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT DITTOFS_CONTROL_PORT=0 \
   DITTOFS_SHARES='[{name: /export, squash: none}]' \
   setsid "$DFS" start --data-dir "$WORK/data" >"$WORK/dfs.log" 2>&1 </dev/null &
 PID=$!
@@ -51,6 +55,20 @@ passed=$(grep -c '^PASS ' "$WORK/guest.log")
 failed=$(grep -c '^FAIL ' "$WORK/guest.log")
 if ! grep -q '^nfs4-guest: done' "$WORK/guest.log"; then
   log "the guest did not finish its steps"; failed=$((failed + 1))
+fi
+counter() { # counter NAME: a counter of dfs's /metrics (0 when absent)
+  local v
+  v=$(exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" &&
+    printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && cat <&3 |
+    awk -v n="$1" '$1 == n { print int($2) }')
+  echo "${v:-0}"
+}
+granted=$(counter dittofs_nfs4_delegations_granted_total)
+recalled=$(counter dittofs_nfs4_delegations_recalled_total)
+if [ "$granted" -ge 1 ] && [ "$recalled" -ge 1 ]; then
+  echo "PASS delegation counters (granted $granted, recalled $recalled)" >&2; passed=$((passed + 1))
+else
+  echo "FAIL delegation counters (granted $granted, recalled $recalled)" >&2; failed=$((failed + 1))
 fi
 if [ "$failed" != 0 ]; then
   log "guest dmesg (last lines):"; tail -30 "$WORK/share/.vmtest/dmesg.txt" >&2 2>/dev/null

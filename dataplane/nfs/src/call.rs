@@ -20,6 +20,8 @@ pub(crate) struct CallCtx {
     /// The server address the client connected to (None when unknown).
     pub(crate) local: Option<SocketAddr>,
     pub(crate) auth: Auth,
+    /// The connection the call came on, as a path for callbacks (NFSv4.1 backchannel).
+    pub(crate) conn: Option<std::sync::Arc<crate::backchannel::ConnHandle>>,
 }
 
 /// What a dispatcher returns: the reply and, for metrics, the error status name if any.

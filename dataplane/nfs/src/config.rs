@@ -1,5 +1,5 @@
-//! Settings of the NFS server ([`NfsServerConfig`]) and of its lock manager and status
-//! monitor ([`NlmConfig`]), with the defaults `dfs` starts from. Re-exported by
+//! Settings of the NFS server ([`NfsServerConfig`]), of its NFSv4 state
+//! ([`Nfs4Config`]) and of its lock manager and status monitor ([`NlmConfig`]), with the defaults `dfs` starts from. Re-exported by
 //! [`crate::server`], where they have always been named.
 
 use crate::nsmd::NsmStore;
@@ -28,6 +28,27 @@ pub struct NfsServerConfig {
     pub port: u16,
     /// NLM and NSM settings.
     pub locks: NlmConfig,
+    /// NFSv4 settings.
+    pub v4: Nfs4Config,
+}
+
+/// NFSv4 settings.
+#[derive(Clone, Debug)]
+pub struct Nfs4Config {
+    /// Read delegations for 4.1/4.2 clients with a back channel (`nfs.v4.delegations`).
+    pub delegations: bool,
+    /// The lease: a client that renews nothing for this long is expired; a delegation
+    /// recall not answered in this long revokes the delegation (RFC 8881 section 8.1).
+    pub lease: Duration,
+}
+
+impl Default for Nfs4Config {
+    fn default() -> Self {
+        Nfs4Config {
+            delegations: true,
+            lease: Duration::from_secs(90),
+        }
+    }
 }
 
 /// Settings of the lock manager (NLM) and status monitor (NSM) services.
@@ -64,6 +85,7 @@ impl Default for NfsServerConfig {
             max_connections: 0,
             port: 12049,
             locks: NlmConfig::default(),
+            v4: Nfs4Config::default(),
         }
     }
 }

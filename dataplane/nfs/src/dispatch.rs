@@ -119,6 +119,7 @@ pub(crate) async fn handle_record(
     shared: &Shared,
     peer: SocketAddr,
     local: Option<SocketAddr>,
+    conn: Option<std::sync::Arc<crate::backchannel::ConnHandle>>,
     record: Bytes,
 ) -> Option<Reply> {
     let (call, args) = match RpcCall::decode(&record) {
@@ -153,6 +154,7 @@ pub(crate) async fn handle_record(
         client: peer,
         local,
         auth: call.cred.clone(),
+        conn,
     };
     let reply = run(shared, proc, &ctx, xid, args).await;
     if let Some(k) = drc_key {

@@ -8,7 +8,8 @@
 //! * [`nfs3`]: NFS version 3 (RFC 1813).
 //! * [`nlm4`]: Network Lock Manager v4 (XNFS chapter 10), [`nsm1`]: Network Status
 //!   Monitor v1 (XNFS chapter 11).
-//! * [`rpc_client`]: outgoing calls (portmapper GETPORT, NLM GRANTED, SM_NOTIFY).
+//! * [`rpc_client`]: outgoing calls (portmapper GETPORT, NLM GRANTED, SM_NOTIFY);
+//!   `backchannel`: NFSv4.1 callbacks (CB_COMPOUND) on a client's own connection.
 //! * [`nfs4`]: NFS version 4, minor versions 0, 1 and 2 (RFC 7530, RFC 8881, RFC 7862):
 //!   COMPOUND and its operations, `fattr4`, status codes.
 //!
@@ -25,6 +26,7 @@
 //! What clients can cause at will (garbage, refusals, stalls) is counted in metrics and
 //! logged a few times, not once per occurrence (`dittofs_vfs::ratelimit`).
 
+mod backchannel;
 mod budget;
 mod call;
 mod config;

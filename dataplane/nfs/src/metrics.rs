@@ -48,6 +48,16 @@ pub struct NfsMetrics {
     pub refused_connections: Counter,
     /// Failed accepts (out of descriptors, ...).
     pub accept_errors: Counter,
+    /// NFSv4 read delegations granted.
+    pub delegations_granted: Counter,
+    /// NFSv4 delegations recalled (CB_RECALL sent, or tried).
+    pub delegations_recalled: Counter,
+    /// NFSv4 delegations returned (DELEGRETURN).
+    pub delegations_returned: Counter,
+    /// NFSv4 delegations revoked (recall not answered within the lease).
+    pub delegations_revoked: Counter,
+    /// Replies on a client connection that no callback waited for (dropped).
+    pub cb_unexpected_replies: Counter,
 }
 
 impl NfsMetrics {
@@ -71,6 +81,11 @@ impl NfsMetrics {
             buffered_bytes: Gauge::default(),
             refused_connections: Counter::default(),
             accept_errors: Counter::default(),
+            delegations_granted: Counter::default(),
+            delegations_recalled: Counter::default(),
+            delegations_returned: Counter::default(),
+            delegations_revoked: Counter::default(),
+            cb_unexpected_replies: Counter::default(),
         };
         registry.register(
             "nfs_requests",
@@ -152,7 +167,41 @@ impl NfsMetrics {
             "Failed accepts (e.g. out of file descriptors)",
             m.accept_errors.clone(),
         );
+        m.register_nfs4(registry);
         m
+    }
+
+    fn register_nfs4(&self, registry: &mut Registry) {
+        let counters = [
+            (
+                "nfs4_delegations_granted",
+                "NFSv4 read delegations granted",
+                &self.delegations_granted,
+            ),
+            (
+                "nfs4_delegations_recalled",
+                "NFSv4 delegations recalled (CB_RECALL)",
+                &self.delegations_recalled,
+            ),
+            (
+                "nfs4_delegations_returned",
+                "NFSv4 delegations returned (DELEGRETURN)",
+                &self.delegations_returned,
+            ),
+            (
+                "nfs4_delegations_revoked",
+                "NFSv4 delegations revoked: recall not answered within the lease",
+                &self.delegations_revoked,
+            ),
+            (
+                "nfs4_cb_unexpected_replies",
+                "Replies on client connections that no callback waited for (dropped)",
+                &self.cb_unexpected_replies,
+            ),
+        ];
+        for (name, help, c) in counters {
+            registry.register(name, help, c.clone());
+        }
     }
 
     /// Metrics that are not exported anywhere (tests).

@@ -1,12 +1,16 @@
 //! The NLM state of the server (what the NLM service `nlmd` and the status monitor
 //! service `statd` work on): one lock manager per share, the queued blocking requests,
 //! the SHARE reservations, the grace period after start and the status monitor's store.
+//! Every share's lock manager sends its lease recalls to one breaker (NFSv4
+//! delegations), so a conflict from any protocol recalls them.
 //! Lock state is in memory only (see `nlmd` for the grace period and reclaims).
 
 use crate::config::NlmConfig;
 use crate::nsmd::NsmStore;
 use dittofs_types::{Ino, ShareId};
-use dittofs_vfs::state::{ByteRange, ClientId, LockManager, OpenId, Owner, Protocol, WaiterId};
+use dittofs_vfs::state::{
+    ByteRange, ClientId, LeaseBreaker, LockManager, OpenId, Owner, Protocol, WaiterId,
+};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,10 +35,12 @@ pub(crate) struct Nlm {
     pub(crate) blocked: Mutex<HashMap<BlockKey, WaiterId>>,
     pub(crate) shares: Mutex<HashMap<(ShareId, Ino, Owner), OpenId>>,
     pub(crate) nsm: Arc<NsmStore>,
+    /// Told of every lease recall of every share (NFSv4 delegations: `proc4::deleg`).
+    breaker: Option<Arc<dyn LeaseBreaker>>,
 }
 
 impl Nlm {
-    pub(crate) fn new(cfg: NlmConfig) -> Nlm {
+    pub(crate) fn new(cfg: NlmConfig, breaker: Option<Arc<dyn LeaseBreaker>>) -> Nlm {
         let nsm = cfg
             .nsm
             .clone()
@@ -46,6 +52,7 @@ impl Nlm {
             blocked: Mutex::new(HashMap::new()),
             shares: Mutex::new(HashMap::new()),
             nsm,
+            breaker,
         }
     }
 
@@ -60,7 +67,15 @@ impl Nlm {
 
     /// The lock manager of a share (created on first use).
     pub(crate) fn manager(&self, share: ShareId) -> LockManager {
-        self.managers.lock().entry(share).or_default().clone()
+        let new = || match &self.breaker {
+            Some(b) => LockManager::with_breaker(b.clone()),
+            None => LockManager::new(),
+        };
+        self.managers
+            .lock()
+            .entry(share)
+            .or_insert_with(new)
+            .clone()
     }
 
     /// Releases everything of the named NLM clients (FREE_ALL, SM_NOTIFY from a

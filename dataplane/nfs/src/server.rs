@@ -21,9 +21,10 @@
 //! - what a client can cause at will (garbage, oversized records, stalls, refusals,
 //!   failed accepts) is counted every time and logged a few times (`dittofs_vfs::ratelimit`).
 
+use crate::backchannel::{ConnHandle, is_reply};
 use crate::budget::{Budget, Reservation};
 use crate::call::Reply;
-pub use crate::config::{NfsServerConfig, NlmConfig};
+pub use crate::config::{Nfs4Config, NfsServerConfig, NlmConfig};
 use crate::dispatch::{handle_record, reply_bound};
 use crate::export::ExportPolicy;
 use crate::metrics::NfsMetrics;
@@ -120,6 +121,10 @@ impl NfsServer {
         stop: CancellationToken,
     ) -> std::io::Result<()> {
         let tracker = TaskTracker::new();
+        let recalls = tokio::spawn(tracing::Instrument::instrument(
+            crate::proc4::deleg::run_recalls(self.shared.clone()),
+            tracing::info_span!("task", name = "nfs4-recalls"),
+        ));
         let nlm = self.shared.nlm.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
@@ -165,6 +170,7 @@ impl NfsServer {
             ));
         }
         drop(listener);
+        recalls.abort();
         tracker.close();
         let limit = self.shared.cfg.shutdown_timeout;
         if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
@@ -214,6 +220,12 @@ async fn connection(
         shared.budget.clone(),
         shared.metrics.buffered_bytes.clone(),
     );
+    let handle = Arc::new(ConnHandle::new(
+        tx.clone(),
+        budget.clone(),
+        closed.clone(),
+        shared.metrics.clone(),
+    ));
     let slots = Arc::new(Semaphore::new(shared.cfg.max_inflight_per_connection));
     let calls = TaskTracker::new();
     loop {
@@ -240,8 +252,13 @@ async fn connection(
                 break;
             }
         };
-        // Room for the record and the largest reply it can get, before it runs.
         let record = Bytes::from(record);
+        if is_reply(&record) {
+            // A client's answer to a callback (NFSv4.1 backchannel).
+            handle.deliver(record);
+            continue;
+        }
+        // Room for the record and the largest reply it can get, before it runs.
         let bound = reply_bound(&record);
         let reservation = tokio::select! {
             _ = closed.cancelled() => break,
@@ -250,9 +267,10 @@ async fn connection(
         call_count.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
         let tx2 = tx.clone();
+        let conn = Some(handle.clone());
         calls.spawn(async move {
             let _permit = permit;
-            if let Some(reply) = handle_record(&shared2, peer, local, record).await {
+            if let Some(reply) = handle_record(&shared2, peer, local, conn, record).await {
                 // The record is gone: keep only what the reply holds until it is written.
                 let size = reply.iter().map(|b| b.len()).sum();
                 let _ = tx2.send((reply, reservation.keep(size))).await;
@@ -261,6 +279,9 @@ async fn connection(
     }
     calls.close();
     calls.wait().await;
+    // The handle holds a sender: the writer ends once sessions let go of it too.
+    closed.cancel();
+    drop(handle);
     drop(tx);
     let _ = writer.await;
     shared.conns.lock().remove(&conn_id);

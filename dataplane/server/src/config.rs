@@ -107,6 +107,28 @@ pub struct NfsSection {
     pub portmapper: Portmapper,
     /// NFSv3 byte-range locks (NLM v4) and the status monitor (NSM v1).
     pub locks: LocksSection,
+    /// NFSv4 settings.
+    pub v4: V4Section,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct V4Section {
+    /// Read delegations for NFSv4.1/4.2 clients (recalled over the back channel when
+    /// another client or protocol writes, truncates, removes or renames the file).
+    pub delegations: bool,
+    /// The NFSv4 lease: a silent client is expired after it, an unanswered delegation
+    /// recall revokes the delegation after it.
+    pub lease_seconds: u32,
+}
+
+impl Default for V4Section {
+    fn default() -> Self {
+        V4Section {
+            delegations: true,
+            lease_seconds: 90,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -408,6 +430,7 @@ impl Default for NfsSection {
             max_connections: 0,
             portmapper: Portmapper::default(),
             locks: LocksSection::default(),
+            v4: V4Section::default(),
         }
     }
 }
@@ -549,6 +572,9 @@ impl Config {
                 "nfs.max_buffered_bytes must be at least nfs.max_buffered_bytes_per_connection"
                     .into(),
             );
+        }
+        if !(2..=3600).contains(&self.nfs.v4.lease_seconds) {
+            return bad("nfs.v4.lease_seconds must be between 2 and 3600".into());
         }
         if self.nfs.reply_timeout_seconds == 0 {
             return bad("nfs.reply_timeout_seconds must be at least 1".into());
@@ -852,6 +878,9 @@ nfs:
   locks:             # NLM v4 + NSM v1 (fcntl/flock from NFSv3 clients mounted without nolock)
     grace_seconds: 90            # after a start only lock reclaims are granted this long
     client_portmapper_port: 111  # clients' rpcbind, for GRANTED and SM_NOTIFY callbacks
+  v4:
+    delegations: true  # read delegations for NFSv4.1/4.2 clients (recalled on conflict)
+    lease_seconds: 90  # NFSv4 lease; an unanswered delegation recall is revoked after it
 
 http:                # /health, /ready, /metrics (Prometheus)
   enabled: true

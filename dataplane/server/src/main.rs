@@ -427,6 +427,10 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
                     n => n as usize,
                 },
                 port: cfg.nfs.port,
+                v4: dittofs_nfs::server::Nfs4Config {
+                    delegations: cfg.nfs.v4.delegations,
+                    lease: std::time::Duration::from_secs(u64::from(cfg.nfs.v4.lease_seconds)),
+                },
                 locks: dittofs_nfs::server::NlmConfig {
                     grace: std::time::Duration::from_secs(u64::from(cfg.nfs.locks.grace_seconds)),
                     client_portmapper_port: cfg.nfs.locks.client_portmapper_port,

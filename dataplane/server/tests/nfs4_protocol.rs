@@ -1,6 +1,7 @@
 //! NFSv4.1 protocol tests against the real `dfs` binary: raw COMPOUNDs over TCP built
 //! with the project's codec (sessions, the pseudo root, OPEN/WRITE/CLOSE/READ, the slot
-//! replay cache, bad stateids and sessions, COMPOUND limits).
+//! replay cache, bad stateids and sessions, COMPOUND limits), and read delegations: the
+//! test client answers the CB_COMPOUND calls the server sends on its connection.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,7 +9,7 @@ mod common;
 
 use common::nlm::NlmClient;
 use common::{Client, Server, http_get, privileged_client};
-use dittofs_nfs::nfs4::attr::SetattrRes;
+use dittofs_nfs::nfs4::attr::{SetattrArgs, SetattrRes};
 use dittofs_nfs::nfs4::fattr::{Fattr4, SetAttrs4, a};
 use dittofs_nfs::nfs4::fh::SecinfoResOk;
 use dittofs_nfs::nfs4::io::*;
@@ -811,4 +812,349 @@ fn export_policy_applies_to_nfs4() {
         Op4::Getattr(Bitmap4::from_bits(&[a::TYPE])),
     ]);
     assert_eq!(r.status, Nfs4Status::Ok);
+}
+
+// ---- delegations and the backchannel (RFC 8881 sections 10.4, 18.6, 20.2, 20.9) ----
+
+/// A CB_COMPOUND { CB_SEQUENCE, CB_RECALL } as the server sends it.
+#[derive(Debug)]
+struct CbRecall {
+    xid: u32,
+    prog: u32,
+    sessionid: SessionId4,
+    cb_seq: u32,
+    stateid: Stateid4,
+    truncate: bool,
+    fh: Vec<u8>,
+}
+
+/// Decodes one callback record (a CALL from the server).
+fn parse_cb(rec: &[u8]) -> CbRecall {
+    let (call, args) = dittofs_nfs::rpc::RpcCall::decode(rec).expect("a call from the server");
+    assert_eq!((call.vers, call.proc_num), (1, 1), "CB_COMPOUND v1");
+    let mut d = Decoder::new(args);
+    d.opaque(1024).unwrap(); // tag
+    assert_eq!(d.u32().unwrap(), 1, "minor version of the session");
+    d.u32().unwrap(); // callback_ident
+    assert_eq!(d.u32().unwrap(), 2, "CB_SEQUENCE + CB_RECALL");
+    assert_eq!(d.u32().unwrap(), 11, "CB_SEQUENCE first");
+    let sessionid = d.opaque_array::<16>().unwrap();
+    let cb_seq = d.u32().unwrap();
+    assert_eq!(d.u32().unwrap(), 0, "slot 0");
+    d.u32().unwrap();
+    d.bool().unwrap();
+    assert_eq!(d.u32().unwrap(), 0, "no referring calls");
+    assert_eq!(d.u32().unwrap(), 4, "CB_RECALL");
+    let stateid = Stateid4::decode(&mut d).unwrap();
+    let truncate = d.bool().unwrap();
+    let fh = d.opaque(128).unwrap().to_vec();
+    CbRecall {
+        xid: call.xid,
+        prog: call.prog,
+        sessionid,
+        cb_seq,
+        stateid,
+        truncate,
+        fh,
+    }
+}
+
+impl V4 {
+    /// Waits for the next callback on this client's connection.
+    fn recv_cb(&mut self) -> CbRecall {
+        let rec = self.c.recv().expect("a callback record");
+        assert_eq!(&rec[4..8], &[0, 0, 0, 0], "an RPC CALL");
+        parse_cb(&rec)
+    }
+
+    /// Answers a CB_COMPOUND with NFS4_OK for both operations.
+    fn answer_cb(&mut self, cb: &CbRecall) {
+        use dittofs_nfs::XdrWrite;
+        let mut m = Vec::new();
+        dittofs_nfs::rpc::encode_success(&mut m, cb.xid);
+        m.put_xdr_u32(0); // status
+        m.put_xdr_opaque(b""); // tag
+        m.put_xdr_u32(2);
+        m.put_xdr_u32(11);
+        m.put_xdr_u32(0);
+        m.extend_from_slice(&cb.sessionid);
+        for v in [cb.cb_seq, 0, 0, 0] {
+            m.put_xdr_u32(v);
+        }
+        m.put_xdr_u32(4);
+        m.put_xdr_u32(0);
+        self.c.send_raw(&dittofs_nfs::record::frame_record(&m));
+    }
+}
+
+/// OPEN of an existing `name` in `dir` with `access`, denying nothing.
+fn open_existing(v: &mut V4, dir: &Fh4, owner: &[u8], access: u32, name: &str) -> Reply {
+    let open = Op4::Open(Box::new(OpenArgs {
+        seqid: 0,
+        share_access: access,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid: v.clientid,
+            owner: Opaque4(owner.to_vec()),
+        },
+        openhow: OpenHow4(None),
+        claim: OpenClaim4::Null(Opaque4(name.as_bytes().to_vec())),
+    }));
+    v.run(&[Op4::Putfh(dir.clone()), open, Op4::Getfh])
+}
+
+/// The read delegation an OPEN got, and the file's handle.
+fn delegation_of(r: &Reply) -> (Option<Stateid4>, Fh4) {
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    let Res::Open(o) = &r.results[2].2 else {
+        panic!("{:?}", r.results)
+    };
+    let Res::Fh(fh) = &r.results[3].2 else {
+        panic!("{:?}", r.results)
+    };
+    let sid = match &o.delegation {
+        OpenDelegation4::Read { stateid, recall } => {
+            assert!(!recall);
+            Some(stateid.clone())
+        }
+        OpenDelegation4::None => None,
+    };
+    (sid, fh.clone())
+}
+
+/// A file `name` with `data`, written and closed by `v`.
+fn make_file(v: &mut V4, dir: &Fh4, name: &str, data: &[u8]) {
+    let open = open_create(
+        0,
+        v.clientid,
+        b"maker",
+        CreateHow4::Unchecked(mode_attrs(0o666)),
+        name,
+    );
+    let write = Op4::Write(WriteArgs {
+        stateid: Stateid4::CURRENT,
+        offset: 0,
+        stable: 2,
+        data: bytes::Bytes::copy_from_slice(data),
+    });
+    let close = Op4::Close(CloseArgs {
+        seqid: 0,
+        stateid: Stateid4::CURRENT,
+    });
+    let r = v.run(&[Op4::Putfh(dir.clone()), open, write, close]);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+}
+
+fn metric(srv: &Server, name: &str) -> f64 {
+    let m = http_get(srv.http_port, "/metrics").unwrap();
+    m.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{name} not in {m}"))
+}
+
+fn short_lease_server() -> Server {
+    Server::start_with(vec![(
+        "DITTOFS_NFS_V4_LEASE_SECONDS".to_string(),
+        "3".to_string(),
+    )])
+}
+
+#[test]
+fn read_delegation_is_recalled_by_a_writer_and_returned() {
+    let srv = short_lease_server();
+    let mut holder = V4::connect(srv.nfs_port, b"deleg-holder");
+    let mut writer = V4::connect(srv.nfs_port, b"deleg-writer");
+    let dir = holder.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut writer, &dir, "d", b"old");
+    // a lone reader with a back channel gets a read delegation
+    let r = open_existing(&mut holder, &dir, b"reader", SHARE_ACCESS_READ, "d");
+    let (deleg, fh) = delegation_of(&r);
+    let deleg = deleg.expect("a read delegation");
+    // reads may use the delegation stateid
+    let read = Op4::Read(ReadArgs {
+        stateid: deleg.clone(),
+        offset: 0,
+        count: 16,
+    });
+    let r = holder.run(&[Op4::Putfh(fh.clone()), read.clone()]);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    // another client opening for write must wait for the recall
+    let r = open_existing(&mut writer, &dir, b"w", SHARE_ACCESS_BOTH, "d");
+    assert_eq!(r.status, Nfs4Status::Delay);
+    let cb = holder.recv_cb();
+    assert_eq!(cb.stateid, deleg);
+    assert_eq!(cb.fh, fh.0);
+    assert_eq!(cb.prog, 0x4000_0000, "csa_cb_program");
+    assert_eq!(cb.sessionid, holder.sid);
+    assert_eq!(cb.cb_seq, 1, "the back channel's first slot sequence");
+    assert!(!cb.truncate);
+    holder.answer_cb(&cb);
+    // answered but not returned yet: still DELAY
+    let r = open_existing(&mut writer, &dir, b"w", SHARE_ACCESS_BOTH, "d");
+    assert_eq!(r.status, Nfs4Status::Delay);
+    let r = holder.run(&[Op4::Delegreturn(deleg.clone())]);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    let r = open_existing(&mut writer, &dir, b"w", SHARE_ACCESS_BOTH, "d");
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "the retry succeeds after DELEGRETURN"
+    );
+    let (none, _) = delegation_of(&r);
+    assert!(none.is_none(), "no delegation for a writer");
+    // a returned or made-up delegation stateid is BAD_STATEID
+    let r = holder.run(&[Op4::Delegreturn(deleg.clone())]);
+    assert_eq!(r.status, Nfs4Status::BadStateid);
+    let bogus = Stateid4 {
+        seqid: 1,
+        other: [9; 12],
+    };
+    let r = holder.run(&[Op4::Delegreturn(bogus)]);
+    assert_eq!(r.status, Nfs4Status::BadStateid);
+    // while the writer has it open, a reader gets no delegation
+    let r = open_existing(&mut holder, &dir, b"reader", SHARE_ACCESS_READ, "d");
+    assert!(delegation_of(&r).0.is_none());
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_granted_total"), 1.0);
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_recalled_total"), 1.0);
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_returned_total"), 1.0);
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_revoked_total"), 0.0);
+}
+
+#[test]
+fn unanswered_recall_revokes_the_delegation_after_the_lease() {
+    let srv = short_lease_server();
+    let mut holder = V4::connect(srv.nfs_port, b"silent-holder");
+    let mut writer = V4::connect(srv.nfs_port, b"impatient-writer");
+    let dir = holder.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut writer, &dir, "s", b"data");
+    let r = open_existing(&mut holder, &dir, b"reader", SHARE_ACCESS_READ, "s");
+    let (deleg, fh) = delegation_of(&r);
+    let deleg = deleg.expect("a read delegation");
+    let truncate = SetAttrs4 {
+        size: Some(0),
+        ..Default::default()
+    }
+    .to_fattr();
+    let setattr = Op4::Setattr(SetattrArgs {
+        stateid: Stateid4::ANONYMOUS,
+        attrs: truncate,
+    });
+    let r = writer.run(&[Op4::Putfh(fh.clone()), setattr.clone()]);
+    assert_eq!(r.status, Nfs4Status::Delay, "a truncate recalls");
+    let cb = holder.recv_cb();
+    assert_eq!(cb.stateid, deleg);
+    // the holder ignores the recall but keeps its lease renewed
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        assert_eq!(holder.run(&[]).status, Nfs4Status::Ok);
+        let r = writer.run(&[Op4::Putfh(fh.clone()), setattr.clone()]);
+        if r.status == Nfs4Status::Ok {
+            break;
+        }
+        assert_eq!(r.status, Nfs4Status::Delay);
+        assert!(std::time::Instant::now() < deadline, "never revoked");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_revoked_total"), 1.0);
+    // the holder learns of it: SEQUENCE flag, DELEG_REVOKED on use
+    let r = holder.run(&[]);
+    let Res::Seq(s) = &r.results[0].2 else {
+        panic!()
+    };
+    assert_ne!(
+        s.status_flags & 0x40,
+        0,
+        "SEQ4_STATUS_RECALLABLE_STATE_REVOKED"
+    );
+    let read = Op4::Read(ReadArgs {
+        stateid: deleg.clone(),
+        offset: 0,
+        count: 4,
+    });
+    let r = holder.run(&[Op4::Putfh(fh.clone()), read]);
+    assert_eq!(r.status, Nfs4Status::DelegRevoked);
+    let r = holder.run(&[Op4::Delegreturn(deleg.clone())]);
+    assert_eq!(r.status, Nfs4Status::DelegRevoked);
+    let r = holder.run(&[Op4::FreeStateid(deleg.clone())]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    let r = holder.run(&[]);
+    let Res::Seq(s) = &r.results[0].2 else {
+        panic!()
+    };
+    assert_eq!(s.status_flags & 0x40, 0, "freed");
+}
+
+#[test]
+fn nfs3_write_recalls_a_delegation() {
+    let srv = short_lease_server();
+    let mut v3 = Client::connect(srv.nfs_port);
+    let root = v3.mount_root();
+    let file = v3.create_file(&root, "v3f");
+    assert_eq!(
+        v3.write_sync(&file, 0, b"before"),
+        dittofs_nfs::nfs3::NfsStat3::Ok
+    );
+    let mut holder = V4::connect(srv.nfs_port, b"v3-peer");
+    let dir = holder.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let r = open_existing(&mut holder, &dir, b"reader", SHARE_ACCESS_READ, "v3f");
+    let (deleg, fh) = delegation_of(&r);
+    let deleg = deleg.expect("a read delegation");
+    assert_eq!(
+        v3.write_sync(&file, 0, b"after!"),
+        dittofs_nfs::nfs3::NfsStat3::Jukebox
+    );
+    let cb = holder.recv_cb();
+    assert_eq!(cb.stateid, deleg);
+    holder.answer_cb(&cb);
+    let r = holder.run(&[Op4::Delegreturn(deleg)]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    assert_eq!(
+        v3.write_sync(&file, 0, b"after!"),
+        dittofs_nfs::nfs3::NfsStat3::Ok
+    );
+    let read = Op4::Read(ReadArgs {
+        stateid: Stateid4::ANONYMOUS,
+        offset: 0,
+        count: 16,
+    });
+    let r = holder.run(&[Op4::Putfh(fh), read]);
+    let Res::Read(rd) = &r.last().2 else {
+        panic!("{:?}", r.status)
+    };
+    assert_eq!(&rd.data[..], b"after!");
+}
+
+#[test]
+fn delegations_can_be_switched_off() {
+    let srv = Server::start_with(vec![(
+        "DITTOFS_NFS_V4_DELEGATIONS".to_string(),
+        "false".to_string(),
+    )]);
+    let mut v = V4::connect(srv.nfs_port, b"no-deleg");
+    let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut v, &dir, "n", b"x");
+    let r = open_existing(&mut v, &dir, b"reader", SHARE_ACCESS_READ, "n");
+    assert!(delegation_of(&r).0.is_none());
+}
+
+#[test]
+fn replies_nobody_waits_for_are_dropped_and_counted() {
+    use dittofs_nfs::XdrWrite;
+    let srv = Server::start();
+    let mut v = V4::connect(srv.nfs_port, b"stray-replies");
+    for xid in 0..50u32 {
+        let mut m = Vec::new();
+        dittofs_nfs::rpc::encode_success(&mut m, 0x7700_0000 + xid);
+        m.put_xdr_u32(0);
+        v.c.send_raw(&dittofs_nfs::record::frame_record(&m));
+    }
+    // the connection still serves calls, and the replies were counted
+    let r = v.run(&[Op4::Putrootfh]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    assert_eq!(
+        metric(&srv, "dittofs_nfs4_cb_unexpected_replies_total"),
+        50.0
+    );
 }

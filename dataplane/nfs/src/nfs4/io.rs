@@ -8,7 +8,7 @@
 
 use super::fattr::Fattr4;
 use super::ns::ChangeInfo4;
-use super::types::{Bitmap4, Component4, List, Opaque4, Stateid4, Verifier4};
+use super::types::{Bitmap4, Component4, List, OPAQUE_LIMIT, Opaque4, Stateid4, Verifier4};
 use crate::xdr::{Decoder, XdrDecode, XdrEncode, XdrError, XdrResult, XdrWrite, xdr_struct};
 use bytes::{BufMut, Bytes};
 
@@ -182,14 +182,61 @@ xdr_struct! {
     }
 }
 
+/// `open_delegation4` as this server grants it: none, or a read delegation (its
+/// `nfsace4` permissions all zero: the client checks access with ACCESS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenDelegation4 {
+    None,
+    Read { stateid: Stateid4, recall: bool },
+}
+
+impl XdrEncode for OpenDelegation4 {
+    fn encode<B: BufMut>(&self, out: &mut B) {
+        match self {
+            OpenDelegation4::None => out.put_xdr_u32(0),
+            OpenDelegation4::Read { stateid, recall } => {
+                out.put_xdr_u32(1);
+                stateid.encode(out);
+                out.put_xdr_bool(*recall);
+                // nfsace4: type ALLOWED, flag 0, access mask 0, who ""
+                out.put_xdr_u32(0);
+                out.put_xdr_u32(0);
+                out.put_xdr_u32(0);
+                out.put_xdr_u32(0);
+            }
+        }
+    }
+}
+
+impl XdrDecode for OpenDelegation4 {
+    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
+        match dec.u32()? {
+            0 => Ok(OpenDelegation4::None),
+            1 => {
+                let stateid = Stateid4::decode(dec)?;
+                let recall = dec.bool()?;
+                for _ in 0..3 {
+                    dec.u32()?;
+                }
+                dec.opaque(OPAQUE_LIMIT)?;
+                Ok(OpenDelegation4::Read { stateid, recall })
+            }
+            v => Err(XdrError::BadDiscriminant {
+                what: "open_delegation_type4",
+                value: v,
+            }),
+        }
+    }
+}
+
 xdr_struct! {
-    /// OPEN4resok with the delegation always OPEN_DELEGATE_NONE (the `u32` 0).
+    /// OPEN4resok.
     pub struct OpenResOk {
         pub stateid: Stateid4,
         pub cinfo: ChangeInfo4,
         pub rflags: u32,
         pub attrset: Bitmap4,
-        pub delegation_type: u32,
+        pub delegation: OpenDelegation4,
     }
 }
 

@@ -140,6 +140,7 @@ pub enum Op4 {
     Verify(Fattr4),
     Write(WriteArgs),
     BindConnToSession(BindConnArgs),
+    BackchannelCtl(BackchannelCtlArgs),
     ExchangeId(Box<ExchangeIdArgs>),
     CreateSession(Box<CreateSessionArgs>),
     DestroySession(SessionId4),
@@ -168,7 +169,7 @@ impl Op4 {
 
 /// Operation numbers of NFSv4.0-4.2 that this server does not implement.
 fn known_unsupported(n: u32) -> bool {
-    matches!(n, 7 | 19 | 40 | 46..=51 | 54 | 56 | 59..=71)
+    matches!(n, 7 | 19 | 46..=51 | 54 | 56 | 59..=71)
 }
 
 macro_rules! ops {
@@ -251,6 +252,7 @@ ops! {
     34 => Setattr(SetattrArgs),
     37 => Verify(Fattr4),
     38 => Write(WriteArgs),
+    40 => BackchannelCtl(BackchannelCtlArgs),
     41 => BindConnToSession(BindConnArgs),
     42 => ExchangeId(Box<ExchangeIdArgs>),
     43 => CreateSession(Box<CreateSessionArgs>),

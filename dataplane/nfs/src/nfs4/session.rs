@@ -186,6 +186,14 @@ xdr_struct! {
 }
 
 xdr_struct! {
+    /// BACKCHANNEL_CTL4args.
+    pub struct BackchannelCtlArgs {
+        pub cb_program: u32,
+        pub sec_parms: List<CallbackSecParms4, 16>,
+    }
+}
+
+xdr_struct! {
     /// CREATE_SESSION4resok.
     pub struct CreateSessionResOk {
         pub sessionid: SessionId4,

@@ -158,6 +158,8 @@ xdr_enum! {
         NotOnlyOp = 10081,
         /// NFS4ERR_WRONG_TYPE: wrong type of object.
         WrongType = 10083,
+        /// NFS4ERR_DELEG_REVOKED: the delegation was revoked.
+        DelegRevoked = 10087,
     }
 }
 

@@ -33,6 +33,10 @@ pub(super) async fn setattr(
     let before = t.attr().await;
     let guard = a.guard.map(time_from_wire);
     let sa = sattr(&a.new_attributes);
+    if sa.size.is_some() {
+        let cause = dittofs_vfs::state::BreakCause::SetSize;
+        super::recall_delegations(shared, ctx, &t, t.ino, cause)?;
+    }
     Ok(match t.fs.setattr(&t.cred, t.ino, &sa, guard).await {
         Ok(after) => Res3::Ok(SetattrResOk {
             obj_wcc: wcc(before.as_ref(), Some(&after)),

@@ -11,6 +11,7 @@ use crate::rpc::encode_success;
 use crate::shared::Shared;
 use crate::xdr::XdrEncode;
 use bytes::{Bytes, BytesMut};
+use dittofs_vfs::state::BreakCause;
 use dittofs_vfs::{Attr, Stability};
 
 pub(super) async fn read(shared: &Shared, ctx: &CallCtx, xid: u32, a: &ReadArgs) -> Outcome {
@@ -71,6 +72,7 @@ pub(super) async fn write(shared: &Shared, ctx: &CallCtx, a: WriteArgs) -> Handl
             },
         ));
     }
+    super::recall_delegations(shared, ctx, &t, t.ino, BreakCause::Write)?;
     let data = a.data.slice(..a.count as usize);
     let stability = match a.stable {
         StableHow::Unstable => Stability::Unstable,

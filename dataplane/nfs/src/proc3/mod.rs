@@ -10,6 +10,10 @@
 //! `dir` (READDIR, READDIRPLUS) and `fs` (FSSTAT, FSINFO, PATHCONF). A handle that does
 //! not resolve fails every procedure the same way ([`resolve`]): the status of the
 //! error and an empty `resfail` body (no attributes, empty wcc).
+//!
+//! WRITE, SETATTR of the size, REMOVE and RENAME first recall NFSv4 delegations of
+//! the file ([`recall_delegations`]): NFS3ERR_JUKEBOX until they are returned or
+//! revoked.
 
 mod attr;
 mod dir;
@@ -24,6 +28,7 @@ use crate::shared::Shared;
 use crate::xdr::{Decoder, XdrDecode, XdrEncode};
 use bytes::Bytes;
 use dittofs_types::Ino;
+use dittofs_vfs::state::{BreakCause, ClientId, Owner, Protocol};
 use dittofs_vfs::{Attr, Credentials, Fs, FsError};
 use std::sync::Arc;
 
@@ -145,6 +150,28 @@ async fn resolve<T, F: Default>(
     target(shared, ctx, fh)
         .await
         .map_err(|e| Res3::Fail(NfsStat3::from(&e), F::default()))
+}
+
+/// Recalls the NFSv4 delegations on `ino` that an NFSv3 change (`cause`) conflicts
+/// with; while they are being recalled the procedure fails with NFS3ERR_JUKEBOX (the
+/// client retries) and an empty `resfail` body.
+fn recall_delegations<T, F: Default>(
+    shared: &Shared,
+    ctx: &CallCtx,
+    t: &Target,
+    ino: Ino,
+    cause: BreakCause,
+) -> Result<(), Res3<T, F>> {
+    let by = Owner::new(
+        Protocol::Nlm,
+        ClientId::Name(Arc::from("nfsv3")),
+        ctx.client.ip().to_string().as_bytes(),
+    );
+    shared
+        .nlm
+        .manager(t.fs.share_id())
+        .break_leases(ino, &by, cause)
+        .map_err(|_| Res3::Fail(NfsStat3::Jukebox, F::default()))
 }
 
 fn handle_bytes(h: dittofs_vfs::FileHandle) -> NfsFh3 {

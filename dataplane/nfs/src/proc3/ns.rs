@@ -9,6 +9,7 @@ use crate::conv::{fattr, sattr};
 use crate::nfs3::*;
 use crate::shared::Shared;
 use dittofs_types::DeviceId;
+use dittofs_vfs::state::BreakCause;
 use dittofs_vfs::{Attr, CreateMode, FsError, SetAttr, SpecialKind};
 
 pub(super) async fn lookup(shared: &Shared, ctx: &CallCtx, a: &LookupArgs) -> Handled<LookupRes> {
@@ -143,6 +144,9 @@ pub(super) async fn remove(
 ) -> Handled<RemoveRes> {
     let t = resolve(shared, ctx, &at.dir).await?;
     let name = &at.name.0;
+    if let Ok(victim) = t.fs.lookup(&t.cred, t.ino, name).await {
+        super::recall_delegations(shared, ctx, &t, victim.ino, BreakCause::Delete)?;
+    }
     let (res, dir_wcc) = if dir {
         t.around(t.fs.rmdir(&t.cred, t.ino, name)).await
     } else {
@@ -171,6 +175,12 @@ async fn same_share<T, F: Default>(
 
 pub(super) async fn rename(shared: &Shared, ctx: &CallCtx, a: &RenameArgs) -> Handled<RenameRes> {
     let (from, to) = same_share(shared, ctx, &a.from.dir, &a.to.dir).await?;
+    if let Ok(moved) = from.fs.lookup(&from.cred, from.ino, &a.from.name.0).await {
+        super::recall_delegations(shared, ctx, &from, moved.ino, BreakCause::Rename)?;
+    }
+    if let Ok(over) = to.fs.lookup(&to.cred, to.ino, &a.to.name.0).await {
+        super::recall_delegations(shared, ctx, &to, over.ino, BreakCause::Delete)?;
+    }
     let fb = from.attr().await;
     let (res, todir_wcc) = to
         .around(

@@ -6,7 +6,8 @@
 //! client sees a mount point where a share joins the pseudo tree; a share root's
 //! `mounted_on_fileid` is the file ID of the pseudo directory entry it stands on.
 //! SETATTR's size change needs no stateid (the special stateids are accepted), but a
-//! stateid given must be valid. Owners are numeric strings ([`fattr::parse_owner`]).
+//! stateid given must be valid (a delegation stateid is); a size change first recalls
+//! other clients' delegations (NFS4ERR_DELAY until returned: `deleg`). Owners are numeric strings ([`fattr::parse_owner`]).
 
 use super::pseudo;
 use super::{Compound, Cur, Fail, MAX_IO, OpResult, ok};
@@ -190,7 +191,11 @@ pub(super) async fn setattr(c: &mut Compound<'_>, a: &SetattrArgs) -> OpResult {
         .map_err(fail)?;
     let sid = c.stateid(&a.stateid).map_err(fail)?;
     if !sid.is_anonymous() {
-        c.shared.nfs4.state(&sid).map_err(fail)?;
+        super::io::known_stateid(c, &sid).map_err(fail)?;
+    }
+    if sa.size.is_some() {
+        let cause = dittofs_vfs::state::BreakCause::SetSize;
+        super::deleg::break_for(c, f.fs.share_id(), f.ino, cause).map_err(fail)?;
     }
     f.fs.setattr(&f.cred, f.ino, &sa, None)
         .await

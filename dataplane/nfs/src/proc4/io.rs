@@ -1,12 +1,18 @@
 //! Opens and I/O (RFC 8881 sections 18.16, 18.2, 18.18, 18.22, 18.32, 18.3, 18.48,
 //! 18.38): OPEN, CLOSE, OPEN_DOWNGRADE, READ, WRITE, COMMIT, TEST_STATEID,
-//! FREE_STATEID; and [`release`], which gives back what a departed client held.
+//! FREE_STATEID, DELEGRETURN (18.6); and [`release`], which gives back what a departed client held.
 //!
 //! - OPEN serves CLAIM_NULL (by name in the current directory, creating with UNCHECKED4,
-//!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1) and CLAIM_FH; CLAIM_PREVIOUS is
-//!   NFS4ERR_NO_GRACE (nothing to reclaim: state is not kept across restarts) and the
-//!   delegation claims NFS4ERR_NOTSUPP (no delegations are granted). No delegation is
-//!   ever returned.
+//!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1), CLAIM_FH, and CLAIM_DELEGATE_CUR /
+//!   CLAIM_DELEG_CUR_FH (opens under a delegation the client holds: its stateid must
+//!   be the client's delegation of that file, else NFS4ERR_BAD_STATEID);
+//!   CLAIM_PREVIOUS is NFS4ERR_NO_GRACE (nothing to reclaim: state is not kept across
+//!   restarts) and CLAIM_DELEGATE_PREV / CLAIM_DELEG_PREV_FH NFS4ERR_NOTSUPP.
+//! - Delegations (`deleg`): an OPEN for write or with a deny mode, a WRITE first
+//!   recall other clients' delegations of the file (NFS4ERR_DELAY meanwhile); a 4.1/4.2
+//!   OPEN for read with deny NONE may get a read delegation. DELEGRETURN gives one
+//!   back. READ/WRITE/SETATTR accept the client's delegation stateid of the file (a
+//!   revoked one is NFS4ERR_DELEG_REVOKED).
 //! - An open is a share reservation in the share's `LockManager` (the one NLM uses, so
 //!   NFSv4 share modes and NLM SHARE meet) and an open reference in the core (an
 //!   unlinked file stays readable until its last CLOSE). One open-owner opening a file
@@ -19,7 +25,7 @@
 use super::attr::to_setattr;
 use super::fh::check_name;
 use super::state::{Released, StateEntry, StateKind};
-use super::{Compound, Cur, FileRef, MAX_IO, OpResult, ok};
+use super::{Compound, Cur, Fail, FileRef, MAX_IO, OpResult, ok};
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::fattr::{Fattr4, SetAttrs4};
 use crate::nfs4::io::*;
@@ -28,7 +34,7 @@ use crate::nfs4::types::{Bitmap4, Component4, Stateid4};
 use crate::shared::Shared;
 use bytes::Bytes;
 use dittofs_types::FileType;
-use dittofs_vfs::state::{Access, ByteRange, ClientId, LockError, Owner, Protocol};
+use dittofs_vfs::state::{Access, BreakCause, ByteRange, ClientId, LockError, Owner, Protocol};
 use dittofs_vfs::{CreateMode, Stability, access as acc};
 
 /// The lock manager's owner for an NFSv4 open- or lock-owner of `client`.
@@ -60,6 +66,7 @@ pub(super) fn lock_status(e: &LockError) -> Nfs4Status {
 /// Gives back what departed clients held: their opens (share reservations and open
 /// references) and every byte-range lock of theirs.
 pub(crate) async fn release(shared: &Shared, rel: Released) {
+    shared.deleg.forget_clients(&rel.clients);
     for e in rel.opens {
         if let Some(id) = e.lm_open {
             let _ = shared.nlm.manager(e.share).close(id);
@@ -229,6 +236,71 @@ fn open_state(
     Ok(sid)
 }
 
+/// The file of an open under a delegation (`sid` must be `client`'s delegation of it).
+fn under_delegation(
+    c: &Compound<'_>,
+    client: u64,
+    sid: &Stateid4,
+    f: FileRef,
+) -> Result<Opened, Nfs4Status> {
+    match c.shared.deleg.lookup(sid) {
+        Some(Ok(held)) if held == (client, f.fs.share_id(), f.ino) => Ok(Opened {
+            file: f,
+            created: false,
+            cinfo: no_change(),
+            attrset: Bitmap4::default(),
+        }),
+        Some(Err(e)) => Err(e),
+        _ => Err(Nfs4Status::BadStateid),
+    }
+}
+
+async fn opened(c: &Compound<'_>, client: u64, a: &OpenArgs) -> Result<Opened, Fail> {
+    Ok(match &a.claim {
+        OpenClaim4::Null(name) => open_by_name(c, name, &a.openhow).await?,
+        OpenClaim4::Fh => Opened {
+            file: c.file(Nfs4Status::IsDir)?,
+            created: false,
+            cinfo: no_change(),
+            attrset: Bitmap4::default(),
+        },
+        OpenClaim4::DelegateCur(sid, name) => {
+            let o = open_by_name(c, name, &OpenHow4(None)).await?;
+            under_delegation(c, client, sid, o.file)?
+        }
+        OpenClaim4::DelegCurFh(sid) => {
+            under_delegation(c, client, sid, c.file(Nfs4Status::IsDir)?)?
+        }
+        OpenClaim4::Previous(_) => return Err(Nfs4Status::NoGrace.into()),
+        _ => return Err(Nfs4Status::NotSupp.into()),
+    })
+}
+
+/// The delegation an OPEN gets: a read delegation for a 4.1/4.2 OPEN for read with
+/// deny NONE (not under a delegation already held), if `deleg` grants one.
+async fn delegation(c: &Compound<'_>, a: &OpenArgs, client: u64, f: &FileRef) -> OpenDelegation4 {
+    let plain = matches!(a.claim, OpenClaim4::Null(_) | OpenClaim4::Fh);
+    // OPEN4_SHARE_ACCESS_WANT_NO_DELEG (RFC 8881 section 18.16.3)
+    let unwanted = a.share_access & 0xff00 == 0x0400;
+    let read_only = a.share_access & 0xff == SHARE_ACCESS_READ && a.share_deny == 0;
+    if c.minor == 0 || !plain || unwanted || !read_only {
+        return OpenDelegation4::None;
+    }
+    let Ok(h) = f.fs.handle_of(f.ino).await else {
+        return OpenDelegation4::None;
+    };
+    let lm = c.shared.nlm.manager(f.fs.share_id());
+    let file = (f.fs.share_id(), f.ino);
+    let (deleg, metrics) = (&c.shared.deleg, &c.shared.metrics);
+    match deleg.try_grant(&lm, client, file, &h.encode(), metrics) {
+        Some(stateid) => OpenDelegation4::Read {
+            stateid,
+            recall: false,
+        },
+        None => OpenDelegation4::None,
+    }
+}
+
 pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
     let client = c.client_of(a.owner.clientid)?;
     let access = a.share_access & 0xff;
@@ -238,19 +310,13 @@ pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
     if c.minor == 0 && matches!(a.openhow.0, Some(CreateHow4::Exclusive41(..))) {
         return Err(Nfs4Status::Inval.into());
     }
-    let o = match &a.claim {
-        OpenClaim4::Null(name) => open_by_name(c, name, &a.openhow).await?,
-        OpenClaim4::Fh => Opened {
-            file: c.file(Nfs4Status::IsDir)?,
-            created: false,
-            cinfo: no_change(),
-            attrset: Bitmap4::default(),
-        },
-        OpenClaim4::Previous(_) => return Err(Nfs4Status::NoGrace.into()),
-        _ => return Err(Nfs4Status::NotSupp.into()),
-    };
+    let o = opened(c, client, a).await?;
     check_openable(&o.file, access, o.created).await?;
+    let write = access & SHARE_ACCESS_WRITE != 0 || a.share_deny != 0;
+    let (share, ino) = (o.file.fs.share_id(), o.file.ino);
+    super::deleg::break_for(c, share, ino, BreakCause::Open { write })?;
     let sid = open_state(c, client, &a.owner.owner.0, &o.file, access, a.share_deny)?;
+    let delegation = delegation(c, a, client, &o.file).await;
     c.cur = Some(Cur::File(o.file));
     c.cur_stateid = Some(sid.clone());
     ok(&OpenResOk {
@@ -258,8 +324,24 @@ pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
         cinfo: o.cinfo,
         rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
         attrset: o.attrset,
-        delegation_type: 0,
+        delegation,
     })
+}
+
+/// DELEGRETURN: the client gives its delegation back.
+pub(super) fn delegreturn(c: &mut Compound<'_>, sid: &Stateid4) -> OpResult {
+    let sid = c.stateid(sid)?;
+    let client = c.clientid()?;
+    c.shared.deleg.delegreturn(c.shared, client, &sid)?;
+    Ok(Vec::new())
+}
+
+/// A stateid this server knows: an open or lock stateid, or a delegation's.
+pub(super) fn known_stateid(c: &Compound<'_>, sid: &Stateid4) -> Result<(), Nfs4Status> {
+    match c.shared.deleg.lookup(sid) {
+        Some(r) => r.map(|_| ()),
+        None => c.shared.nfs4.state(sid).map(|_| ()),
+    }
 }
 
 pub(super) async fn close(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
@@ -335,6 +417,14 @@ fn check_io(c: &Compound<'_>, sid: &Stateid4, f: &FileRef, write: bool) -> Resul
     if sid.is_anonymous() {
         return Ok(());
     }
+    if let Some(d) = c.shared.deleg.lookup(&sid) {
+        // A read delegation covers READ only.
+        let (_, share, ino) = d?;
+        if (share, ino) != (f.fs.share_id(), f.ino) || write {
+            return Err(Nfs4Status::BadStateid);
+        }
+        return Ok(());
+    }
     let e = c.shared.nfs4.state(&sid)?;
     if (e.share, e.ino) != (f.fs.share_id(), f.ino) {
         return Err(Nfs4Status::BadStateid);
@@ -363,6 +453,7 @@ pub(super) async fn write(c: &mut Compound<'_>, a: WriteArgs) -> OpResult {
     if a.data.len() > MAX_IO as usize {
         return Err(Nfs4Status::Inval.into());
     }
+    super::deleg::break_for(c, f.fs.share_id(), f.ino, BreakCause::Write)?;
     let stable = match a.stable {
         0 => Stability::Unstable,
         1 => Stability::DataSync,
@@ -392,8 +483,8 @@ pub(super) async fn commit(c: &mut Compound<'_>) -> OpResult {
 pub(super) fn test_stateid(c: &mut Compound<'_>, a: &TestStateidArgs) -> OpResult {
     let st =
         a.0.iter()
-            .map(|s| match c.shared.nfs4.state(s) {
-                Ok(_) => Nfs4Status::Ok.as_u32(),
+            .map(|s| match known_stateid(c, s) {
+                Ok(()) => Nfs4Status::Ok.as_u32(),
                 Err(e) => e.as_u32(),
             })
             .collect();
@@ -402,6 +493,12 @@ pub(super) fn test_stateid(c: &mut Compound<'_>, a: &TestStateidArgs) -> OpResul
 
 pub(super) fn free_stateid(c: &mut Compound<'_>, sid: &Stateid4) -> OpResult {
     let sid = c.stateid(sid)?;
+    if c.shared.deleg.free_revoked(&sid) {
+        return Ok(Vec::new());
+    }
+    if let Some(Ok(_)) = c.shared.deleg.lookup(&sid) {
+        return Err(Nfs4Status::LocksHeld.into());
+    }
     let e = c.shared.nfs4.state(&sid)?;
     if matches!(e.kind, StateKind::Open { .. }) {
         return Err(Nfs4Status::LocksHeld.into());

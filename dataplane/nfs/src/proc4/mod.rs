@@ -28,9 +28,11 @@
 //!
 //! Handlers by family, one file per codec file of [`crate::nfs4`]: `session`, `fh`
 //! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`; the state
-//! (clients, sessions, stateids, leases) is `state`.
+//! (clients, sessions, stateids, leases) is `state`; read delegations, their recall
+//! and the sessions' back channels are `deleg` (on `crate::backchannel`).
 
 mod attr;
+pub(crate) mod deleg;
 mod dir;
 mod fh;
 mod io;
@@ -199,6 +201,7 @@ impl Compound<'_> {
             Op4::DestroyClientid(a) => session::destroy_clientid(self, a).await,
             Op4::ReclaimComplete(a) => session::reclaim_complete(self, a),
             Op4::BindConnToSession(a) => session::bind_conn(self, &a),
+            Op4::BackchannelCtl(a) => session::backchannel_ctl(self, &a),
             Op4::Putrootfh | Op4::Putpubfh => fh::putrootfh(self),
             Op4::Putfh(a) => fh::putfh(self, &a).await,
             Op4::Getfh => fh::getfh(self).await,
@@ -221,7 +224,7 @@ impl Compound<'_> {
             Op4::Commit(_) => io::commit(self).await,
             Op4::TestStateid(a) => io::test_stateid(self, &a),
             Op4::FreeStateid(a) => io::free_stateid(self, &a),
-            Op4::Delegreturn(_) => Err(Nfs4Status::BadStateid.into()),
+            Op4::Delegreturn(a) => io::delegreturn(self, &a),
             Op4::Lock(a) => lock::lock(self, &a),
             Op4::Lockt(a) => lock::lockt(self, &a),
             Op4::Locku(a) => lock::locku(self, &a),

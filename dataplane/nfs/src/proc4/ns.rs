@@ -7,8 +7,11 @@
 //! The pseudo file system is read-only: a change in it is NFS4ERR_ROFS. Two handles of
 //! different shares in RENAME or LINK are NFS4ERR_XDEV. The `change_info4` of each
 //! directory is its change attribute read before and after the operation (not atomic).
+//! REMOVE and RENAME first recall other clients' delegations on the files they unlink
+//! or move (NFS4ERR_DELAY until returned: `deleg`).
 
 use super::attr::to_setattr;
+use super::deleg::break_for;
 use super::fh::check_name;
 use super::{Compound, Cur, FileRef, OpResult, ok};
 use crate::nfs4::Nfs4Status;
@@ -16,6 +19,7 @@ use crate::nfs4::fattr::SetAttrs4;
 use crate::nfs4::ns::{ChangeInfo4, CreateArgs, CreateResOk, CreateType4, RenameArgs, RenameResOk};
 use crate::nfs4::types::Opaque4;
 use dittofs_types::{DeviceId, FileType};
+use dittofs_vfs::state::BreakCause;
 use dittofs_vfs::{Attr, FsResult, SpecialKind};
 use std::sync::Arc;
 
@@ -77,6 +81,7 @@ pub(super) async fn remove(c: &mut Compound<'_>, name: &[u8]) -> OpResult {
     let d = c.file(Nfs4Status::RoFs)?;
     check_name(name)?;
     let victim = d.fs.lookup(&d.cred, d.ino, name).await?;
+    break_for(c, d.fs.share_id(), victim.ino, BreakCause::Delete)?;
     let (fs, cred) = (Arc::clone(&d.fs), d.cred.clone());
     let ((), cinfo) = if victim.kind == FileType::Directory {
         around(&d, fs.rmdir(&cred, d.ino, name)).await?
@@ -103,6 +108,12 @@ pub(super) async fn rename(c: &mut Compound<'_>, a: &RenameArgs) -> OpResult {
     let (from, to) = saved_and_current(c)?;
     check_name(&a.oldname.0)?;
     check_name(&a.newname.0)?;
+    let share = from.fs.share_id();
+    let moved = from.fs.lookup(&from.cred, from.ino, &a.oldname.0).await?;
+    break_for(c, share, moved.ino, BreakCause::Rename)?;
+    if let Ok(over) = to.fs.lookup(&to.cred, to.ino, &a.newname.0).await {
+        break_for(c, share, over.ino, BreakCause::Delete)?;
+    }
     let from_before = from.fs.getattr(from.ino).await?.change;
     let (fs, cred) = (Arc::clone(&to.fs), to.cred.clone());
     let op = fs.rename(&cred, from.ino, &a.oldname.0, to.ino, &a.newname.0);

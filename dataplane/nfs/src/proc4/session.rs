@@ -1,21 +1,28 @@
 //! Client ID and session operations (RFC 8881 sections 18.35-18.37, 18.46, 18.50,
 //! 18.51, 18.34): EXCHANGE_ID, CREATE_SESSION, SEQUENCE, DESTROY_SESSION,
-//! DESTROY_CLIENTID, RECLAIM_COMPLETE, BIND_CONN_TO_SESSION.
+//! DESTROY_CLIENTID, RECLAIM_COMPLETE, BIND_CONN_TO_SESSION, BACKCHANNEL_CTL (18.33).
 //!
 //! - NFSv4.0: SETCLIENTID makes (or finds) the client record as EXCHANGE_ID does, with
 //!   a confirm verifier derived from the client ID; SETCLIENTID_CONFIRM confirms it;
-//!   RENEW renews its lease. The callback address is accepted and not used (no
-//!   delegations are granted).
+//!   RENEW renews its lease. The callback address is accepted and not used.
 //! - EXCHANGE_ID answers USE_NON_PNFS whatever pNFS roles the client offers (the server
 //!   is neither metadata nor data server) and refuses state protection other than
 //!   SP4_NONE with NFS4ERR_NOTSUPP.
 //! - CREATE_SESSION grants the smaller of the client's and the server's limits (request
 //!   and reply size [`MAX_MSG`], operations [`MAX_OPS`], slots [`MAX_SLOTS`], reply cache
-//!   [`MAX_CACHED`]), never persistence or RDMA; the back channel attributes are
-//!   accepted as sent (no callbacks are made yet).
+//!   [`MAX_CACHED`]), never persistence or RDMA. The back channel (`backchannel`):
+//!   with CREATE_SESSION4_FLAG_CONN_BACK_CHAN, AUTH_NONE or AUTH_SYS among
+//!   `csa_sec_parms` and room for CB_SEQUENCE + one operation, callbacks go out on the
+//!   creating connection with one slot (the reply says `ca_maxrequests` 1); else the
+//!   flag is cleared in the reply. BIND_CONN_TO_SESSION for the back direction moves
+//!   the callbacks to that connection, BACKCHANNEL_CTL changes program and
+//!   credentials. SEQUENCE reports SEQ4_STATUS_CB_PATH_DOWN and
+//!   SEQ4_STATUS_RECALLABLE_STATE_REVOKED (`deleg`).
+//! - NFSv4.0's callback address (SETCLIENTID) is not used: 4.0 gets no delegations.
 
 use super::state::{Limits, Session, SlotCheck};
 use super::{Compound, MAX_CACHED, MAX_MSG, MAX_OPS, OpResult, ok};
+use crate::backchannel::{BackChan, cb_cred};
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::session::*;
 use crate::nfs4::types::{ChannelAttrs4, List, NfsTime4, Opaque4, RdmaIrd, SessionId4};
@@ -74,16 +81,33 @@ fn fore_channel(asked: &ChannelAttrs4) -> ChannelAttrs4 {
     }
 }
 
+/// The back channel the server uses: what the client asked with one slot (each
+/// CB_COMPOUND is CB_SEQUENCE and one operation, so fewer than 2 operations or no
+/// slot is no back channel).
+fn back_channel(asked: &ChannelAttrs4) -> Option<ChannelAttrs4> {
+    if asked.maxrequests == 0 || asked.maxoperations < 2 {
+        return None;
+    }
+    Some(ChannelAttrs4 {
+        headerpadsize: 0,
+        maxrequests: 1,
+        rdma_ird: RdmaIrd(None),
+        ..asked.clone()
+    })
+}
+
 pub(super) fn create_session(c: &mut Compound<'_>, a: &CreateSessionArgs) -> OpResult {
     let st = &c.shared.nfs4;
     if let Some(reply) = st.create_session_check(a.clientid, a.sequence)? {
         return Ok(reply.to_vec());
     }
     let fore = fore_channel(&a.fore_chan_attrs);
-    let back = ChannelAttrs4 {
+    let cred = cb_cred(&a.sec_parms.0);
+    let usable = back_channel(&a.back_chan_attrs).filter(|_| cred.is_some());
+    let back = usable.clone().unwrap_or(ChannelAttrs4 {
         rdma_ird: RdmaIrd(None),
         ..a.back_chan_attrs.clone()
-    };
+    });
     let limits = Limits {
         max_req: fore.maxrequestsize,
         max_ops: fore.maxoperations,
@@ -91,8 +115,15 @@ pub(super) fn create_session(c: &mut Compound<'_>, a: &CreateSessionArgs) -> OpR
         max_resp_cached: fore.maxresponsesize_cached,
         slots: fore.maxrequests,
     };
-    let flags = a.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
+    let on_conn = a.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0 && c.ctx.conn.is_some();
+    let flags = if on_conn && usable.is_some() {
+        CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+    } else {
+        0
+    };
+    let mut made = None;
     let reply = st.create_session(a.clientid, limits, |sessionid| {
+        made = Some(sessionid);
         Bytes::from(
             CreateSessionResOk {
                 sessionid,
@@ -104,7 +135,23 @@ pub(super) fn create_session(c: &mut Compound<'_>, a: &CreateSessionArgs) -> OpR
             .to_xdr(),
         )
     })?;
+    if let (Some(sessionid), Some(cred), Some(_)) = (made, cred, usable) {
+        let conn = c.ctx.conn.as_ref().filter(|_| flags != 0);
+        let chan = BackChan::new(conn, a.cb_program, cred, sessionid, c.minor);
+        c.shared
+            .deleg
+            .set_back(a.clientid, sessionid, Arc::new(chan));
+    }
     Ok(reply.to_vec())
+}
+
+/// BACKCHANNEL_CTL: the callback program and credentials change (for every back
+/// channel of the client: the COMPOUND does not name its session to the handlers).
+pub(super) fn backchannel_ctl(c: &mut Compound<'_>, a: &BackchannelCtlArgs) -> OpResult {
+    let client = c.clientid()?;
+    let cred = cb_cred(&a.sec_parms.0).ok_or(Nfs4Status::Inval)?;
+    c.shared.deleg.set_program(client, a.cb_program, cred);
+    Ok(Vec::new())
 }
 
 /// SEQUENCE: the session, and whether the request is new or a retransmission
@@ -130,7 +177,7 @@ pub(super) fn sequence(
         slotid: a.slotid,
         highest_slotid: high,
         target_highest_slotid: high,
-        status_flags: 0,
+        status_flags: c.shared.deleg.status_flags(s.client),
     }
     .to_xdr();
     Ok((body, s, check))
@@ -138,6 +185,7 @@ pub(super) fn sequence(
 
 pub(super) fn destroy_session(c: &mut Compound<'_>, id: &SessionId4) -> OpResult {
     c.shared.nfs4.destroy_session(id)?;
+    c.shared.deleg.drop_session(id);
     Ok(Vec::new())
 }
 
@@ -157,6 +205,11 @@ pub(super) fn reclaim_complete(c: &mut Compound<'_>, one_fs: bool) -> OpResult {
 
 pub(super) fn bind_conn(c: &mut Compound<'_>, a: &BindConnArgs) -> OpResult {
     c.shared.nfs4.session(&a.sessionid)?;
+    if a.dir & 2 != 0
+        && let (Some(b), Some(conn)) = (c.shared.deleg.back_of(&a.sessionid), &c.ctx.conn)
+    {
+        b.rebind(conn);
+    }
     // CDFC4_FORE 1, CDFC4_BACK 2, CDFC4_FORE_OR_BOTH 3, CDFC4_BACK_OR_BOTH 7 ->
     // CDFS4_FORE 1, CDFS4_BACK 2, CDFS4_BOTH 3.
     let dir = match a.dir {

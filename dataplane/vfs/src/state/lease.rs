@@ -344,6 +344,15 @@ impl LockManager {
         }
     }
 
+    /// Takes a lease away whose recall was not acknowledged in time by a protocol that
+    /// answers the conflicting operations "retry" instead of waiting
+    /// ([`LockManager::break_leases`]: NFSv4 revokes a delegation one lease period after
+    /// CB_RECALL, RFC 8881 section 10.4.6). The breaker is told; `false` when the lease
+    /// was already gone.
+    pub fn revoke_lease(&self, id: LeaseId) -> bool {
+        !self.revoke(&[id]).is_empty()
+    }
+
     /// Takes leases away (recall timeout); returns those that were still there.
     fn revoke(&self, ids: &[LeaseId]) -> Vec<LeaseId> {
         let mut gone = Vec::new();
@@ -595,6 +604,23 @@ mod tests {
         );
         m.return_lease(lease).unwrap();
         m.grant_lease(ino, &nfs4(4), LeaseKind::READ).unwrap();
+    }
+
+    #[test]
+    fn revoke_lease_takes_it_away_once() {
+        let (m, mut events) = manager();
+        let ino = Ino(10);
+        let lease = m
+            .grant_lease(ino, &nfs4(1), LeaseKind::READ_HANDLE)
+            .unwrap();
+        let by = nfs4(2);
+        assert!(m.break_leases(ino, &by, BreakCause::Write).is_err());
+        assert!(m.revoke_lease(lease));
+        assert!(!m.revoke_lease(lease), "already gone");
+        m.break_leases(ino, &by, BreakCause::Write).unwrap();
+        assert!(matches!(events.try_recv(), Ok(LeaseEvent::Recall { .. })));
+        assert!(matches!(events.try_recv(), Ok(LeaseEvent::Revoked { .. })));
+        assert_eq!(m.inodes_in_use(), 0);
     }
 
     #[test]

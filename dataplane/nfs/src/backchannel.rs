@@ -1,0 +1,277 @@
+//! The NFSv4.1 backchannel on the fore connection (RFC 8881 section 2.10.3.1): calls
+//! the server makes to a client (CB_COMPOUND, RFC 8881 section 20: CB_SEQUENCE 20.9
+//! first, then CB_RECALL 20.2) go out on a TCP connection the client calls the server
+//! on, and the client's replies come back on it among its calls.
+//!
+//! - [`ConnHandle`]: one client connection as a path for outgoing calls. The connection
+//!   loop (`server`) hands every record whose message type is REPLY to
+//!   [`ConnHandle::deliver`], which routes it by xid to the waiting caller; a reply
+//!   nobody waits for is dropped and counted (`nfs4_cb_unexpected_replies`).
+//! - [`BackChan`]: a session's back channel: the connection (weak: a closed
+//!   connection is simply no back channel), the callback program, the credentials from
+//!   `csa_sec_parms` (AUTH_SYS or AUTH_NONE; RPCSEC_GSS is not offered, so a client
+//!   that asks only for it has no usable back channel) and one slot (slot 0, which
+//!   every `ca_maxrequests` allows): one CB_COMPOUND at a time per session.
+//!
+//! Invariants: every call is bounded by a timeout (a client that never answers costs a
+//! timeout, not a stuck task); at most [`MAX_PENDING`] calls wait on one connection;
+//! calls draw on the connection's reply budget like replies do.
+
+use crate::budget::{Budget, Reservation};
+use crate::call::Reply;
+use crate::metrics::NfsMetrics;
+use crate::nfs4::types::{SessionId4, Stateid4};
+use crate::rpc::{AcceptStat, Auth, OpaqueAuth, ReplyStat, RpcCall, RpcReply};
+use crate::xdr::{Decoder, XdrEncode, XdrError, XdrWrite};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// The most outgoing calls waiting for their reply on one connection.
+pub(crate) const MAX_PENDING: usize = 16;
+/// How long a callback may take (send and reply).
+pub(crate) const CB_TIMEOUT: Duration = Duration::from_secs(10);
+/// CB_COMPOUND's procedure number (program `csa_cb_program`, version 1).
+const CB_COMPOUND: u32 = 1;
+const OP_CB_RECALL: u32 = 4;
+const OP_CB_SEQUENCE: u32 = 11;
+
+static NEXT_XID: AtomicU32 = AtomicU32::new(0x6362_0000);
+
+/// Why a callback failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CbError {
+    #[error("the client has no usable back channel")]
+    NoBackChannel,
+    #[error("{MAX_PENDING} callbacks already wait on the connection")]
+    TooManyPending,
+    #[error("the connection closed before the reply")]
+    Closed,
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    #[error("malformed callback reply: {0}")]
+    Decode(#[source] XdrError),
+    #[error("the client refused the callback: {0:?}")]
+    Refused(ReplyStat),
+    #[error("CB_COMPOUND failed with status {0}")]
+    Status(u32),
+}
+
+/// Whether a record is an RPC reply (message type 1) rather than a call.
+pub(crate) fn is_reply(record: &[u8]) -> bool {
+    record.get(4..8) == Some(&[0, 0, 0, 1][..])
+}
+
+/// One client connection as a path for outgoing calls.
+pub(crate) struct ConnHandle {
+    tx: mpsc::Sender<(Reply, Reservation)>,
+    budget: Budget,
+    pending: Mutex<HashMap<u32, oneshot::Sender<Bytes>>>,
+    closed: CancellationToken,
+    metrics: Arc<NfsMetrics>,
+}
+
+impl ConnHandle {
+    pub(crate) fn new(
+        tx: mpsc::Sender<(Reply, Reservation)>,
+        budget: Budget,
+        closed: CancellationToken,
+        metrics: Arc<NfsMetrics>,
+    ) -> ConnHandle {
+        ConnHandle {
+            tx,
+            budget,
+            pending: Mutex::new(HashMap::new()),
+            closed,
+            metrics,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled() || self.tx.is_closed()
+    }
+
+    /// Hands a REPLY record to the call waiting for its xid; one nobody waits for is
+    /// dropped and counted.
+    pub(crate) fn deliver(&self, record: Bytes) {
+        let xid = record
+            .get(0..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let waiter = xid.and_then(|x| self.pending.lock().remove(&x));
+        match waiter {
+            Some(w) => {
+                let _ = w.send(record);
+            }
+            None => {
+                self.metrics.cb_unexpected_replies.inc();
+            }
+        }
+    }
+
+    /// Sends the call `header` + `args` and waits (at most `timeout`) for its reply;
+    /// returns the reply's results.
+    async fn call(
+        &self,
+        header: RpcCall,
+        args: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, CbError> {
+        let xid = header.xid;
+        let (wtx, wrx) = oneshot::channel();
+        {
+            let mut p = self.pending.lock();
+            if p.len() >= MAX_PENDING {
+                return Err(CbError::TooManyPending);
+            }
+            p.insert(xid, wtx);
+        }
+        let r = tokio::time::timeout(timeout, self.send_and_wait(header, args, wrx)).await;
+        self.pending.lock().remove(&xid);
+        let record = r.map_err(|_| CbError::Timeout(timeout))??;
+        let (reply, rest) = RpcReply::decode(&record).map_err(CbError::Decode)?;
+        if reply.stat != ReplyStat::Accepted(AcceptStat::Success) {
+            return Err(CbError::Refused(reply.stat));
+        }
+        let off = record.len() - rest.len();
+        Ok(record.slice(off..))
+    }
+
+    async fn send_and_wait(
+        &self,
+        header: RpcCall,
+        args: &[u8],
+        wrx: oneshot::Receiver<Bytes>,
+    ) -> Result<Bytes, CbError> {
+        let mut msg = Vec::with_capacity(128 + args.len());
+        header.encode(&mut msg);
+        msg.extend_from_slice(args);
+        let reservation = self
+            .budget
+            .reserve(msg.len())
+            .await
+            .ok_or(CbError::Closed)?;
+        self.tx
+            .send((vec![Bytes::from(msg)], reservation))
+            .await
+            .map_err(|_| CbError::Closed)?;
+        tokio::select! {
+            r = wrx => r.map_err(|_| CbError::Closed),
+            _ = self.closed.cancelled() => Err(CbError::Closed),
+        }
+    }
+}
+
+/// A session's back channel.
+pub(crate) struct BackChan {
+    conn: Mutex<Weak<ConnHandle>>,
+    program: Mutex<(u32, Auth)>,
+    sessionid: SessionId4,
+    minor: u32,
+    /// Slot 0's last sequence ID; held for the whole call (one call at a time).
+    slot: tokio::sync::Mutex<u32>,
+}
+
+/// `program`'s credentials from `csa_sec_parms`: AUTH_SYS or AUTH_NONE (None: neither
+/// was offered).
+pub(crate) fn cb_cred(parms: &[crate::nfs4::session::CallbackSecParms4]) -> Option<Auth> {
+    use crate::nfs4::session::CallbackSecParms4 as P;
+    parms.iter().find_map(|p| match p {
+        P::None => Some(Auth::None),
+        P::Sys(s) => Some(Auth::Sys {
+            stamp: s.stamp,
+            machine: s.machinename.0.clone(),
+            uid: s.uid,
+            gid: s.gid,
+            gids: s.gids.0.clone(),
+        }),
+        P::Gss { .. } => None,
+    })
+}
+
+impl BackChan {
+    /// A back channel on `conn` (None: no connection bound for callbacks yet).
+    pub(crate) fn new(
+        conn: Option<&Arc<ConnHandle>>,
+        program: u32,
+        cred: Auth,
+        sessionid: SessionId4,
+        minor: u32,
+    ) -> BackChan {
+        BackChan {
+            conn: Mutex::new(conn.map(Arc::downgrade).unwrap_or_default()),
+            program: Mutex::new((program, cred)),
+            sessionid,
+            minor,
+            slot: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    /// BIND_CONN_TO_SESSION for the back direction: calls go out on `conn` now.
+    pub(crate) fn rebind(&self, conn: &Arc<ConnHandle>) {
+        *self.conn.lock() = Arc::downgrade(conn);
+    }
+
+    /// BACKCHANNEL_CTL: a new program and credentials.
+    pub(crate) fn set_program(&self, program: u32, cred: Auth) {
+        *self.program.lock() = (program, cred);
+    }
+
+    /// Whether the connection is still there.
+    pub(crate) fn usable(&self) -> bool {
+        self.conn.lock().upgrade().is_some_and(|c| !c.is_closed())
+    }
+
+    /// CB_COMPOUND { CB_SEQUENCE, CB_RECALL(stateid, truncate false, fh) }.
+    pub(crate) async fn recall(&self, stateid: &Stateid4, fh: &[u8]) -> Result<(), CbError> {
+        let mut op = Vec::with_capacity(64 + fh.len());
+        op.put_xdr_u32(OP_CB_RECALL);
+        stateid.encode(&mut op);
+        op.put_xdr_bool(false);
+        op.put_xdr_opaque(fh);
+        self.compound(&op, 1).await
+    }
+
+    /// Runs one CB_COMPOUND of CB_SEQUENCE and the `nops` encoded operations `ops`.
+    async fn compound(&self, ops: &[u8], nops: u32) -> Result<(), CbError> {
+        let conn = self.conn.lock().upgrade().ok_or(CbError::NoBackChannel)?;
+        let mut seq = self.slot.lock().await;
+        let next = seq.wrapping_add(1);
+        let mut args = Vec::with_capacity(96 + ops.len());
+        args.put_xdr_opaque(b""); // tag
+        args.put_xdr_u32(self.minor);
+        args.put_xdr_u32(0); // callback_ident: unused in 4.1
+        args.put_xdr_u32(nops + 1);
+        args.put_xdr_u32(OP_CB_SEQUENCE);
+        args.put_xdr_opaque_fixed(&self.sessionid);
+        args.put_xdr_u32(next);
+        args.put_xdr_u32(0); // slot
+        args.put_xdr_u32(0); // highest slot
+        args.put_xdr_bool(false); // cachethis
+        args.put_xdr_u32(0); // referring call lists
+        args.extend_from_slice(ops);
+        let (program, cred) = self.program.lock().clone();
+        let header = RpcCall {
+            xid: NEXT_XID.fetch_add(1, Ordering::Relaxed),
+            prog: program,
+            vers: 1,
+            proc_num: CB_COMPOUND,
+            cred,
+            verf: OpaqueAuth::none(),
+        };
+        let res = conn.call(header, &args, CB_TIMEOUT).await;
+        // The slot is used once the client may have seen the call.
+        if !matches!(res, Err(CbError::TooManyPending | CbError::NoBackChannel)) {
+            *seq = next;
+        }
+        let status = Decoder::new(&res?).u32().map_err(CbError::Decode)?;
+        if status != 0 {
+            return Err(CbError::Status(status));
+        }
+        Ok(())
+    }
+}
