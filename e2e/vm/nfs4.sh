@@ -9,13 +9,21 @@
 # e2e/posix/known_failures), counted as one more step. Ends with
 # "nfs4-kernel: N passed, N failed".
 #
+# The NFSv4.2 data step copies a file of COPY_MB MiB (default 32; 256 with FULL=1) with
+# `cp --reflink=always` and `copy_file_range` and reads the server's
+# `dittofs_blockstore_used_bytes` from its /metrics (HTTP on 127.0.0.1:NFS_PORT+1, which
+# the guest reaches as 10.0.2.2) before and after: it must not grow by more than 1 MiB.
+#
 # Env: NFS_PORT (default 24049)  DFS (a dfs binary to use instead of building one)
+#      COPY_MB, FULL (see above)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
 NFS_PORT=${NFS_PORT:-24049}
+HTTP_PORT=$((NFS_PORT + 1))
+if [ "${FULL:-0}" = 1 ]; then COPY_MB=${COPY_MB:-256}; else COPY_MB=${COPY_MB:-32}; fi
 log() { printf '[nfs4 %(%T)T] %s\n' -1 "$*" >&2; }
 fail_all() { log "$1"; echo "nfs4-kernel: 0 passed, 1 failed"; exit 1; }
 
@@ -35,8 +43,10 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-if (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null; then fail_all "port $NFS_PORT is busy"; fi
-DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=0 DITTOFS_CONTROL_PORT=0 \
+for p in "$NFS_PORT" "$HTTP_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then fail_all "port $p is busy"; fi
+done
+DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT DITTOFS_CONTROL_PORT=0 \
   DITTOFS_SHARES='[{name: /export, squash: none}]' \
   setsid "$DFS" start --data-dir "$WORK/data" >"$WORK/dfs.log" 2>&1 </dev/null &
 PID=$!
@@ -45,7 +55,7 @@ for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null && 
 
 mkdir -p "$WORK/share"
 cp "$HERE/nfs4-guest.sh" "$WORK/share/"
-VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" "NFS_PORT=$NFS_PORT bash /share/nfs4-guest.sh" 2>&1 |
+VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" "NFS_PORT=$NFS_PORT HTTP_PORT=$HTTP_PORT COPY_MB=$COPY_MB bash /share/nfs4-guest.sh" 2>&1 |
   tee "$WORK/guest.log" | grep -E "^(PASS|FAIL|guest:)|nfs4-guest" >&2
 passed=$(grep -c '^PASS ' "$WORK/guest.log")
 failed=$(grep -c '^FAIL ' "$WORK/guest.log")
