@@ -9,10 +9,12 @@
 # e2e/posix/known_failures), counted as one more step. Ends with
 # "nfs4-kernel: N passed, N failed".
 #
-# The NFSv4.2 data step copies a file of COPY_MB MiB (default 32; 256 with FULL=1) with
-# `cp --reflink=always` and `copy_file_range` and reads the server's
-# `dittofs_blockstore_used_bytes` from its /metrics (HTTP on 127.0.0.1:NFS_PORT+1, which
-# the guest reaches as 10.0.2.2) before and after: it must not grow by more than 1 MiB.
+# The NFSv4.2 data step copies a file of COPY_MB MiB (default 32, written in about 11 s
+# under TCG; 256 with FULL=1 or `test.sh --full`) with `cp --reflink=always` (CLONE) and
+# `copy_file_range` (COPY), reading the server's /metrics (HTTP on 127.0.0.1:NFS_PORT+1,
+# which the guest reaches as 10.0.2.2) before and after, each time once nothing is
+# dirty and the value is steady: `dittofs_blockstore_used_bytes` (chunks + journal) must
+# not grow by more than 1 MiB, no WRITE may arrive, and COPY and CLONE must be counted.
 #
 # Env: NFS_PORT (default 24049)  DFS (a dfs binary to use instead of building one)
 #      COPY_MB, FULL (see above)

@@ -1,6 +1,7 @@
-//! NFSv4.1 protocol tests against the real `dfs` binary: raw COMPOUNDs over TCP built
-//! with the project's codec (sessions, the pseudo root, OPEN/WRITE/CLOSE/READ, the slot
-//! replay cache, bad stateids and sessions, COMPOUND limits).
+//! NFSv4.1 and 4.2 protocol tests against the real `dfs` binary: raw COMPOUNDs over TCP
+//! built with the project's codec (sessions, the pseudo root, OPEN/WRITE/CLOSE/READ, the
+//! slot replay cache, bad stateids and sessions, COMPOUND limits; NFSv4.2's SEEK,
+//! READ_PLUS, ALLOCATE, DEALLOCATE, COPY and CLONE).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
