@@ -76,6 +76,14 @@ pub struct SeekOutcome {
     pub offset: u64,
 }
 
+/// The source of a byte copy as read before the copy published anything: its block
+/// list and size.
+struct Source<'a> {
+    ino: Ino,
+    blocks: &'a [BlockRef],
+    size: u64,
+}
+
 /// How a copy changes the destination's block list.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct CopyPlan {
@@ -230,10 +238,14 @@ impl Fs {
         let pin = (r.src != r.dst).then_some((r.src, src.change));
         self.publish_blocks(dst, &dst_blocks, &plan.blocks, size, pin)
             .await?;
-        let src_at = |d: u64| d - r.dst_off + r.src_off;
+        let from = Source {
+            ino: r.src,
+            blocks: &src_blocks,
+            size: src.size,
+        };
         for &(a, b) in &plan.gaps {
-            self.copy_bytes(r.src, &src_blocks, src.size, src_at(a), r.dst, a, b - a)
-                .await?;
+            let at = a - r.dst_off + r.src_off;
+            self.copy_bytes(&from, at, r.dst, a, b - a).await?;
         }
         self.flush_locked(r.dst, true, FlushKind::Final).await?;
         let rec = self.inode(r.dst).await?;
@@ -244,15 +256,11 @@ impl Fs {
         })
     }
 
-    /// Copies `len` bytes of `src` (block list `blocks`, size `size`) at `from` to `dst`
-    /// at `to` through the engine's read and write paths; the caller holds both files'
-    /// write locks.
-    #[allow(clippy::too_many_arguments)]
+    /// Copies `len` bytes of `src` at `from` to `dst` at `to` through the engine's read
+    /// and write paths; the caller holds both files' write locks.
     async fn copy_bytes(
         &self,
-        src: Ino,
-        blocks: &[BlockRef],
-        size: u64,
+        src: &Source<'_>,
         from: u64,
         dst: Ino,
         to: u64,
@@ -265,9 +273,9 @@ impl Fs {
             let data = self
                 .engine
                 .read_tiered(
-                    self.key(src),
-                    blocks,
-                    size,
+                    self.key(src.ino),
+                    src.blocks,
+                    src.size,
                     from + done,
                     n,
                     remote.as_deref().map(|r| r.cold()),
