@@ -11,7 +11,8 @@
 #                             (a 1 GiB file and 10,000 small files through the emulated
 #                             guest, about 10 min more); the default run uses 256 MiB and
 #                             2,000 files, which exercises the same paths (the SIGKILL and
-#                             restart in the middle included) within CI's time budget
+#                             restart in the middle included) within CI's time budget;
+#                             nfs4.sh's NFSv4.2 copies use a 256 MiB file (default 32)
 #   ./test.sh --no-vm         skip the kernel-client tier and the benchmark's guest pass
 #                             (local iteration only; CI runs them)
 #
@@ -36,9 +37,10 @@ for a in "$@"; do
     *) echo "usage: $0 [--full] [--no-vm]" >&2; exit 2 ;;
   esac
 done
-# the guest workload's size (e2e/vm/workload.sh); explicit BIG_MB / SMALL_N win
-if [ $FULL = 1 ]; then export BIG_MB=${BIG_MB:-1024} SMALL_N=${SMALL_N:-10000}
-else export BIG_MB=${BIG_MB:-256} SMALL_N=${SMALL_N:-2000}; fi
+# the guest workload's size (e2e/vm/workload.sh) and nfs4.sh's server-side copy file;
+# explicit BIG_MB / SMALL_N / COPY_MB win
+if [ $FULL = 1 ]; then export BIG_MB=${BIG_MB:-1024} SMALL_N=${SMALL_N:-10000} COPY_MB=${COPY_MB:-256}
+else export BIG_MB=${BIG_MB:-256} SMALL_N=${SMALL_N:-2000} COPY_MB=${COPY_MB:-32}; fi
 if [ "${CI:-}" = true ] && [ $RUN_VM = 0 ]; then
   echo "test.sh: --no-vm is not allowed in CI" >&2; exit 2
 fi

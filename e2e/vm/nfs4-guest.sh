@@ -1,11 +1,13 @@
 # shellcheck shell=bash
 # nfs4-guest.sh - runs INSIDE the guest (see nfs4.sh): for NFSv4.0, 4.1 and 4.2, mounts
 # $VM_SERVER:/export and does ordinary file work, one "PASS name" / "FAIL name" line per
-# checked step; then mounts the pseudo root. First, a read delegation check: a file
-# opened read-only through a 4.2 mount (the kernel client takes a read delegation) is
-# written through a second, NFSv3 mount of the same export; the open's next read must
-# see the new data (the server recalled the delegation; nfs4.sh checks the counters).
-# Last line "nfs4-guest: done".
+# checked step; then NFSv4.2's data operations (v42data: server-side copies by reference
+# measured on the server's /metrics at $VM_SERVER:$HTTP_PORT, hole punching, SEEK_DATA/
+# SEEK_HOLE; a file of $COPY_MB MiB); then mounts the pseudo root. First, a read
+# delegation check: a file opened read-only through a 4.2 mount (the kernel client takes
+# a read delegation) is written through a second, NFSv3 mount of the same export; the
+# open's next read must see the new data (the server recalled the delegation; nfs4.sh
+# checks the counters). Last line "nfs4-guest: done".
 set -u
 S=${VM_SERVER:-10.0.2.2}
 step() { # step NAME COMMAND...: runs COMMAND, prints PASS/FAIL NAME
@@ -86,11 +88,124 @@ delegation() { # 4.2 read delegation recalled by a v3 writer on a second mount
   umount $v3
   umount $m
 }
+metric() { # metric NAME [LABELS]: the sum of NAME's samples (whose labels contain LABELS)
+  python3 - "$S" "$HTTP_PORT" "$1" "${2:-}" <<'PY'
+import sys, urllib.request
+host, port, name, labels = sys.argv[1:5]
+body = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10).read().decode()
+print(int(sum(float(l.rsplit(" ", 1)[1]) for l in body.splitlines()
+              if (l.startswith(name + "{") or l.startswith(name + " ")) and labels in l)))
+PY
+}
+server_copied() { # server_copied WRITES COPIES CLONES: no WRITE since, a COPY and a CLONE
+  local w c k
+  w=$(op_count Write) c=$(op_count Copy) k=$(op_count Clone)
+  echo "WRITE $1 -> $w, COPY $2 -> $c, CLONE $3 -> $k"
+  [ "$w" = "$1" ] && [ "$c" -gt "$2" ] && [ "$k" -gt "$3" ]
+}
+op_count() { metric dittofs_nfs_requests_total "program=\"nfs4_op\",procedure=\"$1\""; }
+settled_used() { # the server's used bytes once nothing is dirty and the value is steady
+  local prev=-1 cur n=0
+  for _ in $(seq 240); do
+    sleep 1
+    [ "$(metric dittofs_blockstore_dirty_files)" = 0 ] || continue
+    cur=$(metric dittofs_blockstore_used_bytes)
+    if [ "$cur" = "$prev" ]; then n=$((n + 1)); else n=0; fi
+    prev=$cur
+    [ $n -ge 3 ] && { echo "$cur"; return 0; }
+  done
+  echo "used bytes never settled (last $prev)" >&2; return 1
+}
+gen() { # gen FILE MIB: MIB MiB of seeded pseudo-random bytes (the same every run)
+  python3 - "$1" "$2" <<'PY'
+import random, sys
+random.seed(0xD1770F5)
+with open(sys.argv[1], "wb") as f:
+    for _ in range(int(sys.argv[2])):
+        f.write(random.randbytes(1 << 20))
+PY
+}
+gen_sync() { gen "$@" && sync; }
+cfr() { # cfr SRC DST: copy_file_range of the whole file
+  python3 - "$1" "$2" <<'PY'
+import os, sys
+s = os.open(sys.argv[1], os.O_RDONLY)
+d = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+n = os.fstat(s).st_size
+while n > 0:
+    k = os.copy_file_range(s, d, n)
+    if k <= 0:
+        sys.exit(f"copy_file_range returned {k} with {n} left")
+    n -= k
+PY
+}
+no_growth() { # no_growth BEFORE AFTER: the copies stored (almost) nothing new
+  [ "$1" -ge $((COPY_MB << 20)) ] && [ $(($2 - $1)) -le $((1 << 20)) ]
+}
+same_sums() { # the three files have one sha256
+  [ "$(sha256sum "$@" | awk '{print $1}' | sort -u | wc -l)" = 1 ]
+}
+punch_check() { # 2 MiB at 1 MiB punched: zeros there, the rest unchanged
+  fallocate -p -o 1048576 -l 2097152 "$1" || return 1
+  python3 - "$1" "$2" <<'PY'
+import sys
+a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+assert len(a) == len(b), (len(a), len(b))
+assert a[1 << 20:3 << 20] == bytes(2 << 20), "punched range is not zeros"
+assert a[:1 << 20] == b[:1 << 20] and a[3 << 20:] == b[3 << 20:], "data outside the punch changed"
+PY
+}
+seek_check() { # SEEK_DATA/SEEK_HOLE on 1 MiB at 0 and 1 MiB at 32 MiB of a 40 MiB file
+  python3 - "$1" <<'PY'
+import errno, os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+M = 1 << 20
+os.pwrite(fd, os.urandom(M), 0)
+os.pwrite(fd, os.urandom(M), 32 * M)
+os.ftruncate(fd, 40 * M)
+os.fsync(fd)
+got = [os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, 0, os.SEEK_HOLE),
+       os.lseek(fd, M, os.SEEK_DATA), os.lseek(fd, 32 * M, os.SEEK_HOLE)]
+assert got == [0, M, 32 * M, 33 * M], got
+try:
+    os.lseek(fd, 34 * M, os.SEEK_DATA)
+    sys.exit("SEEK_DATA past the last data succeeded")
+except OSError as e:
+    assert e.errno == errno.ENXIO, e
+PY
+}
+v42data() { # NFSv4.2 COPY/CLONE by reference, DEALLOCATE, SEEK through the kernel client
+  local m=/mnt/v4
+  step "4.2 data mount" mount -t nfs -o "vers=4.2,proto=tcp,port=$NFS_PORT" "$S:/export" $m || return
+  local t0=$SECONDS
+  step "4.2 metrics reachable" metric dittofs_blockstore_used_bytes
+  step "4.2 write ${COPY_MB} MiB" gen_sync $m/big "$COPY_MB"
+  echo "guest: wrote $COPY_MB MiB in $((SECONDS - t0)) s"
+  local before after writes copies clones
+  before=$(settled_used)
+  writes=$(op_count Write) copies=$(op_count Copy) clones=$(op_count Clone)
+  step "4.2 cp --reflink=always" cp --reflink=always $m/big $m/ref
+  step "4.2 copy_file_range" cfr $m/big $m/cfr
+  after=$(settled_used)
+  echo "guest: server used bytes $before -> $after; $(server_copied "$writes" "$copies" "$clones")"
+  # The server did the copies: a client falling back to READ+WRITE would send WRITEs
+  # (and content-defined chunks dedup such a copy too, so used bytes alone cannot tell).
+  step "4.2 copies done by the server" server_copied "$writes" "$copies" "$clones"
+  step "4.2 copies store no new chunks" no_growth "${before:-0}" "${after:-0}"
+  step "4.2 copies identical" same_sums $m/big $m/ref $m/cfr
+  step "4.2 fallocate punch" punch_check $m/cfr $m/big
+  step "4.2 original unchanged by the punch" same_sums $m/big $m/ref
+  step "4.2 seek data/hole" seek_check $m/sparse
+  step "4.2 data rm" rm $m/big $m/ref $m/cfr $m/sparse
+  step "4.2 data umount" umount $m
+}
 mkdir -p /mnt/v4 /mnt/v3 /mnt/root
 delegation
 work 4.0
 work 4.1
 work 4.2
+v42data
 step "pseudo root mount" mount -t nfs -o "vers=4.2,proto=tcp,port=$NFS_PORT" "$S:/" /mnt/root
 step "pseudo root lists the export" expect export ls /mnt/root
 step "through the pseudo root" sh -c "echo x > /mnt/root/export/p && test \$(cat /mnt/root/export/p) = x && rm /mnt/root/export/p"

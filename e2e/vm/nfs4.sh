@@ -11,15 +11,23 @@
 # counters (/metrics on HTTP_PORT) must show a read delegation granted and recalled
 # (the guest's delegation step), one more step.
 #
-# Env: NFS_PORT (default 24049)  HTTP_PORT (default 24080)  DFS (a dfs binary to use
-# instead of building one)
+# The NFSv4.2 data step copies a file of COPY_MB MiB (default 32, written in about 11 s
+# under TCG; 256 with FULL=1 or `test.sh --full`) with `cp --reflink=always` (CLONE) and
+# `copy_file_range` (COPY), reading the server's /metrics (HTTP on 127.0.0.1:NFS_PORT+1,
+# which the guest reaches as 10.0.2.2) before and after, each time once nothing is
+# dirty and the value is steady: `dittofs_blockstore_used_bytes` (chunks + journal) must
+# not grow by more than 1 MiB, no WRITE may arrive, and COPY and CLONE must be counted.
+#
+# Env: NFS_PORT (default 24049)  HTTP_PORT (default NFS_PORT+1)  DFS (a dfs binary to use
+#      instead of building one)  COPY_MB, FULL (see above)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 export DITTOFS_CACHE=${DITTOFS_CACHE:-$HOME/.cache/dittofs}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$DITTOFS_CACHE/target}
 NFS_PORT=${NFS_PORT:-24049}
-HTTP_PORT=${HTTP_PORT:-24080}
+HTTP_PORT=${HTTP_PORT:-$((NFS_PORT + 1))}
+if [ "${FULL:-0}" = 1 ]; then COPY_MB=${COPY_MB:-256}; else COPY_MB=${COPY_MB:-32}; fi
 log() { printf '[nfs4 %(%T)T] %s\n' -1 "$*" >&2; }
 fail_all() { log "$1"; echo "nfs4-kernel: 0 passed, 1 failed"; exit 1; }
 
@@ -39,7 +47,9 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-if (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null; then fail_all "port $NFS_PORT is busy"; fi
+for p in "$NFS_PORT" "$HTTP_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then fail_all "port $p is busy"; fi
+done
 DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT DITTOFS_CONTROL_PORT=0 \
   DITTOFS_SHARES='[{name: /export, squash: none}]' \
   setsid "$DFS" start --data-dir "$WORK/data" >"$WORK/dfs.log" 2>&1 </dev/null &
@@ -49,7 +59,7 @@ for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null && 
 
 mkdir -p "$WORK/share"
 cp "$HERE/nfs4-guest.sh" "$WORK/share/"
-VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" "NFS_PORT=$NFS_PORT bash /share/nfs4-guest.sh" 2>&1 |
+VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" "NFS_PORT=$NFS_PORT HTTP_PORT=$HTTP_PORT COPY_MB=$COPY_MB bash /share/nfs4-guest.sh" 2>&1 |
   tee "$WORK/guest.log" | grep -E "^(PASS|FAIL|guest:)|nfs4-guest" >&2
 passed=$(grep -c '^PASS ' "$WORK/guest.log")
 failed=$(grep -c '^FAIL ' "$WORK/guest.log")

@@ -102,6 +102,7 @@ impl From<&FsError> for NfsStat3 {
             FsError::Access => NfsStat3::Acces,
             FsError::Exist => NfsStat3::Exist,
             FsError::XDev => NfsStat3::XDev,
+            FsError::NxIo => NfsStat3::NxIo,
             FsError::NotDir => NfsStat3::NotDir,
             FsError::IsDir => NfsStat3::IsDir,
             FsError::Inval(_) | FsError::InvalidArgument(_) => NfsStat3::Inval,
@@ -191,6 +192,7 @@ pub(crate) mod tests {
             FsError::Busy,
             FsError::NotSync,
             FsError::ServerFault("x".into()),
+            FsError::NxIo,
         ]
     }
 
@@ -200,7 +202,7 @@ pub(crate) mod tests {
     fn nfsstat3_numbers_are_unchanged() {
         let expected = [
             1, 2, 5, 13, 17, 18, 20, 21, 22, 22, 27, 28, 69, 30, 31, 63, 66, 70, 10001, 10004,
-            10003, 10005, 10007, 10008, 10008, 10002, 10006,
+            10003, 10005, 10007, 10008, 10008, 10002, 10006, 6,
         ];
         let got: Vec<u32> = every_fs_error()
             .iter()

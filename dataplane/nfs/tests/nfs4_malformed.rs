@@ -12,6 +12,7 @@ use dittofs_nfs::nfs4::io::*;
 use dittofs_nfs::nfs4::ns::{CreateArgs, CreateType4, RenameArgs};
 use dittofs_nfs::nfs4::session::*;
 use dittofs_nfs::nfs4::types::{Bitmap4, ChannelAttrs4, Fh4, List, Opaque4, RdmaIrd, Stateid4};
+use dittofs_nfs::nfs4::v42::{CloneArgs, CopyArgs, Netloc4, ReadPlusArgs, SeekArgs, SpaceArgs};
 use dittofs_nfs::nfs4::{CompoundHeader, Op4, encode_compound};
 use dittofs_nfs::xdr::{Decoder, XdrDecode, XdrEncode};
 use proptest::prelude::*;
@@ -151,6 +152,43 @@ fn every_op() -> Vec<Op4> {
             offset: 0,
             stable: 0,
             data: Bytes::from_static(b"data"),
+        }),
+        Op4::Allocate(SpaceArgs {
+            stateid: sid.clone(),
+            offset: 1,
+            length: 2,
+        }),
+        Op4::Copy(Box::new(CopyArgs {
+            src_stateid: sid.clone(),
+            dst_stateid: sid.clone(),
+            src_offset: 1,
+            dst_offset: 2,
+            count: 3,
+            consecutive: true,
+            synchronous: false,
+            source_server: List(vec![Netloc4::Url(b"nfs://x".to_vec())]),
+        })),
+        Op4::Deallocate(SpaceArgs {
+            stateid: sid.clone(),
+            offset: 4,
+            length: 5,
+        }),
+        Op4::ReadPlus(ReadPlusArgs {
+            stateid: sid.clone(),
+            offset: 6,
+            count: 7,
+        }),
+        Op4::Seek(SeekArgs {
+            stateid: sid.clone(),
+            offset: 8,
+            what: 1,
+        }),
+        Op4::Clone(CloneArgs {
+            src_stateid: sid.clone(),
+            dst_stateid: sid.clone(),
+            src_offset: 9,
+            dst_offset: 10,
+            count: 11,
         }),
         Op4::BindConnToSession(BindConnArgs {
             sessionid: [2; 16],

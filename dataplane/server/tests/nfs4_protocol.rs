@@ -1,7 +1,8 @@
-//! NFSv4.1 protocol tests against the real `dfs` binary: raw COMPOUNDs over TCP built
-//! with the project's codec (sessions, the pseudo root, OPEN/WRITE/CLOSE/READ, the slot
-//! replay cache, bad stateids and sessions, COMPOUND limits), and read delegations: the
-//! test client answers the CB_COMPOUND calls the server sends on its connection.
+//! NFSv4.1 and 4.2 protocol tests against the real `dfs` binary: raw COMPOUNDs over TCP
+//! built with the project's codec (sessions, the pseudo root, OPEN/WRITE/CLOSE/READ, the
+//! slot replay cache, bad stateids and sessions, COMPOUND limits; NFSv4.2's SEEK,
+//! READ_PLUS, ALLOCATE, DEALLOCATE, COPY and CLONE), and read delegations: the test
+//! client answers the CB_COMPOUND calls the server sends on its connection.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,6 +19,7 @@ use dittofs_nfs::nfs4::session::*;
 use dittofs_nfs::nfs4::types::{
     Bitmap4, ChannelAttrs4, Fh4, List, Opaque4, RdmaIrd, SessionId4, Stateid4,
 };
+use dittofs_nfs::nfs4::v42::*;
 use dittofs_nfs::nfs4::{Nfs4Status, Op4, PROGRAM, decode_res_head, encode_compound};
 use dittofs_nfs::nlm4::Nlm4Stat;
 use dittofs_nfs::rpc::{AcceptStat, ReplyStat};
@@ -39,6 +41,9 @@ enum Res {
     Session(Box<CreateSessionResOk>),
     Denied(LockDenied),
     SetClientId(SetClientIdResOk),
+    Copy(CopyResOk),
+    Seek(SeekResOk),
+    ReadPlus(ReadPlusResOk),
     Other,
 }
 
@@ -55,6 +60,9 @@ fn body(op: u32, d: &mut Decoder<'_>) -> Res {
         42 => Res::Exchange(Box::new(ExchangeIdResOk::decode(d).unwrap())),
         43 => Res::Session(Box::new(CreateSessionResOk::decode(d).unwrap())),
         35 => Res::SetClientId(SetClientIdResOk::decode(d).unwrap()),
+        60 => Res::Copy(CopyResOk::decode(d).unwrap()),
+        69 => Res::Seek(SeekResOk::decode(d).unwrap()),
+        68 => Res::ReadPlus(ReadPlusResOk::decode(d).unwrap()),
         33 | 52 => {
             SecinfoResOk::decode(d).unwrap();
             Res::Other
@@ -214,6 +222,17 @@ impl V4 {
         let mut all = vec![self.seq_op(0)];
         all.extend_from_slice(ops);
         compound(&mut self.c, &all)
+    }
+
+    /// [`V4::run`] in minor version `minor`, the reply not cached (bulk replies).
+    fn run_minor(&mut self, minor: u32, ops: &[Op4]) -> Reply {
+        let Op4::Sequence(mut s) = self.seq_op(0) else {
+            unreachable!()
+        };
+        s.cachethis = false;
+        let mut all = vec![Op4::Sequence(s)];
+        all.extend_from_slice(ops);
+        Reply::parse(compound_raw(&mut self.c, minor, &all))
     }
 
     fn fh_of(&mut self, path: &[Op4]) -> Fh4 {
@@ -812,6 +831,301 @@ fn export_policy_applies_to_nfs4() {
         Op4::Getattr(Bitmap4::from_bits(&[a::TYPE])),
     ]);
     assert_eq!(r.status, Nfs4Status::Ok);
+}
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The whole content of `fh` (READ in 256 KiB pieces, minor version 2).
+fn read_file(v: &mut V4, fh: &Fh4) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let read = Op4::Read(ReadArgs {
+            stateid: Stateid4::ANONYMOUS,
+            offset: out.len() as u64,
+            count: 256 * 1024,
+        });
+        let r = v.run_minor(2, &[Op4::Putfh(fh.clone()), read]);
+        let Res::Read(rd) = &r.last().2 else {
+            panic!("READ: {:?}", r.status)
+        };
+        out.extend_from_slice(&rd.data);
+        if rd.eof {
+            return out;
+        }
+    }
+}
+
+fn size_of(v: &mut V4, fh: &Fh4) -> u64 {
+    let bm = Bitmap4::from_bits(&[a::SIZE]);
+    let r = v.run_minor(2, &[Op4::Putfh(fh.clone()), Op4::Getattr(bm)]);
+    let Res::Attr(f) = &r.last().2 else {
+        panic!("GETATTR: {:?}", r.status)
+    };
+    attr_u64(f, &[a::SIZE], a::SIZE)
+}
+
+fn seek_op(offset: u64, what: u32) -> Op4 {
+    Op4::Seek(SeekArgs {
+        stateid: Stateid4::ANONYMOUS,
+        offset,
+        what,
+    })
+}
+
+/// OPEN (create) `name` in `dir` and WRITE `parts` (offset, data) through the new
+/// stateid: the file's handle and open stateid.
+fn create_with(v: &mut V4, dir: &Fh4, name: &str, parts: &[(u64, &[u8])]) -> (Fh4, Stateid4) {
+    let open = open_create(
+        0,
+        0,
+        name.as_bytes(),
+        CreateHow4::Unchecked(mode_attrs(0o644)),
+        name,
+    );
+    let mut ops = vec![Op4::Putfh(dir.clone()), open];
+    for (offset, data) in parts {
+        ops.push(Op4::Write(WriteArgs {
+            stateid: Stateid4::CURRENT,
+            offset: *offset,
+            stable: 2,
+            data: bytes::Bytes::copy_from_slice(data),
+        }));
+    }
+    ops.push(Op4::Getfh);
+    let r = v.run_minor(2, &ops);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    let Res::Open(o) = &r.results[2].2 else {
+        panic!()
+    };
+    let Res::Fh(fh) = &r.last().2 else { panic!() };
+    (fh.clone(), o.stateid.clone())
+}
+
+fn seek_res(r: &Reply) -> (bool, u64) {
+    match &r.last().2 {
+        Res::Seek(s) => (s.eof, s.offset),
+        other => panic!("SEEK: {:?} {other:?}", r.status),
+    }
+}
+
+#[test]
+fn v42_seek_read_plus_deallocate_allocate() {
+    let srv = Server::start();
+    let mut v = V4::connect(srv.nfs_port, b"v42-space");
+    let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let data = noise(7, 300_000);
+    let (f, sid) = create_with(&mut v, &dir, "sparse", &[(0, &data), (2_000_000, &data)]);
+    let mut seek = |offset, what| v.run_minor(2, &[Op4::Putfh(f.clone()), seek_op(offset, what)]);
+    assert_eq!(seek_res(&seek(0, CONTENT_DATA)), (false, 0));
+    assert_eq!(seek_res(&seek(10, CONTENT_HOLE)), (false, 300_000));
+    assert_eq!(seek_res(&seek(300_000, CONTENT_DATA)), (false, 2_000_000));
+    assert_eq!(seek_res(&seek(2_000_000, CONTENT_HOLE)), (true, 2_300_000));
+    assert_eq!(seek(2_300_000, CONTENT_DATA).status, Nfs4Status::Nxio);
+    assert_eq!(seek(0, 7).status, Nfs4Status::Inval);
+    // READ_PLUS across the hole: a data segment, then a hole segment.
+    let rp = Op4::ReadPlus(ReadPlusArgs {
+        stateid: sid.clone(),
+        offset: 250_000,
+        count: 500_000,
+    });
+    let r = v.run_minor(2, &[Op4::Putfh(f.clone()), rp]);
+    let Res::ReadPlus(p) = &r.last().2 else {
+        panic!("READ_PLUS: {:?}", r.status)
+    };
+    assert!(!p.eof);
+    assert_eq!(
+        p.contents.0,
+        vec![
+            ReadPlusContent::Data {
+                offset: 250_000,
+                data: bytes::Bytes::copy_from_slice(&data[250_000..]),
+            },
+            ReadPlusContent::Hole {
+                offset: 300_000,
+                length: 450_000,
+            },
+        ]
+    );
+    // DEALLOCATE a range inside the first run: zeros, same size.
+    let punch = Op4::Deallocate(SpaceArgs {
+        stateid: sid.clone(),
+        offset: 100_000,
+        length: 50_000,
+    });
+    let r = v.run_minor(2, &[Op4::Putfh(f.clone()), punch]);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    let got = read_file(&mut v, &f);
+    assert_eq!(got.len(), 2_300_000);
+    assert_eq!(&got[..100_000], &data[..100_000]);
+    assert!(got[100_000..150_000].iter().all(|&b| b == 0));
+    assert_eq!(&got[150_000..300_000], &data[150_000..]);
+    assert_eq!(&got[2_000_000..], &data[..]);
+    // ALLOCATE past the end extends the size.
+    let alloc = |offset, length| {
+        Op4::Allocate(SpaceArgs {
+            stateid: sid.clone(),
+            offset,
+            length,
+        })
+    };
+    let r = v.run_minor(2, &[Op4::Putfh(f.clone()), alloc(3_000_000, 1_000_000)]);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    assert_eq!(size_of(&mut v, &f), 4_000_000);
+    // A made-up stateid is refused as READ and WRITE refuse it.
+    let bogus = Stateid4 {
+        seqid: 1,
+        other: [9; 12],
+    };
+    let r = v.run_minor(
+        2,
+        &[
+            Op4::Putfh(f.clone()),
+            Op4::Deallocate(SpaceArgs {
+                stateid: bogus,
+                offset: 0,
+                length: 1,
+            }),
+        ],
+    );
+    assert_eq!(r.status, Nfs4Status::BadStateid);
+    // 4.2 operations do not exist in 4.1 (NOTSUPP) nor in 4.0 (OP_ILLEGAL).
+    let r = v.run_minor(1, &[Op4::Putfh(f.clone()), seek_op(0, CONTENT_DATA)]);
+    assert_eq!((r.status, r.last().0), (Nfs4Status::NotSupp, 69));
+    let r = v.run_minor(1, &[Op4::Putfh(f.clone()), alloc(0, 1)]);
+    assert_eq!(r.status, Nfs4Status::NotSupp);
+    let r = Reply::parse(compound_raw(&mut v.c, 0, &[Op4::Putfh(f), seek_op(0, 0)]));
+    assert_eq!((r.status, r.last().0), (Nfs4Status::OpIllegal, 10044));
+}
+
+#[test]
+fn v42_copy_and_clone() {
+    let srv = Server::start();
+    let mut v = V4::connect(srv.nfs_port, b"v42-copy");
+    let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let data = noise(11, 700_000);
+    let (src, src_sid) = create_with(&mut v, &dir, "src", &[(0, &data)]);
+    let (dst, dst_sid) = create_with(&mut v, &dir, "dst", &[]);
+    let copy = |src_offset, dst_offset, count| {
+        Op4::Copy(Box::new(CopyArgs {
+            src_stateid: src_sid.clone(),
+            dst_stateid: dst_sid.clone(),
+            src_offset,
+            dst_offset,
+            count,
+            consecutive: false,
+            synchronous: false,
+            source_server: List(vec![]),
+        }))
+    };
+    let between = |op: Op4| {
+        vec![
+            Op4::Putfh(src.clone()),
+            Op4::Savefh,
+            Op4::Putfh(dst.clone()),
+            op,
+        ]
+    };
+    // Whole file (count 0: to the end), asked asynchronous, done synchronously.
+    let r = v.run_minor(2, &between(copy(0, 0, 0)));
+    let Res::Copy(c) = &r.last().2 else {
+        panic!("COPY: {:?} {:?}", r.status, r.results)
+    };
+    assert_eq!(c.response.callback_id, None);
+    assert_eq!((c.response.count, c.response.committed), (700_000, 2));
+    assert!(c.consecutive && c.synchronous);
+    assert_eq!(read_file(&mut v, &dst), data);
+    // Partial, unaligned, over existing content and past its end.
+    let r = v.run_minor(2, &between(copy(12_345, 650_000, 100_000)));
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    let mut model = data.clone();
+    model.resize(750_000, 0);
+    model[650_000..].copy_from_slice(&data[12_345..112_345]);
+    assert_eq!(read_file(&mut v, &dst), model);
+    // CLONE, whole and partial.
+    let clone = |src_offset, dst_offset, count| {
+        Op4::Clone(CloneArgs {
+            src_stateid: src_sid.clone(),
+            dst_stateid: dst_sid.clone(),
+            src_offset,
+            dst_offset,
+            count,
+        })
+    };
+    let r = v.run_minor(2, &between(clone(1, 3, 5_000)));
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    model[3..5_003].copy_from_slice(&data[1..5_001]);
+    assert_eq!(read_file(&mut v, &dst), model);
+    let (whole, whole_sid) = create_with(&mut v, &dir, "whole", &[]);
+    let r = v.run_minor(
+        2,
+        &[
+            Op4::Putfh(src.clone()),
+            Op4::Savefh,
+            Op4::Putfh(whole.clone()),
+            Op4::Clone(CloneArgs {
+                src_stateid: src_sid.clone(),
+                dst_stateid: whole_sid,
+                src_offset: 0,
+                dst_offset: 0,
+                count: 0,
+            }),
+        ],
+    );
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    assert_eq!(read_file(&mut v, &whole), data);
+    // Past the source's end; overlapping within one file; without a saved handle.
+    let r = v.run_minor(2, &between(copy(600_000, 0, 100_001)));
+    assert_eq!(r.status, Nfs4Status::Inval);
+    let r = v.run_minor(
+        2,
+        &[
+            Op4::Putfh(src.clone()),
+            Op4::Savefh,
+            Op4::Clone(CloneArgs {
+                src_stateid: Stateid4::ANONYMOUS,
+                dst_stateid: Stateid4::ANONYMOUS,
+                src_offset: 0,
+                dst_offset: 10,
+                count: 100,
+            }),
+        ],
+    );
+    assert_eq!(r.status, Nfs4Status::Inval);
+    let r = v.run_minor(2, &[Op4::Putfh(dst.clone()), copy(0, 0, 1)]);
+    assert_eq!(r.status, Nfs4Status::NoFileHandle);
+    // Bad stateids: the source's is checked against the source.
+    let mut bad = between(copy(0, 0, 1));
+    if let Some(Op4::Copy(a)) = bad.last_mut() {
+        a.src_stateid = dst_sid.clone();
+    }
+    assert_eq!(v.run_minor(2, &bad).status, Nfs4Status::BadStateid);
+    // An inter-server copy is not supported.
+    let mut inter = between(copy(0, 0, 1));
+    if let Some(Op4::Copy(a)) = inter.last_mut() {
+        a.source_server = List(vec![Netloc4::Name(b"elsewhere".to_vec())]);
+    }
+    assert_eq!(v.run_minor(2, &inter).status, Nfs4Status::NotSupp);
+    // Not in 4.1.
+    assert_eq!(
+        v.run_minor(1, &between(clone(0, 0, 1))).status,
+        Nfs4Status::NotSupp
+    );
+    assert_eq!(
+        read_file(&mut v, &dst),
+        model,
+        "failed copies changed nothing"
+    );
 }
 
 // ---- delegations and the backchannel (RFC 8881 sections 10.4, 18.6, 20.2, 20.9) ----

@@ -74,6 +74,9 @@ pub enum FsError {
     Jukebox,
     #[error("device or resource busy")]
     Busy,
+    /// A seek for data or a hole from an offset at or past the end of the file.
+    #[error("no such device or address: offset at or past the end of the file")]
+    NxIo,
     #[error("object changed since the guard time (sattrguard3)")]
     NotSync,
     /// A broken invariant of the core itself (not a failure underneath it), described.

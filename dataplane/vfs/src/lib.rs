@@ -26,6 +26,7 @@ mod ops_attr;
 mod ops_create;
 mod ops_io;
 mod ops_ns;
+mod ops_space;
 mod paths;
 pub mod ratelimit;
 mod recycle;
@@ -44,5 +45,6 @@ pub use fs::{
 pub use grant::{AccessLevel, Disabled, ShareAccess, UnknownLevel, UserAccess};
 pub use handle::{FileHandle, HANDLE_LEN};
 pub use ops_io::{FLUSH_IDLE, FLUSH_MAX_DIRTY, FLUSH_TICK, WriteOutcome, writes_refused_counter};
+pub use ops_space::{CopyOutcome, CopyRange, SeekOutcome, SeekWhat};
 pub use registry::ShareRegistry;
 pub use trash::{ReapReport, TRASH_DIR, TrashItem, TrashPolicy, TrashStatus};

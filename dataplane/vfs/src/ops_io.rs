@@ -256,7 +256,12 @@ impl Fs {
 
     /// The flush body; the caller holds the file's flush lock. With `have_write_lock`
     /// the caller also holds the file's write lock (truncate).
-    async fn flush_locked(&self, ino: Ino, have_write_lock: bool, kind: FlushKind) -> FsResult<()> {
+    pub(crate) async fn flush_locked(
+        &self,
+        ino: Ino,
+        have_write_lock: bool,
+        kind: FlushKind,
+    ) -> FsResult<()> {
         let key = self.key(ino);
         if !self.engine.is_dirty(key) {
             return Ok(());

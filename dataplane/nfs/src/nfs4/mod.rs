@@ -19,7 +19,10 @@
 //! * `session.rs`: EXCHANGE_ID, CREATE_SESSION, SEQUENCE, ...;
 //! * `fh.rs`: PUTFH ... LOOKUP, SECINFO; `attr.rs`: GETATTR, SETATTR, ACCESS, VERIFY;
 //! * `io.rs`: OPEN, CLOSE, READ, WRITE, COMMIT, LOCK, stateid tests;
-//! * `ns.rs`: CREATE, LINK, READLINK, REMOVE, RENAME; `dir.rs`: READDIR.
+//! * `ns.rs`: CREATE, LINK, READLINK, REMOVE, RENAME; `dir.rs`: READDIR;
+//! * `v42.rs`: NFSv4.2's ALLOCATE, COPY, DEALLOCATE, READ_PLUS, SEEK, CLONE (RFC 7862);
+//!   its other operations (COPY_NOTIFY, OFFLOAD_*, IO_ADVISE, LAYOUTERROR, LAYOUTSTATS,
+//!   WRITE_SAME) are NFS4ERR_NOTSUPP.
 
 pub mod attr;
 pub mod dir;
@@ -30,6 +33,7 @@ pub mod ns;
 pub mod session;
 mod status;
 pub mod types;
+pub mod v42;
 
 pub use status::Nfs4Status;
 
@@ -40,6 +44,7 @@ use self::io::*;
 use self::ns::{CreateArgs, RenameArgs};
 use self::session::*;
 use self::types::{Bitmap4, Component4, Fh4, OPAQUE_LIMIT, SessionId4, Stateid4};
+use self::v42::{CloneArgs, CopyArgs, ReadPlusArgs, SeekArgs, SpaceArgs};
 use crate::xdr::{Decoder, XdrDecode, XdrEncode, XdrError, XdrResult, XdrWrite};
 use bytes::BufMut;
 
@@ -155,21 +160,36 @@ pub enum Op4 {
     SetClientId(Box<SetClientIdArgs>),
     SetClientIdConfirm(SetClientIdConfirmArgs),
     ReleaseLockowner(StateOwner4),
+    Allocate(SpaceArgs),
+    Copy(Box<CopyArgs>),
+    Deallocate(SpaceArgs),
+    ReadPlus(ReadPlusArgs),
+    Seek(SeekArgs),
+    Clone(CloneArgs),
 }
 
 impl Op4 {
     /// Whether the operation exists in minor version `minor` (RFC 7530 section 16,
-    /// RFC 8881 section 18: 4.1 removed five 4.0 operations and added 40-58).
+    /// RFC 8881 section 18: 4.1 removed five 4.0 operations and added 40-58; RFC 7862
+    /// section 11: 4.2 added 59 and up).
     pub fn in_minor_version(&self, minor: u32) -> bool {
-        let n = self.opnum();
-        let v40_only = matches!(n, 20 | 30 | 35 | 36 | 39);
-        if minor == 0 { n < 40 } else { !v40_only }
+        in_minor_version(self.opnum(), minor)
+    }
+}
+
+/// Whether operation number `n` exists in minor version `minor`.
+pub fn in_minor_version(n: u32, minor: u32) -> bool {
+    let v40_only = matches!(n, 20 | 30 | 35 | 36 | 39);
+    match minor {
+        0 => n < 40,
+        1 => !v40_only && n < 59,
+        _ => !v40_only,
     }
 }
 
 /// Operation numbers of NFSv4.0-4.2 that this server does not implement.
 fn known_unsupported(n: u32) -> bool {
-    matches!(n, 7 | 19 | 46..=51 | 54 | 56 | 59..=71)
+    matches!(n, 7 | 19 | 46..=51 | 54 | 56 | 61 | 63..=67 | 70)
 }
 
 macro_rules! ops {
@@ -268,6 +288,12 @@ ops! {
     35 => SetClientId(Box<SetClientIdArgs>),
     36 => SetClientIdConfirm(SetClientIdConfirmArgs),
     39 => ReleaseLockowner(StateOwner4),
+    59 => Allocate(SpaceArgs),
+    60 => Copy(Box<CopyArgs>),
+    62 => Deallocate(SpaceArgs),
+    68 => ReadPlus(ReadPlusArgs),
+    69 => Seek(SeekArgs),
+    71 => Clone(CloneArgs),
 }
 
 /// Whether a COMPOUND's reply belongs in the duplicate request cache: an NFSv4.0

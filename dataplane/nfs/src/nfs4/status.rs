@@ -26,6 +26,8 @@ xdr_enum! {
         Access = 13,
         /// NFS4ERR_EXIST: file exists.
         Exist = 17,
+        /// NFS4ERR_NXIO: SEEK from an offset at or past the end of the file.
+        Nxio = 6,
         /// NFS4ERR_XDEV: cross-file-system link or rename.
         XDev = 18,
         /// NFS4ERR_NOTDIR: not a directory.
@@ -173,6 +175,7 @@ impl From<&FsError> for Nfs4Status {
             FsError::Access => Nfs4Status::Access,
             FsError::Exist => Nfs4Status::Exist,
             FsError::XDev => Nfs4Status::XDev,
+            FsError::NxIo => Nfs4Status::Nxio,
             FsError::NotDir => Nfs4Status::NotDir,
             FsError::IsDir => Nfs4Status::IsDir,
             FsError::Inval(_) | FsError::InvalidArgument(_) => Nfs4Status::Inval,

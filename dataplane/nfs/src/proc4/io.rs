@@ -412,7 +412,12 @@ pub(super) fn open_downgrade(c: &mut Compound<'_>, a: &OpenDowngradeArgs) -> OpR
 }
 
 /// Checks the stateid of a READ (`write` false) or WRITE of `f`.
-fn check_io(c: &Compound<'_>, sid: &Stateid4, f: &FileRef, write: bool) -> Result<(), Nfs4Status> {
+pub(super) fn check_io(
+    c: &Compound<'_>,
+    sid: &Stateid4,
+    f: &FileRef,
+    write: bool,
+) -> Result<(), Nfs4Status> {
     let sid = c.stateid(sid)?;
     if sid.is_anonymous() {
         return Ok(());

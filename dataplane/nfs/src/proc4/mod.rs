@@ -1,6 +1,7 @@
 //! NFSv4.0/4.1/4.2 COMPOUND over the filesystem core (RFC 8881 sections 2.10, 15.2,
-//! 16, 18; RFC 7862 for 4.2, which adds only operations this server answers NOTSUPP;
-//! RFC 7530 for 4.0).
+//! 16, 18; RFC 7862 for 4.2, whose data operations ALLOCATE, DEALLOCATE, COPY, CLONE,
+//! SEEK and READ_PLUS are served (`space`) and the rest (COPY_NOTIFY, OFFLOAD_*,
+//! IO_ADVISE, WRITE_SAME, LAYOUTERROR/LAYOUTSTATS) answered NOTSUPP; RFC 7530 for 4.0).
 //!
 //! A COMPOUND runs its operations in order against a current and a saved file handle
 //! ([`Cur`]: a pseudo directory or an object of a share with the caller's credentials,
@@ -8,8 +9,8 @@
 //! Rules enforced here (RFC 8881 section 2.10.6, 15.1):
 //! - minor versions 0, 1 and 2 (else NFS4ERR_MINOR_VERS_MISMATCH, no results); more
 //!   than [`MAX_OPS`] operations is NFS4ERR_RESOURCE before anything runs; an
-//!   operation its minor version does not have is OP_ILLEGAL in 4.0 (4.1's operations)
-//!   and NFS4ERR_NOTSUPP in 4.1/4.2 (the five 4.0-only ones);
+//!   operation its minor version does not have is OP_ILLEGAL in 4.0 (4.1's and 4.2's
+//!   operations) and NFS4ERR_NOTSUPP in 4.1/4.2 (the five 4.0-only ones; 4.2's in 4.1);
 //! - minor version 0 has no sessions: its COMPOUNDs run without SEQUENCE, client IDs
 //!   come from SETCLIENTID and travel in the arguments (OPEN, LOCK), leases are renewed
 //!   by RENEW and by every use of a stateid; owner sequence IDs are not checked; a
@@ -27,9 +28,10 @@
 //!   NFS4ERR_REP_TOO_BIG_TO_CACHE; the whole reply is kept in the slot for replay.
 //!
 //! Handlers by family, one file per codec file of [`crate::nfs4`]: `session`, `fh`
-//! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`; the state
-//! (clients, sessions, stateids, leases) is `state`; read delegations, their recall
-//! and the sessions' back channels are `deleg` (on `crate::backchannel`).
+//! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`, `space` (the
+//! 4.2 data operations, codec `v42`); the state (clients, sessions, stateids, leases)
+//! is `state`; read delegations, their recall and the sessions' back channels are
+//! `deleg` (on `crate::backchannel`).
 
 mod attr;
 pub(crate) mod deleg;
@@ -40,6 +42,7 @@ mod lock;
 mod ns;
 mod pseudo;
 mod session;
+mod space;
 pub(crate) mod state;
 
 use crate::call::{CallCtx, Outcome, garbage_args};
@@ -239,6 +242,12 @@ impl Compound<'_> {
             Op4::Renew(id) => session::renew(self, id),
             Op4::OpenConfirm(a) => io::open_confirm(self, &a),
             Op4::ReleaseLockowner(a) => lock::release_lockowner(self, &a),
+            Op4::Allocate(a) => space::allocate(self, &a).await,
+            Op4::Deallocate(a) => space::deallocate(self, &a).await,
+            Op4::Copy(a) => space::copy(self, &a).await,
+            Op4::Clone(a) => space::clone(self, &a).await,
+            Op4::Seek(a) => space::seek(self, &a).await,
+            Op4::ReadPlus(a) => space::read_plus(self, &a).await,
         }
     }
 }
@@ -258,6 +267,7 @@ pub(crate) fn reply_bound(args: &Bytes) -> usize {
     for _ in 0..h.nops.min(MAX_OPS) {
         n += match Op4::decode(&mut d) {
             Ok(Op4::Read(a)) => a.count.min(MAX_IO) as usize + 64,
+            Ok(Op4::ReadPlus(a)) => a.count.min(MAX_IO) as usize + 64 + space::SEGMENT_BYTES,
             Ok(Op4::Readdir(a)) => a.maxcount.min(MAX_MSG) as usize,
             Ok(Op4::Readlink) => 4096 + 64,
             Ok(_) => 1024,
@@ -396,7 +406,7 @@ async fn minor1(
     let first = match Op4::decode(dec) {
         Ok(op) => op,
         Err(e) => {
-            decode_failure(&mut res, e);
+            decode_failure(&mut res, e, hdr.minorversion);
             return res.encode(&hdr.tag);
         }
     };
@@ -495,7 +505,7 @@ async fn run_rest(
     for _ in 0..nops {
         let op = match Op4::decode(dec) {
             Ok(op) => op,
-            Err(e) => return decode_failure(res, e),
+            Err(e) => return decode_failure(res, e, c.minor),
         };
         let opnum = op.opnum();
         if !op.in_minor_version(c.minor) {
@@ -527,10 +537,14 @@ async fn run_rest(
     }
 }
 
-/// The result of an operation that did not decode.
-fn decode_failure(res: &mut Results, e: OpDecodeError) {
+/// The result of an operation that did not decode (an unimplemented operation of a
+/// later minor version is OP_ILLEGAL in 4.0).
+fn decode_failure(res: &mut Results, e: OpDecodeError, minor: u32) {
     match e {
         OpDecodeError::Illegal(_) => res.fail(OP_ILLEGAL, Nfs4Status::OpIllegal),
+        OpDecodeError::NotSupp(n) if minor == 0 && !crate::nfs4::in_minor_version(n, 0) => {
+            res.fail(OP_ILLEGAL, Nfs4Status::OpIllegal)
+        }
         OpDecodeError::NotSupp(n) => res.fail(n, Nfs4Status::NotSupp),
         OpDecodeError::Xdr(n, _) => res.fail(n, Nfs4Status::BadXdr),
     }
