@@ -6,7 +6,9 @@
 //!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1) and CLAIM_FH; CLAIM_PREVIOUS is
 //!   NFS4ERR_NO_GRACE (nothing to reclaim: state is not kept across restarts) and the
 //!   delegation claims NFS4ERR_NOTSUPP (no delegations are granted). No delegation is
-//!   ever returned.
+//!   ever returned. In NFSv4.0, OPEN, OPEN_CONFIRM, OPEN_DOWNGRADE and CLOSE are
+//!   sequenced and replayed per open-owner (`seqid`); a new open-owner's OPEN sets
+//!   OPEN4_RESULT_CONFIRM.
 //! - An open is a share reservation in the share's `LockManager` (the one NLM uses, so
 //!   NFSv4 share modes and NLM SHARE meet) and an open reference in the core (an
 //!   unlinked file stays readable until its last CLOSE). One open-owner opening a file
@@ -18,6 +20,8 @@
 
 use super::attr::to_setattr;
 use super::fh::check_name;
+use super::seqid::{self, OP_CLOSE, OP_OPEN, OP_OPEN_CONFIRM, OP_OPEN_DOWNGRADE};
+use super::seqid::{OwnerKey, Replay, Sequenced};
 use super::state::{Released, StateEntry, StateKind};
 use super::{Compound, Cur, FileRef, MAX_IO, OpResult, ok};
 use crate::nfs4::Nfs4Status;
@@ -231,6 +235,39 @@ fn open_state(
 
 pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
     let client = c.client_of(a.owner.clientid)?;
+    if c.minor > 0 {
+        return open_run(c, a, client, true).await;
+    }
+    let key = OwnerKey {
+        client,
+        lock: false,
+        owner: a.owner.owner.0.clone(),
+    };
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_OPEN)? {
+        Sequenced::Replay(r) => return open_replayed(c, r),
+        Sequenced::Run(g) => g,
+    };
+    let r = open_run(c, a, client, g.confirmed).await;
+    let ino = match (&r, &c.cur) {
+        (Ok(_), Some(Cur::File(f))) => Some(f.ino),
+        _ => None,
+    };
+    g.finish(&r, ino);
+    r
+}
+
+/// A replayed NFSv4.0 OPEN: its result, and the file it opened as the current file.
+fn open_replayed(c: &mut Compound<'_>, r: Replay) -> OpResult {
+    if let Some(ino) = r.ino {
+        let f = c.file(Nfs4Status::IsDir)?;
+        c.cur = Some(Cur::File(FileRef { ino, ..f }));
+    }
+    seqid::replayed(r)
+}
+
+/// OPEN itself; `confirmed` false (a new NFSv4.0 open-owner) asks for OPEN_CONFIRM.
+async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bool) -> OpResult {
     let access = a.share_access & 0xff;
     if !(1..=3).contains(&access) || a.share_deny > 3 {
         return Err(Nfs4Status::Inval.into());
@@ -256,13 +293,32 @@ pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
     ok(&OpenResOk {
         stateid: sid,
         cinfo: o.cinfo,
-        rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
+        rflags: OPEN4_RESULT_LOCKTYPE_POSIX | if confirmed { 0 } else { OPEN4_RESULT_CONFIRM },
         attrset: o.attrset,
         delegation_type: 0,
     })
 }
 
 pub(super) async fn close(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
+    if c.minor > 0 {
+        return close_run(c, a).await;
+    }
+    let key = seqid::owner_of(c, &a.stateid, false, true)?;
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_CLOSE)? {
+        Sequenced::Replay(r) => return seqid::replayed(r),
+        Sequenced::Run(g) => g,
+    };
+    let other = c.stateid(&a.stateid)?.other;
+    let r = close_run(c, a).await;
+    if r.is_ok() {
+        shared.nfs4.owners(|o| o.closed(&g.key, other));
+    }
+    g.finish(&r, None);
+    r
+}
+
+async fn close_run(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
     let sid = c.stateid(&a.stateid)?;
     let e = c.shared.nfs4.state(&sid)?;
     if !matches!(e.kind, StateKind::Open { .. }) {
@@ -290,9 +346,28 @@ pub(super) async fn close(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
     }
 }
 
-/// OPEN_CONFIRM (NFSv4.0): never asked for (OPEN4_RESULT_CONFIRM is not set), but a
-/// client may send it; the open stateid advances.
+/// OPEN_CONFIRM (NFSv4.0): confirms a new open-owner (its OPEN set
+/// OPEN4_RESULT_CONFIRM, see `seqid`); the open stateid advances. An owner already
+/// confirmed is NFS4ERR_BAD_STATEID.
 pub(super) fn open_confirm(c: &mut Compound<'_>, a: &OpenConfirmArgs) -> OpResult {
+    let key = seqid::owner_of(c, &a.open_stateid, false, false)?;
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_OPEN_CONFIRM)? {
+        Sequenced::Replay(r) => return seqid::replayed(r),
+        Sequenced::Run(g) => g,
+    };
+    let r = match g.confirmed {
+        true => Err(Nfs4Status::BadStateid.into()),
+        false => confirm_run(c, a),
+    };
+    if r.is_ok() {
+        shared.nfs4.owners(|o| o.confirm(&g.key));
+    }
+    g.finish(&r, None);
+    r
+}
+
+fn confirm_run(c: &mut Compound<'_>, a: &OpenConfirmArgs) -> OpResult {
     let sid = c.stateid(&a.open_stateid)?;
     if !matches!(c.shared.nfs4.state(&sid)?.kind, StateKind::Open { .. }) {
         return Err(Nfs4Status::BadStateid.into());
@@ -303,6 +378,21 @@ pub(super) fn open_confirm(c: &mut Compound<'_>, a: &OpenConfirmArgs) -> OpResul
 }
 
 pub(super) fn open_downgrade(c: &mut Compound<'_>, a: &OpenDowngradeArgs) -> OpResult {
+    if c.minor > 0 {
+        return downgrade_run(c, a);
+    }
+    let key = seqid::owner_of(c, &a.stateid, false, false)?;
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_OPEN_DOWNGRADE)? {
+        Sequenced::Replay(r) => return seqid::replayed(r),
+        Sequenced::Run(g) => g,
+    };
+    let r = downgrade_run(c, a);
+    g.finish(&r, None);
+    r
+}
+
+fn downgrade_run(c: &mut Compound<'_>, a: &OpenDowngradeArgs) -> OpResult {
     let sid = c.stateid(&a.stateid)?;
     let e = c.shared.nfs4.state(&sid)?;
     let StateKind::Open { access, deny } = e.kind else {
