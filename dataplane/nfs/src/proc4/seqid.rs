@@ -18,8 +18,9 @@
 //! A new open-owner (or one whose record went, or was never confirmed) may start at any
 //! sequence ID; its OPEN asks for confirmation (OPEN4_RESULT_CONFIRM) and the owner's
 //! stateids serve only OPEN_CONFIRM (with `s + 1`) until it is confirmed: CLOSE,
-//! OPEN_DOWNGRADE and LOCK on them are NFS4ERR_BAD_STATEID. An unconfirmed owner's next
-//! OPEN starts its sequence afresh. A lock-owner's sequence starts at the `lock_seqid`
+//! OPEN_DOWNGRADE and LOCK on them are NFS4ERR_BAD_STATEID (READ and WRITE are not
+//! held back). An unconfirmed owner's next OPEN starts its sequence afresh (and
+//! upgrades the same open stateid); an open never confirmed goes with its client. A lock-owner's sequence starts at the `lock_seqid`
 //! of its first LOCK (open_to_lock_owner4), which is sequenced on the open-owner.
 //!
 //! Bounds: [`MAX_OWNERS_PER_CLIENT`] records per client (the least recently used one
