@@ -46,6 +46,7 @@ for t in "${!LABEL[@]}"; do
     -print_final_stats=1 -artifact_prefix="$artifacts/" >"$out" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -1)
   secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$out" | tail -1)
+  grep -E '^#[0-9]+[[:space:]]+DONE' "$out" | tail -1 || true   # coverage, features, corpus
   if [ "$rc" -eq 0 ] && [ -n "$runs" ]; then
     echo "${LABEL[$t]}: $runs executions in ${secs:-$SECS} s, 0 crashes"
   else
