@@ -108,6 +108,14 @@ impl NfsServer {
         v
     }
 
+    /// Runs one RPC call record (without its record marking) as if `peer` had sent it,
+    /// and returns the reply's parts (None: nothing to send). No connection, budget or
+    /// deadline: for the fuzz target (`fuzz/`), which drives the dispatcher in process.
+    #[doc(hidden)]
+    pub async fn handle_record(&self, peer: SocketAddr, record: Bytes) -> Option<Vec<Bytes>> {
+        handle_record(&self.shared, peer, None, None, record).await
+    }
+
     /// The current write verifier (tests: it must change across restarts).
     pub fn write_verifier(&self) -> [u8; 8] {
         self.shared.write_verifier

@@ -312,3 +312,139 @@ proptest! {
         decode_results(&buf);
     }
 }
+
+/// The seed corpus of the COMPOUND fuzz target (`fuzz/seeds/nfs4_compound`): COMPOUNDs
+/// a client sends, in NFSv4.0 (no session needed, so the fuzzer reaches the operations)
+/// and 4.1, and one of every operation.
+fn fuzz_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let export = || name("export");
+    let root = || [Op4::Putrootfh, Op4::Lookup(export())];
+    let anon = Stateid4::ANONYMOUS;
+    let owner = |o: &str| StateOwner4 {
+        clientid: 0,
+        owner: name(o),
+    };
+    let mut browse = root().to_vec();
+    browse.extend([
+        Op4::Getfh,
+        Op4::Getattr(Bitmap4::from_bits(&[0, 1, 4, 20, 33, 35, 53])),
+        Op4::Access(0x3f),
+        Op4::Readdir(ReaddirArgs {
+            cookie: 0,
+            cookieverf: [0; 8],
+            dircount: 4096,
+            maxcount: 8192,
+            attr_request: Bitmap4::from_bits(&[1, 4, 20]),
+        }),
+    ]);
+    let mut ns = root().to_vec();
+    ns.extend([
+        Op4::Create(CreateArgs {
+            objtype: CreateType4::Dir,
+            objname: name("d"),
+            createattrs: attrs(),
+        }),
+        Op4::Savefh,
+        Op4::Create(CreateArgs {
+            objtype: CreateType4::Link(name("target")),
+            objname: name("l"),
+            createattrs: attrs(),
+        }),
+        Op4::Readlink,
+        Op4::Restorefh,
+        Op4::Lookupp,
+        Op4::Rename(RenameArgs {
+            oldname: name("d"),
+            newname: name("e"),
+        }),
+        Op4::Remove(name("e")),
+    ]);
+    let mut io = root().to_vec();
+    io.extend([
+        Op4::Open(Box::new(OpenArgs {
+            seqid: 0,
+            share_access: SHARE_ACCESS_BOTH,
+            share_deny: 0,
+            owner: owner("o"),
+            openhow: OpenHow4(Some(CreateHow4::Unchecked(attrs()))),
+            claim: OpenClaim4::Null(name("f")),
+        })),
+        Op4::Write(WriteArgs {
+            stateid: anon.clone(),
+            offset: 0,
+            stable: 2,
+            data: Bytes::from_static(b"hello"),
+        }),
+        Op4::Read(ReadArgs {
+            stateid: anon.clone(),
+            offset: 0,
+            count: 16,
+        }),
+        Op4::Commit(CommitArgs {
+            offset: 0,
+            count: 0,
+        }),
+        Op4::Lockt(LocktArgs {
+            locktype: 2,
+            offset: 0,
+            length: 1,
+            owner: owner("lo"),
+        }),
+        Op4::Close(CloseArgs {
+            seqid: 1,
+            stateid: anon,
+        }),
+    ]);
+    let setclientid = Op4::SetClientId(Box::new(SetClientIdArgs {
+        client: ClientOwner4 {
+            verifier: [1; 8],
+            ownerid: name("fuzz"),
+        },
+        callback: CbClient4 {
+            cb_program: 0x4000_0000,
+            r_netid: name("tcp"),
+            r_addr: name("127.0.0.1.4.1"),
+        },
+        callback_ident: 1,
+    }));
+    let exchange = Op4::ExchangeId(Box::new(ExchangeIdArgs {
+        clientowner: ClientOwner4 {
+            verifier: [2; 8],
+            ownerid: name("fuzz41"),
+        },
+        flags: 0,
+        state_protect: StateProtect4A::None,
+        client_impl_id: List(vec![]),
+    }));
+    vec![
+        ("v40-browse", encode_compound(b"", 0, &browse)),
+        ("v40-namespace", encode_compound(b"", 0, &ns)),
+        ("v40-open-io", encode_compound(b"", 0, &io)),
+        ("v40-setclientid", encode_compound(b"", 0, &[setclientid])),
+        ("v41-exchange-id", encode_compound(b"", 1, &[exchange])),
+        ("every-op", encode_compound(b"all", 1, &every_op())),
+    ]
+}
+
+/// The committed seeds are the ones [`fuzz_seeds`] makes and decode completely; with
+/// `DITTOFS_WRITE_FUZZ_SEEDS=1` this (re)writes them instead.
+#[test]
+fn fuzz_seed_corpus_is_current() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/nfs4_compound");
+    let write = std::env::var_os("DITTOFS_WRITE_FUZZ_SEEDS").is_some();
+    for (file, bytes) in fuzz_seeds() {
+        let ops = decode_compound(&bytes);
+        assert!(!ops.is_empty(), "{file}");
+        let path = dir.join(file);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert_eq!(
+            committed, bytes,
+            "{file} is stale: DITTOFS_WRITE_FUZZ_SEEDS=1"
+        );
+    }
+}

@@ -56,7 +56,7 @@ fn body(op: u32, d: &mut Decoder<'_>) -> Res {
         18 => Res::Open(Box::new(OpenResOk::decode(d).unwrap())),
         38 => Res::Write(WriteResOk::decode(d).unwrap()),
         25 => Res::Read(ReadResOk::decode(d).unwrap()),
-        4 | 21 | 12 | 14 => Res::Stateid(Stateid4::decode(d).unwrap()),
+        4 | 20 | 21 | 12 | 14 => Res::Stateid(Stateid4::decode(d).unwrap()),
         42 => Res::Exchange(Box::new(ExchangeIdResOk::decode(d).unwrap())),
         43 => Res::Session(Box::new(CreateSessionResOk::decode(d).unwrap())),
         35 => Res::SetClientId(SetClientIdResOk::decode(d).unwrap()),
@@ -713,13 +713,25 @@ fn minor_version_zero_without_sessions() {
     let Res::Open(o) = &r.results[2].2 else {
         panic!()
     };
-    assert_eq!(o.rflags & 2, 0, "no OPEN_CONFIRM asked for");
+    assert_eq!(
+        o.rflags & OPEN4_RESULT_CONFIRM,
+        2,
+        "a new open-owner confirms"
+    );
     let Res::Fh(fh) = &r.results[4].2 else {
         panic!()
     };
-    let close = Op4::Close(CloseArgs {
+    let confirm = Op4::OpenConfirm(OpenConfirmArgs {
+        open_stateid: o.stateid.clone(),
         seqid: 2,
-        stateid: o.stateid.clone(),
+    });
+    let r = v40(&mut c, &[Op4::Putfh(fh.clone()), confirm]);
+    let Res::Stateid(confirmed) = &r.last().2 else {
+        panic!("OPEN_CONFIRM: {:?}", r.status)
+    };
+    let close = Op4::Close(CloseArgs {
+        seqid: 3,
+        stateid: confirmed.clone(),
     });
     let r = v40(&mut c, &[Op4::Putfh(fh.clone()), close]);
     let Res::Stateid(closed) = &r.last().2 else {
@@ -727,7 +739,7 @@ fn minor_version_zero_without_sessions() {
     };
     assert_eq!(
         closed.seqid,
-        o.stateid.seqid + 1,
+        confirmed.seqid + 1,
         "4.0 CLOSE advances the stateid"
     );
     // an open-owner of an unknown client
@@ -767,6 +779,212 @@ fn minor_version_zero_without_sessions() {
     // and 4.1 has no SETCLIENTID / RENEW
     let mut v = V4::connect(srv.nfs_port, b"a 4.1 client");
     assert_eq!(v.run(&[Op4::Renew(id)]).status, Nfs4Status::NotSupp);
+}
+
+/// A confirmed NFSv4.0 client (SETCLIENTID + SETCLIENTID_CONFIRM): its client ID.
+fn v40_client(c: &mut Client, name: &[u8]) -> u64 {
+    let set = Op4::SetClientId(Box::new(SetClientIdArgs {
+        client: ClientOwner4 {
+            verifier: [9; 8],
+            ownerid: Opaque4(name.to_vec()),
+        },
+        callback: CbClient4 {
+            cb_program: 0x4000_0000,
+            r_netid: Opaque4(b"tcp".to_vec()),
+            r_addr: Opaque4(b"127.0.0.1.4.1".to_vec()),
+        },
+        callback_ident: 1,
+    }));
+    let r = Reply::parse(compound_raw(c, 0, &[set]));
+    let Res::SetClientId(sc) = &r.last().2 else {
+        panic!("SETCLIENTID: {:?}", r.status)
+    };
+    let confirm = SetClientIdConfirmArgs {
+        clientid: sc.clientid,
+        confirm: sc.confirm,
+    };
+    let r = Reply::parse(compound_raw(c, 0, &[Op4::SetClientIdConfirm(confirm)]));
+    assert_eq!(r.status, Nfs4Status::Ok);
+    sc.clientid
+}
+
+fn stateid_of(r: &Reply) -> Stateid4 {
+    match &r.last().2 {
+        Res::Stateid(s) => s.clone(),
+        Res::Open(o) => o.stateid.clone(),
+        other => panic!("no stateid: {:?} {other:?}", r.status),
+    }
+}
+
+/// NFSv4.0 owner sequence IDs (RFC 7530 section 9.1.7): the next one runs, the last one
+/// is answered with the remembered reply (new xid, so not the duplicate request cache)
+/// without a second effect, any other is NFS4ERR_BAD_SEQID; a new open-owner confirms;
+/// errors use up their sequence ID except the listed ones; the sequence wraps.
+#[test]
+fn v40_owner_sequence_ids_and_replay() {
+    let srv = Server::start();
+    let mut c = Client::connect(srv.nfs_port);
+    let id = v40_client(&mut c, b"a sequenced client");
+    let mut run = |ops: &[Op4]| Reply::parse(compound_raw(&mut c, 0, ops));
+    let dir = [Op4::Putrootfh, lookup("export")];
+    let create = CreateHow4::Unchecked(SetAttrs4::default().to_fattr());
+    // a new owner starts anywhere; its stateid serves only OPEN_CONFIRM (seqid + 1)
+    let open = open_create(7, id, b"oo", create, "seq");
+    let r = run(&[dir[0].clone(), dir[1].clone(), open, Op4::Getfh]);
+    let Res::Open(o) = &r.results[2].2 else {
+        panic!("OPEN: {:?}", r.status)
+    };
+    assert_eq!(o.rflags & OPEN4_RESULT_CONFIRM, OPEN4_RESULT_CONFIRM);
+    let Res::Fh(fh) = &r.last().2 else { panic!() };
+    let fh = Op4::Putfh(fh.clone());
+    let close = |seqid, stateid: &Stateid4| {
+        Op4::Close(CloseArgs {
+            seqid,
+            stateid: stateid.clone(),
+        })
+    };
+    assert_eq!(
+        run(&[fh.clone(), close(8, &o.stateid)]).status,
+        Nfs4Status::BadStateid
+    );
+    let confirm = |seqid| {
+        Op4::OpenConfirm(OpenConfirmArgs {
+            open_stateid: o.stateid.clone(),
+            seqid,
+        })
+    };
+    assert_eq!(run(&[fh.clone(), confirm(9)]).status, Nfs4Status::BadSeqid);
+    let first = run(&[fh.clone(), confirm(8)]);
+    let s2 = stateid_of(&first);
+    assert_eq!(s2.seqid, o.stateid.seqid + 1);
+    assert_eq!(run(&[fh.clone(), confirm(8)]).raw, first.raw, "replayed");
+    // OPEN again (confirmed: no confirmation); its replay sets the same current file
+    let reopen = Op4::Open(Box::new(OpenArgs {
+        seqid: 9,
+        share_access: SHARE_ACCESS_BOTH,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid: id,
+            owner: Opaque4(b"oo".to_vec()),
+        },
+        openhow: OpenHow4(None),
+        claim: OpenClaim4::Null(Opaque4(b"seq".to_vec())),
+    }));
+    let ops = [dir[0].clone(), dir[1].clone(), reopen, Op4::Getfh];
+    let first = run(&ops);
+    let Res::Open(o3) = &first.results[2].2 else {
+        panic!("OPEN: {:?}", first.status)
+    };
+    assert_eq!((o3.rflags & OPEN4_RESULT_CONFIRM, o3.stateid.seqid), (0, 3));
+    assert_eq!(
+        run(&ops).raw,
+        first.raw,
+        "OPEN replayed, with its file handle"
+    );
+    let s3 = o3.stateid.clone();
+    // a new lock-owner: sequenced on the open-owner; its lock_seqid starts its own
+    let lock = |locker| {
+        Op4::Lock(LockArgs {
+            locktype: 2,
+            reclaim: false,
+            offset: 0,
+            length: 10,
+            locker,
+        })
+    };
+    let new_locker = lock(Locker4::New {
+        open_seqid: 10,
+        open_stateid: s3.clone(),
+        lock_seqid: 0,
+        lock_owner: StateOwner4 {
+            clientid: id,
+            owner: Opaque4(b"lk".to_vec()),
+        },
+    });
+    let first = run(&[fh.clone(), new_locker.clone()]);
+    let l1 = stateid_of(&first);
+    assert_eq!(
+        run(&[fh.clone(), new_locker]).raw,
+        first.raw,
+        "LOCK replayed"
+    );
+    let locku = |seqid, sid: &Stateid4| {
+        Op4::Locku(LockuArgs {
+            locktype: 2,
+            seqid,
+            lock_stateid: sid.clone(),
+            offset: 0,
+            length: 10,
+        })
+    };
+    let first = run(&[fh.clone(), locku(1, &l1)]);
+    let l2 = stateid_of(&first);
+    assert_eq!(
+        l2.seqid,
+        l1.seqid + 1,
+        "the replayed LOCK had no second effect"
+    );
+    assert_eq!(
+        run(&[fh.clone(), locku(1, &l1)]).raw,
+        first.raw,
+        "LOCKU replayed"
+    );
+    let existing = |lock_seqid| {
+        lock(Locker4::Existing {
+            lock_stateid: l2.clone(),
+            lock_seqid,
+        })
+    };
+    assert_eq!(run(&[fh.clone(), existing(3)]).status, Nfs4Status::BadSeqid);
+    assert_eq!(run(&[fh.clone(), existing(1)]).status, Nfs4Status::BadSeqid);
+    assert_eq!(
+        stateid_of(&run(&[fh.clone(), existing(2)])).seqid,
+        l2.seqid + 1
+    );
+    // an error uses up its sequence ID (and is replayed) ...
+    let downgrade = |seqid, share_access| {
+        Op4::OpenDowngrade(OpenDowngradeArgs {
+            stateid: s3.clone(),
+            seqid,
+            share_access,
+            share_deny: 0,
+        })
+    };
+    let first = run(&[fh.clone(), downgrade(11, 0)]);
+    assert_eq!(first.status, Nfs4Status::Inval);
+    assert_eq!(run(&[fh.clone(), downgrade(11, 0)]).raw, first.raw);
+    let s4 = stateid_of(&run(&[fh.clone(), downgrade(12, SHARE_ACCESS_READ)]));
+    // ... but not NFS4ERR_BAD_STATEID (a stateid from the future)
+    let future = Stateid4 {
+        seqid: s4.seqid + 5,
+        ..s4.clone()
+    };
+    assert_eq!(
+        run(&[fh.clone(), close(13, &future)]).status,
+        Nfs4Status::BadStateid
+    );
+    let first = run(&[fh.clone(), close(13, &s4)]);
+    assert_eq!(stateid_of(&first).seqid, s4.seqid + 1);
+    assert_eq!(
+        run(&[fh.clone(), close(13, &s4)]).raw,
+        first.raw,
+        "CLOSE replayed"
+    );
+    assert_eq!(
+        run(&[fh.clone(), close(12, &s4)]).status,
+        Nfs4Status::BadSeqid
+    );
+    // the sequence wraps: 0xffffffff is followed by 0
+    let create = CreateHow4::Unchecked(SetAttrs4::default().to_fattr());
+    let open = open_create(u32::MAX, id, b"wrap", create, "wrap");
+    let r = run(&[dir[0].clone(), dir[1].clone(), open]);
+    let w = stateid_of(&r);
+    let confirm = Op4::OpenConfirm(OpenConfirmArgs {
+        open_stateid: w,
+        seqid: 0,
+    });
+    let w2 = stateid_of(&run(&[confirm]));
+    assert_eq!(run(&[close(1, &w2)]).status, Nfs4Status::Ok);
 }
 
 /// A V4 session on an existing connection.

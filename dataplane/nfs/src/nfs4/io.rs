@@ -16,6 +16,8 @@ use bytes::{BufMut, Bytes};
 pub const SHARE_ACCESS_READ: u32 = 1;
 pub const SHARE_ACCESS_WRITE: u32 = 2;
 pub const SHARE_ACCESS_BOTH: u32 = 3;
+/// OPEN4_RESULT_CONFIRM: the open-owner must OPEN_CONFIRM (NFSv4.0).
+pub const OPEN4_RESULT_CONFIRM: u32 = 2;
 /// OPEN4_RESULT_LOCKTYPE_POSIX.
 pub const OPEN4_RESULT_LOCKTYPE_POSIX: u32 = 4;
 /// The most TEST_STATEID checks at once.

@@ -84,6 +84,8 @@ xdr_enum! {
         ClidInUse = 10017,
         /// NFS4ERR_RESOURCE: resource exhaustion (too many operations).
         Resource = 10018,
+        /// NFS4ERR_MOVED: the file system moved (never returned: no migration).
+        Moved = 10019,
         /// NFS4ERR_NOFILEHANDLE: no current filehandle.
         NoFileHandle = 10020,
         /// NFS4ERR_MINOR_VERS_MISMATCH: minor version not supported.

@@ -7,7 +7,9 @@
 //!   CLAIM_DELEG_CUR_FH (opens under a delegation the client holds: its stateid must
 //!   be the client's delegation of that file, else NFS4ERR_BAD_STATEID);
 //!   CLAIM_PREVIOUS is NFS4ERR_NO_GRACE (nothing to reclaim: state is not kept across
-//!   restarts) and CLAIM_DELEGATE_PREV / CLAIM_DELEG_PREV_FH NFS4ERR_NOTSUPP.
+//!   restarts) and CLAIM_DELEGATE_PREV / CLAIM_DELEG_PREV_FH NFS4ERR_NOTSUPP. In NFSv4.0, OPEN,
+//!   OPEN_CONFIRM, OPEN_DOWNGRADE and CLOSE are sequenced and replayed per open-owner
+//!   (`seqid`); a new open-owner's OPEN sets OPEN4_RESULT_CONFIRM.
 //! - Delegations (`deleg`): an OPEN for write or with a deny mode, a WRITE first
 //!   recall other clients' delegations of the file (NFS4ERR_DELAY meanwhile); a 4.1/4.2
 //!   OPEN for read with deny NONE may get a read delegation. DELEGRETURN gives one
@@ -24,6 +26,8 @@
 
 use super::attr::to_setattr;
 use super::fh::check_name;
+use super::seqid::{self, OP_CLOSE, OP_OPEN, OP_OPEN_CONFIRM, OP_OPEN_DOWNGRADE};
+use super::seqid::{OwnerKey, Replay, Sequenced};
 use super::state::{Released, StateEntry, StateKind};
 use super::{Compound, Cur, Fail, FileRef, MAX_IO, OpResult, ok};
 use crate::nfs4::Nfs4Status;
@@ -303,6 +307,39 @@ async fn delegation(c: &Compound<'_>, a: &OpenArgs, client: u64, f: &FileRef) ->
 
 pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
     let client = c.client_of(a.owner.clientid)?;
+    if c.minor > 0 {
+        return open_run(c, a, client, true).await;
+    }
+    let key = OwnerKey {
+        client,
+        lock: false,
+        owner: a.owner.owner.0.clone(),
+    };
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_OPEN)? {
+        Sequenced::Replay(r) => return open_replayed(c, r),
+        Sequenced::Run(g) => g,
+    };
+    let r = open_run(c, a, client, g.confirmed).await;
+    let ino = match (&r, &c.cur) {
+        (Ok(_), Some(Cur::File(f))) => Some(f.ino),
+        _ => None,
+    };
+    g.finish(&r, ino);
+    r
+}
+
+/// A replayed NFSv4.0 OPEN: its result, and the file it opened as the current file.
+fn open_replayed(c: &mut Compound<'_>, r: Replay) -> OpResult {
+    if let Some(ino) = r.ino {
+        let f = c.file(Nfs4Status::IsDir)?;
+        c.cur = Some(Cur::File(FileRef { ino, ..f }));
+    }
+    seqid::replayed(r)
+}
+
+/// OPEN itself; `confirmed` false (a new NFSv4.0 open-owner) asks for OPEN_CONFIRM.
+async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bool) -> OpResult {
     let access = a.share_access & 0xff;
     if !(1..=3).contains(&access) || a.share_deny > 3 {
         return Err(Nfs4Status::Inval.into());
@@ -322,7 +359,7 @@ pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
     ok(&OpenResOk {
         stateid: sid,
         cinfo: o.cinfo,
-        rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
+        rflags: OPEN4_RESULT_LOCKTYPE_POSIX | if confirmed { 0 } else { OPEN4_RESULT_CONFIRM },
         attrset: o.attrset,
         delegation,
     })
@@ -345,6 +382,25 @@ pub(super) fn known_stateid(c: &Compound<'_>, sid: &Stateid4) -> Result<(), Nfs4
 }
 
 pub(super) async fn close(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
+    if c.minor > 0 {
+        return close_run(c, a).await;
+    }
+    let key = seqid::owner_of(c, &a.stateid, false, true)?;
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_CLOSE)? {
+        Sequenced::Replay(r) => return seqid::replayed(r),
+        Sequenced::Run(g) => g,
+    };
+    let other = c.stateid(&a.stateid)?.other;
+    let r = close_run(c, a).await;
+    if r.is_ok() {
+        shared.nfs4.owners(|o| o.closed(&g.key, other));
+    }
+    g.finish(&r, None);
+    r
+}
+
+async fn close_run(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
     let sid = c.stateid(&a.stateid)?;
     let e = c.shared.nfs4.state(&sid)?;
     if !matches!(e.kind, StateKind::Open { .. }) {
@@ -372,9 +428,28 @@ pub(super) async fn close(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
     }
 }
 
-/// OPEN_CONFIRM (NFSv4.0): never asked for (OPEN4_RESULT_CONFIRM is not set), but a
-/// client may send it; the open stateid advances.
+/// OPEN_CONFIRM (NFSv4.0): confirms a new open-owner (its OPEN set
+/// OPEN4_RESULT_CONFIRM, see `seqid`); the open stateid advances. An owner already
+/// confirmed is NFS4ERR_BAD_STATEID.
 pub(super) fn open_confirm(c: &mut Compound<'_>, a: &OpenConfirmArgs) -> OpResult {
+    let key = seqid::owner_of(c, &a.open_stateid, false, false)?;
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_OPEN_CONFIRM)? {
+        Sequenced::Replay(r) => return seqid::replayed(r),
+        Sequenced::Run(g) => g,
+    };
+    let r = match g.confirmed {
+        true => Err(Nfs4Status::BadStateid.into()),
+        false => confirm_run(c, a),
+    };
+    if r.is_ok() {
+        shared.nfs4.owners(|o| o.confirm(&g.key));
+    }
+    g.finish(&r, None);
+    r
+}
+
+fn confirm_run(c: &mut Compound<'_>, a: &OpenConfirmArgs) -> OpResult {
     let sid = c.stateid(&a.open_stateid)?;
     if !matches!(c.shared.nfs4.state(&sid)?.kind, StateKind::Open { .. }) {
         return Err(Nfs4Status::BadStateid.into());
@@ -385,6 +460,21 @@ pub(super) fn open_confirm(c: &mut Compound<'_>, a: &OpenConfirmArgs) -> OpResul
 }
 
 pub(super) fn open_downgrade(c: &mut Compound<'_>, a: &OpenDowngradeArgs) -> OpResult {
+    if c.minor > 0 {
+        return downgrade_run(c, a);
+    }
+    let key = seqid::owner_of(c, &a.stateid, false, false)?;
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_OPEN_DOWNGRADE)? {
+        Sequenced::Replay(r) => return seqid::replayed(r),
+        Sequenced::Run(g) => g,
+    };
+    let r = downgrade_run(c, a);
+    g.finish(&r, None);
+    r
+}
+
+fn downgrade_run(c: &mut Compound<'_>, a: &OpenDowngradeArgs) -> OpResult {
     let sid = c.stateid(&a.stateid)?;
     let e = c.shared.nfs4.state(&sid)?;
     let StateKind::Open { access, deny } = e.kind else {

@@ -7,9 +7,12 @@
 //! manager is `{Nfs4, client ID, lock-owner bytes}`. Blocking lock types (READW_LT,
 //! WRITEW_LT) are answered like the others: a conflict is NFS4ERR_DENIED with the
 //! holder, and the client polls (RFC 8881 section 9.6). Lock state is advisory, as for
-//! NLM: READ and WRITE do not check it.
+//! NLM: READ and WRITE do not check it. In NFSv4.0, LOCK and LOCKU are sequenced and
+//! replayed per lock-owner (`seqid`); a new lock-owner's LOCK (open_to_lock_owner4) on
+//! its open-owner, and its `lock_seqid` starts the lock-owner's sequence.
 
 use super::io::{lock_status, owner};
+use super::seqid::{self, OP_LOCK, OP_LOCKU, OwnerKey, Sequenced};
 use super::state::{StateEntry, StateKind};
 use super::{Compound, Fail, OpResult, ok};
 use crate::nfs4::Nfs4Status;
@@ -115,6 +118,48 @@ fn lock_client(c: &Compound<'_>, locker: &Locker4) -> Result<u64, Nfs4Status> {
 }
 
 pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
+    if c.minor > 0 {
+        return lock_run(c, a);
+    }
+    // NFSv4.0: a new lock-owner's LOCK is sequenced on its open-owner
+    let (key, seq) = match &a.locker {
+        Locker4::New {
+            open_stateid,
+            open_seqid,
+            ..
+        } => (seqid::owner_of(c, open_stateid, false, false)?, *open_seqid),
+        Locker4::Existing {
+            lock_stateid,
+            lock_seqid,
+        } => (seqid::owner_of(c, lock_stateid, true, false)?, *lock_seqid),
+    };
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, seq, OP_LOCK)? {
+        Sequenced::Replay(r) => return seqid::replayed(r),
+        Sequenced::Run(g) => g,
+    };
+    let r = lock_run(c, a);
+    if let (
+        Ok(_),
+        Locker4::New {
+            lock_seqid,
+            lock_owner,
+            ..
+        },
+    ) = (&r, &a.locker)
+    {
+        let lk = OwnerKey {
+            client: g.key.client,
+            lock: true,
+            owner: lock_owner.owner.0.clone(),
+        };
+        shared.nfs4.owners(|o| o.start(&lk, *lock_seqid));
+    }
+    g.finish(&r, None);
+    r
+}
+
+fn lock_run(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     let client = lock_client(c, &a.locker)?;
     let f = c.file(Nfs4Status::IsDir)?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
@@ -150,6 +195,21 @@ pub(super) fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
 }
 
 pub(super) fn locku(c: &mut Compound<'_>, a: &LockuArgs) -> OpResult {
+    if c.minor > 0 {
+        return locku_run(c, a);
+    }
+    let key = seqid::owner_of(c, &a.lock_stateid, true, false)?;
+    let shared = c.shared;
+    let g = match seqid::sequence(&shared.nfs4, key, a.seqid, OP_LOCKU)? {
+        Sequenced::Replay(r) => return seqid::replayed(r),
+        Sequenced::Run(g) => g,
+    };
+    let r = locku_run(c, a);
+    g.finish(&r, None);
+    r
+}
+
+fn locku_run(c: &mut Compound<'_>, a: &LockuArgs) -> OpResult {
     let r = range(a.offset, a.length)?;
     let sid = c.stateid(&a.lock_stateid)?;
     let e = c.shared.nfs4.state(&sid)?;

@@ -13,10 +13,12 @@
 //!   operations) and NFS4ERR_NOTSUPP in 4.1/4.2 (the five 4.0-only ones; 4.2's in 4.1);
 //! - minor version 0 has no sessions: its COMPOUNDs run without SEQUENCE, client IDs
 //!   come from SETCLIENTID and travel in the arguments (OPEN, LOCK), leases are renewed
-//!   by RENEW and by every use of a stateid; owner sequence IDs are not checked; a
-//!   retransmitted COMPOUND that changes state is answered from the duplicate request
-//!   cache, as NFSv3's non-idempotent calls are (`nfs4::v40_wants_replay_cache`,
-//!   `dispatch`);
+//!   by RENEW and by every use of a stateid; OPEN, OPEN_CONFIRM, OPEN_DOWNGRADE, CLOSE,
+//!   LOCK and LOCKU are sequenced per open-/lock-owner and replayed from the owner's
+//!   last reply (`seqid`, RFC 7530 section 9.1.7; 4.1/4.2 ignore these seqids); a
+//!   retransmitted COMPOUND (same xid) that changes state is also answered from the
+//!   duplicate request cache, as NFSv3's non-idempotent calls are
+//!   (`nfs4::v40_wants_replay_cache`, `dispatch`);
 //! - SEQUENCE first, or one of the operations allowed without a session alone in the
 //!   COMPOUND (EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION, DESTROY_CLIENTID,
 //!   BIND_CONN_TO_SESSION: else NFS4ERR_NOT_ONLY_OP); any other first operation is
@@ -31,7 +33,7 @@
 //! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`, `space` (the
 //! 4.2 data operations, codec `v42`); the state (clients, sessions, stateids, leases)
 //! is `state`; read delegations, their recall and the sessions' back channels are
-//! `deleg` (on `crate::backchannel`).
+//! `deleg` (on `crate::backchannel`); NFSv4.0's owner sequence IDs are `seqid`.
 
 mod attr;
 pub(crate) mod deleg;
@@ -41,6 +43,7 @@ mod io;
 mod lock;
 mod ns;
 mod pseudo;
+mod seqid;
 mod session;
 mod space;
 pub(crate) mod state;

@@ -1,6 +1,7 @@
 //! NFSv4.1 server state, in memory (RFC 8881 sections 2.4, 2.10, 8, 9): client IDs,
 //! sessions with their slot tables and reply caches, and the stateids of opens and
-//! lock-owners.
+//! lock-owners; and NFSv4.0's owner sequence records (`seqid::Owners`, under the same
+//! mutex, removed with their client).
 //!
 //! Invariants:
 //! - a client ID and a stateid carry this server instance's `epoch`: those of a previous
@@ -19,6 +20,7 @@
 //!   core (share reservations, byte-range locks, open references) is handed back to the
 //!   caller to release, so nothing here awaits or calls into the core under the mutex.
 
+use super::seqid::Owners;
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::types::{SessionId4, Stateid4, Verifier4};
 use bytes::Bytes;
@@ -156,6 +158,8 @@ struct Inner {
     per_client: HashMap<u64, usize>,
     counter: u64,
     last_sweep: Option<Instant>,
+    /// NFSv4.0 open- and lock-owner sequence IDs (`seqid`).
+    owners: Owners,
 }
 
 /// The server's NFSv4 state.
@@ -382,6 +386,11 @@ impl Nfs4State {
         gone
     }
 
+    /// Runs `f` on the NFSv4.0 owner sequence records.
+    pub(crate) fn owners<R>(&self, f: impl FnOnce(&mut Owners) -> R) -> R {
+        f(&mut self.inner.lock().owners)
+    }
+
     /// RECLAIM_COMPLETE: once per client.
     pub(crate) fn reclaim_complete(&self, id: u64) -> Result<(), Nfs4Status> {
         let mut g = self.inner.lock();
@@ -396,6 +405,7 @@ impl Nfs4State {
     fn remove_client(g: &mut Inner, id: u64) -> Released {
         g.clients.remove(&id);
         g.per_client.remove(&id);
+        g.owners.forget_client(id);
         g.sessions.retain(|_, s| s.client != id);
         let mut opens = Vec::new();
         g.states.retain(|_, st| {
