@@ -10,7 +10,8 @@
 //!
 //! Minor version 0 (RFC 7530) is served too: its five operations of its own
 //! (SETCLIENTID, SETCLIENTID_CONFIRM, RENEW, OPEN_CONFIRM, RELEASE_LOCKOWNER) decode
-//! here, and [`Op4::in_minor_version`] says which operations a minor version has.
+//! here, and [`Op4::in_minor_version`] says which operations a minor version has
+//! (4.2's, numbers 59 and up, are not 4.1's).
 //!
 //! Files by operation family, next to their handlers in `proc4/`:
 //! * `status.rs`: `nfsstat4` and the mapping of the core's errors;
@@ -19,7 +20,8 @@
 //! * `session.rs`: EXCHANGE_ID, CREATE_SESSION, SEQUENCE, ...;
 //! * `fh.rs`: PUTFH ... LOOKUP, SECINFO; `attr.rs`: GETATTR, SETATTR, ACCESS, VERIFY;
 //! * `io.rs`: OPEN, CLOSE, READ, WRITE, COMMIT, LOCK, stateid tests;
-//! * `ns.rs`: CREATE, LINK, READLINK, REMOVE, RENAME; `dir.rs`: READDIR.
+//! * `ns.rs`: CREATE, LINK, READLINK, REMOVE, RENAME; `dir.rs`: READDIR;
+//! * `xattr.rs`: GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR (NFSv4.2, RFC 8276).
 
 pub mod attr;
 pub mod dir;
@@ -30,6 +32,7 @@ pub mod ns;
 pub mod session;
 mod status;
 pub mod types;
+pub mod xattr;
 
 pub use status::Nfs4Status;
 
@@ -40,6 +43,7 @@ use self::io::*;
 use self::ns::{CreateArgs, RenameArgs};
 use self::session::*;
 use self::types::{Bitmap4, Component4, Fh4, OPAQUE_LIMIT, SessionId4, Stateid4};
+use self::xattr::{ListxattrsArgs, SetxattrArgs};
 use crate::xdr::{Decoder, XdrDecode, XdrEncode, XdrError, XdrResult, XdrWrite};
 use bytes::BufMut;
 
@@ -154,15 +158,24 @@ pub enum Op4 {
     SetClientId(Box<SetClientIdArgs>),
     SetClientIdConfirm(SetClientIdConfirmArgs),
     ReleaseLockowner(StateOwner4),
+    Getxattr(Component4),
+    Setxattr(SetxattrArgs),
+    Listxattrs(ListxattrsArgs),
+    Removexattr(Component4),
 }
 
 impl Op4 {
     /// Whether the operation exists in minor version `minor` (RFC 7530 section 16,
-    /// RFC 8881 section 18: 4.1 removed five 4.0 operations and added 40-58).
+    /// RFC 8881 section 18: 4.1 removed five 4.0 operations and added 40-58; RFC 7862
+    /// and RFC 8276: 4.2 added 59 and up).
     pub fn in_minor_version(&self, minor: u32) -> bool {
         let n = self.opnum();
         let v40_only = matches!(n, 20 | 30 | 35 | 36 | 39);
-        if minor == 0 { n < 40 } else { !v40_only }
+        match minor {
+            0 => n < 40,
+            1 => !v40_only && n < 59,
+            _ => !v40_only,
+        }
     }
 }
 
@@ -266,6 +279,10 @@ ops! {
     35 => SetClientId(Box<SetClientIdArgs>),
     36 => SetClientIdConfirm(SetClientIdConfirmArgs),
     39 => ReleaseLockowner(StateOwner4),
+    72 => Getxattr(Component4),
+    73 => Setxattr(SetxattrArgs),
+    74 => Listxattrs(ListxattrsArgs),
+    75 => Removexattr(Component4),
 }
 
 /// Whether a COMPOUND's reply belongs in the duplicate request cache: an NFSv4.0
@@ -400,6 +417,41 @@ mod tests {
         )));
         assert!(!v40_wants_replay_cache(&b(0, &[rm, read])));
         assert!(!v40_wants_replay_cache(&Bytes::from_static(&[0, 0, 0])));
+    }
+
+    /// 4.2's operations (59 and up) are not 4.1's nor 4.0's; 4.1's are not 4.0's.
+    #[test]
+    fn operations_belong_to_their_minor_versions() {
+        let get = Op4::Getxattr(Opaque4(b"k".to_vec()));
+        let list = Op4::Listxattrs(self::xattr::ListxattrsArgs {
+            cookie: 0,
+            maxcount: 100,
+        });
+        for op in [&get, &list] {
+            assert_eq!(
+                [0, 1, 2].map(|m| op.in_minor_version(m)),
+                [false, false, true]
+            );
+        }
+        let seq = &sample_ops()[0];
+        assert_eq!(
+            [0, 1, 2].map(|m| seq.in_minor_version(m)),
+            [false, true, true]
+        );
+        assert_eq!(
+            [0, 1, 2].map(|m| Op4::Renew(1).in_minor_version(m)),
+            [true, false, false]
+        );
+        assert_eq!(
+            [0, 1, 2].map(|m| Op4::Getfh.in_minor_version(m)),
+            [true, true, true]
+        );
+        assert_eq!((get.opnum(), get.name()), (72, "Getxattr"));
+        let b = encode_compound(b"", 2, &[get.clone(), list.clone()]);
+        let mut d = Decoder::new(&b);
+        CompoundHeader::decode(&mut d).unwrap();
+        assert_eq!(Op4::decode(&mut d).unwrap(), get);
+        assert_eq!(Op4::decode(&mut d).unwrap(), list);
     }
 
     #[test]

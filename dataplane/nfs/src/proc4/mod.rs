@@ -1,6 +1,7 @@
 //! NFSv4.0/4.1/4.2 COMPOUND over the filesystem core (RFC 8881 sections 2.10, 15.2,
-//! 16, 18; RFC 7862 for 4.2, which adds only operations this server answers NOTSUPP;
-//! RFC 7530 for 4.0).
+//! 16, 18; RFC 7530 for 4.0; for 4.2, RFC 8276's extended attribute operations
+//! GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR (`xattr`), while RFC 7862's operations
+//! are answered NOTSUPP).
 //!
 //! A COMPOUND runs its operations in order against a current and a saved file handle
 //! ([`Cur`]: a pseudo directory or an object of a share with the caller's credentials,
@@ -8,8 +9,8 @@
 //! Rules enforced here (RFC 8881 section 2.10.6, 15.1):
 //! - minor versions 0, 1 and 2 (else NFS4ERR_MINOR_VERS_MISMATCH, no results); more
 //!   than [`MAX_OPS`] operations is NFS4ERR_RESOURCE before anything runs; an
-//!   operation its minor version does not have is OP_ILLEGAL in 4.0 (4.1's operations)
-//!   and NFS4ERR_NOTSUPP in 4.1/4.2 (the five 4.0-only ones);
+//!   operation its minor version does not have is OP_ILLEGAL in 4.0 (4.1's and 4.2's
+//!   operations) and NFS4ERR_NOTSUPP in 4.1 (4.2's) and 4.1/4.2 (the five 4.0-only ones);
 //! - minor version 0 has no sessions: its COMPOUNDs run without SEQUENCE, client IDs
 //!   come from SETCLIENTID and travel in the arguments (OPEN, LOCK), leases are renewed
 //!   by RENEW and by every use of a stateid; owner sequence IDs are not checked; a
@@ -27,8 +28,8 @@
 //!   NFS4ERR_REP_TOO_BIG_TO_CACHE; the whole reply is kept in the slot for replay.
 //!
 //! Handlers by family, one file per codec file of [`crate::nfs4`]: `session`, `fh`
-//! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`; the state
-//! (clients, sessions, stateids, leases) is `state`.
+//! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`, `xattr`; the
+//! state (clients, sessions, stateids, leases) is `state`.
 
 mod attr;
 mod dir;
@@ -39,6 +40,7 @@ mod ns;
 mod pseudo;
 mod session;
 pub(crate) mod state;
+mod xattr;
 
 use crate::call::{CallCtx, Outcome, garbage_args};
 use crate::metrics::{ErrorLabels, ProcLabels};
@@ -236,13 +238,18 @@ impl Compound<'_> {
             Op4::Renew(id) => session::renew(self, id),
             Op4::OpenConfirm(a) => io::open_confirm(self, &a),
             Op4::ReleaseLockowner(a) => lock::release_lockowner(self, &a),
+            Op4::Getxattr(a) => xattr::getxattr(self, &a.0).await,
+            Op4::Setxattr(a) => xattr::setxattr(self, &a).await,
+            Op4::Listxattrs(a) => xattr::listxattrs(self, &a).await,
+            Op4::Removexattr(a) => xattr::removexattr(self, &a.0).await,
         }
     }
 }
 
 /// Bytes the reply of a COMPOUND with arguments `args` can take at most (what its
 /// connection reserves of the reply budget before it runs, see `budget`): a few KiB,
-/// plus per operation its data (READ's count, READDIR's maxcount, READLINK's path) or
+/// plus per operation its data (READ's count, READDIR's maxcount, READLINK's path,
+/// GETXATTR's largest value, LISTXATTRS's maxcount) or
 /// 1 KiB (attributes, handles, stateids), at most the session reply bound. Arguments
 /// that do not decode get the small bound (the COMPOUND fails early).
 pub(crate) fn reply_bound(args: &Bytes) -> usize {
@@ -257,6 +264,8 @@ pub(crate) fn reply_bound(args: &Bytes) -> usize {
             Ok(Op4::Read(a)) => a.count.min(MAX_IO) as usize + 64,
             Ok(Op4::Readdir(a)) => a.maxcount.min(MAX_MSG) as usize,
             Ok(Op4::Readlink) => 4096 + 64,
+            Ok(Op4::Getxattr(_)) => dittofs_vfs::XATTR_SIZE_MAX + 64,
+            Ok(Op4::Listxattrs(a)) => a.maxcount.min(MAX_MSG) as usize,
             Ok(_) => 1024,
             Err(_) => break,
         };
