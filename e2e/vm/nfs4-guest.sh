@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # nfs4-guest.sh - runs INSIDE the guest (see nfs4.sh): for NFSv4.0, 4.1 and 4.2, mounts
 # $VM_SERVER:/export and does ordinary file work, one "PASS name" / "FAIL name" line per
-# checked step; then NFSv4.2's data operations (v42data: server-side copies by reference
+# checked step (4.2 also user extended attributes, RFC 8276; 4.1 must not offer them);
+# then NFSv4.2's data operations (v42data: server-side copies by reference
 # measured on the server's /metrics at $VM_SERVER:$HTTP_PORT, hole punching, SEEK_DATA/
 # SEEK_HOLE; a file of $COPY_MB MiB); then mounts the pseudo root. First, a read
 # delegation check: a file opened read-only through a 4.2 mount (the kernel client takes
@@ -37,6 +38,61 @@ fcntl.lockf(a, fcntl.LOCK_UN, 10, 0)
 sys.exit(os.WEXITSTATUS(st))
 PY
 }
+xattr_check() { # user.* attributes through the 4.2 client: set, get, list, replace,
+  # create/replace flags, a 60 KiB value, ENODATA, EACCES for another user, gone with
+  # the file (a new file of the same name has none)
+  python3 - "$1" <<'PY'
+import errno, os, sys
+d = sys.argv[1]
+p = os.path.join(d, "x")
+def err(fn, *a):
+    try:
+        fn(*a)
+    except OSError as e:
+        return e.errno
+    return 0
+def users(path):
+    return sorted(n for n in os.listxattr(path) if n.startswith("user."))
+with open(p, "w") as f:
+    f.write("data")
+os.chmod(p, 0o644)
+os.setxattr(p, "user.color", b"blue")
+assert os.getxattr(p, "user.color") == b"blue"
+os.setxattr(p, "user.color", b"green", os.XATTR_REPLACE)
+assert os.getxattr(p, "user.color") == b"green"
+assert err(os.setxattr, p, "user.color", b"red", os.XATTR_CREATE) == errno.EEXIST
+assert err(os.setxattr, p, "user.nope", b"x", os.XATTR_REPLACE) == errno.ENODATA
+big = bytes(i % 251 for i in range(60 * 1024))
+os.setxattr(p, "user.big", big)
+assert os.getxattr(p, "user.big") == big
+assert users(p) == ["user.big", "user.color"], users(p)
+os.setxattr(d, "user.dir", b"1")
+assert os.getxattr(d, "user.dir") == b"1"
+pid = os.fork()
+if pid == 0:
+    os.setgid(1000); os.setuid(1000)
+    ok = os.getxattr(p, "user.color") == b"green"
+    ok = ok and err(os.setxattr, p, "user.color", b"x") == errno.EACCES
+    os._exit(0 if ok else 1)
+assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0, "uid 1000"
+os.removexattr(p, "user.color")
+assert err(os.getxattr, p, "user.color") == errno.ENODATA
+assert users(p) == ["user.big"], users(p)
+os.removexattr(d, "user.dir")
+os.unlink(p)
+open(p, "w").close()
+assert users(p) == [], users(p)
+assert err(os.getxattr, p, "user.big") == errno.ENODATA
+os.unlink(p)
+PY
+}
+xattr_unsupported() { # 4.1 has no extended attributes: the client answers EOPNOTSUPP
+  python3 -c 'import errno, os, sys
+p = sys.argv[1] + "/x"; open(p, "w").close()
+try: os.setxattr(p, "user.a", b"1"); sys.exit("set")
+except OSError as e: assert e.errno == errno.EOPNOTSUPP, e
+finally: os.unlink(p)' "$1"
+}
 work() { # work VERSION: the file work on /mnt/v4
   local v=$1 m=/mnt/v4
   step "$v mount" mount -t nfs -o "vers=$v,proto=tcp,port=$NFS_PORT" "$S:/export" $m || return
@@ -55,6 +111,10 @@ work() { # work VERSION: the file work on /mnt/v4
   step "$v chown" sh -c "chown 1000:1001 $m/d/g && test \"\$(stat -c %u:%g $m/d/g)\" = 1000:1001"
   step "$v truncate" sh -c "truncate -s 10 $m/d/g && test \$(stat -c %s $m/d/g) = 10"
   step "$v lock" lock_check $m/d/g
+  case $v in
+    4.2) step "$v xattrs" xattr_check $m/d ;;
+    4.1) step "$v no xattrs" xattr_unsupported $m/d ;;
+  esac
   step "$v ls names" expect "g h s" sh -c "ls $m/d | tr '\n' ' ' | sed 's/ \$//'"
   step "$v df" sh -c "df -k $m | tail -1 | awk '{ exit !(\$2 > 0) }'"
   step "$v remount" sh -c "umount $m && mount -t nfs -o vers=$v,proto=tcp,port=$NFS_PORT $S:/export $m && test \$(stat -c %s $m/d/g) = 10"

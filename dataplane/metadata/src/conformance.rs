@@ -23,7 +23,7 @@
 
 use crate::error::{MetaError, MetaResult};
 use crate::memory::MemoryStore;
-use crate::record::{DirEntry, InodeRecord, ShareRecord};
+use crate::record::{DirEntry, InodeRecord, ShareRecord, Xattrs};
 use crate::sled_store::SledStore;
 use crate::store::{Durability, MetadataStore};
 use crate::txn::{Check, Op, Txn};
@@ -151,6 +151,11 @@ macro_rules! conformance_tests {
             aux_scan_prefix_order_resume,
             aux_shares_are_isolated,
             aux_cleared_by_delete_share,
+            xattrs_set_get_replace_empty_deletes,
+            xattrs_go_with_the_inode,
+            xattrs_need_an_existing_inode,
+            xattrs_are_atomic_with_the_transaction,
+            xattrs_shares_are_isolated_and_cleared_by_delete_share,
         );
         $crate::conformance_tests!(@shared $factory;
             readdir_stable_under_concurrent_changes,
@@ -338,6 +343,8 @@ pub struct ShareDump {
     pub orphans: Vec<Ino>,
     /// Auxiliary key/value entries, ascending by key.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The extended attributes of every inode that has some, ascending by inode.
+    pub xattrs: Vec<(Ino, Xattrs)>,
 }
 
 /// Reads a whole share (for comparisons across a reopen or against a model).
@@ -393,6 +400,13 @@ pub async fn dump_share(s: &dyn MetadataStore, share: ShareId) -> MetaResult<Sha
         }
         aux.extend(page);
     }
+    let mut xattrs = Vec::new();
+    for r in &inodes {
+        let x = s.get_xattrs(share, r.ino).await?;
+        if !x.is_empty() {
+            xattrs.push((r.ino, x));
+        }
+    }
     Ok(ShareDump {
         next_ino: rec.next_ino,
         inodes,
@@ -401,6 +415,7 @@ pub async fn dump_share(s: &dyn MetadataStore, share: ShareId) -> MetaResult<Sha
         chunks,
         orphans,
         aux,
+        xattrs,
     })
 }
 
@@ -2123,6 +2138,216 @@ pub async fn aux_cleared_by_delete_share(s: &dyn MetadataStore) {
     );
 }
 
+// ---- extended attributes ----
+
+fn xattrs_of(pairs: &[(&[u8], &[u8])]) -> Xattrs {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
+fn set_xattrs(ino: u64, pairs: &[(&[u8], &[u8])]) -> Op {
+    Op::SetXattrs {
+        ino: Ino(ino),
+        xattrs: xattrs_of(pairs),
+    }
+}
+
+pub async fn xattrs_set_get_replace_empty_deletes(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    commit(s, S, vec![Op::PutInode(file_rec(2))]).await;
+    assert!(s.get_xattrs(S, Ino(2)).await.unwrap().is_empty());
+    let big = vec![0xa5u8; 64 * 1024];
+    let first: &[(&[u8], &[u8])] = &[(b"b", b"2"), (b"a", b""), (&[0, 0xff], &big)];
+    commit(s, S, vec![set_xattrs(2, first)]).await;
+    let got = s.get_xattrs(S, Ino(2)).await.unwrap();
+    assert_eq!(got, xattrs_of(first));
+    let names: Vec<&[u8]> = got.keys().map(Vec::as_slice).collect();
+    assert_eq!(names, vec![&[0u8, 0xff][..], b"a", b"b"], "byte order");
+    assert_eq!(
+        got[&b"a".to_vec()],
+        Vec::<u8>::new(),
+        "an empty value is a value"
+    );
+    // Replaced as a whole: names left out are gone.
+    commit(s, S, vec![set_xattrs(2, &[(b"c", b"3")])]).await;
+    assert_eq!(
+        s.get_xattrs(S, Ino(2)).await.unwrap(),
+        xattrs_of(&[(b"c", b"3")])
+    );
+    // Ops apply in order; the empty set deletes the record.
+    commit(
+        s,
+        S,
+        vec![set_xattrs(2, &[(b"d", b"4")]), set_xattrs(2, &[])],
+    )
+    .await;
+    assert!(s.get_xattrs(S, Ino(2)).await.unwrap().is_empty());
+    commit(s, S, vec![set_xattrs(2, &[]), set_xattrs(99, &[])]).await;
+    // Attributes are not inodes, blocks or aux entries.
+    assert_eq!(s.scan_inodes(S, None, 10).await.unwrap().len(), 2);
+    assert!(s.scan_blocks(S, None, 10).await.unwrap().is_empty());
+    assert!(s.scan_aux(S, b"", None, 10).await.unwrap().is_empty());
+    assert_eq!(s.get_inode(S, Ino(2)).await.unwrap(), Some(file_rec(2)));
+}
+
+pub async fn xattrs_go_with_the_inode(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    commit(
+        s,
+        S,
+        vec![
+            Op::PutInode(file_rec(2)),
+            Op::PutInode(file_rec(3)),
+            set_xattrs(2, &[(b"a", b"1")]),
+            set_xattrs(3, &[(b"a", b"3")]),
+        ],
+    )
+    .await;
+    commit(s, S, vec![Op::DeleteInode(Ino(2))]).await;
+    assert!(s.get_xattrs(S, Ino(2)).await.unwrap().is_empty());
+    assert_eq!(
+        s.get_xattrs(S, Ino(3)).await.unwrap(),
+        xattrs_of(&[(b"a", b"3")]),
+        "only the deleted inode's attributes go"
+    );
+    // A record put again under the same number starts without attributes.
+    commit(s, S, vec![Op::PutInode(file_rec(2))]).await;
+    assert!(s.get_xattrs(S, Ino(2)).await.unwrap().is_empty());
+    // Delete and set in one transaction, in both orders.
+    commit(
+        s,
+        S,
+        vec![set_xattrs(2, &[(b"x", b"1")]), Op::DeleteInode(Ino(2))],
+    )
+    .await;
+    assert!(s.get_xattrs(S, Ino(2)).await.unwrap().is_empty());
+    let d = dump_share(s, S).await.unwrap();
+    assert_eq!(d.xattrs, vec![(Ino(3), xattrs_of(&[(b"a", b"3")]))]);
+}
+
+pub async fn xattrs_need_an_existing_inode(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    commit(s, S, vec![Op::PutInode(file_rec(2))]).await;
+    let before = dump_share(s, S).await.unwrap();
+    for ops in [
+        vec![Op::PutInode(file_rec(5)), set_xattrs(7, &[(b"a", b"1")])],
+        vec![Op::DeleteInode(Ino(2)), set_xattrs(2, &[(b"a", b"1")])],
+        vec![
+            set_xattrs(2, &[(b"a", b"1")]),
+            set_xattrs(8, &[(b"a", b"1")]),
+        ],
+    ] {
+        let res = try_commit(s, S, vec![], ops).await;
+        assert!(matches!(res, Err(MetaError::NoSuchInode { .. })), "{res:?}");
+        assert_eq!(dump_share(s, S).await.unwrap(), before, "nothing applied");
+    }
+    // An inode put earlier in the same transaction takes attributes.
+    commit(
+        s,
+        S,
+        vec![Op::PutInode(file_rec(6)), set_xattrs(6, &[(b"a", b"6")])],
+    )
+    .await;
+    assert_eq!(
+        s.get_xattrs(S, Ino(6)).await.unwrap(),
+        xattrs_of(&[(b"a", b"6")])
+    );
+}
+
+pub async fn xattrs_are_atomic_with_the_transaction(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    commit(
+        s,
+        S,
+        vec![Op::PutInode(file_rec(2)), set_xattrs(2, &[(b"keep", b"1")])],
+    )
+    .await;
+    let before = dump_share(s, S).await.unwrap();
+    let mut touched = file_rec(2);
+    touched.change = 2;
+    let res = try_commit(
+        s,
+        S,
+        vec![Check::InodeChange {
+            ino: Ino(2),
+            change: 99,
+        }],
+        vec![
+            Op::PutInode(touched.clone()),
+            set_xattrs(2, &[(b"new", b"x")]),
+        ],
+    )
+    .await;
+    assert!(matches!(res, Err(MetaError::Conflict(_))), "{res:?}");
+    let res = try_commit(
+        s,
+        S,
+        vec![],
+        vec![
+            set_xattrs(2, &[(b"new", b"x")]),
+            Op::AdjustChunk {
+                hash: hash(1),
+                delta: -1,
+                size: 4096,
+            },
+        ],
+    )
+    .await;
+    assert!(
+        matches!(res, Err(MetaError::RefcountUnderflow { .. })),
+        "{res:?}"
+    );
+    assert_eq!(dump_share(s, S).await.unwrap(), before);
+    try_commit(
+        s,
+        S,
+        vec![Check::InodeChange {
+            ino: Ino(2),
+            change: 1,
+        }],
+        vec![
+            Op::PutInode(touched.clone()),
+            set_xattrs(2, &[(b"new", b"x")]),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get_inode(S, Ino(2)).await.unwrap(), Some(touched));
+    assert_eq!(
+        s.get_xattrs(S, Ino(2)).await.unwrap(),
+        xattrs_of(&[(b"new", b"x")])
+    );
+}
+
+pub async fn xattrs_shares_are_isolated_and_cleared_by_delete_share(s: &dyn MetadataStore) {
+    new_share(s, S).await;
+    new_share(s, ShareId(2)).await;
+    for share in [S, ShareId(2)] {
+        commit(
+            s,
+            share,
+            vec![
+                Op::PutInode(file_rec(2)),
+                set_xattrs(2, &[(b"who", &share.0.to_be_bytes())]),
+            ],
+        )
+        .await;
+    }
+    assert_eq!(
+        s.get_xattrs(S, Ino(2)).await.unwrap(),
+        xattrs_of(&[(b"who", &1u32.to_be_bytes())])
+    );
+    s.delete_share(S).await.unwrap();
+    new_share(s, S).await;
+    assert!(s.get_xattrs(S, Ino(2)).await.unwrap().is_empty());
+    assert_eq!(
+        s.get_xattrs(ShareId(2), Ino(2)).await.unwrap(),
+        xattrs_of(&[(b"who", &2u32.to_be_bytes())])
+    );
+}
+
 // ---- persistence ----
 
 /// Everything committed (durable, or buffered and then synced) is there after a close
@@ -2163,6 +2388,10 @@ pub async fn persistence_reopen(fx: Fixture) {
         .op(Op::PutAux {
             key: b"trash/x".to_vec(),
             value: b"durable".to_vec(),
+        })
+        .op(Op::SetXattrs {
+            ino: Ino(3),
+            xattrs: xattrs_of(&[(b"k", b"durable"), (b"empty", b"")]),
         })
         .adjust_refs(&[], &blocks);
     s.commit(txn, Durability::Durable).await.unwrap();
@@ -2213,6 +2442,10 @@ pub async fn persistence_reopen(fx: Fixture) {
     assert_eq!(
         s.get_aux(S, b"trash/x").await.unwrap(),
         Some(b"durable".to_vec())
+    );
+    assert_eq!(
+        s.get_xattrs(S, Ino(3)).await.unwrap(),
+        xattrs_of(&[(b"k", b"durable"), (b"empty", b"")])
     );
     // The reopened store takes new commits, and a second reopen keeps them.
     commit(s, S, vec![Op::PutInode(file_rec(10))]).await;

@@ -27,7 +27,7 @@ pub mod txn;
 
 pub use audit::{Inv02Report, audit_inv02};
 pub use error::{MetaError, MetaResult};
-pub use record::{ChunkRow, DirEntry, InodeRecord, ShareRecord};
+pub use record::{ChunkRow, DirEntry, InodeRecord, ShareRecord, Xattrs};
 pub use sled_store::SledStore;
 pub use store::{Durability, MetadataStore, StoreInfo};
 pub use txn::{Check, Op, Txn};

@@ -9,11 +9,12 @@
 //! | `cookies`  | (ShareId, dir, cookie)    | name           |
 //! | `blocks`   | (ShareId, Ino)            | Vec<BlockRef>  |
 //! | `chunks`   | (ShareId, ContentHash)    | ChunkRow       |
+//! | `xattrs`   | (ShareId, Ino)            | Xattrs (non-empty) |
 //! | `orphans`  | (ShareId, Ino)            | ()             |
 //! | `aux`      | (ShareId, key bytes)      | value bytes    |
 
 use crate::error::{MetaError, MetaResult};
-use crate::record::{ChunkEntry, ChunkRow, DirEntry, InodeRecord, ShareRecord};
+use crate::record::{ChunkEntry, ChunkRow, DirEntry, InodeRecord, ShareRecord, Xattrs};
 use crate::store::{Durability, MetadataStore, StoreInfo};
 use crate::txn::{Check, Op, Txn};
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ struct State {
     dirents: BTreeMap<(ShareId, Ino, Vec<u8>), DirEntry>,
     cookies: BTreeMap<(ShareId, Ino, u64), Vec<u8>>,
     blocks: BTreeMap<(ShareId, Ino), Vec<BlockRef>>,
+    xattrs: BTreeMap<(ShareId, Ino), Xattrs>,
     chunks: BTreeMap<(ShareId, ContentHash), ChunkRow>,
     orphans: BTreeSet<(ShareId, Ino)>,
     aux: BTreeMap<(ShareId, Vec<u8>), Vec<u8>>,
@@ -123,6 +125,7 @@ impl State {
             Op::DeleteInode(ino) => {
                 self.inodes.remove(&(share, ino));
                 self.blocks.remove(&(share, ino));
+                self.xattrs.remove(&(share, ino));
                 self.orphans.remove(&(share, ino));
             }
             Op::PutDirent { dir, entry } => {
@@ -143,6 +146,13 @@ impl State {
                     self.blocks.remove(&(share, ino));
                 } else {
                     self.blocks.insert((share, ino), blocks);
+                }
+            }
+            Op::SetXattrs { ino, xattrs } => {
+                if xattrs.is_empty() {
+                    self.xattrs.remove(&(share, ino));
+                } else {
+                    self.xattrs.insert((share, ino), xattrs);
                 }
             }
             Op::AdjustChunk { hash, delta, size } => {
@@ -193,6 +203,34 @@ impl State {
         }
         Ok(())
     }
+
+    /// Fails with [`MetaError::NoSuchInode`] when an [`Op::SetXattrs`] of `ops` gives a
+    /// non-empty set to an inode that does not exist at that point of the transaction
+    /// (checked before anything is applied).
+    fn check_xattr_targets(&self, share: ShareId, ops: &[Op]) -> MetaResult<()> {
+        let mut exists: BTreeMap<Ino, bool> = BTreeMap::new();
+        for o in ops {
+            match o {
+                Op::PutInode(r) => {
+                    exists.insert(r.ino, true);
+                }
+                Op::DeleteInode(ino) => {
+                    exists.insert(*ino, false);
+                }
+                Op::SetXattrs { ino, xattrs } if !xattrs.is_empty() => {
+                    let here = exists
+                        .get(ino)
+                        .copied()
+                        .unwrap_or_else(|| self.inodes.contains_key(&(share, *ino)));
+                    if !here {
+                        return Err(MetaError::NoSuchInode { share, ino: *ino });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -237,6 +275,7 @@ impl MetadataStore for MemoryStore {
         s.dirents.retain(|k, _| k.0 != id);
         s.cookies.retain(|k, _| k.0 != id);
         s.blocks.retain(|k, _| k.0 != id);
+        s.xattrs.retain(|k, _| k.0 != id);
         s.chunks.retain(|k, _| k.0 != id);
         s.orphans.retain(|k| k.0 != id);
         s.aux.retain(|k, _| k.0 != id);
@@ -296,6 +335,16 @@ impl MetadataStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn get_xattrs(&self, share: ShareId, ino: Ino) -> MetaResult<Xattrs> {
+        Ok(self
+            .state
+            .lock()
+            .xattrs
+            .get(&(share, ino))
+            .cloned()
+            .unwrap_or_default())
+    }
+
     async fn commit(&self, txn: Txn, _durability: Durability) -> MetaResult<()> {
         let mut s = self.state.lock();
         if !s.shares.contains_key(&txn.share) {
@@ -304,6 +353,7 @@ impl MetadataStore for MemoryStore {
         for c in &txn.checks {
             s.check(txn.share, c)?;
         }
+        s.check_xattr_targets(txn.share, &txn.ops)?;
         // Apply on a copy-on-failure basis: ops are validated while applying, so keep
         // an undo copy only of what can fail (chunk rows, share record).
         let backup_chunks: Vec<(ContentHash, Option<ChunkRow>)> = txn
@@ -316,7 +366,8 @@ impl MetadataStore for MemoryStore {
                 _ => None,
             })
             .collect();
-        // Refcount underflow is the only op failure: pre-validate it so nothing is applied.
+        // Refcount underflow (and a missing inode for attributes, checked above) are the
+        // only op failures: pre-validate them so nothing is applied.
         let mut sim: BTreeMap<ContentHash, i128> = BTreeMap::new();
         for o in &txn.ops {
             if let Op::AdjustChunk { hash, delta, .. } = o {

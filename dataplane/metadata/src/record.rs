@@ -81,6 +81,12 @@ pub struct ShareRecord {
     pub next_ino: u64,
 }
 
+/// The extended attributes of one inode: name -> value, in byte order of the names.
+/// A backend keeps them as one record per inode (replaced whole by
+/// [`crate::Op::SetXattrs`], deleted with the inode by [`crate::Op::DeleteInode`]); the
+/// VFS bounds their total size, so the record stays small.
+pub type Xattrs = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// Chunk hash plus its row, as returned by scans.
 pub type ChunkEntry = (ContentHash, ChunkRow);
 

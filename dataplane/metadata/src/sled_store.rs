@@ -13,6 +13,7 @@
 //! | `dirents` | share u32 · dir u64 · name bytes           | [`DirEntry`]                 |
 //! | `cookies` | share u32 · dir u64 · cookie u64           | name bytes (raw)             |
 //! | `blocks`  | share u32 · ino u64                        | `Vec<BlockRef>` (non-empty)  |
+//! | `xattrs`  | share u32 · ino u64                        | [`Xattrs`] (non-empty)       |
 //! | `chunks`  | share u32 · hash [u8; 32]                  | [`ChunkRow`] (refcount > 0)  |
 //! | `orphans` | share u32 · ino u64                        | empty                        |
 //! | `aux`     | share u32 · key bytes                      | value bytes (raw)            |
@@ -20,14 +21,15 @@
 //! Values other than `meta`, `cookies` and `aux` are `postcard` ([`crate::record::encode`]).
 //! `aux` is the opaque per-share key/value space of [`Op::PutAux`]; the VFS recycle bin
 //! keeps `b"trash/" · ino u64` -> postcard record there. The tree was added without a
-//! format bump: an older store simply has it empty.
+//! format bump: an older store simply has it empty. So was `xattrs` (the extended
+//! attributes of an inode as one record, removed with the inode).
 //!
 //! # Atomicity and durability
 //!
-//! [`MetadataStore::commit`] is one sled transaction over the eight data trees: it reads the
+//! [`MetadataStore::commit`] is one sled transaction over the nine data trees: it reads the
 //! share record, evaluates every [`Check`], and applies every [`Op`] (read-modify-write of
 //! chunk rows included) inside the transaction closure, so an abort (failed check, refcount
-//! underflow, unknown inode) discards every write of the transaction. sled seals the writes
+//! underflow, attributes for an unknown inode) discards every write of the transaction. sled seals the writes
 //! of one transaction as one recovery batch.
 //!
 //! sled fsyncs only on `flush()`. Commits are numbered after they are applied; a
@@ -44,7 +46,9 @@
 
 use crate::error::{MetaError, MetaResult};
 use crate::memory::{new_root_inode, new_share_record};
-use crate::record::{ChunkEntry, ChunkRow, DirEntry, InodeRecord, ShareRecord, decode, encode};
+use crate::record::{
+    ChunkEntry, ChunkRow, DirEntry, InodeRecord, ShareRecord, Xattrs, decode, encode,
+};
 use crate::store::{Durability, MetadataStore, StoreInfo};
 use crate::txn::{Check, Op, Txn};
 use async_trait::async_trait;
@@ -88,16 +92,18 @@ struct Trees {
     chunks: sled::Tree,
     orphans: sled::Tree,
     aux: sled::Tree,
+    xattrs: sled::Tree,
 }
 
 impl Trees {
     /// The trees holding per-share ranges (everything but `shares`).
-    fn ranged(&self) -> [&sled::Tree; 7] {
+    fn ranged(&self) -> [&sled::Tree; 8] {
         [
             &self.inodes,
             &self.dirents,
             &self.cookies,
             &self.blocks,
+            &self.xattrs,
             &self.chunks,
             &self.orphans,
             &self.aux,
@@ -214,6 +220,7 @@ struct TxView<'a> {
     chunks: &'a TransactionalTree,
     orphans: &'a TransactionalTree,
     aux: &'a TransactionalTree,
+    xattrs: &'a TransactionalTree,
 }
 
 impl TxView<'_> {
@@ -274,6 +281,7 @@ impl TxView<'_> {
                 let k = k_ino(s, *ino);
                 self.inodes.remove(&k)?;
                 self.blocks.remove(&k)?;
+                self.xattrs.remove(&k)?;
                 self.orphans.remove(&k)?;
             }
             Op::PutDirent { dir, entry } => {
@@ -298,6 +306,19 @@ impl TxView<'_> {
                     self.blocks.remove(&k)?;
                 } else {
                     self.blocks.insert(&k, tx_encode(blocks)?)?;
+                }
+            }
+            Op::SetXattrs { ino, xattrs } => {
+                let k = k_ino(s, *ino);
+                if xattrs.is_empty() {
+                    self.xattrs.remove(&k)?;
+                } else if self.inodes.get(k)?.is_none() {
+                    return abort(MetaError::NoSuchInode {
+                        share: s,
+                        ino: *ino,
+                    });
+                } else {
+                    self.xattrs.insert(&k, tx_encode(xattrs)?)?;
                 }
             }
             Op::AdjustChunk { hash, delta, size } => {
@@ -411,6 +432,7 @@ impl SledStore {
             chunks: tree("chunks")?,
             orphans: tree("orphans")?,
             aux: tree("aux")?,
+            xattrs: tree("xattrs")?,
         };
         Ok(SledStore {
             db,
@@ -691,14 +713,23 @@ impl MetadataStore for SledStore {
         }
     }
 
+    async fn get_xattrs(&self, share: ShareId, ino: Ino) -> MetaResult<Xattrs> {
+        self.ensure_open()?;
+        match self.t.xattrs.get(k_ino(share, ino)).map_err(be)? {
+            Some(b) => decode("xattrs", &b),
+            None => Ok(Xattrs::new()),
+        }
+    }
+
     async fn commit(&self, txn: Txn, durability: Durability) -> MetaResult<()> {
         self.ensure_open()?;
         let t = &self.t;
         (
             &t.shares, &t.inodes, &t.dirents, &t.cookies, &t.blocks, &t.chunks, &t.orphans, &t.aux,
+            &t.xattrs,
         )
             .transaction(
-                |(shares, inodes, dirents, cookies, blocks, chunks, orphans, aux)| {
+                |(shares, inodes, dirents, cookies, blocks, chunks, orphans, aux, xattrs)| {
                     TxView {
                         share: txn.share,
                         shares,
@@ -709,6 +740,7 @@ impl MetadataStore for SledStore {
                         chunks,
                         orphans,
                         aux,
+                        xattrs,
                     }
                     .run(&txn)
                 },

@@ -1,7 +1,7 @@
 //! The [`MetadataStore`] trait every backend implements.
 
 use crate::error::MetaResult;
-use crate::record::{ChunkEntry, DirEntry, InodeRecord, ShareRecord};
+use crate::record::{ChunkEntry, DirEntry, InodeRecord, ShareRecord, Xattrs};
 use crate::txn::Txn;
 use async_trait::async_trait;
 use dittofs_types::{BlockRef, ContentHash, Ino, ShareId};
@@ -64,6 +64,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Whether `dir` has no entries.
     async fn dir_is_empty(&self, share: ShareId, dir: Ino) -> MetaResult<bool>;
     async fn get_blocks(&self, share: ShareId, ino: Ino) -> MetaResult<Vec<BlockRef>>;
+    /// The extended attributes of `ino` (empty when it has none or does not exist).
+    async fn get_xattrs(&self, share: ShareId, ino: Ino) -> MetaResult<Xattrs>;
 
     // ---- writes ----
     async fn commit(&self, txn: Txn, durability: Durability) -> MetaResult<()>;

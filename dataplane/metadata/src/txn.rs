@@ -1,6 +1,6 @@
 //! Transactions: a batch of preconditions and mutations applied atomically.
 
-use crate::record::{DirEntry, InodeRecord};
+use crate::record::{DirEntry, InodeRecord, Xattrs};
 use dittofs_types::{BlockRef, ContentHash, Ino, ShareId};
 
 /// A precondition checked atomically with the apply. If any check fails the backend
@@ -22,8 +22,9 @@ pub enum Check {
 pub enum Op {
     /// Insert or replace the inode record.
     PutInode(InodeRecord),
-    /// Delete the inode record, its block list and its orphan mark (if any). Does not touch
-    /// chunk refcounts: the caller adds the matching [`Op::AdjustChunk`]s.
+    /// Delete the inode record, its block list, its extended attributes and its orphan
+    /// mark (if any). Does not touch chunk refcounts: the caller adds the matching
+    /// [`Op::AdjustChunk`]s.
     DeleteInode(Ino),
     /// Insert the entry, replacing any entry of the same name in `dir` (the replaced
     /// entry's cookie index is removed).
@@ -40,6 +41,11 @@ pub enum Op {
         delta: i64,
         size: u32,
     },
+    /// Replace the whole set of extended attributes of `ino` (empty = delete the set). A
+    /// non-empty set for an inode that does not exist at this point of the transaction
+    /// aborts it with [`crate::MetaError::NoSuchInode`], so attributes never outlive
+    /// their inode.
+    SetXattrs { ino: Ino, xattrs: Xattrs },
     /// Mark `ino` as unlinked-but-open (nlink 0, content still readable).
     AddOrphan(Ino),
     /// Clear the orphan mark.

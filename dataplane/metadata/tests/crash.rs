@@ -150,6 +150,7 @@ impl State {
                 Op::PutAux { key, value } => {
                     self.aux.insert(key.clone(), value.clone());
                 }
+                Op::SetXattrs { .. } => panic!("the crash workload sets no attributes"),
                 Op::DeleteAux { key } => {
                     self.aux.remove(key);
                 }
@@ -182,6 +183,7 @@ impl State {
             chunks: self.chunks.iter().map(|(h, r)| (*h, *r)).collect(),
             orphans: self.orphans.iter().map(|i| Ino(*i)).collect(),
             aux: self.aux.clone().into_iter().collect(),
+            xattrs: Vec::new(),
         }
     }
 }

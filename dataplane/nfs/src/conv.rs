@@ -118,6 +118,9 @@ impl From<&FsError> for NfsStat3 {
             FsError::NotSupp => NfsStat3::NotSupp,
             FsError::BadCookie => NfsStat3::BadCookie,
             FsError::TooSmall => NfsStat3::TooSmall,
+            // NFSv3 has no extended attributes: the nearest statuses (never sent today).
+            FsError::NoXattr => NfsStat3::NoEnt,
+            FsError::XattrTooBig => NfsStat3::Inval,
             FsError::BadType => NfsStat3::BadType,
             // A busy object is a transient condition: the client retries later.
             FsError::Jukebox | FsError::Busy => NfsStat3::Jukebox,
@@ -187,6 +190,8 @@ pub(crate) mod tests {
             FsError::NotSupp,
             FsError::BadCookie,
             FsError::TooSmall,
+            FsError::NoXattr,
+            FsError::XattrTooBig,
             FsError::BadType,
             FsError::Jukebox,
             FsError::Busy,
@@ -202,7 +207,7 @@ pub(crate) mod tests {
     fn nfsstat3_numbers_are_unchanged() {
         let expected = [
             1, 2, 5, 13, 17, 18, 20, 21, 22, 22, 27, 28, 69, 30, 31, 63, 66, 70, 10001, 10004,
-            10003, 10005, 10007, 10008, 10008, 10002, 10006, 6,
+            10003, 10005, 2, 22, 10007, 10008, 10008, 10002, 10006, 6,
         ];
         let got: Vec<u32> = every_fs_error()
             .iter()

@@ -13,6 +13,7 @@ use dittofs_nfs::nfs4::ns::{CreateArgs, CreateType4, RenameArgs};
 use dittofs_nfs::nfs4::session::*;
 use dittofs_nfs::nfs4::types::{Bitmap4, ChannelAttrs4, Fh4, List, Opaque4, RdmaIrd, Stateid4};
 use dittofs_nfs::nfs4::v42::{CloneArgs, CopyArgs, Netloc4, ReadPlusArgs, SeekArgs, SpaceArgs};
+use dittofs_nfs::nfs4::xattr::{ListxattrsArgs, SetxattrArgs, SetxattrOption4, XattrValue4};
 use dittofs_nfs::nfs4::{CompoundHeader, Op4, encode_compound};
 use dittofs_nfs::xdr::{Decoder, XdrDecode, XdrEncode};
 use proptest::prelude::*;
@@ -226,6 +227,17 @@ fn every_op() -> Vec<Op4> {
         Op4::TestStateid(List(vec![sid.clone(), Stateid4::ANONYMOUS])),
         Op4::DestroyClientid(5),
         Op4::ReclaimComplete(true),
+        Op4::Getxattr(name("user-key")),
+        Op4::Setxattr(SetxattrArgs {
+            option: SetxattrOption4::Create,
+            key: name("k"),
+            value: XattrValue4(b"value".to_vec()),
+        }),
+        Op4::Listxattrs(ListxattrsArgs {
+            cookie: 2,
+            maxcount: 4096,
+        }),
+        Op4::Removexattr(name("k")),
     ]
 }
 

@@ -1,8 +1,9 @@
 //! NFSv4.1 and 4.2 protocol tests against the real `dfs` binary: raw COMPOUNDs over TCP
 //! built with the project's codec (sessions, the pseudo root, OPEN/WRITE/CLOSE/READ, the
 //! slot replay cache, bad stateids and sessions, COMPOUND limits; NFSv4.2's SEEK,
-//! READ_PLUS, ALLOCATE, DEALLOCATE, COPY and CLONE), and read delegations: the test
-//! client answers the CB_COMPOUND calls the server sends on its connection.
+//! READ_PLUS, ALLOCATE, DEALLOCATE, COPY and CLONE; its extended attribute operations,
+//! RFC 8276), and read delegations: the test client answers the CB_COMPOUND calls the
+//! server sends on its connection.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,12 +15,15 @@ use dittofs_nfs::nfs4::attr::{SetattrArgs, SetattrRes};
 use dittofs_nfs::nfs4::fattr::{Fattr4, SetAttrs4, a};
 use dittofs_nfs::nfs4::fh::SecinfoResOk;
 use dittofs_nfs::nfs4::io::*;
-use dittofs_nfs::nfs4::ns::ChangeInfo4;
+use dittofs_nfs::nfs4::ns::{ChangeInfo4, CreateArgs, CreateResOk, CreateType4};
 use dittofs_nfs::nfs4::session::*;
 use dittofs_nfs::nfs4::types::{
     Bitmap4, ChannelAttrs4, Fh4, List, Opaque4, RdmaIrd, SessionId4, Stateid4,
 };
 use dittofs_nfs::nfs4::v42::*;
+use dittofs_nfs::nfs4::xattr::{
+    ListxattrsArgs, ListxattrsResOk, SetxattrArgs, SetxattrOption4, XattrValue4,
+};
 use dittofs_nfs::nfs4::{Nfs4Status, Op4, PROGRAM, decode_res_head, encode_compound};
 use dittofs_nfs::nlm4::Nlm4Stat;
 use dittofs_nfs::rpc::{AcceptStat, ReplyStat};
@@ -41,6 +45,9 @@ enum Res {
     Session(Box<CreateSessionResOk>),
     Denied(LockDenied),
     SetClientId(SetClientIdResOk),
+    Xattr(XattrValue4),
+    XattrChange(ChangeInfo4),
+    XattrList(ListxattrsResOk),
     Copy(CopyResOk),
     Seek(SeekResOk),
     ReadPlus(ReadPlusResOk),
@@ -60,6 +67,9 @@ fn body(op: u32, d: &mut Decoder<'_>) -> Res {
         42 => Res::Exchange(Box::new(ExchangeIdResOk::decode(d).unwrap())),
         43 => Res::Session(Box::new(CreateSessionResOk::decode(d).unwrap())),
         35 => Res::SetClientId(SetClientIdResOk::decode(d).unwrap()),
+        72 => Res::Xattr(XattrValue4::decode(d).unwrap()),
+        73 | 75 => Res::XattrChange(ChangeInfo4::decode(d).unwrap()),
+        74 => Res::XattrList(ListxattrsResOk::decode(d).unwrap()),
         60 => Res::Copy(CopyResOk::decode(d).unwrap()),
         69 => Res::Seek(SeekResOk::decode(d).unwrap()),
         68 => Res::ReadPlus(ReadPlusResOk::decode(d).unwrap()),
@@ -69,6 +79,10 @@ fn body(op: u32, d: &mut Decoder<'_>) -> Res {
         }
         34 => {
             SetattrRes::decode(d).unwrap();
+            Res::Other
+        }
+        6 => {
+            CreateResOk::decode(d).unwrap();
             Res::Other
         }
         28 | 5 => {
@@ -224,12 +238,21 @@ impl V4 {
         compound(&mut self.c, &all)
     }
 
-    /// [`V4::run`] in minor version `minor`, the reply not cached (bulk replies).
+    /// SEQUENCE (slot 0, no reply caching) followed by `ops`, as minor version `minor`.
     fn run_minor(&mut self, minor: u32, ops: &[Op4]) -> Reply {
+        self.run_cached(minor, false, ops)
+    }
+
+    /// [`V4::run_minor`] asking the slot to cache the reply.
+    fn run_with_cache(&mut self, minor: u32, ops: &[Op4]) -> Reply {
+        self.run_cached(minor, true, ops)
+    }
+
+    fn run_cached(&mut self, minor: u32, cachethis: bool, ops: &[Op4]) -> Reply {
         let Op4::Sequence(mut s) = self.seq_op(0) else {
             unreachable!()
         };
-        s.cachethis = false;
+        s.cachethis = cachethis;
         let mut all = vec![Op4::Sequence(s)];
         all.extend_from_slice(ops);
         Reply::parse(compound_raw(&mut self.c, minor, &all))
@@ -1689,4 +1712,257 @@ fn replies_nobody_waits_for_are_dropped_and_counted() {
         metric(&srv, "dittofs_nfs4_cb_unexpected_replies_total"),
         50.0
     );
+}
+
+fn getxattr(name: &str) -> Op4 {
+    Op4::Getxattr(Opaque4(name.as_bytes().to_vec()))
+}
+
+fn setxattr(option: SetxattrOption4, name: &str, value: &[u8]) -> Op4 {
+    Op4::Setxattr(SetxattrArgs {
+        option,
+        key: Opaque4(name.as_bytes().to_vec()),
+        value: XattrValue4(value.to_vec()),
+    })
+}
+
+fn listxattrs(cookie: u64, maxcount: u32) -> Op4 {
+    Op4::Listxattrs(ListxattrsArgs { cookie, maxcount })
+}
+
+fn removexattr(name: &str) -> Op4 {
+    Op4::Removexattr(Opaque4(name.as_bytes().to_vec()))
+}
+
+/// The status of the last result and, when it succeeded, its body.
+fn outcome(r: &Reply) -> (Nfs4Status, &Res) {
+    let (_, st, body) = r.last();
+    (*st, body)
+}
+
+/// A new empty file `name` in directory `dir` (mode 0644, made by the session's
+/// caller), closed again; its handle.
+fn new_file(v: &mut V4, dir: &Fh4, name: &str) -> Fh4 {
+    let open = open_create(
+        0,
+        0,
+        name.as_bytes(),
+        CreateHow4::Guarded(mode_attrs(0o644)),
+        name,
+    );
+    let r = v.run(&[Op4::Putfh(dir.clone()), open, Op4::Getfh]);
+    let (Res::Open(o), Res::Fh(fh)) = (&r.results[2].2, &r.results[3].2) else {
+        panic!("OPEN {name}: {:?}", r.results)
+    };
+    let close = Op4::Close(CloseArgs {
+        seqid: 0,
+        stateid: o.stateid.clone(),
+    });
+    assert_eq!(
+        v.run(&[Op4::Putfh(fh.clone()), close]).status,
+        Nfs4Status::Ok
+    );
+    fh.clone()
+}
+
+/// GETXATTR, SETXATTR (EITHER/CREATE/REPLACE, change_info4), LISTXATTRS (paging by
+/// cookie, TOOSMALL, BAD_COOKIE), REMOVEXATTR and their errors over NFSv4.2; the
+/// `xattr_support` attribute and the ACCESS bits; NOTSUPP in 4.1 and the pseudo root,
+/// OP_ILLEGAL in 4.0; the attributes gone with the file.
+#[test]
+fn extended_attributes_over_nfs42() {
+    let srv = Server::start();
+    let mut v = V4::connect(srv.nfs_port, b"xattr-client");
+    let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let f = new_file(&mut v, &dir, "f");
+    let at = |fh: &Fh4, op: Op4| vec![Op4::Putfh(fh.clone()), op];
+
+    // xattr_support: true on the share in 4.2, false on the pseudo root, absent in 4.1
+    let mask = Bitmap4::from_bits(&[a::SUPPORTED_ATTRS, a::XATTR_SUPPORT]);
+    let support = |v: &mut V4, minor, first: Op4| {
+        let r = v.run_minor(minor, &[first, Op4::Getattr(mask.clone())]);
+        let Res::Attr(f) = outcome(&r).1 else {
+            panic!("{:?}", r.status)
+        };
+        let mut d = Decoder::new(&f.attr_vals.0);
+        let sup = Bitmap4::decode(&mut d).unwrap();
+        let value = f.attrmask.has(a::XATTR_SUPPORT).then(|| d.u32().unwrap());
+        (sup.has(a::XATTR_SUPPORT), value)
+    };
+    assert_eq!(support(&mut v, 2, Op4::Putfh(f.clone())), (true, Some(1)));
+    assert_eq!(support(&mut v, 2, Op4::Putrootfh), (true, Some(0)));
+    assert_eq!(support(&mut v, 1, Op4::Putfh(f.clone())), (false, None));
+
+    // ACCESS: the xattr bits are known in 4.2 only
+    let r = v.run_minor(2, &at(&f, Op4::Access(0x1ff)));
+    let body = &r.raw[r.raw.len() - 8..];
+    assert_eq!(
+        body,
+        [0, 0, 1, 0xff, 0, 0, 1, 0xcd],
+        "all supported; root: READ, MODIFY, EXTEND and the three xattr bits"
+    );
+    let r = v.run_minor(1, &at(&f, Op4::Access(0x1ff)));
+    assert_eq!(&r.raw[r.raw.len() - 8..], [0, 0, 0, 0x3f, 0, 0, 0, 0x0d]);
+
+    // SETXATTR / GETXATTR / flags
+    let r = v.run_minor(
+        2,
+        &at(&f, setxattr(SetxattrOption4::Create, "color", b"blue")),
+    );
+    let (Nfs4Status::Ok, Res::XattrChange(ci)) = outcome(&r) else {
+        panic!("{:?}", r.results)
+    };
+    assert!(ci.atomic && ci.after > ci.before, "{ci:?}");
+    let change = Bitmap4::from_bits(&[a::CHANGE]);
+    let r = v.run_minor(2, &at(&f, Op4::Getattr(change)));
+    let Res::Attr(now) = outcome(&r).1 else {
+        panic!()
+    };
+    assert_eq!(attr_u64(now, &[a::CHANGE], a::CHANGE), ci.after);
+    let get = |v: &mut V4, name: &str| v.run_minor(2, &at(&f, getxattr(name)));
+    let r = get(&mut v, "color");
+    let (Nfs4Status::Ok, Res::Xattr(val)) = outcome(&r) else {
+        panic!()
+    };
+    assert_eq!(val.0, b"blue");
+    for (op, want) in [
+        (
+            setxattr(SetxattrOption4::Create, "color", b"red"),
+            Nfs4Status::Exist,
+        ),
+        (
+            setxattr(SetxattrOption4::Replace, "shape", b"round"),
+            Nfs4Status::NoXattr,
+        ),
+        (
+            setxattr(SetxattrOption4::Replace, "color", b"green"),
+            Nfs4Status::Ok,
+        ),
+        (getxattr("shape"), Nfs4Status::NoXattr),
+        (removexattr("shape"), Nfs4Status::NoXattr),
+        (
+            setxattr(SetxattrOption4::Either, "", b"x"),
+            Nfs4Status::Inval,
+        ),
+    ] {
+        let r = v.run_minor(2, &at(&f, op.clone()));
+        assert_eq!(outcome(&r).0, want, "{op:?}");
+    }
+    let r = get(&mut v, "color");
+    let Res::Xattr(val) = outcome(&r).1 else {
+        panic!()
+    };
+    assert_eq!(val.0, b"green");
+
+    // the largest value, one byte more, and a reply past the slot's cache
+    let big: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let r = v.run_minor(2, &at(&f, setxattr(SetxattrOption4::Either, "big", &big)));
+    assert_eq!(r.status, Nfs4Status::Ok);
+    let too_big = vec![1u8; 64 * 1024 + 1];
+    let r = v.run_minor(
+        2,
+        &at(&f, setxattr(SetxattrOption4::Either, "big", &too_big)),
+    );
+    assert_eq!(outcome(&r).0, Nfs4Status::Xattr2Big);
+    let r = get(&mut v, "big");
+    let Res::Xattr(val) = outcome(&r).1 else {
+        panic!("{:?}", r.status)
+    };
+    assert_eq!(val.0, big);
+    let r = v.run_with_cache(2, &at(&f, getxattr("big")));
+    assert_eq!(r.status, Nfs4Status::RepTooBigToCache);
+
+    // LISTXATTRS: names in byte order, paged by cookie within maxcount
+    for name in ["b1", "b2", "b3"] {
+        let r = v.run_minor(2, &at(&f, setxattr(SetxattrOption4::Either, name, b"")));
+        assert_eq!(r.status, Nfs4Status::Ok);
+    }
+    let want = ["b1", "b2", "b3", "big", "color"];
+    let list = |v: &mut V4, cookie, maxcount| {
+        let r = v.run_minor(2, &at(&f, listxattrs(cookie, maxcount)));
+        match outcome(&r) {
+            (Nfs4Status::Ok, Res::XattrList(l)) => Ok(l.clone()),
+            (st, _) => Err(st),
+        }
+    };
+    let all = list(&mut v, 0, 4096).unwrap();
+    let names: Vec<&[u8]> = all.names.0.iter().map(|n| n.0.as_slice()).collect();
+    assert_eq!(names, want.map(str::as_bytes));
+    assert!(all.eof);
+    // 16 fixed bytes + two 8-byte names per page
+    let (mut cookie, mut paged) = (0, Vec::new());
+    loop {
+        let page = list(&mut v, cookie, 16 + 16).unwrap();
+        assert!(page.names.0.len() <= 2, "{page:?}");
+        paged.extend(page.names.0.iter().map(|n| n.0.clone()));
+        cookie = page.cookie;
+        if page.eof {
+            break;
+        }
+    }
+    assert_eq!(paged, want.map(|n| n.as_bytes().to_vec()));
+    assert_eq!(list(&mut v, 0, 16 + 7), Err(Nfs4Status::TooSmall));
+    assert_eq!(list(&mut v, 0, 8), Err(Nfs4Status::TooSmall));
+    assert_eq!(list(&mut v, 1 << 40, 4096), Err(Nfs4Status::BadCookie));
+    let end = list(&mut v, 5, 4096).unwrap();
+    assert!(end.names.0.is_empty() && end.eof);
+
+    // REMOVEXATTR
+    let r = v.run_minor(2, &at(&f, removexattr("b2")));
+    let (Nfs4Status::Ok, Res::XattrChange(ci)) = outcome(&r) else {
+        panic!()
+    };
+    assert!(ci.atomic && ci.after > ci.before);
+    assert_eq!(list(&mut v, 0, 4096).unwrap().names.0.len(), 4);
+
+    // permissions: another user reads a 0644 file's attributes, cannot change them
+    v.c.cred = (1000, 1000, vec![]);
+    assert_eq!(outcome(&get(&mut v, "color")).0, Nfs4Status::Ok);
+    let r = v.run_minor(2, &at(&f, setxattr(SetxattrOption4::Either, "color", b"x")));
+    assert_eq!(outcome(&r).0, Nfs4Status::Access);
+    let r = v.run_minor(2, &at(&f, Op4::Access(0x1ff)));
+    assert_eq!(
+        &r.raw[r.raw.len() - 4..],
+        [0, 0, 1, 0x41],
+        "READ + XAREAD + XALIST"
+    );
+    v.c.cred = (0, 0, vec![]);
+    // a symlink carries none
+    let link = Op4::Create(CreateArgs {
+        objtype: CreateType4::Link(Opaque4(b"f".to_vec())),
+        objname: Opaque4(b"l".to_vec()),
+        createattrs: SetAttrs4::default().to_fattr(),
+    });
+    let r = v.run_minor(
+        2,
+        &[
+            Op4::Putfh(dir.clone()),
+            link,
+            setxattr(SetxattrOption4::Either, "k", b"v"),
+        ],
+    );
+    assert_eq!(outcome(&r).0, Nfs4Status::Perm);
+
+    // the pseudo root has none; 4.1 and 4.0 do not have the operations
+    let r = v.run_minor(2, &[Op4::Putrootfh, getxattr("color")]);
+    assert_eq!(outcome(&r).0, Nfs4Status::NotSupp);
+    let r = v.run_minor(1, &at(&f, getxattr("color")));
+    assert_eq!((outcome(&r).0, r.last().0), (Nfs4Status::NotSupp, 72));
+    let r = v.run_minor(1, &at(&f, listxattrs(0, 4096)));
+    assert_eq!(outcome(&r).0, Nfs4Status::NotSupp);
+    let mut c40 = Client::connect(srv.nfs_port);
+    let r = Reply::parse(compound_raw(&mut c40, 0, &at(&f, removexattr("color"))));
+    assert_eq!((r.status, r.last().0), (Nfs4Status::OpIllegal, 10044));
+
+    // the attributes go with the file: a new file of the same name has none
+    let rm = Op4::Remove(Opaque4(b"f".to_vec()));
+    assert_eq!(v.run(&[Op4::Putfh(dir.clone()), rm]).status, Nfs4Status::Ok);
+    let r = v.run_minor(2, &at(&f, getxattr("color")));
+    assert_eq!(outcome(&r).0, Nfs4Status::Stale);
+    let f2 = new_file(&mut v, &dir, "f");
+    let r = v.run_minor(2, &at(&f2, listxattrs(0, 4096)));
+    let (Nfs4Status::Ok, Res::XattrList(l)) = outcome(&r) else {
+        panic!()
+    };
+    assert!(l.names.0.is_empty() && l.eof);
 }

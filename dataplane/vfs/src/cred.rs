@@ -50,7 +50,9 @@ impl Credentials {
     }
 }
 
-/// Access bits as in NFSv3 ACCESS (RFC 1813 section 3.3.4).
+/// Access bits as in NFSv3 ACCESS (RFC 1813 section 3.3.4), plus the extended
+/// attribute bits of NFSv4.2 ACCESS (RFC 8276): the same numbers, so an adapter passes
+/// them through.
 pub mod access {
     pub const READ: u32 = 0x01;
     pub const LOOKUP: u32 = 0x02;
@@ -58,7 +60,16 @@ pub mod access {
     pub const EXTEND: u32 = 0x08;
     pub const DELETE: u32 = 0x10;
     pub const EXECUTE: u32 = 0x20;
+    /// The NFSv3 bits.
     pub const ALL: u32 = 0x3f;
+    /// Read extended attributes (GET).
+    pub const XATTR_READ: u32 = 0x40;
+    /// Change extended attributes (SET, REMOVE).
+    pub const XATTR_WRITE: u32 = 0x80;
+    /// List extended attributes.
+    pub const XATTR_LIST: u32 = 0x100;
+    /// The extended attribute bits.
+    pub const XATTR_ALL: u32 = 0x1c0;
 }
 
 pub(crate) const R: u32 = 4;
@@ -119,7 +130,35 @@ pub(crate) fn access_mask(cred: &Credentials, ino: &InodeRecord, requested: u32)
             granted |= access::EXECUTE;
         }
     }
+    granted |= xattr_mask(cred, ino, r, w);
     granted & requested
+}
+
+/// The extended attribute bits of an ACCESS answer, by the rules of `crate::ops_xattr`:
+/// reading and listing need `r`, changing needs `w` on a regular file or directory (in
+/// a sticky directory, also ownership or root).
+fn xattr_mask(cred: &Credentials, ino: &InodeRecord, r: bool, w: bool) -> u32 {
+    let mut granted = 0;
+    if r {
+        granted |= access::XATTR_READ | access::XATTR_LIST;
+    }
+    if w && carries_xattrs(ino.kind) && sticky_xattrs_allow(cred, ino) {
+        granted |= access::XATTR_WRITE;
+    }
+    granted
+}
+
+/// Whether objects of `kind` carry user extended attributes (regular files and
+/// directories, as Linux allows `user.*`).
+pub(crate) fn carries_xattrs(kind: FileType) -> bool {
+    matches!(kind, FileType::Regular | FileType::Directory)
+}
+
+/// Sticky-directory rule for extended attributes: only the owner of a sticky directory
+/// or root may change the directory's own attributes.
+pub(crate) fn sticky_xattrs_allow(cred: &Credentials, ino: &InodeRecord) -> bool {
+    let sticky_dir = ino.kind == FileType::Directory && ino.mode & 0o1000 != 0;
+    !sticky_dir || cred.is_root() || cred.uid == ino.uid
 }
 
 /// Sticky-directory rule: in a directory with S_ISVTX only the owner of the entry, the

@@ -68,6 +68,12 @@ pub enum FsError {
     BadCookie,
     #[error("buffer too small")]
     TooSmall,
+    /// The extended attribute is not set (ENODATA).
+    #[error("no such attribute")]
+    NoXattr,
+    /// An extended attribute value over the size limit (E2BIG).
+    #[error("attribute value too large")]
+    XattrTooBig,
     #[error("object type not supported by this operation")]
     BadType,
     #[error("resource temporarily unavailable, retry later")]

@@ -11,8 +11,9 @@
 //! [`trash`] administers the per-share recycle bin (`#recycle`); the move into it is the
 //! private `recycle` module. [`state::LockManager`] is a share's lock, share-mode and
 //! lease manager (the locks clients ask for, not the internal per-inode mutexes).
-//! [`ratelimit`] logs what clients can cause at will a few times and counts every
-//! occurrence (the NFS adapter's floods, the core's refused writes).
+//! Extended attributes of the user namespace are `Fs::get_xattr` and friends (private
+//! module `ops_xattr`). [`ratelimit`] logs what clients can cause at will a few times
+//! and counts every occurrence (the NFS adapter's floods, the core's refused writes).
 
 mod admin;
 pub mod attr;
@@ -27,6 +28,7 @@ mod ops_create;
 mod ops_io;
 mod ops_ns;
 mod ops_space;
+mod ops_xattr;
 mod paths;
 pub mod ratelimit;
 mod recycle;
@@ -46,5 +48,8 @@ pub use grant::{AccessLevel, Disabled, ShareAccess, UnknownLevel, UserAccess};
 pub use handle::{FileHandle, HANDLE_LEN};
 pub use ops_io::{FLUSH_IDLE, FLUSH_MAX_DIRTY, FLUSH_TICK, WriteOutcome, writes_refused_counter};
 pub use ops_space::{CopyOutcome, CopyRange, SeekOutcome, SeekWhat};
+pub use ops_xattr::{
+    XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_TOTAL_MAX, XattrChange, XattrPage, XattrSetMode,
+};
 pub use registry::ShareRegistry;
 pub use trash::{ReapReport, TRASH_DIR, TrashItem, TrashPolicy, TrashStatus};

@@ -25,7 +25,7 @@ impl Fs {
         let rec = self.inode(ino).await?;
         let mut granted = access_mask(cred, &rec, requested);
         if self.read_only() || !cred.level.may_write() {
-            granted &= !(access::MODIFY | access::EXTEND | access::DELETE);
+            granted &= !(access::MODIFY | access::EXTEND | access::DELETE | access::XATTR_WRITE);
         }
         if !cred.level.may_read() {
             granted = 0;

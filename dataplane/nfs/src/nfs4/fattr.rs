@@ -1,4 +1,9 @@
-//! `fattr4`: attribute masks and values (RFC 8881 section 5, RFC 7530 section 5).
+//! `fattr4`: attribute masks and values (RFC 8881 section 5, RFC 7530 section 5;
+//! `xattr_support`, RFC 8276).
+//!
+//! Each minor version reports its own attributes: 4.0 ends at `mounted_on_fileid` (55),
+//! 4.1 adds `suppattr_exclcreat` (75), 4.2 `xattr_support` (82: true on a share's
+//! objects, false in the pseudo file system, which has no extended attributes).
 //!
 //! Encoding ([`encode_attrs`]) writes the values of the requested attributes this server
 //! supports ([`supported`]) in attribute-number order, and returns the mask of what it
@@ -87,6 +92,7 @@ pub mod a {
     pub const TIME_MODIFY_SET: u32 = 54;
     pub const MOUNTED_ON_FILEID: u32 = 55;
     pub const SUPPATTR_EXCLCREAT: u32 = 75;
+    pub const XATTR_SUPPORT: u32 = 82;
 }
 
 /// Every attribute this server supports (the `supported_attrs` value).
@@ -138,6 +144,7 @@ const SUPPORTED: &[u32] = &[
     a::TIME_MODIFY_SET,
     a::MOUNTED_ON_FILEID,
     a::SUPPATTR_EXCLCREAT,
+    a::XATTR_SUPPORT,
 ];
 
 /// Attributes a client may set (SETATTR, CREATE, OPEN).
@@ -169,14 +176,22 @@ pub fn supported() -> Bitmap4 {
 }
 
 /// The `supported_attrs` bitmap of minor version `minor` (NFSv4.0 ends at
-/// `mounted_on_fileid`, attribute 55).
+/// `mounted_on_fileid`, attribute 55; `xattr_support` is NFSv4.2's).
 pub fn supported_for(minor: u32) -> Bitmap4 {
     let bits: Vec<u32> = SUPPORTED
         .iter()
         .copied()
-        .filter(|&b| minor > 0 || b <= a::MOUNTED_ON_FILEID)
+        .filter(|&b| in_minor(b, minor))
         .collect();
     Bitmap4::from_bits(&bits)
+}
+
+/// Whether attribute `bit` belongs to minor version `minor`.
+fn in_minor(bit: u32, minor: u32) -> bool {
+    match bit {
+        a::XATTR_SUPPORT => minor >= 2,
+        b => minor > 0 || b <= a::MOUNTED_ON_FILEID,
+    }
 }
 
 /// Whether encoding `mask` needs file system statistics.
@@ -234,6 +249,8 @@ pub struct AttrSource {
     pub stats: FsStats4,
     /// The minor version asking (4.0 has no attribute past `mounted_on_fileid`).
     pub minor: u32,
+    /// Whether the object's file system has extended attributes (`xattr_support`).
+    pub xattr_support: bool,
 }
 
 /// Encodes the attributes of `src` that `mask` asks for and this server supports, in
@@ -273,7 +290,7 @@ fn owner_string(id: u32) -> Opaque4 {
 
 /// Writes attribute `bit` of `src`; false when it is not one this server returns.
 fn encode_one(bit: u32, src: &AttrSource, o: &mut Vec<u8>) -> bool {
-    if src.minor == 0 && bit > a::MOUNTED_ON_FILEID {
+    if !in_minor(bit, src.minor) {
         return false;
     }
     if encode_fixed(bit, src, o) {
@@ -313,6 +330,7 @@ fn encode_one(bit: u32, src: &AttrSource, o: &mut Vec<u8>) -> bool {
         a::TIME_METADATA => src.ctime.encode(o),
         a::TIME_MODIFY => src.mtime.encode(o),
         a::MOUNTED_ON_FILEID => o.put_xdr_u64(src.mounted_on_fileid),
+        a::XATTR_SUPPORT => o.put_xdr_bool(src.xattr_support),
         _ => return false,
     }
     true
@@ -515,7 +533,37 @@ mod tests {
             max_file_size: 1 << 40,
             stats: FsStats4::default(),
             minor: 1,
+            xattr_support: true,
         }
+    }
+
+    #[test]
+    fn xattr_support_is_minor_version_two_only() {
+        let mask = Bitmap4::from_bits(&[a::SUPPORTED_ATTRS, a::XATTR_SUPPORT]);
+        for minor in [0, 1] {
+            let f = encode_attrs(&mask, &AttrSource { minor, ..src() });
+            assert_eq!(f.attrmask, Bitmap4::from_bits(&[a::SUPPORTED_ATTRS]));
+            let sup = Bitmap4::from_xdr(&f.attr_vals.0).unwrap();
+            assert!(!sup.has(a::XATTR_SUPPORT), "{minor}");
+        }
+        for (on, word) in [(true, 1), (false, 0)] {
+            let v42 = AttrSource {
+                minor: 2,
+                xattr_support: on,
+                ..src()
+            };
+            let f = encode_attrs(&mask, &v42);
+            assert_eq!(f.attrmask, mask);
+            let mut d = Decoder::new(&f.attr_vals.0);
+            assert!(Bitmap4::decode(&mut d).unwrap().has(a::XATTR_SUPPORT));
+            assert_eq!(d.u32().unwrap(), word);
+            assert!(d.is_empty());
+        }
+        let set = Fattr4 {
+            attrmask: Bitmap4::from_bits(&[a::XATTR_SUPPORT]),
+            attr_vals: Opaque4Vals(vec![0, 0, 0, 1]),
+        };
+        assert_eq!(SetAttrs4::from_fattr(&set), Err(Nfs4Status::Inval));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! Minor version 0 (RFC 7530) is served too: its five operations of its own
 //! (SETCLIENTID, SETCLIENTID_CONFIRM, RENEW, OPEN_CONFIRM, RELEASE_LOCKOWNER) decode
-//! here, and [`Op4::in_minor_version`] says which operations a minor version has.
+//! here, and [`Op4::in_minor_version`] says which operations a minor version has
+//! (4.2's, numbers 59 and up, are not 4.1's).
 //!
 //! Files by operation family, next to their handlers in `proc4/`:
 //! * `status.rs`: `nfsstat4` and the mapping of the core's errors;
@@ -23,6 +24,7 @@
 //! * `v42.rs`: NFSv4.2's ALLOCATE, COPY, DEALLOCATE, READ_PLUS, SEEK, CLONE (RFC 7862);
 //!   its other operations (COPY_NOTIFY, OFFLOAD_*, IO_ADVISE, LAYOUTERROR, LAYOUTSTATS,
 //!   WRITE_SAME) are NFS4ERR_NOTSUPP.
+//! * `xattr.rs`: GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR (NFSv4.2, RFC 8276).
 
 pub mod attr;
 pub mod dir;
@@ -34,6 +36,7 @@ pub mod session;
 mod status;
 pub mod types;
 pub mod v42;
+pub mod xattr;
 
 pub use status::Nfs4Status;
 
@@ -45,6 +48,7 @@ use self::ns::{CreateArgs, RenameArgs};
 use self::session::*;
 use self::types::{Bitmap4, Component4, Fh4, OPAQUE_LIMIT, SessionId4, Stateid4};
 use self::v42::{CloneArgs, CopyArgs, ReadPlusArgs, SeekArgs, SpaceArgs};
+use self::xattr::{ListxattrsArgs, SetxattrArgs};
 use crate::xdr::{Decoder, XdrDecode, XdrEncode, XdrError, XdrResult, XdrWrite};
 use bytes::BufMut;
 
@@ -166,12 +170,16 @@ pub enum Op4 {
     ReadPlus(ReadPlusArgs),
     Seek(SeekArgs),
     Clone(CloneArgs),
+    Getxattr(Component4),
+    Setxattr(SetxattrArgs),
+    Listxattrs(ListxattrsArgs),
+    Removexattr(Component4),
 }
 
 impl Op4 {
     /// Whether the operation exists in minor version `minor` (RFC 7530 section 16,
     /// RFC 8881 section 18: 4.1 removed five 4.0 operations and added 40-58; RFC 7862
-    /// section 11: 4.2 added 59 and up).
+    /// section 11, RFC 8276: 4.2 added 59 and up).
     pub fn in_minor_version(&self, minor: u32) -> bool {
         in_minor_version(self.opnum(), minor)
     }
@@ -294,6 +302,10 @@ ops! {
     68 => ReadPlus(ReadPlusArgs),
     69 => Seek(SeekArgs),
     71 => Clone(CloneArgs),
+    72 => Getxattr(Component4),
+    73 => Setxattr(SetxattrArgs),
+    74 => Listxattrs(ListxattrsArgs),
+    75 => Removexattr(Component4),
 }
 
 /// Whether a COMPOUND's reply belongs in the duplicate request cache: an NFSv4.0
@@ -428,6 +440,41 @@ mod tests {
         )));
         assert!(!v40_wants_replay_cache(&b(0, &[rm, read])));
         assert!(!v40_wants_replay_cache(&Bytes::from_static(&[0, 0, 0])));
+    }
+
+    /// 4.2's operations (59 and up) are not 4.1's nor 4.0's; 4.1's are not 4.0's.
+    #[test]
+    fn operations_belong_to_their_minor_versions() {
+        let get = Op4::Getxattr(Opaque4(b"k".to_vec()));
+        let list = Op4::Listxattrs(self::xattr::ListxattrsArgs {
+            cookie: 0,
+            maxcount: 100,
+        });
+        for op in [&get, &list] {
+            assert_eq!(
+                [0, 1, 2].map(|m| op.in_minor_version(m)),
+                [false, false, true]
+            );
+        }
+        let seq = &sample_ops()[0];
+        assert_eq!(
+            [0, 1, 2].map(|m| seq.in_minor_version(m)),
+            [false, true, true]
+        );
+        assert_eq!(
+            [0, 1, 2].map(|m| Op4::Renew(1).in_minor_version(m)),
+            [true, false, false]
+        );
+        assert_eq!(
+            [0, 1, 2].map(|m| Op4::Getfh.in_minor_version(m)),
+            [true, true, true]
+        );
+        assert_eq!((get.opnum(), get.name()), (72, "Getxattr"));
+        let b = encode_compound(b"", 2, &[get.clone(), list.clone()]);
+        let mut d = Decoder::new(&b);
+        CompoundHeader::decode(&mut d).unwrap();
+        assert_eq!(Op4::decode(&mut d).unwrap(), get);
+        assert_eq!(Op4::decode(&mut d).unwrap(), list);
     }
 
     #[test]

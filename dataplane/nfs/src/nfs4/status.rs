@@ -6,7 +6,9 @@
 //!
 //! NFSv4 kept the NFSv3 number of every error both versions have, so for each
 //! [`FsError`] the v4 status equals the v3 one (`crate::nfs3::NfsStat3`) except
-//! `NotSync` (NFS3ERR_NOT_SYNC has no v4 counterpart: v4 guards with VERIFY/NVERIFY).
+//! `NotSync` (NFS3ERR_NOT_SYNC has no v4 counterpart: v4 guards with VERIFY/NVERIFY)
+//! and the extended attribute errors, which only NFSv4.2 has (RFC 8276:
+//! NFS4ERR_NOXATTR, NFS4ERR_XATTR2BIG).
 
 use crate::xdr::xdr_enum;
 use dittofs_vfs::FsError;
@@ -164,6 +166,10 @@ xdr_enum! {
         WrongType = 10083,
         /// NFS4ERR_DELEG_REVOKED: the delegation was revoked.
         DelegRevoked = 10087,
+        /// NFS4ERR_NOXATTR: the extended attribute does not exist (RFC 8276).
+        NoXattr = 10095,
+        /// NFS4ERR_XATTR2BIG: the extended attribute value is too large (RFC 8276).
+        Xattr2Big = 10096,
     }
 }
 
@@ -193,6 +199,8 @@ impl From<&FsError> for Nfs4Status {
             FsError::NotSupp => Nfs4Status::NotSupp,
             FsError::BadCookie => Nfs4Status::BadCookie,
             FsError::TooSmall => Nfs4Status::TooSmall,
+            FsError::NoXattr => Nfs4Status::NoXattr,
+            FsError::XattrTooBig => Nfs4Status::Xattr2Big,
             FsError::BadType => Nfs4Status::BadType,
             FsError::Jukebox | FsError::Busy => Nfs4Status::Delay,
             // No NOT_SYNC in v4: a failed guard is an invalid argument.
@@ -226,12 +234,18 @@ mod tests {
     }
 
     /// The v4 number of every error is the v3 one but for `NotSync` (as the core's
-    /// `nfsstat4` computed it before the tables moved to the adapter).
+    /// `nfsstat4` computed it before the tables moved to the adapter) and the extended
+    /// attribute errors of NFSv4.2.
     #[test]
-    fn v4_numbers_are_v3_numbers_but_not_sync() {
+    fn v4_numbers_are_v3_numbers_but_not_sync_and_xattrs() {
         for e in every_fs_error() {
             let v3 = NfsStat3::from(&e).as_u32();
-            let want = if e == FsError::NotSync { 22 } else { v3 };
+            let want = match e {
+                FsError::NotSync => 22,
+                FsError::NoXattr => 10095,
+                FsError::XattrTooBig => 10096,
+                _ => v3,
+            };
             assert_eq!(Nfs4Status::from(&e).as_u32(), want, "{e:?}");
         }
     }

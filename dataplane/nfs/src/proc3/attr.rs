@@ -52,7 +52,9 @@ pub(super) async fn setattr(
 
 pub(super) async fn access(shared: &Shared, ctx: &CallCtx, a: &AccessArgs) -> Handled<AccessRes> {
     let t = resolve(shared, ctx, &a.object).await?;
-    Ok(match t.fs.access(&t.cred, t.ino, a.access).await {
+    // NFSv3 has only the six bits of RFC 1813 (not the core's extended attribute bits).
+    let asked = a.access & dittofs_vfs::access::ALL;
+    Ok(match t.fs.access(&t.cred, t.ino, asked).await {
         Ok((granted, attr)) => Res3::Ok(AccessResOk {
             obj_attributes: Some(fattr(&attr)),
             access: granted,

@@ -21,8 +21,11 @@ use crate::xdr::XdrEncode;
 use dittofs_types::{FileType, Ino, Timestamp};
 use dittofs_vfs::{Attr, Fs, MAX_FILE_SIZE, SetAttr, SetTime, access as acc};
 
-/// ACCESS bits the server answers (READ, LOOKUP, MODIFY, EXTEND, DELETE, EXECUTE).
+/// ACCESS bits the server answers (READ, LOOKUP, MODIFY, EXTEND, DELETE, EXECUTE), and
+/// in NFSv4.2 the extended attribute bits XAREAD, XAWRITE, XALIST (RFC 8276), which the
+/// Linux client asks for and requires before it uses the attribute operations.
 const ACCESS_ALL: u32 = 0x3f;
+const ACCESS_XATTR: u32 = acc::XATTR_ALL;
 
 pub(super) fn time4(t: Timestamp) -> NfsTime4 {
     NfsTime4 {
@@ -94,6 +97,7 @@ pub(super) fn from_attr(
         max_file_size: MAX_FILE_SIZE,
         stats: st,
         minor,
+        xattr_support: true,
     }
 }
 
@@ -131,6 +135,7 @@ pub(super) fn pseudo_source(c: &Compound<'_>, path: &[u8]) -> AttrSource {
         max_file_size: MAX_FILE_SIZE,
         stats: FsStats4::default(),
         minor: c.minor,
+        xattr_support: false,
     }
 }
 
@@ -206,7 +211,11 @@ pub(super) async fn setattr(c: &mut Compound<'_>, a: &SetattrArgs) -> OpResult {
 }
 
 pub(super) async fn access(c: &mut Compound<'_>, want: u32) -> OpResult {
-    let supported = want & ACCESS_ALL;
+    let known = match c.minor {
+        2.. => ACCESS_ALL | ACCESS_XATTR,
+        _ => ACCESS_ALL,
+    };
+    let supported = want & known;
     let granted = match c.cur()? {
         Cur::Pseudo(_) => supported & (acc::READ | acc::LOOKUP | acc::EXECUTE),
         Cur::File(f) => f.fs.access(&f.cred, f.ino, supported).await?.0,

@@ -1,7 +1,9 @@
 //! NFSv4.0/4.1/4.2 COMPOUND over the filesystem core (RFC 8881 sections 2.10, 15.2,
-//! 16, 18; RFC 7862 for 4.2, whose data operations ALLOCATE, DEALLOCATE, COPY, CLONE,
-//! SEEK and READ_PLUS are served (`space`) and the rest (COPY_NOTIFY, OFFLOAD_*,
-//! IO_ADVISE, WRITE_SAME, LAYOUTERROR/LAYOUTSTATS) answered NOTSUPP; RFC 7530 for 4.0).
+//! 16, 18; RFC 7530 for 4.0; RFC 7862 for 4.2, whose data operations ALLOCATE,
+//! DEALLOCATE, COPY, CLONE, SEEK and READ_PLUS are served (`space`) and the rest
+//! (COPY_NOTIFY, OFFLOAD_*, IO_ADVISE, WRITE_SAME, LAYOUTERROR/LAYOUTSTATS) answered
+//! NOTSUPP; RFC 8276's extended attribute operations GETXATTR, SETXATTR, LISTXATTRS,
+//! REMOVEXATTR (`xattr`)).
 //!
 //! A COMPOUND runs its operations in order against a current and a saved file handle
 //! ([`Cur`]: a pseudo directory or an object of a share with the caller's credentials,
@@ -31,7 +33,7 @@
 //!
 //! Handlers by family, one file per codec file of [`crate::nfs4`]: `session`, `fh`
 //! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`, `space` (the
-//! 4.2 data operations, codec `v42`); the state (clients, sessions, stateids, leases)
+//! 4.2 data operations, codec `v42`), `xattr` (RFC 8276); the state (clients, sessions, stateids, leases)
 //! is `state`; read delegations, their recall and the sessions' back channels are
 //! `deleg` (on `crate::backchannel`); NFSv4.0's owner sequence IDs are `seqid`.
 
@@ -47,6 +49,7 @@ mod seqid;
 mod session;
 mod space;
 pub(crate) mod state;
+mod xattr;
 
 use crate::call::{CallCtx, Outcome, garbage_args};
 use crate::metrics::{ErrorLabels, ProcLabels};
@@ -251,13 +254,18 @@ impl Compound<'_> {
             Op4::Clone(a) => space::clone(self, &a).await,
             Op4::Seek(a) => space::seek(self, &a).await,
             Op4::ReadPlus(a) => space::read_plus(self, &a).await,
+            Op4::Getxattr(a) => xattr::getxattr(self, &a.0).await,
+            Op4::Setxattr(a) => xattr::setxattr(self, &a).await,
+            Op4::Listxattrs(a) => xattr::listxattrs(self, &a).await,
+            Op4::Removexattr(a) => xattr::removexattr(self, &a.0).await,
         }
     }
 }
 
 /// Bytes the reply of a COMPOUND with arguments `args` can take at most (what its
 /// connection reserves of the reply budget before it runs, see `budget`): a few KiB,
-/// plus per operation its data (READ's count, READDIR's maxcount, READLINK's path) or
+/// plus per operation its data (READ's count, READDIR's maxcount, READLINK's path,
+/// GETXATTR's largest value, LISTXATTRS's maxcount) or
 /// 1 KiB (attributes, handles, stateids), at most the session reply bound. Arguments
 /// that do not decode get the small bound (the COMPOUND fails early).
 pub(crate) fn reply_bound(args: &Bytes) -> usize {
@@ -273,6 +281,8 @@ pub(crate) fn reply_bound(args: &Bytes) -> usize {
             Ok(Op4::ReadPlus(a)) => a.count.min(MAX_IO) as usize + 64 + space::SEGMENT_BYTES,
             Ok(Op4::Readdir(a)) => a.maxcount.min(MAX_MSG) as usize,
             Ok(Op4::Readlink) => 4096 + 64,
+            Ok(Op4::Getxattr(_)) => dittofs_vfs::XATTR_SIZE_MAX + 64,
+            Ok(Op4::Listxattrs(a)) => a.maxcount.min(MAX_MSG) as usize,
             Ok(_) => 1024,
             Err(_) => break,
         };
