@@ -26,7 +26,9 @@ pub struct NfsServerConfig {
     pub max_connections: usize,
     /// Port NFS and MOUNT are served on (reported by the portmapper).
     pub port: u16,
-    /// NLM and NSM settings.
+    /// The NFSv4 lease: a client silent this long is gone, with its state.
+    pub v4_lease: Duration,
+    /// NLM and NSM settings (its grace period after start is NFSv4's too).
     pub locks: NlmConfig,
 }
 
@@ -63,6 +65,7 @@ impl Default for NfsServerConfig {
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 0,
             port: 12049,
+            v4_lease: Duration::from_secs(90),
             locks: NlmConfig::default(),
         }
     }

@@ -120,6 +120,8 @@ impl NfsServer {
         stop: CancellationToken,
     ) -> std::io::Result<()> {
         let tracker = TaskTracker::new();
+        let until = self.shared.nlm.grace_until();
+        self.shared.grace.load(&self.shared.registry, until).await;
         let nlm = self.shared.nlm.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move {

@@ -1,6 +1,6 @@
 //! What every call handler shares: the share registry, the export table (swapped as a
 //! whole while serving), configuration, metrics, the duplicate request cache, the
-//! buffer budget, the rate-limited logs, the mount list and the NLM/NSM state; and the
+//! buffer budget, the rate-limited logs, the mount list, the NLM/NSM state and the NFSv4 state (with its grace period); and the
 //! export policy's admission check every handler applies to a call on a share.
 
 use crate::config::NfsServerConfig;
@@ -8,6 +8,7 @@ use crate::drc::Drc;
 use crate::export::{ExportPolicy, Refusal};
 use crate::metrics::NfsMetrics;
 use crate::nlm_state::Nlm;
+use crate::proc4::grace::Grace;
 use crate::proc4::state::Nfs4State;
 use dittofs_types::ShareId;
 use dittofs_vfs::ShareRegistry;
@@ -21,8 +22,6 @@ use tokio::sync::Semaphore;
 
 /// Entries of the duplicate request cache.
 const DRC_ENTRIES: usize = 8192;
-/// NFSv4 lease time (the `lease_time` attribute): a client silent this long is gone.
-const NFS4_LEASE: std::time::Duration = std::time::Duration::from_secs(90);
 
 pub(crate) struct Shared {
     pub(crate) registry: Arc<ShareRegistry>,
@@ -47,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) nlm: Arc<Nlm>,
     /// NFSv4 clients, sessions and stateids.
     pub(crate) nfs4: Nfs4State,
+    /// NFSv4 client records across restarts and the grace period.
+    pub(crate) grace: Grace,
 }
 
 /// One open connection (for status: connected clients).
@@ -113,7 +114,8 @@ impl Shared {
             budget: Arc::new(Semaphore::new(cfg.max_buffered_bytes as usize)),
             logs: Logs::new(&metrics),
             nlm: Arc::new(Nlm::new(cfg.locks.clone())),
-            nfs4: Nfs4State::new(NFS4_LEASE),
+            nfs4: Nfs4State::new(cfg.v4_lease),
+            grace: Grace::new(),
             cfg,
             metrics,
             drc: Drc::new(DRC_ENTRIES),

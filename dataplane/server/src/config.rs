@@ -105,8 +105,25 @@ pub struct NfsSection {
     /// needs for its files and its other listeners.
     pub max_connections: u32,
     pub portmapper: Portmapper,
-    /// NFSv3 byte-range locks (NLM v4) and the status monitor (NSM v1).
+    /// NFSv3 byte-range locks (NLM v4) and the status monitor (NSM v1); the grace period
+    /// after a start is NFSv4's too.
     pub locks: LocksSection,
+    /// NFSv4 settings.
+    pub v4: V4Section,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct V4Section {
+    /// The NFSv4 lease (the `lease_time` attribute): a client silent this long is gone
+    /// and its opens and locks are released. 90 s like Linux nfsd; at least 1.
+    pub lease_seconds: u32,
+}
+
+impl Default for V4Section {
+    fn default() -> Self {
+        V4Section { lease_seconds: 90 }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -408,6 +425,7 @@ impl Default for NfsSection {
             max_connections: 0,
             portmapper: Portmapper::default(),
             locks: LocksSection::default(),
+            v4: V4Section::default(),
         }
     }
 }
@@ -534,6 +552,9 @@ impl Config {
         }
         if self.nfs.max_record_bytes < 64 * 1024 || self.nfs.max_record_bytes > 64 * 1024 * 1024 {
             return bad("nfs.max_record_bytes must be between 64 KiB and 64 MiB".into());
+        }
+        if self.nfs.v4.lease_seconds == 0 {
+            return bad("nfs.v4.lease_seconds must be at least 1".into());
         }
         let least = dittofs_nfs::server::min_buffered_bytes_per_connection(
             self.nfs.max_record_bytes as usize,
@@ -851,7 +872,10 @@ nfs:
     port: 10111
   locks:             # NLM v4 + NSM v1 (fcntl/flock from NFSv3 clients mounted without nolock)
     grace_seconds: 90            # after a start only lock reclaims are granted this long
+                                 # (NLM, and NFSv4 when clients held state before)
     client_portmapper_port: 111  # clients' rpcbind, for GRANTED and SM_NOTIFY callbacks
+  v4:
+    lease_seconds: 90  # an NFSv4 client silent this long is gone (its opens and locks too)
 
 http:                # /health, /ready, /metrics (Prometheus)
   enabled: true

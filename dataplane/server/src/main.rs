@@ -427,6 +427,7 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
                     n => n as usize,
                 },
                 port: cfg.nfs.port,
+                v4_lease: std::time::Duration::from_secs(u64::from(cfg.nfs.v4.lease_seconds)),
                 locks: dittofs_nfs::server::NlmConfig {
                     grace: std::time::Duration::from_secs(u64::from(cfg.nfs.locks.grace_seconds)),
                     client_portmapper_port: cfg.nfs.locks.client_portmapper_port,

@@ -11,11 +11,14 @@
 //! [`trash`] administers the per-share recycle bin (`#recycle`); the move into it is the
 //! private `recycle` module. [`state::LockManager`] is a share's lock, share-mode and
 //! lease manager (the locks clients ask for, not the internal per-inode mutexes).
+//! `Fs::put_client_record` and friends (`client_records`) keep, per share, which
+//! clients held state there, so that they may reclaim it after a restart.
 //! [`ratelimit`] logs what clients can cause at will a few times and counts every
 //! occurrence (the NFS adapter's floods, the core's refused writes).
 
 mod admin;
 pub mod attr;
+mod client_records;
 pub mod cred;
 pub mod error;
 mod fs;

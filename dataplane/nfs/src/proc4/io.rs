@@ -3,10 +3,12 @@
 //! FREE_STATEID; and [`release`], which gives back what a departed client held.
 //!
 //! - OPEN serves CLAIM_NULL (by name in the current directory, creating with UNCHECKED4,
-//!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1) and CLAIM_FH; CLAIM_PREVIOUS is
-//!   NFS4ERR_NO_GRACE (nothing to reclaim: state is not kept across restarts) and the
-//!   delegation claims NFS4ERR_NOTSUPP (no delegations are granted). No delegation is
-//!   ever returned.
+//!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1), CLAIM_FH and, for reclaims after a restart,
+//!   CLAIM_PREVIOUS (the current file, delegation type NONE; others NFS4ERR_RECLAIM_BAD:
+//!   no delegation was ever granted); the other delegation claims are NFS4ERR_NOTSUPP.
+//!   No delegation is ever returned. Who may reclaim and when, and the grace period
+//!   that refuses other OPENs (NFS4ERR_GRACE), are `grace`'s; before the first OPEN of a
+//!   client on a share is answered its client record there is durable.
 //! - An open is a share reservation in the share's `LockManager` (the one NLM uses, so
 //!   NFSv4 share modes and NLM SHARE meet) and an open reference in the core (an
 //!   unlinked file stays readable until its last CLOSE). One open-owner opening a file
@@ -19,7 +21,7 @@
 use super::attr::to_setattr;
 use super::fh::check_name;
 use super::state::{Released, StateEntry, StateKind};
-use super::{Compound, Cur, FileRef, MAX_IO, OpResult, ok};
+use super::{Compound, Cur, Fail, FileRef, MAX_IO, OpResult, ok};
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::fattr::{Fattr4, SetAttrs4};
 use crate::nfs4::io::*;
@@ -58,8 +60,9 @@ pub(super) fn lock_status(e: &LockError) -> Nfs4Status {
 }
 
 /// Gives back what departed clients held: their opens (share reservations and open
-/// references) and every byte-range lock of theirs.
+/// references), every byte-range lock of theirs and their client records.
 pub(crate) async fn release(shared: &Shared, rel: Released) {
+    shared.grace.forget(&shared.registry, &rel.owners).await;
     for e in rel.opens {
         if let Some(id) = e.lm_open {
             let _ = shared.nlm.manager(e.share).close(id);
@@ -229,6 +232,38 @@ fn open_state(
     Ok(sid)
 }
 
+/// An open of the current file with no name (CLAIM_FH, CLAIM_PREVIOUS).
+fn open_current(c: &Compound<'_>) -> Result<Opened, Nfs4Status> {
+    Ok(Opened {
+        file: c.file(Nfs4Status::IsDir)?,
+        created: false,
+        cinfo: no_change(),
+        attrset: Bitmap4::default(),
+    })
+}
+
+/// The checks before a reclaim (CLAIM_PREVIOUS of `deleg`ation type) of `client`.
+fn check_reclaim(c: &Compound<'_>, client: u64, deleg: u32) -> Result<Opened, Nfs4Status> {
+    let o = open_current(c)?;
+    let owner = c.shared.nfs4.owner_of(client)?;
+    c.shared.grace.check_reclaim(&owner, o.file.fs.share_id())?;
+    if deleg != 0 {
+        return Err(Nfs4Status::ReclaimBad);
+    }
+    Ok(o)
+}
+
+/// The checks before a new (non-reclaim) open of `client`: none during the grace
+/// period; the client's record on the share made durable first.
+async fn check_new_open(c: &Compound<'_>, client: u64) -> Result<(), Fail> {
+    c.shared.grace.check_new()?;
+    if let Ok(f) = c.file(Nfs4Status::RoFs) {
+        let owner = c.shared.nfs4.owner_of(client)?;
+        c.shared.grace.record(&f.fs, &owner).await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
     let client = c.client_of(a.owner.clientid)?;
     let access = a.share_access & 0xff;
@@ -238,19 +273,26 @@ pub(super) async fn open(c: &mut Compound<'_>, a: &OpenArgs) -> OpResult {
     if c.minor == 0 && matches!(a.openhow.0, Some(CreateHow4::Exclusive41(..))) {
         return Err(Nfs4Status::Inval.into());
     }
+    let reclaim = matches!(a.claim, OpenClaim4::Previous(_));
+    if !reclaim {
+        check_new_open(c, client).await?;
+    }
     let o = match &a.claim {
         OpenClaim4::Null(name) => open_by_name(c, name, &a.openhow).await?,
-        OpenClaim4::Fh => Opened {
-            file: c.file(Nfs4Status::IsDir)?,
-            created: false,
-            cinfo: no_change(),
-            attrset: Bitmap4::default(),
-        },
-        OpenClaim4::Previous(_) => return Err(Nfs4Status::NoGrace.into()),
+        OpenClaim4::Fh => open_current(c)?,
+        OpenClaim4::Previous(deleg) => check_reclaim(c, client, *deleg)?,
         _ => return Err(Nfs4Status::NotSupp.into()),
     };
     check_openable(&o.file, access, o.created).await?;
-    let sid = open_state(c, client, &a.owner.owner.0, &o.file, access, a.share_deny)?;
+    let owner_key = &a.owner.owner.0;
+    let sid = match open_state(c, client, owner_key, &o.file, access, a.share_deny) {
+        Err(Nfs4Status::ShareDenied) if reclaim => return Err(Nfs4Status::ReclaimConflict.into()),
+        r => r?,
+    };
+    if reclaim {
+        let owner = c.shared.nfs4.owner_of(client)?;
+        c.shared.grace.reclaimed(&owner, o.file.fs.share_id());
+    }
     c.cur = Some(Cur::File(o.file));
     c.cur_stateid = Some(sid.clone());
     ok(&OpenResOk {

@@ -8,6 +8,12 @@
 //! WRITEW_LT) are answered like the others: a conflict is NFS4ERR_DENIED with the
 //! holder, and the client polls (RFC 8881 section 9.6). Lock state is advisory, as for
 //! NLM: READ and WRITE do not check it.
+//!
+//! After a restart (`grace`): during the grace period LOCK and LOCKT are NFS4ERR_GRACE
+//! unless the LOCK is a reclaim (`reclaim` set) of a client that may reclaim on the
+//! share; a reclaim goes into the same lock manager (so an NLM client is refused the
+//! bytes a reclaimed lock holds) and a conflict is NFS4ERR_RECLAIM_CONFLICT. Outside the
+//! grace period a reclaim is NFS4ERR_NO_GRACE.
 
 use super::io::{lock_status, owner};
 use super::state::{StateEntry, StateKind};
@@ -16,6 +22,7 @@ use crate::nfs4::Nfs4Status;
 use crate::nfs4::io::{LockArgs, LockDenied, Locker4, LocktArgs, LockuArgs, StateOwner4};
 use crate::nfs4::types::{Opaque4, Stateid4};
 use crate::xdr::XdrEncode;
+use dittofs_types::ShareId;
 use dittofs_vfs::state::{ByteRange, ClientId, LockConflict, LockError, LockKind};
 
 fn kind(locktype: u32) -> Result<LockKind, Nfs4Status> {
@@ -114,10 +121,21 @@ fn lock_client(c: &Compound<'_>, locker: &Locker4) -> Result<u64, Nfs4Status> {
     }
 }
 
+/// A LOCK's grace period checks: a reclaim only by a client that may reclaim on the
+/// share, anything else not during the grace period.
+fn check_grace(c: &Compound<'_>, client: u64, share: ShareId, reclaim: bool) -> Result<(), Fail> {
+    if !reclaim {
+        return Ok(c.shared.grace.check_new()?);
+    }
+    let owner = c.shared.nfs4.owner_of(client)?;
+    Ok(c.shared.grace.check_reclaim(&owner, share)?)
+}
+
 pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     let client = lock_client(c, &a.locker)?;
     let f = c.file(Nfs4Status::IsDir)?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
+    check_grace(c, client, f.fs.share_id(), a.reclaim)?;
     let sid = lock_stateid(c, client, &a.locker)?;
     let e = c.shared.nfs4.state(&sid)?;
     if (e.share, e.ino) != (f.fs.share_id(), f.ino) {
@@ -127,7 +145,10 @@ pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
         .nlm
         .manager(e.share)
         .lock(e.ino, &owner(client, &e.owner), r, k)
-        .map_err(lock_fail)?;
+        .map_err(|e| match e {
+            LockError::Conflict(_) if a.reclaim => Nfs4Status::ReclaimConflict.into(),
+            e => lock_fail(e),
+        })?;
     let new = c.shared.nfs4.update_state(&sid, |_| {})?;
     c.cur_stateid = Some(new.clone());
     ok(&new)
@@ -136,6 +157,7 @@ pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
 pub(super) fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
     let client = c.client_of(a.owner.clientid)?;
     let f = c.file(Nfs4Status::IsDir)?;
+    c.shared.grace.check_new()?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
     let who = owner(client, &a.owner.owner.0);
     match c

@@ -28,11 +28,13 @@
 //!
 //! Handlers by family, one file per codec file of [`crate::nfs4`]: `session`, `fh`
 //! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`; the state
-//! (clients, sessions, stateids, leases) is `state`.
+//! (clients, sessions, stateids, leases) is `state`; client records across restarts,
+//! the grace period and reclaims are `grace`.
 
 mod attr;
 mod dir;
 mod fh;
+pub(crate) mod grace;
 mod io;
 mod lock;
 mod ns;
@@ -533,10 +535,12 @@ fn decode_failure(res: &mut Results, e: OpDecodeError) {
     }
 }
 
-/// Releases what clients whose lease ran out held in the core.
+/// Releases what clients whose lease ran out held in the core (and their records);
+/// once the grace period is over, deletes the records of clients that did not come back.
 async fn release_expired(shared: &Shared) {
     let rel = shared.nfs4.expire(std::time::Instant::now());
     io::release(shared, rel).await;
+    shared.grace.sweep(&shared.registry).await;
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //!   and reply size [`MAX_MSG`], operations [`MAX_OPS`], slots [`MAX_SLOTS`], reply cache
 //!   [`MAX_CACHED`]), never persistence or RDMA; the back channel attributes are
 //!   accepted as sent (no callbacks are made yet).
+//! - RECLAIM_COMPLETE (not `rca_one_fs`, which is accepted and changes nothing) ends
+//!   the client's reclaims; NFS4ERR_COMPLETE_ALREADY the second time. Once every
+//!   client recorded before a restart sent it, the grace period ends (`grace`).
 
 use super::state::{Limits, Session, SlotCheck};
 use super::{Compound, MAX_CACHED, MAX_MSG, MAX_OPS, OpResult, ok};
@@ -151,6 +154,8 @@ pub(super) fn reclaim_complete(c: &mut Compound<'_>, one_fs: bool) -> OpResult {
     let id = c.clientid()?;
     if !one_fs {
         c.shared.nfs4.reclaim_complete(id)?;
+        let owner = c.shared.nfs4.owner_of(id)?;
+        c.shared.grace.reclaim_complete(&owner);
     }
     Ok(Vec::new())
 }
