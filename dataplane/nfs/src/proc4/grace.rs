@@ -233,7 +233,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn grace_with(owners: &[(&[u8], u64)]) -> Grace {
+    fn grace_with(owners: &[(&[u8], u32)]) -> Grace {
         let g = Grace::new();
         {
             let mut i = g.inner.lock();
