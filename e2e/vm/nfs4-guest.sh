@@ -9,6 +9,10 @@
 # a read delegation) is written through a second, NFSv3 mount of the same export; the
 # open's next read must see the new data (the server recalled the delegation; nfs4.sh
 # checks the counters). Last line "nfs4-guest: done".
+# Then (always last, it ends the guest's NFS state) an fcntl lock held over NFSv4.2 while
+# the host SIGKILLs and restarts dfs (asked for through /share/.vmtest/restart-request,
+# answered in restart-done): the kernel reclaims it, its I/O goes on, another process's
+# lock on the bytes is refused until it is unlocked. RECLAIM=1 runs only that part.
 set -u
 S=${VM_SERVER:-10.0.2.2}
 step() { # step NAME COMMAND...: runs COMMAND, prints PASS/FAIL NAME
@@ -260,7 +264,63 @@ v42data() { # NFSv4.2 COPY/CLONE by reference, DEALLOCATE, SEEK through the kern
   step "4.2 data rm" rm $m/big $m/ref $m/cfr $m/sparse
   step "4.2 data umount" umount $m
 }
+reclaim_check() { # holds an fcntl lock across the host's SIGKILL + restart of dfs
+  python3 - "$1" <<'PY'
+import fcntl, os, sys, time
+path, rq, done = sys.argv[1], "/share/.vmtest/restart-request", "/share/.vmtest/restart-done"
+def step(name, ok, why=""):
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + why), flush=True)
+    return ok
+def other_lock():  # a second process (another lock-owner) tries the locked bytes
+    pid = os.fork()
+    if pid == 0:
+        b = os.open(path, os.O_RDWR)
+        try:
+            fcntl.lockf(b, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+            os._exit(0)
+        except OSError:
+            os._exit(1)
+    return os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 0
+a = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+os.write(a, b"before")
+fcntl.lockf(a, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+open(rq, "w").close()
+t0 = time.time()
+while not os.path.exists(done):
+    if time.time() - t0 > 120:
+        sys.exit(step("reclaim restart", False, "no restart-done from the host"))
+    time.sleep(0.2)
+status = open(done).read().strip()
+os.unlink(done)
+if not step("reclaim restart", status == "ok", status):
+    sys.exit(1)
+try:  # the held descriptor's I/O makes the client find the restart and reclaim
+    os.pwrite(a, b"after!", 0)
+    os.fsync(a)
+    ok = os.pread(a, 6, 0) == b"after!"
+    step("reclaim I/O after the restart", ok, "read back differs")
+except OSError as e:
+    step("reclaim I/O after the restart", False, str(e))
+step("reclaimed lock refuses another owner", not other_lock(), "second lock granted")
+try:
+    os.pwrite(a, b"still", 0)
+    os.fsync(a)
+    step("reclaim I/O of the lock holder", os.pread(a, 5, 0) == b"still", "read back differs")
+except OSError as e:
+    step("reclaim I/O of the lock holder", False, str(e))
+fcntl.lockf(a, fcntl.LOCK_UN, 10, 0)
+step("reclaim unlock frees the bytes", other_lock(), "second lock refused after unlock")
+os.close(a)
+PY
+}
+reclaim() { # reclaim VERSION: an fcntl lock reclaimed after the host restarts dfs
+  local v=$1 m=/mnt/v4
+  step "$v reclaim mount" mount -t nfs -o "vers=$v,proto=tcp,port=$NFS_PORT" "$S:/export" $m || return
+  reclaim_check $m/reclaim
+  step "$v reclaim cleanup" sh -c "rm $m/reclaim && umount $m"
+}
 mkdir -p /mnt/v4 /mnt/v3 /mnt/root
+[ "${RECLAIM:-}" = 1 ] && { reclaim 4.2; dmesg | grep -i -E 'nfs|rpc' | tail -20; echo "nfs4-guest: done"; exit 0; }
 delegation
 work 4.0
 work 4.1
@@ -270,5 +330,6 @@ step "pseudo root mount" mount -t nfs -o "vers=4.2,proto=tcp,port=$NFS_PORT" "$S
 step "pseudo root lists the export" expect export ls /mnt/root
 step "through the pseudo root" sh -c "echo x > /mnt/root/export/p && test \$(cat /mnt/root/export/p) = x && rm /mnt/root/export/p"
 step "pseudo root umount" umount /mnt/root
+reclaim 4.2
 dmesg | grep -i -E 'nfs|rpc' | tail -20
 echo "nfs4-guest: done"

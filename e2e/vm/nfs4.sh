@@ -18,8 +18,14 @@
 # dirty and the value is steady: `dittofs_blockstore_used_bytes` (chunks + journal) must
 # not grow by more than 1 MiB, no WRITE may arrive, and COPY and CLONE must be counted.
 #
+# Last guest step: an fcntl lock held over NFSv4.2 while this script SIGKILLs dfs and
+# starts it again on the same data directory (the guest asks through
+# .vmtest/restart-request on the 9p share, as workload.sh does); the kernel reclaims it in
+# the grace period (10 s here).
+#
 # Env: NFS_PORT (default 24049)  HTTP_PORT (default NFS_PORT+1)  DFS (a dfs binary to use
 #      instead of building one)  COPY_MB, FULL (see above)
+#      RECLAIM=1 (only the reclaim step, no pjdfstest)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -36,10 +42,12 @@ if [ -z "${DFS:-}" ]; then
   DFS=$CARGO_TARGET_DIR/release/dfs
 fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-nfs4.XXXXXX")
-PID=''
+PID='' VM_PID='' TAIL_PID=''
 # shellcheck disable=SC2317  # called by the trap
 cleanup() {
   trap '' INT TERM # a second signal (the runner's and a timeout's) must not cut it short
+  [ -z "$VM_PID" ] || kill "$VM_PID" 2>/dev/null
+  [ -z "$TAIL_PID" ] || kill "$TAIL_PID" 2>/dev/null
   if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
     kill -TERM "$PID"
     for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
@@ -47,25 +55,32 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$NFS_PORT}") 2>/dev/null; }
 for p in "$NFS_PORT" "$HTTP_PORT"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then fail_all "port $p is busy"; fi
+  if port_open "$p"; then fail_all "port $p is busy"; fi
 done
-DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT DITTOFS_CONTROL_PORT=0 \
-  DITTOFS_SHARES='[{name: /export, squash: none}]' \
-  setsid "$DFS" start --data-dir "$WORK/data" >"$WORK/dfs.log" 2>&1 </dev/null &
-PID=$!
-for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null && break; sleep 0.1; done
-(exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null || { tail -20 "$WORK/dfs.log" >&2; fail_all "dfs did not start"; }
+# The grace period after a restart (NLM and NFSv4) is short: the reclaim step waits for
+# it when another recorded client (the 4.0 one, whose lease has not run out) never
+# sends RECLAIM_COMPLETE.
+start_dfs() {
+  DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT DITTOFS_CONTROL_PORT=0 \
+    DITTOFS_SHARES='[{name: /export, squash: none}]' DITTOFS_NFS_LOCKS_GRACE_SECONDS=10 \
+    setsid "$DFS" start --data-dir "$WORK/data" >>"$WORK/dfs.log" 2>&1 </dev/null &
+  PID=$!
+  for _ in $(seq 300); do port_open && break; sleep 0.1; done
+  port_open
+}
+# restart_dfs: SIGKILL + start on the same data directory (not in a subshell: PID
+# changes); RES is "ok" or the error
+restart_dfs() {
+  kill -KILL "$PID"
+  wait "$PID" 2>/dev/null
+  for _ in $(seq 100); do port_open || break; sleep 0.1; done
+  if port_open; then RES="port $NFS_PORT still open after SIGKILL"; return; fi
+  if start_dfs; then RES=ok; else RES="dfs did not start again"; fi
+}
+start_dfs || { tail -20 "$WORK/dfs.log" >&2; fail_all "dfs did not start"; }
 
-mkdir -p "$WORK/share"
-cp "$HERE/nfs4-guest.sh" "$WORK/share/"
-VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" "NFS_PORT=$NFS_PORT HTTP_PORT=$HTTP_PORT COPY_MB=$COPY_MB bash /share/nfs4-guest.sh" 2>&1 |
-  tee "$WORK/guest.log" | grep -E "^(PASS|FAIL|guest:)|nfs4-guest" >&2
-passed=$(grep -c '^PASS ' "$WORK/guest.log")
-failed=$(grep -c '^FAIL ' "$WORK/guest.log")
-if ! grep -q '^nfs4-guest: done' "$WORK/guest.log"; then
-  log "the guest did not finish its steps"; failed=$((failed + 1))
-fi
 counter() { # counter NAME: a counter of dfs's /metrics (0 when absent)
   local v
   v=$(exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" &&
@@ -73,15 +88,53 @@ counter() { # counter NAME: a counter of dfs's /metrics (0 when absent)
     awk -v n="$1" '$1 == n { print int($2) }')
   echo "${v:-0}"
 }
-granted=$(counter dittofs_nfs4_delegations_granted_total)
-recalled=$(counter dittofs_nfs4_delegations_recalled_total)
-if [ "$granted" -ge 1 ] && [ "$recalled" -ge 1 ]; then
+# delegation counters: read before a restart resets them (the guest's reclaim step is last)
+deleg_counters() {
+  granted=$(counter dittofs_nfs4_delegations_granted_total)
+  recalled=$(counter dittofs_nfs4_delegations_recalled_total)
+}
+granted='' recalled=''
+mkdir -p "$WORK/share/.vmtest"
+cp "$HERE/nfs4-guest.sh" "$WORK/share/"
+VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" \
+  "NFS_PORT=$NFS_PORT HTTP_PORT=$HTTP_PORT COPY_MB=$COPY_MB RECLAIM=${RECLAIM:-} bash /share/nfs4-guest.sh" >"$WORK/guest.log" 2>&1 &
+VM_PID=$!
+tail -F -n +1 "$WORK/guest.log" 2>/dev/null | grep --line-buffered -E "^(PASS|FAIL|guest:)|nfs4-guest" >&2 &
+TAIL_PID=$!
+while kill -0 "$VM_PID" 2>/dev/null; do
+  if [ -e "$WORK/share/.vmtest/restart-request" ]; then
+    rm -f "$WORK/share/.vmtest/restart-request"
+    log "the guest asks for a restart: SIGKILL + start of dfs"
+    deleg_counters
+    restart_dfs
+    [ "$RES" = ok ] || log "restart failed: $RES"
+    printf '%s\n' "$RES" >"$WORK/share/.vmtest/restart-done"
+  fi
+  sleep 0.2
+done
+wait "$VM_PID"
+sleep 0.5
+kill "$TAIL_PID" 2>/dev/null
+wait "$TAIL_PID" 2>/dev/null
+passed=$(grep -c '^PASS ' "$WORK/guest.log")
+failed=$(grep -c '^FAIL ' "$WORK/guest.log")
+if ! grep -q '^nfs4-guest: done' "$WORK/guest.log"; then
+  log "the guest did not finish its steps"; failed=$((failed + 1))
+fi
+[ -n "$granted" ] || deleg_counters
+if [ -n "${RECLAIM:-}" ]; then
+  : # the reclaim step alone takes no delegation
+elif [ "$granted" -ge 1 ] && [ "$recalled" -ge 1 ]; then
   echo "PASS delegation counters (granted $granted, recalled $recalled)" >&2; passed=$((passed + 1))
 else
   echo "FAIL delegation counters (granted $granted, recalled $recalled)" >&2; failed=$((failed + 1))
 fi
 if [ "$failed" != 0 ]; then
   log "guest dmesg (last lines):"; tail -30 "$WORK/share/.vmtest/dmesg.txt" >&2 2>/dev/null
+fi
+if [ -n "${RECLAIM:-}" ]; then
+  echo "nfs4-kernel: $passed passed, $failed failed"
+  [ "$failed" = 0 ]; exit
 fi
 log "pjdfstest over NFSv4.2"
 if NFS_VERS=4.2 NFS_PORT=$NFS_PORT MOUNT_PORT=$NFS_PORT EXPORT=/export SERVER_START_CMD='' \

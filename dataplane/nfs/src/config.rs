@@ -26,7 +26,7 @@ pub struct NfsServerConfig {
     pub max_connections: usize,
     /// Port NFS and MOUNT are served on (reported by the portmapper).
     pub port: u16,
-    /// NLM and NSM settings.
+    /// NLM and NSM settings (its grace period after start is NFSv4's too).
     pub locks: NlmConfig,
     /// NFSv4 settings.
     pub v4: Nfs4Config,

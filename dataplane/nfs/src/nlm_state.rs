@@ -65,6 +65,12 @@ impl Nlm {
         Instant::now() < self.grace_until
     }
 
+    /// When the grace period after start ends (NFSv4's ends then too, see
+    /// `proc4::grace`).
+    pub(crate) fn grace_until(&self) -> Instant {
+        self.grace_until
+    }
+
     /// The lock manager of a share (created on first use).
     pub(crate) fn manager(&self, share: ShareId) -> LockManager {
         let new = || match &self.breaker {

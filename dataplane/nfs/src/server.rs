@@ -133,6 +133,8 @@ impl NfsServer {
             crate::proc4::deleg::run_recalls(self.shared.clone()),
             tracing::info_span!("task", name = "nfs4-recalls"),
         ));
+        let until = self.shared.nlm.grace_until();
+        self.shared.grace.load(&self.shared.registry, until).await;
         let nlm = self.shared.nlm.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move {

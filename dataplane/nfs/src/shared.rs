@@ -1,7 +1,7 @@
 //! What every call handler shares: the share registry, the export table (swapped as a
 //! whole while serving), configuration, metrics, the duplicate request cache, the
 //! buffer budget, the rate-limited logs, the mount list, the NLM/NSM state and the
-//! NFSv4 state (clients and sessions, delegations); and the
+//! NFSv4 state (clients and sessions, delegations, the grace period); and the
 //! export policy's admission check every handler applies to a call on a share.
 
 use crate::config::NfsServerConfig;
@@ -10,6 +10,7 @@ use crate::export::{ExportPolicy, Refusal};
 use crate::metrics::NfsMetrics;
 use crate::nlm_state::Nlm;
 use crate::proc4::deleg::Delegations;
+use crate::proc4::grace::Grace;
 use crate::proc4::state::Nfs4State;
 use dittofs_types::ShareId;
 use dittofs_vfs::ShareRegistry;
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) nfs4: Nfs4State,
     /// NFSv4 delegations and back channels.
     pub(crate) deleg: Delegations,
+    /// NFSv4 client records across restarts and the grace period.
+    pub(crate) grace: Grace,
 }
 
 /// One open connection (for status: connected clients).
@@ -118,6 +121,7 @@ impl Shared {
             nlm: Arc::new(Nlm::new(cfg.locks.clone(), Some(deleg.breaker()))),
             nfs4: Nfs4State::new(cfg.v4.lease),
             deleg,
+            grace: Grace::new(),
             cfg,
             metrics,
             drc: Drc::new(DRC_ENTRIES),

@@ -105,7 +105,8 @@ pub struct NfsSection {
     /// needs for its files and its other listeners.
     pub max_connections: u32,
     pub portmapper: Portmapper,
-    /// NFSv3 byte-range locks (NLM v4) and the status monitor (NSM v1).
+    /// NFSv3 byte-range locks (NLM v4) and the status monitor (NSM v1); the grace period
+    /// after a start is NFSv4's too.
     pub locks: LocksSection,
     /// NFSv4 settings.
     pub v4: V4Section,
@@ -877,6 +878,7 @@ nfs:
     port: 10111
   locks:             # NLM v4 + NSM v1 (fcntl/flock from NFSv3 clients mounted without nolock)
     grace_seconds: 90            # after a start only lock reclaims are granted this long
+                                 # (NLM, and NFSv4 when clients held state before)
     client_portmapper_port: 111  # clients' rpcbind, for GRANTED and SM_NOTIFY callbacks
   v4:
     delegations: true  # read delegations for NFSv4.1/4.2 clients (recalled on conflict)

@@ -806,29 +806,7 @@ fn minor_version_zero_without_sessions() {
 
 /// A confirmed NFSv4.0 client (SETCLIENTID + SETCLIENTID_CONFIRM): its client ID.
 fn v40_client(c: &mut Client, name: &[u8]) -> u64 {
-    let set = Op4::SetClientId(Box::new(SetClientIdArgs {
-        client: ClientOwner4 {
-            verifier: [9; 8],
-            ownerid: Opaque4(name.to_vec()),
-        },
-        callback: CbClient4 {
-            cb_program: 0x4000_0000,
-            r_netid: Opaque4(b"tcp".to_vec()),
-            r_addr: Opaque4(b"127.0.0.1.4.1".to_vec()),
-        },
-        callback_ident: 1,
-    }));
-    let r = Reply::parse(compound_raw(c, 0, &[set]));
-    let Res::SetClientId(sc) = &r.last().2 else {
-        panic!("SETCLIENTID: {:?}", r.status)
-    };
-    let confirm = SetClientIdConfirmArgs {
-        clientid: sc.clientid,
-        confirm: sc.confirm,
-    };
-    let r = Reply::parse(compound_raw(c, 0, &[Op4::SetClientIdConfirm(confirm)]));
-    assert_eq!(r.status, Nfs4Status::Ok);
-    sc.clientid
+    v40_client_with(c, name, 9)
 }
 
 fn stateid_of(r: &Reply) -> Stateid4 {
@@ -1965,4 +1943,290 @@ fn extended_attributes_over_nfs42() {
         panic!()
     };
     assert!(l.names.0.is_empty() && l.eof);
+}
+
+/// OPEN of the current file (`claim`: CLAIM_FH or CLAIM_PREVIOUS) for reading and writing.
+fn open_claim(clientid: u64, owner: &[u8], claim: OpenClaim4) -> Op4 {
+    Op4::Open(Box::new(OpenArgs {
+        seqid: 0,
+        share_access: SHARE_ACCESS_BOTH,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid,
+            owner: Opaque4(owner.to_vec()),
+        },
+        openhow: OpenHow4(None),
+        claim,
+    }))
+}
+
+/// An exclusive LOCK of `offset`/`length` by a new lock-owner of `open`.
+fn lock_new(clientid: u64, open: &Stateid4, offset: u64, reclaim: bool) -> Op4 {
+    Op4::Lock(LockArgs {
+        locktype: 2,
+        reclaim,
+        offset,
+        length: 100,
+        locker: Locker4::New {
+            open_seqid: 0,
+            open_stateid: open.clone(),
+            lock_seqid: 0,
+            lock_owner: StateOwner4 {
+                clientid,
+                owner: Opaque4(b"lock-owner".to_vec()),
+            },
+        },
+    })
+}
+
+fn open_stateid(r: &Reply) -> Stateid4 {
+    match &r.last().2 {
+        Res::Open(o) => o.stateid.clone(),
+        other => panic!("OPEN: {:?} {other:?}", r.status),
+    }
+}
+
+/// An NFSv4.0 client: SETCLIENTID (+ CONFIRM) of `owner` with `verifier`; its ID.
+fn v40_client_with(c: &mut Client, owner: &[u8], verifier: u8) -> u64 {
+    let r = Reply::parse(compound_raw(
+        c,
+        0,
+        &[Op4::SetClientId(Box::new(SetClientIdArgs {
+            client: ClientOwner4 {
+                verifier: [verifier; 8],
+                ownerid: Opaque4(owner.to_vec()),
+            },
+            callback: CbClient4 {
+                cb_program: 0x4000_0000,
+                r_netid: Opaque4(b"tcp".to_vec()),
+                r_addr: Opaque4(b"127.0.0.1.4.1".to_vec()),
+            },
+            callback_ident: 1,
+        }))],
+    ));
+    let Res::SetClientId(sc) = &r.last().2 else {
+        panic!("SETCLIENTID: {:?}", r.status)
+    };
+    let confirm = Op4::SetClientIdConfirm(SetClientIdConfirmArgs {
+        clientid: sc.clientid,
+        confirm: sc.confirm,
+    });
+    assert_eq!(
+        Reply::parse(compound_raw(c, 0, &[confirm])).status,
+        Nfs4Status::Ok
+    );
+    sc.clientid
+}
+
+/// Clients' state across restarts (RFC 8881 section 8.4): records written before the
+/// first OPEN is answered survive SIGKILL; a grace period only when clients held state;
+/// reclaims only by them (4.1 and 4.0), new OPEN/LOCK/LOCKT refused meanwhile; the
+/// grace period ends at its time or once every recorded client sent RECLAIM_COMPLETE;
+/// a reclaimed lock refuses an NLM lock; records of clients that did not come back, of
+/// destroyed clients and of restarted ones are gone at the next restart.
+#[test]
+fn state_reclaimed_after_a_restart() {
+    let grace = (
+        "DITTOFS_NFS_LOCKS_GRACE_SECONDS".to_string(),
+        "8".to_string(),
+    );
+    let mut srv = Server::start_with(vec![grace]);
+    let port = srv.nfs_port;
+    let create = |id, owner: &[u8], name| {
+        let how = CreateHow4::Unchecked(SetAttrs4::default().to_fattr());
+        open_create(0, id, owner, how, name)
+    };
+    // fresh data directory: no grace period, state is granted at once
+    let mut a = V4::connect(port, b"reclaimer");
+    let dir = a.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let r = a.run(&[Op4::Putfh(dir.clone()), create(0, b"oa", "rc"), Op4::Getfh]);
+    let (Res::Open(o), Res::Fh(fh)) = (&r.results[2].2, &r.results[3].2) else {
+        panic!("{:?}", r.status)
+    };
+    let sid = o.stateid.clone();
+    let fh = fh.clone();
+    let r = a.run(&[Op4::Putfh(fh.clone()), lock_new(a.clientid, &sid, 0, false)]);
+    assert_eq!(r.status, Nfs4Status::Ok, "LOCK without a grace period");
+    let mut d = V4::connect(port, b"gone-for-good");
+    let r = d.run(&[Op4::Putfh(dir.clone()), create(0, b"od", "rd")]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    let mut c40 = Client::connect(port);
+    let e = v40_client_with(&mut c40, b"a 4.0 reclaimer", 1);
+    let r = Reply::parse(compound_raw(
+        &mut c40,
+        0,
+        &[Op4::Putfh(dir.clone()), create(e, b"oe", "re")],
+    ));
+    assert_eq!(r.status, Nfs4Status::Ok);
+
+    srv.crash();
+    srv.spawn();
+    // the recorded clients come back (same owners and verifiers, new client IDs)
+    let mut a = V4::connect(port, b"reclaimer");
+    let prev = |id| open_claim(id, b"oa", OpenClaim4::Previous(0));
+    let r = a.run(&[
+        Op4::Putfh(fh.clone()),
+        open_claim(a.clientid, b"oa", OpenClaim4::Fh),
+    ]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::Grace,
+        "a new OPEN in the grace period"
+    );
+    let lockt = Op4::Lockt(LocktArgs {
+        locktype: 1,
+        offset: 0,
+        length: 1,
+        owner: StateOwner4 {
+            clientid: a.clientid,
+            owner: Opaque4(b"t".to_vec()),
+        },
+    });
+    assert_eq!(
+        a.run(&[Op4::Putfh(fh.clone()), lockt.clone()]).status,
+        Nfs4Status::Grace
+    );
+    let mut s = V4::connect(port, b"never-had-state");
+    let r = s.run(&[Op4::Putfh(fh.clone()), prev(s.clientid)]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::ReclaimBad,
+        "a client without a record"
+    );
+    let deleg = open_claim(a.clientid, b"oa", OpenClaim4::Previous(1));
+    let r = a.run(&[Op4::Putfh(fh.clone()), deleg]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::ReclaimBad,
+        "no delegation ever granted"
+    );
+    let r = a.run(&[Op4::Putfh(fh.clone()), prev(a.clientid)]);
+    let sid = open_stateid(&r);
+    let r = a.run(&[Op4::Putfh(fh.clone()), lock_new(a.clientid, &sid, 0, true)]);
+    assert_eq!(r.status, Nfs4Status::Ok, "LOCK reclaim");
+    let r = a.run(&[
+        Op4::Putfh(fh.clone()),
+        lock_new(a.clientid, &sid, 500, false),
+    ]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::Grace,
+        "a new LOCK in the grace period"
+    );
+    // the 4.0 client reclaims after SETCLIENTID/CONFIRM with its id; restarted (a new
+    // verifier), it loses what it had, record included
+    let mut c40 = Client::connect(port);
+    let e = v40_client_with(&mut c40, b"a 4.0 reclaimer", 1);
+    let r = Reply::parse(compound_raw(
+        &mut c40,
+        0,
+        &[
+            Op4::Putfh(dir.clone()),
+            lookup("re"),
+            open_claim(e, b"oe", OpenClaim4::Previous(0)),
+        ],
+    ));
+    assert_eq!(r.status, Nfs4Status::Ok, "4.0 reclaim");
+    v40_client_with(&mut c40, b"a 4.0 reclaimer", 2);
+    // RECLAIM_COMPLETE: no more reclaims by a; the grace period goes on for d
+    assert_eq!(a.run(&[Op4::ReclaimComplete(false)]).status, Nfs4Status::Ok);
+    let r = a.run(&[Op4::ReclaimComplete(false)]);
+    assert_eq!(r.status, Nfs4Status::CompleteAlready);
+    let r = a.run(&[Op4::Putfh(fh.clone()), prev(a.clientid)]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::NoGrace,
+        "a reclaim after RECLAIM_COMPLETE"
+    );
+    let mut nlm = NlmClient::connect(port, "v3-host", 7);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = a.run(&[
+            Op4::Putfh(fh.clone()),
+            open_claim(a.clientid, b"o2", OpenClaim4::Fh),
+        ]);
+        if r.status == Nfs4Status::Ok {
+            break;
+        }
+        assert_eq!(r.status, Nfs4Status::Grace);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grace period never ends"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // after the grace period: reclaims NO_GRACE, the reclaimed lock holds against NLM
+    let mut d = V4::connect(port, b"gone-for-good");
+    let r = d.run(&[Op4::Putfh(fh.clone()), prev(d.clientid)]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::NoGrace,
+        "a reclaim after the grace period"
+    );
+    assert_eq!(nlm.lock(&fh.0, (50, 10), true), Nlm4Stat::Denied);
+    assert_eq!(
+        a.run(&[Op4::Putfh(fh.clone()), lockt]).status,
+        Nfs4Status::Denied
+    );
+
+    srv.crash();
+    srv.spawn();
+    // d did not reclaim and e restarted: their records are gone; a's is kept
+    let mut d = V4::connect(port, b"gone-for-good");
+    let r = d.run(&[Op4::Putfh(fh.clone()), prev(d.clientid)]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::ReclaimBad,
+        "the record of a client that never came back"
+    );
+    let mut c40 = Client::connect(port);
+    let e = v40_client_with(&mut c40, b"a 4.0 reclaimer", 2);
+    let r = Reply::parse(compound_raw(
+        &mut c40,
+        0,
+        &[
+            Op4::Putfh(dir.clone()),
+            lookup("re"),
+            open_claim(e, b"oe", OpenClaim4::Previous(0)),
+        ],
+    ));
+    assert_eq!(
+        r.status,
+        Nfs4Status::ReclaimBad,
+        "the record of a restarted client"
+    );
+    let mut a = V4::connect(port, b"reclaimer");
+    open_stateid(&a.run(&[Op4::Putfh(fh.clone()), prev(a.clientid)]));
+    // a was the only recorded client: its RECLAIM_COMPLETE ends the grace period at once
+    assert_eq!(a.run(&[Op4::ReclaimComplete(false)]).status, Nfs4Status::Ok);
+    let r = d.run(&[
+        Op4::Putfh(fh.clone()),
+        open_claim(d.clientid, b"od", OpenClaim4::Fh),
+    ]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "a new OPEN once every client reclaimed"
+    );
+    // destroyed clients leave no record
+    for v in [&mut a, &mut d] {
+        assert_eq!(
+            compound(&mut v.c, &[Op4::DestroySession(v.sid)]).status,
+            Nfs4Status::Ok
+        );
+        let r = compound(&mut v.c, &[Op4::DestroyClientid(v.clientid)]);
+        assert_eq!(r.status, Nfs4Status::Ok);
+    }
+
+    srv.crash();
+    srv.spawn();
+    // no records: no grace period, and nothing to reclaim
+    let mut a = V4::connect(port, b"reclaimer");
+    let r = a.run(&[
+        Op4::Putfh(fh.clone()),
+        open_claim(a.clientid, b"oa", OpenClaim4::Fh),
+    ]);
+    assert_eq!(r.status, Nfs4Status::Ok, "no grace period without records");
+    let r = a.run(&[Op4::Putfh(fh.clone()), prev(a.clientid)]);
+    assert_eq!(r.status, Nfs4Status::NoGrace);
 }

@@ -12,11 +12,14 @@
 //! private `recycle` module. [`state::LockManager`] is a share's lock, share-mode and
 //! lease manager (the locks clients ask for, not the internal per-inode mutexes).
 //! Extended attributes of the user namespace are `Fs::get_xattr` and friends (private
-//! module `ops_xattr`). [`ratelimit`] logs what clients can cause at will a few times
+//! module `ops_xattr`). `Fs::put_client_record` and friends (`client_records`) keep, per
+//! share, which clients held state there, so that they may reclaim it after a restart.
+//! [`ratelimit`] logs what clients can cause at will a few times
 //! and counts every occurrence (the NFS adapter's floods, the core's refused writes).
 
 mod admin;
 pub mod attr;
+mod client_records;
 pub mod cred;
 pub mod error;
 mod fs;

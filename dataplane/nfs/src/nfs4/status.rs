@@ -114,6 +114,10 @@ xdr_enum! {
         AttrNotSupp = 10032,
         /// NFS4ERR_NO_GRACE: reclaim outside the grace period.
         NoGrace = 10033,
+        /// NFS4ERR_RECLAIM_BAD: a reclaim of state that cannot have existed before.
+        ReclaimBad = 10034,
+        /// NFS4ERR_RECLAIM_CONFLICT: a reclaim conflicting with state granted since.
+        ReclaimConflict = 10035,
         /// NFS4ERR_BADXDR: the arguments do not decode.
         BadXdr = 10036,
         /// NFS4ERR_LOCKS_HELD: locks still held.

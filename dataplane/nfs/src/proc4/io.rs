@@ -3,13 +3,16 @@
 //! FREE_STATEID, DELEGRETURN (18.6); and [`release`], which gives back what a departed client held.
 //!
 //! - OPEN serves CLAIM_NULL (by name in the current directory, creating with UNCHECKED4,
-//!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1), CLAIM_FH, and CLAIM_DELEGATE_CUR /
+//!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1), CLAIM_FH, CLAIM_DELEGATE_CUR /
 //!   CLAIM_DELEG_CUR_FH (opens under a delegation the client holds: its stateid must
-//!   be the client's delegation of that file, else NFS4ERR_BAD_STATEID);
-//!   CLAIM_PREVIOUS is NFS4ERR_NO_GRACE (nothing to reclaim: state is not kept across
-//!   restarts) and CLAIM_DELEGATE_PREV / CLAIM_DELEG_PREV_FH NFS4ERR_NOTSUPP. In NFSv4.0, OPEN,
-//!   OPEN_CONFIRM, OPEN_DOWNGRADE and CLOSE are sequenced and replayed per open-owner
-//!   (`seqid`); a new open-owner's OPEN sets OPEN4_RESULT_CONFIRM.
+//!   be the client's delegation of that file, else NFS4ERR_BAD_STATEID) and, for
+//!   reclaims after a restart, CLAIM_PREVIOUS (the current file, delegation type NONE;
+//!   others NFS4ERR_RECLAIM_BAD: delegations are not reclaimed); CLAIM_DELEGATE_PREV /
+//!   CLAIM_DELEG_PREV_FH are NFS4ERR_NOTSUPP. Who may reclaim and when, and the grace
+//!   period that refuses other OPENs (NFS4ERR_GRACE), are `grace`'s; before the first
+//!   OPEN of a client on a share is answered its client record there is durable. In
+//!   NFSv4.0, OPEN, OPEN_CONFIRM, OPEN_DOWNGRADE and CLOSE are sequenced and replayed
+//!   per open-owner (`seqid`); a new open-owner's OPEN sets OPEN4_RESULT_CONFIRM.
 //! - Delegations (`deleg`): an OPEN for write or with a deny mode, a WRITE first
 //!   recall other clients' delegations of the file (NFS4ERR_DELAY meanwhile); a 4.1/4.2
 //!   OPEN for read with deny NONE may get a read delegation. DELEGRETURN gives one
@@ -68,9 +71,10 @@ pub(super) fn lock_status(e: &LockError) -> Nfs4Status {
 }
 
 /// Gives back what departed clients held: their opens (share reservations and open
-/// references) and every byte-range lock of theirs.
+/// references), every byte-range lock of theirs and their client records.
 pub(crate) async fn release(shared: &Shared, rel: Released) {
     shared.deleg.forget_clients(&rel.clients);
+    shared.grace.forget(&shared.registry, &rel.owners).await;
     for e in rel.opens {
         if let Some(id) = e.lm_open {
             let _ = shared.nlm.manager(e.share).close(id);
@@ -259,23 +263,51 @@ fn under_delegation(
     }
 }
 
+/// An open of the current file with no name (CLAIM_FH, CLAIM_PREVIOUS).
+fn open_current(c: &Compound<'_>) -> Result<Opened, Nfs4Status> {
+    Ok(Opened {
+        file: c.file(Nfs4Status::IsDir)?,
+        created: false,
+        cinfo: no_change(),
+        attrset: Bitmap4::default(),
+    })
+}
+
+/// The checks before a reclaim (CLAIM_PREVIOUS of `deleg`ation type) of `client`.
+fn check_reclaim(c: &Compound<'_>, client: u64, deleg: u32) -> Result<Opened, Nfs4Status> {
+    let o = open_current(c)?;
+    let owner = c.shared.nfs4.owner_of(client)?;
+    c.shared.grace.check_reclaim(&owner, o.file.fs.share_id())?;
+    if deleg != 0 {
+        return Err(Nfs4Status::ReclaimBad);
+    }
+    Ok(o)
+}
+
+/// The checks before a new (non-reclaim) open of `client`: none during the grace
+/// period; the client's record on the share made durable first.
+async fn check_new_open(c: &Compound<'_>, client: u64) -> Result<(), Fail> {
+    c.shared.grace.check_new()?;
+    if let Ok(f) = c.file(Nfs4Status::RoFs) {
+        let owner = c.shared.nfs4.owner_of(client)?;
+        c.shared.grace.record(&f.fs, &owner).await?;
+    }
+    Ok(())
+}
+
 async fn opened(c: &Compound<'_>, client: u64, a: &OpenArgs) -> Result<Opened, Fail> {
+    if !matches!(a.claim, OpenClaim4::Previous(_)) {
+        check_new_open(c, client).await?;
+    }
     Ok(match &a.claim {
         OpenClaim4::Null(name) => open_by_name(c, name, &a.openhow).await?,
-        OpenClaim4::Fh => Opened {
-            file: c.file(Nfs4Status::IsDir)?,
-            created: false,
-            cinfo: no_change(),
-            attrset: Bitmap4::default(),
-        },
+        OpenClaim4::Fh => open_current(c)?,
         OpenClaim4::DelegateCur(sid, name) => {
             let o = open_by_name(c, name, &OpenHow4(None)).await?;
             under_delegation(c, client, sid, o.file)?
         }
-        OpenClaim4::DelegCurFh(sid) => {
-            under_delegation(c, client, sid, c.file(Nfs4Status::IsDir)?)?
-        }
-        OpenClaim4::Previous(_) => return Err(Nfs4Status::NoGrace.into()),
+        OpenClaim4::DelegCurFh(sid) => under_delegation(c, client, sid, c.file(Nfs4Status::IsDir)?)?,
+        OpenClaim4::Previous(deleg) => check_reclaim(c, client, *deleg)?,
         _ => return Err(Nfs4Status::NotSupp.into()),
     })
 }
@@ -352,7 +384,16 @@ async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bo
     let write = access & SHARE_ACCESS_WRITE != 0 || a.share_deny != 0;
     let (share, ino) = (o.file.fs.share_id(), o.file.ino);
     super::deleg::break_for(c, share, ino, BreakCause::Open { write })?;
-    let sid = open_state(c, client, &a.owner.owner.0, &o.file, access, a.share_deny)?;
+    let reclaim = matches!(a.claim, OpenClaim4::Previous(_));
+    let owner_key = &a.owner.owner.0;
+    let sid = match open_state(c, client, owner_key, &o.file, access, a.share_deny) {
+        Err(Nfs4Status::ShareDenied) if reclaim => return Err(Nfs4Status::ReclaimConflict.into()),
+        r => r?,
+    };
+    if reclaim {
+        let owner = c.shared.nfs4.owner_of(client)?;
+        c.shared.grace.reclaimed(&owner, share);
+    }
     let delegation = delegation(c, a, client, &o.file).await;
     c.cur = Some(Cur::File(o.file));
     c.cur_stateid = Some(sid.clone());

@@ -10,6 +10,12 @@
 //! NLM: READ and WRITE do not check it. In NFSv4.0, LOCK and LOCKU are sequenced and
 //! replayed per lock-owner (`seqid`); a new lock-owner's LOCK (open_to_lock_owner4) on
 //! its open-owner, and its `lock_seqid` starts the lock-owner's sequence.
+//!
+//! After a restart (`grace`): during the grace period LOCK and LOCKT are NFS4ERR_GRACE
+//! unless the LOCK is a reclaim (`reclaim` set) of a client that may reclaim on the
+//! share; a reclaim goes into the same lock manager (so an NLM client is refused the
+//! bytes a reclaimed lock holds) and a conflict is NFS4ERR_RECLAIM_CONFLICT. Outside the
+//! grace period a reclaim is NFS4ERR_NO_GRACE.
 
 use super::io::{lock_status, owner};
 use super::seqid::{self, OP_LOCK, OP_LOCKU, OwnerKey, Sequenced};
@@ -19,6 +25,7 @@ use crate::nfs4::Nfs4Status;
 use crate::nfs4::io::{LockArgs, LockDenied, Locker4, LocktArgs, LockuArgs, StateOwner4};
 use crate::nfs4::types::{Opaque4, Stateid4};
 use crate::xdr::XdrEncode;
+use dittofs_types::ShareId;
 use dittofs_vfs::state::{ByteRange, ClientId, LockConflict, LockError, LockKind};
 
 fn kind(locktype: u32) -> Result<LockKind, Nfs4Status> {
@@ -117,6 +124,16 @@ fn lock_client(c: &Compound<'_>, locker: &Locker4) -> Result<u64, Nfs4Status> {
     }
 }
 
+/// A LOCK's grace period checks: a reclaim only by a client that may reclaim on the
+/// share, anything else not during the grace period.
+fn check_grace(c: &Compound<'_>, client: u64, share: ShareId, reclaim: bool) -> Result<(), Fail> {
+    if !reclaim {
+        return Ok(c.shared.grace.check_new()?);
+    }
+    let owner = c.shared.nfs4.owner_of(client)?;
+    Ok(c.shared.grace.check_reclaim(&owner, share)?)
+}
+
 pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     if c.minor > 0 {
         return lock_run(c, a);
@@ -163,6 +180,7 @@ fn lock_run(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     let client = lock_client(c, &a.locker)?;
     let f = c.file(Nfs4Status::IsDir)?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
+    check_grace(c, client, f.fs.share_id(), a.reclaim)?;
     let sid = lock_stateid(c, client, &a.locker)?;
     let e = c.shared.nfs4.state(&sid)?;
     if (e.share, e.ino) != (f.fs.share_id(), f.ino) {
@@ -172,7 +190,10 @@ fn lock_run(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
         .nlm
         .manager(e.share)
         .lock(e.ino, &owner(client, &e.owner), r, k)
-        .map_err(lock_fail)?;
+        .map_err(|e| match e {
+            LockError::Conflict(_) if a.reclaim => Nfs4Status::ReclaimConflict.into(),
+            e => lock_fail(e),
+        })?;
     let new = c.shared.nfs4.update_state(&sid, |_| {})?;
     c.cur_stateid = Some(new.clone());
     ok(&new)
@@ -181,6 +202,7 @@ fn lock_run(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
 pub(super) fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
     let client = c.client_of(a.owner.clientid)?;
     let f = c.file(Nfs4Status::IsDir)?;
+    c.shared.grace.check_new()?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
     let who = owner(client, &a.owner.owner.0);
     match c

@@ -35,12 +35,14 @@
 //! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`, `space` (the
 //! 4.2 data operations, codec `v42`), `xattr` (RFC 8276); the state (clients, sessions, stateids, leases)
 //! is `state`; read delegations, their recall and the sessions' back channels are
-//! `deleg` (on `crate::backchannel`); NFSv4.0's owner sequence IDs are `seqid`.
+//! `deleg` (on `crate::backchannel`); NFSv4.0's owner sequence IDs are `seqid`;
+//! client records across restarts, the grace period and reclaims are `grace`.
 
 mod attr;
 pub(crate) mod deleg;
 mod dir;
 mod fh;
+pub(crate) mod grace;
 mod io;
 mod lock;
 mod ns;
@@ -563,10 +565,12 @@ fn decode_failure(res: &mut Results, e: OpDecodeError, minor: u32) {
     }
 }
 
-/// Releases what clients whose lease ran out held in the core.
+/// Releases what clients whose lease ran out held in the core (and their records);
+/// once the grace period is over, deletes the records of clients that did not come back.
 async fn release_expired(shared: &Shared) {
     let rel = shared.nfs4.expire(std::time::Instant::now());
     io::release(shared, rel).await;
+    shared.grace.sweep(&shared.registry).await;
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@
 //!   credentials. SEQUENCE reports SEQ4_STATUS_CB_PATH_DOWN and
 //!   SEQ4_STATUS_RECALLABLE_STATE_REVOKED (`deleg`).
 //! - NFSv4.0's callback address (SETCLIENTID) is not used: 4.0 gets no delegations.
+//! - RECLAIM_COMPLETE (not `rca_one_fs`, which is accepted and changes nothing) ends
+//!   the client's reclaims; NFS4ERR_COMPLETE_ALREADY the second time. Once every
+//!   client recorded before a restart sent it, the grace period ends (`grace`).
 
 use super::state::{Limits, Session, SlotCheck};
 use super::{Compound, MAX_CACHED, MAX_MSG, MAX_OPS, OpResult, ok};
@@ -199,6 +202,8 @@ pub(super) fn reclaim_complete(c: &mut Compound<'_>, one_fs: bool) -> OpResult {
     let id = c.clientid()?;
     if !one_fs {
         c.shared.nfs4.reclaim_complete(id)?;
+        let owner = c.shared.nfs4.owner_of(id)?;
+        c.shared.grace.reclaim_complete(&owner);
     }
     Ok(Vec::new())
 }

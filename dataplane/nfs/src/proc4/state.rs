@@ -18,7 +18,8 @@
 //! - a client whose lease (`lease` seconds, renewed by every SEQUENCE) ran out is
 //!   removed with its sessions and stateids by [`Nfs4State::expire`]; what it held in the
 //!   core (share reservations, byte-range locks, open references) is handed back to the
-//!   caller to release, so nothing here awaits or calls into the core under the mutex.
+//!   caller to release, with the client's owner (whose persisted records `grace`
+//!   deletes), so nothing here awaits or calls into the core under the mutex.
 
 use super::seqid::Owners;
 use crate::nfs4::Nfs4Status;
@@ -146,6 +147,8 @@ pub(crate) struct StateEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Released {
     pub(crate) clients: Vec<u64>,
+    /// Their owners (`co_ownerid`, SETCLIENTID `id`): their records go too.
+    pub(crate) owners: Vec<Vec<u8>>,
     pub(crate) opens: Vec<StateEntry>,
 }
 
@@ -391,6 +394,13 @@ impl Nfs4State {
         f(&mut self.inner.lock().owners)
     }
 
+    /// The owner of client `id` (its `co_ownerid` or SETCLIENTID `id`).
+    pub(crate) fn owner_of(&self, id: u64) -> Result<Vec<u8>, Nfs4Status> {
+        let g = self.inner.lock();
+        let c = g.clients.get(&id).ok_or(Nfs4Status::StaleClientId)?;
+        Ok(c.owner.clone())
+    }
+
     /// RECLAIM_COMPLETE: once per client.
     pub(crate) fn reclaim_complete(&self, id: u64) -> Result<(), Nfs4Status> {
         let mut g = self.inner.lock();
@@ -403,7 +413,7 @@ impl Nfs4State {
     }
 
     fn remove_client(g: &mut Inner, id: u64) -> Released {
-        g.clients.remove(&id);
+        let owners = g.clients.remove(&id).map(|c| c.owner).into_iter().collect();
         g.per_client.remove(&id);
         g.owners.forget_client(id);
         g.sessions.retain(|_, s| s.client != id);
@@ -419,6 +429,7 @@ impl Nfs4State {
         });
         Released {
             clients: vec![id],
+            owners,
             opens,
         }
     }
@@ -444,6 +455,7 @@ impl Nfs4State {
         for id in dead {
             let r = Self::remove_client(&mut g, id);
             out.clients.extend(r.clients);
+            out.owners.extend(r.owners);
             out.opens.extend(r.opens);
         }
         out

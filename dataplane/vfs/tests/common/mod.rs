@@ -40,18 +40,20 @@ pub async fn open_store(backend: &str, dir: &std::path::Path) -> Arc<dyn Metadat
     }
 }
 
-pub async fn fixture(backend: &str) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open_store(backend, dir.path()).await;
+/// Share 1 (`/export`, root mode 0777) over `store` and an engine in `dir/blocks`.
+pub async fn open_fs_engine(
+    store: Arc<dyn MetadataStore>,
+    dir: &std::path::Path,
+) -> (Arc<Fs>, Arc<Engine>) {
     let cfg = EngineConfig {
         chunker: small_chunker(),
         ..EngineConfig::default()
     };
-    let (engine, recovered) = Engine::open(&dir.path().join("blocks"), cfg).expect("engine");
+    let (engine, recovered) = Engine::open(&dir.join("blocks"), cfg).expect("engine");
     assert!(recovered.is_empty());
     let engine = Arc::new(engine);
     let fs = Fs::open(
-        store.clone(),
+        store,
         engine.clone(),
         ShareId(1),
         "/export",
@@ -62,6 +64,18 @@ pub async fn fixture(backend: &str) -> Fixture {
     )
     .await
     .expect("open fs");
+    (fs, engine)
+}
+
+/// [`open_fs_engine`]'s share.
+pub async fn open_fs(store: Arc<dyn MetadataStore>, dir: &std::path::Path) -> Arc<Fs> {
+    open_fs_engine(store, dir).await.0
+}
+
+pub async fn fixture(backend: &str) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(backend, dir.path()).await;
+    let (fs, engine) = open_fs_engine(store.clone(), dir.path()).await;
     Fixture {
         fs,
         store,
