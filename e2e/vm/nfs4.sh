@@ -4,9 +4,9 @@
 # directory and one share /export (squash none: the guest chowns as root), then in the
 # qemu guest mounts 10.0.2.2:/export with vers=4.0, 4.1 and 4.2 (NFS port only: no
 # MOUNT, no rpcbind) and the pseudo root 10.0.2.2:/, and runs ordinary file work, each
-# step checked (nfs4-guest.sh); then pjdfstest through an NFSv4.2 mount of the same
-# server (pjdfstest.sh with NFS_VERS=4.2, failures matched against
-# e2e/posix/known_failures), counted as one more step. Ends with
+# step checked (nfs4-guest.sh); then pjdfstest through NFSv4.0, 4.1 and 4.2 mounts of the
+# same server (pjdfstest.sh with NFS_VERS, failures matched against
+# e2e/posix/known_failures), counted as one more step each. Ends with
 # "nfs4-kernel: N passed, N failed". After the guest's steps the server's delegation
 # counters (/metrics on HTTP_PORT) must show a read delegation granted and recalled
 # (the guest's delegation step), one more step.
@@ -26,6 +26,7 @@
 # Env: NFS_PORT (default 24049)  HTTP_PORT (default NFS_PORT+1)  DFS (a dfs binary to use
 #      instead of building one)  COPY_MB, FULL (see above)
 #      RECLAIM=1 (only the reclaim step, no pjdfstest)
+#      PJD_VERS (default "4.0 4.1 4.2": the minor versions pjdfstest runs at)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -136,13 +137,16 @@ if [ -n "${RECLAIM:-}" ]; then
   echo "nfs4-kernel: $passed passed, $failed failed"
   [ "$failed" = 0 ]; exit
 fi
-log "pjdfstest over NFSv4.2"
-if NFS_VERS=4.2 NFS_PORT=$NFS_PORT MOUNT_PORT=$NFS_PORT EXPORT=/export SERVER_START_CMD='' \
-  "$HERE/pjdfstest.sh" >"$WORK/pjdfstest.log" 2>&1; then
-  echo "PASS pjdfstest 4.2 ($(tail -1 "$WORK/pjdfstest.log"))" >&2; passed=$((passed + 1))
-else
-  echo "FAIL pjdfstest 4.2" >&2; tail -40 "$WORK/pjdfstest.log" >&2; failed=$((failed + 1))
-fi
+# pjdfstest at each minor version (PJD_VERS="4.2" runs one), one guest boot each
+for v in ${PJD_VERS:-4.0 4.1 4.2}; do
+  log "pjdfstest over NFSv$v"
+  if NFS_VERS=$v NFS_PORT=$NFS_PORT MOUNT_PORT=$NFS_PORT EXPORT=/export SERVER_START_CMD='' \
+    "$HERE/pjdfstest.sh" >"$WORK/pjdfstest-$v.log" 2>&1; then
+    echo "PASS pjdfstest $v ($(tail -1 "$WORK/pjdfstest-$v.log"))" >&2; passed=$((passed + 1))
+  else
+    echo "FAIL pjdfstest $v" >&2; tail -40 "$WORK/pjdfstest-$v.log" >&2; failed=$((failed + 1))
+  fi
+done
 if [ "$failed" != 0 ]; then
   log "dfs log (last lines):"; tail -30 "$WORK/dfs.log" >&2
 fi
