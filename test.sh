@@ -12,7 +12,10 @@
 #                             guest, about 10 min more); the default run uses 256 MiB and
 #                             2,000 files, which exercises the same paths (the SIGKILL and
 #                             restart in the middle included) within CI's time budget;
-#                             nfs4.sh's NFSv4.2 copies use a 256 MiB file (default 32)
+#                             nfs4.sh's NFSv4.2 copies use a 256 MiB file (default 32);
+#                             plus 60 s of coverage-guided fuzzing of the NFSv4 COMPOUND
+#                             path (scripts/fuzz.sh: its instrumented build of the whole
+#                             server takes ~15 min cold on 2 cores, too long for CI)
 #   ./test.sh --no-vm         skip the kernel-client tier and the benchmark's guest pass
 #                             (local iteration only; CI runs them)
 #
@@ -85,11 +88,12 @@ stage clippy 2400 cargo clippy --workspace --all-targets --quiet -- -D warnings
 stage licenses 300 python3 scripts/license-check.py
 stage build 2400 cargo build --workspace --release --quiet
 stage nextest 1800 cargo nextest run --workspace --profile ci
+[ $FULL = 1 ] && stage fuzz 3600 scripts/fuzz.sh 60
 if [ $RUN_VM = 1 ]; then
   stage kernel-client-tier 1800 e2e/vm/tier.sh
   stage readme-mount 600 e2e/vm/readme-mount.sh
   # NFSv4.1 and 4.2 through the kernel client: mount, ordinary file work, pseudo root.
-  stage nfs4-kernel 600 e2e/vm/nfs4.sh
+  stage nfs4-kernel 1500 e2e/vm/nfs4.sh
   # NLM with the kernel client: the guest mounts without nolock and contends for locks
   # with a userspace NLM client on the host; guest and dfs share a network namespace of
   # the test's own (a tap device: dfs calls back into the guest; needs root).

@@ -306,7 +306,9 @@ async fn opened(c: &Compound<'_>, client: u64, a: &OpenArgs) -> Result<Opened, F
             let o = open_by_name(c, name, &OpenHow4(None)).await?;
             under_delegation(c, client, sid, o.file)?
         }
-        OpenClaim4::DelegCurFh(sid) => under_delegation(c, client, sid, c.file(Nfs4Status::IsDir)?)?,
+        OpenClaim4::DelegCurFh(sid) => {
+            under_delegation(c, client, sid, c.file(Nfs4Status::IsDir)?)?
+        }
         OpenClaim4::Previous(deleg) => check_reclaim(c, client, *deleg)?,
         _ => return Err(Nfs4Status::NotSupp.into()),
     })
