@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Fixture, fixture};
+use common::{Fixture, fixture, read_all, write};
 use dittofs_types::{ContentHash, FileType, Ino};
 use dittofs_vfs::{CreateMode, Credentials, FsError, SetAttr, SetTime, Stability};
 use std::collections::{BTreeMap, HashMap};
@@ -42,34 +42,6 @@ async fn mkdir(fx: &Fixture, dir: Ino, name: &str) -> Ino {
         .await
         .expect("mkdir")
         .ino
-}
-
-async fn write(fx: &Fixture, ino: Ino, off: u64, data: &[u8]) {
-    fx.fs
-        .write(
-            &root(),
-            ino,
-            off,
-            Bytes::copy_from_slice(data),
-            Stability::Unstable,
-        )
-        .await
-        .expect("write");
-}
-
-async fn read_all(fx: &Fixture, ino: Ino) -> Vec<u8> {
-    let size = fx.fs.getattr(ino).await.expect("getattr").size;
-    let mut out = Vec::new();
-    while (out.len() as u64) < size {
-        let (d, _eof, _) = fx
-            .fs
-            .read(&root(), ino, out.len() as u64, 64 * 1024)
-            .await
-            .expect("read");
-        assert!(!d.is_empty(), "short read at {}", out.len());
-        out.extend_from_slice(&d);
-    }
-    out
 }
 
 /// Walks the whole share and checks: every entry names a live inode; nlink of every

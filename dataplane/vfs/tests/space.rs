@@ -6,13 +6,11 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{Fixture, fixture};
+use common::{Fixture, fixture, read_all, write};
 use dittofs_metadata::audit_inv02;
 use dittofs_types::{Ino, ShareId};
 use dittofs_vfs::{
     CopyRange, CreateMode, Credentials, Fs, FsError, SeekOutcome, SeekWhat, SetAttr, ShareOptions,
-    Stability,
 };
 
 fn root() -> Credentials {
@@ -48,34 +46,6 @@ async fn mkfile(fx: &Fixture, name: &str) -> Ino {
         .await
         .expect("create")
         .ino
-}
-
-async fn write(fx: &Fixture, ino: Ino, off: u64, data: &[u8]) {
-    fx.fs
-        .write(
-            &root(),
-            ino,
-            off,
-            Bytes::copy_from_slice(data),
-            Stability::Unstable,
-        )
-        .await
-        .expect("write");
-}
-
-async fn read_all(fx: &Fixture, ino: Ino) -> Vec<u8> {
-    let size = fx.fs.getattr(ino).await.expect("getattr").size;
-    let mut out = Vec::new();
-    while (out.len() as u64) < size {
-        let (d, _, _) = fx
-            .fs
-            .read(&root(), ino, out.len() as u64, 64 * 1024)
-            .await
-            .expect("read");
-        assert!(!d.is_empty(), "short read at {}", out.len());
-        out.extend_from_slice(&d);
-    }
-    out
 }
 
 async fn audit(fx: &Fixture) {

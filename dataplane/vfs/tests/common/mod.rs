@@ -9,10 +9,11 @@
     clippy::panic
 )]
 
+use bytes::Bytes;
 use dittofs_blockstore::{ChunkerConfig, Engine, EngineConfig};
 use dittofs_metadata::MetadataStore;
-use dittofs_types::ShareId;
-use dittofs_vfs::{Fs, ShareOptions};
+use dittofs_types::{Ino, ShareId};
+use dittofs_vfs::{Credentials, Fs, ShareOptions, Stability};
 use std::sync::Arc;
 
 pub struct Fixture {
@@ -82,4 +83,34 @@ pub async fn fixture(backend: &str) -> Fixture {
         engine,
         dir,
     }
+}
+
+/// Writes `data` at `off` of `ino` as root (unstable: the engine's journal).
+pub async fn write(fx: &Fixture, ino: Ino, off: u64, data: &[u8]) {
+    fx.fs
+        .write(
+            &Credentials::root(),
+            ino,
+            off,
+            Bytes::copy_from_slice(data),
+            Stability::Unstable,
+        )
+        .await
+        .expect("write");
+}
+
+/// The whole content of `ino`, read as root in 64 KiB pieces.
+pub async fn read_all(fx: &Fixture, ino: Ino) -> Vec<u8> {
+    let size = fx.fs.getattr(ino).await.expect("getattr").size;
+    let mut out = Vec::new();
+    while (out.len() as u64) < size {
+        let (d, _eof, _) = fx
+            .fs
+            .read(&Credentials::root(), ino, out.len() as u64, 64 * 1024)
+            .await
+            .expect("read");
+        assert!(!d.is_empty(), "short read at {}", out.len());
+        out.extend_from_slice(&d);
+    }
+    out
 }
