@@ -46,6 +46,7 @@ pub(crate) mod grace;
 mod io;
 mod lock;
 mod ns;
+mod owners;
 mod pseudo;
 mod seqid;
 mod session;

@@ -1,6 +1,6 @@
 //! NFSv4.1 server state, in memory (RFC 8881 sections 2.4, 2.10, 8, 9): client IDs,
 //! sessions with their slot tables and reply caches, and the stateids of opens and
-//! lock-owners; and NFSv4.0's owner sequence records (`seqid::Owners`, under the same
+//! lock-owners; and NFSv4.0's owner sequence records (`owners::Owners`, under the same
 //! mutex, removed with their client).
 //!
 //! Invariants:
@@ -21,7 +21,7 @@
 //!   caller to release, with the client's owner (whose persisted records `grace`
 //!   deletes), so nothing here awaits or calls into the core under the mutex.
 
-use super::seqid::Owners;
+use super::owners::Owners;
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::types::{SessionId4, Stateid4, Verifier4};
 use bytes::Bytes;
