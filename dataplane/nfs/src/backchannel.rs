@@ -18,7 +18,6 @@
 //! calls draw on the connection's reply budget like replies do.
 
 use crate::budget::{Budget, Reservation};
-use crate::call::Reply;
 use crate::metrics::NfsMetrics;
 use crate::nfs4::types::{SessionId4, Stateid4};
 use crate::rpc::{AcceptStat, Auth, OpaqueAuth, ReplyStat, RpcCall, RpcReply};
@@ -69,7 +68,7 @@ pub(crate) fn is_reply(record: &[u8]) -> bool {
 
 /// One client connection as a path for outgoing calls.
 pub(crate) struct ConnHandle {
-    tx: mpsc::Sender<(Reply, Reservation)>,
+    tx: mpsc::Sender<(Vec<Bytes>, Reservation)>,
     budget: Budget,
     pending: Mutex<HashMap<u32, oneshot::Sender<Bytes>>>,
     closed: CancellationToken,
@@ -78,7 +77,7 @@ pub(crate) struct ConnHandle {
 
 impl ConnHandle {
     pub(crate) fn new(
-        tx: mpsc::Sender<(Reply, Reservation)>,
+        tx: mpsc::Sender<(Vec<Bytes>, Reservation)>,
         budget: Budget,
         closed: CancellationToken,
         metrics: Arc<NfsMetrics>,
