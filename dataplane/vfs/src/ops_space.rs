@@ -527,63 +527,20 @@ mod tests {
     #[test]
     fn seeks_find_data_and_holes() {
         let b = [r(1, 100, 100), r(2, 200, 50), r(3, 400, 100)];
-        let s = |o, w| seek_in(&b, 600, o, w);
-        assert_eq!(
-            s(0, SeekWhat::Data),
-            SeekOutcome {
-                eof: false,
-                offset: 100
-            }
-        );
-        assert_eq!(
-            s(150, SeekWhat::Data),
-            SeekOutcome {
-                eof: false,
-                offset: 150
-            }
-        );
-        assert_eq!(
-            s(260, SeekWhat::Data),
-            SeekOutcome {
-                eof: false,
-                offset: 400
-            }
-        );
-        assert_eq!(
-            s(550, SeekWhat::Data),
-            SeekOutcome {
-                eof: true,
-                offset: 600
-            }
-        );
-        assert_eq!(
-            s(0, SeekWhat::Hole),
-            SeekOutcome {
-                eof: false,
-                offset: 0
-            }
-        );
-        assert_eq!(
-            s(120, SeekWhat::Hole),
-            SeekOutcome {
-                eof: false,
-                offset: 250
-            }
-        );
-        assert_eq!(
-            s(450, SeekWhat::Hole),
-            SeekOutcome {
-                eof: false,
-                offset: 500
-            }
-        );
+        let at = |eof, offset| SeekOutcome { eof, offset };
+        let cases = [
+            (0, SeekWhat::Data, at(false, 100)),
+            (150, SeekWhat::Data, at(false, 150)),
+            (260, SeekWhat::Data, at(false, 400)),
+            (550, SeekWhat::Data, at(true, 600)),
+            (0, SeekWhat::Hole, at(false, 0)),
+            (120, SeekWhat::Hole, at(false, 250)),
+            (450, SeekWhat::Hole, at(false, 500)),
+        ];
+        for (off, what, want) in cases {
+            assert_eq!(seek_in(&b, 600, off, what), want, "{what:?} from {off}");
+        }
         let full = [r(1, 0, 600)];
-        assert_eq!(
-            seek_in(&full, 600, 10, SeekWhat::Hole),
-            SeekOutcome {
-                eof: true,
-                offset: 600
-            }
-        );
+        assert_eq!(seek_in(&full, 600, 10, SeekWhat::Hole), at(true, 600));
     }
 }
