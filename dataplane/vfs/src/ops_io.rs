@@ -368,13 +368,7 @@ impl Fs {
             }
             None => None,
         };
-        let before = rec.change;
-        let now = Timestamp::now();
-        rec.size = size;
-        rec.mtime = now;
-        rec.ctime = now;
-        rec.change += 1;
-        rec.object_id = ObjectId::compute(&new_blocks);
+        let before = stamp_content(&mut rec, size, ObjectId::compute(&new_blocks));
         let mut t = Txn::new(self.share);
         t.check(Check::InodeChange {
             ino,
@@ -495,4 +489,21 @@ impl Fs {
         results.into_iter().collect::<FsResult<Vec<()>>>()?;
         Ok(n)
     }
+}
+
+/// Marks `rec`'s content as changed to `size` bytes with fingerprint `object` (mtime and
+/// ctime now, change counter + 1); the change counter before, for the Txn's check.
+pub(crate) fn stamp_content(
+    rec: &mut dittofs_metadata::InodeRecord,
+    size: u64,
+    object: ObjectId,
+) -> u64 {
+    let before = rec.change;
+    let now = Timestamp::now();
+    rec.size = size;
+    rec.mtime = now;
+    rec.ctime = now;
+    rec.change += 1;
+    rec.object_id = object;
+    before
 }

@@ -334,13 +334,7 @@ impl Fs {
             }
             None => None,
         };
-        let before = rec.change;
-        let now = Timestamp::now();
-        rec.size = size;
-        rec.mtime = now;
-        rec.ctime = now;
-        rec.change += 1;
-        rec.object_id = object;
+        let before = crate::ops_io::stamp_content(&mut rec, size, object);
         let mut t = Txn::new(self.share);
         t.check(Check::InodeChange {
             ino,
