@@ -28,6 +28,7 @@
 pub mod conformance;
 mod error;
 pub mod memory;
+#[cfg(feature = "s3")]
 pub mod s3;
 pub mod tree;
 
@@ -37,6 +38,7 @@ use dittofs_types::ContentHash;
 
 pub use error::{RemoteError, Result};
 pub use memory::MemoryRemote;
+#[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Remote};
 pub use tree::{ChunkTree, group_size};
 
