@@ -8,7 +8,10 @@
 # delegation check: a file opened read-only through a 4.2 mount (the kernel client takes
 # a read delegation) is written through a second, NFSv3 mount of the same export; the
 # open's next read must see the new data (the server recalled the delegation; nfs4.sh
-# checks the counters). Last line "nfs4-guest: done".
+# checks the counters). Then two clients at once (a 4.0 and a 4.2 mount: two client IDs):
+# fcntl locks conflict between them both ways, a blocked lock is granted once the other
+# unlocks, and a 4.0 writer recalls the 4.2 client's read delegation. Last line
+# "nfs4-guest: done".
 # Then (always last, it ends the guest's NFS state) an fcntl lock held over NFSv4.2 while
 # the host SIGKILLs and restarts dfs (asked for through /share/.vmtest/restart-request,
 # answered in restart-done): the kernel reclaims it, its I/O goes on, another process's
@@ -127,7 +130,8 @@ work() { # work VERSION: the file work on /mnt/v4
   step "$v empty" expect "" ls -A $m
   step "$v umount" umount $m
 }
-coherent_read() { # a read-only open on 4.2 (delegated) sees a write made through v3
+coherent_read() { # a read-only open on 4.2 (delegated) sees a write made through another
+  # client (v3, or 4.0)
   python3 - "$1" "$2" <<'PY'
 import os, sys
 v4, v3 = sys.argv[1], sys.argv[2]
@@ -150,6 +154,63 @@ delegation() { # 4.2 read delegation recalled by a v3 writer on a second mount
   step "deleg coherent read after a v3 write" coherent_read $m/deleg $v3/deleg
   rm -f $m/deleg
   umount $v3
+  umount $m
+}
+lock_pair() { # lock_pair HOLDER WAITER: the same file through two clients: the holder's
+  # fcntl lock refuses the waiter's; a blocking lock of the waiter waits, then is granted
+  # once the holder unlocks (the client polls, or retries on CB_NOTIFY_LOCK); then the
+  # waiter's lock refuses the holder
+  python3 - "$1" "$2" <<'PY'
+import fcntl, os, select, sys, time
+holder, waiter = sys.argv[1], sys.argv[2]
+def try_lock(fd):
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+        return True
+    except OSError:
+        return False
+a = os.open(holder, os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(a, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    b = os.open(waiter, os.O_RDWR)
+    os.write(w, b"granted-early" if try_lock(b) else b"refused")
+    fcntl.lockf(b, fcntl.LOCK_EX, 10, 0)  # blocks until the holder unlocks
+    os.write(w, b"|granted")
+    time.sleep(3)  # hold it while the parent tries
+    os._exit(0)
+os.close(w)
+first = os.read(r, 64)
+if first != b"refused":
+    sys.exit(f"the waiter's lock was not refused: {first!r}")
+time.sleep(2)
+if select.select([r], [], [], 0)[0]:
+    sys.exit("the blocking lock was granted while the holder held the range")
+t0 = time.time()
+fcntl.lockf(a, fcntl.LOCK_UN, 10, 0)
+ready = select.select([r], [], [], 60)[0]
+if not ready or os.read(r, 64) != b"|granted":
+    sys.exit("the blocked lock was not granted within 60 s of the unlock")
+waited = time.time() - t0
+if try_lock(a):
+    sys.exit("the holder locked the range the waiter now holds")
+os.waitpid(pid, 0)
+print(f"granted {waited:.1f} s after the unlock")
+PY
+}
+two_clients() { # NFSv4.0 and 4.2 mounts are two clients of the server (two client IDs):
+  # locks conflict between them both ways, a blocked lock is granted after the unlock,
+  # and the 4.2 client's read delegation is recalled when the 4.0 client writes
+  local m=/mnt/v4 o=/mnt/v40
+  step "2 clients 4.2 mount" mount -t nfs -o "vers=4.2,proto=tcp,port=$NFS_PORT,noac" "$S:/export" $m || return
+  step "2 clients 4.0 mount" mount -t nfs -o "vers=4.0,proto=tcp,port=$NFS_PORT,noac" "$S:/export" $o
+  step "2 clients 4.2 deleg recalled by a 4.0 writer" coherent_read $m/deleg2 $o/deleg2
+  step "2 clients 4.2 lock blocks 4.0, granted after unlock" lock_pair $m/lk $o/lk
+  step "2 clients 4.0 lock blocks 4.2, granted after unlock" lock_pair $o/lk $m/lk
+  rm -f $m/deleg2 $m/lk
+  umount $o
   umount $m
 }
 metric() { # metric NAME [LABELS]: the sum of NAME's samples (whose labels contain LABELS)
@@ -319,9 +380,10 @@ reclaim() { # reclaim VERSION: an fcntl lock reclaimed after the host restarts d
   reclaim_check $m/reclaim
   step "$v reclaim cleanup" sh -c "rm $m/reclaim && umount $m"
 }
-mkdir -p /mnt/v4 /mnt/v3 /mnt/root
+mkdir -p /mnt/v4 /mnt/v40 /mnt/v3 /mnt/root
 [ "${RECLAIM:-}" = 1 ] && { reclaim 4.2; dmesg | grep -i -E 'nfs|rpc' | tail -20; echo "nfs4-guest: done"; exit 0; }
 delegation
+two_clients
 work 4.0
 work 4.1
 work 4.2

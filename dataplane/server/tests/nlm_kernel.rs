@@ -11,7 +11,13 @@
 //! 4. that lock held across a SIGKILL and restart of `dfs`: the new `dfs` sends SM_NOTIFY
 //!    to the guest's statd, the kernel reclaims the lock in the grace period; the host's
 //!    conflicting LOCK gets NLM4_DENIED_GRACE_PERIOD during grace and DENIED after it
-//!    (the guest holds the reclaimed lock), and is granted once the guest unlocks.
+//!    (the guest holds the reclaimed lock), and is granted once the guest unlocks;
+//! 5. NFSv4.2 and NLM locks meet (RFC 8881 section 9, one lock manager): the guest's
+//!    `lockf` through a 4.2 mount refuses the host's NLM LOCK and shows in its TEST; the
+//!    host's NLM lock refuses the guest's 4.2 `lockf`, and a blocking one waits until the
+//!    host unlocks (the 4.2 client polls, or retries at once on CB_NOTIFY_LOCK); that
+//!    lock held across a SIGKILL and restart of `dfs`: the kernel reclaims it (CLAIM_PREVIOUS,
+//!    LOCK reclaim) and the host's NLM LOCK is refused in grace and after it.
 //!
 //! The guest is on a tap device in a network namespace of the test's own thread
 //! (`common::netns`), where `dfs` listens on the tap's host side and serves its embedded
@@ -144,6 +150,11 @@ flock -w 90 -x 9; say granted
 await restart-checked
 flock -u 9; say unlocked
 exec 9>&-
+# 5. NFSv4.2 locks against the host's NLM locks
+mkdir -p /mnt/v4
+mount -t nfs -o vers=4.2,proto=tcp,port={port} {HOST_ADDR}:/export /mnt/v4
+python3 /share/v4lock.py
+umount /mnt/v4
 umount /mnt/t
 echo GUEST-NLM-OK"#
     )
@@ -158,6 +169,113 @@ while not os.path.exists('/share/checked2'):
 fcntl.lockf(fd, fcntl.LOCK_UN, 10, 0)
 os.close(fd)
 "#;
+
+const V4LOCK_PY: &str = r#"import fcntl, os, time
+def say(n):
+    open('/share/' + n, 'w').close()
+def wait(n):
+    for _ in range(1200):
+        if os.path.exists('/share/' + n):
+            return
+        time.sleep(0.1)
+    raise SystemExit('guest: no /share/' + n)
+fd = os.open('/mnt/v4/g', os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+say('v4-holds'); wait('v4-checked')
+fcntl.lockf(fd, fcntl.LOCK_UN, 10, 0)
+say('v4-unlocked'); wait('host-holds-g')
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+    raise SystemExit('guest: the 4.2 lock was granted while the host held the range')
+except OSError:
+    pass
+say('v4-refused')
+fcntl.lockf(fd, fcntl.LOCK_EX, 10, 0)
+say('v4-granted'); wait('v4-restarted')
+os.pwrite(fd, b'after', 0)  # finds the restarted server: reclaims the open and the lock
+os.fsync(fd)
+say('v4-io'); wait('v4-seen')
+fcntl.lockf(fd, fcntl.LOCK_UN, 10, 0)
+os.close(fd)
+"#;
+
+/// A blocked NFSv4 lock is retried by the client: at once on CB_NOTIFY_LOCK, else by its
+/// polling (which backs off to 30 s between tries).
+const V4_RETRIED_WITHIN: Duration = Duration::from_secs(60);
+
+/// 5: NFSv4.2 locks of the guest and NLM locks of the host on one file `fh` ("g").
+fn v4_against_nlm(g: &mut Guest, host: &mut NlmClient, fh: &[u8]) {
+    g.wait_for("v4-holds", 120);
+    assert_eq!(
+        host.lock(fh, (5, 1), true),
+        Nlm4Stat::Denied,
+        "the guest's NFSv4.2 lock refuses an NLM lock"
+    );
+    let t = host.test(fh, (0, 10), false);
+    assert_eq!(t.stat, Nlm4Stat::Denied, "NLM TEST sees the NFSv4.2 lock");
+    assert!(t.holder.expect("holder").exclusive);
+    assert_eq!(
+        host.lock(fh, (20, 5), true),
+        Nlm4Stat::Granted,
+        "other bytes are free"
+    );
+    assert_eq!(host.unlock(fh, WHOLE), Nlm4Stat::Granted);
+    g.touch("v4-checked");
+    g.wait_for("v4-unlocked", 60);
+    assert_eq!(host.lock(fh, (0, 10), true), Nlm4Stat::Granted);
+    g.touch("host-holds-g");
+    g.wait_for("v4-refused", 60);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !g.said("v4-granted"),
+        "the 4.2 lock was granted while the host held it"
+    );
+    let t0 = Instant::now();
+    assert_eq!(host.unlock(fh, WHOLE), Nlm4Stat::Granted);
+    g.wait_for("v4-granted", V4_RETRIED_WITHIN.as_secs());
+    eprintln!(
+        "the guest's blocked NFSv4.2 lock got the range {:?} after the host's UNLOCK",
+        t0.elapsed()
+    );
+    assert_eq!(
+        host.lock(fh, (0, 10), true),
+        Nlm4Stat::Denied,
+        "the guest holds the granted 4.2 lock"
+    );
+}
+
+/// 5, continued: the guest's NFSv4.2 lock across a SIGKILL and restart of `dfs`: the
+/// host's conflicting NLM LOCK is refused in the grace period (GRACE_PERIOD) and, once
+/// the guest reclaimed (its RECLAIM_COMPLETE may end the grace period early) or grace
+/// ran out, by the reclaimed lock (DENIED); never granted.
+fn v4_reclaim_against_nlm(g: &mut Guest, srv: &mut Server, fh: &[u8], nfs: SocketAddr) {
+    srv.crash();
+    let started = Instant::now();
+    srv.spawn();
+    let mut host = NlmClient::connect_addr(nfs, "host-client", 4242);
+    assert_eq!(host.lock(fh, (0, 10), true), Nlm4Stat::DeniedGracePeriod);
+    g.touch("v4-restarted");
+    g.wait_for("v4-io", 120);
+    eprintln!(
+        "the guest's I/O after the restart went through {:?} after it",
+        started.elapsed()
+    );
+    let deadline = started + GRACE + Duration::from_secs(5);
+    loop {
+        match host.lock(fh, (0, 10), true) {
+            Nlm4Stat::DeniedGracePeriod if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            st => {
+                assert_eq!(st, Nlm4Stat::Denied, "the guest's reclaimed NFSv4.2 lock");
+                break;
+            }
+        }
+    }
+    let t = host.test(fh, (0, 10), true);
+    assert_eq!(t.stat, Nlm4Stat::Denied);
+    g.touch("v4-seen");
+}
 
 /// 1: the guest's non-blocking `flock` against the host's exclusive lock.
 fn nonblocking_flock(g: &mut Guest, host: &mut NlmClient, fh: &[u8]) {
@@ -272,11 +390,13 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
     let mut c = Client::connect_addr(nfs);
     let dir = c.mount_root();
     let fh = c.create_file(&dir, "f").0;
+    let fh_g = c.create_file(&dir, "g").0;
     let mut host = NlmClient::connect_addr(nfs, "host-client", 4242);
     assert_eq!(host.lock(&fh, WHOLE, true), Nlm4Stat::Granted);
 
     let share = tempfile::tempdir().unwrap();
     std::fs::write(share.path().join("lockf.py"), LOCKF_PY).unwrap();
+    std::fs::write(share.path().join("v4lock.py"), V4LOCK_PY).unwrap();
     let child = Command::new(root.join("e2e/vm/run-in-guest.sh"))
         .arg(guest_script(srv.nfs_port))
         .env("VM_SHARE", share.path())
@@ -295,6 +415,8 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
     lockf_ranges(&mut g, &mut host, &fh);
     blocking_waiter(&mut g, &mut host, &fh, srv.http_port);
     let mut host = restart_and_reclaim(&mut g, &mut srv, &fh, nfs);
+    v4_against_nlm(&mut g, &mut host, &fh_g);
+    v4_reclaim_against_nlm(&mut g, &mut srv, &fh_g, nfs);
     g.finish();
     // the guest's lock was released by its unlock: the file is free again
     assert_eq!(host.test(&fh, WHOLE, true).stat, Nlm4Stat::Granted);
