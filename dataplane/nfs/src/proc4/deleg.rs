@@ -34,9 +34,9 @@
 use super::lm::owner;
 use crate::backchannel::BackChan;
 use crate::config::Nfs4Config;
+use crate::metrics::NfsMetrics;
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::types::{SessionId4, Stateid4};
-use crate::metrics::NfsMetrics;
 use crate::nlm_state::Nlm;
 use dittofs_types::{Ino, ShareId};
 use dittofs_vfs::state::{

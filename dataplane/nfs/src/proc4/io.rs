@@ -28,8 +28,8 @@
 //!   NFS4ERR_OPENMODE. Permissions are the core's, as for NFSv3.
 
 use super::attr::to_setattr;
-use super::lm::{lock_status, owner};
 use super::fh::check_name;
+use super::lm::{lock_status, owner};
 use super::seqid::{self, OP_CLOSE, OP_OPEN, OP_OPEN_CONFIRM, OP_OPEN_DOWNGRADE};
 use super::seqid::{OwnerKey, Replay, Sequenced};
 use super::state::{Released, StateEntry, StateKind};
@@ -42,7 +42,7 @@ use crate::nfs4::types::{Bitmap4, Component4, Stateid4};
 use crate::shared::Shared;
 use bytes::Bytes;
 use dittofs_types::FileType;
-use dittofs_vfs::state::{Access, BreakCause, ByteRange, ClientId, LockError, Owner, Protocol};
+use dittofs_vfs::state::{Access, BreakCause, ByteRange, ClientId, Protocol};
 use dittofs_vfs::{CreateMode, Stability, access as acc};
 
 fn lm_access(bits: u32) -> Access {
@@ -395,7 +395,9 @@ async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bo
 pub(super) fn delegreturn(c: &mut Compound<'_>, sid: &Stateid4) -> OpResult {
     let sid = c.stateid(sid)?;
     let client = c.clientid()?;
-    c.shared.deleg.delegreturn((&c.shared.nlm, &c.shared.metrics), client, &sid)?;
+    c.shared
+        .deleg
+        .delegreturn((&c.shared.nlm, &c.shared.metrics), client, &sid)?;
     Ok(Vec::new())
 }
 
