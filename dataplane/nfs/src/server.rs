@@ -130,7 +130,7 @@ impl NfsServer {
     ) -> std::io::Result<()> {
         let tracker = TaskTracker::new();
         let recalls = tokio::spawn(tracing::Instrument::instrument(
-            crate::proc4::deleg::run_recalls(self.shared.clone()),
+            crate::proc4::recall::run_recalls(self.shared.clone()),
             tracing::info_span!("task", name = "nfs4-recalls"),
         ));
         let until = self.shared.nlm.grace_until();

@@ -196,11 +196,11 @@ pub(super) async fn setattr(c: &mut Compound<'_>, a: &SetattrArgs) -> OpResult {
         .map_err(fail)?;
     let sid = c.stateid(&a.stateid).map_err(fail)?;
     if !sid.is_anonymous() {
-        super::io::known_stateid(c, &sid).map_err(fail)?;
+        c.known_stateid(&sid).map_err(fail)?;
     }
     if sa.size.is_some() {
         let cause = dittofs_vfs::state::BreakCause::SetSize;
-        super::deleg::break_for(c, f.fs.share_id(), f.ino, cause).map_err(fail)?;
+        super::recall::break_for(c, f.fs.share_id(), f.ino, cause).map_err(fail)?;
     }
     f.fs.setattr(&f.cred, f.ino, &sa, None)
         .await

@@ -1,5 +1,7 @@
-//! NFSv4.1/4.2 read delegations (RFC 8881 sections 10.2, 10.4, 18.6 DELEGRETURN, 20.2
-//! CB_RECALL) on the core's leases, and the back channels they are recalled through.
+//! The table of NFSv4.1/4.2 read delegations (RFC 8881 sections 10.2, 10.4, 18.6
+//! DELEGRETURN) on the core's leases, and the back channels they are recalled through;
+//! the recalls themselves (20.2 CB_RECALL) are `recall`'s. This module knows the lock
+//! managers and metrics it is handed, not the server's `Shared` (which holds it).
 //!
 //! - A delegation is a core lease (`LeaseKind::READ_HANDLE`, holder = the client's
 //!   owner with an empty key, the same owner every NFSv4 operation of that client
@@ -13,7 +15,7 @@
 //! - Any conflicting access from any protocol (v3 WRITE/SETATTR size/REMOVE/RENAME, v4
 //!   OPEN for write or with deny, WRITE, SETATTR size, REMOVE, RENAME) calls the core's
 //!   `break_leases`, which answers "retry" (NFS4ERR_DELAY, NFS3ERR_JUKEBOX) and tells
-//!   the breaker; [`run_recalls`] takes those events, sends CB_RECALL on the holder's
+//!   the breaker; `recall::run_recalls` takes those events, sends CB_RECALL on the holder's
 //!   back channel and, if the delegation is still held one lease period after the
 //!   recall, revokes it (the core lease goes; the stateid answers
 //!   NFS4ERR_DELEG_REVOKED and SEQUENCE reports SEQ4_STATUS_RECALLABLE_STATE_REVOKED
@@ -29,15 +31,16 @@
 //! arbitrary revocation is forgotten); per-client counts make SEQUENCE's status flags
 //! cheap.
 
-use super::io::owner;
+use super::lm::owner;
 use crate::backchannel::BackChan;
 use crate::config::Nfs4Config;
+use crate::metrics::NfsMetrics;
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::types::{SessionId4, Stateid4};
-use crate::shared::Shared;
+use crate::nlm_state::Nlm;
 use dittofs_types::{Ino, ShareId};
 use dittofs_vfs::state::{
-    BreakCause, ChannelBreaker, LeaseBreaker, LeaseEvent, LeaseId, LeaseKind, LockManager, Protocol,
+    ChannelBreaker, LeaseBreaker, LeaseEvent, LeaseId, LeaseKind, LockManager,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -58,12 +61,13 @@ const DELEG_MARK: u64 = 1 << 63;
 
 /// One delegation.
 #[derive(Clone, Debug)]
-struct Deleg {
-    client: u64,
+pub(crate) struct Deleg {
+    pub(crate) client: u64,
     share: ShareId,
     ino: Ino,
     lease: LeaseId,
-    fh: Vec<u8>,
+    /// The file handle a CB_RECALL names.
+    pub(crate) fh: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -151,6 +155,16 @@ impl Delegations {
         }
     }
 
+    /// The lease period (a recalled delegation not returned within it is revoked).
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The lock managers' recall events, once (the recall task takes them).
+    pub(crate) fn take_events(&self) -> Option<mpsc::UnboundedReceiver<LeaseEvent>> {
+        self.events.lock().take()
+    }
+
     /// The breaker every share's lock manager reports recalls to.
     pub(crate) fn breaker(&self) -> Arc<dyn LeaseBreaker> {
         self.breaker.clone()
@@ -180,7 +194,7 @@ impl Delegations {
     }
 
     /// A usable back channel of `client`.
-    fn back_for(&self, client: u64) -> Option<Arc<BackChan>> {
+    pub(crate) fn back_for(&self, client: u64) -> Option<Arc<BackChan>> {
         let g = self.inner.lock();
         g.back
             .values()
@@ -237,7 +251,7 @@ impl Delegations {
     /// DELEGRETURN of `sid` by `client`: the delegation's lease goes back to the core.
     pub(crate) fn delegreturn(
         &self,
-        shared: &Shared,
+        (nlm, metrics): (&Nlm, &NfsMetrics),
         client: u64,
         sid: &Stateid4,
     ) -> Result<(), Nfs4Status> {
@@ -253,8 +267,8 @@ impl Delegations {
             }
             g.take(&sid.other).ok_or(Nfs4Status::BadStateid)?
         };
-        let _ = shared.nlm.manager(d.share).return_lease(d.lease);
-        shared.metrics.delegations_returned.inc();
+        let _ = nlm.manager(d.share).return_lease(d.lease);
+        metrics.delegations_returned.inc();
         Ok(())
     }
 
@@ -323,8 +337,8 @@ impl Delegations {
         g.back.retain(|_, (c, _)| !clients.contains(c));
     }
 
-    /// The delegation of `lease` being recalled: its stateid and client.
-    fn recalling(&self, lease: LeaseId) -> Option<(Stateid4, Deleg)> {
+    /// The delegation of `lease` being recalled: its stateid and what it is of.
+    pub(crate) fn recalling(&self, lease: LeaseId) -> Option<(Stateid4, Deleg)> {
         let g = self.inner.lock();
         let other = *g.by_lease.get(&lease)?;
         let d = g.delegs.get(&other)?.clone();
@@ -332,7 +346,7 @@ impl Delegations {
     }
 
     /// Takes the delegation away if it is still held; whether it was.
-    fn revoke(&self, shared: &Shared, sid: &Stateid4) -> bool {
+    pub(crate) fn revoke(&self, (nlm, metrics): (&Nlm, &NfsMetrics), sid: &Stateid4) -> bool {
         let d = {
             let mut g = self.inner.lock();
             let Some(d) = g.take(&sid.other) else {
@@ -341,68 +355,9 @@ impl Delegations {
             g.add_revoked(sid.other, d.client);
             d
         };
-        shared.nlm.manager(d.share).revoke_lease(d.lease);
-        shared.metrics.delegations_revoked.inc();
+        nlm.manager(d.share).revoke_lease(d.lease);
+        metrics.delegations_revoked.inc();
         tracing::info!(client = %format_args!("{:#x}", d.client), "delegation revoked: recall not answered within the lease");
         true
     }
-}
-
-/// Breaks the delegations of other clients on `ino` that `cause` conflicts with:
-/// NFS4ERR_DELAY while they are being recalled (the client retries).
-pub(super) fn break_for(
-    c: &super::Compound<'_>,
-    share: ShareId,
-    ino: Ino,
-    cause: BreakCause,
-) -> Result<(), Nfs4Status> {
-    // 4.0 gets no delegations: client 0 (never a client ID) breaks every one.
-    let client = c.session.as_ref().map_or(0, |s| s.client);
-    c.shared
-        .nlm
-        .manager(share)
-        .break_leases(ino, &owner(client, b""), cause)
-        .map_err(|e| super::io::lock_status(&e))
-}
-
-/// Takes the lock managers' recall events: CB_RECALL to the holder, revocation one
-/// lease period later if the delegation is still held. Runs until the server drops.
-pub(crate) async fn run_recalls(shared: Arc<Shared>) {
-    let Some(mut rx) = shared.deleg.events.lock().take() else {
-        return;
-    };
-    while let Some(ev) = rx.recv().await {
-        let LeaseEvent::Recall { lease, holder, .. } = ev else {
-            continue;
-        };
-        if holder.protocol != Protocol::Nfs4 {
-            continue;
-        }
-        let Some((sid, d)) = shared.deleg.recalling(lease) else {
-            continue;
-        };
-        shared.metrics.delegations_recalled.inc();
-        let shared = shared.clone();
-        tokio::spawn(async move { recall(shared, sid, d).await });
-    }
-}
-
-/// Recalls one delegation and revokes it if not returned within the lease.
-async fn recall(shared: Arc<Shared>, sid: Stateid4, d: Deleg) {
-    let lease = shared.deleg.lease;
-    let deadline = tokio::time::Instant::now() + lease;
-    let sent = match shared.deleg.back_for(d.client) {
-        Some(b) => {
-            let timeout = lease.min(crate::backchannel::CB_TIMEOUT);
-            tokio::time::timeout(timeout, b.recall(&sid, &d.fh))
-                .await
-                .unwrap_or(Err(crate::backchannel::CbError::Timeout(timeout)))
-        }
-        None => Err(crate::backchannel::CbError::NoBackChannel),
-    };
-    if let Err(e) = sent {
-        tracing::debug!(error = %e, "CB_RECALL failed; the delegation is revoked unless returned within the lease");
-    }
-    tokio::time::sleep_until(deadline).await;
-    shared.deleg.revoke(&shared, &sid);
 }

@@ -29,6 +29,7 @@
 
 use super::attr::to_setattr;
 use super::fh::check_name;
+use super::lm::{lock_status, owner};
 use super::seqid::{self, OP_CLOSE, OP_OPEN, OP_OPEN_CONFIRM, OP_OPEN_DOWNGRADE};
 use super::seqid::{OwnerKey, Replay, Sequenced};
 use super::state::{Released, StateEntry, StateKind};
@@ -41,13 +42,8 @@ use crate::nfs4::types::{Bitmap4, Component4, Stateid4};
 use crate::shared::Shared;
 use bytes::Bytes;
 use dittofs_types::FileType;
-use dittofs_vfs::state::{Access, BreakCause, ByteRange, ClientId, LockError, Owner, Protocol};
+use dittofs_vfs::state::{Access, BreakCause, ByteRange, ClientId, Protocol};
 use dittofs_vfs::{CreateMode, Stability, access as acc};
-
-/// The lock manager's owner for an NFSv4 open- or lock-owner of `client`.
-pub(super) fn owner(client: u64, key: &[u8]) -> Owner {
-    Owner::new(Protocol::Nfs4, ClientId::Num(client), key)
-}
 
 fn lm_access(bits: u32) -> Access {
     Access::new(
@@ -55,19 +51,6 @@ fn lm_access(bits: u32) -> Access {
         bits & SHARE_ACCESS_WRITE != 0,
         false,
     )
-}
-
-/// The status of a lock manager refusal.
-pub(super) fn lock_status(e: &LockError) -> Nfs4Status {
-    match e {
-        LockError::Conflict(_) => Nfs4Status::Denied,
-        LockError::ShareViolation(_) => Nfs4Status::ShareDenied,
-        LockError::Deadlock => Nfs4Status::Deadlock,
-        LockError::LeaseRecallPending { .. } => Nfs4Status::Delay,
-        LockError::InvalidRange(_) => Nfs4Status::BadRange,
-        LockError::UnknownOpen(_) => Nfs4Status::BadStateid,
-        _ => Nfs4Status::ServerFault,
-    }
 }
 
 /// Gives back what departed clients held: their opens (share reservations and open
@@ -385,7 +368,7 @@ async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bo
     check_openable(&o.file, access, o.created).await?;
     let write = access & SHARE_ACCESS_WRITE != 0 || a.share_deny != 0;
     let (share, ino) = (o.file.fs.share_id(), o.file.ino);
-    super::deleg::break_for(c, share, ino, BreakCause::Open { write })?;
+    super::recall::break_for(c, share, ino, BreakCause::Open { write })?;
     let reclaim = matches!(a.claim, OpenClaim4::Previous(_));
     let owner_key = &a.owner.owner.0;
     let sid = match open_state(c, client, owner_key, &o.file, access, a.share_deny) {
@@ -412,18 +395,13 @@ async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bo
 pub(super) fn delegreturn(c: &mut Compound<'_>, sid: &Stateid4) -> OpResult {
     let sid = c.stateid(sid)?;
     let client = c.clientid()?;
-    c.shared.deleg.delegreturn(c.shared, client, &sid)?;
+    c.shared
+        .deleg
+        .delegreturn((&c.shared.nlm, &c.shared.metrics), client, &sid)?;
     Ok(Vec::new())
 }
 
 /// A stateid this server knows: an open or lock stateid, or a delegation's.
-pub(super) fn known_stateid(c: &Compound<'_>, sid: &Stateid4) -> Result<(), Nfs4Status> {
-    match c.shared.deleg.lookup(sid) {
-        Some(r) => r.map(|_| ()),
-        None => c.shared.nfs4.state(sid).map(|_| ()),
-    }
-}
-
 pub(super) async fn close(c: &mut Compound<'_>, a: &CloseArgs) -> OpResult {
     if c.minor > 0 {
         return close_run(c, a).await;
@@ -591,7 +569,7 @@ pub(super) async fn write(c: &mut Compound<'_>, a: WriteArgs) -> OpResult {
     if a.data.len() > MAX_IO as usize {
         return Err(Nfs4Status::Inval.into());
     }
-    super::deleg::break_for(c, f.fs.share_id(), f.ino, BreakCause::Write)?;
+    super::recall::break_for(c, f.fs.share_id(), f.ino, BreakCause::Write)?;
     let stable = match a.stable {
         0 => Stability::Unstable,
         1 => Stability::DataSync,
@@ -621,7 +599,7 @@ pub(super) async fn commit(c: &mut Compound<'_>) -> OpResult {
 pub(super) fn test_stateid(c: &mut Compound<'_>, a: &TestStateidArgs) -> OpResult {
     let st =
         a.0.iter()
-            .map(|s| match known_stateid(c, s) {
+            .map(|s| match c.known_stateid(s) {
                 Ok(()) => Nfs4Status::Ok.as_u32(),
                 Err(e) => e.as_u32(),
             })

@@ -17,7 +17,7 @@
 //! bytes a reclaimed lock holds) and a conflict is NFS4ERR_RECLAIM_CONFLICT. Outside the
 //! grace period a reclaim is NFS4ERR_NO_GRACE.
 
-use super::io::{lock_status, owner};
+use super::lm::{lock_status, owner};
 use super::seqid::{self, OP_LOCK, OP_LOCKU, OwnerKey, Sequenced};
 use super::state::{StateEntry, StateKind};
 use super::{Compound, Fail, OpResult, ok};

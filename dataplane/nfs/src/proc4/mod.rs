@@ -44,10 +44,12 @@ mod dir;
 mod fh;
 pub(crate) mod grace;
 mod io;
+mod lm;
 mod lock;
 mod ns;
 mod owners;
 mod pseudo;
+pub(crate) mod recall;
 mod seqid;
 mod session;
 mod space;
@@ -181,6 +183,15 @@ impl Compound<'_> {
             return self.cur_stateid.clone().ok_or(Nfs4Status::BadStateid);
         }
         Ok(sid.clone())
+    }
+
+    /// Whether `sid` is a stateid this server knows: a delegation (a revoked one is
+    /// NFS4ERR_DELEG_REVOKED) or an open or lock stateid.
+    pub(crate) fn known_stateid(&self, sid: &Stateid4) -> Result<(), Nfs4Status> {
+        match self.shared.deleg.lookup(sid) {
+            Some(r) => r.map(|_| ()),
+            None => self.shared.nfs4.state(sid).map(|_| ()),
+        }
     }
 
     /// Runs one operation and counts it (`nfs4_op` requests and errors by name).

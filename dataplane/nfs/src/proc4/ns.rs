@@ -11,8 +11,8 @@
 //! or move (NFS4ERR_DELAY until returned: `deleg`).
 
 use super::attr::to_setattr;
-use super::deleg::break_for;
 use super::fh::check_name;
+use super::recall::break_for;
 use super::{Compound, Cur, FileRef, OpResult, ok};
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::fattr::SetAttrs4;
