@@ -40,6 +40,10 @@ pub struct Nfs4Config {
     /// The lease: a client that renews nothing for this long is expired; a delegation
     /// recall not answered in this long revokes the delegation (RFC 8881 section 8.1).
     pub lease: Duration,
+    /// The domain of owner strings (`nfs.v4.id_domain`): with one, owners with a name in
+    /// the identity store are `name@domain` (`proc4::idmap`); None or empty: numeric
+    /// strings only.
+    pub id_domain: Option<String>,
 }
 
 impl Default for Nfs4Config {
@@ -47,6 +51,7 @@ impl Default for Nfs4Config {
         Nfs4Config {
             delegations: true,
             lease: Duration::from_secs(90),
+            id_domain: None,
         }
     }
 }

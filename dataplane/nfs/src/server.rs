@@ -31,7 +31,7 @@ use crate::metrics::NfsMetrics;
 use crate::record::{RecordError, read_record, write_records};
 use crate::shared::{ClientConn, Shared};
 use bytes::Bytes;
-use dittofs_vfs::ShareRegistry;
+use dittofs_vfs::{IdNames, ShareRegistry};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +89,13 @@ impl NfsServer {
     /// Calls already past their policy check finish under the old policy.
     pub fn set_exports(&self, exports: Vec<ExportPolicy>) {
         self.shared.set_exports(exports);
+    }
+
+    /// Replaces the names of user and group ids NFSv4 owner strings are made from and
+    /// read by (`nfs.v4.id_domain`); the control plane calls it at start and after every
+    /// change of its users or groups.
+    pub fn set_id_names(&self, names: Arc<IdNames>) {
+        self.shared.set_id_names(names);
     }
 
     /// Clients connected right now.

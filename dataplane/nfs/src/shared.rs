@@ -1,8 +1,9 @@
 //! What every call handler shares: the share registry, the export table (swapped as a
 //! whole while serving), configuration, metrics, the duplicate request cache, the
 //! buffer budget, the rate-limited logs, the mount list, the NLM/NSM state and the
-//! NFSv4 state (clients and sessions, delegations, the grace period); and the
-//! export policy's admission check every handler applies to a call on a share.
+//! NFSv4 state (clients and sessions, delegations, the grace period), the NFSv4 owner
+//! names (swapped as a whole when the identity store changes); and the export policy's
+//! admission check every handler applies to a call on a share.
 
 use crate::config::NfsServerConfig;
 use crate::drc::Drc;
@@ -11,10 +12,11 @@ use crate::metrics::NfsMetrics;
 use crate::nlm_state::Nlm;
 use crate::proc4::deleg::Delegations;
 use crate::proc4::grace::Grace;
+use crate::proc4::idmap::OwnerMap;
 use crate::proc4::state::Nfs4State;
 use dittofs_types::ShareId;
-use dittofs_vfs::ShareRegistry;
 use dittofs_vfs::ratelimit::{Level, LimitedLog};
+use dittofs_vfs::{IdNames, ShareRegistry};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -52,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) deleg: Delegations,
     /// NFSv4 client records across restarts and the grace period.
     pub(crate) grace: Grace,
+    /// NFSv4 owner strings: the configured domain and the identity store's names.
+    owners: RwLock<OwnerMap>,
 }
 
 /// One open connection (for status: connected clients).
@@ -122,6 +126,10 @@ impl Shared {
             nfs4: Nfs4State::new(cfg.v4.lease),
             deleg,
             grace: Grace::new(),
+            owners: RwLock::new(OwnerMap::new(
+                cfg.v4.id_domain.as_deref(),
+                Arc::new(IdNames::new()),
+            )),
             cfg,
             metrics,
             drc: Drc::new(DRC_ENTRIES),
@@ -134,6 +142,17 @@ impl Shared {
     /// Replaces every export policy.
     pub(crate) fn set_exports(&self, exports: Vec<ExportPolicy>) {
         *self.exports.write() = export_map(exports);
+    }
+
+    /// Replaces the names of user and group ids (the domain stays the configured one).
+    pub(crate) fn set_id_names(&self, names: Arc<IdNames>) {
+        let mut cur = self.owners.write();
+        *cur = cur.with_names(names);
+    }
+
+    /// The owner map an NFSv4 operation uses (taken once per operation).
+    pub(crate) fn owners(&self) -> OwnerMap {
+        self.owners.read().clone()
     }
 
     /// The export policy of a share (None: not exported, e.g. removed while serving).

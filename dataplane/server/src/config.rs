@@ -25,6 +25,15 @@ pub enum ConfigError {
     /// `control.token` is set but not acceptable.
     #[error("invalid configuration: control.token: {0}")]
     Token(#[source] InvalidToken),
+    /// `nfs.v4.id_domain` is not a DNS domain name.
+    #[error(
+        "invalid configuration: nfs.v4.id_domain {domain:?} is not a DNS domain name: {source}"
+    )]
+    IdDomain {
+        domain: String,
+        #[source]
+        source: BadDomain,
+    },
     /// A secret is given two ways (the value and a file holding it).
     #[error(
         "invalid configuration: {first} and {second} are both set; give the secret one way only"
@@ -121,6 +130,17 @@ pub struct V4Section {
     /// The NFSv4 lease: a silent client is expired after it, an unanswered delegation
     /// recall revokes the delegation after it.
     pub lease_seconds: u32,
+    /// The domain of NFSv4 owner strings (RFC 7530 section 5.9): set (e.g.
+    /// `example.com`), owners with a user or group in the identity store are shown as
+    /// `name@domain` and accepted so; empty (the default), owners are numeric strings,
+    /// as the Linux client uses them with AUTH_SYS.
+    #[serde(deserialize_with = "string_or_null")]
+    pub id_domain: String,
+}
+
+/// A string key that a YAML null (`key:` or an empty `DITTOFS_*` variable) leaves empty.
+fn string_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl Default for V4Section {
@@ -128,7 +148,43 @@ impl Default for V4Section {
         V4Section {
             delegations: true,
             lease_seconds: 90,
+            id_domain: String::new(),
         }
+    }
+}
+
+/// Longest accepted `nfs.v4.id_domain` (a DNS name's limit).
+const MAX_DOMAIN: usize = 253;
+
+/// Why `nfs.v4.id_domain` is not a DNS domain name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadDomain {
+    #[error("longer than {MAX_DOMAIN} characters")]
+    TooLong,
+    #[error(
+        "label {0:?}: use 1-63 characters of A-Z a-z 0-9 and '-', not starting or ending with '-'"
+    )]
+    Label(String),
+}
+
+/// Checks an id domain: dot-separated labels of 1-63 letters, digits and hyphens (not
+/// at a label's ends), at most 253 characters; empty is "no domain".
+pub fn check_id_domain(d: &str) -> Result<(), BadDomain> {
+    if d.is_empty() {
+        return Ok(());
+    }
+    if d.len() > MAX_DOMAIN {
+        return Err(BadDomain::TooLong);
+    }
+    let ok_label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    match d.split('.').find(|l| !ok_label(l)) {
+        Some(bad) => Err(BadDomain::Label(bad.to_owned())),
+        None => Ok(()),
     }
 }
 
@@ -577,6 +633,10 @@ impl Config {
         if !(2..=3600).contains(&self.nfs.v4.lease_seconds) {
             return bad("nfs.v4.lease_seconds must be between 2 and 3600".into());
         }
+        check_id_domain(&self.nfs.v4.id_domain).map_err(|source| ConfigError::IdDomain {
+            domain: self.nfs.v4.id_domain.clone(),
+            source,
+        })?;
         if self.nfs.reply_timeout_seconds == 0 {
             return bad("nfs.reply_timeout_seconds must be at least 1".into());
         }
@@ -883,6 +943,8 @@ nfs:
   v4:
     delegations: true  # read delegations for NFSv4.1/4.2 clients (recalled on conflict)
     lease_seconds: 90  # NFSv4 lease; an unanswered delegation recall is revoked after it
+    id_domain: ""      # e.g. example.com: owners as name@example.com for the users and
+                       # groups of the identity store; empty: numeric owners ("1000")
 
 http:                # /health, /ready, /metrics (Prometheus)
   enabled: true
@@ -1059,6 +1121,54 @@ mod tests {
         let e = Config::load(Some(&p), &[]).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
         assert!(Config::load(Some(Path::new("/nonexistent/x.yaml")), &[]).is_err());
+    }
+
+    #[test]
+    fn id_domain_is_a_dns_name_or_empty() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.nfs.v4.id_domain, "", "numeric owners by default");
+        for ok in [
+            "example.com",
+            "Lab.Example.ORG",
+            "a",
+            "x-1.b2",
+            "",
+            &"a".repeat(63),
+        ] {
+            let c = Config::load(None, &env(&[("DITTOFS_NFS_V4_ID_DOMAIN", ok)])).unwrap();
+            assert_eq!(c.nfs.v4.id_domain, ok);
+        }
+        let cases = [
+            ("exa mple.com", "\"exa mple\""),
+            ("example..com", "\"\""),
+            (".example.com", "\"\""),
+            ("example.com.", "\"\""),
+            ("-x.com", "\"-x\""),
+            ("x-.com", "\"x-\""),
+            ("user@example.com", "\"user@example\""),
+            ("ex_ample.com", "\"ex_ample\""),
+            ("exämple.com", "\"exämple\""),
+        ];
+        for (bad, label) in cases {
+            let e = Config::load(None, &env(&[("DITTOFS_NFS_V4_ID_DOMAIN", bad)])).unwrap_err();
+            let m = e.to_string();
+            assert!(
+                m.contains("nfs.v4.id_domain") && m.contains(label) && m.contains("1-63"),
+                "{bad}: {m}"
+            );
+            assert!(
+                matches!(&e, ConfigError::IdDomain { domain, source: BadDomain::Label(_) } if domain == bad),
+                "{e:?}"
+            );
+        }
+        let long = vec!["a".repeat(63); 4].join(".");
+        let e = Config::load(None, &env(&[("DITTOFS_NFS_V4_ID_DOMAIN", &long)])).unwrap_err();
+        assert!(e.to_string().contains("longer than 253"), "{e}");
+        let label64 = format!("{}.com", "a".repeat(64));
+        assert!(matches!(
+            check_id_domain(&label64),
+            Err(BadDomain::Label(l)) if l.len() == 64
+        ));
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!   uids, gids and names, known groups, known grant targets), persisted, then swapped
 //!   in: a refused change leaves nothing behind.
 //! - Grants are keyed by share name and outlive the share's removal, like its data.
+//! - The names of uids and gids the adapters show owners by ([`IdNames`], NFSv4
+//!   `name@domain`) are the users' and groups' names ([`Identity::id_names`]), pushed
+//!   with the access tables after every change.
 //!
 //! Resolution of a share's level for a user: the user's own grant, else the highest grant
 //! of its groups (the group whose gid is its primary gid, and its supplementary groups),
@@ -20,7 +23,7 @@
 
 use crate::state::{self, StateError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use dittofs_vfs::{AccessLevel, ShareAccess, UnknownLevel, UserAccess};
+use dittofs_vfs::{AccessLevel, IdNames, ShareAccess, UnknownLevel, UserAccess};
 use md4::Digest;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -415,6 +418,21 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// The names of the users' uids and the groups' gids, for the adapters (disabled
+    /// users keep their names: the files they own are still theirs).
+    pub fn id_names(&self) -> IdNames {
+        let mut n = IdNames::new();
+        for (name, u) in &self.users {
+            n.insert_user(u.uid, name);
+        }
+        for (name, g) in &self.groups {
+            n.insert_group(g.gid, name);
+        }
+        n
+    }
+}
+
 /// The identity store of a server: the current [`Identity`] and its file.
 pub struct IdentityStore {
     path: PathBuf,
@@ -612,6 +630,30 @@ mod tests {
         assert_eq!(level(4242), Ok(AccessLevel::None), "unknown uid: default");
         let other = id.share_access("/other");
         assert_eq!(other.level_of_uid(1000), Ok(AccessLevel::ReadWrite));
+    }
+
+    #[test]
+    fn id_names_are_the_users_and_groups() {
+        let mut id = Identity::default();
+        id.groups.insert("staff".into(), Group { gid: 1600 });
+        let mut alice = user(1500, &["staff"]);
+        alice.gid = 1600;
+        id.users.insert("alice".into(), alice);
+        let mut off = user(1501, &[]);
+        off.enabled = false;
+        id.users.insert("off".into(), off);
+        let n = id.id_names();
+        assert_eq!(n.user_name(1500), Some("alice"));
+        assert_eq!(n.uid_of("alice"), Some(1500));
+        assert_eq!(
+            n.user_name(1501),
+            Some("off"),
+            "disabled users keep their names"
+        );
+        assert_eq!(n.group_name(1600), Some("staff"));
+        assert_eq!(n.gid_of("staff"), Some(1600));
+        assert_eq!(n.group_name(1500), None, "a user's own gid names no group");
+        assert!(Identity::default().id_names().is_empty());
     }
 
     #[test]

@@ -18,7 +18,7 @@
 
 use crate::config::{LocalBlockStoreCfg, MetadataStoreCfg, RemoteBlockStoreCfg, ShareCfg};
 use crate::error::{ControlError, ControlResult};
-use crate::identity::{self, IdentityStore};
+use crate::identity::{self, Identity, IdentityStore};
 use crate::plan::{self, Action, Generation, Plan, Step, export_policy};
 use crate::state::{self, DesiredState};
 use dittofs_blockstore::tier::{Evictor, RemoteClaim, claim_remote};
@@ -440,7 +440,10 @@ impl Runtime {
 
     /// Export policies of every served share, each with its access table (users' levels).
     pub fn export_policies(&self) -> Vec<ExportPolicy> {
-        let identity = self.identity.snapshot();
+        self.export_policies_of(&self.identity.snapshot())
+    }
+
+    fn export_policies_of(&self, identity: &Identity) -> Vec<ExportPolicy> {
         self.shares()
             .iter()
             .filter_map(|s| match export_policy(s.fs.share_id(), &s.cfg) {
@@ -455,11 +458,14 @@ impl Runtime {
             .collect()
     }
 
-    /// Pushes the export policies (and the identity's access tables) to the NFS server.
+    /// Pushes the export policies, the identity's access tables and the names of its
+    /// uids and gids (NFSv4 owners) to the NFS server, all from one identity snapshot.
     pub fn refresh_exports(&self) {
-        let policies = self.export_policies();
+        let identity = self.identity.snapshot();
+        let policies = self.export_policies_of(&identity);
         if let Some(nfs) = self.nfs.lock().as_ref() {
             nfs.set_exports(policies);
+            nfs.set_id_names(Arc::new(identity.id_names()));
         }
     }
 

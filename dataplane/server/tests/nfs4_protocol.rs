@@ -2,8 +2,9 @@
 //! built with the project's codec (sessions, the pseudo root, OPEN/WRITE/CLOSE/READ, the
 //! slot replay cache, bad stateids and sessions, COMPOUND limits; NFSv4.2's SEEK,
 //! READ_PLUS, ALLOCATE, DEALLOCATE, COPY and CLONE; its extended attribute operations,
-//! RFC 8276), and read delegations: the test client answers the CB_COMPOUND calls the
-//! server sends on its connection.
+//! RFC 8276), read delegations (the test client answers the CB_COMPOUND calls the
+//! server sends on its connection), and owner strings (numeric, or `name@domain` from
+//! the identity store with `nfs.v4.id_domain`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +13,7 @@ mod common;
 use common::nlm::NlmClient;
 use common::{Client, Server, http_get, privileged_client};
 use dittofs_nfs::nfs4::attr::{SetattrArgs, SetattrRes};
+use dittofs_nfs::nfs4::dir::{ReaddirArgs, ReaddirResOk};
 use dittofs_nfs::nfs4::fattr::{Fattr4, SetAttrs4, a};
 use dittofs_nfs::nfs4::fh::SecinfoResOk;
 use dittofs_nfs::nfs4::io::*;
@@ -51,6 +53,7 @@ enum Res {
     Copy(CopyResOk),
     Seek(SeekResOk),
     ReadPlus(ReadPlusResOk),
+    Readdir(ReaddirResOk),
     Other,
 }
 
@@ -73,6 +76,7 @@ fn body(op: u32, d: &mut Decoder<'_>) -> Res {
         60 => Res::Copy(CopyResOk::decode(d).unwrap()),
         69 => Res::Seek(SeekResOk::decode(d).unwrap()),
         68 => Res::ReadPlus(ReadPlusResOk::decode(d).unwrap()),
+        26 => Res::Readdir(ReaddirResOk::decode(d).unwrap()),
         33 | 52 => {
             SecinfoResOk::decode(d).unwrap();
             Res::Other
@@ -2229,4 +2233,253 @@ fn state_reclaimed_after_a_restart() {
     assert_eq!(r.status, Nfs4Status::Ok, "no grace period without records");
     let r = a.run(&[Op4::Putfh(fh.clone()), prev(a.clientid)]);
     assert_eq!(r.status, Nfs4Status::NoGrace);
+}
+
+/// Creates groups `(name, gid)` and users `(name, uid, gid)` through the control API.
+fn add_identity(srv: &Server, groups: &[(&str, u32)], users: &[(&str, u32, u32)]) {
+    use dittofs_proto::v1 as pb;
+    let token = std::fs::read_to_string(srv.data.join("control-token")).unwrap();
+    let bearer: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", token.trim()).parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("http://127.0.0.1:{}", srv.control_port);
+        let ch = tonic::transport::Channel::from_shared(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let auth = move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", bearer.clone());
+            Ok(r)
+        };
+        let mut c = pb::control_service_client::ControlServiceClient::with_interceptor(ch, auth);
+        for &(name, gid) in groups {
+            let g = pb::CreateGroupRequest {
+                name: name.into(),
+                gid: Some(gid),
+            };
+            c.create_group(g).await.unwrap();
+        }
+        for &(name, uid, gid) in users {
+            let user = pb::UserSpec {
+                name: name.into(),
+                uid: Some(uid),
+                gid: Some(gid),
+                groups: vec![],
+                disabled: false,
+                password: "pw-not-used-here".into(),
+            };
+            let u = pb::CreateUserRequest { user: Some(user) };
+            c.create_user(u).await.unwrap();
+        }
+    });
+}
+
+/// The `owner` and `owner_group` strings of `fh`.
+fn owners_of(v: &mut V4, fh: &Fh4) -> (String, String) {
+    let mask = Bitmap4::from_bits(&[a::OWNER, a::OWNER_GROUP]);
+    let r = v.run(&[Op4::Putfh(fh.clone()), Op4::Getattr(mask.clone())]);
+    let Res::Attr(f) = &r.last().2 else {
+        panic!("GETATTR: {:?}", r.status)
+    };
+    assert_eq!(f.attrmask, mask);
+    let mut d = Decoder::new(&f.attr_vals.0);
+    let owner = String::from_utf8(d.opaque(1024).unwrap().to_vec()).unwrap();
+    let group = String::from_utf8(d.opaque(1024).unwrap().to_vec()).unwrap();
+    assert!(d.is_empty());
+    (owner, group)
+}
+
+/// Owner attributes for SETATTR, CREATE and OPEN.
+fn owner_attrs(owner: Option<&str>, group: Option<&str>) -> Fattr4 {
+    SetAttrs4 {
+        owner: owner.map(|o| o.as_bytes().to_vec()),
+        group: group.map(|g| g.as_bytes().to_vec()),
+        ..Default::default()
+    }
+    .to_fattr()
+}
+
+/// SETATTR of the owner and/or group of `fh` (anonymous stateid); the status.
+fn chown(v: &mut V4, fh: &Fh4, owner: Option<&str>, group: Option<&str>) -> Nfs4Status {
+    let set = Op4::Setattr(SetattrArgs {
+        stateid: Stateid4::ANONYMOUS,
+        attrs: owner_attrs(owner, group),
+    });
+    v.run(&[Op4::Putfh(fh.clone()), set]).status
+}
+
+/// The owner strings READDIR of `dir` reports for entry `name`.
+fn listed_owners(v: &mut V4, dir: &Fh4, name: &str) -> (String, String) {
+    let mask = Bitmap4::from_bits(&[a::OWNER, a::OWNER_GROUP]);
+    let rd = Op4::Readdir(ReaddirArgs {
+        cookie: 0,
+        cookieverf: [0; 8],
+        dircount: 8192,
+        maxcount: 32768,
+        attr_request: mask,
+    });
+    let r = v.run(&[Op4::Putfh(dir.clone()), rd]);
+    let Res::Readdir(l) = &r.last().2 else {
+        panic!("READDIR: {:?}", r.status)
+    };
+    let e = l.entries.iter().find(|e| e.name.0 == name.as_bytes());
+    let mut d = Decoder::new(&e.expect(name).attrs.attr_vals.0);
+    let mut text = || String::from_utf8(d.opaque(1024).unwrap().to_vec()).unwrap();
+    (text(), text())
+}
+
+fn pair(o: &str, g: &str) -> (String, String) {
+    (o.to_owned(), g.to_owned())
+}
+
+/// With `nfs.v4.id_domain`, owners with a name in the identity store are `name@domain`
+/// in GETATTR and READDIR and are accepted so by SETATTR, OPEN and CREATE (the domain
+/// compared case-insensitively), numeric strings always; other domains and unknown names
+/// are NFS4ERR_BADOWNER and change nothing; ids without a name stay numeric, and names
+/// follow the identity store while the server runs.
+#[test]
+fn owners_are_names_at_the_id_domain() {
+    let srv = Server::start_with(vec![(
+        "DITTOFS_NFS_V4_ID_DOMAIN".into(),
+        "example.com".into(),
+    )]);
+    let mut v = V4::connect(srv.nfs_port, b"idmap-client");
+    let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let f = new_file(&mut v, &dir, "f");
+    // no names yet: numbers
+    assert_eq!(owners_of(&mut v, &f), pair("0", "0"));
+    assert_eq!(
+        chown(&mut v, &f, Some("alice@example.com"), None),
+        Nfs4Status::BadOwner
+    );
+
+    add_identity(&srv, &[("staff", 1600)], &[("alice", 1500, 1600)]);
+    let alice = pair("alice@example.com", "staff@example.com");
+    assert_eq!(
+        chown(
+            &mut v,
+            &f,
+            Some("alice@example.com"),
+            Some("staff@example.com")
+        ),
+        Nfs4Status::Ok
+    );
+    assert_eq!(owners_of(&mut v, &f), alice);
+    assert_eq!(listed_owners(&mut v, &dir, "f"), alice);
+
+    // refused strings change nothing
+    for (owner, group) in [
+        (Some("bob@example.com"), None),
+        (Some("alice@other.org"), None),
+        (Some("alice"), None),
+        (Some(""), None),
+        (Some("01500"), None),
+        (None, Some("alice@example.com")),
+        (Some("0"), Some("nobody@example.com")),
+    ] {
+        assert_eq!(
+            chown(&mut v, &f, owner, group),
+            Nfs4Status::BadOwner,
+            "{owner:?} {group:?}"
+        );
+        assert_eq!(owners_of(&mut v, &f), alice, "{owner:?} {group:?}");
+    }
+
+    // numbers are always accepted; ids without a name read back as numbers
+    assert_eq!(chown(&mut v, &f, Some("4242"), Some("77")), Nfs4Status::Ok);
+    assert_eq!(owners_of(&mut v, &f), pair("4242", "77"));
+    assert_eq!(
+        chown(&mut v, &f, Some("1500"), Some("1600")),
+        Nfs4Status::Ok
+    );
+    assert_eq!(owners_of(&mut v, &f), alice);
+    assert_eq!(chown(&mut v, &f, Some("0"), None), Nfs4Status::Ok);
+    assert_eq!(owners_of(&mut v, &f), pair("0", "staff@example.com"));
+    assert_eq!(
+        chown(&mut v, &f, Some("alice@EXAMPLE.Com"), None),
+        Nfs4Status::Ok
+    );
+    assert_eq!(owners_of(&mut v, &f), alice);
+
+    // create attributes: OPEN and CREATE take names too
+    let open = open_create(
+        0,
+        v.clientid,
+        b"idmap-open",
+        CreateHow4::Guarded(owner_attrs(Some("alice@example.com"), None)),
+        "g",
+    );
+    let r = v.run(&[Op4::Putfh(dir.clone()), open, Op4::Getfh]);
+    let Res::Fh(g) = &r.last().2 else {
+        panic!("OPEN: {:?}", r.status)
+    };
+    assert_eq!(owners_of(&mut v, g).0, "alice@example.com");
+    let mkdir = |name: &str, group: &str| {
+        Op4::Create(CreateArgs {
+            objtype: CreateType4::Dir,
+            objname: Opaque4(name.as_bytes().to_vec()),
+            createattrs: owner_attrs(None, Some(group)),
+        })
+    };
+    let r = v.run(&[Op4::Putfh(dir.clone()), mkdir("d", "staff@example.com")]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    assert_eq!(listed_owners(&mut v, &dir, "d").1, "staff@example.com");
+    let r = v.run(&[Op4::Putfh(dir.clone()), mkdir("e", "staff@other.org")]);
+    assert_eq!(r.status, Nfs4Status::BadOwner);
+    let open = open_create(
+        0,
+        v.clientid,
+        b"idmap-open2",
+        CreateHow4::Guarded(owner_attrs(Some("bob@example.com"), None)),
+        "h",
+    );
+    let r = v.run(&[Op4::Putfh(dir.clone()), open]);
+    assert_eq!(r.status, Nfs4Status::BadOwner);
+    let r = v.run(&[Op4::Putfh(dir.clone()), lookup("h")]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::NoEnt,
+        "a refused OPEN creates nothing"
+    );
+
+    // a user added while serving is known at the next call
+    add_identity(&srv, &[], &[("bob", 1501, 1600)]);
+    assert_eq!(
+        chown(&mut v, &f, Some("bob@example.com"), None),
+        Nfs4Status::Ok
+    );
+    assert_eq!(
+        owners_of(&mut v, &f),
+        pair("bob@example.com", "staff@example.com")
+    );
+}
+
+/// Without `nfs.v4.id_domain` owners are numeric strings both ways, even for ids with a
+/// name in the identity store; `name@domain` is NFS4ERR_BADOWNER.
+#[test]
+fn owners_stay_numeric_without_an_id_domain() {
+    let srv = Server::start();
+    add_identity(&srv, &[("staff", 1600)], &[("alice", 1500, 1600)]);
+    let mut v = V4::connect(srv.nfs_port, b"numeric-client");
+    let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let f = new_file(&mut v, &dir, "f");
+    assert_eq!(
+        chown(&mut v, &f, Some("1500"), Some("1600")),
+        Nfs4Status::Ok
+    );
+    assert_eq!(owners_of(&mut v, &f), pair("1500", "1600"));
+    assert_eq!(listed_owners(&mut v, &dir, "f"), pair("1500", "1600"));
+    for owner in ["alice@example.com", "alice", "01500"] {
+        assert_eq!(
+            chown(&mut v, &f, Some(owner), None),
+            Nfs4Status::BadOwner,
+            "{owner}"
+        );
+    }
+    assert_eq!(owners_of(&mut v, &f), pair("1500", "1600"));
 }

@@ -7,7 +7,9 @@
 //! crate only; they never see a concrete store.
 //!
 //! [`ShareRegistry`] maps handles and export names to shares. [`grant`] holds the
-//! per-share access levels (users' grants) the core enforces on top of POSIX modes.
+//! per-share access levels (users' grants) the core enforces on top of POSIX modes;
+//! [`IdNames`] the names of user and group ids adapters show owners by (NFSv4
+//! `name@domain`), both filled by the control plane from its identity store.
 //! [`trash`] administers the per-share recycle bin (`#recycle`); the move into it is the
 //! private `recycle` module. [`state::LockManager`] is a share's lock, share-mode and
 //! lease manager (the locks clients ask for, not the internal per-inode mutexes).
@@ -25,6 +27,7 @@ pub mod error;
 mod fs;
 pub mod grant;
 pub mod handle;
+pub mod idnames;
 mod locks;
 mod ops_attr;
 mod ops_create;
@@ -49,6 +52,7 @@ pub use fs::{
 };
 pub use grant::{AccessLevel, Disabled, ShareAccess, UnknownLevel, UserAccess};
 pub use handle::{FileHandle, HANDLE_LEN};
+pub use idnames::IdNames;
 pub use ops_io::{FLUSH_IDLE, FLUSH_MAX_DIRTY, FLUSH_TICK, WriteOutcome, writes_refused_counter};
 pub use ops_space::{CopyOutcome, CopyRange, SeekOutcome, SeekWhat};
 pub use ops_xattr::{

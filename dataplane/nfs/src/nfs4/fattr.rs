@@ -11,11 +11,12 @@
 //! Decoding ([`SetAttrs4::from_fattr`]) accepts exactly the settable attributes (size,
 //! mode, owner, owner_group, time_access_set, time_modify_set): an unsupported one is
 //! NFS4ERR_ATTRNOTSUPP, a read-only one NFS4ERR_INVAL, values that do not decode or leave
-//! bytes over NFS4ERR_BADXDR. Owners are numeric strings (`"1000"`), as the Linux client
-//! sends them with AUTH_SYS when id mapping is off (its default).
+//! bytes over NFS4ERR_BADXDR. Owners (`owner`, `owner_group`) are carried as the bytes
+//! of their strings both ways; what a string means (`"1000"`, `"alice@example.com"`) is
+//! the adapter's business (`proc4::idmap`, RFC 7530 section 5.9), not the codec's.
 
 use super::Nfs4Status;
-use super::types::{Bitmap4, Fh4, NfsTime4, OPAQUE_LIMIT, Opaque4};
+use super::types::{Bitmap4, Fh4, NfsTime4, OPAQUE_LIMIT};
 use crate::xdr::{Decoder, XdrDecode, XdrEncode, XdrWrite, xdr_struct};
 use bytes::BufMut;
 
@@ -234,8 +235,10 @@ pub struct AttrSource {
     pub mounted_on_fileid: u64,
     pub mode: u32,
     pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
+    /// The `owner` string (`proc4::idmap` makes it from the uid).
+    pub owner: Vec<u8>,
+    /// The `owner_group` string (from the gid).
+    pub owner_group: Vec<u8>,
     pub rdev: (u32, u32),
     pub space_used: u64,
     pub atime: NfsTime4,
@@ -284,10 +287,6 @@ pub fn rdattr_error_only(mask: &Bitmap4, st: Nfs4Status) -> Fattr4 {
     }
 }
 
-fn owner_string(id: u32) -> Opaque4 {
-    Opaque4(id.to_string().into_bytes())
-}
-
 /// Writes attribute `bit` of `src`; false when it is not one this server returns.
 fn encode_one(bit: u32, src: &AttrSource, o: &mut Vec<u8>) -> bool {
     if !in_minor(bit, src.minor) {
@@ -315,8 +314,8 @@ fn encode_one(bit: u32, src: &AttrSource, o: &mut Vec<u8>) -> bool {
         a::MAXREAD | a::MAXWRITE => o.put_xdr_u64(src.max_io),
         a::MODE => o.put_xdr_u32(src.mode & 0o7777),
         a::NUMLINKS => o.put_xdr_u32(src.nlink),
-        a::OWNER => owner_string(src.uid).encode(o),
-        a::OWNER_GROUP => owner_string(src.gid).encode(o),
+        a::OWNER => o.put_xdr_opaque(&src.owner),
+        a::OWNER_GROUP => o.put_xdr_opaque(&src.owner_group),
         a::RAWDEV => {
             o.put_xdr_u32(src.rdev.0);
             o.put_xdr_u32(src.rdev.1);
@@ -485,14 +484,6 @@ fn decode_settable(m: &Bitmap4, d: &mut Decoder<'_>) -> crate::xdr::XdrResult<Se
     Ok(s)
 }
 
-/// A numeric owner string (`"1000"`) as an id; anything else is NFS4ERR_BADOWNER.
-pub fn parse_owner(s: &[u8]) -> Result<u32, Nfs4Status> {
-    std::str::from_utf8(s)
-        .ok()
-        .and_then(|t| t.parse::<u32>().ok())
-        .ok_or(Nfs4Status::BadOwner)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,8 +498,8 @@ mod tests {
             mounted_on_fileid: 42,
             mode: 0o644,
             nlink: 1,
-            uid: 1000,
-            gid: 100,
+            owner: b"1000".to_vec(),
+            owner_group: b"staff@example.com".to_vec(),
             rdev: (0, 0),
             space_used: 4096,
             atime: NfsTime4 {
@@ -594,6 +585,24 @@ mod tests {
     }
 
     #[test]
+    fn owner_strings_are_carried_as_given() {
+        let mask = Bitmap4::from_bits(&[a::OWNER, a::OWNER_GROUP]);
+        let f = encode_attrs(&mask, &src());
+        assert_eq!(f.attrmask, mask);
+        let mut d = Decoder::new(&f.attr_vals.0);
+        assert_eq!(d.opaque(64).unwrap(), b"1000");
+        assert_eq!(d.opaque(64).unwrap(), b"staff@example.com");
+        assert!(d.is_empty());
+        let set = SetAttrs4 {
+            owner: Some(b"alice@example.com".to_vec()),
+            group: Some(b"not checked here".to_vec()),
+            ..Default::default()
+        };
+        let back = SetAttrs4::from_fattr(&set.to_fattr()).unwrap();
+        assert_eq!(back, set);
+    }
+
+    #[test]
     fn settable_round_trip() {
         let s = SetAttrs4 {
             size: Some(5),
@@ -633,7 +642,5 @@ mod tests {
             attr_vals: Opaque4Vals(vec![0; 8]),
         };
         assert_eq!(SetAttrs4::from_fattr(&extra), Err(Nfs4Status::BadXdr));
-        assert_eq!(parse_owner(b"1000"), Ok(1000));
-        assert_eq!(parse_owner(b"bob@example"), Err(Nfs4Status::BadOwner));
     }
 }

@@ -7,8 +7,12 @@
 //! `mounted_on_fileid` is the file ID of the pseudo directory entry it stands on.
 //! SETATTR's size change needs no stateid (the special stateids are accepted), but a
 //! stateid given must be valid (a delegation stateid is); a size change first recalls
-//! other clients' delegations (NFS4ERR_DELAY until returned: `deleg`). Owners are numeric strings ([`fattr::parse_owner`]).
+//! other clients' delegations (NFS4ERR_DELAY until returned: `deleg`). Owner strings are
+//! made from uids/gids and read back into them by `idmap` (numeric, or `name@domain`
+//! with `nfs.v4.id_domain`), with the map taken once per operation ([`AttrCtx`]); a
+//! string with no id is NFS4ERR_BADOWNER before anything changes.
 
+use super::idmap::{IdKind, OwnerMap};
 use super::pseudo;
 use super::{Compound, Cur, Fail, MAX_IO, OpResult, ok};
 use crate::nfs4::Nfs4Status;
@@ -61,14 +65,27 @@ async fn stats(fs: &Fs, mask: &Bitmap4) -> Result<FsStats4, Nfs4Status> {
     })
 }
 
+/// What the attributes of every object depend on besides the object itself.
+pub(super) struct AttrCtx {
+    /// The lease, in seconds.
+    pub(super) lease: u32,
+    /// The minor version asking.
+    pub(super) minor: u32,
+    /// Owner strings (taken once, so one operation sees one version of the names).
+    pub(super) owners: OwnerMap,
+}
+
+/// The attribute context of the operation running in `c`.
+pub(super) fn ctx(c: &Compound<'_>) -> AttrCtx {
+    AttrCtx {
+        lease: c.shared.nfs4.lease.as_secs() as u32,
+        minor: c.minor,
+        owners: c.shared.owners(),
+    }
+}
+
 /// The attributes of an object of share `fs` (its handle `fh`).
-pub(super) fn from_attr(
-    fs: &Fs,
-    at: &Attr,
-    fh: Fh4,
-    (lease, minor): (u32, u32),
-    st: FsStats4,
-) -> AttrSource {
+pub(super) fn from_attr(fs: &Fs, at: &Attr, fh: Fh4, cx: &AttrCtx, st: FsStats4) -> AttrSource {
     let mounted_on = if at.ino == Ino::ROOT {
         pseudo::fileid(&pseudo::export_path(fs))
     } else {
@@ -83,8 +100,8 @@ pub(super) fn from_attr(
         mounted_on_fileid: mounted_on,
         mode: at.mode,
         nlink: at.nlink,
-        uid: at.uid,
-        gid: at.gid,
+        owner: cx.owners.show(IdKind::User, at.uid),
+        owner_group: cx.owners.show(IdKind::Group, at.gid),
         rdev: (at.rdev.major, at.rdev.minor),
         space_used: at.used,
         atime: time4(at.atime),
@@ -92,18 +109,17 @@ pub(super) fn from_attr(
         ctime: time4(at.ctime),
         btime: time4(at.btime),
         fh,
-        lease_time: lease,
+        lease_time: cx.lease,
         max_io: u64::from(MAX_IO),
         max_file_size: MAX_FILE_SIZE,
         stats: st,
-        minor,
+        minor: cx.minor,
         xattr_support: true,
     }
 }
 
-/// The attributes of pseudo directory `path`.
-pub(super) fn pseudo_source(c: &Compound<'_>, path: &[u8]) -> AttrSource {
-    let lease = c.shared.nfs4.lease.as_secs() as u32;
+/// The attributes of pseudo directory `path` (owned by root).
+pub(super) fn pseudo_source(c: &Compound<'_>, cx: &AttrCtx, path: &[u8]) -> AttrSource {
     let names: Vec<u8> = pseudo::children(&c.shared.registry, path)
         .into_iter()
         .flat_map(|(n, _)| n.into_iter().chain(Some(b'/')))
@@ -121,8 +137,8 @@ pub(super) fn pseudo_source(c: &Compound<'_>, path: &[u8]) -> AttrSource {
         mounted_on_fileid: pseudo::fileid(path),
         mode: 0o555,
         nlink: 2,
-        uid: 0,
-        gid: 0,
+        owner: cx.owners.show(IdKind::User, 0),
+        owner_group: cx.owners.show(IdKind::Group, 0),
         rdev: (0, 0),
         space_used: 4096,
         atime: zero.clone(),
@@ -130,11 +146,11 @@ pub(super) fn pseudo_source(c: &Compound<'_>, path: &[u8]) -> AttrSource {
         ctime: zero.clone(),
         btime: zero,
         fh: pseudo::handle(path).unwrap_or_default(),
-        lease_time: lease,
+        lease_time: cx.lease,
         max_io: u64::from(MAX_IO),
         max_file_size: MAX_FILE_SIZE,
         stats: FsStats4::default(),
-        minor: c.minor,
+        minor: cx.minor,
         xattr_support: false,
     }
 }
@@ -145,13 +161,14 @@ pub(super) async fn source(
     cur: &Cur,
     mask: &Bitmap4,
 ) -> Result<AttrSource, Nfs4Status> {
+    let cx = ctx(c);
     match cur {
-        Cur::Pseudo(p) => Ok(pseudo_source(c, p)),
+        Cur::Pseudo(p) => Ok(pseudo_source(c, &cx, p)),
         Cur::File(f) => {
             let (at, h) = f.fs.attr_and_handle(f.ino).await?;
             let st = stats(&f.fs, mask).await?;
             let fh = Fh4(h.encode().to_vec());
-            Ok(from_attr(&f.fs, &at, fh, c.lease_minor(), st))
+            Ok(from_attr(&f.fs, &at, fh, &cx, st))
         }
     }
 }
@@ -162,8 +179,9 @@ pub(super) async fn getattr(c: &mut Compound<'_>, mask: &Bitmap4) -> OpResult {
     ok(&encode_attrs(mask, &src))
 }
 
-/// The core's form of a SETATTR/CREATE/OPEN attribute request.
-pub(super) fn to_setattr(s: &SetAttrs4) -> Result<SetAttr, Nfs4Status> {
+/// The core's form of a SETATTR/CREATE/OPEN attribute request; owner strings are read
+/// through `owners` (NFS4ERR_BADOWNER when one names no id).
+pub(super) fn to_setattr(s: &SetAttrs4, owners: &OwnerMap) -> Result<SetAttr, Nfs4Status> {
     let t = |w: &SetTime4| match w {
         SetTime4::DontChange => SetTime::DontChange,
         SetTime4::ServerTime => SetTime::ServerNow,
@@ -174,8 +192,16 @@ pub(super) fn to_setattr(s: &SetAttrs4) -> Result<SetAttr, Nfs4Status> {
     };
     Ok(SetAttr {
         mode: s.mode.map(|m| m & 0o7777),
-        uid: s.owner.as_deref().map(fattr::parse_owner).transpose()?,
-        gid: s.group.as_deref().map(fattr::parse_owner).transpose()?,
+        uid: s
+            .owner
+            .as_deref()
+            .map(|o| owners.parse(IdKind::User, o))
+            .transpose()?,
+        gid: s
+            .group
+            .as_deref()
+            .map(|g| owners.parse(IdKind::Group, g))
+            .transpose()?,
         size: s.size,
         atime: t(&s.atime),
         mtime: t(&s.mtime),
@@ -192,7 +218,7 @@ pub(super) async fn setattr(c: &mut Compound<'_>, a: &SetattrArgs) -> OpResult {
     };
     let f = c.file(Nfs4Status::RoFs).map_err(fail)?;
     let sa = SetAttrs4::from_fattr(&a.attrs)
-        .and_then(|s| to_setattr(&s))
+        .and_then(|s| to_setattr(&s, &c.shared.owners()))
         .map_err(fail)?;
     let sid = c.stateid(&a.stateid).map_err(fail)?;
     if !sid.is_anonymous() {

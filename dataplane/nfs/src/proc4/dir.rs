@@ -7,7 +7,7 @@
 //! entries as fit in `maxcount` (each with the attributes asked for, or only
 //! `rdattr_error` when they cannot be read); not even one is NFS4ERR_TOOSMALL.
 
-use super::attr::{from_attr, pseudo_source};
+use super::attr::{AttrCtx, ctx, from_attr, pseudo_source};
 use super::pseudo::{self, Child};
 use super::{Compound, Cur, FileRef, MAX_MSG, OpResult};
 use crate::nfs4::Nfs4Status;
@@ -68,17 +68,17 @@ impl Builder {
 }
 
 /// The attributes of an object of a share for a listing.
-async fn entry_attrs(fs: &Fs, ino: Ino, mask: &Bitmap4, lm: (u32, u32)) -> Fattr4 {
+async fn entry_attrs(fs: &Fs, ino: Ino, mask: &Bitmap4, cx: &AttrCtx) -> Fattr4 {
     match fs.attr_and_handle(ino).await {
         Ok((at, h)) => {
-            let src = from_attr(fs, &at, Fh4(h.encode().to_vec()), lm, FsStats4::default());
+            let src = from_attr(fs, &at, Fh4(h.encode().to_vec()), cx, FsStats4::default());
             encode_attrs(mask, &src)
         }
         Err(e) => rdattr_error_only(mask, Nfs4Status::from(&e)),
     }
 }
 
-async fn list_share(f: &FileRef, a: &ReaddirArgs, lm: (u32, u32)) -> OpResult {
+async fn list_share(f: &FileRef, a: &ReaddirArgs, cx: &AttrCtx) -> OpResult {
     let verf = if a.cookie == 0 {
         0
     } else {
@@ -90,7 +90,7 @@ async fn list_share(f: &FileRef, a: &ReaddirArgs, lm: (u32, u32)) -> OpResult {
             .await?;
     let mut b = Builder::new(page.verifier.to_be_bytes(), a.maxcount);
     for e in &page.entries {
-        let attrs = entry_attrs(&f.fs, e.ino, &a.attr_request, lm).await;
+        let attrs = entry_attrs(&f.fs, e.ino, &a.attr_request, cx).await;
         let entry = Entry4 {
             cookie: e.cookie,
             name: Component4::from_name(&e.name),
@@ -105,6 +105,7 @@ async fn list_share(f: &FileRef, a: &ReaddirArgs, lm: (u32, u32)) -> OpResult {
 
 async fn list_pseudo(c: &Compound<'_>, path: &[u8], a: &ReaddirArgs) -> OpResult {
     let mut b = Builder::new([0; 8], a.maxcount);
+    let cx = ctx(c);
     let kids = pseudo::children(&c.shared.registry, path);
     for (i, (name, child)) in kids.iter().enumerate() {
         let cookie = i as u64 + 3;
@@ -112,8 +113,8 @@ async fn list_pseudo(c: &Compound<'_>, path: &[u8], a: &ReaddirArgs) -> OpResult
             continue;
         }
         let attrs = match child {
-            Child::Pseudo(p) => encode_attrs(&a.attr_request, &pseudo_source(c, p)),
-            Child::Share(fs) => entry_attrs(fs, Ino::ROOT, &a.attr_request, c.lease_minor()).await,
+            Child::Pseudo(p) => encode_attrs(&a.attr_request, &pseudo_source(c, &cx, p)),
+            Child::Share(fs) => entry_attrs(fs, Ino::ROOT, &a.attr_request, &cx).await,
         };
         let entry = Entry4 {
             cookie,
@@ -133,6 +134,6 @@ pub(super) async fn readdir(c: &mut Compound<'_>, a: &ReaddirArgs) -> OpResult {
     }
     match c.cur()?.clone() {
         Cur::Pseudo(p) => list_pseudo(c, &p, a).await,
-        Cur::File(f) => list_share(&f, a, c.lease_minor()).await,
+        Cur::File(f) => list_share(&f, a, &ctx(c)).await,
     }
 }

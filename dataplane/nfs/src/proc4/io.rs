@@ -124,7 +124,7 @@ async fn open_by_name(
         .map(SetAttrs4::from_fattr)
         .transpose()?
         .unwrap_or_default();
-    let sa = to_setattr(&s4)?;
+    let sa = to_setattr(&s4, &c.shared.owners())?;
     let at = d.fs.create(&d.cred, d.ino, &name.0, mode, &sa).await?;
     let after = d.fs.getattr(d.ino).await?.change;
     let created = existing.is_err();

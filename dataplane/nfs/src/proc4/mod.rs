@@ -36,13 +36,15 @@
 //! 4.2 data operations, codec `v42`), `xattr` (RFC 8276); the state (clients, sessions, stateids, leases)
 //! is `state`; read delegations, their recall and the sessions' back channels are
 //! `deleg` (on `crate::backchannel`); NFSv4.0's owner sequence IDs are `seqid`;
-//! client records across restarts, the grace period and reclaims are `grace`.
+//! client records across restarts, the grace period and reclaims are `grace`; owner
+//! strings (numeric, or `name@domain`) to and from uids/gids are `idmap`.
 
 mod attr;
 pub(crate) mod deleg;
 mod dir;
 mod fh;
 pub(crate) mod grace;
+pub(crate) mod idmap;
 mod io;
 mod lm;
 mod lock;
@@ -170,11 +172,6 @@ impl Compound<'_> {
             return Ok(named);
         }
         self.clientid()
-    }
-
-    /// The lease time and minor version, as attributes report them.
-    pub(crate) fn lease_minor(&self) -> (u32, u32) {
-        (self.shared.nfs4.lease.as_secs() as u32, self.minor)
     }
 
     /// Resolves a stateid argument: the current stateid stands for the last one set.

@@ -55,7 +55,7 @@ fn special(t: &CreateType4) -> Option<SpecialKind> {
 pub(super) async fn create(c: &mut Compound<'_>, a: &CreateArgs) -> OpResult {
     let d = c.file(Nfs4Status::RoFs)?;
     check_name(&a.objname.0)?;
-    let sa = to_setattr(&SetAttrs4::from_fattr(&a.createattrs)?)?;
+    let sa = to_setattr(&SetAttrs4::from_fattr(&a.createattrs)?, &c.shared.owners())?;
     let name = &a.objname.0;
     let (fs, cred) = (Arc::clone(&d.fs), d.cred.clone());
     let made: Result<(Attr, ChangeInfo4), Nfs4Status> = match &a.objtype {

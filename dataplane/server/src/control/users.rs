@@ -7,9 +7,9 @@
 //!   whether a password is set, and [`identity_to_pb`] leaves every password empty.
 //! - Passwords are hashed off the async threads (argon2 costs tens of milliseconds) and
 //!   before the store's lock is taken.
-//! - Every successful change pushes the new access tables to the adapters
-//!   (`Runtime::refresh_exports`), so a grant or a disabled user takes effect at the
-//!   next call.
+//! - Every successful change pushes the new access tables and id names to the adapters
+//!   (`Runtime::refresh_exports`), so a grant, a disabled user or a new name (NFSv4
+//!   `name@domain` owners) takes effect at the next call.
 
 use crate::error::{ControlError, ControlResult};
 use crate::identity::{
