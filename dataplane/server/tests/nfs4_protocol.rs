@@ -2,9 +2,9 @@
 //! built with the project's codec (sessions, the pseudo root, OPEN/WRITE/CLOSE/READ, the
 //! slot replay cache, bad stateids and sessions, COMPOUND limits; NFSv4.2's SEEK,
 //! READ_PLUS, ALLOCATE, DEALLOCATE, COPY and CLONE; its extended attribute operations,
-//! RFC 8276), read delegations (the test client answers the CB_COMPOUND calls the
-//! server sends on its connection), and owner strings (numeric, or `name@domain` from
-//! the identity store with `nfs.v4.id_domain`).
+//! RFC 8276), read and write delegations (the test client answers the CB_COMPOUND
+//! calls the server sends on its connection), and owner strings (numeric, or
+//! `name@domain` from the identity store with `nfs.v4.id_domain`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1440,34 +1440,73 @@ fn open_existing(v: &mut V4, dir: &Fh4, owner: &[u8], access: u32, name: &str) -
     v.run(&[Op4::Putfh(dir.clone()), open, Op4::Getfh])
 }
 
-/// The read delegation an OPEN got, and the file's handle.
-fn delegation_of(r: &Reply) -> (Option<Stateid4>, Fh4) {
+/// The OPEN result of an [`open_existing`] reply.
+fn opened(r: &Reply) -> &OpenResOk {
     assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
-    let Res::Open(o) = &r.results[2].2 else {
-        panic!("{:?}", r.results)
-    };
+    match &r.results[2].2 {
+        Res::Open(o) => o,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The delegation an [`open_existing`] got (its stateid, and whether it is a write
+/// delegation, whose space limit must be the largest file size), and the file's handle.
+fn granted(r: &Reply) -> (Option<(Stateid4, bool)>, Fh4) {
+    let o = opened(r);
     let Res::Fh(fh) = &r.results[3].2 else {
         panic!("{:?}", r.results)
     };
-    let sid = match &o.delegation {
+    let d = match &o.delegation {
         OpenDelegation4::Read { stateid, recall } => {
             assert!(!recall);
-            Some(stateid.clone())
+            Some((stateid.clone(), false))
+        }
+        OpenDelegation4::Write {
+            stateid,
+            recall,
+            space_limit,
+        } => {
+            assert!(!recall);
+            assert_eq!(*space_limit, dittofs_vfs::MAX_FILE_SIZE, "NFS_LIMIT_SIZE");
+            Some((stateid.clone(), true))
         }
         OpenDelegation4::None => None,
     };
-    (sid, fh.clone())
+    (d, fh.clone())
 }
 
-/// A file `name` with `data`, written and closed by `v`.
+/// The read delegation an OPEN got (a write delegation fails the test), and the
+/// file's handle.
+fn delegation_of(r: &Reply) -> (Option<Stateid4>, Fh4) {
+    let (d, fh) = granted(r);
+    let sid = d.map(|(sid, write)| {
+        assert!(!write, "a read delegation, not a write delegation");
+        sid
+    });
+    (sid, fh)
+}
+
+/// The write delegation an OPEN must have got, and the file's handle.
+fn write_delegation_of(r: &Reply) -> (Stateid4, Fh4) {
+    match granted(r) {
+        (Some((sid, true)), fh) => (sid, fh),
+        (other, _) => panic!("no write delegation: {other:?}"),
+    }
+}
+
+/// A file `name` with `data`, written and closed by `v` (which asks for no delegation).
 fn make_file(v: &mut V4, dir: &Fh4, name: &str, data: &[u8]) {
-    let open = open_create(
+    let mut open = open_create(
         0,
         v.clientid,
         b"maker",
         CreateHow4::Unchecked(mode_attrs(0o666)),
         name,
     );
+    if let Op4::Open(o) = &mut open {
+        // the maker keeps no delegation that a test's other clients would recall
+        o.share_access |= SHARE_ACCESS_WANT_NO_DELEG;
+    }
     let write = Op4::Write(WriteArgs {
         stateid: Stateid4::CURRENT,
         offset: 0,
@@ -1539,8 +1578,11 @@ fn read_delegation_is_recalled_by_a_writer_and_returned() {
         Nfs4Status::Ok,
         "the retry succeeds after DELEGRETURN"
     );
-    let (none, _) = delegation_of(&r);
-    assert!(none.is_none(), "no delegation for a writer");
+    let (none, _) = granted(&r);
+    assert!(
+        none.is_none(),
+        "no write delegation while another client has the file open"
+    );
     // a returned or made-up delegation stateid is BAD_STATEID
     let r = holder.run(&[Op4::Delegreturn(deleg.clone())]);
     assert_eq!(r.status, Nfs4Status::BadStateid);
@@ -1661,6 +1703,211 @@ fn nfs3_write_recalls_a_delegation() {
         panic!("{:?}", r.status)
     };
     assert_eq!(&rd.data[..], b"after!");
+}
+
+fn write_op(stateid: &Stateid4, offset: u64, data: &[u8]) -> Op4 {
+    Op4::Write(WriteArgs {
+        stateid: stateid.clone(),
+        offset,
+        stable: 2,
+        data: bytes::Bytes::copy_from_slice(data),
+    })
+}
+
+fn read_op(stateid: &Stateid4, count: u32) -> Op4 {
+    Op4::Read(ReadArgs {
+        stateid: stateid.clone(),
+        offset: 0,
+        count,
+    })
+}
+
+fn read_data(r: &Reply) -> Vec<u8> {
+    match &r.last().2 {
+        Res::Read(rd) => rd.data.to_vec(),
+        other => panic!("READ: {:?} {other:?}", r.status),
+    }
+}
+
+fn getattr_op(bit: u32) -> Op4 {
+    Op4::Getattr(Bitmap4::from_bits(&[bit]))
+}
+
+#[test]
+fn write_delegation_is_recalled_by_a_reader_and_returned() {
+    let srv = short_lease_server();
+    let mut holder = V4::connect(srv.nfs_port, b"wdeleg-holder");
+    let mut reader = V4::connect(srv.nfs_port, b"wdeleg-reader");
+    let dir = holder.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut holder, &dir, "w", b"old contents");
+    // a lone writer with a back channel gets a write delegation
+    let r = open_existing(&mut holder, &dir, b"writer", SHARE_ACCESS_BOTH, "w");
+    let (deleg, fh) = write_delegation_of(&r);
+    let put = Op4::Putfh(fh.clone());
+    // its own operations go through: a WRITE under the delegation, SETATTR, GETATTR
+    let chmod = Op4::Setattr(SetattrArgs {
+        stateid: deleg.clone(),
+        attrs: mode_attrs(0o640),
+    });
+    let mine = [put.clone(), write_op(&deleg, 0, b"new"), chmod];
+    assert_eq!(holder.run(&mine).status, Nfs4Status::Ok);
+    assert_eq!(size_of(&mut holder, &fh), 12);
+    // a read-only OPEN of its own gets the same write delegation (not a downgrade)
+    let r = open_existing(&mut holder, &dir, b"reader2", SHARE_ACCESS_READ, "w");
+    assert_eq!(granted(&r).0, Some((deleg.clone(), true)));
+    // another client: an attribute a writer does not change is served at once; the
+    // holder's delegation stateid is not its to use
+    let r = reader.run(&[put.clone(), getattr_op(a::FILEID)]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    let r = reader.run(&[put.clone(), read_op(&deleg, 16)]);
+    assert_eq!(r.status, Nfs4Status::BadStateid);
+    // its read OPEN waits for the recall
+    let r = open_existing(&mut reader, &dir, b"r", SHARE_ACCESS_READ, "w");
+    assert_eq!(r.status, Nfs4Status::Delay);
+    let cb = holder.recv_cb();
+    assert_eq!(cb.stateid, deleg);
+    assert_eq!(cb.fh, fh.0);
+    holder.answer_cb(&cb);
+    // and so does its GETATTR of the size (the holder may have cached a change)
+    let r = reader.run(&[put.clone(), getattr_op(a::SIZE)]);
+    assert_eq!(r.status, Nfs4Status::Delay);
+    // the holder flushes what it cached with the delegation stateid, then returns it
+    let flush = write_op(&deleg, 3, b" contents, flushed");
+    assert_eq!(holder.run(&[put.clone(), flush]).status, Nfs4Status::Ok);
+    let r = holder.run(&[Op4::Delegreturn(deleg.clone())]);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    let r = open_existing(&mut reader, &dir, b"r", SHARE_ACCESS_READ, "w");
+    assert_eq!(
+        granted(&r).0,
+        None,
+        "the holder still has it open for write"
+    );
+    let sid = opened(&r).stateid.clone();
+    let r = reader.run(&[put, read_op(&sid, 64)]);
+    assert_eq!(read_data(&r), b"new contents, flushed");
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_granted_total"), 1.0);
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_recalled_total"), 1.0);
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_returned_total"), 1.0);
+}
+
+fn v3_getattr(v3: &mut Client, fh: &dittofs_nfs::nfs3::NfsFh3) -> dittofs_nfs::nfs3::GetattrRes {
+    let args = dittofs_nfs::nfs3::GetattrArgs { object: fh.clone() };
+    v3.call(dittofs_nfs::nfs3::PROGRAM, 1, &args)
+}
+
+fn v3_read(v3: &mut Client, fh: &dittofs_nfs::nfs3::NfsFh3) -> dittofs_nfs::nfs3::NfsStat3 {
+    let args = dittofs_nfs::nfs3::ReadArgs {
+        file: fh.clone(),
+        offset: 0,
+        count: 64,
+    };
+    let r: dittofs_nfs::nfs3::ReadRes = v3.call(dittofs_nfs::nfs3::PROGRAM, 6, &args);
+    r.status()
+}
+
+#[test]
+fn nfs3_read_and_getattr_wait_for_a_write_delegation() {
+    use dittofs_nfs::nfs3::{NfsStat3, Res3};
+    let srv = short_lease_server();
+    let mut v3 = Client::connect(srv.nfs_port);
+    let root = v3.mount_root();
+    let file = v3.create_file(&root, "v3w");
+    assert_eq!(v3.write_sync(&file, 0, b"from v3"), NfsStat3::Ok);
+    let mut holder = V4::connect(srv.nfs_port, b"v3-writer-peer");
+    let dir = holder.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let r = open_existing(&mut holder, &dir, b"writer", SHARE_ACCESS_BOTH, "v3w");
+    let (deleg, fh) = write_delegation_of(&r);
+    let w = write_op(&deleg, 0, b"from v4, longer");
+    assert_eq!(holder.run(&[Op4::Putfh(fh), w]).status, Nfs4Status::Ok);
+    // NFSv3 GETATTR and READ of the file wait until the holder has returned it
+    assert_eq!(v3_getattr(&mut v3, &file).status(), NfsStat3::Jukebox);
+    let cb = holder.recv_cb();
+    assert_eq!(cb.stateid, deleg);
+    assert_eq!(v3_read(&mut v3, &file), NfsStat3::Jukebox);
+    // a write breaks more of the delegation, but NFSv4 recalls it once
+    assert_eq!(v3.write_sync(&file, 0, b"v3 again"), NfsStat3::Jukebox);
+    holder.answer_cb(&cb);
+    let r = holder.run(&[Op4::Delegreturn(deleg)]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    let Res3::Ok(at) = v3_getattr(&mut v3, &file) else {
+        panic!("GETATTR after DELEGRETURN")
+    };
+    assert_eq!(at.obj_attributes.size, 15);
+    assert_eq!(&v3.read_ok(&file, 0, 64)[..], b"from v4, longer");
+}
+
+#[test]
+fn no_write_delegation_while_another_client_has_the_file_open() {
+    let srv = Server::start();
+    let mut a = V4::connect(srv.nfs_port, b"open-a");
+    let mut b = V4::connect(srv.nfs_port, b"open-b");
+    let dir = a.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut a, &dir, "o", b"x");
+    // the want bits: no delegation at all, no write delegation
+    let no_deleg = SHARE_ACCESS_READ | SHARE_ACCESS_WANT_NO_DELEG;
+    let r = open_existing(&mut a, &dir, b"ra", no_deleg, "o");
+    assert_eq!(granted(&r).0, None);
+    let a_read = opened(&r).stateid.clone();
+    let read_deleg_only = SHARE_ACCESS_BOTH | SHARE_ACCESS_WANT_READ_DELEG;
+    let r = open_existing(&mut a, &dir, b"wa", read_deleg_only, "o");
+    assert_eq!(granted(&r).0, None);
+    let a_write = opened(&r).stateid.clone();
+    // b opens for write while a has it open: no write delegation
+    let r = open_existing(&mut b, &dir, b"wb", SHARE_ACCESS_BOTH, "o");
+    assert_eq!(granted(&r).0, None);
+    // a's opens gone, b's own open does not stand in its way
+    for sid in [a_read, a_write] {
+        let close = Op4::Close(CloseArgs {
+            seqid: 0,
+            stateid: sid,
+        });
+        let r = a.run(&[Op4::Putfh(dir.clone()), lookup("o"), close]);
+        assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    }
+    let r = open_existing(&mut b, &dir, b"wb2", SHARE_ACCESS_BOTH, "o");
+    write_delegation_of(&r);
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_granted_total"), 1.0);
+}
+
+#[test]
+fn unanswered_recall_revokes_a_write_delegation_after_the_lease() {
+    let srv = short_lease_server();
+    let mut holder = V4::connect(srv.nfs_port, b"silent-writer");
+    let mut other = V4::connect(srv.nfs_port, b"patient-reader");
+    let dir = holder.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut holder, &dir, "u", b"data");
+    let r = open_existing(&mut holder, &dir, b"writer", SHARE_ACCESS_BOTH, "u");
+    let (deleg, fh) = write_delegation_of(&r);
+    let read = [Op4::Putfh(fh.clone()), read_op(&Stateid4::ANONYMOUS, 16)];
+    assert_eq!(other.run(&read).status, Nfs4Status::Delay, "a READ recalls");
+    assert_eq!(holder.recv_cb().stateid, deleg);
+    // the holder ignores the recall but keeps its lease renewed
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let r = loop {
+        assert_eq!(holder.run(&[]).status, Nfs4Status::Ok);
+        let r = other.run(&read);
+        if r.status != Nfs4Status::Delay {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "never revoked");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(read_data(&r), b"data");
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_revoked_total"), 1.0);
+    let r = holder.run(&[]);
+    let Res::Seq(s) = &r.results[0].2 else {
+        panic!()
+    };
+    assert_ne!(
+        s.status_flags & 0x40,
+        0,
+        "SEQ4_STATUS_RECALLABLE_STATE_REVOKED"
+    );
+    let w = write_op(&deleg, 0, b"late");
+    let r = holder.run(&[Op4::Putfh(fh), w]);
+    assert_eq!(r.status, Nfs4Status::DelegRevoked);
+    let r = holder.run(&[Op4::FreeStateid(deleg)]);
+    assert_eq!(r.status, Nfs4Status::Ok);
 }
 
 #[test]

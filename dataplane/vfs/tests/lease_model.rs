@@ -30,7 +30,7 @@ fn owners() -> Vec<Owner> {
     vec![nfs(0), nfs(1), smb(0), smb(1)]
 }
 
-fn causes() -> [BreakCause; 7] {
+fn causes() -> [BreakCause; 9] {
     [
         BreakCause::Open { write: false },
         BreakCause::Open { write: true },
@@ -39,13 +39,18 @@ fn causes() -> [BreakCause; 7] {
         BreakCause::Lock,
         BreakCause::Rename,
         BreakCause::Delete,
+        BreakCause::Read,
+        BreakCause::SetAttr,
     ]
 }
 
 /// The flags each cause takes away (the table in the lease module's documentation).
 fn broken(cause: BreakCause) -> u8 {
     match cause {
-        BreakCause::Open { write: false } | BreakCause::Lock => W,
+        BreakCause::Open { write: false }
+        | BreakCause::Lock
+        | BreakCause::Read
+        | BreakCause::SetAttr => W,
         BreakCause::Open { write: true } | BreakCause::Write | BreakCause::SetSize => R | W,
         BreakCause::Rename | BreakCause::Delete => H,
     }
@@ -102,7 +107,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::Close { pick }),
         4 => (i.clone(), o.clone(), 0..4usize)
             .prop_map(|(ino, holder, kind)| Op::Grant { ino, holder, kind }),
-        4 => (i, o.clone(), 0..7usize).prop_map(|(ino, by, cause)| Op::Break { ino, by, cause }),
+        4 => (i, o.clone(), 0..9usize).prop_map(|(ino, by, cause)| Op::Break { ino, by, cause }),
         2 => (any::<usize>(), 0..5usize).prop_map(|(pick, kept)| Op::Ack { pick, kept }),
         1 => any::<usize>().prop_map(|pick| Op::Return { pick }),
         1 => o.prop_map(|owner| Op::ReleaseOwner { owner }),

@@ -184,12 +184,39 @@ xdr_struct! {
     }
 }
 
-/// `open_delegation4` as this server grants it: none, or a read delegation (its
-/// `nfsace4` permissions all zero: the client checks access with ACCESS).
+/// OPEN4_SHARE_ACCESS_WANT_DELEG_MASK: the delegation wishes in `share_access` (RFC
+/// 8881 section 18.16.3), and the values this server honours.
+pub const SHARE_ACCESS_WANT_DELEG_MASK: u32 = 0xff00;
+pub const SHARE_ACCESS_WANT_READ_DELEG: u32 = 0x0100;
+pub const SHARE_ACCESS_WANT_NO_DELEG: u32 = 0x0400;
+pub const SHARE_ACCESS_WANT_CANCEL: u32 = 0x0500;
+
+/// `open_delegation4` as this server grants it: none, a read delegation or a write
+/// delegation (its `nfs_space_limit4` NFS_LIMIT_SIZE with `space_limit`). The
+/// `nfsace4` permissions are all zero: the client checks access with ACCESS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpenDelegation4 {
     None,
-    Read { stateid: Stateid4, recall: bool },
+    Read {
+        stateid: Stateid4,
+        recall: bool,
+    },
+    Write {
+        stateid: Stateid4,
+        recall: bool,
+        space_limit: u64,
+    },
+}
+
+/// limitby4 NFS_LIMIT_SIZE / NFS_LIMIT_BLOCKS.
+const NFS_LIMIT_SIZE: u32 = 1;
+const NFS_LIMIT_BLOCKS: u32 = 2;
+
+/// An `nfsace4` granting nothing: type ALLOWED, flag 0, access mask 0, who "".
+fn put_empty_ace<B: BufMut>(out: &mut B) {
+    for _ in 0..4 {
+        out.put_xdr_u32(0);
+    }
 }
 
 impl XdrEncode for OpenDelegation4 {
@@ -200,13 +227,45 @@ impl XdrEncode for OpenDelegation4 {
                 out.put_xdr_u32(1);
                 stateid.encode(out);
                 out.put_xdr_bool(*recall);
-                // nfsace4: type ALLOWED, flag 0, access mask 0, who ""
-                out.put_xdr_u32(0);
-                out.put_xdr_u32(0);
-                out.put_xdr_u32(0);
-                out.put_xdr_u32(0);
+                put_empty_ace(out);
+            }
+            OpenDelegation4::Write {
+                stateid,
+                recall,
+                space_limit,
+            } => {
+                out.put_xdr_u32(2);
+                stateid.encode(out);
+                out.put_xdr_bool(*recall);
+                out.put_xdr_u32(NFS_LIMIT_SIZE);
+                out.put_xdr_u64(*space_limit);
+                put_empty_ace(out);
             }
         }
+    }
+}
+
+/// Skips an `nfsace4`.
+fn skip_ace(dec: &mut Decoder<'_>) -> XdrResult<()> {
+    for _ in 0..3 {
+        dec.u32()?;
+    }
+    dec.opaque(OPAQUE_LIMIT)?;
+    Ok(())
+}
+
+/// An `nfs_space_limit4` as a size in bytes (blocks times bytes per block).
+fn space_limit(dec: &mut Decoder<'_>) -> XdrResult<u64> {
+    match dec.u32()? {
+        NFS_LIMIT_SIZE => dec.u64(),
+        NFS_LIMIT_BLOCKS => {
+            let (blocks, per_block) = (dec.u32()?, dec.u32()?);
+            Ok(u64::from(blocks) * u64::from(per_block))
+        }
+        v => Err(XdrError::BadDiscriminant {
+            what: "limitby4",
+            value: v,
+        }),
     }
 }
 
@@ -217,11 +276,19 @@ impl XdrDecode for OpenDelegation4 {
             1 => {
                 let stateid = Stateid4::decode(dec)?;
                 let recall = dec.bool()?;
-                for _ in 0..3 {
-                    dec.u32()?;
-                }
-                dec.opaque(OPAQUE_LIMIT)?;
+                skip_ace(dec)?;
                 Ok(OpenDelegation4::Read { stateid, recall })
+            }
+            2 => {
+                let stateid = Stateid4::decode(dec)?;
+                let recall = dec.bool()?;
+                let space_limit = space_limit(dec)?;
+                skip_ace(dec)?;
+                Ok(OpenDelegation4::Write {
+                    stateid,
+                    recall,
+                    space_limit,
+                })
             }
             v => Err(XdrError::BadDiscriminant {
                 what: "open_delegation_type4",
@@ -527,5 +594,38 @@ mod tests {
             },
         };
         assert_eq!(LockArgs::from_xdr(&l.to_xdr()).unwrap(), l);
+    }
+
+    #[test]
+    fn delegations_round_trip_with_their_space_limit() {
+        let sid = Stateid4 {
+            seqid: 1,
+            other: [3; 12],
+        };
+        let ds = [
+            OpenDelegation4::None,
+            OpenDelegation4::Read {
+                stateid: sid.clone(),
+                recall: false,
+            },
+            OpenDelegation4::Write {
+                stateid: sid,
+                recall: true,
+                space_limit: 1 << 40,
+            },
+        ];
+        for d in ds {
+            assert_eq!(OpenDelegation4::from_xdr(&d.to_xdr()).unwrap(), d);
+        }
+        // open_write_delegation4: type, stateid (16), recall, limitby NFS_LIMIT_SIZE,
+        // filesize, then an empty nfsace4 (4 words)
+        let w = OpenDelegation4::Write {
+            stateid: Stateid4::ANONYMOUS,
+            recall: false,
+            space_limit: 5,
+        };
+        let b = w.to_xdr();
+        assert_eq!(b.len(), 4 + 16 + 4 + 4 + 8 + 16);
+        assert_eq!(&b[24..36], &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5]);
     }
 }

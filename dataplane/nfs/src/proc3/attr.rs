@@ -1,21 +1,21 @@
 //! NFSv3 attribute procedures: GETATTR, SETATTR (with its ctime guard), ACCESS (RFC 1813
 //! sections 3.3.1, 3.3.2, 3.3.4; codecs in `nfs3::attr`).
 
-use super::{Handled, resolve, target};
+use super::{Handled, resolve};
 use crate::call::CallCtx;
 use crate::conv::{fattr, sattr, time_from_wire, wcc};
 use crate::nfs3::*;
 use crate::shared::Shared;
+use dittofs_vfs::state::BreakCause;
 
 pub(super) async fn getattr(
     shared: &Shared,
     ctx: &CallCtx,
     a: &GetattrArgs,
 ) -> Handled<GetattrRes> {
-    let attr = match target(shared, ctx, &a.object).await {
-        Ok(t) => t.fs.getattr(t.ino).await,
-        Err(e) => Err(e),
-    };
+    let t = resolve(shared, ctx, &a.object).await?;
+    super::recall_delegations(shared, ctx, &t, t.ino, BreakCause::Read)?;
+    let attr = t.fs.getattr(t.ino).await;
     Ok(match attr {
         Ok(attr) => Res3::Ok(GetattrResOk {
             obj_attributes: fattr(&attr),
@@ -33,10 +33,11 @@ pub(super) async fn setattr(
     let before = t.attr().await;
     let guard = a.guard.map(time_from_wire);
     let sa = sattr(&a.new_attributes);
-    if sa.size.is_some() {
-        let cause = dittofs_vfs::state::BreakCause::SetSize;
-        super::recall_delegations(shared, ctx, &t, t.ino, cause)?;
-    }
+    let cause = match sa.size {
+        Some(_) => BreakCause::SetSize,
+        None => BreakCause::SetAttr,
+    };
+    super::recall_delegations(shared, ctx, &t, t.ino, cause)?;
     Ok(match t.fs.setattr(&t.cred, t.ino, &sa, guard).await {
         Ok(after) => Res3::Ok(SetattrResOk {
             obj_wcc: wcc(before.as_ref(), Some(&after)),

@@ -28,6 +28,9 @@ pub(super) async fn read(shared: &Shared, ctx: &CallCtx, xid: u32, a: &ReadArgs)
         Ok(t) => t,
         Err(e) => return fail(NfsStat3::from(&e), None),
     };
+    if let Err(st) = super::recall(shared, ctx, &t, t.ino, BreakCause::Read) {
+        return fail(st, None);
+    }
     let count = a.count.min(MAX_IO);
     match t.fs.read(&t.cred, t.ino, a.offset, count).await {
         Ok((data, eof, attr)) => {

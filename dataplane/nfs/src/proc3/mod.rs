@@ -12,8 +12,11 @@
 //! error and an empty `resfail` body (no attributes, empty wcc).
 //!
 //! WRITE, SETATTR of the size, REMOVE and RENAME first recall NFSv4 delegations of
-//! the file ([`recall_delegations`]): NFS3ERR_JUKEBOX until they are returned or
-//! revoked.
+//! the file, READ, GETATTR and any other SETATTR its NFSv4 write delegation (the
+//! holder may cache data and attributes the server has not seen:
+//! [`recall_delegations`]): NFS3ERR_JUKEBOX until they are returned or revoked.
+//! Attributes in other replies (LOOKUP, ACCESS, READDIRPLUS, wcc data) do not recall:
+//! they are the server's.
 
 mod attr;
 mod dir;
@@ -152,7 +155,7 @@ async fn resolve<T, F: Default>(
         .map_err(|e| Res3::Fail(NfsStat3::from(&e), F::default()))
 }
 
-/// Recalls the NFSv4 delegations on `ino` that an NFSv3 change (`cause`) conflicts
+/// Recalls the NFSv4 delegations on `ino` that an NFSv3 access (`cause`) conflicts
 /// with; while they are being recalled the procedure fails with NFS3ERR_JUKEBOX (the
 /// client retries) and an empty `resfail` body.
 fn recall_delegations<T, F: Default>(
@@ -162,6 +165,17 @@ fn recall_delegations<T, F: Default>(
     ino: Ino,
     cause: BreakCause,
 ) -> Result<(), Res3<T, F>> {
+    recall(shared, ctx, t, ino, cause).map_err(|st| Res3::Fail(st, F::default()))
+}
+
+/// [`recall_delegations`] as a status: NFS3ERR_JUKEBOX while a recall is outstanding.
+fn recall(
+    shared: &Shared,
+    ctx: &CallCtx,
+    t: &Target,
+    ino: Ino,
+    cause: BreakCause,
+) -> Result<(), NfsStat3> {
     let by = Owner::new(
         Protocol::Nlm,
         ClientId::Name(Arc::from("nfsv3")),
@@ -171,7 +185,7 @@ fn recall_delegations<T, F: Default>(
         .nlm
         .manager(t.fs.share_id())
         .break_leases(ino, &by, cause)
-        .map_err(|_| Res3::Fail(NfsStat3::Jukebox, F::default()))
+        .map_err(|_| NfsStat3::Jukebox)
 }
 
 fn handle_bytes(h: dittofs_vfs::FileHandle) -> NfsFh3 {

@@ -6,11 +6,14 @@
 //! client sees a mount point where a share joins the pseudo tree; a share root's
 //! `mounted_on_fileid` is the file ID of the pseudo directory entry it stands on.
 //! SETATTR's size change needs no stateid (the special stateids are accepted), but a
-//! stateid given must be valid (a delegation stateid is); a size change first recalls
-//! other clients' delegations (NFS4ERR_DELAY until returned: `deleg`). Owner strings are
-//! made from uids/gids and read back into them by `idmap` (numeric, or `name@domain`
-//! with `nfs.v4.id_domain`), with the map taken once per operation ([`AttrCtx`]); a
-//! string with no id is NFS4ERR_BADOWNER before anything changes.
+//! stateid given must be valid (a delegation stateid is). Delegations (`deleg`,
+//! `recall`): a size change first recalls other clients' delegations, any other
+//! attribute change and a GETATTR, VERIFY or NVERIFY asking for an attribute a writer
+//! caches (change, size, space used, mtime, ctime) other clients' write delegations
+//! (NFS4ERR_DELAY until returned or revoked). Owner strings are made from uids/gids and
+//! read back into them by `idmap` (numeric, or `name@domain` with `nfs.v4.id_domain`),
+//! with the map taken once per operation ([`AttrCtx`]); a string with no id is
+//! NFS4ERR_BADOWNER before anything changes.
 
 use super::idmap::{IdKind, OwnerMap};
 use super::pseudo;
@@ -23,6 +26,7 @@ use crate::nfs4::fattr::{
 use crate::nfs4::types::{Bitmap4, Fh4, NfsTime4};
 use crate::xdr::XdrEncode;
 use dittofs_types::{FileType, Ino, Timestamp};
+use dittofs_vfs::state::BreakCause;
 use dittofs_vfs::{Attr, Fs, MAX_FILE_SIZE, SetAttr, SetTime, access as acc};
 
 /// ACCESS bits the server answers (READ, LOOKUP, MODIFY, EXTEND, DELETE, EXECUTE), and
@@ -173,8 +177,33 @@ pub(super) async fn source(
     }
 }
 
+/// The attributes a write delegation's holder may have changed without telling the
+/// server yet (RFC 8881 section 10.4.3).
+const CACHED_BY_WRITERS: [u32; 5] = [
+    a::CHANGE,
+    a::SIZE,
+    a::SPACE_USED,
+    a::TIME_METADATA,
+    a::TIME_MODIFY,
+];
+
+/// Before `mask` of `cur` is read: recalls another client's write delegation of the
+/// file if `mask` asks for what its holder may have changed (NFS4ERR_DELAY meanwhile;
+/// a recall rather than CB_GETATTR, which section 10.4.3 allows).
+fn recall_writer(c: &Compound<'_>, cur: &Cur, mask: &Bitmap4) -> Result<(), Nfs4Status> {
+    let Cur::File(f) = cur else {
+        return Ok(());
+    };
+    if !CACHED_BY_WRITERS.iter().any(|b| mask.has(*b)) {
+        return Ok(());
+    }
+    let cause = BreakCause::Read;
+    super::recall::break_for(c, f.fs.share_id(), f.ino, cause)
+}
+
 pub(super) async fn getattr(c: &mut Compound<'_>, mask: &Bitmap4) -> OpResult {
     let cur = c.cur()?.clone();
+    recall_writer(c, &cur, mask)?;
     let src = source(c, &cur, mask).await?;
     ok(&encode_attrs(mask, &src))
 }
@@ -224,10 +253,11 @@ pub(super) async fn setattr(c: &mut Compound<'_>, a: &SetattrArgs) -> OpResult {
     if !sid.is_anonymous() {
         c.known_stateid(&sid).map_err(fail)?;
     }
-    if sa.size.is_some() {
-        let cause = dittofs_vfs::state::BreakCause::SetSize;
-        super::recall::break_for(c, f.fs.share_id(), f.ino, cause).map_err(fail)?;
-    }
+    let cause = match sa.size {
+        Some(_) => BreakCause::SetSize,
+        None => BreakCause::SetAttr,
+    };
+    super::recall::break_for(c, f.fs.share_id(), f.ino, cause).map_err(fail)?;
     f.fs.setattr(&f.cred, f.ino, &sa, None)
         .await
         .map_err(|e| fail(Nfs4Status::from(&e)))?;
@@ -263,6 +293,7 @@ pub(super) async fn verify(c: &mut Compound<'_>, given: &Fattr4, same: bool) -> 
         return Err(Nfs4Status::AttrNotSupp.into());
     }
     let cur = c.cur()?.clone();
+    recall_writer(c, &cur, mask)?;
     let mine = encode_attrs(mask, &source(c, &cur, mask).await?);
     let equal = mine.attrmask == *mask && mine.attr_vals == given.attr_vals;
     match (same, equal) {

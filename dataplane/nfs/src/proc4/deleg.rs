@@ -1,35 +1,46 @@
-//! The table of NFSv4.1/4.2 read delegations (RFC 8881 sections 10.2, 10.4, 18.6
-//! DELEGRETURN) on the core's leases, and the back channels they are recalled through;
-//! the recalls themselves (20.2 CB_RECALL) are `recall`'s. This module knows the lock
-//! managers and metrics it is handed, not the server's `Shared` (which holds it).
+//! The table of NFSv4.1/4.2 read and write delegations (RFC 8881 sections 10.2, 10.4,
+//! 18.16.3 OPEN_DELEGATE_READ/WRITE, 18.6 DELEGRETURN) on the core's leases, and the
+//! back channels they are recalled through; the recalls themselves (20.2 CB_RECALL)
+//! are `recall`'s. This module knows the lock managers and metrics it is handed, not
+//! the server's `Shared` (which holds it).
 //!
-//! - A delegation is a core lease (`LeaseKind::READ_HANDLE`, holder = the client's
-//!   owner with an empty key, the same owner every NFSv4 operation of that client
-//!   breaks with, so a client's own operations never recall its delegation) plus a
-//!   delegation stateid here. It is granted on OPEN for read with deny NONE
-//!   ([`Delegations::try_grant`]) to a client whose session has a usable back channel,
-//!   when the core grants the lease (no other client's open for write, no recall in
-//!   progress) and no other owner holds a byte-range lock on the file. Minor version
-//!   0 never gets one (its callback path is a separate connection this server does not
-//!   make).
-//! - Any conflicting access from any protocol (v3 WRITE/SETATTR size/REMOVE/RENAME, v4
-//!   OPEN for write or with deny, WRITE, SETATTR size, REMOVE, RENAME) calls the core's
-//!   `break_leases`, which answers "retry" (NFS4ERR_DELAY, NFS3ERR_JUKEBOX) and tells
-//!   the breaker; `recall::run_recalls` takes those events, sends CB_RECALL on the holder's
-//!   back channel and, if the delegation is still held one lease period after the
+//! - A delegation is a core lease (holder = the client's owner with an empty key, the
+//!   same owner every NFSv4 operation of that client breaks with, so a client's own
+//!   operations never recall its delegation) plus a delegation stateid here. A read
+//!   delegation is `LeaseKind::READ_HANDLE`, granted on OPEN for read only; a write
+//!   delegation `READ_WRITE_HANDLE`, granted on OPEN with write access (which kind an
+//!   OPEN asks for, want bits included, is `io`'s). Either is granted
+//!   ([`Delegations::try_grant`]) with deny NONE, to a client whose session has a
+//!   usable back channel, when no other owner holds a byte-range lock on the file and
+//!   the core grants the lease: for a read lease no other client's open for write, for
+//!   a write lease no other client's open at all, and no other client's lease or
+//!   recall in progress either way. A client that holds a delegation of the file gets
+//!   the same one again if it covers what it asks (a read delegation is not upgraded).
+//!   Minor version 0 never gets one (its callback path is a separate connection this
+//!   server does not make).
+//! - Conflicting access from any protocol calls the core's `break_leases` with its
+//!   `BreakCause`: writes, size changes, opens for write or with deny, REMOVE and
+//!   RENAME recall any delegation; reads, opens for read, other attribute changes,
+//!   GETATTR of what a writer caches and byte-range locks recall a write delegation.
+//!   The breaker gets "retry" (NFS4ERR_DELAY, NFS3ERR_JUKEBOX); `recall::run_recalls`
+//!   takes the core's events, sends CB_RECALL on the holder's back channel once per
+//!   delegation and, if the delegation is still held one lease period after the
 //!   recall, revokes it (the core lease goes; the stateid answers
 //!   NFS4ERR_DELEG_REVOKED and SEQUENCE reports SEQ4_STATUS_RECALLABLE_STATE_REVOKED
 //!   until the client frees it with FREE_STATEID).
+//! - The holder's READ (and, with a write delegation, WRITE) may name the delegation
+//!   stateid ([`Delegations::lookup`]).
 //! - DELEGRETURN returns the lease; an unknown stateid is NFS4ERR_BAD_STATEID.
 //! - Delegations of a destroyed or expired client go with its core state
 //!   (`io::release` releases the client's leases, then [`Delegations::forget_clients`]).
 //!
 //! Invariants: the table and the core agree: a delegation is inserted under the table's
 //! mutex right after its lease is granted and removed before (return) or after
-//! (revoke) its lease goes; at most [`MAX_DELEGATIONS`] delegations and
-//! [`MAX_REVOKED`] remembered revocations exist (past that, no new grants / an
-//! arbitrary revocation is forgotten); per-client counts make SEQUENCE's status flags
-//! cheap.
+//! (revoke) its lease goes; grants happen under the table's mutex (the table's mutex
+//! is taken before a lock manager's, never the other way); at most
+//! [`MAX_DELEGATIONS`] delegations and [`MAX_REVOKED`] remembered revocations exist
+//! (past that, no new grants / an arbitrary revocation is forgotten); per-client
+//! counts make SEQUENCE's status flags cheap.
 
 use super::lm::owner;
 use crate::backchannel::BackChan;
@@ -66,8 +77,20 @@ pub(crate) struct Deleg {
     share: ShareId,
     ino: Ino,
     lease: LeaseId,
+    /// A write delegation (else a read delegation).
+    pub(crate) write: bool,
+    /// A recall was sent (or its task started).
+    recalled: bool,
     /// The file handle a CB_RECALL names.
     pub(crate) fh: Vec<u8>,
+}
+
+/// A delegation as its stateid's users see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub(crate) client: u64,
+    pub(crate) file: (ShareId, Ino),
+    pub(crate) write: bool,
 }
 
 #[derive(Default)]
@@ -96,6 +119,24 @@ fn count_down(counts: &mut HashMap<u64, usize>, client: u64) {
 }
 
 impl Inner {
+    /// A new delegation stateid's `other`: the server's epoch and a marked counter.
+    fn next_other(&mut self, epoch: [u8; 4]) -> [u8; 12] {
+        self.next += 1;
+        let mut other = [0u8; 12];
+        other[..4].copy_from_slice(&epoch);
+        other[4..].copy_from_slice(&(DELEG_MARK | self.next).to_be_bytes());
+        other
+    }
+
+    /// The delegation of `lease` granted again: its stateid and whether it is a write
+    /// delegation, if it covers `kind`.
+    fn again(&self, lease: LeaseId, kind: LeaseKind) -> Option<(Stateid4, bool)> {
+        let other = *self.by_lease.get(&lease)?;
+        let d = self.delegs.get(&other)?;
+        let covers = d.write || !kind.write();
+        covers.then_some((Stateid4 { seqid: 1, other }, d.write))
+    }
+
     fn add(&mut self, other: [u8; 12], d: Deleg) {
         *self.held.entry(d.client).or_default() += 1;
         self.by_lease.insert(d.lease, other);
@@ -202,50 +243,52 @@ impl Delegations {
             .map(|(_, b)| b.clone())
     }
 
-    /// Grants a read delegation on `ino` to `client` if it may have one (see the module
-    /// header); its stateid (the one the client holds already, if it does; a new one is
-    /// counted in `metrics`).
+    /// Grants a delegation of `kind` (`READ_HANDLE`: read, `READ_WRITE_HANDLE`: write)
+    /// on `ino` to `client` if it may have one (see the module header): its stateid and
+    /// whether it is a write delegation. A client already holding a delegation of the
+    /// file gets that one again if it covers `kind`, else none (a read delegation is
+    /// never turned into a write delegation in place). A new one is counted in
+    /// `metrics`.
     pub(crate) fn try_grant(
         &self,
-        lm: &LockManager,
+        (lm, metrics): (&LockManager, &NfsMetrics),
         client: u64,
         (share, ino): (ShareId, Ino),
         fh: &[u8],
-        metrics: &crate::metrics::NfsMetrics,
-    ) -> Option<Stateid4> {
+        kind: LeaseKind,
+    ) -> Option<(Stateid4, bool)> {
         if !self.enabled || self.back_for(client).is_none() {
             return None;
         }
         let holder = owner(client, b"");
+        // Under the table's mutex: grants of one client do not race each other.
+        let mut g = self.inner.lock();
         let snap = lm.snapshot(ino);
         if snap.locks.iter().any(|l| !l.owner.same_client(&holder)) {
             return None;
         }
-        let mut g = self.inner.lock();
+        if let Some(held) = snap.leases.iter().find(|l| l.holder == holder) {
+            // Not while it is being recalled.
+            return held.breaking.is_none().then(|| g.again(held.id, kind))?;
+        }
         if g.delegs.len() >= MAX_DELEGATIONS {
             return None;
         }
-        let lease = lm.grant_lease(ino, &holder, LeaseKind::READ_HANDLE).ok()?;
-        if let Some(other) = g.by_lease.get(&lease) {
-            return Some(Stateid4 {
-                seqid: 1,
-                other: *other,
-            });
-        }
-        g.next += 1;
-        let mut other = [0u8; 12];
-        other[..4].copy_from_slice(&self.epoch);
-        other[4..].copy_from_slice(&(DELEG_MARK | g.next).to_be_bytes());
+        let lease = lm.grant_lease(ino, &holder, kind).ok()?;
+        let other = g.next_other(self.epoch);
+        let write = kind.write();
         let d = Deleg {
             client,
             share,
             ino,
             lease,
+            write,
+            recalled: false,
             fh: fh.to_vec(),
         };
         g.add(other, d);
         metrics.delegations_granted.inc();
-        Some(Stateid4 { seqid: 1, other })
+        Some((Stateid4 { seqid: 1, other }, write))
     }
 
     /// DELEGRETURN of `sid` by `client`: the delegation's lease goes back to the core.
@@ -272,12 +315,16 @@ impl Delegations {
         Ok(())
     }
 
-    /// What `sid` is as a delegation stateid: None when it is not one; the file it is
-    /// for; NFS4ERR_DELEG_REVOKED when it was revoked.
-    pub(crate) fn lookup(&self, sid: &Stateid4) -> Option<Result<(u64, ShareId, Ino), Nfs4Status>> {
+    /// What `sid` is as a delegation stateid: None when it is not one; whose and of
+    /// which file it is; NFS4ERR_DELEG_REVOKED when it was revoked.
+    pub(crate) fn lookup(&self, sid: &Stateid4) -> Option<Result<Held, Nfs4Status>> {
         let g = self.inner.lock();
         if let Some(d) = g.delegs.get(&sid.other) {
-            return Some(Ok((d.client, d.share, d.ino)));
+            return Some(Ok(Held {
+                client: d.client,
+                file: (d.share, d.ino),
+                write: d.write,
+            }));
         }
         g.revoked
             .contains_key(&sid.other)
@@ -337,12 +384,18 @@ impl Delegations {
         g.back.retain(|_, (c, _)| !clients.contains(c));
     }
 
-    /// The delegation of `lease` being recalled: its stateid and what it is of.
+    /// The delegation of `lease` to recall: its stateid and what it is of; None when
+    /// it is gone or already being recalled (a write delegation broken by a read and
+    /// then by a write is recalled once: NFSv4 recalls the whole delegation).
     pub(crate) fn recalling(&self, lease: LeaseId) -> Option<(Stateid4, Deleg)> {
-        let g = self.inner.lock();
+        let mut g = self.inner.lock();
         let other = *g.by_lease.get(&lease)?;
-        let d = g.delegs.get(&other)?.clone();
-        Some((Stateid4 { seqid: 1, other }, d))
+        let d = g.delegs.get_mut(&other)?;
+        if d.recalled {
+            return None;
+        }
+        d.recalled = true;
+        Some((Stateid4 { seqid: 1, other }, d.clone()))
     }
 
     /// Takes the delegation away if it is still held; whether it was.

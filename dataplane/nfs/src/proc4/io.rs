@@ -13,11 +13,18 @@
 //!   OPEN of a client on a share is answered its client record there is durable. In
 //!   NFSv4.0, OPEN, OPEN_CONFIRM, OPEN_DOWNGRADE and CLOSE are sequenced and replayed
 //!   per open-owner (`seqid`); a new open-owner's OPEN sets OPEN4_RESULT_CONFIRM.
-//! - Delegations (`deleg`): an OPEN for write or with a deny mode, a WRITE first
-//!   recall other clients' delegations of the file (NFS4ERR_DELAY meanwhile); a 4.1/4.2
-//!   OPEN for read with deny NONE may get a read delegation. DELEGRETURN gives one
-//!   back. READ/WRITE/SETATTR accept the client's delegation stateid of the file (a
-//!   revoked one is NFS4ERR_DELEG_REVOKED).
+//! - Delegations (`deleg`, `recall`): an OPEN for write or with a deny mode, a WRITE
+//!   (and the writes of `space`) first recall other clients' delegations of the file;
+//!   an OPEN for read and a READ (and the reads of `space`) other clients' write
+//!   delegations (NFS4ERR_DELAY meanwhile). A 4.1/4.2 OPEN with deny NONE may get a
+//!   delegation ([`wanted`]): read for read-only access, write (OPEN_DELEGATE_WRITE,
+//!   space limit NFS_LIMIT_SIZE of the largest file size, an ACE granting nothing so
+//!   the client still asks ACCESS) for write access; OPEN4_SHARE_ACCESS_WANT_NO_DELEG
+//!   or _CANCEL asks for none, _WANT_READ_DELEG for no write delegation (answered with
+//!   plain OPEN_DELEGATE_NONE). DELEGRETURN gives one back. READ and SETATTR accept
+//!   the client's delegation stateid of the file, WRITE its write delegation's (a read
+//!   delegation's is NFS4ERR_OPENMODE, another client's NFS4ERR_BAD_STATEID, a revoked
+//!   one NFS4ERR_DELEG_REVOKED).
 //! - An open is a share reservation in the share's `LockManager` (the one NLM uses, so
 //!   NFSv4 share modes and NLM SHARE meet) and an open reference in the core (an
 //!   unlinked file stays readable until its last CLOSE). One open-owner opening a file
@@ -42,8 +49,8 @@ use crate::nfs4::types::{Bitmap4, Component4, Stateid4};
 use crate::shared::Shared;
 use bytes::Bytes;
 use dittofs_types::FileType;
-use dittofs_vfs::state::{Access, BreakCause, ByteRange, ClientId, Protocol};
-use dittofs_vfs::{CreateMode, Stability, access as acc};
+use dittofs_vfs::state::{Access, BreakCause, ByteRange, ClientId, LeaseKind, Protocol};
+use dittofs_vfs::{CreateMode, MAX_FILE_SIZE, Stability, access as acc};
 
 fn lm_access(bits: u32) -> Access {
     Access::new(
@@ -235,12 +242,14 @@ fn under_delegation(
     f: FileRef,
 ) -> Result<Opened, Nfs4Status> {
     match c.shared.deleg.lookup(sid) {
-        Some(Ok(held)) if held == (client, f.fs.share_id(), f.ino) => Ok(Opened {
-            file: f,
-            created: false,
-            cinfo: no_change(),
-            attrset: Bitmap4::default(),
-        }),
+        Some(Ok(held)) if (held.client, held.file) == (client, (f.fs.share_id(), f.ino)) => {
+            Ok(Opened {
+                file: f,
+                created: false,
+                cinfo: no_change(),
+                attrset: Bitmap4::default(),
+            })
+        }
         Some(Err(e)) => Err(e),
         _ => Err(Nfs4Status::BadStateid),
     }
@@ -297,24 +306,43 @@ async fn opened(c: &Compound<'_>, client: u64, a: &OpenArgs) -> Result<Opened, F
     })
 }
 
-/// The delegation an OPEN gets: a read delegation for a 4.1/4.2 OPEN for read with
-/// deny NONE (not under a delegation already held), if `deleg` grants one.
-async fn delegation(c: &Compound<'_>, a: &OpenArgs, client: u64, f: &FileRef) -> OpenDelegation4 {
+/// The delegation an OPEN may get (RFC 8881 section 18.16.3): in 4.1/4.2, for a plain
+/// open (CLAIM_NULL, CLAIM_FH) with deny NONE, a read delegation for read-only access,
+/// a write delegation for write access, unless the client's OPEN4_SHARE_ACCESS_WANT_*
+/// bits say otherwise (NO_DELEG and CANCEL: none; READ_DELEG: no write delegation).
+fn wanted(minor: u32, a: &OpenArgs) -> Option<LeaseKind> {
     let plain = matches!(a.claim, OpenClaim4::Null(_) | OpenClaim4::Fh);
-    // OPEN4_SHARE_ACCESS_WANT_NO_DELEG (RFC 8881 section 18.16.3)
-    let unwanted = a.share_access & 0xff00 == 0x0400;
-    let read_only = a.share_access & 0xff == SHARE_ACCESS_READ && a.share_deny == 0;
-    if c.minor == 0 || !plain || unwanted || !read_only {
-        return OpenDelegation4::None;
+    if minor == 0 || !plain || a.share_deny != 0 {
+        return None;
     }
+    let want = a.share_access & SHARE_ACCESS_WANT_DELEG_MASK;
+    let read_only = a.share_access & 0xff == SHARE_ACCESS_READ;
+    match want {
+        SHARE_ACCESS_WANT_NO_DELEG | SHARE_ACCESS_WANT_CANCEL => None,
+        _ if read_only => Some(LeaseKind::READ_HANDLE),
+        SHARE_ACCESS_WANT_READ_DELEG => None,
+        _ => Some(LeaseKind::READ_WRITE_HANDLE),
+    }
+}
+
+/// The delegation an OPEN gets: the one [`wanted`], if `deleg` grants it.
+async fn delegation(c: &Compound<'_>, a: &OpenArgs, client: u64, f: &FileRef) -> OpenDelegation4 {
+    let Some(kind) = wanted(c.minor, a) else {
+        return OpenDelegation4::None;
+    };
     let Ok(h) = f.fs.handle_of(f.ino).await else {
         return OpenDelegation4::None;
     };
     let lm = c.shared.nlm.manager(f.fs.share_id());
     let file = (f.fs.share_id(), f.ino);
-    let (deleg, metrics) = (&c.shared.deleg, &c.shared.metrics);
-    match deleg.try_grant(&lm, client, file, &h.encode(), metrics) {
-        Some(stateid) => OpenDelegation4::Read {
+    let (deleg, with) = (&c.shared.deleg, (&lm, &*c.shared.metrics));
+    match deleg.try_grant(with, client, file, &h.encode(), kind) {
+        Some((stateid, true)) => OpenDelegation4::Write {
+            stateid,
+            recall: false,
+            space_limit: MAX_FILE_SIZE,
+        },
+        Some((stateid, false)) => OpenDelegation4::Read {
             stateid,
             recall: false,
         },
@@ -522,8 +550,28 @@ fn downgrade_run(c: &mut Compound<'_>, a: &OpenDowngradeArgs) -> OpResult {
     ok(&new)
 }
 
-/// Checks the stateid of a READ (`write` false) or WRITE of `f`.
+/// Checks the stateid of a READ (`write` false) or WRITE of `f`, then recalls other
+/// clients' delegations of the file that the access conflicts with (a read breaks a
+/// write delegation, a write any delegation: NFS4ERR_DELAY meanwhile).
 pub(super) fn check_io(
+    c: &Compound<'_>,
+    sid: &Stateid4,
+    f: &FileRef,
+    write: bool,
+) -> Result<(), Nfs4Status> {
+    check_stateid(c, sid, f, write)?;
+    let cause = if write {
+        BreakCause::Write
+    } else {
+        BreakCause::Read
+    };
+    super::recall::break_for(c, f.fs.share_id(), f.ino, cause)
+}
+
+/// The stateid check of [`check_io`]: a special stateid, the caller's delegation of
+/// `f` (a write needs a write delegation: NFS4ERR_OPENMODE), or an open or lock
+/// stateid of `f` (a write needs write access).
+fn check_stateid(
     c: &Compound<'_>,
     sid: &Stateid4,
     f: &FileRef,
@@ -534,10 +582,13 @@ pub(super) fn check_io(
         return Ok(());
     }
     if let Some(d) = c.shared.deleg.lookup(&sid) {
-        // A read delegation covers READ only.
-        let (_, share, ino) = d?;
-        if (share, ino) != (f.fs.share_id(), f.ino) || write {
+        let d = d?;
+        let mine = c.session.as_ref().map(|s| s.client) == Some(d.client);
+        if !mine || d.file != (f.fs.share_id(), f.ino) {
             return Err(Nfs4Status::BadStateid);
+        }
+        if write && !d.write {
+            return Err(Nfs4Status::OpenMode);
         }
         return Ok(());
     }
@@ -569,7 +620,6 @@ pub(super) async fn write(c: &mut Compound<'_>, a: WriteArgs) -> OpResult {
     if a.data.len() > MAX_IO as usize {
         return Err(Nfs4Status::Inval.into());
     }
-    super::recall::break_for(c, f.fs.share_id(), f.ino, BreakCause::Write)?;
     let stable = match a.stable {
         0 => Stability::Unstable,
         1 => Stability::DataSync,

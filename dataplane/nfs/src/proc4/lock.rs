@@ -6,7 +6,9 @@
 //! stateid and removed with that open (CLOSE) or by FREE_STATEID. The owner in the lock
 //! manager is `{Nfs4, client ID, lock-owner bytes}`. Blocking lock types (READW_LT,
 //! WRITEW_LT) are answered like the others: a conflict is NFS4ERR_DENIED with the
-//! holder, and the client polls (RFC 8881 section 9.6). Lock state is advisory, as for
+//! holder, and the client polls (RFC 8881 section 9.6). LOCK and LOCKT first recall
+//! another client's write delegation of the file (its holder may hold locks it has not
+//! told the server about; NFS4ERR_DELAY meanwhile). Lock state is advisory, as for
 //! NLM: READ and WRITE do not check it. In NFSv4.0, LOCK and LOCKU are sequenced and
 //! replayed per lock-owner (`seqid`); a new lock-owner's LOCK (open_to_lock_owner4) on
 //! its open-owner, and its `lock_seqid` starts the lock-owner's sequence.
@@ -18,6 +20,7 @@
 //! grace period a reclaim is NFS4ERR_NO_GRACE.
 
 use super::lm::{lock_status, owner};
+use super::recall::break_for;
 use super::seqid::{self, OP_LOCK, OP_LOCKU, OwnerKey, Sequenced};
 use super::state::{StateEntry, StateKind};
 use super::{Compound, Fail, OpResult, ok};
@@ -26,7 +29,7 @@ use crate::nfs4::io::{LockArgs, LockDenied, Locker4, LocktArgs, LockuArgs, State
 use crate::nfs4::types::{Opaque4, Stateid4};
 use crate::xdr::XdrEncode;
 use dittofs_types::ShareId;
-use dittofs_vfs::state::{ByteRange, ClientId, LockConflict, LockError, LockKind};
+use dittofs_vfs::state::{BreakCause, ByteRange, ClientId, LockConflict, LockError, LockKind};
 
 fn kind(locktype: u32) -> Result<LockKind, Nfs4Status> {
     match locktype {
@@ -186,6 +189,7 @@ fn lock_run(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     if (e.share, e.ino) != (f.fs.share_id(), f.ino) {
         return Err(Nfs4Status::BadStateid.into());
     }
+    break_for(c, e.share, e.ino, BreakCause::Lock)?;
     c.shared
         .nlm
         .manager(e.share)
@@ -204,6 +208,7 @@ pub(super) fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
     let f = c.file(Nfs4Status::IsDir)?;
     c.shared.grace.check_new()?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
+    break_for(c, f.fs.share_id(), f.ino, BreakCause::Lock)?;
     let who = owner(client, &a.owner.owner.0);
     match c
         .shared

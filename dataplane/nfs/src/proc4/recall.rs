@@ -1,8 +1,10 @@
-//! Recalls of NFSv4 delegations (RFC 8881 sections 10.4.1, 20.2 CB_RECALL): the break
-//! every conflicting NFSv4 operation makes first ([`break_for`]), and the task that
-//! takes the lock managers' recall events ([`run_recalls`]): CB_RECALL on the holder's
-//! back channel, then revocation if the delegation is still held one lease period after
-//! the recall.
+//! Recalls of NFSv4 read and write delegations (RFC 8881 sections 10.4.1, 10.4.3,
+//! 20.2 CB_RECALL): the break every conflicting NFSv4 operation makes first
+//! ([`break_for`], with the `BreakCause` that says which delegations it conflicts
+//! with), and the task that takes the lock managers' recall events ([`run_recalls`]):
+//! CB_RECALL on the holder's back channel, once per delegation (the core may ask again
+//! when a second cause breaks more of a write delegation), then revocation if the
+//! delegation is still held one lease period after the recall.
 //!
 //! Invariant: a recall always ends, returned or revoked, within one lease period of the
 //! conflicting access (the CB_RECALL itself is bounded by `backchannel::CB_TIMEOUT`).

@@ -3,8 +3,9 @@
 //! `copy_range`, `allocate`, `deallocate` and `seek`.
 //!
 //! - Stateids are checked as READ and WRITE check them (`io::check_io`): the source of
-//!   COPY/CLONE for reading, the destination and the file of ALLOCATE/DEALLOCATE for
-//!   writing.
+//!   COPY/CLONE and the file of SEEK and READ_PLUS for reading, the destination and the
+//!   file of ALLOCATE/DEALLOCATE for writing; so are other clients' delegations
+//!   recalled (a write any, a read a write delegation).
 //! - COPY and CLONE copy from the saved file handle to the current one, within one
 //!   share (another share is NFS4ERR_XDEV). COPY is intra-server only and always
 //!   synchronous: the reply has no callback stateid and says `cr_consecutive` and

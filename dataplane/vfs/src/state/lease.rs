@@ -114,12 +114,22 @@ pub enum BreakCause {
     Rename,
     /// A remove of a name linked to the file: breaks H.
     Delete,
+    /// A read of the data, or of the attributes a W holder may have changed without
+    /// telling the server yet (size, change, times): breaks W (RFC 8881 section
+    /// 10.4.3; a reader does not disturb R).
+    Read,
+    /// A change of attributes other than the size (mode, owner, times): breaks W (the
+    /// holder caches the attributes its writes change).
+    SetAttr,
 }
 
 impl BreakCause {
     fn broken_flags(self) -> u8 {
         match self {
-            BreakCause::Open { write: false } | BreakCause::Lock => W,
+            BreakCause::Open { write: false }
+            | BreakCause::Lock
+            | BreakCause::Read
+            | BreakCause::SetAttr => W,
             BreakCause::Open { write: true } | BreakCause::Write | BreakCause::SetSize => R | W,
             BreakCause::Rename | BreakCause::Delete => H,
         }
@@ -279,7 +289,9 @@ impl LockManager {
     /// conflicts with. `Ok` when none is left in the way; otherwise
     /// [`LockError::LeaseRecallPending`] naming the leases not yet acknowledged.
     pub fn break_leases(&self, ino: Ino, by: &Owner, cause: BreakCause) -> Result<(), LockError> {
-        let (recalls, pending) = self.edit(ino, |st| {
+        // Reads and attribute queries call this for every file they touch: no entry is
+        // made for a file without state.
+        let (recalls, pending) = self.edit_existing(ino, |st| {
             let mut recalls: Vec<Recall> = Vec::new();
             let mut pending = Vec::new();
             for l in st.leases.iter_mut() {
@@ -604,6 +616,45 @@ mod tests {
         );
         m.return_lease(lease).unwrap();
         m.grant_lease(ino, &nfs4(4), LeaseKind::READ).unwrap();
+    }
+
+    #[test]
+    fn reads_and_attribute_changes_break_only_write_caching() {
+        let (m, mut events) = manager();
+        let ino = Ino(11);
+        let reader = m
+            .grant_lease(ino, &nfs4(1), LeaseKind::READ_HANDLE)
+            .unwrap();
+        for cause in [BreakCause::Read, BreakCause::SetAttr] {
+            m.break_leases(ino, &nfs4(2), cause).unwrap();
+        }
+        assert!(events.try_recv().is_err(), "a read lease stays");
+        m.return_lease(reader).unwrap();
+        let writer = m
+            .grant_lease(ino, &nfs4(1), LeaseKind::READ_WRITE_HANDLE)
+            .unwrap();
+        m.break_leases(ino, &nfs4(1), BreakCause::Read).unwrap();
+        let err = m.break_leases(ino, &nfs4(2), BreakCause::Read);
+        assert_eq!(
+            err,
+            Err(LockError::LeaseRecallPending {
+                leases: vec![writer]
+            })
+        );
+        let Ok(LeaseEvent::Recall { to, .. }) = events.try_recv() else {
+            panic!("no recall")
+        };
+        assert_eq!(to, LeaseKind::READ_HANDLE, "a read breaks W only");
+        // The same recall outstanding: a change of attributes sends no second one.
+        assert!(m.break_leases(ino, &nfs4(3), BreakCause::SetAttr).is_err());
+        assert!(events.try_recv().is_err());
+        m.return_lease(writer).unwrap();
+        m.break_leases(ino, &nfs4(2), BreakCause::Read).unwrap();
+        assert_eq!(
+            m.inodes_in_use(),
+            0,
+            "no entry made for a file without state"
+        );
     }
 
     #[test]

@@ -155,6 +155,15 @@ impl LockManager {
         out
     }
 
+    /// Runs `f` on `ino`'s state if it has any (else on an empty state, not kept).
+    fn edit_existing<R>(&self, ino: Ino, f: impl FnOnce(&mut InodeState) -> R) -> R {
+        let mut table = self.inner.table.lock();
+        match table.inodes.get_mut(&ino) {
+            Some(st) => f(st),
+            None => f(&mut InodeState::default()),
+        }
+    }
+
     /// Everything held on or queued for `ino`.
     pub fn snapshot(&self, ino: Ino) -> InodeSnapshot {
         let table = self.inner.table.lock();
