@@ -17,6 +17,10 @@
 //! fails or the client does not answer GRANTED, the lock is released. A retransmitted
 //! LOCK of a queued request answers BLOCKED again; CANCEL withdraws it.
 //!
+//! Delegations: LOCK and TEST first recall the NFSv4 delegations they conflict with
+//! (`recall_delegations`): DENIED (blocking: BLOCKED, not queued) while the recall is
+//! outstanding, so a lock the delegation's holder kept locally is never overlooked.
+//!
 //! Grace period: for `grace` after start only reclaims (`reclaim = true`) are served;
 //! other LOCK, TEST and SHARE calls answer `NLM4_DENIED_GRACE_PERIOD` (lock state is in
 //! memory only: clients told of the restart by SM_NOTIFY reclaim what they held).
@@ -35,7 +39,8 @@ use crate::xdr::{Decoder, XdrDecode, XdrEncode};
 use bytes::Bytes;
 use dittofs_types::{Ino, ShareId};
 use dittofs_vfs::state::{
-    Access, ByteRange, LockError, LockKind, LockManager, LockQueued, Owner, Protocol, WaitHandle,
+    Access, BreakCause, ByteRange, LockError, LockKind, LockManager, LockQueued, Owner, Protocol,
+    WaitHandle,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -288,9 +293,42 @@ async fn test(shared: &Shared, ctx: &CallCtx, a: &Nlm4TestArgs) -> Nlm4TestRes {
         Ok(r) => r,
         Err(s) => return res(s, None),
     };
-    match r.lm.test_lock(r.ino, &r.owner, r.range, kind(a.exclusive)) {
-        Some(c) => res(Nlm4Stat::Denied, Some(holder_of(&c))),
-        None => res(Nlm4Stat::Granted, None),
+    let recalled = recall_delegations(&r, a.exclusive);
+    match (
+        r.lm.test_lock(r.ino, &r.owner, r.range, kind(a.exclusive)),
+        recalled,
+    ) {
+        (Some(c), _) => res(Nlm4Stat::Denied, Some(holder_of(&c))),
+        (None, Err(s)) => res(s, Some(delegated_holder())),
+        (None, Ok(())) => res(Nlm4Stat::Granted, None),
+    }
+}
+
+/// Recalls the delegations an NLM lock (or test) of `exclusive` kind conflicts with
+/// (their holders may hold locks the server does not know of yet, RFC 8881 section
+/// 10.4): while a recall is outstanding the answer is NLM4_DENIED (NLM has no "retry";
+/// the caller's next try after the return meets the real locks). Blocking requests get
+/// NLM4_BLOCKED without being queued; the client polls again.
+fn recall_delegations(r: &Req, exclusive: bool) -> Result<(), Nlm4Stat> {
+    match r
+        .lm
+        .break_leases(r.ino, &r.owner, BreakCause::lock(kind(exclusive)))
+    {
+        Ok(()) => Ok(()),
+        Err(LockError::LeaseRecallPending { .. }) => Err(Nlm4Stat::Denied),
+        Err(e) => Err(stat_of(&e)),
+    }
+}
+
+/// The holder NLM TEST names while a delegation of the file is being recalled: the
+/// whole file, exclusive, as its holder may have locked any of it.
+fn delegated_holder() -> Nlm4Holder {
+    Nlm4Holder {
+        exclusive: true,
+        svid: 0,
+        oh: Vec::new(),
+        l_offset: 0,
+        l_len: 0,
     }
 }
 
@@ -312,6 +350,9 @@ async fn lock_stat(shared: &Shared, ctx: &CallCtx, a: &Nlm4LockArgs, monitor: bo
         Err(s) => return s,
     };
     let k = kind(a.exclusive);
+    if let Err(s) = recall_delegations(&r, a.exclusive) {
+        return if a.block { Nlm4Stat::Blocked } else { s };
+    }
     if !a.block {
         return match r.lm.lock(r.ino, &r.owner, r.range, k) {
             Ok(()) => granted(nlm, ctx, &a.alock, monitor),

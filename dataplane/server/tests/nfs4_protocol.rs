@@ -570,7 +570,12 @@ fn sessions_end_with_destroy() {
 
 #[test]
 fn nfs4_and_nlm_locks_conflict() {
-    let srv = Server::start_with(vec![("DITTOFS_NFS_LOCKS_GRACE_SECONDS".into(), "0".into())]);
+    // lock against lock only: the OPEN takes no write delegation an NLM lock would recall
+    // first (that is nlm_exclusive_lock_recalls_a_read_delegation)
+    let srv = Server::start_with(vec![
+        ("DITTOFS_NFS_LOCKS_GRACE_SECONDS".into(), "0".into()),
+        ("DITTOFS_NFS_V4_DELEGATIONS".into(), "false".into()),
+    ]);
     let mut v = V4::connect(srv.nfs_port, b"client-locks");
     let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
     let open = open_create(
@@ -1705,6 +1710,49 @@ fn nfs3_write_recalls_a_delegation() {
     assert_eq!(&rd.data[..], b"after!");
 }
 
+/// A delegation's holder may keep its locks in the client (RFC 8881 section 10.4), so
+/// an NLM lock recalls it: an exclusive NLM LOCK and TEST are DENIED while the read
+/// delegation is recalled, a shared one does not recall it, and after DELEGRETURN the
+/// NLM lock is granted.
+#[test]
+fn nlm_exclusive_lock_recalls_a_read_delegation() {
+    let srv = Server::start_with(vec![
+        ("DITTOFS_NFS_LOCKS_GRACE_SECONDS".into(), "0".into()),
+        ("DITTOFS_NFS_V4_LEASE_SECONDS".into(), "3".into()),
+    ]);
+    let mut v3 = Client::connect(srv.nfs_port);
+    let root = v3.mount_root();
+    let file = v3.create_file(&root, "nlmf");
+    let mut holder = V4::connect(srv.nfs_port, b"nlm-peer");
+    let dir = holder.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let r = open_existing(&mut holder, &dir, b"reader", SHARE_ACCESS_READ, "nlmf");
+    let deleg = delegation_of(&r).0.expect("a read delegation");
+    let mut nlm = NlmClient::connect(srv.nfs_port, "nlm-host", 9);
+    assert_eq!(
+        nlm.lock(&file.0, (0, 10), false),
+        Nlm4Stat::Granted,
+        "shared"
+    );
+    assert_eq!(nlm.unlock(&file.0, (0, 10)), Nlm4Stat::Granted);
+    assert_eq!(
+        nlm.lock(&file.0, (0, 10), true),
+        Nlm4Stat::Denied,
+        "recalling"
+    );
+    let t = nlm.test(&file.0, (0, 10), true);
+    assert_eq!(t.stat, Nlm4Stat::Denied);
+    assert!(t.holder.expect("a holder").exclusive);
+    let cb = holder.recv_cb();
+    assert_eq!(cb.stateid, deleg, "one recall");
+    holder.answer_cb(&cb);
+    assert_eq!(
+        holder.run(&[Op4::Delegreturn(deleg)]).status,
+        Nfs4Status::Ok
+    );
+    assert_eq!(nlm.lock(&file.0, (0, 10), true), Nlm4Stat::Granted);
+    assert_eq!(nlm.unlock(&file.0, (0, 10)), Nlm4Stat::Granted);
+}
+
 fn write_op(stateid: &Stateid4, offset: u64, data: &[u8]) -> Op4 {
     Op4::Write(WriteArgs {
         stateid: stateid.clone(),
@@ -2344,12 +2392,18 @@ fn state_reclaimed_after_a_restart() {
         Nfs4Status::ReclaimBad,
         "a client without a record"
     );
-    let deleg = open_claim(a.clientid, b"oa", OpenClaim4::Previous(1));
+    // a delegation is not reclaimed: the open is, without it (the client then sends the
+    // locks it kept under the delegation as reclaims)
+    let deleg = open_claim(a.clientid, b"oa", OpenClaim4::Previous(2));
     let r = a.run(&[Op4::Putfh(fh.clone()), deleg]);
-    assert_eq!(
-        r.status,
-        Nfs4Status::ReclaimBad,
-        "no delegation ever granted"
+    assert_eq!(r.status, Nfs4Status::Ok, "the open of a write delegation");
+    let Res::Open(o) = &r.last().2 else {
+        panic!("{:?}", r.status)
+    };
+    assert!(
+        matches!(o.delegation, OpenDelegation4::None),
+        "no delegation on a reclaim: {:?}",
+        o.delegation
     );
     let r = a.run(&[Op4::Putfh(fh.clone()), prev(a.clientid)]);
     let sid = open_stateid(&r);
@@ -2391,11 +2445,14 @@ fn state_reclaimed_after_a_restart() {
     );
     let mut nlm = NlmClient::connect(port, "v3-host", 7);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // (no delegation: the NLM lock below would recall it, a call this client does not
+    // answer; the reclaimed lock is what must refuse it)
+    let mut o2 = open_claim(a.clientid, b"o2", OpenClaim4::Fh);
+    if let Op4::Open(o) = &mut o2 {
+        o.share_access |= SHARE_ACCESS_WANT_NO_DELEG;
+    }
     loop {
-        let r = a.run(&[
-            Op4::Putfh(fh.clone()),
-            open_claim(a.clientid, b"o2", OpenClaim4::Fh),
-        ]);
+        let r = a.run(&[Op4::Putfh(fh.clone()), o2.clone()]);
         if r.status == Nfs4Status::Ok {
             break;
         }

@@ -30,13 +30,14 @@ fn owners() -> Vec<Owner> {
     vec![nfs(0), nfs(1), smb(0), smb(1)]
 }
 
-fn causes() -> [BreakCause; 9] {
+fn causes() -> [BreakCause; 10] {
     [
         BreakCause::Open { write: false },
         BreakCause::Open { write: true },
         BreakCause::Write,
         BreakCause::SetSize,
-        BreakCause::Lock,
+        BreakCause::Lock { exclusive: false },
+        BreakCause::Lock { exclusive: true },
         BreakCause::Rename,
         BreakCause::Delete,
         BreakCause::Read,
@@ -48,10 +49,13 @@ fn causes() -> [BreakCause; 9] {
 fn broken(cause: BreakCause) -> u8 {
     match cause {
         BreakCause::Open { write: false }
-        | BreakCause::Lock
+        | BreakCause::Lock { exclusive: false }
         | BreakCause::Read
         | BreakCause::SetAttr => W,
-        BreakCause::Open { write: true } | BreakCause::Write | BreakCause::SetSize => R | W,
+        BreakCause::Open { write: true }
+        | BreakCause::Lock { exclusive: true }
+        | BreakCause::Write
+        | BreakCause::SetSize => R | W,
         BreakCause::Rename | BreakCause::Delete => H,
     }
 }

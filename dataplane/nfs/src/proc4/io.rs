@@ -6,8 +6,10 @@
 //!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1), CLAIM_FH, CLAIM_DELEGATE_CUR /
 //!   CLAIM_DELEG_CUR_FH (opens under a delegation the client holds: its stateid must
 //!   be the client's delegation of that file, else NFS4ERR_BAD_STATEID) and, for
-//!   reclaims after a restart, CLAIM_PREVIOUS (the current file, delegation type NONE;
-//!   others NFS4ERR_RECLAIM_BAD: delegations are not reclaimed); CLAIM_DELEGATE_PREV /
+//!   reclaims after a restart, CLAIM_PREVIOUS (the current file; a delegation held
+//!   before the restart is not granted again: the open is reclaimed with
+//!   OPEN_DELEGATE_NONE and the client sends the locks it kept under the delegation as
+//!   lock reclaims, as RFC 8881 section 10.2.1 lets it); CLAIM_DELEGATE_PREV /
 //!   CLAIM_DELEG_PREV_FH are NFS4ERR_NOTSUPP. Who may reclaim and when, and the grace
 //!   period that refuses other OPENs (NFS4ERR_GRACE), are `grace`'s; before the first
 //!   OPEN of a client on a share is answered its client record there is durable. In
@@ -265,14 +267,11 @@ fn open_current(c: &Compound<'_>) -> Result<Opened, Nfs4Status> {
     })
 }
 
-/// The checks before a reclaim (CLAIM_PREVIOUS of `deleg`ation type) of `client`.
-fn check_reclaim(c: &Compound<'_>, client: u64, deleg: u32) -> Result<Opened, Nfs4Status> {
+/// The checks before a reclaim (CLAIM_PREVIOUS, of any delegation type) of `client`.
+fn check_reclaim(c: &Compound<'_>, client: u64) -> Result<Opened, Nfs4Status> {
     let o = open_current(c)?;
     let owner = c.shared.nfs4.owner_of(client)?;
     c.shared.grace.check_reclaim(&owner, o.file.fs.share_id())?;
-    if deleg != 0 {
-        return Err(Nfs4Status::ReclaimBad);
-    }
     Ok(o)
 }
 
@@ -301,7 +300,7 @@ async fn opened(c: &Compound<'_>, client: u64, a: &OpenArgs) -> Result<Opened, F
         OpenClaim4::DelegCurFh(sid) => {
             under_delegation(c, client, sid, c.file(Nfs4Status::IsDir)?)?
         }
-        OpenClaim4::Previous(deleg) => check_reclaim(c, client, *deleg)?,
+        OpenClaim4::Previous(_) => check_reclaim(c, client)?,
         _ => return Err(Nfs4Status::NotSupp.into()),
     })
 }

@@ -189,7 +189,7 @@ fn lock_run(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     if (e.share, e.ino) != (f.fs.share_id(), f.ino) {
         return Err(Nfs4Status::BadStateid.into());
     }
-    break_for(c, e.share, e.ino, BreakCause::Lock)?;
+    break_for(c, e.share, e.ino, BreakCause::lock(k))?;
     c.shared
         .nlm
         .manager(e.share)
@@ -208,7 +208,7 @@ pub(super) fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
     let f = c.file(Nfs4Status::IsDir)?;
     c.shared.grace.check_new()?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
-    break_for(c, f.fs.share_id(), f.ino, BreakCause::Lock)?;
+    break_for(c, f.fs.share_id(), f.ino, BreakCause::lock(k))?;
     let who = owner(client, &a.owner.owner.0);
     match c
         .shared

@@ -108,8 +108,11 @@ pub enum BreakCause {
     Write,
     /// A size change (SETATTR size, truncate, allocation).
     SetSize,
-    /// A byte-range lock: the W holder may be caching locks locally.
-    Lock,
+    /// A byte-range lock or a test for one. A delegation holder may hold its locks
+    /// locally (RFC 8881 section 10.4: a client with a delegation need not send LOCK),
+    /// so any lock breaks W, and an exclusive one also R (a read delegation's holder
+    /// may hold read locks only the client knows of).
+    Lock { exclusive: bool },
     /// A rename of the file or of a name linked to it: breaks H.
     Rename,
     /// A remove of a name linked to the file: breaks H.
@@ -124,13 +127,23 @@ pub enum BreakCause {
 }
 
 impl BreakCause {
+    /// The cause of a lock (or lock test) of `kind`.
+    pub fn lock(kind: super::LockKind) -> BreakCause {
+        BreakCause::Lock {
+            exclusive: kind == super::LockKind::Exclusive,
+        }
+    }
+
     fn broken_flags(self) -> u8 {
         match self {
             BreakCause::Open { write: false }
-            | BreakCause::Lock
+            | BreakCause::Lock { exclusive: false }
             | BreakCause::Read
             | BreakCause::SetAttr => W,
-            BreakCause::Open { write: true } | BreakCause::Write | BreakCause::SetSize => R | W,
+            BreakCause::Open { write: true }
+            | BreakCause::Lock { exclusive: true }
+            | BreakCause::Write
+            | BreakCause::SetSize => R | W,
             BreakCause::Rename | BreakCause::Delete => H,
         }
     }
@@ -589,14 +602,40 @@ mod tests {
     }
 
     #[test]
+    fn an_exclusive_lock_recalls_a_read_lease_a_shared_one_does_not() {
+        let (m, mut events) = manager();
+        let ino = Ino(9);
+        m.grant_lease(ino, &nfs4(1), LeaseKind::READ_HANDLE)
+            .unwrap();
+        m.break_leases(
+            ino,
+            &nfs4(2),
+            BreakCause::lock(super::super::LockKind::Shared),
+        )
+        .unwrap();
+        assert!(events.try_recv().is_err(), "a shared lock leaves R alone");
+        assert!(
+            m.break_leases(
+                ino,
+                &nfs4(2),
+                BreakCause::lock(super::super::LockKind::Exclusive)
+            )
+            .is_err(),
+            "an exclusive lock waits for the read lease's recall"
+        );
+        assert!(events.try_recv().is_ok());
+    }
+
+    #[test]
     fn only_conflicting_causes_recall() {
         let (m, mut events) = manager();
         let ino = Ino(8);
         let lease = m.grant_lease(ino, &nfs4(1), LeaseKind::READ).unwrap();
-        // Readers and lockers do not disturb a read lease; a rename has no H to break.
+        // Readers and shared lockers do not disturb a read lease; a rename has no H to
+        // break.
         for cause in [
             BreakCause::Open { write: false },
-            BreakCause::Lock,
+            BreakCause::Lock { exclusive: false },
             BreakCause::Rename,
         ] {
             m.break_leases(ino, &nfs4(2), cause).unwrap();
