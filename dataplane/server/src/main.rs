@@ -430,6 +430,9 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
                 v4: dittofs_nfs::server::Nfs4Config {
                     delegations: cfg.nfs.v4.delegations,
                     lease: std::time::Duration::from_secs(u64::from(cfg.nfs.v4.lease_seconds)),
+                    courtesy: std::time::Duration::from_secs(u64::from(
+                        cfg.nfs.v4.courtesy_seconds,
+                    )),
                 },
                 locks: dittofs_nfs::server::NlmConfig {
                     grace: std::time::Duration::from_secs(u64::from(cfg.nfs.locks.grace_seconds)),

@@ -20,7 +20,11 @@
 //!   until the client frees it with FREE_STATEID).
 //! - DELEGRETURN returns the lease; an unknown stateid is NFS4ERR_BAD_STATEID.
 //! - Delegations of a destroyed or expired client go with its core state
-//!   (`io::release` releases the client's leases, then [`Delegations::forget_clients`]).
+//!   (`courtesy::release` forgets them here and releases the client's leases). A
+//!   client silent past its lease keeps its delegations as a courtesy client
+//!   (`courtesy`); a recall of one of them releases that client instead of sending
+//!   CB_RECALL (it renews nothing, so it could not be trusted to answer), and the
+//!   conflicting operation's retry goes through.
 //!
 //! Invariants: the table and the core agree: a delegation is inserted under the table's
 //! mutex right after its lease is granted and removed before (return) or after
@@ -29,6 +33,7 @@
 //! arbitrary revocation is forgotten); per-client counts make SEQUENCE's status flags
 //! cheap.
 
+use super::courtesy::Courtesy;
 use super::io::owner;
 use crate::backchannel::BackChan;
 use crate::config::Nfs4Config;
@@ -179,8 +184,13 @@ impl Delegations {
         self.inner.lock().back.remove(session);
     }
 
+    /// The clients holding delegations.
+    pub(crate) fn holders(&self) -> std::collections::HashSet<u64> {
+        self.inner.lock().held.keys().copied().collect()
+    }
+
     /// A usable back channel of `client`.
-    fn back_for(&self, client: u64) -> Option<Arc<BackChan>> {
+    pub(crate) fn back_for(&self, client: u64) -> Option<Arc<BackChan>> {
         let g = self.inner.lock();
         g.back
             .values()
@@ -387,8 +397,12 @@ pub(crate) async fn run_recalls(shared: Arc<Shared>) {
     }
 }
 
-/// Recalls one delegation and revokes it if not returned within the lease.
+/// Recalls one delegation and revokes it if not returned within the lease; a courtesy
+/// client's is not recalled: the client is released.
 async fn recall(shared: Arc<Shared>, sid: Stateid4, d: Deleg) {
+    if super::courtesy::release_client(&shared, d.client).await != Courtesy::Active {
+        return;
+    }
     let lease = shared.deleg.lease;
     let deadline = tokio::time::Instant::now() + lease;
     let sent = match shared.deleg.back_for(d.client) {
