@@ -1,7 +1,8 @@
 //! The NFSv4.1 backchannel on the fore connection (RFC 8881 section 2.10.3.1): calls
 //! the server makes to a client (CB_COMPOUND, RFC 8881 section 20: CB_SEQUENCE 20.9
-//! first, then CB_RECALL 20.2) go out on a TCP connection the client calls the server
-//! on, and the client's replies come back on it among its calls.
+//! first, then CB_RECALL 20.2 or CB_NOTIFY_LOCK 20.11; codec `nfs4::callback`) go out
+//! on a TCP connection the client calls the server on, and the client's replies come
+//! back on it among its calls.
 //!
 //! - [`ConnHandle`]: one client connection as a path for outgoing calls. The connection
 //!   loop (`server`) hands every record whose message type is REPLY to
@@ -19,9 +20,11 @@
 
 use crate::budget::{Budget, Reservation};
 use crate::metrics::NfsMetrics;
-use crate::nfs4::types::{SessionId4, Stateid4};
+use crate::nfs4::callback::*;
+use crate::nfs4::io::StateOwner4;
+use crate::nfs4::types::{Fh4, List, Opaque4, SessionId4, Stateid4};
 use crate::rpc::{AcceptStat, Auth, OpaqueAuth, ReplyStat, RpcCall, RpcReply};
-use crate::xdr::{Decoder, XdrEncode, XdrError, XdrWrite};
+use crate::xdr::{Decoder, XdrEncode, XdrError};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -35,10 +38,6 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const MAX_PENDING: usize = 16;
 /// How long a callback may take (send and reply).
 pub(crate) const CB_TIMEOUT: Duration = Duration::from_secs(10);
-/// CB_COMPOUND's procedure number (program `csa_cb_program`, version 1).
-const CB_COMPOUND: u32 = 1;
-const OP_CB_RECALL: u32 = 4;
-const OP_CB_SEQUENCE: u32 = 11;
 
 static NEXT_XID: AtomicU32 = AtomicU32::new(0x6362_0000);
 
@@ -227,32 +226,51 @@ impl BackChan {
 
     /// CB_COMPOUND { CB_SEQUENCE, CB_RECALL(stateid, truncate false, fh) }.
     pub(crate) async fn recall(&self, stateid: &Stateid4, fh: &[u8]) -> Result<(), CbError> {
-        let mut op = Vec::with_capacity(64 + fh.len());
-        op.put_xdr_u32(OP_CB_RECALL);
-        stateid.encode(&mut op);
-        op.put_xdr_bool(false);
-        op.put_xdr_opaque(fh);
-        self.compound(&op, 1).await
+        self.compound(CbOp::Recall(CbRecallArgs {
+            stateid: stateid.clone(),
+            truncate: false,
+            fh: Fh4(fh.to_vec()),
+        }))
+        .await
     }
 
-    /// Runs one CB_COMPOUND of CB_SEQUENCE and the `nops` encoded operations `ops`.
-    async fn compound(&self, ops: &[u8], nops: u32) -> Result<(), CbError> {
+    /// CB_COMPOUND { CB_SEQUENCE, CB_NOTIFY_LOCK(fh, lock owner `clientid`/`owner`) }.
+    pub(crate) async fn notify_lock(
+        &self,
+        fh: &[u8],
+        clientid: u64,
+        owner: &[u8],
+    ) -> Result<(), CbError> {
+        self.compound(CbOp::NotifyLock(CbNotifyLockArgs {
+            fh: Fh4(fh.to_vec()),
+            lock_owner: StateOwner4 {
+                clientid,
+                owner: Opaque4(owner.to_vec()),
+            },
+        }))
+        .await
+    }
+
+    /// Runs one CB_COMPOUND of CB_SEQUENCE and `op`.
+    async fn compound(&self, op: CbOp) -> Result<(), CbError> {
         let conn = self.conn.lock().upgrade().ok_or(CbError::NoBackChannel)?;
         let mut seq = self.slot.lock().await;
         let next = seq.wrapping_add(1);
-        let mut args = Vec::with_capacity(96 + ops.len());
-        args.put_xdr_opaque(b""); // tag
-        args.put_xdr_u32(self.minor);
-        args.put_xdr_u32(0); // callback_ident: unused in 4.1
-        args.put_xdr_u32(nops + 1);
-        args.put_xdr_u32(OP_CB_SEQUENCE);
-        args.put_xdr_opaque_fixed(&self.sessionid);
-        args.put_xdr_u32(next);
-        args.put_xdr_u32(0); // slot
-        args.put_xdr_u32(0); // highest slot
-        args.put_xdr_bool(false); // cachethis
-        args.put_xdr_u32(0); // referring call lists
-        args.extend_from_slice(ops);
+        let sequence = CbOp::Sequence(CbSequenceArgs {
+            sessionid: self.sessionid,
+            sequenceid: next,
+            slotid: 0,
+            highest_slotid: 0,
+            cachethis: false,
+            referring_call_lists: List(Vec::new()),
+        });
+        let args = CbCompoundArgs {
+            tag: Opaque4(Vec::new()),
+            minorversion: self.minor,
+            callback_ident: 0,
+            ops: List(vec![sequence, op]),
+        }
+        .to_xdr();
         let (program, cred) = self.program.lock().clone();
         let header = RpcCall {
             xid: NEXT_XID.fetch_add(1, Ordering::Relaxed),

@@ -40,6 +40,10 @@ pub struct Nfs4Config {
     /// The lease: a client that renews nothing for this long is expired; a delegation
     /// recall not answered in this long revokes the delegation (RFC 8881 section 8.1).
     pub lease: Duration,
+    /// How long past its lease an expired client keeps its state while nobody conflicts
+    /// with it (a courtesy client, `proc4::courtesy`); zero: its state goes with the
+    /// lease (`nfs.v4.courtesy_seconds`).
+    pub courtesy: Duration,
     /// The domain of owner strings (`nfs.v4.id_domain`): with one, owners with a name in
     /// the identity store are `name@domain` (`proc4::idmap`); None or empty: numeric
     /// strings only.
@@ -51,6 +55,7 @@ impl Default for Nfs4Config {
         Nfs4Config {
             delegations: true,
             lease: Duration::from_secs(90),
+            courtesy: Duration::from_secs(86_400),
             id_domain: None,
         }
     }

@@ -58,6 +58,11 @@ pub struct NfsMetrics {
     pub delegations_revoked: Counter,
     /// Replies on a client connection that no callback waited for (dropped).
     pub cb_unexpected_replies: Counter,
+    /// NFSv4 courtesy clients (lease expired, state kept) released because another
+    /// request conflicted with their state.
+    pub courtesy_released: Counter,
+    /// CB_NOTIFY_LOCK callbacks sent (or tried) to lock-owners waiting for a lock.
+    pub lock_notifies: Counter,
 }
 
 impl NfsMetrics {
@@ -86,6 +91,8 @@ impl NfsMetrics {
             delegations_returned: Counter::default(),
             delegations_revoked: Counter::default(),
             cb_unexpected_replies: Counter::default(),
+            courtesy_released: Counter::default(),
+            lock_notifies: Counter::default(),
         };
         registry.register(
             "nfs_requests",
@@ -197,6 +204,16 @@ impl NfsMetrics {
                 "nfs4_cb_unexpected_replies",
                 "Replies on client connections that no callback waited for (dropped)",
                 &self.cb_unexpected_replies,
+            ),
+            (
+                "nfs4_courtesy_released",
+                "NFSv4 courtesy clients (lease expired, state kept) released on a conflict",
+                &self.courtesy_released,
+            ),
+            (
+                "nfs4_lock_notifies",
+                "CB_NOTIFY_LOCK callbacks sent to lock-owners waiting for a lock",
+                &self.lock_notifies,
             ),
         ];
         for (name, help, c) in counters {

@@ -2,19 +2,40 @@
 //! service `statd` work on): one lock manager per share, the queued blocking requests,
 //! the SHARE reservations, the grace period after start and the status monitor's store.
 //! Every share's lock manager sends its lease recalls to one breaker (NFSv4
-//! delegations), so a conflict from any protocol recalls them.
+//! delegations), so a conflict from any protocol recalls them, and reports the files
+//! whose byte-range locks were released to one [`FileUnlocked`] (NFSv4 CB_NOTIFY_LOCK,
+//! `proc4::lockwait`), whichever protocol released them.
 //! Lock state is in memory only (see `nlmd` for the grace period and reclaims).
 
 use crate::config::NlmConfig;
 use crate::nsmd::NsmStore;
 use dittofs_types::{Ino, ShareId};
 use dittofs_vfs::state::{
-    ByteRange, ClientId, LeaseBreaker, LockManager, OpenId, Owner, Protocol, WaiterId,
+    ByteRange, ClientId, Hooks, LeaseBreaker, LockManager, OpenId, Owner, Protocol, UnlockListener,
+    WaiterId,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Told of the files of a share whose byte-range locks were released (called outside
+/// the lock manager's mutex; must not block).
+pub(crate) trait FileUnlocked: Send + Sync {
+    fn unlocked(&self, share: ShareId, ino: Ino);
+}
+
+/// A share's lock manager's [`UnlockListener`]: names the share to a [`FileUnlocked`].
+struct ShareUnlocks {
+    share: ShareId,
+    to: Arc<dyn FileUnlocked>,
+}
+
+impl UnlockListener for ShareUnlocks {
+    fn unlocked(&self, ino: Ino) {
+        self.to.unlocked(self.share, ino);
+    }
+}
 
 /// A queued blocking request, as LOCK retransmissions and CANCEL name it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -37,10 +58,16 @@ pub(crate) struct Nlm {
     pub(crate) nsm: Arc<NsmStore>,
     /// Told of every lease recall of every share (NFSv4 delegations: `proc4::deleg`).
     breaker: Option<Arc<dyn LeaseBreaker>>,
+    /// Told of every release of locks of every share (`proc4::lockwait`).
+    unlocks: Option<Arc<dyn FileUnlocked>>,
 }
 
 impl Nlm {
-    pub(crate) fn new(cfg: NlmConfig, breaker: Option<Arc<dyn LeaseBreaker>>) -> Nlm {
+    pub(crate) fn new(
+        cfg: NlmConfig,
+        breaker: Option<Arc<dyn LeaseBreaker>>,
+        unlocks: Option<Arc<dyn FileUnlocked>>,
+    ) -> Nlm {
         let nsm = cfg
             .nsm
             .clone()
@@ -53,6 +80,7 @@ impl Nlm {
             shares: Mutex::new(HashMap::new()),
             nsm,
             breaker,
+            unlocks,
         }
     }
 
@@ -73,9 +101,14 @@ impl Nlm {
 
     /// The lock manager of a share (created on first use).
     pub(crate) fn manager(&self, share: ShareId) -> LockManager {
-        let new = || match &self.breaker {
-            Some(b) => LockManager::with_breaker(b.clone()),
-            None => LockManager::new(),
+        let new = || {
+            LockManager::with_hooks(Hooks {
+                breaker: self.breaker.clone(),
+                unlocks: self
+                    .unlocks
+                    .clone()
+                    .map(|to| Arc::new(ShareUnlocks { share, to }) as Arc<dyn UnlockListener>),
+            })
         };
         self.managers
             .lock()

@@ -21,6 +21,12 @@
 //! (`recall_delegations`): DENIED (blocking: BLOCKED, not queued) while the recall is
 //! outstanding, so a lock the delegation's holder kept locally is never overlooked.
 //!
+//! NFSv4 courtesy clients (lease expired, state kept until someone conflicts, see
+//! `proc4::courtesy`): a LOCK, TEST or SHARE refused by one's lock or share reservation
+//! releases that client and runs again ([`crate::proc4::courtesy::retry`]); a blocking
+//! LOCK first releases the courtesy clients whose locks would queue it. The NFSv4
+//! module never calls back into this one.
+//!
 //! Grace period: for `grace` after start only reclaims (`reclaim = true`) are served;
 //! other LOCK, TEST and SHARE calls answer `NLM4_DENIED_GRACE_PERIOD` (lock state is in
 //! memory only: clients told of the restart by SM_NOTIFY reclaim what they held).
@@ -33,6 +39,7 @@ use crate::call::{CallCtx, Outcome, garbage_args};
 use crate::nlm_state::{BlockKey, Nlm, client_id};
 use crate::nlm4::*;
 use crate::nsmd::Monitored;
+use crate::proc4::courtesy::{self, Blocked};
 use crate::rpc_client::call_via_portmap;
 use crate::shared::Shared;
 use crate::xdr::{Decoder, XdrDecode, XdrEncode};
@@ -50,6 +57,15 @@ fn owner_of(caller_name: &[u8], svid: i32, oh: &[u8]) -> Owner {
     key.extend_from_slice(&svid.to_be_bytes());
     key.extend_from_slice(oh);
     Owner::new(Protocol::Nlm, client_id(caller_name), &key)
+}
+
+/// The status of a refusal that stood after the NFSv4 courtesy clients in its way were
+/// released (still in the way of more: DENIED, the client tries again).
+fn blocked_stat(b: &Blocked) -> Nlm4Stat {
+    match b {
+        Blocked::By(e) => stat_of(e),
+        Blocked::Later => Nlm4Stat::Denied,
+    }
 }
 
 /// Maps a lock manager error to `nlm4_stats`.
@@ -294,13 +310,13 @@ async fn test(shared: &Shared, ctx: &CallCtx, a: &Nlm4TestArgs) -> Nlm4TestRes {
         Err(s) => return res(s, None),
     };
     let recalled = recall_delegations(&r, a.exclusive);
-    match (
-        r.lm.test_lock(r.ino, &r.owner, r.range, kind(a.exclusive)),
-        recalled,
-    ) {
-        (Some(c), _) => res(Nlm4Stat::Denied, Some(holder_of(&c))),
-        (None, Err(s)) => res(s, Some(delegated_holder())),
-        (None, Ok(())) => res(Nlm4Stat::Granted, None),
+    match courtesy::retry(shared, || test_once(&r, kind(a.exclusive))).await {
+        Err(Blocked::By(LockError::Conflict(c))) => res(Nlm4Stat::Denied, Some(holder_of(&c))),
+        Err(b) => res(blocked_stat(&b), None),
+        Ok(()) => match recalled {
+            Err(s) => res(s, Some(delegated_holder())),
+            Ok(()) => res(Nlm4Stat::Granted, None),
+        },
     }
 }
 
@@ -332,6 +348,14 @@ fn delegated_holder() -> Nlm4Holder {
     }
 }
 
+/// TEST as a refusal: the conflicting lock, if any.
+fn test_once(r: &Req, k: LockKind) -> Result<(), LockError> {
+    match r.lm.test_lock(r.ino, &r.owner, r.range, k) {
+        Some(c) => Err(LockError::Conflict(c)),
+        None => Ok(()),
+    }
+}
+
 async fn lock(shared: &Shared, ctx: &CallCtx, a: &Nlm4LockArgs, monitor: bool) -> Nlm4Res {
     let stat = lock_stat(shared, ctx, a, monitor).await;
     Nlm4Res {
@@ -354,11 +378,13 @@ async fn lock_stat(shared: &Shared, ctx: &CallCtx, a: &Nlm4LockArgs, monitor: bo
         return if a.block { Nlm4Stat::Blocked } else { s };
     }
     if !a.block {
-        return match r.lm.lock(r.ino, &r.owner, r.range, k) {
+        return match courtesy::retry(shared, || r.lm.lock(r.ino, &r.owner, r.range, k)).await {
             Ok(()) => granted(nlm, ctx, &a.alock, monitor),
-            Err(e) => stat_of(&e),
+            Err(b) => blocked_stat(&b),
         };
     }
+    // courtesy clients' locks in the way go before the request would queue behind them
+    let _ = courtesy::retry(shared, || test_once(&r, k)).await;
     let key = BlockKey {
         share: r.share,
         ino: r.ino,
@@ -545,25 +571,20 @@ async fn share_stat(shared: &Shared, ctx: &CallCtx, a: &Nlm4ShareArgs, open: boo
         }
         return Nlm4Stat::Granted;
     }
-    let mut shares = nlm.shares.lock();
-    if let Some(old) = shares.get(&key) {
-        return match r
-            .lm
-            .change_open(*old, share_access(s.access), share_deny(s.mode))
-        {
-            Ok(()) => Nlm4Stat::Granted,
-            Err(e) => stat_of(&e),
-        };
-    }
-    match r
-        .lm
-        .open(r.ino, &owner, share_access(s.access), share_deny(s.mode))
-    {
-        Ok(id) => {
-            shares.insert(key, id);
-            Nlm4Stat::Granted
+    let (access, deny) = (share_access(s.access), share_deny(s.mode));
+    // the table's mutex is held within one attempt, never across a release
+    let attempt = || {
+        let mut shares = nlm.shares.lock();
+        if let Some(old) = shares.get(&key) {
+            return r.lm.change_open(*old, access, deny);
         }
-        Err(e) => stat_of(&e),
+        let id = r.lm.open(r.ino, &owner, access, deny)?;
+        shares.insert(key.clone(), id);
+        Ok(())
+    };
+    match courtesy::retry(shared, attempt).await {
+        Ok(()) => Nlm4Stat::Granted,
+        Err(b) => blocked_stat(&b),
     }
 }
 

@@ -140,6 +140,10 @@ impl NfsServer {
             crate::proc4::recall::run_recalls(self.shared.clone()),
             tracing::info_span!("task", name = "nfs4-recalls"),
         ));
+        let notifies = tokio::spawn(tracing::Instrument::instrument(
+            crate::proc4::notify::run_notifies(self.shared.clone()),
+            tracing::info_span!("task", name = "nfs4-lock-notifies"),
+        ));
         let until = self.shared.nlm.grace_until();
         self.shared.grace.load(&self.shared.registry, until).await;
         let nlm = self.shared.nlm.clone();
@@ -188,6 +192,7 @@ impl NfsServer {
         }
         drop(listener);
         recalls.abort();
+        notifies.abort();
         tracker.close();
         let limit = self.shared.cfg.shutdown_timeout;
         if tokio::time::timeout(limit, tracker.wait()).await.is_err() {

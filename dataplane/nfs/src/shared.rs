@@ -1,9 +1,10 @@
 //! What every call handler shares: the share registry, the export table (swapped as a
 //! whole while serving), configuration, metrics, the duplicate request cache, the
 //! buffer budget, the rate-limited logs, the mount list, the NLM/NSM state and the
-//! NFSv4 state (clients and sessions, delegations, the grace period), the NFSv4 owner
-//! names (swapped as a whole when the identity store changes); and the export policy's
-//! admission check every handler applies to a call on a share.
+//! NFSv4 state (clients and sessions, delegations, the grace period, lock-owners
+//! waiting for CB_NOTIFY_LOCK), the NFSv4 owner names (swapped as a whole when the
+//! identity store changes); and the export policy's admission check every handler
+//! applies to a call on a share.
 
 use crate::config::NfsServerConfig;
 use crate::drc::Drc;
@@ -13,6 +14,7 @@ use crate::nlm_state::Nlm;
 use crate::proc4::deleg::Delegations;
 use crate::proc4::grace::Grace;
 use crate::proc4::idmap::OwnerMap;
+use crate::proc4::lockwait::LockWaits;
 use crate::proc4::state::Nfs4State;
 use dittofs_types::ShareId;
 use dittofs_vfs::ratelimit::{Level, LimitedLog};
@@ -54,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) deleg: Delegations,
     /// NFSv4 client records across restarts and the grace period.
     pub(crate) grace: Grace,
+    /// NFSv4 lock-owners waiting for a blocked lock (CB_NOTIFY_LOCK).
+    pub(crate) lock_waits: Arc<LockWaits>,
     /// NFSv4 owner strings: the configured domain and the identity store's names.
     owners: RwLock<OwnerMap>,
 }
@@ -115,6 +119,8 @@ impl Shared {
             v = 1;
         }
         let deleg = Delegations::new(&cfg.v4);
+        let lock_waits = Arc::new(LockWaits::new(&cfg.v4));
+        let unlocks = Some(lock_waits.clone() as Arc<dyn crate::nlm_state::FileUnlocked>);
         Shared {
             registry,
             exports: RwLock::new(export_map(exports)),
@@ -122,9 +128,10 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             budget: Arc::new(Semaphore::new(cfg.max_buffered_bytes as usize)),
             logs: Logs::new(&metrics),
-            nlm: Arc::new(Nlm::new(cfg.locks.clone(), Some(deleg.breaker()))),
-            nfs4: Nfs4State::new(cfg.v4.lease),
+            nlm: Arc::new(Nlm::new(cfg.locks.clone(), Some(deleg.breaker()), unlocks)),
+            nfs4: Nfs4State::new(cfg.v4.lease, cfg.v4.courtesy),
             deleg,
+            lock_waits,
             grace: Grace::new(),
             owners: RwLock::new(OwnerMap::new(
                 cfg.v4.id_domain.as_deref(),

@@ -130,6 +130,9 @@ pub struct V4Section {
     /// The NFSv4 lease: a silent client is expired after it, an unanswered delegation
     /// recall revokes the delegation after it.
     pub lease_seconds: u32,
+    /// How long past its lease a silent client keeps its state while nobody conflicts
+    /// with it (a courtesy client); 0: it loses its state when the lease runs out.
+    pub courtesy_seconds: u32,
     /// The domain of NFSv4 owner strings (RFC 7530 section 5.9): set (e.g.
     /// `example.com`), owners with a user or group in the identity store are shown as
     /// `name@domain` and accepted so; empty (the default), owners are numeric strings,
@@ -148,6 +151,7 @@ impl Default for V4Section {
         V4Section {
             delegations: true,
             lease_seconds: 90,
+            courtesy_seconds: 86_400,
             id_domain: String::new(),
         }
     }
@@ -633,6 +637,9 @@ impl Config {
         if !(2..=3600).contains(&self.nfs.v4.lease_seconds) {
             return bad("nfs.v4.lease_seconds must be between 2 and 3600".into());
         }
+        if self.nfs.v4.courtesy_seconds > 7 * 86_400 {
+            return bad("nfs.v4.courtesy_seconds must be at most 604800 (a week)".into());
+        }
         check_id_domain(&self.nfs.v4.id_domain).map_err(|source| ConfigError::IdDomain {
             domain: self.nfs.v4.id_domain.clone(),
             source,
@@ -943,6 +950,8 @@ nfs:
   v4:
     delegations: true  # read delegations for NFSv4.1/4.2 clients (recalled on conflict)
     lease_seconds: 90  # NFSv4 lease; an unanswered delegation recall is revoked after it
+    courtesy_seconds: 86400  # a silent client keeps its state this long past its lease
+                             # until someone conflicts with it (0: lost with the lease)
     id_domain: ""      # e.g. example.com: owners as name@example.com for the users and
                        # groups of the identity store; empty: numeric owners ("1000")
 

@@ -430,6 +430,9 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
                 v4: dittofs_nfs::server::Nfs4Config {
                     delegations: cfg.nfs.v4.delegations,
                     lease: std::time::Duration::from_secs(u64::from(cfg.nfs.v4.lease_seconds)),
+                    courtesy: std::time::Duration::from_secs(u64::from(
+                        cfg.nfs.v4.courtesy_seconds,
+                    )),
                     id_domain: Some(cfg.nfs.v4.id_domain.clone()).filter(|d| !d.is_empty()),
                 },
                 locks: dittofs_nfs::server::NlmConfig {

@@ -13,6 +13,7 @@ mod common;
 use common::nlm::NlmClient;
 use common::{Client, Server, http_get, privileged_client};
 use dittofs_nfs::nfs4::attr::{SetattrArgs, SetattrRes};
+use dittofs_nfs::nfs4::callback::{CB_COMPOUND, CbCompoundArgs, CbOp, OP_CB_SEQUENCE};
 use dittofs_nfs::nfs4::dir::{ReaddirArgs, ReaddirResOk};
 use dittofs_nfs::nfs4::fattr::{Fattr4, SetAttrs4, a};
 use dittofs_nfs::nfs4::fh::SecinfoResOk;
@@ -2786,4 +2787,272 @@ fn owners_stay_numeric_without_an_id_domain() {
         );
     }
     assert_eq!(owners_of(&mut v, &f), pair("1500", "1600"));
+}
+
+// ---- courtesy clients (RFC 8881 section 8.4.3) and CB_NOTIFY_LOCK (20.11) ----
+
+/// A server with a 3 s lease, no NLM grace period and no delegations (these tests are
+/// about locks and opens; a write delegation of one client would be recalled first by
+/// another's OPEN or LOCK, a callback the test clients here do not answer).
+fn courtesy_server() -> Server {
+    Server::start_with(vec![
+        ("DITTOFS_NFS_V4_LEASE_SECONDS".to_string(), "3".to_string()),
+        (
+            "DITTOFS_NFS_LOCKS_GRACE_SECONDS".to_string(),
+            "0".to_string(),
+        ),
+        (
+            "DITTOFS_NFS_V4_DELEGATIONS".to_string(),
+            "false".to_string(),
+        ),
+    ])
+}
+
+/// OPEN creating `name` in `dir` (read and write, denying `deny`) by `owner`: its
+/// stateid and the file's handle.
+fn open_deny(v: &mut V4, dir: &Fh4, owner: &[u8], deny: u32, name: &str) -> (Stateid4, Fh4) {
+    let open = Op4::Open(Box::new(OpenArgs {
+        seqid: 0,
+        share_access: SHARE_ACCESS_BOTH,
+        share_deny: deny,
+        owner: StateOwner4 {
+            clientid: v.clientid,
+            owner: Opaque4(owner.to_vec()),
+        },
+        openhow: OpenHow4(Some(CreateHow4::Unchecked(mode_attrs(0o666)))),
+        claim: OpenClaim4::Null(Opaque4(name.as_bytes().to_vec())),
+    }));
+    let r = v.run(&[Op4::Putfh(dir.clone()), open, Op4::Getfh]);
+    assert_eq!(r.status, Nfs4Status::Ok, "OPEN {name}: {:?}", r.results);
+    let (Res::Open(o), Res::Fh(fh)) = (&r.results[2].2, &r.results[3].2) else {
+        panic!("{:?}", r.results)
+    };
+    (o.stateid.clone(), fh.clone())
+}
+
+/// A LOCK of `locktype` on `fh`, 100 bytes at `offset`, by lock-owner `owner` of `v`
+/// (new to the server or not) through `open`.
+fn lock_by(
+    v: &mut V4,
+    fh: &Fh4,
+    open: &Stateid4,
+    owner: &[u8],
+    locktype: u32,
+    offset: u64,
+) -> Reply {
+    let lock = Op4::Lock(LockArgs {
+        locktype,
+        reclaim: false,
+        offset,
+        length: 100,
+        locker: Locker4::New {
+            open_seqid: 0,
+            open_stateid: open.clone(),
+            lock_seqid: 0,
+            lock_owner: StateOwner4 {
+                clientid: v.clientid,
+                owner: Opaque4(owner.to_vec()),
+            },
+        },
+    });
+    v.run(&[Op4::Putfh(fh.clone()), lock])
+}
+
+/// Sleeps past the lease (3 s) while `others` keep renewing theirs.
+fn outlive_lease(others: &mut [&mut V4]) {
+    for _ in 0..9 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        for v in others.iter_mut() {
+            assert_eq!(v.run(&[]).status, Nfs4Status::Ok);
+        }
+    }
+}
+
+/// A client silent past its lease keeps its lock while nobody conflicts (another
+/// client's LOCK of another file does not release it), goes on with it once it renews,
+/// and loses everything when, silent again, its lock is in the way of another client's
+/// LOCK, which then succeeds.
+#[test]
+fn courtesy_client_keeps_its_lock_until_someone_conflicts() {
+    let srv = courtesy_server();
+    let mut a = V4::connect(srv.nfs_port, b"courtesy-a");
+    let mut b = V4::connect(srv.nfs_port, b"courtesy-b");
+    let dir = a.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let (oa, f1) = open_deny(&mut a, &dir, b"oa", 0, "c1");
+    let r = lock_by(&mut a, &f1, &oa, b"la", WRITE_LT, 0);
+    let Res::Stateid(la) = &r.last().2 else {
+        panic!("LOCK: {:?}", r.status)
+    };
+    let (ob2, f2) = open_deny(&mut b, &dir, b"ob", 0, "c2");
+    // A falls silent past its lease; B locks another file: nobody conflicts with A
+    outlive_lease(&mut [&mut b]);
+    let r = lock_by(&mut b, &f2, &ob2, b"lb", WRITE_LT, 0);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    // A comes back: its session, its lock stateid and its lock are still there
+    let existing = Op4::Lock(LockArgs {
+        locktype: WRITE_LT,
+        reclaim: false,
+        offset: 100,
+        length: 100,
+        locker: Locker4::Existing {
+            lock_stateid: la.clone(),
+            lock_seqid: 0,
+        },
+    });
+    let r = a.run(&[Op4::Putfh(f1.clone()), existing]);
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "the courtesy client goes on: {:?}",
+        r.results
+    );
+    let (ob1, _) = open_deny(&mut b, &dir, b"ob", 0, "c1");
+    let r = lock_by(&mut b, &f1, &ob1, b"lb", WRITE_LT, 50);
+    let Res::Denied(d) = &r.last().2 else {
+        panic!("A renews: its lock stands: {:?}", r.status)
+    };
+    assert_eq!((d.offset, d.owner.clientid), (0, a.clientid));
+    assert_eq!(metric(&srv, "dittofs_nfs4_courtesy_released_total"), 0.0);
+    // A silent again: B's conflicting LOCK goes through (at once, or after DELAYs)
+    outlive_lease(&mut [&mut b]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = lock_by(&mut b, &f1, &ob1, b"lb", WRITE_LT, 50);
+        if r.status == Nfs4Status::Ok {
+            break;
+        }
+        assert_eq!(r.status, Nfs4Status::Delay, "{:?}", r.results);
+        assert!(std::time::Instant::now() < deadline, "never released");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(metric(&srv, "dittofs_nfs4_courtesy_released_total"), 1.0);
+    // A's state is gone with its client
+    assert_eq!(a.run(&[]).status, Nfs4Status::BadSession);
+    let r = compound(&mut a.c, &[Op4::DestroyClientid(a.clientid)]);
+    assert_eq!(r.status, Nfs4Status::StaleClientId);
+    // B's own lock of c2 stands
+    let lockt = Op4::Lockt(LocktArgs {
+        locktype: READ_LT,
+        offset: 0,
+        length: 10,
+        owner: StateOwner4 {
+            clientid: b.clientid,
+            owner: Opaque4(b"someone-else".to_vec()),
+        },
+    });
+    assert_eq!(b.run(&[Op4::Putfh(f2), lockt]).status, Nfs4Status::Denied);
+}
+
+/// Courtesy clients released by an NFSv3 client's NLM LOCK (their byte-range lock) and
+/// by an NFSv4 OPEN (their deny mode): both succeed at once.
+#[test]
+fn nlm_lock_and_open_release_courtesy_clients() {
+    let srv = courtesy_server();
+    let mut a = V4::connect(srv.nfs_port, b"courtesy-locker");
+    let mut c = V4::connect(srv.nfs_port, b"courtesy-denier");
+    let mut b = V4::connect(srv.nfs_port, b"courtesy-opener");
+    let dir = a.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let (oa, f3) = open_deny(&mut a, &dir, b"oa", 0, "c3");
+    let r = lock_by(&mut a, &f3, &oa, b"la", WRITE_LT, 0);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    // C opens c4 denying writers
+    open_deny(&mut c, &dir, b"oc", SHARE_ACCESS_WRITE, "c4");
+    let mut nlm = NlmClient::connect(srv.nfs_port, "v3-host", 7);
+    assert_eq!(
+        nlm.lock(&f3.0, (50, 10), true),
+        Nlm4Stat::Denied,
+        "A renews"
+    );
+    let r = open_existing(&mut b, &dir, b"ob", SHARE_ACCESS_BOTH, "c4");
+    assert_eq!(r.status, Nfs4Status::ShareDenied, "C renews");
+    outlive_lease(&mut [&mut b]);
+    // both silent past their lease: the NLM LOCK and the OPEN release them
+    assert_eq!(nlm.lock(&f3.0, (50, 10), true), Nlm4Stat::Granted);
+    assert_eq!(a.run(&[]).status, Nfs4Status::BadSession);
+    let r = open_existing(&mut b, &dir, b"ob", SHARE_ACCESS_BOTH, "c4");
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    assert_eq!(c.run(&[]).status, Nfs4Status::BadSession);
+    assert_eq!(metric(&srv, "dittofs_nfs4_courtesy_released_total"), 2.0);
+}
+
+/// A CB_COMPOUND from the server, decoded with the project's callback codec.
+fn recv_callback(v: &mut V4) -> (u32, CbCompoundArgs) {
+    let rec = v.c.recv().expect("a callback record");
+    let (call, args) = dittofs_nfs::rpc::RpcCall::decode(&rec).expect("a call");
+    assert_eq!((call.vers, call.proc_num), (1, CB_COMPOUND));
+    let cb = CbCompoundArgs::decode(&mut Decoder::new(args)).expect("CB_COMPOUND4args");
+    (call.xid, cb)
+}
+
+/// Answers a CB_COMPOUND of CB_SEQUENCE + one operation with NFS4_OK.
+fn answer_callback(v: &mut V4, xid: u32, cb: &CbCompoundArgs) {
+    use dittofs_nfs::XdrWrite;
+    let CbOp::Sequence(s) = &cb.ops.0[0] else {
+        panic!("CB_SEQUENCE first: {cb:?}")
+    };
+    let mut m = Vec::new();
+    dittofs_nfs::rpc::encode_success(&mut m, xid);
+    m.put_xdr_u32(0); // status
+    m.put_xdr_opaque(b""); // tag
+    m.put_xdr_u32(2);
+    m.put_xdr_u32(OP_CB_SEQUENCE);
+    m.put_xdr_u32(0);
+    m.extend_from_slice(&s.sessionid);
+    for x in [s.sequenceid, s.slotid, 0, 0] {
+        m.put_xdr_u32(x);
+    }
+    m.put_xdr_u32(cb.ops.0[1].opnum());
+    m.put_xdr_u32(0);
+    v.c.send_raw(&dittofs_nfs::record::frame_record(&m));
+}
+
+/// A 4.1 lock-owner denied a blocking lock (WRITEW_LT) gets CB_NOTIFY_LOCK when the
+/// holder unlocks, then gets the lock by asking again; OPEN says notifications may come.
+#[test]
+fn cb_notify_lock_tells_a_blocked_owner_to_retry() {
+    // (no delegations: the holder's would be recalled by the waiter's OPEN first)
+    let srv = Server::start_with(vec![(
+        "DITTOFS_NFS_V4_DELEGATIONS".to_string(),
+        "false".to_string(),
+    )]);
+    let mut a = V4::connect(srv.nfs_port, b"notify-holder");
+    let mut b = V4::connect(srv.nfs_port, b"notify-waiter");
+    let dir = a.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    let (oa, fh) = open_deny(&mut a, &dir, b"oa", 0, "n");
+    let r = lock_by(&mut a, &fh, &oa, b"la", WRITE_LT, 0);
+    let Res::Stateid(la) = &r.last().2 else {
+        panic!("LOCK: {:?}", r.status)
+    };
+    let r = open_existing(&mut b, &dir, b"ob", SHARE_ACCESS_BOTH, "n");
+    let Res::Open(o) = &r.results[2].2 else {
+        panic!("{:?}", r.results)
+    };
+    assert_ne!(o.rflags & OPEN4_RESULT_MAY_NOTIFY_LOCK, 0);
+    let ob = o.stateid.clone();
+    // a non-blocking denied lock is not remembered; a blocking one is
+    let r = lock_by(&mut b, &fh, &ob, b"other-owner", WRITE_LT, 0);
+    assert_eq!(r.status, Nfs4Status::Denied);
+    let r = lock_by(&mut b, &fh, &ob, b"waiter", WRITEW_LT, 0);
+    assert_eq!(r.status, Nfs4Status::Denied);
+    let unlock = Op4::Locku(LockuArgs {
+        locktype: WRITE_LT,
+        seqid: 0,
+        lock_stateid: la.clone(),
+        offset: 0,
+        length: u64::MAX,
+    });
+    let r = a.run(&[Op4::Putfh(fh.clone()), unlock]);
+    assert_eq!(r.status, Nfs4Status::Ok);
+    let (xid, cb) = recv_callback(&mut b);
+    assert_eq!(cb.ops.0.len(), 2, "{cb:?}");
+    let CbOp::NotifyLock(n) = &cb.ops.0[1] else {
+        panic!("CB_NOTIFY_LOCK: {cb:?}")
+    };
+    assert_eq!(n.fh, fh);
+    assert_eq!(n.lock_owner.clientid, b.clientid);
+    assert_eq!(n.lock_owner.owner.0, b"waiter");
+    answer_callback(&mut b, xid, &cb);
+    let r = lock_by(&mut b, &fh, &ob, b"waiter", WRITEW_LT, 0);
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    assert_eq!(metric(&srv, "dittofs_nfs4_lock_notifies_total"), 1.0);
 }

@@ -20,6 +20,14 @@ pub const SHARE_ACCESS_BOTH: u32 = 3;
 pub const OPEN4_RESULT_CONFIRM: u32 = 2;
 /// OPEN4_RESULT_LOCKTYPE_POSIX.
 pub const OPEN4_RESULT_LOCKTYPE_POSIX: u32 = 4;
+/// OPEN4_RESULT_MAY_NOTIFY_LOCK: the server may send CB_NOTIFY_LOCK for blocked locks
+/// on the file (NFSv4.1 and up).
+pub const OPEN4_RESULT_MAY_NOTIFY_LOCK: u32 = 0x20;
+/// `nfs_lock_type4`: READ_LT, WRITE_LT, READW_LT (blocking), WRITEW_LT (blocking).
+pub const READ_LT: u32 = 1;
+pub const WRITE_LT: u32 = 2;
+pub const READW_LT: u32 = 3;
+pub const WRITEW_LT: u32 = 4;
 /// The most TEST_STATEID checks at once.
 pub const MAX_TEST_STATEIDS: usize = 1024;
 

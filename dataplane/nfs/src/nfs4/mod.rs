@@ -24,9 +24,12 @@
 //! * `v42.rs`: NFSv4.2's ALLOCATE, COPY, DEALLOCATE, READ_PLUS, SEEK, CLONE (RFC 7862);
 //!   its other operations (COPY_NOTIFY, OFFLOAD_*, IO_ADVISE, LAYOUTERROR, LAYOUTSTATS,
 //!   WRITE_SAME) are NFS4ERR_NOTSUPP.
-//! * `xattr.rs`: GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR (NFSv4.2, RFC 8276).
+//! * `xattr.rs`: GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR (NFSv4.2, RFC 8276);
+//! * `callback.rs`: the callback program's CB_COMPOUND the server sends (CB_SEQUENCE,
+//!   CB_RECALL, CB_NOTIFY_LOCK).
 
 pub mod attr;
+pub mod callback;
 pub mod dir;
 pub mod fattr;
 pub mod fh;

@@ -32,7 +32,11 @@
 //!   stateid ([`Delegations::lookup`]).
 //! - DELEGRETURN returns the lease; an unknown stateid is NFS4ERR_BAD_STATEID.
 //! - Delegations of a destroyed or expired client go with its core state
-//!   (`io::release` releases the client's leases, then [`Delegations::forget_clients`]).
+//!   (`courtesy::release` forgets them here and releases the client's leases). A
+//!   client silent past its lease keeps its delegations as a courtesy client
+//!   (`courtesy`); a recall of one of them releases that client instead of sending
+//!   CB_RECALL (it renews nothing, so it could not be trusted to answer), and the
+//!   conflicting operation's retry goes through.
 //!
 //! Invariants: the table and the core agree: a delegation is inserted under the table's
 //! mutex right after its lease is granted and removed before (return) or after
@@ -232,6 +236,11 @@ impl Delegations {
 
     pub(crate) fn drop_session(&self, session: &SessionId4) {
         self.inner.lock().back.remove(session);
+    }
+
+    /// The clients holding delegations.
+    pub(crate) fn holders(&self) -> std::collections::HashSet<u64> {
+        self.inner.lock().held.keys().copied().collect()
     }
 
     /// A usable back channel of `client`.

@@ -1,6 +1,6 @@
 //! Opens and I/O (RFC 8881 sections 18.16, 18.2, 18.18, 18.22, 18.32, 18.3, 18.48,
 //! 18.38): OPEN, CLOSE, OPEN_DOWNGRADE, READ, WRITE, COMMIT, TEST_STATEID,
-//! FREE_STATEID, DELEGRETURN (18.6); and [`release`], which gives back what a departed client held.
+//! FREE_STATEID, DELEGRETURN (18.6).
 //!
 //! - OPEN serves CLAIM_NULL (by name in the current directory, creating with UNCHECKED4,
 //!   GUARDED4, EXCLUSIVE4 or EXCLUSIVE4_1), CLAIM_FH, CLAIM_DELEGATE_CUR /
@@ -30,28 +30,32 @@
 //! - An open is a share reservation in the share's `LockManager` (the one NLM uses, so
 //!   NFSv4 share modes and NLM SHARE meet) and an open reference in the core (an
 //!   unlinked file stays readable until its last CLOSE). One open-owner opening a file
-//!   again upgrades its one stateid (RFC 8881 section 9.9).
+//!   again upgrades its one stateid (RFC 8881 section 9.9). A share reservation of a
+//!   courtesy client (lease expired, state kept) that refuses an OPEN is released and
+//!   the OPEN goes through (`courtesy`). A 4.1/4.2 OPEN sets
+//!   OPEN4_RESULT_MAY_NOTIFY_LOCK: blocked locks on the file get CB_NOTIFY_LOCK
+//!   (`lockwait`).
 //! - READ/WRITE accept the special stateids (anonymous, READ bypass) and otherwise a
 //!   stateid of this file: an unknown one is NFS4ERR_BAD_STATEID, an outdated one
 //!   NFS4ERR_OLD_STATEID, a WRITE through an open without write access
 //!   NFS4ERR_OPENMODE. Permissions are the core's, as for NFSv3.
 
 use super::attr::to_setattr;
+use super::courtesy::{self, Blocked};
 use super::fh::check_name;
 use super::lm::{lock_status, owner};
 use super::seqid::{self, OP_CLOSE, OP_OPEN, OP_OPEN_CONFIRM, OP_OPEN_DOWNGRADE};
 use super::seqid::{OwnerKey, Replay, Sequenced};
-use super::state::{Released, StateEntry, StateKind};
+use super::state::{StateEntry, StateKind};
 use super::{Compound, Cur, Fail, FileRef, MAX_IO, OpResult, ok};
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::fattr::{Fattr4, SetAttrs4};
 use crate::nfs4::io::*;
 use crate::nfs4::ns::ChangeInfo4;
 use crate::nfs4::types::{Bitmap4, Component4, Stateid4};
-use crate::shared::Shared;
 use bytes::Bytes;
 use dittofs_types::FileType;
-use dittofs_vfs::state::{Access, BreakCause, ByteRange, ClientId, LeaseKind, Protocol};
+use dittofs_vfs::state::{Access, BreakCause, ByteRange, LeaseKind};
 use dittofs_vfs::{CreateMode, MAX_FILE_SIZE, Stability, access as acc};
 
 fn lm_access(bits: u32) -> Access {
@@ -62,24 +66,11 @@ fn lm_access(bits: u32) -> Access {
     )
 }
 
-/// Gives back what departed clients held: their opens (share reservations and open
-/// references), every byte-range lock of theirs and their client records.
-pub(crate) async fn release(shared: &Shared, rel: Released) {
-    shared.deleg.forget_clients(&rel.clients);
-    shared.grace.forget(&shared.registry, &rel.owners).await;
-    for e in rel.opens {
-        if let Some(id) = e.lm_open {
-            let _ = shared.nlm.manager(e.share).close(id);
-        }
-        if let Some(fs) = shared.registry.by_id(e.share) {
-            let _ = fs.close_ref(e.ino).await;
-        }
-    }
-    let managers: Vec<_> = shared.nlm.managers.lock().values().cloned().collect();
-    for id in rel.clients {
-        for lm in &managers {
-            lm.release_client(Protocol::Nfs4, &ClientId::Num(id));
-        }
+/// The status of a refusal that stood after courtesy clients in its way were released.
+pub(super) fn blocked_status(b: &Blocked) -> Nfs4Status {
+    match b {
+        Blocked::By(e) => lock_status(e),
+        Blocked::Later => Nfs4Status::Delay,
     }
 }
 
@@ -179,8 +170,9 @@ async fn check_openable(f: &FileRef, access: u32, created: bool) -> Result<(), N
 }
 
 /// The open stateid of `owner` on `f` with `access`/`deny` added: the existing one
-/// upgraded, or a new one.
-fn open_state(
+/// upgraded, or a new one. Courtesy clients whose share reservations refuse it are
+/// released first.
+async fn open_state(
     c: &Compound<'_>,
     client: u64,
     key: &[u8],
@@ -201,8 +193,11 @@ fn open_state(
         };
         let (a1, d1) = (a0 | access, d0 | deny);
         if let Some(id) = e.lm_open {
-            lm.change_open(id, lm_access(a1), lm_access(d1))
-                .map_err(|e| lock_status(&e))?;
+            courtesy::retry(c.shared, || {
+                lm.change_open(id, lm_access(a1), lm_access(d1))
+            })
+            .await
+            .map_err(|b| blocked_status(&b))?;
         }
         return st.update_state(&sid, |e| {
             e.kind = StateKind::Open {
@@ -211,14 +206,12 @@ fn open_state(
             }
         });
     }
-    let id = lm
-        .open(
-            f.ino,
-            &owner(client, key),
-            lm_access(access),
-            lm_access(deny),
-        )
-        .map_err(|e| lock_status(&e))?;
+    let who = owner(client, key);
+    let id = courtesy::retry(c.shared, || {
+        lm.open(f.ino, &who, lm_access(access), lm_access(deny))
+    })
+    .await
+    .map_err(|b| blocked_status(&b))?;
     let sid = st
         .add_state(StateEntry {
             client,
@@ -398,7 +391,7 @@ async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bo
     super::recall::break_for(c, share, ino, BreakCause::Open { write })?;
     let reclaim = matches!(a.claim, OpenClaim4::Previous(_));
     let owner_key = &a.owner.owner.0;
-    let sid = match open_state(c, client, owner_key, &o.file, access, a.share_deny) {
+    let sid = match open_state(c, client, owner_key, &o.file, access, a.share_deny).await {
         Err(Nfs4Status::ShareDenied) if reclaim => return Err(Nfs4Status::ReclaimConflict.into()),
         r => r?,
     };
@@ -412,10 +405,23 @@ async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bo
     ok(&OpenResOk {
         stateid: sid,
         cinfo: o.cinfo,
-        rflags: OPEN4_RESULT_LOCKTYPE_POSIX | if confirmed { 0 } else { OPEN4_RESULT_CONFIRM },
+        rflags: open_rflags(c.minor, confirmed),
         attrset: o.attrset,
         delegation,
     })
+}
+
+/// OPEN's `rflags`: POSIX locks; CONFIRM for a new 4.0 open-owner; MAY_NOTIFY_LOCK in
+/// 4.1/4.2 (CB_NOTIFY_LOCK needs a back channel).
+fn open_rflags(minor: u32, confirmed: bool) -> u32 {
+    let mut flags = OPEN4_RESULT_LOCKTYPE_POSIX;
+    if !confirmed {
+        flags |= OPEN4_RESULT_CONFIRM;
+    }
+    if minor > 0 {
+        flags |= OPEN4_RESULT_MAY_NOTIFY_LOCK;
+    }
+    flags
 }
 
 /// DELEGRETURN: the client gives its delegation back.

@@ -6,9 +6,14 @@
 //! stateid and removed with that open (CLOSE) or by FREE_STATEID. The owner in the lock
 //! manager is `{Nfs4, client ID, lock-owner bytes}`. Blocking lock types (READW_LT,
 //! WRITEW_LT) are answered like the others: a conflict is NFS4ERR_DENIED with the
-//! holder, and the client polls (RFC 8881 section 9.6). LOCK and LOCKT first recall
-//! another client's write delegation of the file (its holder may hold locks it has not
-//! told the server about; NFS4ERR_DELAY meanwhile). Lock state is advisory, as for
+//! holder, and the client polls (RFC 8881 section 9.6); a 4.1/4.2 lock-owner so denied
+//! is remembered for a lease (`lockwait`) and told by CB_NOTIFY_LOCK when a lock on the
+//! file is released, so it retries at once instead of at its next poll (nothing is
+//! granted on its behalf). LOCK and LOCKT first recall other clients' delegations of
+//! the file that the lock conflicts with (a holder may keep locks it has not told the
+//! server about; NFS4ERR_DELAY meanwhile). A lock of a courtesy client (lease expired,
+//! state kept) in the way of a LOCK or LOCKT is released with the rest of that client's
+//! state and the request runs again (`courtesy`). Lock state is advisory, as for
 //! NLM: READ and WRITE do not check it. In NFSv4.0, LOCK and LOCKU are sequenced and
 //! replayed per lock-owner (`seqid`); a new lock-owner's LOCK (open_to_lock_owner4) on
 //! its open-owner, and its `lock_seqid` starts the lock-owner's sequence.
@@ -19,13 +24,16 @@
 //! bytes a reclaimed lock holds) and a conflict is NFS4ERR_RECLAIM_CONFLICT. Outside the
 //! grace period a reclaim is NFS4ERR_NO_GRACE.
 
+use super::courtesy::{self, Blocked};
 use super::lm::{lock_status, owner};
 use super::recall::break_for;
 use super::seqid::{self, OP_LOCK, OP_LOCKU, OwnerKey, Sequenced};
 use super::state::{StateEntry, StateKind};
 use super::{Compound, Fail, OpResult, ok};
 use crate::nfs4::Nfs4Status;
-use crate::nfs4::io::{LockArgs, LockDenied, Locker4, LocktArgs, LockuArgs, StateOwner4};
+use crate::nfs4::io::{
+    LockArgs, LockDenied, Locker4, LocktArgs, LockuArgs, READW_LT, StateOwner4, WRITEW_LT,
+};
 use crate::nfs4::types::{Opaque4, Stateid4};
 use crate::xdr::XdrEncode;
 use dittofs_types::ShareId;
@@ -67,10 +75,11 @@ fn denied(cf: &LockConflict) -> Fail {
     }
 }
 
-fn lock_fail(e: LockError) -> Fail {
-    match &e {
-        LockError::Conflict(cf) => denied(cf),
-        _ => lock_status(&e).into(),
+fn lock_fail(b: Blocked) -> Fail {
+    match &b {
+        Blocked::By(LockError::Conflict(cf)) => denied(cf),
+        Blocked::By(e) => lock_status(e).into(),
+        Blocked::Later => Nfs4Status::Delay.into(),
     }
 }
 
@@ -137,9 +146,9 @@ fn check_grace(c: &Compound<'_>, client: u64, share: ShareId, reclaim: bool) -> 
     Ok(c.shared.grace.check_reclaim(&owner, share)?)
 }
 
-pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
+pub(super) async fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     if c.minor > 0 {
-        return lock_run(c, a);
+        return lock_run(c, a).await;
     }
     // NFSv4.0: a new lock-owner's LOCK is sequenced on its open-owner
     let (key, seq) = match &a.locker {
@@ -158,7 +167,7 @@ pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
         Sequenced::Replay(r) => return seqid::replayed(r),
         Sequenced::Run(g) => g,
     };
-    let r = lock_run(c, a);
+    let r = lock_run(c, a).await;
     if let (
         Ok(_),
         Locker4::New {
@@ -179,46 +188,56 @@ pub(super) fn lock(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     r
 }
 
-fn lock_run(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
+async fn lock_run(c: &mut Compound<'_>, a: &LockArgs) -> OpResult {
     let client = lock_client(c, &a.locker)?;
     let f = c.file(Nfs4Status::IsDir)?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
     check_grace(c, client, f.fs.share_id(), a.reclaim)?;
     let sid = lock_stateid(c, client, &a.locker)?;
     let e = c.shared.nfs4.state(&sid)?;
-    if (e.share, e.ino) != (f.fs.share_id(), f.ino) {
+    let file = (e.share, e.ino);
+    if file != (f.fs.share_id(), f.ino) {
         return Err(Nfs4Status::BadStateid.into());
     }
     break_for(c, e.share, e.ino, BreakCause::lock(k))?;
-    c.shared
-        .nlm
-        .manager(e.share)
-        .lock(e.ino, &owner(client, &e.owner), r, k)
-        .map_err(|e| match e {
-            LockError::Conflict(_) if a.reclaim => Nfs4Status::ReclaimConflict.into(),
-            e => lock_fail(e),
-        })?;
+    let lm = c.shared.nlm.manager(e.share);
+    let who = owner(client, &e.owner);
+    let waits = &c.shared.lock_waits;
+    match courtesy::retry(c.shared, || lm.lock(e.ino, &who, r, k)).await {
+        Ok(()) => waits.granted(file, client, &e.owner),
+        Err(Blocked::By(LockError::Conflict(_))) if a.reclaim => {
+            return Err(Nfs4Status::ReclaimConflict.into());
+        }
+        Err(b) => {
+            if c.minor > 0
+                && matches!(a.locktype, READW_LT | WRITEW_LT)
+                && matches!(b, Blocked::By(LockError::Conflict(_)))
+                && let Ok(h) = f.fs.handle_of(f.ino).await
+            {
+                waits.wait(file, client, &e.owner, &h.encode());
+            }
+            return Err(lock_fail(b));
+        }
+    }
     let new = c.shared.nfs4.update_state(&sid, |_| {})?;
     c.cur_stateid = Some(new.clone());
     ok(&new)
 }
 
-pub(super) fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
+pub(super) async fn lockt(c: &mut Compound<'_>, a: &LocktArgs) -> OpResult {
     let client = c.client_of(a.owner.clientid)?;
     let f = c.file(Nfs4Status::IsDir)?;
     c.shared.grace.check_new()?;
     let (k, r) = (kind(a.locktype)?, range(a.offset, a.length)?);
     break_for(c, f.fs.share_id(), f.ino, BreakCause::lock(k))?;
     let who = owner(client, &a.owner.owner.0);
-    match c
-        .shared
-        .nlm
-        .manager(f.fs.share_id())
-        .test_lock(f.ino, &who, r, k)
-    {
-        Some(cf) => Err(denied(&cf)),
-        None => Ok(Vec::new()),
-    }
+    let lm = c.shared.nlm.manager(f.fs.share_id());
+    let test = || match lm.test_lock(f.ino, &who, r, k) {
+        Some(cf) => Err(LockError::Conflict(cf)),
+        None => Ok(()),
+    };
+    courtesy::retry(c.shared, test).await.map_err(lock_fail)?;
+    Ok(Vec::new())
 }
 
 pub(super) fn locku(c: &mut Compound<'_>, a: &LockuArgs) -> OpResult {

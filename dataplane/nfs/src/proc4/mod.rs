@@ -36,10 +36,14 @@
 //! 4.2 data operations, codec `v42`), `xattr` (RFC 8276); the state (clients, sessions, stateids, leases)
 //! is `state`; read delegations, their recall and the sessions' back channels are
 //! `deleg` (on `crate::backchannel`); NFSv4.0's owner sequence IDs are `seqid`;
-//! client records across restarts, the grace period and reclaims are `grace`; owner
-//! strings (numeric, or `name@domain`) to and from uids/gids are `idmap`.
+//! client records across restarts, the grace period and reclaims are `grace`; lease
+//! expiry, courtesy clients (expired, state kept until someone conflicts) and the
+//! release of departed clients' state are `courtesy` (swept before every COMPOUND);
+//! lock-owners waiting for a blocked lock are `lockwait`, their CB_NOTIFY_LOCK `notify`;
+//! owner strings (numeric, or `name@domain`) to and from uids/gids are `idmap`.
 
 mod attr;
+pub(crate) mod courtesy;
 pub(crate) mod deleg;
 mod dir;
 mod fh;
@@ -48,6 +52,8 @@ pub(crate) mod idmap;
 mod io;
 mod lm;
 mod lock;
+pub(crate) mod lockwait;
+pub(crate) mod notify;
 mod ns;
 mod owners;
 mod pseudo;
@@ -245,8 +251,8 @@ impl Compound<'_> {
             Op4::TestStateid(a) => io::test_stateid(self, &a),
             Op4::FreeStateid(a) => io::free_stateid(self, &a),
             Op4::Delegreturn(a) => io::delegreturn(self, &a),
-            Op4::Lock(a) => lock::lock(self, &a),
-            Op4::Lockt(a) => lock::lockt(self, &a),
+            Op4::Lock(a) => lock::lock(self, &a).await,
+            Op4::Lockt(a) => lock::lockt(self, &a).await,
             Op4::Locku(a) => lock::locku(self, &a),
             Op4::Create(a) => ns::create(self, &a).await,
             Op4::Remove(a) => ns::remove(self, &a.0).await,
@@ -358,7 +364,7 @@ pub(crate) async fn dispatch(
     let Ok(hdr) = CompoundHeader::decode(&mut dec) else {
         return garbage_args(xid);
     };
-    release_expired(shared).await;
+    courtesy::sweep(shared).await;
     let reply = compound(shared, ctx, &hdr, &mut dec).await;
     let status = Nfs4Status::from_u32(u32::from_be_bytes(
         reply
@@ -572,14 +578,6 @@ fn decode_failure(res: &mut Results, e: OpDecodeError, minor: u32) {
         OpDecodeError::NotSupp(n) => res.fail(n, Nfs4Status::NotSupp),
         OpDecodeError::Xdr(n, _) => res.fail(n, Nfs4Status::BadXdr),
     }
-}
-
-/// Releases what clients whose lease ran out held in the core (and their records);
-/// once the grace period is over, deletes the records of clients that did not come back.
-async fn release_expired(shared: &Shared) {
-    let rel = shared.nfs4.expire(std::time::Instant::now());
-    io::release(shared, rel).await;
-    shared.grace.sweep(&shared.registry).await;
 }
 
 #[cfg(test)]

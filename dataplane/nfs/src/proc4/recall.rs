@@ -10,6 +10,7 @@
 //! conflicting access (the CB_RECALL itself is bounded by `backchannel::CB_TIMEOUT`).
 
 use super::Compound;
+use super::courtesy::Courtesy;
 use super::deleg::Deleg;
 use super::lm::{lock_status, owner};
 use crate::backchannel::{CB_TIMEOUT, CbError};
@@ -59,8 +60,12 @@ pub(crate) async fn run_recalls(shared: Arc<Shared>) {
     }
 }
 
-/// Recalls one delegation and revokes it if not returned within the lease.
+/// Recalls one delegation and revokes it if not returned within the lease; a courtesy
+/// client's is not recalled: the client is released.
 async fn recall(shared: Arc<Shared>, sid: Stateid4, d: Deleg) {
+    if super::courtesy::release_client(&shared, d.client).await != Courtesy::Active {
+        return;
+    }
     let lease = shared.deleg.lease();
     let deadline = tokio::time::Instant::now() + lease;
     let sent = match shared.deleg.back_for(d.client) {

@@ -45,7 +45,7 @@ pub(super) async fn exchange_id(c: &mut Compound<'_>, a: &ExchangeIdArgs) -> OpR
         .shared
         .nfs4
         .exchange_id(&owner.ownerid.0, owner.verifier)?;
-    super::io::release(c.shared, released).await;
+    super::courtesy::release(c.shared, released).await;
     let mut flags = EXCHGID4_FLAG_USE_NON_PNFS;
     if confirmed {
         flags |= EXCHGID4_FLAG_CONFIRMED_R;
@@ -194,7 +194,7 @@ pub(super) fn destroy_session(c: &mut Compound<'_>, id: &SessionId4) -> OpResult
 
 pub(super) async fn destroy_clientid(c: &mut Compound<'_>, id: u64) -> OpResult {
     let released = c.shared.nfs4.destroy_client(id)?;
-    super::io::release(c.shared, released).await;
+    super::courtesy::release(c.shared, released).await;
     Ok(Vec::new())
 }
 
@@ -236,7 +236,7 @@ pub(super) async fn setclientid(c: &mut Compound<'_>, a: &SetClientIdArgs) -> Op
         .shared
         .nfs4
         .exchange_id(&owner.ownerid.0, owner.verifier)?;
-    super::io::release(c.shared, released).await;
+    super::courtesy::release(c.shared, released).await;
     ok(&SetClientIdResOk {
         clientid,
         confirm: c.shared.nfs4.confirm_verifier(clientid),

@@ -15,11 +15,23 @@
 //!   (NFS4ERR_NOSPC), [`MAX_STATES_PER_CLIENT`] stateids per client and
 //!   [`MAX_STATES`] in all (NFS4ERR_NOSPC), so a hostile client cannot grow the
 //!   server's memory without end;
-//! - a client whose lease (`lease` seconds, renewed by every SEQUENCE) ran out is
-//!   removed with its sessions and stateids by [`Nfs4State::expire`]; what it held in the
-//!   core (share reservations, byte-range locks, open references) is handed back to the
-//!   caller to release, with the client's owner (whose persisted records `grace`
-//!   deletes), so nothing here awaits or calls into the core under the mutex.
+//! - a client whose lease (`lease` seconds, renewed by every SEQUENCE, RENEW and use of
+//!   its stateids) ran out and that holds nothing (no stateid, no delegation) is removed
+//!   with its sessions by [`Nfs4State::expire`]. One that holds state stays, as a
+//!   *courtesy client* (RFC 8881 section 8.4.3 leaves this to the server): coming back
+//!   before anything else happens, it simply goes on (its lease renewed). It is removed
+//!   when another client's request conflicts with its state ([`Nfs4State::take_courtesy`],
+//!   driven by `courtesy`), when it has been silent `lease + courtesy` (the
+//!   `nfs.v4.courtesy_seconds` limit), or when more than [`MAX_COURTESY`] courtesy clients
+//!   exist (the longest silent go first; a new client at [`MAX_CLIENTS`] also makes room
+//!   by removing the longest silent one). Whether a client is a courtesy client is a
+//!   function of its last renewal and the clock, never a flag: the one decision point is
+//!   the removal under the mutex, so a client renewing and a conflict racing for it
+//!   cannot both win;
+//! - what a removed client held in the core (share reservations, byte-range locks, open
+//!   references) is handed back to the caller to release, with the client's owner (whose
+//!   persisted records `grace` deletes then, not before), so nothing here awaits or
+//!   calls into the core under the mutex.
 
 use super::owners::Owners;
 use crate::nfs4::Nfs4Status;
@@ -28,7 +40,7 @@ use bytes::Bytes;
 use dittofs_types::{Ino, ShareId};
 use dittofs_vfs::state::OpenId;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +52,8 @@ pub(crate) const MAX_SESSIONS: usize = 8;
 pub(crate) const MAX_STATES_PER_CLIENT: usize = 1 << 16;
 /// The most stateids in all.
 pub(crate) const MAX_STATES: usize = 1 << 18;
+/// The most courtesy clients (expired, state kept) at once.
+pub(crate) const MAX_COURTESY: usize = 256;
 
 /// One slot of a session's table.
 #[derive(Debug, Default)]
@@ -152,6 +166,15 @@ pub(crate) struct Released {
     pub(crate) opens: Vec<StateEntry>,
 }
 
+impl Released {
+    /// Adds what another client held.
+    fn add(&mut self, r: Released) {
+        self.clients.extend(r.clients);
+        self.owners.extend(r.owners);
+        self.opens.extend(r.opens);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     clients: HashMap<u64, Client>,
@@ -170,7 +193,20 @@ struct Inner {
 pub(crate) struct Nfs4State {
     epoch: u32,
     pub(crate) lease: Duration,
+    /// How long past its lease a courtesy client keeps its state at most.
+    courtesy: Duration,
     inner: Mutex<Inner>,
+}
+
+/// What [`Nfs4State::take_courtesy`] found.
+#[derive(Debug)]
+pub(crate) enum Taken {
+    /// The client was a courtesy client: removed, here is what it held.
+    Released(Released),
+    /// The client renews its lease: its state stands.
+    Active,
+    /// No such client (removed already: its state is released or being released).
+    Unknown,
 }
 
 /// Negotiated session limits (see `proc4::session`).
@@ -184,7 +220,7 @@ pub(crate) struct Limits {
 }
 
 impl Nfs4State {
-    pub(crate) fn new(lease: Duration) -> Nfs4State {
+    pub(crate) fn new(lease: Duration, courtesy: Duration) -> Nfs4State {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -192,6 +228,7 @@ impl Nfs4State {
         Nfs4State {
             epoch: epoch.max(1),
             lease,
+            courtesy,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -228,7 +265,9 @@ impl Nfs4State {
             released = Self::remove_client(&mut g, id);
         }
         if g.clients.len() >= MAX_CLIENTS {
-            return Err(Nfs4Status::Delay);
+            let oldest = self.expired(&g, Instant::now()).into_iter().min();
+            let (_, id) = oldest.ok_or(Nfs4Status::Delay)?;
+            released.add(Self::remove_client(&mut g, id));
         }
         let id = self.new_clientid(&mut g);
         g.clients.insert(
@@ -434,31 +473,75 @@ impl Nfs4State {
         }
     }
 
-    /// Removes clients whose lease ran out (at most once a second), with everything
-    /// they held.
-    pub(crate) fn expire(&self, now: Instant) -> Released {
-        let mut g = self.inner.lock();
-        if g.last_sweep
-            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
-        {
+    /// Sweeps the clients whose lease ran out (at most once a second): those holding
+    /// nothing (no stateid; `delegating` lists the clients holding delegations), those
+    /// silent past the courtesy limit and the longest silent courtesy clients past
+    /// [`MAX_COURTESY`] are removed with everything they held; the others stay as
+    /// courtesy clients.
+    pub(crate) fn expire(&self, now: Instant, delegating: &HashSet<u64>) -> Released {
+        if !self.sweep_due(now) {
             return Released::default();
         }
+        let mut g = self.inner.lock();
         g.last_sweep = Some(now);
-        let lease = self.lease;
-        let dead: Vec<u64> = g
-            .clients
-            .iter()
-            .filter(|(_, c)| now.saturating_duration_since(c.last_renew) > lease)
-            .map(|(id, _)| *id)
-            .collect();
+        let limit = self.lease.saturating_add(self.courtesy);
+        let mut dead = Vec::new();
+        let mut courtesy = Vec::new();
+        for (renewed, id) in self.expired(&g, now) {
+            let holds = g.per_client.get(&id).is_some_and(|n| *n > 0) || delegating.contains(&id);
+            if !holds || now.saturating_duration_since(renewed) > limit {
+                dead.push(id);
+            } else {
+                courtesy.push((renewed, id));
+            }
+        }
+        if courtesy.len() > MAX_COURTESY {
+            courtesy.sort();
+            let extra = courtesy.len() - MAX_COURTESY;
+            dead.extend(courtesy[..extra].iter().map(|(_, id)| *id));
+        }
         let mut out = Released::default();
         for id in dead {
-            let r = Self::remove_client(&mut g, id);
-            out.clients.extend(r.clients);
-            out.owners.extend(r.owners);
-            out.opens.extend(r.opens);
+            out.add(Self::remove_client(&mut g, id));
         }
         out
+    }
+
+    /// The clients whose lease ran out at `now`, with their last renewal.
+    fn expired(&self, g: &Inner, now: Instant) -> Vec<(Instant, u64)> {
+        g.clients
+            .iter()
+            .filter(|(_, c)| now.saturating_duration_since(c.last_renew) > self.lease)
+            .map(|(id, c)| (c.last_renew, *id))
+            .collect()
+    }
+
+    /// Whether a sweep ([`Nfs4State::expire`]) is due at `now` (at most one a second).
+    pub(crate) fn sweep_due(&self, now: Instant) -> bool {
+        let g = self.inner.lock();
+        g.last_sweep
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+    }
+
+    /// Whether client `id` exists and its lease runs at `now`.
+    pub(crate) fn renews(&self, id: u64, now: Instant) -> bool {
+        let g = self.inner.lock();
+        g.clients
+            .get(&id)
+            .is_some_and(|c| now.saturating_duration_since(c.last_renew) <= self.lease)
+    }
+
+    /// A conflict with the state of client `id`: removed (with what it held, to be
+    /// released) if it is a courtesy client at `now`.
+    pub(crate) fn take_courtesy(&self, id: u64, now: Instant) -> Taken {
+        let mut g = self.inner.lock();
+        let Some(c) = g.clients.get(&id) else {
+            return Taken::Unknown;
+        };
+        if now.saturating_duration_since(c.last_renew) <= self.lease {
+            return Taken::Active;
+        }
+        Taken::Released(Self::remove_client(&mut g, id))
     }
 
     /// A new stateid for `entry` (seqid 1); NFS4ERR_NOSPC past the bounds.
@@ -592,7 +675,7 @@ mod tests {
 
     #[test]
     fn slots_replay_the_last_reply_exactly_once_per_sequence() {
-        let st = Nfs4State::new(Duration::from_secs(90));
+        let st = Nfs4State::new(Duration::from_secs(90), Duration::from_secs(3600));
         let (_, s) = session(&st);
         assert_eq!(s.begin(0, 1), Ok(SlotCheck::New));
         // the same sequence while the first is running: DELAY
@@ -614,7 +697,7 @@ mod tests {
 
     #[test]
     fn create_session_is_sequenced_and_replayed() {
-        let st = Nfs4State::new(Duration::from_secs(90));
+        let st = Nfs4State::new(Duration::from_secs(90), Duration::from_secs(3600));
         let (sid, s) = session(&st);
         let id = s.client;
         assert!(matches!(st.create_session_check(id, 1), Ok(Some(_))));
@@ -639,7 +722,7 @@ mod tests {
 
     #[test]
     fn stateids_check_seqid_and_expire_with_their_client() {
-        let st = Nfs4State::new(Duration::from_secs(90));
+        let st = Nfs4State::new(Duration::from_secs(90), Duration::from_secs(3600));
         let (session_id, s) = session(&st);
         let e = StateEntry {
             client: s.client,
@@ -660,18 +743,102 @@ mod tests {
         let future = Stateid4 { seqid: 9, ..sid2 };
         assert_eq!(st.state(&future), Err(Nfs4Status::BadStateid));
         // nothing expires within the lease
-        assert!(st.expire(Instant::now()).clients.is_empty());
+        let none = HashSet::new();
+        assert!(st.expire(Instant::now(), &none).clients.is_empty());
+        // past the lease the client keeps its state (courtesy); past the limit it goes
         let later = Instant::now() + Duration::from_secs(200);
-        let rel = st.expire(later);
+        assert!(st.expire(later, &none).clients.is_empty());
+        let limit = Instant::now() + Duration::from_secs(90 + 3600 + 5);
+        let rel = st.expire(limit, &none);
         assert_eq!(rel.clients, vec![s.client]);
         assert_eq!(rel.opens.len(), 1);
         assert_eq!(st.state(&sid2), Err(Nfs4Status::BadStateid));
         assert_eq!(st.session(&session_id).unwrap_err(), Nfs4Status::BadSession);
     }
 
+    fn open_entry(client: u64, ino: u64) -> StateEntry {
+        StateEntry {
+            client,
+            share: ShareId(1),
+            ino: Ino(ino),
+            owner: b"o".to_vec(),
+            seqid: 0,
+            kind: StateKind::Open { access: 3, deny: 0 },
+            lm_open: None,
+        }
+    }
+
+    #[test]
+    fn courtesy_clients_keep_their_state_until_a_conflict() {
+        let st = Nfs4State::new(Duration::from_secs(90), Duration::from_secs(3600));
+        let (session_id, s) = session(&st);
+        let a = s.client;
+        let sid = st.add_state(open_entry(a, 5)).unwrap();
+        // a client holding nothing goes with its lease; one holding a delegation stays
+        let (idle, ..) = st.exchange_id(b"idle", [0; 8]).unwrap();
+        let (deleg, ..) = st.exchange_id(b"delegating", [0; 8]).unwrap();
+        let delegating = HashSet::from([deleg]);
+        let t1 = Instant::now() + Duration::from_secs(100);
+        let rel = st.expire(t1, &delegating);
+        assert_eq!(rel.clients, vec![idle]);
+        assert!(
+            st.find_state(a, b"o", (ShareId(1), Ino(5)), false)
+                .is_some()
+        );
+        // within its lease a client's state is never taken
+        assert!(matches!(st.take_courtesy(a, Instant::now()), Taken::Active));
+        // the courtesy client comes back: its session works and it is active again
+        assert!(st.session(&session_id).is_ok());
+        assert!(matches!(st.take_courtesy(a, Instant::now()), Taken::Active));
+        assert!(st.state(&sid).is_ok());
+        // silent again past the lease, a conflict takes everything it held
+        let t2 = Instant::now() + Duration::from_secs(100);
+        let Taken::Released(rel) = st.take_courtesy(a, t2) else {
+            panic!("a courtesy client is released")
+        };
+        assert_eq!(rel.clients, vec![a]);
+        assert_eq!(rel.owners, vec![b"client-a".to_vec()]);
+        assert_eq!(rel.opens.len(), 1);
+        assert!(matches!(st.take_courtesy(a, t2), Taken::Unknown));
+        assert_eq!(st.session(&session_id).unwrap_err(), Nfs4Status::BadSession);
+        assert_eq!(st.state(&sid), Err(Nfs4Status::BadStateid));
+        assert_eq!(st.renew(a), Err(Nfs4Status::StaleClientId));
+    }
+
+    #[test]
+    fn courtesy_clients_are_bounded() {
+        let lease = Duration::from_millis(300);
+        let st = Nfs4State::new(lease, Duration::from_secs(3600));
+        let none = HashSet::new();
+        let mut ids = Vec::new();
+        for i in 0..=MAX_COURTESY {
+            let (id, ..) = st.exchange_id(format!("c{i}").as_bytes(), [0; 8]).unwrap();
+            st.add_state(open_entry(id, 2)).unwrap();
+            ids.push(id);
+        }
+        std::thread::sleep(lease + Duration::from_millis(50));
+        // one too many: the longest silent goes
+        let rel = st.expire(Instant::now(), &none);
+        assert_eq!(rel.clients, vec![ids[0]]);
+        assert_eq!(rel.opens.len(), 1);
+        // at MAX_CLIENTS a new client makes room by removing the longest silent one
+        for i in 0..MAX_CLIENTS - MAX_COURTESY {
+            st.exchange_id(format!("new{i}").as_bytes(), [0; 8])
+                .unwrap();
+        }
+        let (_, _, _, rel) = st.exchange_id(b"one-more", [0; 8]).unwrap();
+        assert_eq!(rel.clients, vec![ids[1]]);
+        // nobody expired: a new client waits
+        for id in &ids[2..] {
+            st.renew(*id).unwrap();
+        }
+        let full = st.exchange_id(b"too-many", [0; 8]);
+        assert!(matches!(full, Err(Nfs4Status::Delay)), "{full:?}");
+    }
+
     #[test]
     fn what_clients_make_is_bounded() {
-        let st = Nfs4State::new(Duration::from_secs(90));
+        let st = Nfs4State::new(Duration::from_secs(90), Duration::from_secs(3600));
         for i in 0..MAX_CLIENTS {
             st.exchange_id(format!("c{i}").as_bytes(), [0; 8]).unwrap();
         }

@@ -7,6 +7,11 @@
 //! MS-FSA 2.1.4.10 "Algorithm to Check for a Byte-Range Lock Conflict": a read
 //! conflicts with another owner's exclusive lock, a write with any lock of another
 //! owner. NLM and NFSv4 locks are advisory; their adapters do not call it.
+//!
+//! Every operation that releases locks of a file ([`LockManager::unlock`],
+//! `close_releasing_locks`, `release_owner`/`release_client`) tells the manager's
+//! [`UnlockListener`] after the mutex is dropped. A LOCK that turns an owner's exclusive
+//! range into a shared one does not (it frees nothing for a writer).
 
 use super::LockManager;
 use super::byte_range::{ByteRange, LockKind};
@@ -14,6 +19,13 @@ use super::error::{LockConflict, LockError};
 use super::owner::Owner;
 use super::waiters::{WaitHandle, Waiter, WaiterId, WaiterInfo, blockers};
 use dittofs_types::Ino;
+
+/// Told of files whose byte-range locks were released (NFSv4 CB_NOTIFY_LOCK, RFC 8881
+/// section 20.11). Called outside the manager's mutex; must not block.
+pub trait UnlockListener: Send + Sync {
+    /// Some lock on `ino` was released.
+    fn unlocked(&self, ino: Ino);
+}
 
 /// The outcome of [`LockManager::lock_queued`].
 #[derive(Debug)]
@@ -125,13 +137,17 @@ impl LockManager {
     /// Returns whether `owner` held any byte of it (POSIX and NLM treat an unlock of
     /// nothing as success; SMB answers `STATUS_RANGE_NOT_LOCKED`).
     pub fn unlock(&self, ino: Ino, owner: &Owner, range: ByteRange) -> bool {
-        self.edit(ino, |st| {
+        let any = self.edit(ino, |st| {
             let any = st.locks.remove(owner, &range);
             if any {
                 st.grant_ready();
             }
             any
-        })
+        });
+        if any {
+            self.unlocked(ino);
+        }
+        any
     }
 
     /// The lock that would refuse this request (NLM TEST, NFSv4 LOCKT), if any.

@@ -24,6 +24,13 @@
 //!   period (NLM SM_NOTIFY + reclaim, NFSv4 RFC 8881 section 8.4.2); the adapters run
 //!   the grace period.
 //! - No wire codes: [`LockError`] is mapped by each adapter.
+//! - Adapters are told, outside the mutex, of what they cannot poll for: lease recalls
+//!   ([`LeaseBreaker`]) and files whose byte-range locks were released
+//!   ([`UnlockListener`]: an unlock, a close that drops its owner's locks, the release of
+//!   an owner or client), so NFSv4 can send CB_NOTIFY_LOCK to the lock-owners that poll
+//!   for a blocked lock. NLM's blocked locks need no such event: they wait in the file's
+//!   queue (`waiters`) and are granted there, while an NFSv4 client polls and is never
+//!   granted a lock on its behalf.
 
 mod byte_range;
 mod error;
@@ -41,7 +48,7 @@ pub use ids::{LeaseId, OpenId};
 pub use lease::{
     BreakCause, BreakOutcome, ChannelBreaker, LeaseBreaker, LeaseEvent, LeaseInfo, LeaseKind,
 };
-pub use locking::{CancelOutcome, LockQueued};
+pub use locking::{CancelOutcome, LockQueued, UnlockListener};
 pub use open::{Access, OpenInfo};
 pub use owner::{ClientId, Owner, Protocol};
 pub use waiters::{WaitHandle, WaiterId, WaiterInfo};
@@ -81,9 +88,19 @@ pub(crate) struct Table {
 struct Inner {
     table: Mutex<Table>,
     breaker: Option<Arc<dyn LeaseBreaker>>,
+    unlocks: Option<Arc<dyn UnlockListener>>,
     next_seq: AtomicU64,
     /// Bumped whenever a lease is acknowledged, returned or removed.
     lease_changes: watch::Sender<u64>,
+}
+
+/// Who a [`LockManager`] tells of what happens in it (see the module header).
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Sent lease recalls and revocations.
+    pub breaker: Option<Arc<dyn LeaseBreaker>>,
+    /// Told of files whose byte-range locks were released.
+    pub unlocks: Option<Arc<dyn UnlockListener>>,
 }
 
 /// The lock and lease manager of one share.
@@ -119,18 +136,23 @@ impl Default for LockManager {
 impl LockManager {
     /// A manager whose leases are never recalled by anyone (no adapter grants leases).
     pub fn new() -> LockManager {
-        LockManager::build(None)
+        LockManager::with_hooks(Hooks::default())
     }
 
     /// A manager that sends lease recalls to `breaker`.
     pub fn with_breaker(breaker: Arc<dyn LeaseBreaker>) -> LockManager {
-        LockManager::build(Some(breaker))
+        LockManager::with_hooks(Hooks {
+            breaker: Some(breaker),
+            unlocks: None,
+        })
     }
 
-    fn build(breaker: Option<Arc<dyn LeaseBreaker>>) -> LockManager {
+    /// A manager that tells `hooks` of recalls and released locks.
+    pub fn with_hooks(hooks: Hooks) -> LockManager {
         let inner = Inner {
             table: Mutex::new(Table::default()),
-            breaker,
+            breaker: hooks.breaker,
+            unlocks: hooks.unlocks,
             next_seq: AtomicU64::new(1),
             lease_changes: watch::Sender::new(0),
         };
@@ -198,9 +220,13 @@ impl LockManager {
 
     fn release_where(&self, pred: impl Fn(&Owner) -> bool) -> Released {
         let mut total = Released::default();
+        let mut unlocked = Vec::new();
         let mut table = self.inner.table.lock();
-        for st in table.inodes.values_mut() {
+        for (ino, st) in table.inodes.iter_mut() {
             let r = st.release_where(&pred);
+            if r.locks > 0 {
+                unlocked.push(*ino);
+            }
             total.locks += r.locks;
             total.opens += r.opens;
             total.waiters += r.waiters;
@@ -211,7 +237,16 @@ impl LockManager {
         if total.leases > 0 {
             self.leases_changed();
         }
+        unlocked.into_iter().for_each(|ino| self.unlocked(ino));
         total
+    }
+
+    /// Tells the [`UnlockListener`] that locks on `ino` were released (never called
+    /// under the mutex).
+    pub(crate) fn unlocked(&self, ino: Ino) {
+        if let Some(l) = &self.inner.unlocks {
+            l.unlocked(ino);
+        }
     }
 }
 

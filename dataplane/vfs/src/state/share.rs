@@ -97,11 +97,15 @@ impl LockManager {
     /// Returns how many locks went.
     pub fn close_releasing_locks(&self, id: OpenId) -> Result<usize, LockError> {
         let owner = self.close_inner(id)?;
-        Ok(self.edit(id.ino(), |st| {
+        let n = self.edit(id.ino(), |st| {
             let n = st.locks.remove_where(|o| o == &owner);
             st.grant_ready();
             n
-        }))
+        });
+        if n > 0 {
+            self.unlocked(id.ino());
+        }
+        Ok(n)
     }
 
     fn close_inner(&self, id: OpenId) -> Result<Owner, LockError> {

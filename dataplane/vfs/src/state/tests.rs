@@ -211,3 +211,48 @@ fn close_releasing_locks_takes_the_owners_locks() {
     assert_eq!(m.close_releasing_locks(open), Ok(2));
     assert_eq!(m.inodes_in_use(), 0);
 }
+
+/// Records the files an [`UnlockListener`] is told of.
+#[derive(Default)]
+struct Unlocks(Mutex<Vec<Ino>>);
+
+impl UnlockListener for Unlocks {
+    fn unlocked(&self, ino: Ino) {
+        self.0.lock().push(ino);
+    }
+}
+
+#[test]
+fn every_release_of_locks_is_reported_once_per_file() {
+    let seen = Arc::new(Unlocks::default());
+    let m = LockManager::with_hooks(Hooks {
+        breaker: None,
+        unlocks: Some(seen.clone()),
+    });
+    let took = |want: &[Ino]| assert_eq!(std::mem::take(&mut *seen.0.lock()), want);
+    let (a, b) = (nlm("h1", 1), nlm("h2", 1));
+    m.lock(INO, &a, r(0, 9), LockKind::Exclusive).unwrap();
+    // an unlock of bytes not held, a lock, an open: nothing released
+    assert!(!m.unlock(INO, &a, r(20, 29)));
+    m.lock(INO, &b, r(10, 19), LockKind::Shared).unwrap();
+    let open = m.open(Ino(7), &b, Access::READ, Access::NONE).unwrap();
+    took(&[]);
+    assert!(m.unlock(INO, &a, r(0, 4)));
+    took(&[INO]);
+    // a close dropping its owner's locks; a close without locks is silent
+    m.lock(Ino(7), &b, r(0, 0), LockKind::Shared).unwrap();
+    assert_eq!(m.close_releasing_locks(open), Ok(1));
+    took(&[Ino(7)]);
+    let open = m.open(Ino(7), &b, Access::READ, Access::NONE).unwrap();
+    assert_eq!(m.close_releasing_locks(open), Ok(0));
+    took(&[]);
+    // a client's release names each file it held locks on
+    m.lock(Ino(8), &a, r(0, 0), LockKind::Shared).unwrap();
+    m.release_client(Protocol::Nlm, &ClientId::Name(Arc::from("h1")));
+    let mut got = std::mem::take(&mut *seen.0.lock());
+    got.sort();
+    assert_eq!(got, vec![Ino(8), INO]);
+    m.release_owner(&b);
+    took(&[INO]);
+    assert_eq!(m.inodes_in_use(), 0);
+}
