@@ -12,6 +12,12 @@
 //!   `csa_sec_parms` (AUTH_SYS or AUTH_NONE; RPCSEC_GSS is not offered, so a client
 //!   that asks only for it has no usable back channel) and one slot (slot 0, which
 //!   every `ca_maxrequests` allows): one CB_COMPOUND at a time per session.
+//! - NFSv4.0 (RFC 7530 sections 3.3.3, 10.2.1, 16.2) has no back channel on the fore
+//!   connection: `cb40` dials the client's callback address and makes that outgoing
+//!   connection a [`ConnHandle`] too (its reader delivers the replies), and a 4.0
+//!   [`BackChan`] ([`BackChan::outgoing`]) sends CB_COMPOUND with minor version 0, the
+//!   client's `callback_ident` and no CB_SEQUENCE; [`ConnHandle::null`] is the CB_NULL
+//!   that probes such a path. The delegation table sees no difference.
 //!
 //! Invariants: every call is bounded by a timeout (a client that never answers costs a
 //! timeout, not a stuck task); at most [`MAX_PENDING`] calls wait on one connection;
@@ -29,13 +35,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// The most outgoing calls waiting for their reply on one connection.
 pub(crate) const MAX_PENDING: usize = 16;
 /// How long a callback may take (send and reply).
 pub(crate) const CB_TIMEOUT: Duration = Duration::from_secs(10);
-/// CB_COMPOUND's procedure number (program `csa_cb_program`, version 1).
+/// CB_NULL's and CB_COMPOUND's procedure numbers (program `csa_cb_program` or
+/// `cb_program`, version 1).
+const CB_NULL: u32 = 0;
 const CB_COMPOUND: u32 = 1;
 const OP_CB_RECALL: u32 = 4;
 const OP_CB_SEQUENCE: u32 = 11;
@@ -112,6 +120,20 @@ impl ConnHandle {
         }
     }
 
+    /// CB_NULL to `program` (the NFSv4.0 callback path's probe): Ok when the client
+    /// answered it.
+    pub(crate) async fn null(&self, program: u32, cred: Auth) -> Result<(), CbError> {
+        let header = RpcCall {
+            xid: NEXT_XID.fetch_add(1, Ordering::Relaxed),
+            prog: program,
+            vers: 1,
+            proc_num: CB_NULL,
+            cred,
+            verf: OpaqueAuth::none(),
+        };
+        self.call(header, &[], CB_TIMEOUT).await.map(|_| ())
+    }
+
     /// Sends the call `header` + `args` and waits (at most `timeout`) for its reply;
     /// returns the reply's results.
     async fn call(
@@ -173,6 +195,10 @@ pub(crate) struct BackChan {
     minor: u32,
     /// Slot 0's last sequence ID; held for the whole call (one call at a time).
     slot: tokio::sync::Mutex<u32>,
+    /// NFSv4.0: SETCLIENTID's `callback_ident`, and what stops the path's connection
+    /// when the channel goes.
+    ident: u32,
+    _stop: Option<DropGuard>,
 }
 
 /// `program`'s credentials from `csa_sec_parms`: AUTH_SYS or AUTH_NONE (None: neither
@@ -207,6 +233,23 @@ impl BackChan {
             sessionid,
             minor,
             slot: tokio::sync::Mutex::new(0),
+            ident: 0,
+            _stop: None,
+        }
+    }
+
+    /// An NFSv4.0 client's callback path (not connected yet, see `cb40`), in the table
+    /// under `key`; dropping it cancels `stop`.
+    pub(crate) fn outgoing(
+        (program, cred): (u32, Auth),
+        key: SessionId4,
+        ident: u32,
+        stop: CancellationToken,
+    ) -> BackChan {
+        BackChan {
+            ident,
+            _stop: Some(stop.drop_guard()),
+            ..BackChan::new(None, program, cred, key, 0)
         }
     }
 
@@ -225,7 +268,7 @@ impl BackChan {
         self.conn.lock().upgrade().is_some_and(|c| !c.is_closed())
     }
 
-    /// CB_COMPOUND { CB_SEQUENCE, CB_RECALL(stateid, truncate false, fh) }.
+    /// CB_COMPOUND { CB_SEQUENCE (not in 4.0), CB_RECALL(stateid, truncate false, fh) }.
     pub(crate) async fn recall(&self, stateid: &Stateid4, fh: &[u8]) -> Result<(), CbError> {
         let mut op = Vec::with_capacity(64 + fh.len());
         op.put_xdr_u32(OP_CB_RECALL);
@@ -235,24 +278,13 @@ impl BackChan {
         self.compound(&op, 1).await
     }
 
-    /// Runs one CB_COMPOUND of CB_SEQUENCE and the `nops` encoded operations `ops`.
+    /// Runs one CB_COMPOUND of CB_SEQUENCE (not in 4.0) and the `nops` encoded
+    /// operations `ops`.
     async fn compound(&self, ops: &[u8], nops: u32) -> Result<(), CbError> {
         let conn = self.conn.lock().upgrade().ok_or(CbError::NoBackChannel)?;
         let mut seq = self.slot.lock().await;
         let next = seq.wrapping_add(1);
-        let mut args = Vec::with_capacity(96 + ops.len());
-        args.put_xdr_opaque(b""); // tag
-        args.put_xdr_u32(self.minor);
-        args.put_xdr_u32(0); // callback_ident: unused in 4.1
-        args.put_xdr_u32(nops + 1);
-        args.put_xdr_u32(OP_CB_SEQUENCE);
-        args.put_xdr_opaque_fixed(&self.sessionid);
-        args.put_xdr_u32(next);
-        args.put_xdr_u32(0); // slot
-        args.put_xdr_u32(0); // highest slot
-        args.put_xdr_bool(false); // cachethis
-        args.put_xdr_u32(0); // referring call lists
-        args.extend_from_slice(ops);
+        let args = self.compound_args(ops, nops, next);
         let (program, cred) = self.program.lock().clone();
         let header = RpcCall {
             xid: NEXT_XID.fetch_add(1, Ordering::Relaxed),
@@ -272,5 +304,28 @@ impl BackChan {
             return Err(CbError::Status(status));
         }
         Ok(())
+    }
+
+    /// CB_COMPOUND4args: tag, minor version, `callback_ident`, CB_SEQUENCE with slot
+    /// 0's sequence ID `next` (not in 4.0), then `ops`.
+    fn compound_args(&self, ops: &[u8], nops: u32, next: u32) -> Vec<u8> {
+        let mut args = Vec::with_capacity(96 + ops.len());
+        args.put_xdr_opaque(b""); // tag
+        args.put_xdr_u32(self.minor);
+        args.put_xdr_u32(self.ident); // callback_ident: 4.0 only
+        if self.minor == 0 {
+            args.put_xdr_u32(nops);
+        } else {
+            args.put_xdr_u32(nops + 1);
+            args.put_xdr_u32(OP_CB_SEQUENCE);
+            args.put_xdr_opaque_fixed(&self.sessionid);
+            args.put_xdr_u32(next);
+            args.put_xdr_u32(0); // slot
+            args.put_xdr_u32(0); // highest slot
+            args.put_xdr_bool(false); // cachethis
+            args.put_xdr_u32(0); // referring call lists
+        }
+        args.extend_from_slice(ops);
+        args
     }
 }
