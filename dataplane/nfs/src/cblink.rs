@@ -223,3 +223,113 @@ pub(crate) async fn maintain(
         pause = (pause * 2).min(MAX_PAUSE);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::write_record;
+    use crate::rpc::{AcceptStat, RpcCall, encode_accepted, encode_success};
+    use tokio::net::TcpListener;
+
+    fn env() -> LinkEnv {
+        let mut registry = prometheus_client::registry::Registry::default();
+        LinkEnv {
+            global: Arc::new(Semaphore::new(1 << 20)),
+            metrics: Arc::new(NfsMetrics::new(&mut registry)),
+        }
+    }
+
+    /// A path to a local listener: its channel, the listener, the metrics.
+    async fn path() -> (Arc<BackChan>, TcpListener, LinkEnv) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cb = Callback {
+            addr: listener.local_addr().unwrap(),
+            program: 0x4000_0007,
+            ident: 5,
+        };
+        let stop = CancellationToken::new();
+        let key = [1; 16];
+        let chan = Arc::new(BackChan::outgoing(
+            (cb.program, Auth::None),
+            key,
+            5,
+            stop.clone(),
+        ));
+        let env = env();
+        let task = maintain(cb, Auth::None, Arc::downgrade(&chan), stop, env.clone());
+        tokio::spawn(task);
+        (chan, listener, env)
+    }
+
+    /// Reads the CB_NULL on `sock`: its xid.
+    async fn cb_null(sock: &mut TcpStream) -> u32 {
+        let rec = read_record(sock, 4096).await.unwrap().expect("CB_NULL");
+        let (call, args) = RpcCall::decode(&rec).unwrap();
+        assert_eq!((call.prog, call.vers, call.proc_num), (0x4000_0007, 1, 0));
+        assert!(args.is_empty());
+        call.xid
+    }
+
+    async fn eventually(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test]
+    async fn usable_once_cb_null_is_answered_and_closed_with_the_channel() {
+        let (chan, listener, env) = path().await;
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let xid = cb_null(&mut sock).await;
+        assert!(!chan.usable(), "not before the answer");
+        let mut m = Vec::new();
+        encode_success(&mut m, xid);
+        write_record(&mut sock, &m).await.unwrap();
+        eventually("usable", || chan.usable()).await;
+        assert_eq!(env.metrics.cb_probes_answered.get(), 1);
+        drop(chan);
+        let end = tokio::time::timeout(Duration::from_secs(5), read_record(&mut sock, 4096)).await;
+        assert!(
+            matches!(end, Ok(Ok(None))),
+            "the connection closes with its channel"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_probe_is_no_path_and_not_retried() {
+        let (chan, listener, env) = path().await;
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let xid = cb_null(&mut sock).await;
+        let mut m = Vec::new();
+        encode_accepted(&mut m, xid, AcceptStat::ProgUnavail);
+        write_record(&mut sock, &m).await.unwrap();
+        eventually("the failure counted", || {
+            env.metrics.cb_probes_failed.get() == 1
+        })
+        .await;
+        let end = tokio::time::timeout(Duration::from_secs(5), read_record(&mut sock, 4096)).await;
+        assert!(matches!(end, Ok(Ok(None))), "the connection is closed");
+        let again = tokio::time::timeout(FIRST_PAUSE * 2, listener.accept()).await;
+        assert!(again.is_err(), "a failed first probe is not retried");
+        assert!(!chan.usable());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_is_made_again() {
+        let (chan, listener, _env) = path().await;
+        for _ in 0..2 {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let xid = cb_null(&mut sock).await;
+            let mut m = Vec::new();
+            encode_success(&mut m, xid);
+            write_record(&mut sock, &m).await.unwrap();
+            eventually("usable", || chan.usable()).await;
+            drop(sock);
+            eventually("down", || !chan.usable()).await;
+        }
+    }
+}
