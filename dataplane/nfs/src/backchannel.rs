@@ -13,6 +13,12 @@
 //!   `csa_sec_parms` (AUTH_SYS or AUTH_NONE; RPCSEC_GSS is not offered, so a client
 //!   that asks only for it has no usable back channel) and one slot (slot 0, which
 //!   every `ca_maxrequests` allows): one CB_COMPOUND at a time per session.
+//! - NFSv4.0 (RFC 7530 sections 3.3.3, 10.2.1, 16.2) has no back channel on the fore
+//!   connection: `cb40` dials the client's callback address and makes that outgoing
+//!   connection a [`ConnHandle`] too (its reader delivers the replies), and a 4.0
+//!   [`BackChan`] ([`BackChan::outgoing`]) sends CB_COMPOUND with minor version 0, the
+//!   client's `callback_ident` and no CB_SEQUENCE; [`ConnHandle::null`] is the CB_NULL
+//!   that probes such a path. The delegation table sees no difference.
 //!
 //! Invariants: every call is bounded by a timeout (a client that never answers costs a
 //! timeout, not a stuck task); at most [`MAX_PENDING`] calls wait on one connection;
@@ -32,12 +38,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// The most outgoing calls waiting for their reply on one connection.
 pub(crate) const MAX_PENDING: usize = 16;
 /// How long a callback may take (send and reply).
 pub(crate) const CB_TIMEOUT: Duration = Duration::from_secs(10);
+/// CB_NULL's procedure number (program `cb_program`, version 1): the NFSv4.0 callback
+/// path's probe.
+const CB_NULL: u32 = 0;
 
 static NEXT_XID: AtomicU32 = AtomicU32::new(0x6362_0000);
 
@@ -111,6 +120,20 @@ impl ConnHandle {
         }
     }
 
+    /// CB_NULL to `program` (the NFSv4.0 callback path's probe): Ok when the client
+    /// answered it.
+    pub(crate) async fn null(&self, program: u32, cred: Auth) -> Result<(), CbError> {
+        let header = RpcCall {
+            xid: NEXT_XID.fetch_add(1, Ordering::Relaxed),
+            prog: program,
+            vers: 1,
+            proc_num: CB_NULL,
+            cred,
+            verf: OpaqueAuth::none(),
+        };
+        self.call(header, &[], CB_TIMEOUT).await.map(|_| ())
+    }
+
     /// Sends the call `header` + `args` and waits (at most `timeout`) for its reply;
     /// returns the reply's results.
     async fn call(
@@ -172,6 +195,10 @@ pub(crate) struct BackChan {
     minor: u32,
     /// Slot 0's last sequence ID; held for the whole call (one call at a time).
     slot: tokio::sync::Mutex<u32>,
+    /// NFSv4.0: SETCLIENTID's `callback_ident`, and what stops the path's connection
+    /// when the channel goes.
+    ident: u32,
+    _stop: Option<DropGuard>,
 }
 
 /// `program`'s credentials from `csa_sec_parms`: AUTH_SYS or AUTH_NONE (None: neither
@@ -206,6 +233,23 @@ impl BackChan {
             sessionid,
             minor,
             slot: tokio::sync::Mutex::new(0),
+            ident: 0,
+            _stop: None,
+        }
+    }
+
+    /// An NFSv4.0 client's callback path (not connected yet, see `cb40`), in the table
+    /// under `key`; dropping it cancels `stop`.
+    pub(crate) fn outgoing(
+        (program, cred): (u32, Auth),
+        key: SessionId4,
+        ident: u32,
+        stop: CancellationToken,
+    ) -> BackChan {
+        BackChan {
+            ident,
+            _stop: Some(stop.drop_guard()),
+            ..BackChan::new(None, program, cred, key, 0)
         }
     }
 
@@ -224,7 +268,7 @@ impl BackChan {
         self.conn.lock().upgrade().is_some_and(|c| !c.is_closed())
     }
 
-    /// CB_COMPOUND { CB_SEQUENCE, CB_RECALL(stateid, truncate false, fh) }.
+    /// CB_COMPOUND { CB_SEQUENCE (not in 4.0), CB_RECALL(stateid, truncate false, fh) }.
     pub(crate) async fn recall(&self, stateid: &Stateid4, fh: &[u8]) -> Result<(), CbError> {
         self.compound(CbOp::Recall(CbRecallArgs {
             stateid: stateid.clone(),
@@ -251,26 +295,12 @@ impl BackChan {
         .await
     }
 
-    /// Runs one CB_COMPOUND of CB_SEQUENCE and `op`.
+    /// Runs one CB_COMPOUND of CB_SEQUENCE (not in 4.0) and `op`.
     async fn compound(&self, op: CbOp) -> Result<(), CbError> {
         let conn = self.conn.lock().upgrade().ok_or(CbError::NoBackChannel)?;
         let mut seq = self.slot.lock().await;
         let next = seq.wrapping_add(1);
-        let sequence = CbOp::Sequence(CbSequenceArgs {
-            sessionid: self.sessionid,
-            sequenceid: next,
-            slotid: 0,
-            highest_slotid: 0,
-            cachethis: false,
-            referring_call_lists: List(Vec::new()),
-        });
-        let args = CbCompoundArgs {
-            tag: Opaque4(Vec::new()),
-            minorversion: self.minor,
-            callback_ident: 0,
-            ops: List(vec![sequence, op]),
-        }
-        .to_xdr();
+        let args = self.compound_args(op, next).to_xdr();
         let (program, cred) = self.program.lock().clone();
         let header = RpcCall {
             xid: NEXT_XID.fetch_add(1, Ordering::Relaxed),
@@ -290,5 +320,28 @@ impl BackChan {
             return Err(CbError::Status(status));
         }
         Ok(())
+    }
+
+    /// CB_COMPOUND4args: tag, minor version, `callback_ident` (NFSv4.0's; 0 in 4.1),
+    /// CB_SEQUENCE with slot 0's sequence ID `next` (not in 4.0), then `op`.
+    fn compound_args(&self, op: CbOp, next: u32) -> CbCompoundArgs {
+        let mut ops = Vec::with_capacity(2);
+        if self.minor > 0 {
+            ops.push(CbOp::Sequence(CbSequenceArgs {
+                sessionid: self.sessionid,
+                sequenceid: next,
+                slotid: 0,
+                highest_slotid: 0,
+                cachethis: false,
+                referring_call_lists: List(Vec::new()),
+            }));
+        }
+        ops.push(op);
+        CbCompoundArgs {
+            tag: Opaque4(Vec::new()),
+            minorversion: self.minor,
+            callback_ident: self.ident,
+            ops: List(ops),
+        }
     }
 }

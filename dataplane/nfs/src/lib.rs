@@ -9,7 +9,8 @@
 //! * [`nlm4`]: Network Lock Manager v4 (XNFS chapter 10), [`nsm1`]: Network Status
 //!   Monitor v1 (XNFS chapter 11).
 //! * [`rpc_client`]: outgoing calls (portmapper GETPORT, NLM GRANTED, SM_NOTIFY);
-//!   `backchannel`: NFSv4.1 callbacks (CB_COMPOUND) on a client's own connection.
+//!   `backchannel`: NFSv4 callbacks (CB_COMPOUND): 4.1 on a client's own connection,
+//!   4.0 on an outgoing one (`cblink`) to the address SETCLIENTID gave (`uaddr`).
 //! * [`nfs4`]: NFS version 4, minor versions 0, 1 and 2 (RFC 7530, RFC 8881, RFC 7862):
 //!   COMPOUND and its operations, `fattr4`, status codes.
 //!
@@ -29,6 +30,7 @@
 mod backchannel;
 mod budget;
 mod call;
+mod cblink;
 mod config;
 mod conv;
 mod dispatch;
@@ -53,6 +55,7 @@ pub mod rpc_client;
 pub mod server;
 mod shared;
 mod statd;
+mod uaddr;
 pub mod xdr;
 
 pub use xdr::{Decoder, XdrDecode, XdrEncode, XdrError, XdrResult, XdrWrite};

@@ -58,6 +58,10 @@ pub struct NfsMetrics {
     pub delegations_revoked: Counter,
     /// Replies on a client connection that no callback waited for (dropped).
     pub cb_unexpected_replies: Counter,
+    /// NFSv4.0 callback paths dialled whose CB_NULL was answered.
+    pub cb_probes_answered: Counter,
+    /// NFSv4.0 callback paths that could not be dialled or did not answer CB_NULL.
+    pub cb_probes_failed: Counter,
     /// NFSv4 courtesy clients (lease expired, state kept) released because another
     /// request conflicted with their state.
     pub courtesy_released: Counter,
@@ -91,6 +95,8 @@ impl NfsMetrics {
             delegations_returned: Counter::default(),
             delegations_revoked: Counter::default(),
             cb_unexpected_replies: Counter::default(),
+            cb_probes_answered: Counter::default(),
+            cb_probes_failed: Counter::default(),
             courtesy_released: Counter::default(),
             lock_notifies: Counter::default(),
         };
@@ -204,6 +210,16 @@ impl NfsMetrics {
                 "nfs4_cb_unexpected_replies",
                 "Replies on client connections that no callback waited for (dropped)",
                 &self.cb_unexpected_replies,
+            ),
+            (
+                "nfs4_cb_probes_answered",
+                "NFSv4.0 callback paths dialled whose CB_NULL the client answered",
+                &self.cb_probes_answered,
+            ),
+            (
+                "nfs4_cb_probes_failed",
+                "NFSv4.0 callback paths not dialled or whose CB_NULL was not answered",
+                &self.cb_probes_failed,
             ),
             (
                 "nfs4_courtesy_released",

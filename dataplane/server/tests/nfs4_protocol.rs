@@ -3,8 +3,9 @@
 //! slot replay cache, bad stateids and sessions, COMPOUND limits; NFSv4.2's SEEK,
 //! READ_PLUS, ALLOCATE, DEALLOCATE, COPY and CLONE; its extended attribute operations,
 //! RFC 8276), read and write delegations (the test client answers the CB_COMPOUND
-//! calls the server sends on its connection), and owner strings (numeric, or
-//! `name@domain` from the identity store with `nfs.v4.id_domain`).
+//! calls the server sends on its connection; an NFSv4.0 test client listens for the
+//! connection the server makes to its callback address), and owner strings (numeric,
+//! or `name@domain` from the identity store with `nfs.v4.id_domain`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1992,6 +1993,350 @@ fn replies_nobody_waits_for_are_dropped_and_counted() {
     );
 }
 
+// ---- NFSv4.0 callback path (RFC 7530 sections 3.3.3, 10.2.1, 16.2) ----
+
+/// A test client's NFSv4.0 callback service: a listener on 127.0.0.1.
+struct CbService {
+    listener: std::net::TcpListener,
+}
+
+impl CbService {
+    fn new() -> CbService {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        CbService { listener }
+    }
+
+    /// Its universal address (RFC 5665): `127.0.0.1.p1.p2`.
+    fn uaddr(&self) -> String {
+        let port = self.listener.local_addr().unwrap().port();
+        format!("127.0.0.1.{}.{}", port >> 8, port & 0xff)
+    }
+
+    /// The server's next callback connection (at most 10 s).
+    fn accept(&self) -> Client {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match self.listener.accept() {
+                Ok((sock, _)) => {
+                    sock.set_nonblocking(false).unwrap();
+                    return Client::from_stream(sock);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no callback connection"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+}
+
+/// Receives CB_NULL (program 0x4000_0000 version 1, AUTH_SYS) on `cb` and answers it.
+fn answer_cb_null(cb: &mut Client) {
+    let rec = cb.recv().expect("CB_NULL");
+    let (call, args) = dittofs_nfs::rpc::RpcCall::decode(&rec).expect("an RPC call");
+    assert_eq!((call.prog, call.vers, call.proc_num), (0x4000_0000, 1, 0));
+    assert!(matches!(call.cred, dittofs_nfs::rpc::Auth::Sys { .. }));
+    assert!(args.is_empty());
+    let mut m = Vec::new();
+    dittofs_nfs::rpc::encode_success(&mut m, call.xid);
+    cb.send_raw(&dittofs_nfs::record::frame_record(&m));
+}
+
+/// A 4.0 CB_COMPOUND { CB_RECALL } as the server sends it: (xid, callback_ident,
+/// stateid, truncate, fh).
+fn parse_cb40(rec: &[u8]) -> (u32, u32, Stateid4, bool, Vec<u8>) {
+    let (call, args) = dittofs_nfs::rpc::RpcCall::decode(rec).expect("a call from the server");
+    assert_eq!((call.prog, call.vers, call.proc_num), (0x4000_0000, 1, 1));
+    let mut d = Decoder::new(args);
+    d.opaque(1024).unwrap(); // tag
+    assert_eq!(d.u32().unwrap(), 0, "minor version 0");
+    let ident = d.u32().unwrap();
+    assert_eq!(
+        d.u32().unwrap(),
+        1,
+        "CB_RECALL alone: no CB_SEQUENCE in 4.0"
+    );
+    assert_eq!(d.u32().unwrap(), 4, "CB_RECALL");
+    let stateid = Stateid4::decode(&mut d).unwrap();
+    let truncate = d.bool().unwrap();
+    let fh = d.opaque(128).unwrap().to_vec();
+    assert_eq!(d.remaining(), 0);
+    (call.xid, ident, stateid, truncate, fh)
+}
+
+/// Answers a 4.0 CB_COMPOUND { CB_RECALL } with NFS4_OK.
+fn answer_cb40(cb: &mut Client, xid: u32) {
+    use dittofs_nfs::XdrWrite;
+    let mut m = Vec::new();
+    dittofs_nfs::rpc::encode_success(&mut m, xid);
+    m.put_xdr_u32(0); // status
+    m.put_xdr_opaque(b""); // tag
+    m.put_xdr_u32(1);
+    m.put_xdr_u32(4);
+    m.put_xdr_u32(0);
+    cb.send_raw(&dittofs_nfs::record::frame_record(&m));
+}
+
+/// A 4.0 OPEN of `name` in `dir` by `owner` of `id` with `seqid` and `access`:
+/// PUTFH, OPEN, GETFH.
+fn open40(
+    c: &mut Client,
+    (id, owner, seqid): (u64, &[u8], u32),
+    dir: &Fh4,
+    access: u32,
+    claim: OpenClaim4,
+) -> Reply {
+    let open = Op4::Open(Box::new(OpenArgs {
+        seqid,
+        share_access: access,
+        share_deny: 0,
+        owner: StateOwner4 {
+            clientid: id,
+            owner: Opaque4(owner.to_vec()),
+        },
+        openhow: OpenHow4(None),
+        claim,
+    }));
+    Reply::parse(compound_raw(
+        c,
+        0,
+        &[Op4::Putfh(dir.clone()), open, Op4::Getfh],
+    ))
+}
+
+fn name(n: &str) -> OpenClaim4 {
+    OpenClaim4::Null(Opaque4(n.as_bytes().to_vec()))
+}
+
+/// A new 4.0 open-owner `owner` opens `file` for reading and confirms (OPEN_CONFIRM
+/// with seqid 2): it got no delegation (an unconfirmed owner gets none).
+fn confirmed_owner40(c: &mut Client, id: u64, owner: &[u8], dir: &Fh4, file: &str) {
+    let r = open40(c, (id, owner, 1), dir, SHARE_ACCESS_READ, name(file));
+    let Res::Open(o) = &r.results[1].2 else {
+        panic!("OPEN: {:?}", r.results)
+    };
+    assert_eq!(o.rflags & OPEN4_RESULT_CONFIRM, OPEN4_RESULT_CONFIRM);
+    assert!(
+        delegation_of_40(&r).0.is_none(),
+        "an unconfirmed owner's OPEN"
+    );
+    let Res::Fh(fh) = &r.results[2].2 else {
+        panic!()
+    };
+    let confirm = Op4::OpenConfirm(OpenConfirmArgs {
+        open_stateid: o.stateid.clone(),
+        seqid: 2,
+    });
+    let r = Reply::parse(compound_raw(c, 0, &[Op4::Putfh(fh.clone()), confirm]));
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+}
+
+/// The read delegation a 4.0 OPEN (PUTFH, OPEN, GETFH) got, and the file's handle.
+fn delegation_of_40(r: &Reply) -> (Option<Stateid4>, Fh4) {
+    assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+    let (Res::Open(o), Res::Fh(fh)) = (&r.results[1].2, &r.results[2].2) else {
+        panic!("{:?}", r.results)
+    };
+    let sid = match &o.delegation {
+        OpenDelegation4::Read { stateid, recall } => {
+            assert!(!recall);
+            Some(stateid.clone())
+        }
+        OpenDelegation4::Write { .. } => panic!("a write delegation for 4.0"),
+        OpenDelegation4::None => None,
+    };
+    (sid, fh.clone())
+}
+
+/// Polls `f` (every 50 ms, at most 10 s) until it is true.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// An NFSv4.0 client with a callback service gets read delegations once the server's
+/// CB_NULL reached it; its own opens and writes do not recall them; another client's
+/// OPEN for write gets NFS4ERR_DELAY and the holder a 4.0 CB_RECALL (minor version 0,
+/// its callback_ident, no CB_SEQUENCE) on the callback connection, which the server
+/// makes again when it drops (RENEW says NFS4ERR_CB_PATH_DOWN meanwhile); the holder
+/// opens under the delegation (CLAIM_DELEGATE_CUR) and returns it without a session.
+#[test]
+fn v40_read_delegation_is_recalled_over_the_callback_path() {
+    let srv = Server::start();
+    let svc = CbService::new();
+    let mut holder = Client::connect(srv.nfs_port);
+    let id = v40_client_cb(&mut holder, b"v40-holder", 3, ("tcp", &svc.uaddr()), 0x5eed);
+    let mut cb = svc.accept();
+    answer_cb_null(&mut cb);
+    let mut writer = V4::connect(srv.nfs_port, b"v40-peer-writer");
+    let dir = writer.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut writer, &dir, "d40", b"old");
+    confirmed_owner40(&mut holder, id, b"r", &dir, "d40");
+    // a confirmed owner's OPEN for read gets a read delegation once the path is up
+    let mut seqid = 2;
+    let mut open_read = |holder: &mut Client| {
+        seqid += 1;
+        let r = open40(
+            holder,
+            (id, b"r", seqid),
+            &dir,
+            SHARE_ACCESS_READ,
+            name("d40"),
+        );
+        delegation_of_40(&r)
+    };
+    let mut found = None;
+    eventually("a read delegation", || {
+        let (d, fh) = open_read(&mut holder);
+        found = d.map(|d| (d, fh));
+        found.is_some()
+    });
+    let (deleg, fh) = found.expect("a read delegation");
+    assert_eq!(
+        open_read(&mut holder).0,
+        Some(deleg.clone()),
+        "the same one again"
+    );
+    // READ may name the delegation stateid (4.0: no session says whose it is)
+    let read = Op4::Read(ReadArgs {
+        stateid: deleg.clone(),
+        offset: 0,
+        count: 16,
+    });
+    let r = Reply::parse(compound_raw(
+        &mut holder,
+        0,
+        &[Op4::Putfh(fh.clone()), read],
+    ));
+    let Res::Read(rd) = &r.last().2 else {
+        panic!("READ with the delegation stateid: {:?}", r.results)
+    };
+    assert_eq!(&rd.data[..], b"old");
+    let renew = |c: &mut Client| Reply::parse(compound_raw(c, 0, &[Op4::Renew(id)])).status;
+    assert_eq!(renew(&mut holder), Nfs4Status::Ok);
+    // the callback connection drops: RENEW reports the path down until it is back
+    drop(cb);
+    eventually("CB_PATH_DOWN", || {
+        renew(&mut holder) == Nfs4Status::CbPathDown
+    });
+    let mut cb = svc.accept();
+    answer_cb_null(&mut cb);
+    eventually("the path up again", || renew(&mut holder) == Nfs4Status::Ok);
+    // the holder's own OPEN for write and WRITE recall nothing
+    seqid += 1;
+    let r = open40(
+        &mut holder,
+        (id, b"r", seqid),
+        &dir,
+        SHARE_ACCESS_BOTH,
+        name("d40"),
+    );
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "own OPEN for write: {:?}",
+        r.results
+    );
+    let Res::Open(o) = &r.results[1].2 else {
+        panic!()
+    };
+    let write = Op4::Write(WriteArgs {
+        stateid: o.stateid.clone(),
+        offset: 0,
+        stable: 2,
+        data: bytes::Bytes::from_static(b"new"),
+    });
+    let r = Reply::parse(compound_raw(
+        &mut holder,
+        0,
+        &[Op4::Putfh(fh.clone()), write],
+    ));
+    assert_eq!(r.status, Nfs4Status::Ok, "own WRITE: {:?}", r.results);
+    // another client's OPEN for write recalls it over the callback connection
+    let r = open_existing(&mut writer, &dir, b"w", SHARE_ACCESS_BOTH, "d40");
+    assert_eq!(r.status, Nfs4Status::Delay);
+    let (xid, ident, stateid, truncate, rfh) = parse_cb40(&cb.recv().expect("CB_RECALL"));
+    assert_eq!((ident, &stateid, truncate), (0x5eed, &deleg, false));
+    assert_eq!(rfh, fh.0);
+    answer_cb40(&mut cb, xid);
+    let r = open_existing(&mut writer, &dir, b"w", SHARE_ACCESS_BOTH, "d40");
+    assert_eq!(r.status, Nfs4Status::Delay, "recalled, not returned yet");
+    // opens under the delegation, then returns it (4.0: no session, no seqid)
+    seqid += 1;
+    let cur = OpenClaim4::DelegateCur(deleg.clone(), Opaque4(b"d40".to_vec()));
+    let r = open40(&mut holder, (id, b"r", seqid), &dir, SHARE_ACCESS_READ, cur);
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "CLAIM_DELEGATE_CUR: {:?}",
+        r.results
+    );
+    let ret = [Op4::Putfh(fh.clone()), Op4::Delegreturn(deleg.clone())];
+    let r = Reply::parse(compound_raw(&mut holder, 0, &ret));
+    assert_eq!(r.status, Nfs4Status::Ok, "DELEGRETURN: {:?}", r.results);
+    let r = open_existing(&mut writer, &dir, b"w", SHARE_ACCESS_BOTH, "d40");
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "the writer's retry after DELEGRETURN"
+    );
+    let r = Reply::parse(compound_raw(&mut holder, 0, &ret));
+    assert_eq!(r.status, Nfs4Status::BadStateid, "returned already");
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_granted_total"), 1.0);
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_recalled_total"), 1.0);
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_returned_total"), 1.0);
+    assert_eq!(metric(&srv, "dittofs_nfs4_cb_probes_answered_total"), 2.0);
+}
+
+/// No delegation without a working callback path: a client whose callback address
+/// does not answer, and clients whose SETCLIENTID gave a bogus or refused address
+/// (SETCLIENTID itself succeeds; the server never dials those).
+#[test]
+fn v40_clients_without_a_callback_path_get_no_delegation() {
+    let srv = Server::start();
+    let mut writer = V4::connect(srv.nfs_port, b"v40-file-maker");
+    let dir = writer.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut writer, &dir, "n40", b"x");
+    let silent = CbService::new().uaddr(); // the listener is gone: nothing answers
+    let offers = [
+        ("tcp", silent.as_str()),
+        ("tcp", "127.0.0.1.4"),
+        ("tcp", "127.0.0.1.300.1"),
+        ("udp", "127.0.0.1.8.1"),
+        ("tcp", "0.0.0.0.8.1"),
+        ("tcp6", "::1%lo.8.1"),
+        ("tcp", "localhost.8.1"),
+    ];
+    for (i, offer) in offers.into_iter().enumerate() {
+        let mut c = Client::connect(srv.nfs_port);
+        let owner = format!("v40-no-path-{i}");
+        let id = v40_client_cb(&mut c, owner.as_bytes(), 4, offer, 9);
+        if i == 0 {
+            eventually("the failed probe", || {
+                metric(&srv, "dittofs_nfs4_cb_probes_failed_total") == 1.0
+            });
+        }
+        confirmed_owner40(&mut c, id, b"r", &dir, "n40");
+        let r = open40(&mut c, (id, b"r", 3), &dir, SHARE_ACCESS_READ, name("n40"));
+        assert!(delegation_of_40(&r).0.is_none(), "{offer:?}");
+    }
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_granted_total"), 0.0);
+    assert_eq!(
+        metric(&srv, "dittofs_nfs4_cb_probes_failed_total"),
+        1.0,
+        "only the silent address was dialled"
+    );
+    assert_eq!(metric(&srv, "dittofs_nfs4_cb_probes_answered_total"), 0.0);
+}
+
 fn getxattr(name: &str) -> Op4 {
     Op4::Getxattr(Opaque4(name.as_bytes().to_vec()))
 }
@@ -2288,6 +2633,17 @@ fn open_stateid(r: &Reply) -> Stateid4 {
 
 /// An NFSv4.0 client: SETCLIENTID (+ CONFIRM) of `owner` with `verifier`; its ID.
 fn v40_client_with(c: &mut Client, owner: &[u8], verifier: u8) -> u64 {
+    v40_client_cb(c, owner, verifier, ("tcp", "127.0.0.1.4.1"), 1)
+}
+
+/// [`v40_client_with`] offering the callback address `(netid, uaddr)` and `ident`.
+fn v40_client_cb(
+    c: &mut Client,
+    owner: &[u8],
+    verifier: u8,
+    (netid, uaddr): (&str, &str),
+    ident: u32,
+) -> u64 {
     let r = Reply::parse(compound_raw(
         c,
         0,
@@ -2298,10 +2654,10 @@ fn v40_client_with(c: &mut Client, owner: &[u8], verifier: u8) -> u64 {
             },
             callback: CbClient4 {
                 cb_program: 0x4000_0000,
-                r_netid: Opaque4(b"tcp".to_vec()),
-                r_addr: Opaque4(b"127.0.0.1.4.1".to_vec()),
+                r_netid: Opaque4(netid.as_bytes().to_vec()),
+                r_addr: Opaque4(uaddr.as_bytes().to_vec()),
             },
-            callback_ident: 1,
+            callback_ident: ident,
         }))],
     ));
     let Res::SetClientId(sc) = &r.last().2 else {

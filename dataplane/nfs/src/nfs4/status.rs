@@ -136,6 +136,9 @@ xdr_enum! {
         OpIllegal = 10044,
         /// NFS4ERR_DEADLOCK: the lock would deadlock.
         Deadlock = 10045,
+        /// NFS4ERR_CB_PATH_DOWN: NFSv4.0 RENEW: the callback path is down while the
+        /// client holds delegations.
+        CbPathDown = 10048,
         /// NFS4ERR_BADSESSION: unknown session.
         BadSession = 10052,
         /// NFS4ERR_BADSLOT: slot ID beyond the session's table.

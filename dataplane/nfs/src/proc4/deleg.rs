@@ -1,4 +1,4 @@
-//! The table of NFSv4.1/4.2 read and write delegations (RFC 8881 sections 10.2, 10.4,
+//! The table of NFSv4 read and write delegations (RFC 8881 sections 10.2, 10.4,
 //! 18.16.3 OPEN_DELEGATE_READ/WRITE, 18.6 DELEGRETURN) on the core's leases, and the
 //! back channels they are recalled through; the recalls themselves (20.2 CB_RECALL)
 //! are `recall`'s. This module knows the lock managers and metrics it is handed, not
@@ -16,8 +16,7 @@
 //!   a write lease no other client's open at all, and no other client's lease or
 //!   recall in progress either way. A client that holds a delegation of the file gets
 //!   the same one again if it covers what it asks (a read delegation is not upgraded).
-//!   Minor version 0 never gets one (its callback path is a separate connection this
-//!   server does not make).
+//!   A 4.0 client's back channel is its callback path, under a per-client key (`cb40`).
 //! - Conflicting access from any protocol calls the core's `break_leases` with its
 //!   `BreakCause`: writes, size changes, opens for write or with deny, REMOVE and
 //!   RENAME recall any delegation; reads, opens for read, other attribute changes,

@@ -18,8 +18,9 @@
 //! - Delegations (`deleg`, `recall`): an OPEN for write or with a deny mode, a WRITE
 //!   (and the writes of `space`) first recall other clients' delegations of the file;
 //!   an OPEN for read and a READ (and the reads of `space`) other clients' write
-//!   delegations (NFS4ERR_DELAY meanwhile). A 4.1/4.2 OPEN with deny NONE may get a
-//!   delegation ([`wanted`]): read for read-only access, write (OPEN_DELEGATE_WRITE,
+//!   delegations (NFS4ERR_DELAY meanwhile). An OPEN with deny NONE may get a
+//!   delegation ([`wanted`]; 4.0: a read delegation, to a confirmed open-owner, `cb40`):
+//!   read for read-only access, write (OPEN_DELEGATE_WRITE,
 //!   space limit NFS_LIMIT_SIZE of the largest file size, an ACE granting nothing so
 //!   the client still asks ACCESS) for write access; OPEN4_SHARE_ACCESS_WANT_NO_DELEG
 //!   or _CANCEL asks for none, _WANT_READ_DELEG for no write delegation (answered with
@@ -301,14 +302,18 @@ async fn opened(c: &Compound<'_>, client: u64, a: &OpenArgs) -> Result<Opened, F
 /// The delegation an OPEN may get (RFC 8881 section 18.16.3): in 4.1/4.2, for a plain
 /// open (CLAIM_NULL, CLAIM_FH) with deny NONE, a read delegation for read-only access,
 /// a write delegation for write access, unless the client's OPEN4_SHARE_ACCESS_WANT_*
-/// bits say otherwise (NO_DELEG and CANCEL: none; READ_DELEG: no write delegation).
-fn wanted(minor: u32, a: &OpenArgs) -> Option<LeaseKind> {
+/// bits say otherwise (NO_DELEG and CANCEL: none; READ_DELEG: no write delegation);
+/// in 4.0 a read delegation for read-only access by a `confirmed` open-owner.
+fn wanted((minor, confirmed): (u32, bool), a: &OpenArgs) -> Option<LeaseKind> {
     let plain = matches!(a.claim, OpenClaim4::Null(_) | OpenClaim4::Fh);
-    if minor == 0 || !plain || a.share_deny != 0 {
+    if !confirmed || !plain || a.share_deny != 0 {
         return None;
     }
     let want = a.share_access & SHARE_ACCESS_WANT_DELEG_MASK;
     let read_only = a.share_access & 0xff == SHARE_ACCESS_READ;
+    if minor == 0 {
+        return read_only.then_some(LeaseKind::READ_HANDLE);
+    }
     match want {
         SHARE_ACCESS_WANT_NO_DELEG | SHARE_ACCESS_WANT_CANCEL => None,
         _ if read_only => Some(LeaseKind::READ_HANDLE),
@@ -318,8 +323,13 @@ fn wanted(minor: u32, a: &OpenArgs) -> Option<LeaseKind> {
 }
 
 /// The delegation an OPEN gets: the one [`wanted`], if `deleg` grants it.
-async fn delegation(c: &Compound<'_>, a: &OpenArgs, client: u64, f: &FileRef) -> OpenDelegation4 {
-    let Some(kind) = wanted(c.minor, a) else {
+async fn delegation(
+    c: &Compound<'_>,
+    a: &OpenArgs,
+    (client, confirmed): (u64, bool),
+    f: &FileRef,
+) -> OpenDelegation4 {
+    let Some(kind) = wanted((c.minor, confirmed), a) else {
         return OpenDelegation4::None;
     };
     let Ok(h) = f.fs.handle_of(f.ino).await else {
@@ -399,7 +409,7 @@ async fn open_run(c: &mut Compound<'_>, a: &OpenArgs, client: u64, confirmed: bo
         let owner = c.shared.nfs4.owner_of(client)?;
         c.shared.grace.reclaimed(&owner, share);
     }
-    let delegation = delegation(c, a, client, &o.file).await;
+    let delegation = delegation(c, a, (client, confirmed), &o.file).await;
     c.cur = Some(Cur::File(o.file));
     c.cur_stateid = Some(sid.clone());
     ok(&OpenResOk {
@@ -427,7 +437,7 @@ fn open_rflags(minor: u32, confirmed: bool) -> u32 {
 /// DELEGRETURN: the client gives its delegation back.
 pub(super) fn delegreturn(c: &mut Compound<'_>, sid: &Stateid4) -> OpResult {
     let sid = c.stateid(sid)?;
-    let client = c.clientid()?;
+    let client = super::cb40::delegreturn_client(c, &sid)?;
     c.shared
         .deleg
         .delegreturn((&c.shared.nlm, &c.shared.metrics), client, &sid)?;
@@ -588,7 +598,8 @@ fn check_stateid(
     }
     if let Some(d) = c.shared.deleg.lookup(&sid) {
         let d = d?;
-        let mine = c.session.as_ref().map(|s| s.client) == Some(d.client);
+        // 4.0: the stateid alone names its client.
+        let mine = c.session.as_ref().is_none_or(|s| s.client == d.client);
         if !mine || d.file != (f.fs.share_id(), f.ino) {
             return Err(Nfs4Status::BadStateid);
         }

@@ -35,14 +35,17 @@
 //! (incl. SECINFO), `attr`, `io` (incl. OPEN/CLOSE/locks), `ns`, `dir`, `space` (the
 //! 4.2 data operations, codec `v42`), `xattr` (RFC 8276); the state (clients, sessions, stateids, leases)
 //! is `state`; read delegations, their recall and the sessions' back channels are
-//! `deleg` (on `crate::backchannel`); NFSv4.0's owner sequence IDs are `seqid`;
-//! client records across restarts, the grace period and reclaims are `grace`; lease
-//! expiry, courtesy clients (expired, state kept until someone conflicts) and the
-//! release of departed clients' state are `courtesy` (swept before every COMPOUND);
-//! lock-owners waiting for a blocked lock are `lockwait`, their CB_NOTIFY_LOCK `notify`;
-//! owner strings (numeric, or `name@domain`) to and from uids/gids are `idmap`.
+//! `deleg` (on `crate::backchannel`), NFSv4.0's callback paths (SETCLIENTID's address,
+//! dialled by `crate::cblink`) and the client a 4.0 operation acts for `cb40`;
+//! NFSv4.0's owner sequence IDs are `seqid`; client records across restarts, the grace
+//! period and reclaims are `grace`; lease expiry, courtesy clients (expired, state kept
+//! until someone conflicts) and the release of departed clients' state are `courtesy`
+//! (swept before every COMPOUND); lock-owners waiting for a blocked lock are
+//! `lockwait`, their CB_NOTIFY_LOCK `notify`; owner strings (numeric, or
+//! `name@domain`) to and from uids/gids are `idmap`.
 
 mod attr;
+pub(crate) mod cb40;
 pub(crate) mod courtesy;
 pub(crate) mod deleg;
 mod dir;
@@ -145,6 +148,8 @@ pub(crate) struct Compound<'a> {
     /// The stateid the last OPEN/LOCK/... returned (the "current stateid").
     pub(crate) cur_stateid: Option<Stateid4>,
     pub(crate) session: Option<Arc<Session>>,
+    /// NFSv4.0: the client the COMPOUND's operations named last (`cb40::note_client`).
+    pub(crate) client40: Option<u64>,
 }
 
 impl Compound<'_> {
@@ -200,6 +205,9 @@ impl Compound<'_> {
     /// Runs one operation and counts it (`nfs4_op` requests and errors by name).
     async fn run(&mut self, op: Op4) -> OpResult {
         let name = op.name();
+        if self.minor == 0 {
+            cb40::note_client(self, &op);
+        }
         let r = self.run_op(op).await;
         let m = &self.shared.metrics;
         let labels = ProcLabels {
@@ -413,6 +421,7 @@ async fn compound(
         saved: None,
         cur_stateid: None,
         session: None,
+        client40: None,
     };
     if hdr.minorversion == 0 {
         let bounds = Bounds {

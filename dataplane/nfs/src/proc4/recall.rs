@@ -29,8 +29,7 @@ pub(super) fn break_for(
     ino: Ino,
     cause: BreakCause,
 ) -> Result<(), Nfs4Status> {
-    // 4.0 gets no delegations: client 0 (never a client ID) breaks every one.
-    let client = c.session.as_ref().map_or(0, |s| s.client);
+    let client = super::cb40::breaker(c);
     c.shared
         .nlm
         .manager(share)

@@ -4,7 +4,10 @@
 //!
 //! - NFSv4.0: SETCLIENTID makes (or finds) the client record as EXCHANGE_ID does, with
 //!   a confirm verifier derived from the client ID; SETCLIENTID_CONFIRM confirms it;
-//!   RENEW renews its lease. The callback address is accepted and not used.
+//!   RENEW renews its lease, and answers NFS4ERR_CB_PATH_DOWN (lease renewed all the
+//!   same) while the client holds delegations without a usable callback path (RFC 7530
+//!   section 16.29). The callback address (`cb_client4`, `callback_ident`) is kept at
+//!   SETCLIENTID and used from SETCLIENTID_CONFIRM on (`cb40`).
 //! - EXCHANGE_ID answers USE_NON_PNFS whatever pNFS roles the client offers (the server
 //!   is neither metadata nor data server) and refuses state protection other than
 //!   SP4_NONE with NFS4ERR_NOTSUPP.
@@ -18,7 +21,6 @@
 //!   the callbacks to that connection, BACKCHANNEL_CTL changes program and
 //!   credentials. SEQUENCE reports SEQ4_STATUS_CB_PATH_DOWN and
 //!   SEQ4_STATUS_RECALLABLE_STATE_REVOKED (`deleg`).
-//! - NFSv4.0's callback address (SETCLIENTID) is not used: 4.0 gets no delegations.
 //! - RECLAIM_COMPLETE (not `rca_one_fs`, which is accepted and changes nothing) ends
 //!   the client's reclaims; NFS4ERR_COMPLETE_ALREADY the second time. Once every
 //!   client recorded before a restart sent it, the grace period ends (`grace`).
@@ -237,6 +239,7 @@ pub(super) async fn setclientid(c: &mut Compound<'_>, a: &SetClientIdArgs) -> Op
         .nfs4
         .exchange_id(&owner.ownerid.0, owner.verifier)?;
     super::courtesy::release(c.shared, released).await;
+    super::cb40::offered(c, clientid, a);
     ok(&SetClientIdResOk {
         clientid,
         confirm: c.shared.nfs4.confirm_verifier(clientid),
@@ -245,10 +248,14 @@ pub(super) async fn setclientid(c: &mut Compound<'_>, a: &SetClientIdArgs) -> Op
 
 pub(super) fn setclientid_confirm(c: &mut Compound<'_>, a: &SetClientIdConfirmArgs) -> OpResult {
     c.shared.nfs4.confirm(a.clientid, a.confirm)?;
+    super::cb40::confirmed(c, a.clientid);
     Ok(Vec::new())
 }
 
 pub(super) fn renew(c: &mut Compound<'_>, clientid: u64) -> OpResult {
     c.shared.nfs4.renew(clientid)?;
+    if c.shared.deleg.status_flags(clientid) & super::deleg::SEQ4_STATUS_CB_PATH_DOWN != 0 {
+        return Err(Nfs4Status::CbPathDown.into());
+    }
     Ok(Vec::new())
 }

@@ -1,7 +1,8 @@
 //! NFSv4.1 server state, in memory (RFC 8881 sections 2.4, 2.10, 8, 9): client IDs,
 //! sessions with their slot tables and reply caches, and the stateids of opens and
 //! lock-owners; and NFSv4.0's owner sequence records (`owners::Owners`, under the same
-//! mutex, removed with their client).
+//! mutex, removed with their client) and the callback path a client's SETCLIENTID
+//! offered until its SETCLIENTID_CONFIRM (`cb40`).
 //!
 //! Invariants:
 //! - a client ID and a stateid carry this server instance's `epoch`: those of a previous
@@ -34,6 +35,7 @@
 //!   calls into the core under the mutex.
 
 use super::owners::Owners;
+use crate::cblink::Callback;
 use crate::nfs4::Nfs4Status;
 use crate::nfs4::types::{SessionId4, Stateid4, Verifier4};
 use bytes::Bytes;
@@ -133,6 +135,9 @@ struct Client {
     cs_reply: Option<Bytes>,
     last_renew: Instant,
     reclaim_complete: bool,
+    /// NFSv4.0: the callback path the last SETCLIENTID offered (None inside: none
+    /// usable), until SETCLIENTID_CONFIRM takes it (`cb40`).
+    cb_offer: Option<Option<Callback>>,
 }
 
 /// What a stateid stands for.
@@ -280,6 +285,7 @@ impl Nfs4State {
                 cs_reply: None,
                 last_renew: Instant::now(),
                 reclaim_complete: false,
+                cb_offer: None,
             },
         );
         Ok((id, 1, false, released))
@@ -408,6 +414,29 @@ impl Nfs4State {
         c.confirmed = true;
         c.last_renew = Instant::now();
         Ok(())
+    }
+
+    /// SETCLIENTID: `offer` is the callback path `clientid` offers (None: no usable one).
+    pub(crate) fn offer_callback(&self, clientid: u64, offer: Option<Callback>) {
+        if let Some(c) = self.inner.lock().clients.get_mut(&clientid) {
+            c.cb_offer = Some(offer);
+        }
+    }
+
+    /// SETCLIENTID_CONFIRM: the callback path offered since the last confirmation, if
+    /// a SETCLIENTID offered one (None inside: it offered none usable).
+    pub(crate) fn take_callback(&self, clientid: u64) -> Option<Option<Callback>> {
+        self.inner
+            .lock()
+            .clients
+            .get_mut(&clientid)?
+            .cb_offer
+            .take()
+    }
+
+    /// Whether `clientid` is a client record.
+    pub(crate) fn has_client(&self, clientid: u64) -> bool {
+        self.inner.lock().clients.contains_key(&clientid)
     }
 
     /// RELEASE_LOCKOWNER: removes the lock stateids of a lock-owner; returns them.
