@@ -1608,6 +1608,34 @@ fn read_delegation_is_recalled_by_a_writer_and_returned() {
     assert_eq!(metric(&srv, "dittofs_nfs4_delegations_revoked_total"), 0.0);
 }
 
+/// `holder` ignores a recall but keeps its lease renewed while `other` retries `ops`
+/// (DELAY meanwhile): the delegation is revoked within the lease, `ops` then goes
+/// through (its reply is returned), and the holder's SEQUENCE reports
+/// SEQ4_STATUS_RECALLABLE_STATE_REVOKED.
+fn revoked_after_the_lease(srv: &Server, holder: &mut V4, other: &mut V4, ops: &[Op4]) -> Reply {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let r = loop {
+        assert_eq!(holder.run(&[]).status, Nfs4Status::Ok);
+        let r = other.run(ops);
+        if r.status != Nfs4Status::Delay {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "never revoked");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(metric(srv, "dittofs_nfs4_delegations_revoked_total"), 1.0);
+    let seq = holder.run(&[]);
+    let Res::Seq(s) = &seq.results[0].2 else {
+        panic!()
+    };
+    assert_ne!(
+        s.status_flags & 0x40,
+        0,
+        "SEQ4_STATUS_RECALLABLE_STATE_REVOKED"
+    );
+    r
+}
+
 #[test]
 fn unanswered_recall_revokes_the_delegation_after_the_lease() {
     let srv = short_lease_server();
@@ -1631,29 +1659,14 @@ fn unanswered_recall_revokes_the_delegation_after_the_lease() {
     assert_eq!(r.status, Nfs4Status::Delay, "a truncate recalls");
     let cb = holder.recv_cb();
     assert_eq!(cb.stateid, deleg);
-    // the holder ignores the recall but keeps its lease renewed
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        assert_eq!(holder.run(&[]).status, Nfs4Status::Ok);
-        let r = writer.run(&[Op4::Putfh(fh.clone()), setattr.clone()]);
-        if r.status == Nfs4Status::Ok {
-            break;
-        }
-        assert_eq!(r.status, Nfs4Status::Delay);
-        assert!(std::time::Instant::now() < deadline, "never revoked");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_revoked_total"), 1.0);
-    // the holder learns of it: SEQUENCE flag, DELEG_REVOKED on use
-    let r = holder.run(&[]);
-    let Res::Seq(s) = &r.results[0].2 else {
-        panic!()
-    };
-    assert_ne!(
-        s.status_flags & 0x40,
-        0,
-        "SEQ4_STATUS_RECALLABLE_STATE_REVOKED"
+    let r = revoked_after_the_lease(
+        &srv,
+        &mut holder,
+        &mut writer,
+        &[Op4::Putfh(fh.clone()), setattr],
     );
+    assert_eq!(r.status, Nfs4Status::Ok);
+    // the holder learns of it: SEQUENCE flag, DELEG_REVOKED on use
     let read = Op4::Read(ReadArgs {
         stateid: deleg.clone(),
         offset: 0,
@@ -1931,28 +1944,8 @@ fn unanswered_recall_revokes_a_write_delegation_after_the_lease() {
     let read = [Op4::Putfh(fh.clone()), read_op(&Stateid4::ANONYMOUS, 16)];
     assert_eq!(other.run(&read).status, Nfs4Status::Delay, "a READ recalls");
     assert_eq!(holder.recv_cb().stateid, deleg);
-    // the holder ignores the recall but keeps its lease renewed
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let r = loop {
-        assert_eq!(holder.run(&[]).status, Nfs4Status::Ok);
-        let r = other.run(&read);
-        if r.status != Nfs4Status::Delay {
-            break r;
-        }
-        assert!(std::time::Instant::now() < deadline, "never revoked");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
+    let r = revoked_after_the_lease(&srv, &mut holder, &mut other, &read);
     assert_eq!(read_data(&r), b"data");
-    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_revoked_total"), 1.0);
-    let r = holder.run(&[]);
-    let Res::Seq(s) = &r.results[0].2 else {
-        panic!()
-    };
-    assert_ne!(
-        s.status_flags & 0x40,
-        0,
-        "SEQ4_STATUS_RECALLABLE_STATE_REVOKED"
-    );
     let w = write_op(&deleg, 0, b"late");
     let r = holder.run(&[Op4::Putfh(fh), w]);
     assert_eq!(r.status, Nfs4Status::DelegRevoked);
