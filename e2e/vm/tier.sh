@@ -2,10 +2,14 @@
 # tier.sh - the kernel-client tier against dfs: builds dfs (release), starts it on loopback
 # with a fresh data directory (squash none: pjdfstest runs as root and chowns), then
 # through the Linux NFSv3 client in the qemu guest runs pjdfstest and the workload (which
-# SIGKILLs and restarts dfs in the middle). Ends with "kernel-client-tier: N passed, N failed".
+# SIGKILLs and restarts dfs in the middle), then the workload again through an NFSv4.2
+# mount (the restart there is an NFSv4 reclaim in the grace period). Ends with
+# "kernel-client-tier: N passed, N failed".
 #
-# Env: NFS_PORT (default 22049)  BIG_MB / SMALL_N (workload sizes, defaults 1024 / 10000)
-#      TIER_SUITES (default "pjdfstest workload readme-mount")
+# Env: NFS_PORT (default 22049)  DFS (a dfs binary to use instead of building one)
+#      BIG_MB / SMALL_N (workload sizes, defaults 1024 / 10000)
+#      TIER_SUITES (default "pjdfstest workload workload@4.2"; SUITE@VERS runs SUITE with
+#      NFS_VERS=VERS, an NFSv4 mount of that minor version)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -19,8 +23,10 @@ export BIG_MB=${BIG_MB:-1024} SMALL_N=${SMALL_N:-10000}
 T0=$(date +%s)
 log() { printf '[tier %(%T)T] %s\n' -1 "$*" >&2; }
 
-(cd "$ROOT" && cargo build --release --quiet --bin dfs) || { log "cargo build failed"; echo "kernel-client-tier: 0 passed, 1 failed"; exit 1; }
-DFS=$CARGO_TARGET_DIR/release/dfs
+if [ -z "${DFS:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet --bin dfs) || { log "cargo build failed"; echo "kernel-client-tier: 0 passed, 1 failed"; exit 1; }
+  DFS=$CARGO_TARGET_DIR/release/dfs
+fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-tier.XXXXXX")
 HTTP_PORT=$((NFS_PORT + 1))
 # The start command is also used by workload.sh to restart the server after its SIGKILL.
@@ -41,9 +47,12 @@ bash -c "$SERVER_START_CMD"
 for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$NFS_PORT") 2>/dev/null && break; sleep 0.1; done
 
 passed=0; failed=0
-for s in ${TIER_SUITES:-pjdfstest workload}; do
+for s in ${TIER_SUITES:-pjdfstest workload workload@4.2}; do
   log "=== $s"
-  if "$HERE/$s.sh"; then passed=$((passed+1)); else failed=$((failed+1)); log "$s FAILED (dfs log: last lines below)"; tail -20 "$WORK/dfs.log" >&2; fi
+  # SUITE@VERS: the suite through an NFSv4 mount of that minor version (guest-lib.sh)
+  name=${s%@*} vers=3
+  [ "$name" != "$s" ] && vers=${s#*@}
+  if NFS_VERS=$vers "$HERE/$name.sh"; then passed=$((passed+1)); else failed=$((failed+1)); log "$s FAILED (dfs log: last lines below)"; tail -20 "$WORK/dfs.log" >&2; fi
 done
 # a clean shutdown must exit 0
 if kill -TERM "$(cat "$WORK/pid")" 2>/dev/null; then
