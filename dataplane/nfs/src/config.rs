@@ -37,6 +37,8 @@ pub struct NfsServerConfig {
 pub struct Nfs4Config {
     /// Read delegations for 4.1/4.2 clients with a back channel (`nfs.v4.delegations`).
     pub delegations: bool,
+    /// Write delegations too (`nfs.v4.write_delegations`; needs `delegations`).
+    pub write_delegations: bool,
     /// The lease: a client that renews nothing for this long is expired; a delegation
     /// recall not answered in this long revokes the delegation (RFC 8881 section 8.1).
     pub lease: Duration,
@@ -54,6 +56,7 @@ impl Default for Nfs4Config {
     fn default() -> Self {
         Nfs4Config {
             delegations: true,
+            write_delegations: false,
             lease: Duration::from_secs(90),
             courtesy: Duration::from_secs(86_400),
             id_domain: None,

@@ -127,6 +127,10 @@ pub struct V4Section {
     /// Read delegations for NFSv4.1/4.2 clients (recalled over the back channel when
     /// another client or protocol writes, truncates, removes or renames the file).
     pub delegations: bool,
+    /// Write delegations for NFSv4.1/4.2 clients as well (off by default: the Linux
+    /// client, holding one, kept serving reads from its cache after a recall in the
+    /// kernel-client coherence test; see docs/nfs.md).
+    pub write_delegations: bool,
     /// The NFSv4 lease: a silent client is expired after it, an unanswered delegation
     /// recall revokes the delegation after it.
     pub lease_seconds: u32,
@@ -150,6 +154,7 @@ impl Default for V4Section {
     fn default() -> Self {
         V4Section {
             delegations: true,
+            write_delegations: false,
             lease_seconds: 90,
             courtesy_seconds: 86_400,
             id_domain: String::new(),
@@ -949,6 +954,7 @@ nfs:
     client_portmapper_port: 111  # clients' rpcbind, for GRANTED and SM_NOTIFY callbacks
   v4:
     delegations: true  # read delegations for NFSv4.1/4.2 clients (recalled on conflict)
+    write_delegations: false  # write delegations too (see docs/nfs.md before enabling)
     lease_seconds: 90  # NFSv4 lease; an unanswered delegation recall is revoked after it
     courtesy_seconds: 86400  # a silent client keeps its state this long past its lease
                              # until someone conflicts with it (0: lost with the lease)

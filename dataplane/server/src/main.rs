@@ -429,6 +429,7 @@ async fn serve(mut cfg: Config) -> Result<(), ServeError> {
                 port: cfg.nfs.port,
                 v4: dittofs_nfs::server::Nfs4Config {
                     delegations: cfg.nfs.v4.delegations,
+                    write_delegations: cfg.nfs.v4.write_delegations,
                     lease: std::time::Duration::from_secs(u64::from(cfg.nfs.v4.lease_seconds)),
                     courtesy: std::time::Duration::from_secs(u64::from(
                         cfg.nfs.v4.courtesy_seconds,

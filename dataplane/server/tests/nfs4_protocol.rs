@@ -1537,11 +1537,15 @@ fn metric(srv: &Server, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} not in {m}"))
 }
 
+/// A server with a 3 s lease and write delegations on (`nfs.v4.write_delegations`).
 fn short_lease_server() -> Server {
-    Server::start_with(vec![(
-        "DITTOFS_NFS_V4_LEASE_SECONDS".to_string(),
-        "3".to_string(),
-    )])
+    Server::start_with(vec![
+        ("DITTOFS_NFS_V4_LEASE_SECONDS".to_string(), "3".to_string()),
+        (
+            "DITTOFS_NFS_V4_WRITE_DELEGATIONS".to_string(),
+            "true".to_string(),
+        ),
+    ])
 }
 
 #[test]
@@ -1901,7 +1905,7 @@ fn nfs3_read_and_getattr_wait_for_a_write_delegation() {
 
 #[test]
 fn no_write_delegation_while_another_client_has_the_file_open() {
-    let srv = Server::start();
+    let srv = short_lease_server();
     let mut a = V4::connect(srv.nfs_port, b"open-a");
     let mut b = V4::connect(srv.nfs_port, b"open-b");
     let dir = a.fh_of(&[Op4::Putrootfh, lookup("export")]);
@@ -1964,6 +1968,15 @@ fn delegations_can_be_switched_off() {
     make_file(&mut v, &dir, "n", b"x");
     let r = open_existing(&mut v, &dir, b"reader", SHARE_ACCESS_READ, "n");
     assert!(delegation_of(&r).0.is_none());
+    // by default read delegations only: a writer gets none
+    let srv = Server::start();
+    let mut v = V4::connect(srv.nfs_port, b"default-deleg");
+    let dir = v.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut v, &dir, "w", b"x");
+    let r = open_existing(&mut v, &dir, b"writer", SHARE_ACCESS_BOTH, "w");
+    assert_eq!(granted(&r).0, None, "no write delegation unless enabled");
+    let r = open_existing(&mut v, &dir, b"reader", SHARE_ACCESS_READ, "w");
+    assert!(delegation_of(&r).0.is_some(), "read delegations are on");
 }
 
 #[test]

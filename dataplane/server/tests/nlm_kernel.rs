@@ -253,8 +253,14 @@ fn v4_against_nlm(g: &mut Guest, host: &mut NlmClient, fh: &[u8]) {
 /// 5, continued: the guest's NFSv4.2 lock across a SIGKILL and restart of `dfs`: the
 /// host's conflicting NLM LOCK is refused in the grace period (GRACE_PERIOD) and, once
 /// the guest reclaimed (its RECLAIM_COMPLETE may end the grace period early) or grace
-/// ran out, by the reclaimed lock (DENIED); never granted.
-fn v4_reclaim_against_nlm(g: &mut Guest, srv: &mut Server, fh: &[u8], nfs: SocketAddr) {
+/// ran out, by the reclaimed lock (DENIED); never granted. Returns the host's client on
+/// the restarted server.
+fn v4_reclaim_against_nlm(
+    g: &mut Guest,
+    srv: &mut Server,
+    fh: &[u8],
+    nfs: SocketAddr,
+) -> NlmClient {
     srv.crash();
     let started = Instant::now();
     srv.spawn();
@@ -281,6 +287,7 @@ fn v4_reclaim_against_nlm(g: &mut Guest, srv: &mut Server, fh: &[u8], nfs: Socke
     let t = host.test(fh, (0, 10), true);
     assert_eq!(t.stat, Nlm4Stat::Denied);
     g.touch("v4-seen");
+    host
 }
 
 /// 1: the guest's non-blocking `flock` against the host's exclusive lock.
@@ -422,7 +429,7 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
     blocking_waiter(&mut g, &mut host, &fh, srv.http_port);
     let mut host = restart_and_reclaim(&mut g, &mut srv, &fh, nfs);
     v4_against_nlm(&mut g, &mut host, &fh_g);
-    v4_reclaim_against_nlm(&mut g, &mut srv, &fh_g, nfs);
+    let mut host = v4_reclaim_against_nlm(&mut g, &mut srv, &fh_g, nfs);
     g.finish();
     // the guest's lock was released by its unlock: the file is free again
     assert_eq!(host.test(&fh, WHOLE, true).stat, Nlm4Stat::Granted);

@@ -332,6 +332,9 @@ async fn delegation(
     let Some(kind) = wanted((c.minor, confirmed), a) else {
         return OpenDelegation4::None;
     };
+    if kind.write() && !c.shared.cfg.v4.write_delegations {
+        return OpenDelegation4::None;
+    }
     let Ok(h) = f.fs.handle_of(f.ino).await else {
         return OpenDelegation4::None;
     };
