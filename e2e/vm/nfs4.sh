@@ -100,7 +100,7 @@ cp "$HERE/nfs4-guest.sh" "$WORK/share/"
 VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" \
   "NFS_PORT=$NFS_PORT HTTP_PORT=$HTTP_PORT COPY_MB=$COPY_MB RECLAIM=${RECLAIM:-} bash /share/nfs4-guest.sh" >"$WORK/guest.log" 2>&1 &
 VM_PID=$!
-tail -F -n +1 "$WORK/guest.log" 2>/dev/null | grep --line-buffered -E "^(PASS|FAIL|guest:)|nfs4-guest" >&2 &
+tail -F -n +1 "$WORK/guest.log" 2>/dev/null | grep --line-buffered -E "^(PASS|FAIL|KNOWN|guest:)|nfs4-guest" >&2 &
 TAIL_PID=$!
 while kill -0 "$VM_PID" 2>/dev/null; do
   if [ -e "$WORK/share/.vmtest/restart-request" ]; then
@@ -119,6 +119,7 @@ kill "$TAIL_PID" 2>/dev/null
 wait "$TAIL_PID" 2>/dev/null
 passed=$(grep -c '^PASS ' "$WORK/guest.log")
 failed=$(grep -c '^FAIL ' "$WORK/guest.log")
+known=$(grep -c '^KNOWN ' "$WORK/guest.log")
 if ! grep -q '^nfs4-guest: done' "$WORK/guest.log"; then
   log "the guest did not finish its steps"; failed=$((failed + 1))
 fi
@@ -153,5 +154,6 @@ fi
 if kill -TERM "$PID" 2>/dev/null; then
   for _ in $(seq 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 fi
+[ "$known" = 0 ] || echo "nfs4-kernel: $known known failures (KNOWN lines above; tracked in issue #18)"
 echo "nfs4-kernel: $passed passed, $failed failed"
 [ "$failed" = 0 ]
