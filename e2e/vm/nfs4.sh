@@ -60,13 +60,14 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$NFS_PORT}") 2>/dev/null; }
 for p in "$NFS_PORT" "$HTTP_PORT"; do
   if port_open "$p"; then fail_all "port $p is busy"; fi
 done
+# Read delegations are on (off by default): the delegation steps test them.
 # The grace period after a restart (NLM and NFSv4) is short: the reclaim step waits for
 # it when another recorded client (the 4.0 one, whose lease has not run out) never
 # sends RECLAIM_COMPLETE.
 start_dfs() {
   DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT DITTOFS_CONTROL_PORT=0 \
     DITTOFS_SHARES='[{name: /export, squash: none}]' DITTOFS_NFS_LOCKS_GRACE_SECONDS=10 \
-    setsid "$DFS" start --data-dir "$WORK/data" >>"$WORK/dfs.log" 2>&1 </dev/null &
+    DITTOFS_NFS_V4_DELEGATIONS=true setsid "$DFS" start --data-dir "$WORK/data" >>"$WORK/dfs.log" 2>&1 </dev/null &
   PID=$!
   for _ in $(seq 300); do port_open && break; sleep 0.1; done
   port_open

@@ -35,7 +35,8 @@ pub struct NfsServerConfig {
 /// NFSv4 settings.
 #[derive(Clone, Debug)]
 pub struct Nfs4Config {
-    /// Read delegations for 4.1/4.2 clients with a back channel (`nfs.v4.delegations`).
+    /// Read delegations (4.1/4.2 clients with a back channel, 4.0 clients with a callback
+    /// path) (`nfs.v4.delegations`, off by default).
     pub delegations: bool,
     /// Write delegations too (`nfs.v4.write_delegations`; needs `delegations`).
     pub write_delegations: bool,
@@ -55,7 +56,7 @@ pub struct Nfs4Config {
 impl Default for Nfs4Config {
     fn default() -> Self {
         Nfs4Config {
-            delegations: true,
+            delegations: false,
             write_delegations: false,
             lease: Duration::from_secs(90),
             courtesy: Duration::from_secs(86_400),

@@ -124,8 +124,10 @@ pub struct NfsSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct V4Section {
-    /// Read delegations for NFSv4.1/4.2 clients (recalled over the back channel when
-    /// another client or protocol writes, truncates, removes or renames the file).
+    /// Read delegations (recalled when another client or protocol writes, truncates,
+    /// removes, renames or locks the file). Off by default: in the kernel-client test a
+    /// Linux 4.2 client failed a recall (its delegation was revoked) and served a stale
+    /// read; see docs/nfs.md.
     pub delegations: bool,
     /// Write delegations for NFSv4.1/4.2 clients as well (off by default: the Linux
     /// client, holding one, kept serving reads from its cache after a recall in the
@@ -153,7 +155,7 @@ fn string_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
 impl Default for V4Section {
     fn default() -> Self {
         V4Section {
-            delegations: true,
+            delegations: false,
             write_delegations: false,
             lease_seconds: 90,
             courtesy_seconds: 86_400,
@@ -953,7 +955,7 @@ nfs:
                                  # (NLM, and NFSv4 when clients held state before)
     client_portmapper_port: 111  # clients' rpcbind, for GRANTED and SM_NOTIFY callbacks
   v4:
-    delegations: true  # read delegations for NFSv4.1/4.2 clients (recalled on conflict)
+    delegations: false  # read delegations (recalled on conflict; see docs/nfs.md before enabling)
     write_delegations: false  # write delegations too (see docs/nfs.md before enabling)
     lease_seconds: 90  # NFSv4 lease; an unanswered delegation recall is revoked after it
     courtesy_seconds: 86400  # a silent client keeps its state this long past its lease
@@ -1048,6 +1050,8 @@ mod tests {
         let c = Config::load(None, &[]).unwrap();
         assert_eq!(c.nfs.port, 12049);
         assert_eq!(c.shares[0].name, "/export");
+        // delegations are opt-in until the kernel client's recall works with them
+        assert!(!c.nfs.v4.delegations && !c.nfs.v4.write_delegations);
     }
 
     #[test]

@@ -104,6 +104,8 @@ impl Server {
             .env("DITTOFS_CONTROL_PORT", self.control_port.to_string())
             .env("DITTOFS_SHARES", "[{name: /export, squash: none}]")
             .env("DITTOFS_LOGGING_LEVEL", "WARN")
+            // delegations are off by default; the protocol tests exercise them
+            .env("DITTOFS_NFS_V4_DELEGATIONS", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
