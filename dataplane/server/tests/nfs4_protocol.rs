@@ -2686,6 +2686,19 @@ fn v40_client_cb(
 /// grace period ends at its time or once every recorded client sent RECLAIM_COMPLETE;
 /// a reclaimed lock refuses an NLM lock; records of clients that did not come back, of
 /// destroyed clients and of restarted ones are gone at the next restart.
+/// The 4.0 client `e` on `c40` reclaims its open of `dir`/re (OPEN CLAIM_PREVIOUS).
+fn reclaim40(c40: &mut Client, dir: &Fh4, e: u64) -> Reply {
+    Reply::parse(compound_raw(
+        c40,
+        0,
+        &[
+            Op4::Putfh(dir.clone()),
+            lookup("re"),
+            open_claim(e, b"oe", OpenClaim4::Previous(0)),
+        ],
+    ))
+}
+
 #[test]
 fn state_reclaimed_after_a_restart() {
     let grace = (
@@ -2785,15 +2798,7 @@ fn state_reclaimed_after_a_restart() {
     // verifier), it loses what it had, record included
     let mut c40 = Client::connect(port);
     let e = v40_client_with(&mut c40, b"a 4.0 reclaimer", 1);
-    let r = Reply::parse(compound_raw(
-        &mut c40,
-        0,
-        &[
-            Op4::Putfh(dir.clone()),
-            lookup("re"),
-            open_claim(e, b"oe", OpenClaim4::Previous(0)),
-        ],
-    ));
+    let r = reclaim40(&mut c40, &dir, e);
     assert_eq!(r.status, Nfs4Status::Ok, "4.0 reclaim");
     v40_client_with(&mut c40, b"a 4.0 reclaimer", 2);
     // RECLAIM_COMPLETE: no more reclaims by a; the grace period goes on for d
@@ -2852,15 +2857,7 @@ fn state_reclaimed_after_a_restart() {
     );
     let mut c40 = Client::connect(port);
     let e = v40_client_with(&mut c40, b"a 4.0 reclaimer", 2);
-    let r = Reply::parse(compound_raw(
-        &mut c40,
-        0,
-        &[
-            Op4::Putfh(dir.clone()),
-            lookup("re"),
-            open_claim(e, b"oe", OpenClaim4::Previous(0)),
-        ],
-    ));
+    let r = reclaim40(&mut c40, &dir, e);
     assert_eq!(
         r.status,
         Nfs4Status::ReclaimBad,
