@@ -15,7 +15,8 @@
 # Then (always last, it ends the guest's NFS state) an fcntl lock held over NFSv4.2 while
 # the host SIGKILLs and restarts dfs (asked for through /share/.vmtest/restart-request,
 # answered in restart-done): the kernel reclaims it, its I/O goes on, another process's
-# lock on the bytes is refused until it is unlocked. RECLAIM=1 runs only that part.
+# lock on the bytes is refused until it is unlocked. RECLAIM=1 runs only that part;
+# ONLY="STEP..." only the named step functions (e.g. delegation two_clients).
 set -u
 S=${VM_SERVER:-10.0.2.2}
 step() { # step NAME COMMAND...: runs COMMAND, prints PASS/FAIL NAME
@@ -390,6 +391,11 @@ reclaim() { # reclaim VERSION: an fcntl lock reclaimed after the host restarts d
 }
 mkdir -p /mnt/v4 /mnt/v40 /mnt/v3 /mnt/root
 [ "${RECLAIM:-}" = 1 ] && { reclaim 4.2; dmesg | grep -i -E 'nfs|rpc' | tail -20; echo "nfs4-guest: done"; exit 0; }
+if [ -n "${ONLY:-}" ]; then # ONLY="delegation two_clients": just those steps
+  [ -z "${NFS_DEBUG:-}" ] || echo "$NFS_DEBUG" >/proc/sys/sunrpc/nfs_debug # rpcdebug flags
+  for f in $ONLY; do "$f"; done
+  dmesg | grep -i -E 'nfs|rpc' | tail -20; echo "nfs4-guest: done"; exit 0
+fi
 delegation
 two_clients
 work 4.0

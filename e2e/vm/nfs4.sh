@@ -26,6 +26,10 @@
 # Env: NFS_PORT (default 24049)  HTTP_PORT (default NFS_PORT+1)  DFS (a dfs binary to use
 #      instead of building one)  COPY_MB, FULL (see above)
 #      RECLAIM=1 (only the reclaim step, no pjdfstest)
+#      ONLY="STEP..." (only those guest step functions, e.g. "delegation two_clients";
+#      no pjdfstest, no counter check)  KEEP=1 (keep the work directory: dfs.log)
+#      LOG_LEVEL (dfs's, default info; trace logs every NFSv4 operation)
+#      NFS_DEBUG (with ONLY: the guest kernel's nfs_debug flags, e.g. 0x4140)
 #      PJD_VERS (default "4.0 4.1 4.2": the minor versions pjdfstest runs at)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -53,7 +57,7 @@ cleanup() {
     kill -TERM "$PID"
     for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
   fi
-  rm -rf "$WORK"
+  if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$NFS_PORT}") 2>/dev/null; }
@@ -67,7 +71,7 @@ done
 start_dfs() {
   DITTOFS_NFS_BIND=127.0.0.1 DITTOFS_NFS_PORT=$NFS_PORT DITTOFS_HTTP_PORT=$HTTP_PORT DITTOFS_CONTROL_PORT=0 \
     DITTOFS_SHARES='[{name: /export, squash: none}]' DITTOFS_NFS_LOCKS_GRACE_SECONDS=10 \
-    DITTOFS_NFS_V4_DELEGATIONS=true setsid "$DFS" start --data-dir "$WORK/data" >>"$WORK/dfs.log" 2>&1 </dev/null &
+    DITTOFS_NFS_V4_DELEGATIONS=true DITTOFS_LOGGING_LEVEL=${LOG_LEVEL:-info} setsid "$DFS" start --data-dir "$WORK/data" >>"$WORK/dfs.log" 2>&1 </dev/null &
   PID=$!
   for _ in $(seq 300); do port_open && break; sleep 0.1; done
   port_open
@@ -99,7 +103,7 @@ granted='' recalled=''
 mkdir -p "$WORK/share/.vmtest"
 cp "$HERE/nfs4-guest.sh" "$WORK/share/"
 VM_SHARE=$WORK/share "$HERE/run-in-guest.sh" \
-  "NFS_PORT=$NFS_PORT HTTP_PORT=$HTTP_PORT COPY_MB=$COPY_MB RECLAIM=${RECLAIM:-} bash /share/nfs4-guest.sh" >"$WORK/guest.log" 2>&1 &
+  "NFS_PORT=$NFS_PORT HTTP_PORT=$HTTP_PORT COPY_MB=$COPY_MB RECLAIM=${RECLAIM:-} ONLY=\"${ONLY:-}\" NFS_DEBUG=${NFS_DEBUG:-} bash /share/nfs4-guest.sh" >"$WORK/guest.log" 2>&1 &
 VM_PID=$!
 tail -F -n +1 "$WORK/guest.log" 2>/dev/null | grep --line-buffered -E "^(PASS|FAIL|KNOWN|guest:)|nfs4-guest" >&2 &
 TAIL_PID=$!
@@ -125,17 +129,23 @@ if ! grep -q '^nfs4-guest: done' "$WORK/guest.log"; then
   log "the guest did not finish its steps"; failed=$((failed + 1))
 fi
 [ -n "$granted" ] || deleg_counters
-if [ -n "${RECLAIM:-}" ]; then
+if [ -n "${RECLAIM:-}${ONLY:-}" ]; then
   : # the reclaim step alone takes no delegation
 elif [ "$granted" -ge 1 ] && [ "$recalled" -ge 1 ]; then
   echo "PASS delegation counters (granted $granted, recalled $recalled)" >&2; passed=$((passed + 1))
 else
   echo "FAIL delegation counters (granted $granted, recalled $recalled)" >&2; failed=$((failed + 1))
 fi
+if [ "$failed" != 0 ] || [ "$known" != 0 ]; then
+  log "errors the server answered (dittofs_nfs_errors_total):"
+  (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" &&
+    printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && cat <&3 |
+    grep '^dittofs_nfs_errors_total' >&2)
+fi
 if [ "$failed" != 0 ]; then
   log "guest dmesg (last lines):"; tail -30 "$WORK/share/.vmtest/dmesg.txt" >&2 2>/dev/null
 fi
-if [ -n "${RECLAIM:-}" ]; then
+if [ -n "${RECLAIM:-}${ONLY:-}" ]; then
   echo "nfs4-kernel: $passed passed, $failed failed"
   [ "$failed" = 0 ]; exit
 fi

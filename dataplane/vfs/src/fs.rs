@@ -101,6 +101,15 @@ impl Live {
 }
 
 /// What the core remembers about a file with unflushed writes.
+///
+/// The file's change attribute is `max(record's change counter, base) + pending`
+/// ([`DirtyInfo::change`]): every write moves it at once, though the record's counter
+/// only moves when a flush publishes the data. A flush moves the pending writes into the
+/// counter it publishes ([`Fs::fold_writes`], applied before its commit, undone if the
+/// commit fails), so the attribute never goes back and a flush does not move it. After
+/// a crash, recovery counts every recovered journal record as a pending write (at least
+/// as many as were pending), so no value seen before the crash comes back for other
+/// content.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DirtyInfo {
     /// Time of the last write; becomes mtime/ctime at flush.
@@ -108,6 +117,23 @@ pub(crate) struct DirtyInfo {
     /// Bumped on every write and explicit time change, so a flush knows whether the
     /// mtime it captured is still the one to apply.
     pub(crate) epoch: u64,
+    /// Writes not yet counted in the record's change counter.
+    pub(crate) pending: u64,
+    /// The change counter the last fold published (0 before any).
+    pub(crate) base: u64,
+}
+
+impl DirtyInfo {
+    /// A file's change attribute when its record's counter is `change`.
+    pub(crate) fn change(&self, change: u64) -> u64 {
+        change.max(self.base) + self.pending
+    }
+}
+
+/// What [`Fs::fold_writes`] moved, to put back if the flush's commit fails.
+pub(crate) struct Fold {
+    moved: u64,
+    base: u64,
 }
 
 struct InoAlloc {
@@ -295,6 +321,7 @@ impl Fs {
             a.used = end.div_ceil(4096) * 4096;
         }
         if let Some(d) = self.dirty.lock().get(&rec.ino) {
+            a.change = d.change(rec.change);
             if d.mtime > a.mtime {
                 a.mtime = d.mtime;
             }
@@ -303,6 +330,48 @@ impl Fs {
             }
         }
         a
+    }
+
+    /// Notes a write of `ino` (its data in the engine; the caller holds the file's lock):
+    /// its mtime and change attribute move now, the record's at the next flush.
+    pub(crate) fn note_write(&self, ino: Ino, pending: u64, mtime: Timestamp) {
+        let mut d = self.dirty.lock();
+        let e = d.entry(ino).or_insert(DirtyInfo {
+            mtime,
+            epoch: 0,
+            pending: 0,
+            base: 0,
+        });
+        e.mtime = mtime;
+        e.epoch += 1;
+        e.pending += pending;
+    }
+
+    /// Moves the pending writes of `ino` into the change counter a flush publishes, for
+    /// a record whose counter is `change` (the caller holds the file's write lock):
+    /// returns the counter to publish and what to undo if the commit fails. The change
+    /// attribute stays where it is, or moves by one when nothing was pending.
+    pub(crate) fn fold_writes(&self, ino: Ino, change: u64) -> (u64, Option<Fold>) {
+        let mut d = self.dirty.lock();
+        let Some(e) = d.get_mut(&ino) else {
+            return (change + 1, None);
+        };
+        let new = change.max(e.base) + e.pending.max(1);
+        let fold = Fold {
+            moved: e.pending,
+            base: e.base,
+        };
+        e.pending = 0;
+        e.base = new;
+        (new, Some(fold))
+    }
+
+    /// Undoes [`Fs::fold_writes`] after a failed commit.
+    pub(crate) fn unfold_writes(&self, ino: Ino, fold: Option<Fold>) {
+        if let (Some(f), Some(e)) = (fold, self.dirty.lock().get_mut(&ino)) {
+            e.pending += f.moved;
+            e.base = f.base;
+        }
     }
 
     /// Commits `txn` durably. Chunks it takes references from are then noted with the

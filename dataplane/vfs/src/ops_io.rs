@@ -22,11 +22,12 @@ use dittofs_types::{FileType, Ino, ObjectId, Timestamp};
 use std::sync::LazyLock;
 
 /// The inode as a flush publishes it: size covers the data, the times of the last write
-/// it holds, the journal watermark, a new change counter, and the ObjectID once quiesced.
+/// it holds, the journal watermark, change counter `change`, and the ObjectID once
+/// quiesced.
 fn flushed_inode(
     rec: &mut dittofs_metadata::InodeRecord,
     plan: &dittofs_blockstore::FlushPlan,
-    written: Option<DirtyInfo>,
+    (written, change): (Option<DirtyInfo>, u64),
     quiesced: bool,
 ) {
     rec.size = rec.size.max(plan.data_end);
@@ -35,7 +36,7 @@ fn flushed_inode(
         rec.ctime = rec.ctime.max(d.mtime);
     }
     rec.applied_seq = rec.applied_seq.max(plan.applied_seq);
-    rec.change += 1;
+    rec.change = change;
     rec.object_id = if quiesced {
         ObjectId::compute(&plan.new_blocks)
     } else {
@@ -169,14 +170,7 @@ impl Fs {
                         stability != Stability::Unstable,
                     )
                     .await?;
-                let now = Timestamp::now();
-                let mut d = self.dirty.lock();
-                let e = d.entry(ino).or_insert(DirtyInfo {
-                    mtime: now,
-                    epoch: 0,
-                });
-                e.mtime = now;
-                e.epoch += 1;
+                self.note_write(ino, 1, Timestamp::now());
             }
             rec
         };
@@ -304,7 +298,8 @@ impl Fs {
         let quiesced =
             plan.kept.is_empty() && !self.engine.has_writes_after(key, plan.max_write_id);
         let before = rec.change;
-        flushed_inode(&mut rec, &plan, epoch_mtime, quiesced);
+        let (change, fold) = self.fold_writes(ino, before);
+        flushed_inode(&mut rec, &plan, (epoch_mtime, change), quiesced);
         let mut t = Txn::new(self.share);
         t.check(Check::InodeChange {
             ino,
@@ -317,16 +312,23 @@ impl Fs {
         t.adjust_refs(&old_blocks, &plan.new_blocks);
         if let Some(ticket) = &ticket {
             let object = quiesced.then_some(rec.object_id);
-            ticket
+            let staged = ticket
                 .stage(Publish::Flush {
                     old: &old_blocks,
                     new: &plan.new_blocks,
                     object,
                 })
-                .await?;
+                .await;
+            if let Err(e) = staged {
+                self.unfold_writes(ino, fold);
+                return Err(e.into());
+            }
         }
         t.op(Op::PutInode(rec));
-        self.commit(t).await?;
+        if let Err(e) = self.commit(t).await {
+            self.unfold_writes(ino, fold);
+            return Err(e);
+        }
         if let Some(ticket) = ticket {
             ticket.after_commit();
         }
@@ -391,9 +393,15 @@ impl Fs {
     }
 
     /// Re-inserts journal records recovered at startup (those of this share whose data is
-    /// not yet in the committed block list), then flushes the affected files.
+    /// not yet in the committed block list), then flushes the affected files. Each
+    /// record counts as a pending write of its file (see [`DirtyInfo`]), its mtime left
+    /// as recorded.
     pub async fn recover(&self, records: &[RecoveredRecord]) -> FsResult<usize> {
         let mut touched = std::collections::BTreeSet::new();
+        let unchanged_mtime = Timestamp {
+            secs: i64::MIN,
+            nanos: 0,
+        };
         for r in records.iter().filter(|r| r.key.share == self.share) {
             let Some(rec) = self.store.get_inode(self.share, r.key.ino).await? else {
                 // The file is gone: its records are garbage, let the journal forget them.
@@ -407,6 +415,7 @@ impl Fs {
                 continue;
             }
             self.engine.restore(r.key, r);
+            self.note_write(r.key.ino, 1, unchanged_mtime);
             touched.insert(r.key.ino);
         }
         // A full disk must not keep the share from serving: writes that cannot be flushed

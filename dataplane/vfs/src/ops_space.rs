@@ -31,7 +31,7 @@
 use crate::attr::Attr;
 use crate::cred::{Credentials, R, W, may_io};
 use crate::error::{FsError, FsResult};
-use crate::fs::{DirtyInfo, Fs, MAX_FILE_SIZE};
+use crate::fs::{Fs, MAX_FILE_SIZE};
 use bytes::Bytes;
 use dittofs_blockstore::FlushKind;
 use dittofs_blockstore::tier::Publish;
@@ -295,14 +295,7 @@ impl Fs {
     /// caller holds the file's write lock; a flush publishes it.
     async fn write_locked(&self, ino: Ino, offset: u64, data: Bytes) -> FsResult<()> {
         self.engine.write(self.key(ino), offset, data, true).await?;
-        let now = Timestamp::now();
-        let mut d = self.dirty.lock();
-        let e = d.entry(ino).or_insert(DirtyInfo {
-            mtime: now,
-            epoch: 0,
-        });
-        e.mtime = now;
-        e.epoch += 1;
+        self.note_write(ino, 1, Timestamp::now());
         Ok(())
     }
 

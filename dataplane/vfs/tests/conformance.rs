@@ -10,6 +10,7 @@ use common::{Fixture, fixture, read_all, write};
 use dittofs_types::{ContentHash, FileType, Ino};
 use dittofs_vfs::{CreateMode, Credentials, FsError, SetAttr, SetTime, Stability};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 fn root() -> Credentials {
     Credentials::root()
@@ -726,6 +727,68 @@ async fn timestamps_follow_posix(backend: &str) {
     assert_eq!(fx.fs.getattr(f).await.unwrap().mtime, when);
 }
 
+/// The change attribute (NFSv4's cache validator) moves with every write, before any
+/// flush publishes it; a flush does not move it; it never comes back to an earlier value
+/// for other content, not even after a crash with unflushed writes (recovery).
+async fn change_attribute_follows_writes(backend: &str) {
+    let fx = fixture(backend).await;
+    let f = mkfile(&fx, Ino::ROOT, "c").await;
+    let change = |fx: &Fixture| {
+        let fs = fx.fs.clone();
+        async move { fs.getattr(f).await.unwrap().change }
+    };
+    let c0 = change(&fx).await;
+    write(&fx, f, 0, b"old-content").await;
+    let c1 = change(&fx).await;
+    write(&fx, f, 0, b"NEW").await;
+    let c2 = change(&fx).await;
+    assert!(c0 < c1 && c1 < c2, "writes move it: {c0} {c1} {c2}");
+    fx.fs.flush_file(f).await.unwrap();
+    assert_eq!(change(&fx).await, c2, "a flush does not move it");
+    write(&fx, f, 3, b"-").await;
+    let c3 = change(&fx).await;
+    fx.fs
+        .setattr(&root(), f, &sa_mode(0o600), None)
+        .await
+        .unwrap();
+    let c4 = change(&fx).await;
+    assert!(c2 < c3 && c3 < c4, "write, then chmod: {c2} {c3} {c4}");
+    fx.fs.flush_file(f).await.unwrap();
+    assert_eq!(change(&fx).await, c4, "a flush does not move it");
+    for (i, w) in [b"x", b"y", b"z"].iter().enumerate() {
+        write(&fx, f, i as u64, *w).await;
+    }
+    let before_crash = change(&fx).await;
+    assert!(
+        before_crash >= c4 + 3,
+        "three writes: {c4} -> {before_crash}"
+    );
+    // A crash: the writes are only in the journal; the metadata is as last flushed.
+    let Fixture {
+        fs,
+        store,
+        engine,
+        dir,
+    } = fx;
+    drop(fs);
+    drop(engine);
+    let cfg = dittofs_blockstore::EngineConfig {
+        chunker: common::small_chunker(),
+        ..Default::default()
+    };
+    let (engine, recovered) =
+        dittofs_blockstore::Engine::open(&dir.path().join("blocks"), cfg).unwrap();
+    assert!(!recovered.is_empty(), "the writes are in the journal");
+    let fx = common::reopen(store, Arc::new(engine), dir).await;
+    fx.fs.recover(&recovered).await.unwrap();
+    let after = change(&fx).await;
+    assert!(
+        after >= before_crash,
+        "after recovery: {before_crash} -> {after}"
+    );
+    assert_eq!(read_all(&fx, f).await, b"xyz-content");
+}
+
 async fn create_modes(backend: &str) {
     let fx = fixture(backend).await;
     let v = [1u8, 2, 3, 4, 5, 6, 7, 8];
@@ -1158,6 +1221,7 @@ conformance!(
     permissions_and_sticky,
     setgid_inheritance_and_suid_clearing,
     timestamps_follow_posix,
+    change_attribute_follows_writes,
     create_modes,
     write_read_truncate_holes,
     handles_stale_and_bad,

@@ -122,11 +122,11 @@ impl XdrEncode for OpenClaim4 {
                 c.encode(out);
             }
             OpenClaim4::Fh => out.put_xdr_u32(4),
-            OpenClaim4::DelegPrevFh => out.put_xdr_u32(5),
             OpenClaim4::DelegCurFh(s) => {
-                out.put_xdr_u32(6);
+                out.put_xdr_u32(5);
                 s.encode(out);
             }
+            OpenClaim4::DelegPrevFh => out.put_xdr_u32(6),
         }
     }
 }
@@ -139,8 +139,8 @@ impl XdrDecode for OpenClaim4 {
             2 => OpenClaim4::DelegateCur(Stateid4::decode(dec)?, Component4::decode(dec)?),
             3 => OpenClaim4::DelegatePrev(Component4::decode(dec)?),
             4 => OpenClaim4::Fh,
-            5 => OpenClaim4::DelegPrevFh,
-            6 => OpenClaim4::DelegCurFh(Stateid4::decode(dec)?),
+            5 => OpenClaim4::DelegCurFh(Stateid4::decode(dec)?),
+            6 => OpenClaim4::DelegPrevFh,
             v => {
                 return Err(XdrError::BadDiscriminant {
                     what: "open_claim_type4",
@@ -572,6 +572,34 @@ mod tests {
                 assert_eq!(OpenArgs::from_xdr(&a.to_xdr()).unwrap(), a);
             }
         }
+    }
+
+    /// The claim numbers on the wire are RFC 8881's (section 18.16.1, open_claim_type4),
+    /// not only our encoder's and decoder's agreement: a swapped pair round-trips.
+    #[test]
+    fn open_claim_wire_numbers_are_the_rfcs() {
+        let sid = Stateid4::BYPASS;
+        let name = Component4::from_name(b"f");
+        let wire = [
+            (OpenClaim4::Null(name.clone()), 0u32),
+            (OpenClaim4::Previous(0), 1),
+            (OpenClaim4::DelegateCur(sid.clone(), name.clone()), 2),
+            (OpenClaim4::DelegatePrev(name), 3),
+            (OpenClaim4::Fh, 4),
+            (OpenClaim4::DelegCurFh(sid.clone()), 5),
+            (OpenClaim4::DelegPrevFh, 6),
+        ];
+        for (claim, number) in wire {
+            let bytes = claim.to_xdr();
+            assert_eq!(bytes[..4], number.to_be_bytes(), "{claim:?}");
+        }
+        // CLAIM_DELEG_CUR_FH as the Linux client sends it: 5, then the stateid
+        let mut raw = 5u32.to_be_bytes().to_vec();
+        raw.extend_from_slice(&sid.to_xdr());
+        assert_eq!(
+            OpenClaim4::from_xdr(&raw).unwrap(),
+            OpenClaim4::DelegCurFh(sid)
+        );
     }
 
     #[test]

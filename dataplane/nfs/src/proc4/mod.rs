@@ -215,6 +215,8 @@ impl Compound<'_> {
             procedure: name,
         };
         m.requests.get_or_create(&labels).inc();
+        tracing::trace!(client = %self.ctx.client, minor = self.minor, op = name,
+            status = r.as_ref().err().map_or("OK", |f| f.status.name()), "nfs4 op");
         if let Err(f) = &r {
             let labels = ErrorLabels {
                 program: "nfs4_op",

@@ -68,6 +68,33 @@ pub async fn open_fs_engine(
     (fs, engine)
 }
 
+/// A fixture over an existing store and engine (after a simulated restart): the share
+/// opened again, nothing recovered yet.
+pub async fn reopen(
+    store: Arc<dyn MetadataStore>,
+    engine: Arc<Engine>,
+    dir: tempfile::TempDir,
+) -> Fixture {
+    let fs = Fs::open(
+        store.clone(),
+        engine.clone(),
+        ShareId(1),
+        "/export",
+        ShareOptions {
+            root_mode: 0o777,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("open fs");
+    Fixture {
+        fs,
+        store,
+        engine,
+        dir,
+    }
+}
+
 /// [`open_fs_engine`]'s share.
 pub async fn open_fs(store: Arc<dyn MetadataStore>, dir: &std::path::Path) -> Arc<Fs> {
     open_fs_engine(store, dir).await.0
