@@ -1,9 +1,13 @@
 #!/bin/bash
-# pjdfstest.sh - POSIX conformance through the real Linux NFSv3 client: boots the guest,
+# pjdfstest.sh - POSIX conformance through the real Linux NFS client: boots the guest,
 # mounts the server under test, runs pjdfstest (crates.io 0.2.2) as root in a fresh dir on
 # the mount, then on the host compares the failures with e2e/posix/known_failures.
+# NFS_VERS="4.0 4.1 4.2" runs it once per version in the same boot (a mount of each in
+# turn); a "pjdfstest NFSv<V>: N passed, N failed, N skipped" line per version comes
+# before the total.
 #
 # Env: NFS_PORT (12049)  MOUNT_PORT (= NFS_PORT)  EXPORT (/export)  MOUNT_OPTS (extra options)
+#      NFS_VERS   3 (default), 4.0, 4.1, 4.2, or several separated by spaces
 #      SERVER_START_CMD / SERVER_STOP_CMD   see lib.sh (else a server must already listen)
 #      PJD_FILTER   pjdfstest name filters (space separated; default: every case)
 #      KNOWN_FAILURES (default e2e/posix/known_failures)   VM_TIMEOUT (default 2400 s)
@@ -51,33 +55,40 @@ run_guest() {
   SHARE=$(mktemp -d /tmp/dittofs-pjdfstest.XXXXXX)
   cp "$PJD" "$VM_HERE/pjdfstest.toml" "$VM_HERE/guest-lib.sh" "$SHARE/"
   mkdir -p "$RES"
-  rm -f "$RES/pjdfstest.txt"
+  rm -f "$RES"/pjdfstest*.txt
   # shellcheck disable=SC2016  # expanded in the guest
   GUEST_CMD='set -u
   . /share/guest-lib.sh
-  mount_target || exit 3
-  W=/mnt/t/pjdfstest.$(date +%s).$$
-  mkdir "$W" && chmod 0755 "$W" || exit 3
-  t0=$(date +%s)
-  # pjdfstest exits 1 when some case failed: the host decides what that means
-  NO_COLOR=1 /share/pjdfstest -c /share/pjdfstest.toml -p "$W" ${PJD_FILTER:-} >/share/pjdfstest.txt 2>&1
-  echo "guest: pjdfstest exit $? after $(( $(date +%s) - t0 )) s"
-  rm -rf "$W"
-  cd / && umount /mnt/t'
-  log "booting the guest: pjdfstest on $EXPORT (NFS port $NFS_PORT, MOUNT port $MOUNT_PORT)"
+  for v in $ALL_VERS; do
+    NFS_VERS=$v mount_target || exit 3
+    W=/mnt/t/pjdfstest.$(date +%s).$$
+    mkdir "$W" && chmod 0755 "$W" || exit 3
+    t0=$(date +%s)
+    # pjdfstest exits 1 when some case failed: the host decides what that means
+    NO_COLOR=1 /share/pjdfstest -c /share/pjdfstest.toml -p "$W" ${PJD_FILTER:-} >"/share/pjdfstest-$v.txt" 2>&1
+    echo "guest: pjdfstest over NFSv$v exit $? after $(( $(date +%s) - t0 )) s"
+    rm -rf "$W"
+    cd / && umount /mnt/t || exit 3
+  done'
+  log "booting the guest: pjdfstest on $EXPORT over NFSv${VERS// /, NFSv} (NFS port $NFS_PORT, MOUNT port $MOUNT_PORT)"
+  ALL_VERS=$VERS
   VM_SHARE=$SHARE VM_TIMEOUT=${VM_TIMEOUT:-2400} "$VM_HERE/run-in-guest.sh" \
-    "$(guest_env PJD_FILTER) bash -c $(printf '%q' "$GUEST_CMD")" >"$RES/console.log" 2>&1 || rc=$?
+    "$(guest_env PJD_FILTER ALL_VERS) bash -c $(printf '%q' "$GUEST_CMD")" >"$RES/console.log" 2>&1 || rc=$?
   grep -a -v -e '^\[ *[0-9.]*\] ' -e '^dittofs-init' "$RES/console.log" || true
-  [ -f "$SHARE/pjdfstest.txt" ] && cp "$SHARE/pjdfstest.txt" "$RES/"
+  for v in $VERS; do
+    [ -f "$SHARE/pjdfstest-$v.txt" ] && cp "$SHARE/pjdfstest-$v.txt" "$RES/"
+  done
   [ "$rc" = 0 ] || log "the guest side failed (status $rc); console log $RES/console.log"
 }
 
 rc=0
+VERS=${NFS_VERS:-3}
 if [ "${1:-}" = --parse ]; then
   [ -r "${2:-}" ] || die "usage: $0 --parse PJDFSTEST_OUTPUT"
-  OUT=$2
+  OUTS=("$2") LABELS=("")
 else
-  OUT=$RES/pjdfstest.txt
+  OUTS=() LABELS=()
+  for v in $VERS; do OUTS+=("$RES/pjdfstest-$v.txt") LABELS+=("NFSv$v"); done
   run_guest
 fi
 
@@ -98,45 +109,49 @@ listed() {
   return 1
 }
 
-passed=0 skipped=0 expected=0 complete=0
-unlisted=() listed_passing=()
-declare -A msg=()
-if [ -f "$OUT" ]; then
-  # strip colour codes; case lines are "NAME <padding> ok|FAILED|skipped", a failure's
-  # message (assertion, left/right values) follows up to the next case line
-  last=
-  while IFS= read -r line; do
-    if [[ $line =~ ^([A-Za-z0-9_:]+)[[:space:]]+(ok|FAILED|skipped)$ ]]; then
-      name=${BASH_REMATCH[1]} last=
-      case ${BASH_REMATCH[2]} in
-        ok) passed=$((passed + 1)); if listed "$name"; then listed_passing+=("$name"); fi ;;
-        skipped) skipped=$((skipped + 1)) ;;
-        FAILED)
-          if listed "$name"; then expected=$((expected + 1)); else unlisted+=("$name"); last=$name; fi ;;
-      esac
-    elif [[ $line == Summary:* ]]; then
-      complete=1 last=
-    elif [ -n "$last" ] && [ -n "$line" ]; then
-      msg[$last]+="${line#$'\t'}"$'\n'
-    fi
-  done < <(sed 's/\x1b\[[0-9;]*m//g' "$OUT")
-fi
-
-for name in "${unlisted[@]}"; do
-  echo "FAILED (not in known_failures): $name"
-  printf '%s' "${msg[$name]:-}" | sed -n '1,6s/^/    /p'
-done
-for name in "${listed_passing[@]}"; do
-  echo "note: $name is listed in known_failures but passed: remove the entry"
-done
-echo "pjdfstest: $expected expected failures (listed in $KNOWN)"
-echo "pjdfstest: results in $OUT"
-status=0
-if [ "$complete" != 1 ]; then
-  echo "pjdfstest: the run did NOT complete (no Summary line; guest status $rc)"
-  status=1
-fi
-[ ${#unlisted[@]} -eq 0 ] || status=1
+# check OUTPUT LABEL: one run's cases against the known failures; adds to the totals
+passed=0 failed=0 skipped=0 status=0
+check() {
+  local out=$1 label=${2:+ $2} p=0 s=0 expected=0 complete=0 last='' line name
+  local unlisted=() listed_passing=()
+  declare -A msg=()
+  if [ -f "$out" ]; then
+    # strip colour codes; case lines are "NAME <padding> ok|FAILED|skipped", a failure's
+    # message (assertion, left/right values) follows up to the next case line
+    while IFS= read -r line; do
+      if [[ $line =~ ^([A-Za-z0-9_:]+)[[:space:]]+(ok|FAILED|skipped)$ ]]; then
+        name=${BASH_REMATCH[1]} last=
+        case ${BASH_REMATCH[2]} in
+          ok) p=$((p + 1)); if listed "$name"; then listed_passing+=("$name"); fi ;;
+          skipped) s=$((s + 1)) ;;
+          FAILED)
+            if listed "$name"; then expected=$((expected + 1)); else unlisted+=("$name"); last=$name; fi ;;
+        esac
+      elif [[ $line == Summary:* ]]; then
+        complete=1 last=
+      elif [ -n "$last" ] && [ -n "$line" ]; then
+        msg[$last]+="${line#$'\t'}"$'\n'
+      fi
+    done < <(sed 's/\x1b\[[0-9;]*m//g' "$out")
+  fi
+  for name in "${unlisted[@]}"; do
+    echo "FAILED$label (not in known_failures): $name"
+    printf '%s' "${msg[$name]:-}" | sed -n '1,6s/^/    /p'
+  done
+  for name in "${listed_passing[@]}"; do
+    echo "note$label: $name is listed in known_failures but passed: remove the entry"
+  done
+  echo "pjdfstest$label: $expected expected failures (listed in $KNOWN)"
+  echo "pjdfstest$label: results in $out"
+  if [ "$complete" != 1 ]; then
+    echo "pjdfstest$label: the run did NOT complete (no Summary line; guest status $rc)"
+    status=1
+  fi
+  [ ${#unlisted[@]} -eq 0 ] || status=1
+  [ -z "$label" ] || echo "pjdfstest$label: $p passed, ${#unlisted[@]} failed, $s skipped"
+  passed=$((passed + p)) failed=$((failed + ${#unlisted[@]})) skipped=$((skipped + s))
+}
+for i in "${!OUTS[@]}"; do check "${OUTS[$i]}" "${LABELS[$i]}"; done
 echo "pjdfstest: tier wall time $((($(now_ms) - T0) / 1000)) s"
-echo "pjdfstest: $passed passed, ${#unlisted[@]} failed, $skipped skipped"
+echo "pjdfstest: $passed passed, $failed failed, $skipped skipped"
 exit "$status"

@@ -36,7 +36,7 @@ pub struct NfsServerConfig {
 #[derive(Clone, Debug)]
 pub struct Nfs4Config {
     /// Read delegations (4.1/4.2 clients with a back channel, 4.0 clients with a callback
-    /// path) (`nfs.v4.delegations`, off by default).
+    /// path) (`nfs.v4.delegations`; the server's default is on).
     pub delegations: bool,
     /// Write delegations too (`nfs.v4.write_delegations`; needs `delegations`).
     pub write_delegations: bool,
@@ -56,8 +56,8 @@ pub struct Nfs4Config {
 impl Default for Nfs4Config {
     fn default() -> Self {
         Nfs4Config {
-            delegations: false,
-            write_delegations: false,
+            delegations: true,
+            write_delegations: true,
             lease: Duration::from_secs(90),
             courtesy: Duration::from_secs(86_400),
             id_domain: None,

@@ -125,13 +125,10 @@ pub struct NfsSection {
 #[serde(deny_unknown_fields, default)]
 pub struct V4Section {
     /// Read delegations (recalled when another client or protocol writes, truncates,
-    /// removes, renames or locks the file). Off by default: in the kernel-client test a
-    /// Linux 4.2 client failed a recall (its delegation was revoked) and served a stale
-    /// read; see docs/nfs.md.
+    /// removes, renames or locks the file). On by default; see docs/nfs.md.
     pub delegations: bool,
-    /// Write delegations for NFSv4.1/4.2 clients as well (off by default: the Linux
-    /// client, holding one, kept serving reads from its cache after a recall in the
-    /// kernel-client coherence test; see docs/nfs.md).
+    /// Write delegations for NFSv4.1/4.2 clients as well (on by default; needs
+    /// `delegations`; recalled on any other access to the file).
     pub write_delegations: bool,
     /// The NFSv4 lease: a silent client is expired after it, an unanswered delegation
     /// recall revokes the delegation after it.
@@ -155,8 +152,8 @@ fn string_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
 impl Default for V4Section {
     fn default() -> Self {
         V4Section {
-            delegations: false,
-            write_delegations: false,
+            delegations: true,
+            write_delegations: true,
             lease_seconds: 90,
             courtesy_seconds: 86_400,
             id_domain: String::new(),
@@ -955,8 +952,8 @@ nfs:
                                  # (NLM, and NFSv4 when clients held state before)
     client_portmapper_port: 111  # clients' rpcbind, for GRANTED and SM_NOTIFY callbacks
   v4:
-    delegations: false  # read delegations (recalled on conflict; see docs/nfs.md before enabling)
-    write_delegations: false  # write delegations too (see docs/nfs.md before enabling)
+    delegations: true  # read delegations (recalled on any conflicting access; docs/nfs.md)
+    write_delegations: true  # write delegations too (4.1/4.2; recalled on any other access)
     lease_seconds: 90  # NFSv4 lease; an unanswered delegation recall is revoked after it
     courtesy_seconds: 86400  # a silent client keeps its state this long past its lease
                              # until someone conflicts with it (0: lost with the lease)
@@ -1050,8 +1047,8 @@ mod tests {
         let c = Config::load(None, &[]).unwrap();
         assert_eq!(c.nfs.port, 12049);
         assert_eq!(c.shares[0].name, "/export");
-        // delegations are opt-in until the kernel client's recall works with them
-        assert!(!c.nfs.v4.delegations && !c.nfs.v4.write_delegations);
+        // read and write delegations are on by default
+        assert!(c.nfs.v4.delegations && c.nfs.v4.write_delegations);
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl Fs {
             a.used = end.div_ceil(4096) * 4096;
         }
         if let Some(d) = self.dirty.lock().get(&rec.ino) {
-            a.change = d.change(rec.change);
+            a.change = d.change(a.change);
             if d.mtime > a.mtime {
                 a.mtime = d.mtime;
             }
@@ -330,6 +330,15 @@ impl Fs {
             }
         }
         a
+    }
+
+    /// The change attribute of `ino` when its record's counter is `change` (see
+    /// [`DirtyInfo`]).
+    pub(crate) fn change_attr(&self, ino: Ino, change: u64) -> u64 {
+        self.dirty
+            .lock()
+            .get(&ino)
+            .map_or(change, |d| d.change(change))
     }
 
     /// Notes a write of `ino` (its data in the engine; the caller holds the file's lock):

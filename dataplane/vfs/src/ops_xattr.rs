@@ -232,9 +232,10 @@ impl Fs {
         t.op(Op::PutInode(rec.clone()));
         t.op(Op::SetXattrs { ino, xattrs: x });
         self.commit(t).await?;
+        // the change attribute, as GETATTR shows it (a file's unflushed writes count)
         Ok(XattrChange {
-            before,
-            after: rec.change,
+            before: self.change_attr(ino, before),
+            after: self.change_attr(ino, rec.change),
         })
     }
 }

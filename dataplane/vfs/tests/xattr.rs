@@ -114,7 +114,11 @@ async fn set_get_list_remove(backend: &str) {
         names(&fx, &other(), f, 10).await,
         vec![b"color".to_vec(), b"empty".to_vec()]
     );
+    // with unflushed writes, the change info is the change attribute GETATTR shows
+    common::write(&fx, f, 0, b"data").await;
+    let before = fx.fs.getattr(f).await.unwrap().change;
     let ch = fx.fs.remove_xattr(&owner(), f, b"color").await.unwrap();
+    assert_eq!(ch.before, before);
     assert_eq!(ch.after, fx.fs.getattr(f).await.unwrap().change);
     assert_eq!(
         fx.fs.get_xattr(&owner(), f, b"color").await,

@@ -104,8 +104,11 @@ impl Server {
             .env("DITTOFS_CONTROL_PORT", self.control_port.to_string())
             .env("DITTOFS_SHARES", "[{name: /export, squash: none}]")
             .env("DITTOFS_LOGGING_LEVEL", "WARN")
-            // delegations are off by default; the protocol tests exercise them
+            // read delegations as by default; write delegations (also on by default) only
+            // where a test asks for them: the others open files for write from one client
+            // and read them from another or over NFSv3 without waiting for recalls
             .env("DITTOFS_NFS_V4_DELEGATIONS", "true")
+            .env("DITTOFS_NFS_V4_WRITE_DELEGATIONS", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
