@@ -165,6 +165,41 @@ mod tests {
         }
     }
 
+    /// `nfs_cb_opnum4` as RFC 8881 numbers it (section 20 and its XDR; CB_RECALL is
+    /// RFC 7530's too): each operation's first word on the wire, and back.
+    #[test]
+    fn callback_op_wire_numbers_are_the_rfcs() {
+        let fh = Fh4(vec![1]);
+        let seq = CbOp::Sequence(CbSequenceArgs {
+            sessionid: [1; 16],
+            sequenceid: 1,
+            slotid: 0,
+            highest_slotid: 0,
+            cachethis: false,
+            referring_call_lists: List(vec![]),
+        });
+        let recall = CbOp::Recall(CbRecallArgs {
+            stateid: Stateid4::ANONYMOUS,
+            truncate: false,
+            fh: fh.clone(),
+        });
+        let notify = CbOp::NotifyLock(CbNotifyLockArgs {
+            fh,
+            lock_owner: StateOwner4 {
+                clientid: 1,
+                owner: Opaque4(b"o".to_vec()),
+            },
+        });
+        // OP_CB_RECALL 4, OP_CB_SEQUENCE 11, OP_CB_NOTIFY_LOCK 13
+        for (op, n) in [(recall, 4u32), (seq, 11), (notify, 13)] {
+            let bytes = op.to_xdr();
+            assert_eq!(bytes[..4], n.to_be_bytes(), "{op:?}");
+            assert_eq!(op.opnum(), n);
+            assert_eq!(CbOp::from_xdr(&bytes).unwrap(), op);
+        }
+        assert_eq!(CB_COMPOUND, 1);
+    }
+
     #[test]
     fn callback_operations_roundtrip() {
         let notify = CbOp::NotifyLock(CbNotifyLockArgs {

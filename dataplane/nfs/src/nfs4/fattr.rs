@@ -528,6 +528,75 @@ mod tests {
         }
     }
 
+    /// Attribute numbers are the RFCs' (RFC 8881 section 5 and its XDR; 82: RFC 8276),
+    /// and reach the wire as those bits: `supported_attrs` of 4.2 is exactly the words
+    /// of these numbers, so a renumbered constant fails here even though our encoder
+    /// and decoder would agree.
+    #[test]
+    fn attribute_numbers_are_the_rfcs() {
+        macro_rules! rfc {
+            ($($name:ident = $n:literal)*) => { [$((a::$name, $n, stringify!($name))),*] };
+        }
+        let table = rfc!(
+            SUPPORTED_ATTRS = 0 TYPE = 1 FH_EXPIRE_TYPE = 2 CHANGE = 3 SIZE = 4
+            LINK_SUPPORT = 5 SYMLINK_SUPPORT = 6 NAMED_ATTR = 7 FSID = 8 UNIQUE_HANDLES = 9
+            LEASE_TIME = 10 RDATTR_ERROR = 11 ACLSUPPORT = 13 CANSETTIME = 15
+            CASE_INSENSITIVE = 16 CASE_PRESERVING = 17 CHOWN_RESTRICTED = 18 FILEHANDLE = 19
+            FILEID = 20 FILES_AVAIL = 21 FILES_FREE = 22 FILES_TOTAL = 23 HOMOGENEOUS = 26
+            MAXFILESIZE = 27 MAXLINK = 28 MAXNAME = 29 MAXREAD = 30 MAXWRITE = 31 MODE = 33
+            NO_TRUNC = 34 NUMLINKS = 35 OWNER = 36 OWNER_GROUP = 37 RAWDEV = 41
+            SPACE_AVAIL = 42 SPACE_FREE = 43 SPACE_TOTAL = 44 SPACE_USED = 45 TIME_ACCESS = 47
+            TIME_ACCESS_SET = 48 TIME_CREATE = 50 TIME_DELTA = 51 TIME_METADATA = 52
+            TIME_MODIFY = 53 TIME_MODIFY_SET = 54 MOUNTED_ON_FILEID = 55
+            SUPPATTR_EXCLCREAT = 75 XATTR_SUPPORT = 82
+        );
+        let mut words = [0u32; 3];
+        for (ours, n, name) in table {
+            assert_eq!(ours, n, "FATTR4_{name}");
+            words[n as usize / 32] |= 1 << (n % 32);
+        }
+        let mut want = 3u32.to_be_bytes().to_vec();
+        for w in words {
+            want.extend_from_slice(&w.to_be_bytes());
+        }
+        assert_eq!(supported_for(2).to_xdr(), want);
+    }
+
+    /// `nfs_ftype4` in the `type` attribute, and `time_how4` in `settime4`.
+    #[test]
+    fn attribute_value_enums_are_the_rfcs() {
+        use Ftype4::*;
+        let mask = Bitmap4::from_bits(&[a::TYPE]);
+        for (kind, n) in [
+            (Reg, 1u32),
+            (Dir, 2),
+            (Blk, 3),
+            (Chr, 4),
+            (Lnk, 5),
+            (Sock, 6),
+            (Fifo, 7),
+        ] {
+            let f = encode_attrs(&mask, &AttrSource { kind, ..src() });
+            assert_eq!(f.attr_vals.0, n.to_be_bytes(), "{kind:?}");
+        }
+        // SET_TO_SERVER_TIME4 0, SET_TO_CLIENT_TIME4 1 (then the nfstime4)
+        assert_eq!(SetTime4::ServerTime.to_xdr(), 0u32.to_be_bytes());
+        let t = NfsTime4 {
+            seconds: 2,
+            nseconds: 3,
+        };
+        assert_eq!(
+            SetTime4::Client(t.clone()).to_xdr()[..4],
+            1u32.to_be_bytes()
+        );
+        let mut raw = 1u32.to_be_bytes().to_vec();
+        raw.extend_from_slice(&t.to_xdr());
+        let back = decode_settime(&mut Decoder::new(&raw)).unwrap();
+        assert_eq!(back, SetTime4::Client(t));
+        let server = decode_settime(&mut Decoder::new(&0u32.to_be_bytes())).unwrap();
+        assert_eq!(server, SetTime4::ServerTime);
+    }
+
     #[test]
     fn xattr_support_is_minor_version_two_only() {
         let mask = Bitmap4::from_bits(&[a::SUPPORTED_ATTRS, a::XATTR_SUPPORT]);

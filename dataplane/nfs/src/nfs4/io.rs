@@ -602,6 +602,51 @@ mod tests {
         );
     }
 
+    /// `createmode4`, `opentype4` and `open_delegation_type4` on the wire, and the OPEN
+    /// and LOCK constants, as RFC 8881 section 18.16 and its XDR number them (4.0's
+    /// subset: RFC 7530).
+    #[test]
+    fn open_and_lock_wire_numbers_are_the_rfcs() {
+        let f = crate::nfs4::fattr::SetAttrs4::default().to_fattr();
+        let hows = [
+            (CreateHow4::Unchecked(f.clone()), 0u32),
+            (CreateHow4::Guarded(f.clone()), 1),
+            (CreateHow4::Exclusive([1; 8]), 2),
+            (CreateHow4::Exclusive41([1; 8], f), 3),
+        ];
+        for (how, n) in hows {
+            assert_eq!(how.to_xdr()[..4], n.to_be_bytes(), "createmode4 {how:?}");
+            let open = OpenHow4(Some(how)).to_xdr(); // OPEN4_CREATE 1, then the mode
+            assert_eq!(open[..8], [1u32.to_be_bytes(), n.to_be_bytes()].concat());
+        }
+        assert_eq!(OpenHow4(None).to_xdr(), 0u32.to_be_bytes()); // OPEN4_NOCREATE
+        let (stateid, recall) = (Stateid4::ANONYMOUS, false);
+        let read = OpenDelegation4::Read {
+            stateid: stateid.clone(),
+            recall,
+        };
+        let space_limit = 0;
+        let write = OpenDelegation4::Write {
+            stateid,
+            recall,
+            space_limit,
+        };
+        for (d, n) in [(OpenDelegation4::None, 0u32), (read, 1), (write, 2)] {
+            assert_eq!(d.to_xdr()[..4], n.to_be_bytes(), "{d:?}");
+        }
+        macro_rules! rfc {
+            ($($ours:ident = $n:literal)*) => { $(assert_eq!($ours, $n, stringify!($ours));)* };
+        }
+        rfc!(
+            SHARE_ACCESS_READ = 1 SHARE_ACCESS_WRITE = 2 SHARE_ACCESS_BOTH = 3
+            SHARE_ACCESS_WANT_DELEG_MASK = 0xff00 SHARE_ACCESS_WANT_READ_DELEG = 0x100
+            SHARE_ACCESS_WANT_NO_DELEG = 0x400 SHARE_ACCESS_WANT_CANCEL = 0x500
+            OPEN4_RESULT_CONFIRM = 0x2 OPEN4_RESULT_LOCKTYPE_POSIX = 0x4
+            OPEN4_RESULT_MAY_NOTIFY_LOCK = 0x20 NFS_LIMIT_SIZE = 1 NFS_LIMIT_BLOCKS = 2
+            READ_LT = 1 WRITE_LT = 2 READW_LT = 3 WRITEW_LT = 4
+        );
+    }
+
     #[test]
     fn write_data_is_zero_copy_and_lock_args_round_trip() {
         let w = WriteArgs {

@@ -480,6 +480,63 @@ mod tests {
         assert_eq!(Op4::decode(&mut d).unwrap(), list);
     }
 
+    /// `nfs_opnum4` as the RFCs number it (RFC 7530; RFC 8881 and its XDR, RFC 5662;
+    /// RFC 7863, the XDR of RFC 7862; RFC 8276): each number decodes to the
+    /// operation of that name (NOTSUPP for those not implemented) and encodes back as
+    /// that number, so a swap our encoder and decoder agree on still fails here.
+    #[test]
+    fn op_wire_numbers_are_the_rfcs() {
+        const RFC: &str = "
+            ACCESS 3 CLOSE 4 COMMIT 5 CREATE 6 DELEGPURGE 7 DELEGRETURN 8 GETATTR 9 GETFH 10
+            LINK 11 LOCK 12 LOCKT 13 LOCKU 14 LOOKUP 15 LOOKUPP 16 NVERIFY 17 OPEN 18
+            OPENATTR 19 OPEN_CONFIRM 20 OPEN_DOWNGRADE 21 PUTFH 22 PUTPUBFH 23 PUTROOTFH 24
+            READ 25 READDIR 26 READLINK 27 REMOVE 28 RENAME 29 RENEW 30 RESTOREFH 31
+            SAVEFH 32 SECINFO 33 SETATTR 34 SETCLIENTID 35 SETCLIENTID_CONFIRM 36 VERIFY 37
+            WRITE 38 RELEASE_LOCKOWNER 39 BACKCHANNEL_CTL 40 BIND_CONN_TO_SESSION 41
+            EXCHANGE_ID 42 CREATE_SESSION 43 DESTROY_SESSION 44 FREE_STATEID 45
+            GET_DIR_DELEGATION 46 GETDEVICEINFO 47 GETDEVICELIST 48 LAYOUTCOMMIT 49
+            LAYOUTGET 50 LAYOUTRETURN 51 SECINFO_NO_NAME 52 SEQUENCE 53 SET_SSV 54
+            TEST_STATEID 55 WANT_DELEGATION 56 DESTROY_CLIENTID 57 RECLAIM_COMPLETE 58
+            ALLOCATE 59 COPY 60 COPY_NOTIFY 61 DEALLOCATE 62 IO_ADVISE 63 LAYOUTERROR 64
+            LAYOUTSTATS 65 OFFLOAD_CANCEL 66 OFFLOAD_STATUS 67 READ_PLUS 68 SEEK 69
+            WRITE_SAME 70 CLONE 71 GETXATTR 72 SETXATTR 73 LISTXATTRS 74 REMOVEXATTR 75";
+        let words: Vec<&str> = RFC.split_whitespace().collect();
+        let mut implemented = 0;
+        for (i, pair) in words.chunks(2).enumerate() {
+            let (name, n) = (pair[0], pair[1].parse::<u32>().unwrap());
+            assert_eq!(n, i as u32 + 3, "the RFCs number 3 to 75 without a gap");
+            let mut raw = n.to_be_bytes().to_vec();
+            if name == "CREATE" {
+                raw.extend_from_slice(&2u32.to_be_bytes()); // NF4DIR: zero is no type
+            }
+            raw.extend_from_slice(&[0; 256]);
+            match Op4::decode(&mut Decoder::new(&raw)) {
+                Ok(op) => {
+                    let want = name.replace('_', "").to_lowercase();
+                    assert_eq!(op.name().to_lowercase(), want, "OP_{name} = {n}");
+                    assert_eq!(op.opnum(), n, "OP_{name}");
+                    assert_eq!(op.to_xdr()[..4], n.to_be_bytes(), "OP_{name}");
+                    implemented += 1;
+                }
+                Err(e) => assert_eq!(e, OpDecodeError::NotSupp(n), "OP_{name} = {n}"),
+            }
+        }
+        assert_eq!(
+            implemented, 56,
+            "every Op4 variant is one of the RFCs' operations"
+        );
+        assert_eq!(OP_ILLEGAL, 10044);
+        for n in [0, 1, 2, 76, OP_ILLEGAL] {
+            let raw = n.to_be_bytes();
+            let e = Op4::decode(&mut Decoder::new(&raw));
+            assert_eq!(e, Err(OpDecodeError::Illegal(n)));
+        }
+        assert_eq!(
+            (PROGRAM, VERSION, PROC_NULL, PROC_COMPOUND),
+            (100_003, 4, 0, 1)
+        );
+    }
+
     #[test]
     fn unknown_unsupported_and_truncated_ops_fail_cleanly() {
         let mut v = Vec::new();

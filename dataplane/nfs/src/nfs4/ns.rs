@@ -104,3 +104,33 @@ xdr_struct! {
         pub target_cinfo: ChangeInfo4,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `createtype4`'s discriminant is `nfs_ftype4` as RFC 8881 numbers it (NF4DIR 2,
+    /// NF4BLK 3, NF4CHR 4, NF4LNK 5, NF4SOCK 6, NF4FIFO 7); NF4REG 1, NF4ATTRDIR 8 and
+    /// NF4NAMEDATTR 9 decode as types CREATE does not make.
+    #[test]
+    fn createtype_wire_numbers_are_the_rfcs() {
+        let types = [
+            (CreateType4::Dir, 2u32),
+            (CreateType4::Blk(1, 2), 3),
+            (CreateType4::Chr(1, 2), 4),
+            (CreateType4::Link(Opaque4(b"t".to_vec())), 5),
+            (CreateType4::Sock, 6),
+            (CreateType4::Fifo, 7),
+        ];
+        for (t, n) in types {
+            let bytes = t.to_xdr();
+            assert_eq!(bytes[..4], n.to_be_bytes(), "{t:?}");
+            assert_eq!(CreateType4::from_xdr(&bytes).unwrap(), t);
+        }
+        for n in [1u32, 8, 9] {
+            let t = CreateType4::from_xdr(&n.to_be_bytes()).unwrap();
+            assert_eq!(t, CreateType4::Other(n));
+        }
+        assert!(CreateType4::from_xdr(&0u32.to_be_bytes()).is_err());
+    }
+}

@@ -329,6 +329,47 @@ mod tests {
         assert_eq!(CreateSessionArgs::from_xdr(&c.to_xdr()).unwrap(), c);
     }
 
+    /// `state_protect_how4` (SP4_NONE 0, SP4_MACH_CRED 1), the flavors of
+    /// `callback_sec_parms4` (AUTH_NONE 0, AUTH_SYS 1, RPCSEC_GSS 6) and the
+    /// EXCHANGE_ID / CREATE_SESSION flags as RFC 8881 and its XDR number them.
+    #[test]
+    fn session_wire_numbers_are_the_rfcs() {
+        let mach = StateProtect4A::MachCred {
+            enforce: Bitmap4::default(),
+            allow: Bitmap4::default(),
+        };
+        for (sp, n) in [(StateProtect4A::None, 0u32), (mach, 1)] {
+            assert_eq!(sp.to_xdr()[..4], n.to_be_bytes(), "{sp:?}");
+        }
+        let sys = CallbackSecParms4::Sys(AuthSysParms {
+            stamp: 0,
+            machinename: Opaque4(vec![]),
+            uid: 0,
+            gid: 0,
+            gids: List(vec![]),
+        });
+        let gss = CallbackSecParms4::Gss {
+            service: 1,
+            from_server: Opaque4(vec![]),
+            from_client: Opaque4(vec![]),
+        };
+        for (p, n) in [(CallbackSecParms4::None, 0u32), (sys, 1), (gss, 6)] {
+            let bytes = p.to_xdr();
+            assert_eq!(bytes[..4], n.to_be_bytes(), "{p:?}");
+            assert_eq!(CallbackSecParms4::from_xdr(&bytes).unwrap(), p);
+        }
+        macro_rules! rfc {
+            ($($ours:path = $n:literal)*) => { $(assert_eq!($ours, $n, stringify!($ours));)* };
+        }
+        rfc!(
+            EXCHGID4_FLAG_USE_NON_PNFS = 0x0001_0000 EXCHGID4_FLAG_MASK_PNFS = 0x0007_0000
+            EXCHGID4_FLAG_UPD_CONFIRMED_REC_A = 0x4000_0000
+            EXCHGID4_FLAG_CONFIRMED_R = 0x8000_0000
+            CREATE_SESSION4_FLAG_PERSIST = 0x1 CREATE_SESSION4_FLAG_CONN_BACK_CHAN = 0x2
+            crate::nfs4::fh::AUTH_SYS = 1
+        );
+    }
+
     #[test]
     fn setclientid_round_trip() {
         let a = SetClientIdArgs {

@@ -263,6 +263,18 @@ mod tests {
         assert!(Fh4::from_xdr(&v).is_err());
     }
 
+    /// The special stateids on the wire (RFC 8881 section 8.2.3): anonymous all zeros,
+    /// READ bypass all ones, current `{1, 0}`, invalid `{NFS4_UINT32_MAX, 0}`.
+    #[test]
+    fn special_stateid_wire_bytes_are_the_rfcs() {
+        let word = |seqid: u32, other: u8| [&seqid.to_be_bytes()[..], &[other; 12]].concat();
+        assert_eq!(Stateid4::ANONYMOUS.to_xdr(), word(0, 0));
+        assert_eq!(Stateid4::BYPASS.to_xdr(), word(u32::MAX, 0xff));
+        assert_eq!(Stateid4::CURRENT.to_xdr(), word(1, 0));
+        assert_eq!(Stateid4::INVALID.to_xdr(), word(u32::MAX, 0));
+        assert_eq!((NFS4_FHSIZE, OPAQUE_LIMIT), (128, 1024));
+    }
+
     #[test]
     fn special_stateids() {
         assert!(Stateid4::ANONYMOUS.is_anonymous());

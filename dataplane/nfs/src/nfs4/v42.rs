@@ -250,6 +250,38 @@ mod tests {
         });
     }
 
+    /// `netloc_type4` (NL4_NAME 1, NL4_URL 2, NL4_NETADDR 3) and `data_content4`
+    /// (NFS4_CONTENT_DATA 0, NFS4_CONTENT_HOLE 1) as RFC 7863 numbers them.
+    #[test]
+    fn v42_wire_numbers_are_the_rfcs() {
+        let locs = [
+            (Netloc4::Name(b"a".to_vec()), 1u32),
+            (Netloc4::Url(b"b".to_vec()), 2),
+            (
+                Netloc4::NetAddr {
+                    netid: b"tcp".to_vec(),
+                    addr: b"c".to_vec(),
+                },
+                3,
+            ),
+        ];
+        for (loc, n) in locs {
+            assert_eq!(loc.to_xdr()[..4], n.to_be_bytes(), "{loc:?}");
+        }
+        let data = ReadPlusContent::Data {
+            offset: 0,
+            data: Bytes::new(),
+        };
+        let hole = ReadPlusContent::Hole {
+            offset: 0,
+            length: 1,
+        };
+        for (c, n) in [(data, 0u32), (hole, 1)] {
+            assert_eq!(c.to_xdr()[..4], n.to_be_bytes(), "{c:?}");
+        }
+        assert_eq!((CONTENT_DATA, CONTENT_HOLE), (0, 1));
+    }
+
     #[test]
     fn bad_discriminants_fail_to_decode() {
         let mut v = Vec::new();

@@ -124,6 +124,19 @@ mod tests {
         }
     }
 
+    /// `setxattr_option4` (SETXATTR4_EITHER 0, _CREATE 1, _REPLACE 2) and the operation
+    /// numbers as RFC 8276 gives them.
+    #[test]
+    fn xattr_wire_numbers_are_the_rfcs() {
+        use SetxattrOption4::*;
+        for (opt, n) in [(Either, 0u32), (Create, 1), (Replace, 2)] {
+            assert_eq!(opt.to_xdr(), n.to_be_bytes(), "{opt:?}");
+            assert_eq!(SetxattrOption4::from_xdr(&n.to_be_bytes()).unwrap(), opt);
+        }
+        let ops = [OP_GETXATTR, OP_SETXATTR, OP_LISTXATTRS, OP_REMOVEXATTR];
+        assert_eq!(ops, [72, 73, 74, 75]);
+    }
+
     #[test]
     fn values_over_the_core_limit_still_decode() {
         let mut v = Vec::new();

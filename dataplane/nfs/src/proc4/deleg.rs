@@ -422,3 +422,15 @@ impl Delegations {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SEQUENCE status flags this server sets, as RFC 8881 section 18.46 numbers them.
+    #[test]
+    fn sequence_status_flags_are_the_rfcs() {
+        assert_eq!(SEQ4_STATUS_CB_PATH_DOWN, 0x1);
+        assert_eq!(SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0x40);
+    }
+}
