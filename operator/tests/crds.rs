@@ -8,10 +8,20 @@
 use dittofs_operator::crd;
 use std::path::Path;
 
+/// The checkout's crate directory: the one the test runs in (cargo and nextest say so
+/// at run time), not where the binary was built (a cached build from another checkout
+/// keeps the path it was compiled at).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(),
+        Into::into,
+    )
+}
+
 fn crds_dirs() -> Vec<std::path::PathBuf> {
     crd::OUTPUT_DIRS
         .iter()
-        .map(|d| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(d))
+        .map(|d| manifest_dir().join("..").join(d))
         .collect()
 }
 

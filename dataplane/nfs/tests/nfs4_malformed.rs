@@ -442,8 +442,13 @@ fn fuzz_seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// `DITTOFS_WRITE_FUZZ_SEEDS=1` this (re)writes them instead.
 #[test]
 fn fuzz_seed_corpus_is_current() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/nfs4_compound");
+    // the checkout the test runs in (a cached binary keeps the path it was built at)
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            std::path::PathBuf::from,
+        )
+        .join("../../fuzz/seeds/nfs4_compound");
     let write = std::env::var_os("DITTOFS_WRITE_FUZZ_SEEDS").is_some();
     for (file, bytes) in fuzz_seeds() {
         let ops = decode_compound(&bytes);
