@@ -10,7 +10,8 @@
 //! see `pseudo`) and stops at the first failure; its status is the last operation's.
 //! Rules enforced here (RFC 8881 section 2.10.6, 15.1):
 //! - minor versions 0, 1 and 2 (else NFS4ERR_MINOR_VERS_MISMATCH, no results); more
-//!   than [`MAX_OPS`] operations is NFS4ERR_RESOURCE before anything runs; an
+//!   than [`MAX_OPS`] operations is, before anything runs, NFS4ERR_RESOURCE in 4.0 and
+//!   NFS4ERR_TOO_MANY_OPS in 4.1/4.2 (RESOURCE is no 4.1 error, RFC 8881 15.1); an
 //!   operation its minor version does not have is OP_ILLEGAL in 4.0 (4.1's and 4.2's
 //!   operations) and NFS4ERR_NOTSUPP in 4.1/4.2 (the five 4.0-only ones; 4.2's in 4.1);
 //! - minor version 0 has no sessions: its COMPOUNDs run without SEQUENCE, client IDs
@@ -409,7 +410,10 @@ async fn compound(
         return res.encode(&hdr.tag);
     }
     if hdr.nops > MAX_OPS {
-        res.last = Nfs4Status::Resource;
+        res.last = match hdr.minorversion {
+            0 => Nfs4Status::Resource,
+            _ => Nfs4Status::TooManyOps,
+        };
         return res.encode(&hdr.tag);
     }
     if hdr.nops == 0 {

@@ -53,9 +53,14 @@ pub async fn open_fs_engine(
     let (engine, recovered) = Engine::open(&dir.join("blocks"), cfg).expect("engine");
     assert!(recovered.is_empty());
     let engine = Arc::new(engine);
-    let fs = Fs::open(
+    (share_over(store, engine.clone()).await, engine)
+}
+
+/// Share 1 (`/export`, root mode 0777) over `store` and `engine`.
+async fn share_over(store: Arc<dyn MetadataStore>, engine: Arc<Engine>) -> Arc<Fs> {
+    Fs::open(
         store,
-        engine.clone(),
+        engine,
         ShareId(1),
         "/export",
         ShareOptions {
@@ -64,8 +69,7 @@ pub async fn open_fs_engine(
         },
     )
     .await
-    .expect("open fs");
-    (fs, engine)
+    .expect("open fs")
 }
 
 /// A fixture over an existing store and engine (after a simulated restart): the share
@@ -75,18 +79,7 @@ pub async fn reopen(
     engine: Arc<Engine>,
     dir: tempfile::TempDir,
 ) -> Fixture {
-    let fs = Fs::open(
-        store.clone(),
-        engine.clone(),
-        ShareId(1),
-        "/export",
-        ShareOptions {
-            root_mode: 0o777,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("open fs");
+    let fs = share_over(store.clone(), engine.clone()).await;
     Fixture {
         fs,
         store,
