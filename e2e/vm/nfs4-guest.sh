@@ -10,7 +10,8 @@
 # open's next read must see the new data (the server recalled the delegation; nfs4.sh
 # checks the counters). Then two clients at once (a 4.0 and a 4.2 mount: two client IDs):
 # fcntl locks conflict between them both ways, a blocked lock is granted once the other
-# unlocks, and a 4.0 writer recalls the 4.2 client's read delegation. Last line
+# unlocks, a 4.0 writer recalls the 4.2 client's read delegation, and what either
+# writes the other reads (the 4.2 client under a write delegation). Last line
 # "nfs4-guest: done".
 # Then (always last, it ends the guest's NFS state) an fcntl lock held over NFSv4.2 while
 # the host SIGKILLs and restarts dfs (asked for through /share/.vmtest/restart-request,
@@ -154,6 +155,27 @@ if got != b"NEW-content":
     sys.exit(f"stale read through the delegated open: {got!r}")
 PY
 }
+written_read() { # written_read W R: what one client wrote and closed (a 4.0 client may
+  # keep it cached under a write delegation) another client reads (the server recalls
+  # the delegation: the holder writes back first); then the writer's next open sees
+  # the reader's append
+  python3 - "$1" "$2" <<'PY'
+import sys
+w, r = sys.argv[1], sys.argv[2]
+with open(w, "w") as f:
+    f.write("from-the-writer")
+with open(r) as f:
+    got = f.read()
+if got != "from-the-writer":
+    sys.exit(f"the reader got {got!r}")
+with open(r, "a") as f:
+    f.write("+reader")
+with open(w) as f:
+    got = f.read()
+if got != "from-the-writer+reader":
+    sys.exit(f"the writer got {got!r} after the reader's append")
+PY
+}
 delegation() { # 4.2 read delegation recalled by a v3 writer on a second mount
   local m=/mnt/v4 v3=/mnt/v3
   step "deleg 4.2 mount" mount -t nfs -o "vers=4.2,proto=tcp,port=$NFS_PORT,noac" "$S:/export" $m || return
@@ -209,16 +231,21 @@ PY
 }
 two_clients() { # NFSv4.0 and 4.2 mounts are two clients of the server (two client IDs):
   # locks conflict between them both ways, a blocked lock is granted after the unlock,
-  # and the 4.2 client's read delegation is recalled when the 4.0 client writes
+  # the 4.2 client's read delegation is recalled when the 4.0 client writes, and its
+  # write delegation when the 4.0 client reads. (The 4.0 client gets no delegations
+  # here: the server cannot dial its callback service behind qemu's user-mode network;
+  # nlm_kernel.rs tests NFSv4.0 delegations on a tap device.)
   local m=/mnt/v4 o=/mnt/v40
   step "2 clients 4.2 mount" mount -t nfs -o "vers=4.2,proto=tcp,port=$NFS_PORT,noac" "$S:/export" $m || return
   step "2 clients 4.0 mount" mount -t nfs -o "vers=4.0,proto=tcp,port=$NFS_PORT,noac" "$S:/export" $o
   known "2 clients 4.2 deleg recalled by a 4.0 writer" \
     "the 4.2 reader's next read after the recall can still come from its cache" \
     coherent_read $m/deleg2 $o/deleg2
+  step "2 clients 4.0 writes, 4.2 reads, and back" written_read $o/wdeleg $m/wdeleg
+  step "2 clients 4.2 writes (write deleg), 4.0 reads, and back" written_read $m/wdeleg2 $o/wdeleg2
   step "2 clients 4.2 lock blocks 4.0, granted after unlock" lock_pair $m/lk $o/lk
   step "2 clients 4.0 lock blocks 4.2, granted after unlock" lock_pair $o/lk $m/lk
-  rm -f $m/deleg2 $m/lk
+  rm -f $m/deleg2 $m/lk $m/wdeleg $m/wdeleg2
   umount $o
   umount $m
 }

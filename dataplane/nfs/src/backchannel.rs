@@ -74,6 +74,28 @@ pub(crate) fn is_reply(record: &[u8]) -> bool {
     record.get(4..8) == Some(&[0, 0, 0, 1][..])
 }
 
+/// The NFSv4.0 client IDs a connection's COMPOUNDs named so far. A 4.0 COMPOUND has no
+/// session; `proc4::cb40` attributes an operation that names no client to the one client
+/// seen on its connection, and to none once several were.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ConnClient {
+    #[default]
+    Unknown,
+    One(u64),
+    Several,
+}
+
+impl ConnClient {
+    /// After a COMPOUND on the connection named client `id`.
+    pub(crate) fn named(self, id: u64) -> ConnClient {
+        match self {
+            ConnClient::Unknown => ConnClient::One(id),
+            ConnClient::One(c) if c == id => self,
+            _ => ConnClient::Several,
+        }
+    }
+}
+
 /// One client connection as a path for outgoing calls.
 pub(crate) struct ConnHandle {
     tx: mpsc::Sender<(Vec<Bytes>, Reservation)>,
@@ -81,6 +103,8 @@ pub(crate) struct ConnHandle {
     pending: Mutex<HashMap<u32, oneshot::Sender<Bytes>>>,
     closed: CancellationToken,
     metrics: Arc<NfsMetrics>,
+    /// The NFSv4.0 clients seen on this connection (`proc4::cb40`).
+    pub(crate) client40: Mutex<ConnClient>,
 }
 
 impl ConnHandle {
@@ -96,6 +120,7 @@ impl ConnHandle {
             pending: Mutex::new(HashMap::new()),
             closed,
             metrics,
+            client40: Mutex::new(ConnClient::Unknown),
         }
     }
 

@@ -127,7 +127,7 @@ pub struct V4Section {
     /// Read delegations (recalled when another client or protocol writes, truncates,
     /// removes, renames or locks the file). On by default; see docs/nfs.md.
     pub delegations: bool,
-    /// Write delegations for NFSv4.1/4.2 clients as well (on by default; needs
+    /// Write delegations as well (on by default; needs
     /// `delegations`; recalled on any other access to the file).
     pub write_delegations: bool,
     /// The NFSv4 lease: a silent client is expired after it, an unanswered delegation
@@ -953,7 +953,7 @@ nfs:
     client_portmapper_port: 111  # clients' rpcbind, for GRANTED and SM_NOTIFY callbacks
   v4:
     delegations: true  # read delegations (recalled on any conflicting access; docs/nfs.md)
-    write_delegations: true  # write delegations too (4.1/4.2; recalled on any other access)
+    write_delegations: true  # write delegations too (recalled on any other access)
     lease_seconds: 90  # NFSv4 lease; an unanswered delegation recall is revoked after it
     courtesy_seconds: 86400  # a silent client keeps its state this long past its lease
                              # until someone conflicts with it (0: lost with the lease)

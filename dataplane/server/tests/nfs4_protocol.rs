@@ -2303,6 +2303,95 @@ fn v40_read_delegation_is_recalled_over_the_callback_path() {
     assert_eq!(metric(&srv, "dittofs_nfs4_cb_probes_answered_total"), 2.0);
 }
 
+/// An NFSv4.0 client gets write delegations too (with `nfs.v4.write_delegations`): an
+/// OPEN for write of a confirmed owner with a callback path gets OPEN_DELEGATE_WRITE;
+/// the holder's own GETATTR of the size, which names no client, is attributed to the
+/// one client of its connection and recalls nothing; it writes with the delegation's
+/// stateid; another client's OPEN for read gets DELAY and the holder a CB_RECALL of
+/// the write delegation; after DELEGRETURN the reader reads what the holder wrote.
+#[test]
+fn v40_write_delegation_is_recalled_by_a_reader() {
+    let srv = Server::start_with(vec![(
+        "DITTOFS_NFS_V4_WRITE_DELEGATIONS".into(),
+        "true".into(),
+    )]);
+    let svc = CbService::new();
+    let mut holder = Client::connect(srv.nfs_port);
+    let id = v40_client_cb(&mut holder, b"v40-wholder", 3, ("tcp", &svc.uaddr()), 0x77);
+    let mut cb = svc.accept();
+    answer_cb_null(&mut cb);
+    let mut reader = V4::connect(srv.nfs_port, b"v40-peer-reader");
+    let dir = reader.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut reader, &dir, "w40", b"old");
+    confirmed_owner40(&mut holder, id, b"w", &dir, "w40");
+    let mut seqid = 2;
+    let mut found = None;
+    eventually("a write delegation", || {
+        seqid += 1;
+        let r = open40(
+            &mut holder,
+            (id, b"w", seqid),
+            &dir,
+            SHARE_ACCESS_BOTH,
+            name("w40"),
+        );
+        assert_eq!(r.status, Nfs4Status::Ok, "{:?}", r.results);
+        let (Res::Open(o), Res::Fh(fh)) = (&r.results[1].2, &r.results[2].2) else {
+            panic!("{:?}", r.results)
+        };
+        if let OpenDelegation4::Write { stateid, .. } = &o.delegation {
+            found = Some((stateid.clone(), fh.clone()));
+        }
+        found.is_some()
+    });
+    let (deleg, fh) = found.expect("a write delegation");
+    let own = [Op4::Putfh(fh.clone()), getattr_op(a::SIZE)];
+    let r = Reply::parse(compound_raw(&mut holder, 0, &own));
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "the holder's own GETATTR: {:?}",
+        r.results
+    );
+    let write = Op4::Write(WriteArgs {
+        stateid: deleg.clone(),
+        offset: 0,
+        stable: 2,
+        data: bytes::Bytes::from_static(b"new"),
+    });
+    let r = Reply::parse(compound_raw(
+        &mut holder,
+        0,
+        &[Op4::Putfh(fh.clone()), write],
+    ));
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "WRITE under the delegation: {:?}",
+        r.results
+    );
+    assert_eq!(metric(&srv, "dittofs_nfs4_delegations_recalled_total"), 0.0);
+    let r = open_existing(&mut reader, &dir, b"r", SHARE_ACCESS_READ, "w40");
+    assert_eq!(
+        r.status,
+        Nfs4Status::Delay,
+        "the reader waits for the recall"
+    );
+    let (xid, ident, stateid, _, rfh) = parse_cb40(&cb.recv().expect("CB_RECALL"));
+    assert_eq!((ident, &stateid, &rfh), (0x77, &deleg, &fh.0));
+    answer_cb40(&mut cb, xid);
+    let ret = [Op4::Putfh(fh.clone()), Op4::Delegreturn(deleg.clone())];
+    let r = Reply::parse(compound_raw(&mut holder, 0, &ret));
+    assert_eq!(r.status, Nfs4Status::Ok, "DELEGRETURN: {:?}", r.results);
+    let r = open_existing(&mut reader, &dir, b"r", SHARE_ACCESS_READ, "w40");
+    assert_eq!(
+        r.status,
+        Nfs4Status::Ok,
+        "the reader's retry after DELEGRETURN"
+    );
+    assert_eq!(read_file(&mut reader, &fh), b"new");
+}
+
 /// No delegation without a working callback path: a client whose callback address
 /// does not answer, and clients whose SETCLIENTID gave a bogus or refused address
 /// (SETCLIENTID itself succeeds; the server never dials those).

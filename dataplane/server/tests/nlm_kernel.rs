@@ -32,6 +32,7 @@ mod common;
 use common::netns::{GuestNet, HOST_ADDR};
 use common::nlm::NlmClient;
 use common::{Client, Server, http_get};
+use dittofs_nfs::nfs3::NfsFh3;
 use dittofs_nfs::nlm4::Nlm4Stat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,6 +117,51 @@ impl Guest {
     }
 }
 
+/// The value of counter `name` in this `dfs`'s /metrics (0 when absent).
+fn counter(http_port: u16, name: &str) -> u64 {
+    let m = http_get(http_port, "/metrics").expect("/metrics");
+    let key = format!("{name} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map_or(0, |v| v.trim().parse::<f64>().expect("a number") as u64)
+}
+
+/// 6: the guest's NFSv4.0 client gets a write delegation of `fh` ("h") over its
+/// callback path, writes under it and closes the file; the host's exclusive NLM lock
+/// recalls it (DENIED until the client wrote back and returned it, then granted), and
+/// a READ sees the guest's data.
+fn v40_write_delegation(g: &mut Guest, host: &mut NlmClient, fh: &NfsFh3, srv: &Server) {
+    let http = srv.http_port;
+    let granted = counter(http, "dittofs_nfs4_delegations_granted_total");
+    g.wait_for("v40-opening", 120);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while counter(http, "dittofs_nfs4_delegations_granted_total") <= granted {
+        g.assert_running();
+        let probes = ["answered", "failed"]
+            .map(|k| counter(http, &format!("dittofs_nfs4_cb_probes_{k}_total")));
+        assert!(
+            Instant::now() < deadline,
+            "no delegation for the guest's 4.0 client in 90 s (CB_NULL probes answered, failed: {probes:?})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    g.touch("v40-delegated");
+    g.wait_for("v40-wrote", 60);
+    let recalled = counter(http, "dittofs_nfs4_delegations_recalled_total");
+    g.wait_until("the host's NLM lock granted after the recall", 90, || {
+        host.lock(&fh.0, WHOLE, true) == Nlm4Stat::Granted
+    });
+    assert!(
+        counter(http, "dittofs_nfs4_delegations_recalled_total") > recalled,
+        "the NLM lock recalled the 4.0 client's delegation"
+    );
+    let nfs = SocketAddr::new(HOST_ADDR.parse().unwrap(), srv.nfs_port);
+    let data = Client::connect_addr(nfs).read_ok(fh, 0, 64);
+    assert_eq!(&data[..], b"from-4.0", "written back before DELEGRETURN");
+    assert_eq!(host.unlock(&fh.0, WHOLE), Nlm4Stat::Granted);
+    g.touch("v40-recalled");
+}
+
 /// How many NLM calls of `procedure` this `dfs` has answered (its /metrics).
 fn nlm_calls(http_port: u16, procedure: &str) -> u64 {
     let m = http_get(http_port, "/metrics").expect("/metrics");
@@ -155,6 +201,12 @@ mkdir -p /mnt/v4
 mount -t nfs -o vers=4.2,proto=tcp,port={port} {HOST_ADDR}:/export /mnt/v4
 python3 /share/v4lock.py
 umount /mnt/v4
+# 6. NFSv4.0 (the server dials the guest's callback service): a write delegation,
+#    recalled by the host's NLM lock
+mkdir -p /mnt/v40
+mount -t nfs -o vers=4.0,proto=tcp,port={port} {HOST_ADDR}:/export /mnt/v40
+python3 /share/v40deleg.py
+umount /mnt/v40
 umount /mnt/t
 echo GUEST-NLM-OK"#
     )
@@ -197,6 +249,27 @@ os.fsync(fd)
 say('v4-io'); wait('v4-seen')
 fcntl.lockf(fd, fcntl.LOCK_UN, 10, 0)
 os.close(fd)
+"#;
+
+const V40DELEG_PY: &str = r#"import os, time
+def say(n):
+    open('/share/' + n, 'w').close()
+say('v40-opening')
+for _ in range(1200):  # until the host saw a delegation granted (after the CB_NULL probe)
+    fd = os.open('/mnt/v40/h', os.O_RDWR)
+    if os.path.exists('/share/v40-delegated'):
+        break
+    os.close(fd)
+    time.sleep(0.1)
+else:
+    raise SystemExit('guest: no delegation for the 4.0 client')
+os.pwrite(fd, b'from-4.0', 0)
+os.close(fd)  # close-to-open: the next opener sees it (the client may keep it cached
+say('v40-wrote')  # under the delegation until a recall)
+for _ in range(1200):
+    if os.path.exists('/share/v40-recalled'):
+        break
+    time.sleep(0.1)
 "#;
 
 /// A blocked NFSv4 lock is retried by the client: at once on CB_NOTIFY_LOCK, else by its
@@ -400,6 +473,8 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
         ("DITTOFS_NFS_LOCKS_GRACE_SECONDS".into(), "0".into()),
         ("DITTOFS_NFS_PORTMAPPER_ENABLED".into(), "true".into()),
         ("DITTOFS_NFS_PORTMAPPER_PORT".into(), "111".into()),
+        // write delegations as by default (the common test server turns them off)
+        ("DITTOFS_NFS_V4_WRITE_DELEGATIONS".into(), "true".into()),
     ]);
     srv.spawn();
     let nfs = SocketAddr::new(HOST_ADDR.parse().unwrap(), srv.nfs_port);
@@ -407,12 +482,14 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
     let dir = c.mount_root();
     let fh = c.create_file(&dir, "f").0;
     let fh_g = c.create_file(&dir, "g").0;
+    let fh_h = c.create_file(&dir, "h");
     let mut host = NlmClient::connect_addr(nfs, "host-client", 4242);
     assert_eq!(host.lock(&fh, WHOLE, true), Nlm4Stat::Granted);
 
     let share = tempfile::tempdir().unwrap();
     std::fs::write(share.path().join("lockf.py"), LOCKF_PY).unwrap();
     std::fs::write(share.path().join("v4lock.py"), V4LOCK_PY).unwrap();
+    std::fs::write(share.path().join("v40deleg.py"), V40DELEG_PY).unwrap();
     let child = Command::new(root.join("e2e/vm/run-in-guest.sh"))
         .arg(guest_script(srv.nfs_port))
         .env("VM_SHARE", share.path())
@@ -433,6 +510,7 @@ fn nlm_linux_kernel_client_contends_with_a_userspace_client() {
     let mut host = restart_and_reclaim(&mut g, &mut srv, &fh, nfs);
     v4_against_nlm(&mut g, &mut host, &fh_g);
     let mut host = v4_reclaim_against_nlm(&mut g, &mut srv, &fh_g, nfs);
+    v40_write_delegation(&mut g, &mut host, &fh_h, &srv);
     g.finish();
     // the guest's lock was released by its unlock: the file is free again
     assert_eq!(host.test(&fh, WHOLE, true).stat, Nlm4Stat::Granted);

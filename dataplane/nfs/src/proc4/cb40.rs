@@ -24,14 +24,17 @@
 //!   (the client ID of OPEN, LOCK with a new lock-owner and LOCKT; the stateid of READ,
 //!   WRITE, SETATTR and LOCK) for the rest of the COMPOUND;
 //!   [`breaker`] is then the client a break acts for (a session's client in 4.1/4.2), so
-//!   a 4.0 client's own operations do not recall its own delegation. A 4.0 operation
-//!   whose arguments name no client (REMOVE, RENAME, GETATTR) breaks every delegation
-//!   of the file it conflicts with. A 4.0 READ may name the client's delegation
+//!   a 4.0 client's own operations do not recall its own delegation. The clients named
+//!   on a connection (also by RENEW and SETCLIENTID_CONFIRM) are remembered with it
+//!   (`ConnClient`): a 4.0 operation whose arguments name no client (REMOVE, RENAME,
+//!   GETATTR) acts for the one client seen on its connection (a Linux client uses one
+//!   connection per client ID), and breaks every delegation of the file it conflicts
+//!   with when several were seen or none. A 4.0 READ may name the client's delegation
 //!   stateid: in 4.0 the stateid alone says whose it is (`io::check_io`). DELEGRETURN acts for the delegation's own client and renews its lease
 //!   ([`delegreturn_client`]): 4.0 sequences it by no owner seqid.
 
 use super::Compound;
-use crate::backchannel::BackChan;
+use crate::backchannel::{BackChan, ConnClient};
 use crate::cblink::{self, Callback, LinkEnv};
 use crate::nfs4::io::Locker4;
 use crate::nfs4::session::SetClientIdArgs;
@@ -125,10 +128,24 @@ pub(super) fn note_client(c: &mut Compound<'_>, op: &Op4) {
         Op4::Read(a) => stateid_client(c, &a.stateid),
         Op4::Write(a) => stateid_client(c, &a.stateid),
         Op4::Setattr(a) => stateid_client(c, &a.stateid),
+        Op4::Renew(id) => Some(*id),
+        Op4::SetClientIdConfirm(a) => Some(a.clientid),
         _ => None,
     };
-    if named.is_some() {
+    if let Some(id) = named {
         c.client40 = named;
+        if let Some(conn) = &c.ctx.conn {
+            let mut seen = conn.client40.lock();
+            *seen = seen.named(id);
+        }
+    }
+}
+
+/// The one 4.0 client seen on the connection of `c`, if only one was.
+fn conn_client(c: &Compound<'_>) -> Option<u64> {
+    match *c.ctx.conn.as_ref()?.client40.lock() {
+        ConnClient::One(id) => Some(id),
+        _ => None,
     }
 }
 
@@ -146,12 +163,14 @@ fn stateid_client(c: &Compound<'_>, sid: &Stateid4) -> Option<u64> {
 }
 
 /// The client a break of delegations acts for: the session's, the one a 4.0
-/// COMPOUND named, or 0 (never a client ID: every delegation of the file breaks).
+/// COMPOUND named, the one 4.0 client seen on the connection, or 0 (never a client
+/// ID: every delegation of the file breaks).
 pub(super) fn breaker(c: &Compound<'_>) -> u64 {
     c.session
         .as_ref()
         .map(|s| s.client)
         .or(c.client40)
+        .or_else(|| conn_client(c))
         .unwrap_or(0)
 }
 
@@ -175,6 +194,16 @@ pub(super) fn delegreturn_client(c: &Compound<'_>, sid: &Stateid4) -> Result<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_names_one_client_until_a_second_appears() {
+        let seen = ConnClient::Unknown.named(7);
+        assert_eq!(seen, ConnClient::One(7));
+        assert_eq!(seen.named(7), ConnClient::One(7));
+        let two = seen.named(8);
+        assert_eq!(two, ConnClient::Several);
+        assert_eq!(two.named(7), ConnClient::Several, "never back to one");
+    }
 
     #[test]
     fn keys_are_per_client_and_marked() {

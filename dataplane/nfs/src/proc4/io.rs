@@ -19,7 +19,7 @@
 //!   (and the writes of `space`) first recall other clients' delegations of the file;
 //!   an OPEN for read and a READ (and the reads of `space`) other clients' write
 //!   delegations (NFS4ERR_DELAY meanwhile). An OPEN with deny NONE may get a
-//!   delegation ([`wanted`]; 4.0: a read delegation, to a confirmed open-owner, `cb40`):
+//!   delegation ([`wanted`]; 4.0: to a confirmed open-owner, over `cb40`'s path):
 //!   read for read-only access, write (OPEN_DELEGATE_WRITE,
 //!   space limit NFS_LIMIT_SIZE of the largest file size, an ACE granting nothing so
 //!   the client still asks ACCESS) for write access; OPEN4_SHARE_ACCESS_WANT_NO_DELEG
@@ -299,11 +299,11 @@ async fn opened(c: &Compound<'_>, client: u64, a: &OpenArgs) -> Result<Opened, F
     })
 }
 
-/// The delegation an OPEN may get (RFC 8881 section 18.16.3): in 4.1/4.2, for a plain
-/// open (CLAIM_NULL, CLAIM_FH) with deny NONE, a read delegation for read-only access,
-/// a write delegation for write access, unless the client's OPEN4_SHARE_ACCESS_WANT_*
-/// bits say otherwise (NO_DELEG and CANCEL: none; READ_DELEG: no write delegation);
-/// in 4.0 a read delegation for read-only access by a `confirmed` open-owner.
+/// The delegation an OPEN may get (RFC 8881 section 18.16.3, RFC 7530 section 10.4):
+/// for a plain open (CLAIM_NULL, CLAIM_FH) with deny NONE by a `confirmed` open-owner
+/// (always so in 4.1/4.2), a read delegation for read-only access, a write delegation
+/// for write access; in 4.1/4.2 unless the client's OPEN4_SHARE_ACCESS_WANT_* bits say
+/// otherwise (NO_DELEG and CANCEL: none; READ_DELEG: no write delegation).
 fn wanted((minor, confirmed): (u32, bool), a: &OpenArgs) -> Option<LeaseKind> {
     let plain = matches!(a.claim, OpenClaim4::Null(_) | OpenClaim4::Fh);
     if !confirmed || !plain || a.share_deny != 0 {
@@ -312,7 +312,11 @@ fn wanted((minor, confirmed): (u32, bool), a: &OpenArgs) -> Option<LeaseKind> {
     let want = a.share_access & SHARE_ACCESS_WANT_DELEG_MASK;
     let read_only = a.share_access & 0xff == SHARE_ACCESS_READ;
     if minor == 0 {
-        return read_only.then_some(LeaseKind::READ_HANDLE);
+        return Some(if read_only {
+            LeaseKind::READ_HANDLE
+        } else {
+            LeaseKind::READ_WRITE_HANDLE
+        });
     }
     match want {
         SHARE_ACCESS_WANT_NO_DELEG | SHARE_ACCESS_WANT_CANCEL => None,
