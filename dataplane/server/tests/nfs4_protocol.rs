@@ -2175,18 +2175,48 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 /// its callback_ident, no CB_SEQUENCE) on the callback connection, which the server
 /// makes again when it drops (RENEW says NFS4ERR_CB_PATH_DOWN meanwhile); the holder
 /// opens under the delegation (CLAIM_DELEGATE_CUR) and returns it without a session.
+/// A 4.0 delegation test's cast: the holder (a 4.0 client with callback identifier
+/// `ident`, whose CB_NULL probe was answered on `cb`, with a confirmed open-owner
+/// `owner` of `file`) and a 4.1 peer that made `file` ("old") in the export `dir`.
+struct V40Cast {
+    holder: Client,
+    id: u64,
+    cb: Client,
+    peer: V4,
+    dir: Fh4,
+}
+
+fn v40_cast(srv: &Server, svc: &CbService, ident: u32, (owner, file): (&[u8], &str)) -> V40Cast {
+    let mut holder = Client::connect(srv.nfs_port);
+    let name = [b"v40-holder-".as_slice(), file.as_bytes()].concat();
+    let id = v40_client_cb(&mut holder, &name, 3, ("tcp", &svc.uaddr()), ident);
+    let mut cb = svc.accept();
+    answer_cb_null(&mut cb);
+    let peer_name = [b"v40-peer-".as_slice(), file.as_bytes()].concat();
+    let mut peer = V4::connect(srv.nfs_port, &peer_name);
+    let dir = peer.fh_of(&[Op4::Putrootfh, lookup("export")]);
+    make_file(&mut peer, &dir, file, b"old");
+    confirmed_owner40(&mut holder, id, owner, &dir, file);
+    V40Cast {
+        holder,
+        id,
+        cb,
+        peer,
+        dir,
+    }
+}
+
 #[test]
 fn v40_read_delegation_is_recalled_over_the_callback_path() {
     let srv = Server::start();
     let svc = CbService::new();
-    let mut holder = Client::connect(srv.nfs_port);
-    let id = v40_client_cb(&mut holder, b"v40-holder", 3, ("tcp", &svc.uaddr()), 0x5eed);
-    let mut cb = svc.accept();
-    answer_cb_null(&mut cb);
-    let mut writer = V4::connect(srv.nfs_port, b"v40-peer-writer");
-    let dir = writer.fh_of(&[Op4::Putrootfh, lookup("export")]);
-    make_file(&mut writer, &dir, "d40", b"old");
-    confirmed_owner40(&mut holder, id, b"r", &dir, "d40");
+    let V40Cast {
+        mut holder,
+        id,
+        cb,
+        peer: mut writer,
+        dir,
+    } = v40_cast(&srv, &svc, 0x5eed, (b"r", "d40"));
     // a confirmed owner's OPEN for read gets a read delegation once the path is up
     let mut seqid = 2;
     let mut open_read = |holder: &mut Client| {
@@ -2316,14 +2346,13 @@ fn v40_write_delegation_is_recalled_by_a_reader() {
         "true".into(),
     )]);
     let svc = CbService::new();
-    let mut holder = Client::connect(srv.nfs_port);
-    let id = v40_client_cb(&mut holder, b"v40-wholder", 3, ("tcp", &svc.uaddr()), 0x77);
-    let mut cb = svc.accept();
-    answer_cb_null(&mut cb);
-    let mut reader = V4::connect(srv.nfs_port, b"v40-peer-reader");
-    let dir = reader.fh_of(&[Op4::Putrootfh, lookup("export")]);
-    make_file(&mut reader, &dir, "w40", b"old");
-    confirmed_owner40(&mut holder, id, b"w", &dir, "w40");
+    let V40Cast {
+        mut holder,
+        id,
+        mut cb,
+        peer: mut reader,
+        dir,
+    } = v40_cast(&srv, &svc, 0x77, (b"w", "w40"));
     let mut seqid = 2;
     let mut found = None;
     eventually("a write delegation", || {
