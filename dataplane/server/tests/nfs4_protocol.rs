@@ -2175,6 +2175,17 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 /// its callback_ident, no CB_SEQUENCE) on the callback connection, which the server
 /// makes again when it drops (RENEW says NFS4ERR_CB_PATH_DOWN meanwhile); the holder
 /// opens under the delegation (CLAIM_DELEGATE_CUR) and returns it without a session.
+/// A 4.0 FILE_SYNC WRITE of `data` at offset 0 of `fh` with `stateid`.
+fn write40(c: &mut Client, fh: &Fh4, stateid: &Stateid4, data: &'static [u8]) -> Reply {
+    let write = Op4::Write(WriteArgs {
+        stateid: stateid.clone(),
+        offset: 0,
+        stable: 2,
+        data: bytes::Bytes::from_static(data),
+    });
+    Reply::parse(compound_raw(c, 0, &[Op4::Putfh(fh.clone()), write]))
+}
+
 /// A 4.0 delegation test's cast: the holder (a 4.0 client with callback identifier
 /// `ident`, whose CB_NULL probe was answered on `cb`, with a confirmed open-owner
 /// `owner` of `file`) and a 4.1 peer that made `file` ("old") in the export `dir`.
@@ -2285,17 +2296,7 @@ fn v40_read_delegation_is_recalled_over_the_callback_path() {
     let Res::Open(o) = &r.results[1].2 else {
         panic!()
     };
-    let write = Op4::Write(WriteArgs {
-        stateid: o.stateid.clone(),
-        offset: 0,
-        stable: 2,
-        data: bytes::Bytes::from_static(b"new"),
-    });
-    let r = Reply::parse(compound_raw(
-        &mut holder,
-        0,
-        &[Op4::Putfh(fh.clone()), write],
-    ));
+    let r = write40(&mut holder, &fh, &o.stateid, b"new");
     assert_eq!(r.status, Nfs4Status::Ok, "own WRITE: {:?}", r.results);
     // another client's OPEN for write recalls it over the callback connection
     let r = open_existing(&mut writer, &dir, b"w", SHARE_ACCESS_BOTH, "d40");
@@ -2382,17 +2383,7 @@ fn v40_write_delegation_is_recalled_by_a_reader() {
         "the holder's own GETATTR: {:?}",
         r.results
     );
-    let write = Op4::Write(WriteArgs {
-        stateid: deleg.clone(),
-        offset: 0,
-        stable: 2,
-        data: bytes::Bytes::from_static(b"new"),
-    });
-    let r = Reply::parse(compound_raw(
-        &mut holder,
-        0,
-        &[Op4::Putfh(fh.clone()), write],
-    ));
+    let r = write40(&mut holder, &fh, &deleg, b"new");
     assert_eq!(
         r.status,
         Nfs4Status::Ok,
