@@ -343,7 +343,7 @@ impl Fs {
 
     /// Notes a write of `ino` (its data in the engine; the caller holds the file's lock):
     /// its mtime and change attribute move now, the record's at the next flush.
-    pub(crate) fn note_write(&self, ino: Ino, pending: u64, mtime: Timestamp) {
+    pub(crate) fn note_write(&self, ino: Ino, mtime: Timestamp) {
         let mut d = self.dirty.lock();
         let e = d.entry(ino).or_insert(DirtyInfo {
             mtime,
@@ -353,7 +353,7 @@ impl Fs {
         });
         e.mtime = mtime;
         e.epoch += 1;
-        e.pending += pending;
+        e.pending += 1;
     }
 
     /// Moves the pending writes of `ino` into the change counter a flush publishes, for

@@ -170,7 +170,7 @@ impl Fs {
                         stability != Stability::Unstable,
                     )
                     .await?;
-                self.note_write(ino, 1, Timestamp::now());
+                self.note_write(ino, Timestamp::now());
             }
             rec
         };
@@ -415,7 +415,7 @@ impl Fs {
                 continue;
             }
             self.engine.restore(r.key, r);
-            self.note_write(r.key.ino, 1, unchanged_mtime);
+            self.note_write(r.key.ino, unchanged_mtime);
             touched.insert(r.key.ino);
         }
         // A full disk must not keep the share from serving: writes that cannot be flushed

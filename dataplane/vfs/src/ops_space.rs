@@ -295,7 +295,7 @@ impl Fs {
     /// caller holds the file's write lock; a flush publishes it.
     async fn write_locked(&self, ino: Ino, offset: u64, data: Bytes) -> FsResult<()> {
         self.engine.write(self.key(ino), offset, data, true).await?;
-        self.note_write(ino, 1, Timestamp::now());
+        self.note_write(ino, Timestamp::now());
         Ok(())
     }
 
